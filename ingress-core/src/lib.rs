@@ -1,0 +1,57 @@
+//! `ingress-core`: the pure routing model of the Ferry ingress controller.
+//!
+//! Describe Ingress-like rules with plain Rust types ([`Ingress`], [`HostRule`],
+//! [`PathRule`], [`BackendRef`]), compile them with a [`TableBuilder`] into an immutable
+//! [`RouteTable`], and look requests up by host and path. Endpoints live in an
+//! [`EndpointStore`] whose per-backend slots the table shares, so endpoint changes never
+//! rebuild routes.
+//!
+//! The crate has no I/O, no async runtime and no Kubernetes types: the Kubernetes feed
+//! (`ingress-k8s`) and the proxy (`ingress-proxy`) meet here.
+//!
+//! # Examples
+//!
+//! ```
+//! use ingress_core::{BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, MatchedBy, Origin, PathRule, TableBuilder};
+//!
+//! let demo = BackendRef::new("default", "demo-app", 80);
+//! let mut endpoints = EndpointStore::new();
+//! endpoints.set(&demo, EndpointSet::new(["10.0.0.7:80".parse::<std::net::SocketAddr>().unwrap()]));
+//!
+//! let mut builder = TableBuilder::new();
+//! builder.ingress(Ingress::new(Origin::new("default", "demo-ingress"))
+//!     .rule(HostRule::host("demo.example.com").path(PathRule::prefix("/", demo.clone()))));
+//! let table = builder.build(&mut endpoints).table;
+//!
+//! let route = table.lookup("demo.example.com:30080", "/index.html").unwrap();
+//! assert_eq!(route.backend.key(), &demo);
+//! assert_eq!(route.backend.endpoints().len(), 1);
+//! assert!(matches!(route.matched_by, MatchedBy::Path { .. }));
+//!
+//! // An endpoint change is visible through the same table, without a rebuild.
+//! endpoints.set(&demo, EndpointSet::default());
+//! assert!(table.lookup("demo.example.com", "/").unwrap().backend.endpoints().is_empty());
+//! ```
+#![deny(missing_docs)]
+
+mod build;
+mod endpoints;
+mod error;
+mod explain;
+mod host;
+mod model;
+mod path;
+mod table;
+mod tls;
+
+pub use build::{Built, TableBuilder};
+pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
+pub use error::{Field, Reason, Rejection};
+pub use explain::{Decision, Explanation, HostCandidate, PathCandidate, Verdict};
+pub use host::{HostPattern, normalize_host};
+pub use model::{
+    BackendRef, CertificateRef, HostRule, Ingress, Origin, PathRule, PathType, PortRef, Service, ServicePort,
+    TlsRule,
+};
+pub use table::{Backend, MatchedBy, Route, RouteTable};
+pub use tls::{TlsEntry, TlsMap};

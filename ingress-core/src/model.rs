@@ -1,0 +1,297 @@
+//! The input of the routing model: plain Rust descriptions of Ingress-like objects.
+//!
+//! These types mirror the shape of a Kubernetes `networking.k8s.io/v1` Ingress closely enough
+//! that a translation is a field-by-field copy, but they carry no Kubernetes types, so a gateway
+//! with no cluster can build them in code.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The object a rule came from: an Ingress (or anything playing its part).
+///
+/// Origins order conflicts: the oldest object (smallest `created`) wins, then namespace/name
+/// order, so the outcome never depends on the order in which objects were added.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// Namespace of the object.
+    pub namespace: String,
+    /// Name of the object.
+    pub name: String,
+    /// Creation time, seconds since the Unix epoch (Kubernetes `metadata.creationTimestamp`).
+    pub created: i64,
+}
+
+impl Origin {
+    /// An origin with creation time 0; set [`Origin::created`] when age matters.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into(), created: 0 }
+    }
+
+    /// The same origin with the given creation time (seconds since the Unix epoch).
+    #[must_use]
+    pub fn created_at(mut self, created: i64) -> Self {
+        self.created = created;
+        self
+    }
+}
+
+impl Ord for Origin {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.created, &self.namespace, &self.name).cmp(&(other.created, &other.namespace, &other.name))
+    }
+}
+
+impl PartialOrd for Origin {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Service port, by number or by name (Kubernetes `ServiceBackendPort`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortRef {
+    /// The Service port number.
+    Number(u16),
+    /// The Service port name.
+    Name(String),
+}
+
+impl fmt::Display for PortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortRef::Number(n) => write!(f, "{n}"),
+            PortRef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl From<u16> for PortRef {
+    fn from(n: u16) -> Self {
+        PortRef::Number(n)
+    }
+}
+
+impl From<&str> for PortRef {
+    fn from(name: &str) -> Self {
+        PortRef::Name(name.to_owned())
+    }
+}
+
+/// A reference to a Service port: what a rule sends traffic to.
+///
+/// It is also the key of the backend's endpoint set in an
+/// [`EndpointStore`](crate::EndpointStore).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BackendRef {
+    /// Namespace of the Service.
+    pub namespace: String,
+    /// Name of the Service.
+    pub service: String,
+    /// Which port of the Service.
+    pub port: PortRef,
+}
+
+impl BackendRef {
+    /// A reference to `namespace/service:port`.
+    pub fn new(namespace: impl Into<String>, service: impl Into<String>, port: impl Into<PortRef>) -> Self {
+        Self { namespace: namespace.into(), service: service.into(), port: port.into() }
+    }
+}
+
+impl fmt::Display for BackendRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.namespace, self.service, self.port)
+    }
+}
+
+/// How a rule's path is compared with the request path (Kubernetes `pathType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathType {
+    /// The request path must equal the rule path, case-sensitively.
+    Exact,
+    /// Element-wise prefix match on `/`-separated segments; a trailing slash is ignored.
+    Prefix,
+    /// Left to the controller. Ferry treats it as [`PathType::Prefix`].
+    ImplementationSpecific,
+}
+
+impl fmt::Display for PathType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathType::Exact => "Exact",
+            PathType::Prefix => "Prefix",
+            PathType::ImplementationSpecific => "ImplementationSpecific",
+        })
+    }
+}
+
+/// One path of a host rule (Kubernetes `HTTPIngressPath`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRule {
+    /// The path, starting with `/`.
+    pub path: String,
+    /// How `path` is compared with the request path.
+    pub path_type: PathType,
+    /// Where matching requests go.
+    pub backend: BackendRef,
+}
+
+impl PathRule {
+    /// A path rule of any type.
+    pub fn new(path: impl Into<String>, path_type: PathType, backend: BackendRef) -> Self {
+        Self { path: path.into(), path_type, backend }
+    }
+
+    /// A `Prefix` path rule.
+    pub fn prefix(path: impl Into<String>, backend: BackendRef) -> Self {
+        Self::new(path, PathType::Prefix, backend)
+    }
+
+    /// An `Exact` path rule.
+    pub fn exact(path: impl Into<String>, backend: BackendRef) -> Self {
+        Self::new(path, PathType::Exact, backend)
+    }
+}
+
+/// A host and its paths (Kubernetes `IngressRule`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostRule {
+    /// `None` matches every host; otherwise an exact name or a `*.` single-label wildcard.
+    pub host: Option<String>,
+    /// The paths served under this host.
+    pub paths: Vec<PathRule>,
+}
+
+impl HostRule {
+    /// A rule for `host` with no paths yet.
+    pub fn host(host: impl Into<String>) -> Self {
+        Self { host: Some(host.into()), paths: Vec::new() }
+    }
+
+    /// A rule that matches every host.
+    pub fn any_host() -> Self {
+        Self { host: None, paths: Vec::new() }
+    }
+
+    /// The same rule with one more path.
+    #[must_use]
+    pub fn path(mut self, path: PathRule) -> Self {
+        self.paths.push(path);
+        self
+    }
+}
+
+/// A reference to a TLS certificate and key (a Kubernetes `kubernetes.io/tls` Secret).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CertificateRef {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+}
+
+impl CertificateRef {
+    /// A reference to the Secret `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for CertificateRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A TLS entry: which hosts a certificate serves (Kubernetes `IngressTLS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsRule {
+    /// Hosts (exact or `*.` wildcard) the certificate is for. Empty means every host of the
+    /// Ingress's rules.
+    pub hosts: Vec<String>,
+    /// The certificate to present.
+    pub certificate: CertificateRef,
+}
+
+/// One Ingress: the unit that rules come from, conflicts are judged by, and rejections name.
+///
+/// # Examples
+///
+/// ```
+/// use ingress_core::{BackendRef, HostRule, Ingress, Origin, PathRule};
+///
+/// let ingress = Ingress::new(Origin::new("default", "demo-ingress"))
+///     .rule(HostRule::host("demo.example.com")
+///         .path(PathRule::prefix("/", BackendRef::new("default", "demo-app", 80))));
+/// assert_eq!(ingress.rules.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingress {
+    /// Which object this is.
+    pub origin: Origin,
+    /// Where requests for this Ingress's hosts go when no path matches; for an Ingress without
+    /// rules, where every otherwise unmatched request goes.
+    pub default_backend: Option<BackendRef>,
+    /// Host rules, in the order written.
+    pub rules: Vec<HostRule>,
+    /// TLS entries, in the order written.
+    pub tls: Vec<TlsRule>,
+}
+
+impl Ingress {
+    /// An Ingress with no rules yet.
+    pub fn new(origin: Origin) -> Self {
+        Self { origin, default_backend: None, rules: Vec::new(), tls: Vec::new() }
+    }
+
+    /// The same Ingress with one more host rule.
+    #[must_use]
+    pub fn rule(mut self, rule: HostRule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// The same Ingress with a default backend.
+    #[must_use]
+    pub fn default_backend(mut self, backend: BackendRef) -> Self {
+        self.default_backend = Some(backend);
+        self
+    }
+
+    /// The same Ingress with one more TLS entry.
+    #[must_use]
+    pub fn tls(
+        mut self,
+        hosts: impl IntoIterator<Item = impl Into<String>>,
+        certificate: CertificateRef,
+    ) -> Self {
+        self.tls.push(TlsRule { hosts: hosts.into_iter().map(Into::into).collect(), certificate });
+        self
+    }
+}
+
+/// A Service's port, used to resolve [`PortRef::Name`] and to check port numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// The port's name, if it has one.
+    pub name: Option<String>,
+    /// The port number.
+    pub port: u16,
+}
+
+/// A Service known to the builder: lets it resolve named ports and reject unknown ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Namespace of the Service.
+    pub namespace: String,
+    /// Name of the Service.
+    pub name: String,
+    /// The Service's ports.
+    pub ports: Vec<ServicePort>,
+}

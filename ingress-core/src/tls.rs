@@ -1,0 +1,97 @@
+//! The TLS SNI map: which certificate a TLS handshake for a server name gets.
+
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+
+use crate::host::{HostBuf, wildcard_suffix};
+use crate::{CertificateRef, HostPattern, Origin};
+
+/// One host → certificate entry, with the Ingress that declared it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsEntry {
+    /// The host (exact or wildcard) the certificate serves.
+    pub host: HostPattern,
+    /// The certificate.
+    pub certificate: CertificateRef,
+    /// The Ingress whose `spec.tls` declared it, `None` for the controller's default.
+    pub origin: Option<Origin>,
+}
+
+/// Host (exact or wildcard) → certificate, plus a default certificate.
+///
+/// Lookup order for a server name: exact host, then single-label wildcard, then the default.
+///
+/// # Examples
+///
+/// ```
+/// use ingress_core::{CertificateRef, EndpointStore, Ingress, Origin, TableBuilder};
+///
+/// let mut builder = TableBuilder::new();
+/// builder.ingress(Ingress::new(Origin::new("default", "web"))
+///     .default_backend(ingress_core::BackendRef::new("default", "web", 80))
+///     .tls(["*.example.com"], CertificateRef::new("default", "wildcard-tls")));
+/// builder.default_certificate(CertificateRef::new("ingress-ferry", "default-tls"));
+/// let table = builder.build(&mut EndpointStore::new()).table;
+///
+/// let tls = table.tls();
+/// assert_eq!(tls.certificate_for(Some("a.example.com")).unwrap().certificate.name, "wildcard-tls");
+/// assert_eq!(tls.certificate_for(Some("example.com")).unwrap().certificate.name, "default-tls");
+/// assert_eq!(tls.certificate_for(None).unwrap().certificate.name, "default-tls");
+/// ```
+#[derive(Debug, Default)]
+pub struct TlsMap {
+    pub(crate) entries: Vec<TlsEntry>,
+    pub(crate) exact: HashMap<Box<str>, u32, RandomState>,
+    pub(crate) wildcard: HashMap<Box<str>, u32, RandomState>,
+    pub(crate) default: Option<TlsEntry>,
+}
+
+impl TlsMap {
+    /// The certificate for a TLS server name (SNI); `None` as the name means the client sent
+    /// none. Returns `None` only when no entry matches and there is no default certificate.
+    pub fn certificate_for(&self, server_name: Option<&str>) -> Option<&TlsEntry> {
+        let mut buf: HostBuf = [0; 254];
+        if let Some(name) = server_name.and_then(|n| crate::normalize_host(n, &mut buf)) {
+            let hit =
+                self.exact.get(name).or_else(|| wildcard_suffix(name).and_then(|s| self.wildcard.get(s)));
+            if let Some(&i) = hit {
+                return Some(&self.entries[i as usize]);
+            }
+        }
+        self.default.as_ref()
+    }
+
+    /// Every entry, in no particular order (without the default).
+    pub fn entries(&self) -> &[TlsEntry] {
+        &self.entries
+    }
+
+    /// The default certificate, if one was configured.
+    pub fn default_certificate(&self) -> Option<&CertificateRef> {
+        self.default.as_ref().map(|e| &e.certificate)
+    }
+
+    /// Every distinct certificate the map can hand out, the default included.
+    pub fn certificates(&self) -> Vec<&CertificateRef> {
+        let mut all: Vec<&CertificateRef> =
+            self.entries.iter().chain(self.default.as_ref()).map(|e| &e.certificate).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    pub(crate) fn insert(&mut self, entry: TlsEntry) {
+        let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        match &entry.host {
+            HostPattern::Exact(h) => {
+                self.exact.insert(h.as_str().into(), index);
+            }
+            HostPattern::Wildcard(s) => {
+                self.wildcard.insert(s.as_str().into(), index);
+            }
+            HostPattern::Any => return,
+        }
+        self.entries.push(entry);
+    }
+}

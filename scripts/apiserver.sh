@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# A real kube-apiserver + etcd on loopback for the Kubernetes tests.
+#
+#   scripts/apiserver.sh build   build kube-apiserver 1.20 from Debian's source package, once
+#                                (cached under ~/.cache/ferry/kube-apiserver)
+#   scripts/apiserver.sh start   start etcd + kube-apiserver on 127.0.0.1, write env to $STATE/env
+#   scripts/apiserver.sh stop    stop both and remove their data
+#
+# After `start`, $STATE/env (default /tmp/ferry-apiserver/env) holds:
+#   FERRY_APISERVER_URL, FERRY_ADMIN_TOKEN, FERRY_CONTROLLER_TOKEN, FERRY_CONTROLLER_USER, FERRY_KUBECONFIG
+set -euo pipefail
+
+CACHE="${FERRY_CACHE:-$HOME/.cache/ferry}"
+BIN="$CACHE/kube-apiserver"
+STATE="${FERRY_APISERVER_STATE:-/tmp/ferry-apiserver}"
+ETCD_PORT="${FERRY_ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${FERRY_ETCD_PEER_PORT:-23800}"
+API_PORT="${FERRY_APISERVER_PORT:-26443}"
+
+log() { echo "apiserver.sh: $*" >&2; }
+
+build() {
+  if [ -x "$BIN" ]; then return 0; fi
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if ! ls /etc/apt/sources.list.d/ferry-src.sources >/dev/null 2>&1; then
+    $SUDO tee /etc/apt/sources.list.d/ferry-src.sources >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    $SUDO apt-get update -qq
+  fi
+  command -v go >/dev/null && command -v etcd >/dev/null || \
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server golang-go dpkg-dev rsync jq >/dev/null
+  local src="$CACHE/src"
+  mkdir -p "$src"
+  if ! ls -d "$src"/kubernetes-*/ >/dev/null 2>&1; then
+    log "fetching Debian's kubernetes source package"
+    (cd "$src" && apt-get source -qq kubernetes >/dev/null)
+  fi
+  local tree
+  tree=$(ls -d "$src"/kubernetes-*/ | head -1)
+  log "building kube-apiserver in $tree (about 6 minutes on 2 cores)"
+  (
+    cd "$tree"
+    mkdir -p .go/src/k8s.io
+    [ -e .go/src/k8s.io/kubernetes ] || ln -s ../../.. .go/src/k8s.io/kubernetes
+    GOPATH="$PWD/.go" CGO_ENABLED=0 GOFLAGS=-mod=vendor make WHAT=cmd/kube-apiserver >/dev/null
+  )
+  install -m 0755 "$tree/_output/local/bin/linux/amd64/kube-apiserver" "$BIN"
+  log "cached $BIN"
+}
+
+start() {
+  build
+  stop >/dev/null 2>&1 || true
+  mkdir -p "$STATE"
+  local admin_token controller_token
+  admin_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  controller_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  # The controller authenticates as the ingress-ferry ServiceAccount's user, so the RBAC bindings
+  # in deploy/ (subjects: ServiceAccount ingress-ferry/ingress-ferry) apply to it.
+  local controller_user="system:serviceaccount:ingress-ferry:ingress-ferry"
+  cat >"$STATE/tokens.csv" <<TOK
+$admin_token,admin,admin,system:masters
+$controller_token,$controller_user,ferry-controller,"system:serviceaccounts,system:serviceaccounts:ingress-ferry,system:authenticated"
+TOK
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$STATE/serving.key" -out "$STATE/serving.crt" 2>/dev/null
+  openssl genrsa -out "$STATE/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$STATE/sa.key" -pubout -out "$STATE/sa.pub" 2>/dev/null
+
+  etcd --name ferry-test --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "ferry-test=http://127.0.0.1:$ETCD_PEER_PORT" \
+    >"$STATE/etcd.log" 2>&1 &
+  echo $! >"$STATE/etcd.pid"
+
+  start_apiserver
+
+  cat >"$STATE/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: ferry-test
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority: $STATE/serving.crt
+users:
+- name: admin
+  user:
+    token: $admin_token
+contexts:
+- name: ferry-test
+  context: {cluster: ferry-test, user: admin, namespace: default}
+current-context: ferry-test
+KC
+  cat >"$STATE/env" <<ENV
+FERRY_APISERVER_URL=https://127.0.0.1:$API_PORT
+FERRY_APISERVER_CA=$STATE/serving.crt
+FERRY_ADMIN_TOKEN=$admin_token
+FERRY_CONTROLLER_TOKEN=$controller_token
+FERRY_CONTROLLER_USER=$controller_user
+FERRY_KUBECONFIG=$STATE/kubeconfig
+ENV
+  log "ready: https://127.0.0.1:$API_PORT (env in $STATE/env)"
+}
+
+# Separate so tests can restart the API server alone (etcd keeps the data).
+start_apiserver() {
+  "$BIN" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --secure-port "$API_PORT" --insecure-port 0 \
+    --tls-cert-file "$STATE/serving.crt" --tls-private-key-file "$STATE/serving.key" \
+    --token-auth-file "$STATE/tokens.csv" --authorization-mode RBAC \
+    --service-account-key-file "$STATE/sa.pub" --service-account-signing-key-file "$STATE/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-cluster-ip-range 10.96.0.0/16 --advertise-address 127.0.0.1 \
+    --enable-priority-and-fairness=false \
+    >>"$STATE/apiserver.log" 2>&1 &
+  echo $! >"$STATE/apiserver.pid"
+  for _ in $(seq 1 120); do
+    if curl -sfk "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 || \
+       curl -sfk -H "Authorization: Bearer $(cut -d, -f1 "$STATE/tokens.csv" | head -1)" \
+         "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  log "kube-apiserver did not become ready; last log lines:"
+  tail -20 "$STATE/apiserver.log" >&2
+  return 1
+}
+
+stop_apiserver() {
+  if [ -f "$STATE/apiserver.pid" ]; then
+    kill "$(cat "$STATE/apiserver.pid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$(cat "$STATE/apiserver.pid")" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$STATE/apiserver.pid"
+  fi
+}
+
+stop() {
+  stop_apiserver
+  if [ -f "$STATE/etcd.pid" ]; then
+    kill "$(cat "$STATE/etcd.pid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$(cat "$STATE/etcd.pid")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "$STATE"
+}
+
+case "${1:-}" in
+  build) build ;;
+  start) start ;;
+  stop) stop ;;
+  restart-apiserver) stop_apiserver; start_apiserver ;;
+  *) echo "usage: $0 build|start|stop|restart-apiserver" >&2; exit 2 ;;
+esac

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-time machine set-up: the Debian packages the build and the tests need.
+# Idempotent: installs only what is missing. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(cmake pkg-config libssl-dev clang curl jq openssl)
+# The Kubernetes tests need etcd and a kube-apiserver built from Debian's source package.
+packages+=(etcd-server golang-go dpkg-dev rsync)
+# The proxy benchmark compares against nginx under wrk load.
+packages+=(nginx-light wrk)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
