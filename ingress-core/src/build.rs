@@ -2,13 +2,14 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::path::{self, MatchKind};
 use crate::table::{CompiledRoute, HostEntry, Shadowed, Target};
 use crate::tls::TlsEntry;
 use crate::{
-    Backend, BackendRef, CertificateRef, EndpointStore, Field, HostPattern, Ingress, Origin, PortRef, Reason,
-    Rejection, RouteTable, Service, ServicePort, TlsMap,
+    Backend, BackendRef, CertificatePem, CertificateRef, EndpointStore, Field, HostPattern, Ingress, Origin,
+    PortRef, Reason, Rejection, RouteTable, Service, ServicePort, TlsMap,
 };
 
 /// Collects Ingresses and controller-wide settings, then compiles them with [`build`].
@@ -44,6 +45,7 @@ pub struct TableBuilder {
     services: HashMap<(String, String), Vec<ServicePort>>,
     default_backend: Option<BackendRef>,
     default_certificate: Option<CertificateRef>,
+    certificates: HashMap<CertificateRef, Arc<CertificatePem>>,
 }
 
 /// What [`TableBuilder::build`] returns: a table that always exists, and what was left out.
@@ -86,6 +88,14 @@ impl TableBuilder {
         self
     }
 
+    /// Registers the PEM material of a certificate, so the table carries it to the proxy.
+    /// Whoever feeds the builder validates it first: a TLS entry whose Secret is invalid should
+    /// be left out, so its hosts get the default certificate.
+    pub fn certificate(&mut self, certificate: CertificateRef, pem: CertificatePem) -> &mut Self {
+        self.certificates.insert(certificate, Arc::new(pem));
+        self
+    }
+
     /// Compiles the table. Never fails as a whole: invalid or conflicting rules are left out
     /// and listed in [`Built::rejected`]. Backends get their endpoint slots from `endpoints`,
     /// creating empty ones for backends it has not heard of.
@@ -102,6 +112,7 @@ impl TableBuilder {
         if let Some(cert) = self.default_certificate {
             state.tls.default = Some(TlsEntry { host: HostPattern::Any, certificate: cert, origin: None });
         }
+        state.tls.material = self.certificates;
         state.finish()
     }
 }

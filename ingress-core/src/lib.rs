@@ -54,4 +54,4 @@ pub use model::{
     TlsRule,
 };
 pub use table::{Backend, MatchedBy, Route, RouteTable};
-pub use tls::{TlsEntry, TlsMap};
+pub use tls::{CertificatePem, TlsEntry, TlsMap};

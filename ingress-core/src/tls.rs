@@ -1,11 +1,30 @@
 //! The TLS SNI map: which certificate a TLS handshake for a server name gets.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
 use crate::host::{HostBuf, wildcard_suffix};
 use crate::{CertificateRef, HostPattern, Origin};
+
+/// The PEM text of a certificate chain and its private key, as found in a
+/// `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`). The model does not parse it; the proxy
+/// does, once per snapshot.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CertificatePem {
+    /// The certificate chain, leaf first, PEM encoded.
+    pub chain: String,
+    /// The private key, PEM encoded.
+    pub key: String,
+}
+
+impl std::fmt::Debug for CertificatePem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("CertificatePem").field("chain_len", &self.chain.len()).finish_non_exhaustive()
+    }
+}
 
 /// One host → certificate entry, with the Ingress that declared it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +64,7 @@ pub struct TlsMap {
     pub(crate) exact: HashMap<Box<str>, u32, RandomState>,
     pub(crate) wildcard: HashMap<Box<str>, u32, RandomState>,
     pub(crate) default: Option<TlsEntry>,
+    pub(crate) material: HashMap<CertificateRef, Arc<CertificatePem>>,
 }
 
 impl TlsMap {
@@ -79,6 +99,12 @@ impl TlsMap {
         all.sort_unstable();
         all.dedup();
         all
+    }
+
+    /// The PEM material registered for a certificate with
+    /// [`TableBuilder::certificate`](crate::TableBuilder::certificate), if any.
+    pub fn material(&self, certificate: &CertificateRef) -> Option<&Arc<CertificatePem>> {
+        self.material.get(certificate)
     }
 
     pub(crate) fn insert(&mut self, entry: TlsEntry) {
