@@ -3,7 +3,7 @@
 # Idempotent: installs only what is missing. Run as root (or with sudo).
 set -euo pipefail
 
-packages=(cmake pkg-config libssl-dev clang curl jq openssl)
+packages=(cmake pkg-config libssl-dev clang curl jq openssl bc)
 # The Kubernetes tests need etcd and a kube-apiserver built from Debian's source package.
 packages+=(etcd-server golang-go dpkg-dev rsync)
 # The proxy benchmark compares against nginx under wrk load.

@@ -5,11 +5,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::path::{self, MatchKind};
-use crate::table::{CompiledRoute, HostEntry, Shadowed, Target};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use crate::table::{CompiledRoute, HostEntry, Shadowed, Span, Target};
 use crate::tls::TlsEntry;
 use crate::{
     Backend, BackendRef, CertificatePem, CertificateRef, EndpointStore, Field, HostPattern, Ingress, Origin,
-    PortRef, Reason, Rejection, RouteTable, Service, ServicePort, TlsMap,
+    PathType, PortRef, Reason, Rejection, RouteTable, Service, ServicePort, TlsMap,
 };
 
 /// Collects Ingresses and controller-wide settings, then compiles them with [`build`].
@@ -147,20 +152,32 @@ fn resolve(
 /// A TLS host as parsed: the pattern, or the host as written and what is wrong with it.
 type TlsHost = Result<HostPattern, (String, String)>;
 
-/// A path rule accepted so far, before sorting.
+/// A path rule accepted so far, before sorting and before its path moves into the arena.
 struct PendingRoute {
-    route: CompiledRoute,
+    path: Box<str>,
+    kind: MatchKind,
+    path_type: PathType,
+    backend: u32,
+    origin: u32,
+    rule: u32,
+    index: u32,
+}
+
+impl PendingRoute {
+    fn field(&self) -> Field {
+        Field::Path { rule: self.rule, path: self.index }
+    }
 }
 
 /// The order of routes within a host: longest path first, `Exact` before `Prefix` at equal
 /// length, then the older Ingress, then the order written. This one comparison is the whole of
 /// path precedence.
-fn precedence(a: &CompiledRoute, b: &CompiledRoute, origins: &[Origin]) -> Ordering {
-    let key = |r: &CompiledRoute| (Reverse(r.path.len()), r.kind, r.path_type);
+fn precedence(a: &PendingRoute, b: &PendingRoute, origins: &[Origin]) -> Ordering {
+    let key = |r: &PendingRoute| (Reverse(r.path.len()), r.kind, r.path_type);
     key(a)
         .cmp(&key(b))
         .then_with(|| origins[a.origin as usize].cmp(&origins[b.origin as usize]))
-        .then_with(|| a.field.cmp(&b.field))
+        .then_with(|| (a.rule, a.index).cmp(&(b.rule, b.index)))
 }
 
 #[derive(Default)]
@@ -169,12 +186,12 @@ struct HostAcc {
     /// (kind, compiled path) → index in `routes`: the conflict key.
     claimed: HashMap<(MatchKind, Box<str>), usize>,
     default: Option<Target>,
-    shadowed: Vec<(CompiledRoute, usize)>,
+    shadowed: Vec<(PendingRoute, usize)>,
 }
 
 struct State<'e> {
     endpoints: &'e mut EndpointStore,
-    backend_index: HashMap<BackendRef, u32>,
+    backend_index: HashMap<Arc<BackendRef>, u32>,
     backends: Vec<Backend>,
     origins: Vec<Origin>,
     hosts: BTreeMap<HostPattern, HostAcc>,
@@ -210,8 +227,9 @@ impl<'e> State<'e> {
             return i;
         }
         let i = index(self.backends.len());
-        self.backends.push(Backend { key: key.clone(), endpoints: self.endpoints.slot(key) });
-        self.backend_index.insert(key.clone(), i);
+        let (key, endpoints) = self.endpoints.slot(key);
+        self.backends.push(Backend { key: Arc::clone(&key), endpoints });
+        self.backend_index.insert(key, i);
         i
     }
 
@@ -282,27 +300,28 @@ impl<'e> State<'e> {
                     }
                 };
                 let kind = MatchKind::of(p.path_type);
-                let route = CompiledRoute {
+                let route = PendingRoute {
                     path: compiled.into_boxed_str(),
                     kind,
                     path_type: p.path_type,
                     backend,
                     origin,
-                    field,
+                    rule: ri,
+                    index: index(pi),
                 };
                 let acc = self.hosts.entry(pattern.clone()).or_default();
                 let key = (kind, route.path.clone());
                 if let Some(&winner) = acc.claimed.get(&key) {
-                    let w = &acc.routes[winner].route;
+                    let w = &acc.routes[winner];
                     let reason = Reason::Duplicate {
                         winner: self.origins[w.origin as usize].clone(),
-                        winner_field: w.field,
+                        winner_field: w.field(),
                     };
                     acc.shadowed.push((route, winner));
                     self.reject(&ing.origin, field, reason);
                 } else {
                     acc.claimed.insert(key, acc.routes.len());
-                    acc.routes.push(PendingRoute { route });
+                    acc.routes.push(route);
                 }
             }
         }
@@ -363,56 +382,103 @@ impl<'e> State<'e> {
     }
 
     fn finish(self) -> Built {
-        let mut table = RouteTable {
-            exact: HashMap::default(),
-            wildcard: HashMap::default(),
-            any: None,
-            hosts: Vec::with_capacity(self.hosts.len()),
-            routes: Vec::new(),
-            backends: self.backends,
-            origins: self.origins,
-            catch_all: self.catch_all.map(|(t, _)| t),
-            controller_default: self.controller_default,
-            tls: self.tls,
-            shadowed: Vec::new(),
+        let route_count: usize = self.hosts.values().map(|h| h.routes.len()).sum();
+        let arena_len: usize = self
+            .hosts
+            .iter()
+            .map(|(p, h)| {
+                p.to_string().len()
+                    + h.routes
+                        .iter()
+                        .chain(h.shadowed.iter().map(|s| &s.0))
+                        .map(|r| r.path.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        let mut arena = String::with_capacity(arena_len);
+        let mut push = |text: &str| {
+            let span = Span { start: index(arena.len()), len: index(text.len()) };
+            arena.push_str(text);
+            span
         };
-        table.routes.reserve_exact(self.hosts.values().map(|h| h.routes.len()).sum());
-        for (pattern, acc) in self.hosts {
-            let host = index(table.hosts.len());
-            let start = index(table.routes.len());
-            // Sort positions, then move routes: shadowed entries refer to positions.
+        let hasher = RandomState::default();
+        let mut exact = HashTable::with_capacity(self.hosts.len());
+        let mut wildcard = HashTable::new();
+        let mut any = None;
+        let mut hosts = Vec::with_capacity(self.hosts.len());
+        let mut names = Vec::with_capacity(self.hosts.len());
+        let mut routes = Vec::with_capacity(route_count);
+        let mut shadowed = Vec::new();
+        for (pattern, mut acc) in self.hosts {
+            let host = index(hosts.len());
+            let (kind, name) = match &pattern {
+                HostPattern::Exact(h) => (0, h.as_str()),
+                HostPattern::Wildcard(s) => (1, s.as_str()),
+                HostPattern::Any => (2, ""),
+            };
+            let name_span = push(name);
+            let start = index(routes.len());
+            // Sort positions, not routes: shadowed entries refer to positions.
             let mut order: Vec<usize> = (0..acc.routes.len()).collect();
-            order.sort_by(|&a, &b| precedence(&acc.routes[a].route, &acc.routes[b].route, &table.origins));
+            order.sort_by(|&a, &b| precedence(&acc.routes[a], &acc.routes[b], &self.origins));
             let mut new_pos = vec![0u32; acc.routes.len()];
             for (pos, &old) in order.iter().enumerate() {
                 new_pos[old] = start + index(pos);
+                let r = &acc.routes[old];
+                routes.push(compiled(r, push(&r.path)));
             }
-            let mut routes: Vec<Option<PendingRoute>> = acc.routes.into_iter().map(Some).collect();
-            for &old in &order {
-                if let Some(p) = routes[old].take() {
-                    table.routes.push(p.route);
-                }
+            for (r, winner) in acc.shadowed.drain(..) {
+                shadowed.push(Shadowed { host, route: compiled(&r, push(&r.path)), winner: new_pos[winner] });
             }
-            for (route, winner) in acc.shadowed {
-                table.shadowed.push(Shadowed { host, route, winner: new_pos[winner] });
-            }
-            match &pattern {
-                HostPattern::Exact(h) => {
-                    table.exact.insert(h.as_str().into(), host);
-                }
-                HostPattern::Wildcard(s) => {
-                    table.wildcard.insert(s.as_str().into(), host);
-                }
-                HostPattern::Any => table.any = Some(host),
-            }
-            table.hosts.push(HostEntry {
-                pattern,
-                routes: start..index(table.routes.len()),
+            names.push(name.to_owned());
+            let entry = HostEntry {
+                id: host,
+                kind,
+                name: name_span,
+                routes: (start, index(routes.len())),
                 default: acc.default,
-            });
+            };
+            let rehash = |h: &HostEntry| hasher.hash_one(names[h.id as usize].as_str());
+            match kind {
+                0 => {
+                    exact.insert_unique(hasher.hash_one(name), entry, rehash);
+                }
+                1 => {
+                    wildcard.insert_unique(hasher.hash_one(name), entry, rehash);
+                }
+                _ => any = Some(host),
+            }
+            hosts.push(entry);
         }
-        table.exact.shrink_to_fit();
-        table.wildcard.shrink_to_fit();
-        Built { table, rejected: self.rejected }
+        Built {
+            table: RouteTable {
+                hasher,
+                exact,
+                wildcard,
+                any,
+                arena: arena.into_boxed_str(),
+                hosts,
+                routes,
+                backends: self.backends,
+                origins: self.origins,
+                catch_all: self.catch_all.map(|(t, _)| t),
+                controller_default: self.controller_default,
+                tls: self.tls,
+                shadowed,
+            },
+            rejected: self.rejected,
+        }
+    }
+}
+
+fn compiled(r: &PendingRoute, path: Span) -> CompiledRoute {
+    CompiledRoute {
+        path,
+        backend: r.backend,
+        origin: r.origin,
+        rule: r.rule,
+        index: r.index,
+        kind: r.kind,
+        path_type: r.path_type,
     }
 }

@@ -99,7 +99,7 @@ impl EndpointSlot {
 /// ```
 #[derive(Debug, Default)]
 pub struct EndpointStore {
-    slots: HashMap<BackendRef, Arc<EndpointSlot>, foldhash::fast::RandomState>,
+    slots: HashMap<Arc<BackendRef>, Arc<EndpointSlot>, foldhash::fast::RandomState>,
 }
 
 impl EndpointStore {
@@ -116,7 +116,7 @@ impl EndpointStore {
             None => {
                 let slot = EndpointSlot::default();
                 slot.store(set);
-                self.slots.insert(backend.clone(), Arc::new(slot));
+                self.slots.insert(Arc::new(backend.clone()), Arc::new(slot));
             }
         }
     }
@@ -133,9 +133,16 @@ impl EndpointStore {
         }
     }
 
-    /// The slot for `backend`, created empty if needed (tables hold on to it).
-    pub(crate) fn slot(&mut self, backend: &BackendRef) -> Arc<EndpointSlot> {
-        Arc::clone(self.slots.entry(backend.clone()).or_default())
+    /// The key and slot for `backend`, created empty if needed (tables hold on to both, so the
+    /// key's strings are stored once).
+    pub(crate) fn slot(&mut self, backend: &BackendRef) -> (Arc<BackendRef>, Arc<EndpointSlot>) {
+        if let Some((key, slot)) = self.slots.get_key_value(backend) {
+            return (Arc::clone(key), Arc::clone(slot));
+        }
+        let key = Arc::new(backend.clone());
+        let slot = Arc::new(EndpointSlot::default());
+        self.slots.insert(Arc::clone(&key), Arc::clone(&slot));
+        (key, slot)
     }
 
     /// Drops empty slots that no table uses any more.

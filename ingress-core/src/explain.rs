@@ -116,27 +116,24 @@ impl RouteTable {
         let mut buf: HostBuf = [0; 254];
         let norm_host = crate::normalize_host(host, &mut buf).unwrap_or(host).to_owned();
         let path = path::strip_query(path).to_owned();
-        let chosen = self.find_host(host, &mut [0; 254]);
+        let chosen = self.find_host(host, &mut [0; 254]).map(|h| h.id);
 
-        let hosts: Vec<HostCandidate> = self
+        let mut hosts: Vec<HostCandidate> = self
             .hosts
             .iter()
             .enumerate()
-            .filter(|(_, h)| h.pattern.matches(&norm_host))
-            .map(|(i, h)| HostCandidate {
-                pattern: h.pattern.clone(),
-                chosen: u32::try_from(i).ok() == chosen,
-            })
-            .collect::<Vec<_>>();
-        let mut hosts = hosts;
+            .map(|(i, h)| (i, self.pattern(h)))
+            .filter(|(_, p)| p.matches(&norm_host))
+            .map(|(i, pattern)| HostCandidate { pattern, chosen: u32::try_from(i).ok() == chosen })
+            .collect();
         hosts.sort_by_key(|h| h.pattern.specificity());
 
         let mut paths = Vec::new();
         let mut winner: Option<&CompiledRoute> = None;
         if let Some(h) = chosen {
             let entry = &self.hosts[h as usize];
-            for r in &self.routes[entry.routes.start as usize..entry.routes.end as usize] {
-                let verdict = if !path::matches(r.kind, &r.path, &path) {
+            for r in &self.routes[entry.routes.0 as usize..entry.routes.1 as usize] {
+                let verdict = if !path::matches(r.kind, self.text(r.path), &path) {
                     Verdict::NoMatch
                 } else if let Some(w) = winner {
                     Verdict::Lost(lost_because(w, r, self))
@@ -150,7 +147,8 @@ impl RouteTable {
                 let w = &self.routes[s.winner as usize];
                 let why = format!(
                     "same host, path and path type as {} in {}, which takes precedence",
-                    w.field, self.origins[w.origin as usize]
+                    w.field(),
+                    self.origins[w.origin as usize]
                 );
                 paths.push(self.candidate(&s.route, Verdict::Shadowed(why)));
             }
@@ -159,8 +157,8 @@ impl RouteTable {
         let route = self.lookup(host, &path);
         let (decision, reason) = match (winner, route.map(|r| r.matched_by)) {
             (Some(w), _) => (
-                Decision::Path { origin: self.origins[w.origin as usize].clone(), field: w.field },
-                format!("{} path `{}` is the longest match for `{path}`", w.path_type, w.path),
+                Decision::Path { origin: self.origins[w.origin as usize].clone(), field: w.field() },
+                format!("{} path `{}` is the longest match for `{path}`", w.path_type, self.text(w.path)),
             ),
             (None, Some(crate::MatchedBy::IngressDefault { origin })) => (
                 Decision::IngressDefault { origin: origin.clone() },
@@ -189,10 +187,10 @@ impl RouteTable {
 
     fn candidate(&self, r: &CompiledRoute, verdict: Verdict) -> PathCandidate {
         PathCandidate {
-            path: r.path.to_string(),
+            path: self.text(r.path).to_owned(),
             path_type: r.path_type,
             origin: self.origins[r.origin as usize].clone(),
-            field: r.field,
+            field: r.field(),
             backend: self.backends[r.backend as usize].key().clone(),
             verdict,
         }
@@ -201,8 +199,8 @@ impl RouteTable {
 
 /// Why `loser` (which matched) lost to `winner`, in the terms of the precedence rules.
 fn lost_because(winner: &CompiledRoute, loser: &CompiledRoute, table: &RouteTable) -> String {
-    if winner.path.len() > loser.path.len() {
-        format!("shorter than the winning path `{}`", winner.path)
+    if winner.path.len > loser.path.len {
+        format!("shorter than the winning path `{}`", table.text(winner.path))
     } else if winner.kind != loser.kind {
         format!("{} loses to {} at equal length", loser.path_type, winner.path_type)
     } else {

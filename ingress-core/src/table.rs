@@ -1,9 +1,10 @@
 //! The compiled, immutable route table and its allocation-free lookup.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use crate::host::{HostBuf, wildcard_suffix};
 use crate::path::{self, MatchKind};
@@ -12,7 +13,7 @@ use crate::{BackendRef, EndpointSet, EndpointSlot, Field, HostPattern, Origin, P
 /// A backend as the table knows it: which Service port, and its live endpoints.
 #[derive(Debug)]
 pub struct Backend {
-    pub(crate) key: BackendRef,
+    pub(crate) key: Arc<BackendRef>,
     pub(crate) endpoints: Arc<EndpointSlot>,
 }
 
@@ -73,24 +74,45 @@ pub(crate) struct Target {
     pub(crate) origin: u32,
 }
 
+/// A string stored in the table's arena. Host names and the paths of one host sit next to each
+/// other, so a lookup touches few cache lines and the table makes few allocations.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+}
+
 /// One host of the table: its pattern, its routes (a range of `RouteTable::routes`, sorted by
 /// precedence) and the default backend of the Ingresses that declared it.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct HostEntry {
-    pub(crate) pattern: HostPattern,
-    pub(crate) routes: std::ops::Range<u32>,
+    /// Index in `RouteTable::hosts`.
+    pub(crate) id: u32,
+    /// 0 exact, 1 wildcard, 2 any (as `HostPattern::specificity`).
+    pub(crate) kind: u8,
+    /// The exact host, or the wildcard's suffix; empty for "any".
+    pub(crate) name: Span,
+    pub(crate) routes: (u32, u32),
     pub(crate) default: Option<Target>,
 }
 
 /// One compiled path rule.
 #[derive(Debug)]
 pub(crate) struct CompiledRoute {
-    pub(crate) path: Box<str>,
-    pub(crate) kind: MatchKind,
-    pub(crate) path_type: PathType,
+    pub(crate) path: Span,
     pub(crate) backend: u32,
     pub(crate) origin: u32,
-    pub(crate) field: Field,
+    pub(crate) rule: u32,
+    pub(crate) index: u32,
+    pub(crate) kind: MatchKind,
+    pub(crate) path_type: PathType,
+}
+
+impl CompiledRoute {
+    /// Where the rule is written in its Ingress.
+    pub(crate) fn field(&self) -> Field {
+        Field::Path { rule: self.rule, path: self.index }
+    }
 }
 
 /// A rule that lost a conflict at build time, kept so `explain` can show it.
@@ -132,9 +154,14 @@ pub(crate) struct Shadowed {
 /// ```
 #[derive(Debug)]
 pub struct RouteTable {
-    pub(crate) exact: HashMap<Box<str>, u32, RandomState>,
-    pub(crate) wildcard: HashMap<Box<str>, u32, RandomState>,
+    pub(crate) hasher: RandomState,
+    /// Exact hosts. Entries are stored inline (copies of `hosts`) to save a dependent memory
+    /// access per lookup.
+    pub(crate) exact: HashTable<HostEntry>,
+    /// Wildcard suffixes, stored like `exact`.
+    pub(crate) wildcard: HashTable<HostEntry>,
     pub(crate) any: Option<u32>,
+    pub(crate) arena: Box<str>,
     pub(crate) hosts: Vec<HostEntry>,
     pub(crate) routes: Vec<CompiledRoute>,
     pub(crate) backends: Vec<Backend>,
@@ -152,9 +179,9 @@ impl RouteTable {
     pub fn lookup(&self, host: &str, path: &str) -> Option<Route<'_>> {
         let mut buf: HostBuf = [0; 254];
         let path = path::strip_query(path);
-        if let Some(entry) = self.find_host(host, &mut buf).map(|h| &self.hosts[h as usize]) {
-            let routes = &self.routes[entry.routes.start as usize..entry.routes.end as usize];
-            if let Some(r) = routes.iter().find(|r| path::matches(r.kind, &r.path, path)) {
+        if let Some(entry) = self.find_host(host, &mut buf) {
+            let routes = &self.routes[entry.routes.0 as usize..entry.routes.1 as usize];
+            if let Some(r) = routes.iter().find(|r| path::matches(r.kind, self.text(r.path), path)) {
                 return Some(self.route_match(r));
             }
             if let Some(t) = entry.default {
@@ -165,18 +192,39 @@ impl RouteTable {
     }
 
     /// The index of the most specific host entry matching `host`.
-    pub(crate) fn find_host(&self, host: &str, buf: &mut HostBuf) -> Option<u32> {
+    pub(crate) fn find_host(&self, host: &str, buf: &mut HostBuf) -> Option<&HostEntry> {
         if let Some(host) = crate::normalize_host(host, buf) {
-            if let Some(&h) = self.exact.get(host) {
+            if let Some(h) = self.find_in(&self.exact, host) {
                 return Some(h);
             }
             if !self.wildcard.is_empty()
-                && let Some(&h) = wildcard_suffix(host).and_then(|s| self.wildcard.get(s))
+                && let Some(h) = wildcard_suffix(host).and_then(|s| self.find_in(&self.wildcard, s))
             {
                 return Some(h);
             }
         }
-        self.any
+        self.any.map(|h| &self.hosts[h as usize])
+    }
+
+    fn find_in<'t>(&'t self, index: &'t HashTable<HostEntry>, name: &str) -> Option<&'t HostEntry> {
+        let hash = self.hasher.hash_one(name);
+        index.find(hash, |h| self.text(h.name) == name)
+    }
+
+    /// The text of an arena span.
+    #[inline]
+    pub(crate) fn text(&self, span: Span) -> &str {
+        self.arena.get(span.start as usize..(span.start + span.len) as usize).unwrap_or("")
+    }
+
+    /// The pattern of a host entry (allocates; for `explain`).
+    pub(crate) fn pattern(&self, h: &HostEntry) -> HostPattern {
+        let name = self.text(h.name).to_owned();
+        match h.kind {
+            0 => HostPattern::Exact(name),
+            1 => HostPattern::Wildcard(name),
+            _ => HostPattern::Any,
+        }
     }
 
     pub(crate) fn route_match<'t>(&'t self, r: &'t CompiledRoute) -> Route<'t> {
@@ -184,8 +232,8 @@ impl RouteTable {
             backend: &self.backends[r.backend as usize],
             matched_by: MatchedBy::Path {
                 origin: &self.origins[r.origin as usize],
-                field: r.field,
-                path: &r.path,
+                field: r.field(),
+                path: self.text(r.path),
                 path_type: r.path_type,
             },
         }
