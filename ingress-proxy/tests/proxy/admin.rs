@@ -141,3 +141,36 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_gracefully() {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Registering our own SIGTERM listener first guarantees the signal can never take the
+    // default action (killing the test process), whatever the timing below.
+    let mut ours = signal(SignalKind::terminate()).unwrap();
+    let b = Backend::start("sig").await;
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("sig", "sig.example.com", "/", "svc", &[b.addr]);
+    let _store = routes.install(&handle);
+    let mut proxy = Proxy::start_with(handle, |c| {
+        c.handle_signals = true;
+        c.grace_period = Duration::from_secs(1);
+    });
+    assert_eq!(fetch(proxy.http, "sig.example.com", "/").await.status, 200);
+    let addr = proxy.http;
+    let in_flight = tokio::spawn(async move { fetch(addr, "sig.example.com", "/sleep/600").await });
+    // Let the proxy's signal watcher and the request get going.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = proxy.running.take().unwrap();
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &std::process::id().to_string()]).status().unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(5), ours.recv()).await.unwrap();
+    let reply = in_flight.await.unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "sig slept"));
+    tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || running.wait()))
+        .await
+        .expect("SIGTERM stopped the server")
+        .unwrap();
+}
