@@ -40,6 +40,8 @@ pub(crate) struct Backend {
     pub(crate) name: &'static str,
     pub(crate) accepts: Arc<AtomicUsize>,
     pub(crate) requests: Arc<AtomicU64>,
+    /// Connections currently open to this backend.
+    pub(crate) open: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -146,12 +148,14 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let accepts = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicU64::new(0));
-        let (a, r) = (accepts.clone(), requests.clone());
+        let open = Arc::new(AtomicUsize::new(0));
+        let (a, r, o) = (accepts.clone(), requests.clone(), open.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { break };
                 a.fetch_add(1, Ordering::SeqCst);
-                let r = r.clone();
+                o.fetch_add(1, Ordering::SeqCst);
+                let (r, o) = (r.clone(), o.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         r.fetch_add(1, Ordering::SeqCst);
@@ -161,14 +165,19 @@ impl Backend {
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
                         .await;
+                    o.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Backend { addr, name, accepts, requests, task }
+        Backend { addr, name, accepts, requests, open, task }
     }
 
     pub(crate) fn accepts(&self) -> usize {
         self.accepts.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 }
 
