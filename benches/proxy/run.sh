@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Ferry's proxy vs Debian's nginx as reverse proxies to the same local upstream.
+#
+#   benches/proxy/run.sh            # 10 s per proxy, 32 connections
+#   DURATION=20 CONNS=64 benches/proxy/run.sh
+#
+# Layout (2 cores): each proxy in turn runs alone on core 0 (taskset), one worker; wrk and the
+# upstream (nginx returning a fixed 13-byte body) share core 1. Keep-alive on both sides
+# (wrk → proxy, proxy → upstream). Reports requests/s, p50/p99 latency and CPU-seconds per
+# request of the proxy process(es) (utime+stime from /proc/PID/stat), and ours/nginx ratios.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION="${DURATION:-10}"
+CONNS="${CONNS:-32}"
+PROXY_CORE="${PROXY_CORE:-0}"
+LOAD_CORE="${LOAD_CORE:-1}"
+UP_PORT=18080 NGINX_PORT=18081 FERRY_PORT=18082
+WORK="$(mktemp -d /tmp/ferry-bench.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+command -v nginx >/dev/null && command -v wrk >/dev/null || bash scripts/setup.sh
+
+cargo build --release -q -p ingress-proxy --example bench_proxy
+FERRY_BIN="target/release/examples/bench_proxy"
+
+nginx_conf() { # name, body of the http{} block
+  mkdir -p "$WORK/$1"
+  cat >"$WORK/$1/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1; proxy_temp_path $WORK/$1; fastcgi_temp_path $WORK/$1;
+  uwsgi_temp_path $WORK/$1; scgi_temp_path $WORK/$1;
+  keepalive_requests 1000000;
+  $2
+}
+CONF
+}
+
+nginx_conf upstream "server { listen 127.0.0.1:$UP_PORT; location / { return 200 'hello, world\n'; } }"
+nginx_conf proxy "upstream up { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server { listen 127.0.0.1:$NGINX_PORT; location / {
+    proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection '';
+    proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Real-IP \$remote_addr; proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Request-ID \$request_id; proxy_buffering on; } }"
+
+taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" & PIDS+=($!)
+taskset -c "$PROXY_CORE" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" & PIDS+=($!); NGINX_PID=$!
+taskset -c "$PROXY_CORE" "$FERRY_BIN" "127.0.0.1:$FERRY_PORT" "127.0.0.1:$UP_PORT" 1 & PIDS+=($!); FERRY_PID=$!
+
+for port in $UP_PORT $NGINX_PORT $FERRY_PORT; do
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" -H 'Host: bench.local' && break; sleep 0.1; done
+done
+
+# CPU ticks (utime+stime) of a process and its children.
+ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+  done
+  echo "$total"
+}
+
+# Latency string (e.g. 812.00us, 1.20ms, 2.00s) → milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+
+run() { # name port pid → "rps p50 p99 cpu_per_req"
+  local name=$1 port=$2 pid=$3 out t0 t1 hz
+  taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d2s -H 'Host: bench.local' "http://127.0.0.1:$port/" >/dev/null
+  t0=$(ticks "$pid")
+  out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.local' "http://127.0.0.1:$port/")
+  t1=$(ticks "$pid")
+  hz=$(getconf CLK_TCK)
+  echo "$out" >"$WORK/$name.wrk"
+  local reqs rps p50 p99 errors
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  [ -z "$errors" ] || echo "$name: $errors" >&2
+  awk -v r="$reqs" -v a="$t0" -v b="$t1" -v hz="$hz" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
+    'BEGIN { printf "%s %s %s %.3e\n", rps, p50, p99, (b - a) / hz / r }'
+}
+
+read -r N_RPS N_P50 N_P99 N_CPU < <(run nginx $NGINX_PORT $NGINX_PID)
+read -r F_RPS F_P50 F_P99 F_CPU < <(run ferry $FERRY_PORT $FERRY_PID)
+
+printf '%-8s %12s %10s %10s %16s\n' proxy 'req/s' 'p50 ms' 'p99 ms' 'CPU-s/request'
+printf '%-8s %12s %10s %10s %16s\n' nginx "$N_RPS" "$N_P50" "$N_P99" "$N_CPU"
+printf '%-8s %12s %10s %10s %16s\n' ferry "$F_RPS" "$F_P50" "$F_P99" "$F_CPU"
+awk -v fr="$F_RPS" -v nr="$N_RPS" -v f5="$F_P50" -v n5="$N_P50" -v f9="$F_P99" -v n9="$N_P99" -v fc="$F_CPU" -v nc="$N_CPU" \
+  'BEGIN { printf "ratio ours/nginx: req/s %.2fx, p50 %.2fx, p99 %.2fx, CPU/request %.2fx\n", fr/nr, f5/n5, f9/n9, fc/nc }'
+echo "(${DURATION}s per proxy, ${CONNS} connections, proxy on core $PROXY_CORE, wrk + upstream on core $LOAD_CORE)"

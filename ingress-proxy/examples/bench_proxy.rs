@@ -1,0 +1,46 @@
+//! cargo run --release -p ingress-proxy --example bench_proxy -- 127.0.0.1:18082 127.0.0.1:18080 1
+//!
+//! The proxy as the benchmark runs it (`benches/proxy/run.sh`): one static route
+//! (`bench.local`, and every other host through the default backend) to one upstream, plain
+//! HTTP, access log off, `threads` worker threads. Stops on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ingress_core::{
+    BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, Origin, PathRule, TableBuilder,
+};
+use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let listen: SocketAddr = args.next().unwrap_or_else(|| "127.0.0.1:18082".into()).parse()?;
+    let upstream: SocketAddr = args.next().unwrap_or_else(|| "127.0.0.1:18080".into()).parse()?;
+    let threads: usize = args.next().unwrap_or_else(|| "1".into()).parse()?;
+
+    let backend = BackendRef::new("bench", "upstream", 80);
+    let mut endpoints = EndpointStore::new();
+    endpoints.set(&backend, EndpointSet::new([upstream]));
+    let mut builder = TableBuilder::new();
+    builder.ingress(
+        Ingress::new(Origin::new("bench", "bench"))
+            .default_backend(backend.clone())
+            .rule(HostRule::host("bench.local").path(PathRule::prefix("/", backend))),
+    );
+    let handle =
+        ProxyHandle::with_settings(RuntimeSettings { access_log: false, ..RuntimeSettings::default() });
+    handle.install(Arc::new(builder.build(&mut endpoints).table));
+
+    let config = ProxyConfig {
+        http_addr: Some(listen),
+        https_addr: None,
+        admin_addr: None,
+        threads,
+        grace_period: Duration::from_secs(0),
+        shutdown_timeout: Duration::from_secs(1),
+        ..ProxyConfig::default()
+    };
+    ProxyServer::new(config, handle).start()?.wait();
+    Ok(())
+}

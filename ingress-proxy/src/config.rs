@@ -1,0 +1,155 @@
+//! Configuration: what is fixed at start-up ([`ProxyConfig`]) and what can change while the
+//! proxy runs ([`RuntimeSettings`]).
+//!
+//! The split follows what Pingora can change live: listeners and worker threads are bound when
+//! the server starts, while timeouts, retries, body limits and logging are read per request, so
+//! a ConfigMap edit reaches the next request without a restart.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ingress_core::{BackendRef, CertificatePem};
+
+/// Start-up configuration of the proxy server, built once by the embedding binary.
+///
+/// Defaults follow ingress-nginx: HTTP on port 80, HTTPS on port 443, metrics and health on
+/// port 10254, a 30 s grace period for in-flight requests on SIGTERM.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Where plain HTTP is served; `None` disables the listener.
+    pub http_addr: Option<SocketAddr>,
+    /// Where HTTPS (HTTP/1.1 and HTTP/2 by ALPN) is served; `None` disables the listener.
+    pub https_addr: Option<SocketAddr>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` disables the listener.
+    pub admin_addr: Option<SocketAddr>,
+    /// Worker threads of the proxy service (Pingora runs one runtime per service).
+    pub threads: usize,
+    /// After SIGTERM: how long listeners stay closed while in-flight requests finish, before
+    /// the runtimes are stopped.
+    pub grace_period: Duration,
+    /// After the grace period: how long runtimes get to wind down before being dropped.
+    pub shutdown_timeout: Duration,
+    /// The certificate for handshakes the snapshot has no certificate for. `None` generates a
+    /// self-signed one at start-up (ingress-nginx's "fake certificate").
+    pub default_certificate: Option<CertificatePem>,
+    /// Idle keep-alive connections kept per Pingora connection pool (all endpoints together).
+    pub upstream_keepalive_pool_size: usize,
+    /// Whether SIGTERM (graceful) and SIGINT (fast) stop the server. Embedders that own the
+    /// process signals, and tests running several servers in one process, turn this off and
+    /// use [`RunningProxy::shutdown`](crate::RunningProxy::shutdown) instead.
+    pub handle_signals: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: Some(SocketAddr::from(([0, 0, 0, 0], 80))),
+            https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 443))),
+            admin_addr: Some(SocketAddr::from(([0, 0, 0, 0], 10254))),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            grace_period: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+            default_certificate: None,
+            upstream_keepalive_pool_size: 1024,
+            handle_signals: true,
+        }
+    }
+}
+
+/// Per-backend timeouts (connect, read, write), the ingress-nginx `proxy-*-timeout` trio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a TCP connection to an endpoint; exceeding it answers 504.
+    pub connect: Duration,
+    /// Waiting for the next bytes from the endpoint; exceeding it answers 504.
+    pub read: Duration,
+    /// Waiting to send the next bytes to the endpoint; exceeding it answers 504.
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(60),
+            write: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Settings read on every request, swapped atomically with
+/// [`ProxyHandle::set_settings`](crate::ProxyHandle::set_settings) (the controller maps its
+/// ConfigMap onto this).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeSettings {
+    /// Timeouts for backends without an override.
+    pub timeouts: Timeouts,
+    /// Overrides per backend (the controller fills these from Ingress annotations).
+    pub backend_timeouts: HashMap<BackendRef, Timeouts>,
+    /// Attempts per request when connecting fails (refused, reset, timed out before anything
+    /// was sent): each attempt goes to the next endpoint. 1 means no retry.
+    pub max_attempts: usize,
+    /// Largest request body accepted, in bytes; larger ones get 413. `None` is unlimited.
+    pub max_body_size: Option<u64>,
+    /// Whether a JSON access log line is written per request.
+    pub access_log: bool,
+    /// How long an idle pooled upstream connection is kept; it bounds how long a removed
+    /// endpoint's idle connections linger.
+    pub upstream_keepalive_timeout: Duration,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            timeouts: Timeouts::default(),
+            backend_timeouts: HashMap::new(),
+            max_attempts: 3,
+            max_body_size: None,
+            access_log: true,
+            upstream_keepalive_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RuntimeSettings {
+    /// The timeouts that apply to `backend`.
+    pub fn timeouts_for(&self, backend: &BackendRef) -> Timeouts {
+        if self.backend_timeouts.is_empty() {
+            return self.timeouts;
+        }
+        self.backend_timeouts.get(backend).copied().unwrap_or(self.timeouts)
+    }
+}
+
+/// Shared, immutable settings as loaded by a request.
+pub(crate) type SharedSettings = Arc<RuntimeSettings>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_ingress_nginx_defaults() {
+        let s = RuntimeSettings::default();
+        assert_eq!(s.timeouts.connect, Duration::from_secs(5));
+        assert_eq!(s.timeouts.read, Duration::from_secs(60));
+        assert_eq!(s.timeouts.write, Duration::from_secs(60));
+        assert_eq!(s.max_attempts, 3);
+        let c = ProxyConfig::default();
+        assert_eq!(c.http_addr.map(|a| a.port()), Some(80));
+        assert_eq!(c.https_addr.map(|a| a.port()), Some(443));
+    }
+
+    #[test]
+    fn backend_override_wins() {
+        let b = BackendRef::new("ns", "svc", 80);
+        let slow = Timeouts { read: Duration::from_secs(600), ..Timeouts::default() };
+        let mut s = RuntimeSettings::default();
+        s.backend_timeouts.insert(b.clone(), slow);
+        assert_eq!(s.timeouts_for(&b), slow);
+        assert_eq!(s.timeouts_for(&BackendRef::new("ns", "other", 80)), Timeouts::default());
+    }
+}

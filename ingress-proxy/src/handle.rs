@@ -1,0 +1,165 @@
+//! The snapshot handle: how the controller hands the proxy a new routing table, and how each
+//! request finds the current one without taking a lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ingress_core::{CertificateRef, RouteTable};
+
+use crate::Error;
+use crate::config::RuntimeSettings;
+use crate::tls::{CertCache, ParsedCert};
+
+/// One installed snapshot: the table (routes, endpoints slots, TLS map with PEM) plus the
+/// certificates parsed from it.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) table: Arc<RouteTable>,
+    certs: HashMap<CertificateRef, Arc<ParsedCert>>,
+}
+
+impl Snapshot {
+    /// The parsed certificate for a server name: the table's choice (exact, wildcard, default)
+    /// when it parsed, else the table's default certificate, else `None` (the start-up
+    /// default applies).
+    pub(crate) fn certificate_for(&self, server_name: Option<&str>) -> Option<Arc<ParsedCert>> {
+        let tls = self.table.tls();
+        tls.certificate_for(server_name)
+            .and_then(|entry| self.certs.get(&entry.certificate))
+            .or_else(|| tls.default_certificate().and_then(|c| self.certs.get(c)))
+            .cloned()
+    }
+}
+
+/// State shared by the handle, the request path, the TLS callback and the admin endpoints.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) snapshot: ArcSwapOption<Snapshot>,
+    pub(crate) settings: ArcSwap<RuntimeSettings>,
+    generation: AtomicU64,
+    swaps: AtomicU64,
+    certs: Mutex<CertCache>,
+}
+
+/// What [`ProxyHandle::install`] did.
+#[derive(Debug)]
+pub struct Installed {
+    /// The generation number of the snapshot now serving (1 for the first).
+    pub generation: u64,
+    /// Certificates that could not be parsed; their hosts get the default certificate.
+    pub certificate_errors: Vec<Error>,
+}
+
+/// A cheap, cloneable handle to a proxy's live state: install routing snapshots and change
+/// runtime settings while it serves.
+///
+/// Requests load the current snapshot once, lock-free (`arc-swap`), and keep it for their whole
+/// life, so an install never stalls or changes a request in flight; new requests and new TLS
+/// handshakes see the new snapshot immediately. Endpoint changes need no install at all: they
+/// flow through the [`EndpointStore`](ingress_core::EndpointStore) slots the table shares.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use ingress_core::{EndpointStore, TableBuilder};
+/// use ingress_proxy::{ProxyHandle, RuntimeSettings};
+///
+/// let handle = ProxyHandle::new();
+/// assert!(!handle.is_ready());
+/// let table = TableBuilder::new().build(&mut EndpointStore::new()).table;
+/// let installed = handle.install(Arc::new(table));
+/// assert_eq!(installed.generation, 1);
+/// assert!(handle.is_ready());
+/// handle.set_settings(RuntimeSettings { access_log: false, ..RuntimeSettings::default() });
+/// assert!(!handle.settings().access_log);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProxyHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Default for ProxyHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProxyHandle {
+    /// A handle with no snapshot (the proxy answers the built-in 404 and `/readyz` says not
+    /// ready) and default settings.
+    pub fn new() -> Self {
+        Self::with_settings(RuntimeSettings::default())
+    }
+
+    /// A handle with no snapshot and the given settings.
+    pub fn with_settings(settings: RuntimeSettings) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                snapshot: ArcSwapOption::empty(),
+                settings: ArcSwap::from_pointee(settings),
+                generation: AtomicU64::new(0),
+                swaps: AtomicU64::new(0),
+                certs: Mutex::new(CertCache::default()),
+            }),
+        }
+    }
+
+    /// Installs a new routing snapshot atomically. Certificates are parsed here, once per
+    /// distinct content (unchanged certificates reuse the earlier parse). Never fails as a
+    /// whole: a bad certificate is reported in [`Installed::certificate_errors`] and its hosts
+    /// fall back to the default certificate.
+    pub fn install(&self, table: Arc<RouteTable>) -> Installed {
+        // Serialises installers (never requests), so generations are assigned in store order.
+        let mut cache = self.shared.certs.lock().unwrap_or_else(PoisonError::into_inner);
+        let (certs, certificate_errors) = cache.parse_all(&table);
+        for e in &certificate_errors {
+            tracing::warn!(error = %e, "certificate left out of snapshot");
+        }
+        self.shared.snapshot.store(Some(Arc::new(Snapshot { table, certs })));
+        let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.shared.swaps.fetch_add(1, Ordering::Relaxed);
+        drop(cache);
+        tracing::debug!(generation, "snapshot installed");
+        Installed { generation, certificate_errors }
+    }
+
+    /// The table currently serving, if any was installed.
+    pub fn current(&self) -> Option<Arc<RouteTable>> {
+        self.shared.snapshot.load().as_ref().map(|s| Arc::clone(&s.table))
+    }
+
+    /// Replaces the runtime settings; the next request uses them.
+    pub fn set_settings(&self, settings: RuntimeSettings) {
+        self.shared.settings.store(Arc::new(settings));
+        self.shared.swaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The runtime settings in force.
+    pub fn settings(&self) -> Arc<RuntimeSettings> {
+        self.shared.settings.load_full()
+    }
+
+    /// Whether a first snapshot was installed (what `/readyz` reports).
+    pub fn is_ready(&self) -> bool {
+        self.shared.snapshot.load().is_some()
+    }
+
+    /// The generation of the snapshot serving: 0 before the first install, then 1, 2, …
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// How many swaps happened: snapshot installs plus settings changes.
+    pub fn swap_count(&self) -> u64 {
+        self.shared.swaps.load(Ordering::Relaxed)
+    }
+
+    /// How many certificate PEM pairs were parsed since the handle was created; an install that
+    /// keeps certificates unchanged does not increase it.
+    pub fn certificates_parsed(&self) -> u64 {
+        self.shared.certs.lock().unwrap_or_else(PoisonError::into_inner).parsed
+    }
+}

@@ -1,0 +1,56 @@
+//! `ingress-proxy`: the data plane of the Ferry ingress controller — the `ingress-core`
+//! routing model inside a [Pingora](https://github.com/cloudflare/pingora) server.
+//!
+//! Build a [`ProxyConfig`], create a [`ProxyHandle`], start a [`ProxyServer`], and install
+//! [`RouteTable`](ingress_core::RouteTable) snapshots through the handle whenever the routing
+//! changes. Swapping a snapshot never restarts anything, drops a connection or stalls a request
+//! in flight: each request loads the current snapshot once, lock-free.
+//!
+//! What a request gets:
+//! - a route from the snapshot (host from `Host` or `:authority`, path without query), else the
+//!   built-in default backend: `404` with body `default backend - 404`;
+//! - an endpoint chosen by the [`Selector`] ([`RoundRobin`] by default); no endpoints → `503`;
+//!   a failed connect is retried on the next endpoint (up to
+//!   [`RuntimeSettings::max_attempts`]), then `502`; a timeout → `504`;
+//! - `X-Forwarded-For` (appended), `X-Forwarded-Proto`, `-Host`, `-Port`, `X-Real-IP`, and
+//!   `X-Request-ID` (the client's, else generated); bodies streamed, WebSocket upgrades proxied;
+//! - a Prometheus sample and a JSON-ready access log event (target [`ACCESS_LOG_TARGET`]).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ingress_core::{BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, Origin, PathRule, TableBuilder};
+//! use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer};
+//!
+//! let app = BackendRef::new("default", "app", 80);
+//! let mut endpoints = EndpointStore::new();
+//! endpoints.set(&app, EndpointSet::new(["10.0.0.7:8080".parse::<std::net::SocketAddr>()?]));
+//! let mut builder = TableBuilder::new();
+//! builder.ingress(Ingress::new(Origin::new("default", "app"))
+//!     .rule(HostRule::host("app.example.com").path(PathRule::prefix("/", app))));
+//!
+//! let handle = ProxyHandle::new();
+//! handle.install(Arc::new(builder.build(&mut endpoints).table));
+//! let running = ProxyServer::new(ProxyConfig::default(), handle).start()?;
+//! running.wait();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod admin;
+mod config;
+mod error;
+mod handle;
+mod headers;
+mod metrics;
+mod response;
+mod server;
+mod service;
+mod tls;
+mod upstream;
+
+pub use config::{ProxyConfig, RuntimeSettings, Timeouts};
+pub use error::{Error, Result};
+pub use handle::{Installed, ProxyHandle};
+pub use response::DEFAULT_BACKEND_BODY;
+pub use server::{ProxyServer, RunningProxy};
+pub use service::ACCESS_LOG_TARGET;
+pub use upstream::{RoundRobin, Selector};

@@ -1,0 +1,158 @@
+//! Prometheus metrics, in a registry of the proxy's own (so several proxies in one process,
+//! as in tests or an embedding gateway, never mix their numbers).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::ProxyHandle;
+use crate::Result;
+
+/// Labels of the per-request series, in order.
+const REQUEST_LABELS: [&str; 5] = ["namespace", "ingress", "service", "status_class", "method"];
+
+/// Who a request was for, as metric labels.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RouteLabels<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) ingress: &'a str,
+    pub(crate) service: &'a str,
+}
+
+/// The proxy's metrics.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    connect: Histogram,
+    pub(crate) active_requests: IntGauge,
+    generation: IntGauge,
+    swaps: IntCounter,
+    swaps_seen: Mutex<u64>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("ferry_requests_total", "Requests answered, by route, status class and method."),
+            &REQUEST_LABELS,
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "ferry_request_duration_seconds",
+                "Time from request start to the end of the response.",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &REQUEST_LABELS,
+        )?;
+        let connect = Histogram::with_opts(
+            HistogramOpts::new(
+                "ferry_upstream_connect_duration_seconds",
+                "Time to establish a new upstream connection (pool hits are not counted).",
+            )
+            .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0]),
+        )?;
+        let active_requests = IntGauge::new(
+            "ferry_active_requests",
+            "Requests in flight, open WebSocket and other upgraded connections included.",
+        )?;
+        let generation =
+            IntGauge::new("ferry_snapshot_generation", "Generation of the routing snapshot serving.")?;
+        let swaps = IntCounter::new(
+            "ferry_snapshot_swaps_total",
+            "Swaps of routing snapshots and runtime settings.",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(connect.clone()))?;
+        registry.register(Box::new(active_requests.clone()))?;
+        registry.register(Box::new(generation.clone()))?;
+        registry.register(Box::new(swaps.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+            connect,
+            active_requests,
+            generation,
+            swaps,
+            swaps_seen: Mutex::new(0),
+        })
+    }
+
+    /// Counts one finished request.
+    pub(crate) fn observe_request(
+        &self,
+        route: RouteLabels<'_>,
+        status_class: &str,
+        method: &str,
+        took: Duration,
+    ) {
+        let labels = [route.namespace, route.ingress, route.service, status_class, method];
+        self.requests.with_label_values(&labels).inc();
+        self.duration.with_label_values(&labels).observe(took.as_secs_f64());
+    }
+
+    /// Records how long a new upstream connection took.
+    pub(crate) fn observe_connect(&self, took: Duration) {
+        self.connect.observe(took.as_secs_f64());
+    }
+
+    /// The text exposition of every metric, snapshot counters refreshed from `handle`.
+    pub(crate) fn render(&self, handle: &ProxyHandle) -> Vec<u8> {
+        self.generation.set(i64::try_from(handle.generation()).unwrap_or(i64::MAX));
+        {
+            let mut seen = self.swaps_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = handle.swap_count();
+            self.swaps.inc_by(now.saturating_sub(*seen));
+            *seen = now.max(*seen);
+        }
+        let mut out = Vec::with_capacity(8 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "could not encode metrics");
+        }
+        out
+    }
+}
+
+/// Methods as a bounded label set: anything unusual is `OTHER`, so clients cannot grow the
+/// series count.
+pub(crate) fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::CONNECT => "CONNECT",
+        http::Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_and_generation() {
+        let m = Metrics::new().unwrap();
+        let labels = RouteLabels { namespace: "ns", ingress: "ing", service: "svc" };
+        m.observe_request(labels, "2xx", "GET", Duration::from_millis(3));
+        let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();
+        assert!(text.contains(
+            r#"ferry_requests_total{ingress="ing",method="GET",namespace="ns",service="svc",status_class="2xx"} 1"#
+        ));
+        assert!(text.contains("ferry_snapshot_generation 0"));
+        assert_eq!(method_label(&http::Method::from_bytes(b"BREW").unwrap()), "OTHER");
+    }
+}

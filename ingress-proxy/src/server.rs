@@ -1,0 +1,259 @@
+//! Starting and stopping the Pingora server that hosts the proxy.
+//!
+//! Pingora's `Server::run` blocks, creates its own runtimes and must not run inside a tokio
+//! runtime, so [`ProxyServer::start`] runs it on a dedicated thread and returns a
+//! [`RunningProxy`] to stop it. Pingora binds its listeners only once running and does not
+//! report failures to bind, so `start` checks the addresses first and waits until every
+//! listener accepts before returning.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::prelude::Server;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+use tokio::sync::watch;
+
+use crate::admin::AdminApp;
+use crate::config::ProxyConfig;
+use crate::metrics::Metrics;
+use crate::service::Ferry;
+use crate::tls::{ParsedCert, SniResolver, fake_certificate, tls_settings};
+use crate::upstream::{RoundRobin, Selector};
+use crate::{Error, ProxyHandle, Result};
+
+/// How long [`ProxyServer::start`] waits for the listeners to accept.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A proxy server, configured but not started.
+///
+/// # Examples
+///
+/// ```no_run
+/// use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer};
+///
+/// let handle = ProxyHandle::new();
+/// let running = ProxyServer::new(ProxyConfig::default(), handle.clone()).start()?;
+/// // … handle.install(table) whenever the cluster changes …
+/// running.wait(); // until SIGTERM, then a graceful shutdown
+/// # Ok::<(), ingress_proxy::Error>(())
+/// ```
+pub struct ProxyServer {
+    config: ProxyConfig,
+    handle: ProxyHandle,
+    selector: Arc<dyn Selector>,
+}
+
+impl std::fmt::Debug for ProxyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyServer").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// A started proxy. Dropping it stops the server without a grace period.
+#[derive(Debug)]
+pub struct RunningProxy {
+    stop: watch::Sender<Option<Stop>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Graceful,
+    Fast,
+}
+
+/// Ends Pingora's main loop on a signal (when configured) or on a [`RunningProxy`] request.
+struct StopWatch {
+    stop: watch::Receiver<Option<Stop>>,
+    signals: bool,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for StopWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut stop = self.stop.clone();
+        let requested = async move {
+            match stop.wait_for(Option::is_some).await.map(|s| *s) {
+                Ok(Some(Stop::Graceful)) => ShutdownSignal::GracefulTerminate,
+                Ok(_) | Err(_) => ShutdownSignal::FastShutdown,
+            }
+        };
+        if !self.signals {
+            return requested.await;
+        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::warn!("cannot watch SIGTERM/SIGINT; only RunningProxy::shutdown stops the server");
+            return requested.await;
+        };
+        tokio::select! {
+            s = requested => s,
+            _ = term.recv() => { tracing::info!("SIGTERM: graceful shutdown"); ShutdownSignal::GracefulTerminate }
+            _ = int.recv() => { tracing::info!("SIGINT: fast shutdown"); ShutdownSignal::FastShutdown }
+        }
+    }
+}
+
+impl ProxyServer {
+    /// A server that will serve `handle`'s snapshots with `config`, round-robin selection.
+    pub fn new(config: ProxyConfig, handle: ProxyHandle) -> Self {
+        Self { config, handle, selector: Arc::new(RoundRobin) }
+    }
+
+    /// Replaces the endpoint selector (round-robin by default).
+    #[must_use]
+    pub fn with_selector(mut self, selector: impl Selector) -> Self {
+        self.selector = Arc::new(selector);
+        self
+    }
+
+    /// Starts the server on its own thread and returns once every listener accepts.
+    pub fn start(self) -> Result<RunningProxy> {
+        let listeners: Vec<SocketAddr> =
+            [self.config.http_addr, self.config.https_addr, self.config.admin_addr]
+                .into_iter()
+                .flatten()
+                .collect();
+        if listeners.is_empty() {
+            return Err(Error::NoListener);
+        }
+        for addr in &listeners {
+            // Pingora would only log a failed bind from inside its runtime; fail here instead.
+            drop(TcpListener::bind(addr).map_err(|source| Error::Bind { addr: *addr, source })?);
+        }
+        let server = self.build()?;
+        let (stop, stop_rx) = watch::channel(None);
+        let signals = self.config.handle_signals;
+        let thread = std::thread::Builder::new()
+            .name("ferry-pingora".into())
+            .spawn(move || {
+                server.run(RunArgs { shutdown_signal: Box::new(StopWatch { stop: stop_rx, signals }) });
+            })
+            .map_err(Error::Thread)?;
+        let running = RunningProxy { stop, thread: Some(thread) };
+        wait_until_accepting(&listeners)?;
+        Ok(running)
+    }
+
+    /// Builds the Pingora server: the proxy service (HTTP and HTTPS listeners) and the admin
+    /// service.
+    fn build(&self) -> Result<Server> {
+        let conf = ServerConf {
+            threads: self.config.threads.max(1),
+            grace_period_seconds: Some(self.config.grace_period.as_secs()),
+            graceful_shutdown_timeout_seconds: Some(self.config.shutdown_timeout.as_secs()),
+            upstream_keepalive_pool_size: self.config.upstream_keepalive_pool_size,
+            ..ServerConf::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        let metrics = Arc::new(Metrics::new()?);
+
+        if self.config.http_addr.is_some() || self.config.https_addr.is_some() {
+            let ferry = Ferry {
+                shared: Arc::clone(&self.handle.shared),
+                selector: Arc::clone(&self.selector),
+                metrics: Arc::clone(&metrics),
+            };
+            let mut proxy =
+                pingora::proxy::http_proxy_service_with_name(&server.configuration, ferry, "ferry proxy");
+            if let Some(addr) = self.config.http_addr {
+                proxy.add_tcp(&addr.to_string());
+            }
+            if let Some(addr) = self.config.https_addr {
+                let fallback = Arc::new(self.default_certificate()?);
+                let resolver = SniResolver::new(Arc::clone(&self.handle.shared), fallback);
+                proxy.add_tls_with_settings(&addr.to_string(), None, tls_settings(resolver)?);
+            }
+            server.add_service(proxy);
+        }
+        if let Some(addr) = self.config.admin_addr {
+            let app = AdminApp { handle: self.handle.clone(), metrics };
+            let mut admin = Service::new("ferry admin".to_owned(), app);
+            admin.threads = Some(1);
+            admin.add_tcp(&addr.to_string());
+            server.add_service(admin);
+        }
+        Ok(server)
+    }
+
+    /// The configured default certificate, or a freshly generated fake one.
+    fn default_certificate(&self) -> Result<ParsedCert> {
+        match &self.config.default_certificate {
+            Some(pem) => ParsedCert::from_pem(pem)
+                .map_err(|(reason, source)| Error::DefaultCertificate { reason, source }),
+            None => fake_certificate(),
+        }
+    }
+}
+
+/// Polls until each address accepts a TCP connection.
+fn wait_until_accepting(listeners: &[SocketAddr]) -> Result<()> {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    for addr in listeners {
+        let mut target = *addr;
+        if target.ip().is_unspecified() {
+            target.set_ip(if target.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        loop {
+            match TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+                Ok(_) => break,
+                Err(source) if Instant::now() >= deadline => return Err(Error::Bind { addr: *addr, source }),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+    Ok(())
+}
+
+impl RunningProxy {
+    /// Graceful shutdown, as on SIGTERM: stop accepting, let in-flight requests finish within
+    /// the grace period, stop. Returns when the server has stopped.
+    pub fn shutdown(mut self) {
+        self.stop.send_replace(Some(Stop::Graceful));
+        self.join();
+    }
+
+    /// Stops at once, dropping requests in flight. Returns when the server has stopped.
+    pub fn shutdown_now(mut self) {
+        self.stop.send_replace(Some(Stop::Fast));
+        self.join();
+    }
+
+    /// Blocks until the server stops (on SIGTERM or SIGINT when signals are handled).
+    pub fn wait(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the proxy server thread panicked");
+        }
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop.send_if_modified(|s| {
+                if s.is_none() {
+                    *s = Some(Stop::Fast);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+}

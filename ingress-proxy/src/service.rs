@@ -1,0 +1,329 @@
+//! The request path: one small function per Pingora phase, in the order Pingora calls them.
+//!
+//! 1. [`ProxyHttp::request_filter`]: load the snapshot, assign the request id, answer what needs
+//!    no upstream (built-in 404, 503 without endpoints, 413 over the body limit).
+//! 2. [`ProxyHttp::upstream_peer`]: pick an endpoint with the [`Selector`], per attempt.
+//! 3. [`ProxyHttp::connected_to_upstream`]: connect latency of new connections.
+//! 4. [`ProxyHttp::upstream_request_filter`]: forwarding headers.
+//! 5. [`ProxyHttp::request_body_filter`]: body size limit while streaming.
+//! 6. [`ProxyHttp::upstream_response_filter`]: note the upstream status.
+//! 7. [`ProxyHttp::fail_to_connect`] / [`ProxyHttp::error_while_proxy`]: retry policy.
+//! 8. [`ProxyHttp::fail_to_proxy`]: the status a failure becomes.
+//! 9. [`ProxyHttp::logging`]: metrics and the access log.
+//!
+//! Policy (routing, selection, retry and status rules) lives in `ingress-core`,
+//! [`crate::upstream`] and [`crate::response`]; this file only moves data between them and the
+//! session.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ingress_core::{MatchedBy, Route, RouteTable};
+use pingora::ErrorType::HTTPStatus;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::protocols::Digest;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, Result};
+
+use crate::config::SharedSettings;
+use crate::handle::{Shared, Snapshot};
+use crate::headers;
+use crate::metrics::{Metrics, RouteLabels, method_label};
+use crate::response::{self, body_for, status_for};
+use crate::upstream::{Selector, connect_failure_is_retryable};
+
+/// The `tracing` target of access log lines.
+pub const ACCESS_LOG_TARGET: &str = "ingress_proxy::access";
+
+/// The proxy logic Pingora drives.
+pub(crate) struct Ferry {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) selector: Arc<dyn Selector>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Per-request state, carried across phases.
+pub(crate) struct RequestCtx {
+    started: Instant,
+    /// The snapshot this request routes with, from start to end.
+    snapshot: Option<Arc<Snapshot>>,
+    settings: SharedSettings,
+    /// The request id sent upstream (the client's, or generated).
+    request_id: Option<http::HeaderValue>,
+    /// A status the proxy answered itself.
+    local_status: Option<u16>,
+    /// The status the last failed attempt would give, if no endpoint is left to try.
+    failure_status: Option<u16>,
+    attempts: usize,
+    current: Option<SocketAddr>,
+    tried: Vec<SocketAddr>,
+    connect_started: Option<Instant>,
+    upstream_status: Option<u16>,
+    body_bytes: u64,
+    _active: ActiveRequest,
+}
+
+/// Keeps the active-requests gauge honest whichever way a request ends.
+struct ActiveRequest(prometheus::IntGauge);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The host a request is for: `Host`, else the `:authority` of HTTP/2.
+fn request_host(req: &RequestHeader) -> &str {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+fn lookup<'t>(table: &'t RouteTable, req: &RequestHeader) -> Option<Route<'t>> {
+    table.lookup(request_host(req), req.uri.path())
+}
+
+fn route_labels<'t>(route: &Route<'t>) -> RouteLabels<'t> {
+    let key = route.backend.key();
+    let (namespace, ingress) = match route.matched_by {
+        MatchedBy::Path { origin, .. } | MatchedBy::IngressDefault { origin } => {
+            (origin.namespace.as_str(), origin.name.as_str())
+        }
+        MatchedBy::ControllerDefault => (key.namespace.as_str(), ""),
+    };
+    RouteLabels { namespace, ingress, service: &key.service }
+}
+
+impl Ferry {
+    /// The table of the request's snapshot.
+    fn table(ctx: &RequestCtx) -> Option<&RouteTable> {
+        ctx.snapshot.as_deref().map(|s| &*s.table)
+    }
+
+    /// Answers a request without an upstream.
+    async fn answer(session: &mut Session, ctx: &mut RequestCtx, status: u16) -> Result<bool> {
+        ctx.local_status = Some(status);
+        response::write_text(session, status, body_for(status)).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Ferry {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        self.metrics.active_requests.inc();
+        RequestCtx {
+            started: Instant::now(),
+            snapshot: None,
+            settings: self.shared.settings.load_full(),
+            request_id: None,
+            local_status: None,
+            failure_status: None,
+            attempts: 0,
+            current: None,
+            tried: Vec::new(),
+            connect_started: None,
+            upstream_status: None,
+            body_bytes: 0,
+            _active: ActiveRequest(self.metrics.active_requests.clone()),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.snapshot = self.shared.snapshot.load_full();
+        ctx.request_id = Some(headers::request_id(session.req_header()));
+        if let (Some(limit), Some(length)) =
+            (ctx.settings.max_body_size, headers::content_length(session.req_header()))
+            && length > limit
+        {
+            return Self::answer(session, ctx, 413).await;
+        }
+        let Some(route) = Self::table(ctx).and_then(|t| lookup(t, session.req_header())) else {
+            return Self::answer(session, ctx, 404).await;
+        };
+        if route.backend.endpoints().is_empty() {
+            return Self::answer(session, ctx, 503).await;
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let route = Self::table(ctx)
+            .and_then(|t| lookup(t, session.req_header()))
+            .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
+        let backend = route.backend;
+        let endpoints = backend.endpoints();
+        let Some(endpoint) = self.selector.select(backend, &endpoints, &ctx.tried) else {
+            let status = ctx.failure_status.unwrap_or(503);
+            return Err(Error::explain(HTTPStatus(status), "no endpoint left to try"));
+        };
+        let timeouts = ctx.settings.timeouts_for(backend.key());
+        let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(timeouts.read);
+        peer.options.write_timeout = Some(timeouts.write);
+        peer.options.idle_timeout = Some(ctx.settings.upstream_keepalive_timeout);
+        ctx.attempts += 1;
+        ctx.current = Some(endpoint.addr);
+        ctx.connect_started = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (false, Some(started)) = (reused, ctx.connect_started) {
+            self.metrics.observe_connect(started.elapsed());
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let client = session.client_addr().and_then(|a| a.as_inet()).map(SocketAddr::ip);
+        let local_port = session.server_addr().and_then(|a| a.as_inet()).map(SocketAddr::port);
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let host = request_host(session.req_header()).to_owned();
+        headers::set_forwarded(
+            upstream_request,
+            &headers::Forwarded {
+                client,
+                tls,
+                host: &host,
+                port: local_port,
+                request_id: ctx.request_id.as_ref(),
+            },
+        )
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(limit) = ctx.settings.max_body_size else { return Ok(()) };
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > limit {
+            return Err(Error::explain(HTTPStatus(413), "request body over the size limit"));
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(addr) = ctx.current.take() {
+            ctx.tried.push(addr);
+        }
+        ctx.failure_status = Some(status_for(e.etype(), &ErrorSource::Upstream));
+        let retry = connect_failure_is_retryable(e.etype()) && ctx.attempts < ctx.settings.max_attempts;
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        // Pingora's own policy (retry a stale pooled connection for idempotent requests whose
+        // body can be replayed), bounded by our attempt budget.
+        let mut e = e.more_context(format!("peer: {peer}"));
+        if !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+            || ctx.attempts >= ctx.settings.max_attempts
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let mut code = status_for(e.etype(), e.esource());
+        if code > 0 && session.response_written().is_none() {
+            if let Err(write) = response::write_text(session, code, body_for(code)).await {
+                tracing::debug!(error = %write, "could not send error response");
+            }
+        } else if session.response_written().is_some() {
+            // Headers already went out: the status the client saw stands.
+            code = 0;
+        }
+        if code > 0 {
+            ctx.local_status = Some(code);
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        // Statuses we chose on purpose (404, 503, 413) are not errors worth a log line.
+        matches!(error.etype(), HTTPStatus(_))
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0);
+        let req = session.req_header();
+        let route = Self::table(ctx).and_then(|t| lookup(t, req));
+        let labels = route.as_ref().map(route_labels).unwrap_or_default();
+        let took = ctx.started.elapsed();
+        self.metrics.observe_request(labels, response::status_class(status), method_label(&req.method), took);
+        if ctx.settings.access_log {
+            let upstream_addr = ctx.current.or_else(|| ctx.tried.last().copied());
+            tracing::info!(
+                target: ACCESS_LOG_TARGET,
+                client = %session.client_addr().map(ToString::to_string).unwrap_or_default(),
+                host = request_host(req),
+                method = req.method.as_str(),
+                path = req.uri.path(),
+                status,
+                bytes = session.body_bytes_sent(),
+                duration_ms = took.as_secs_f64() * 1000.0,
+                upstream_addr = %upstream_addr.map(|a| a.to_string()).unwrap_or_default(),
+                upstream_status = ctx.upstream_status.unwrap_or(0),
+                namespace = labels.namespace,
+                ingress = labels.ingress,
+                service = labels.service,
+                request_id = ctx.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+                "request"
+            );
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! TLS: certificates parsed once per snapshot, chosen per handshake by SNI.
+//!
+//! Pingora pauses the OpenSSL handshake after the ClientHello and calls
+//! [`TlsAccept::certificate_callback`]; [`SniResolver`] answers from the current snapshot's
+//! parsed certificates (exact host, then wildcard, then the snapshot's default, then the
+//! start-up default), so a new snapshot changes the certificate of the next handshake with no
+//! restart. Parsing happens in [`CertCache::parse_all`], at install time, never per handshake.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ingress_core::{CertificatePem, CertificateRef, RouteTable};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{NameType, SslRef, SslVersion};
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509, X509NameBuilder};
+use pingora::listeners::TlsAccept;
+use pingora::listeners::tls::TlsSettings;
+use pingora::tls::ext;
+
+use crate::handle::Shared;
+use crate::{Error, Result};
+
+/// A certificate chain and key, parsed and checked, ready to hand to OpenSSL.
+pub(crate) struct ParsedCert {
+    /// Leaf first.
+    chain: Vec<X509>,
+    key: PKey<Private>,
+}
+
+impl std::fmt::Debug for ParsedCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedCert").field("chain_len", &self.chain.len()).finish_non_exhaustive()
+    }
+}
+
+impl ParsedCert {
+    /// Parses PEM text; `Err` carries a reason and OpenSSL's error, if any.
+    pub(crate) fn from_pem(
+        pem: &CertificatePem,
+    ) -> std::result::Result<Self, (String, Option<openssl::error::ErrorStack>)> {
+        let chain = X509::stack_from_pem(pem.chain.as_bytes())
+            .map_err(|e| ("invalid certificate chain PEM".to_owned(), Some(e)))?;
+        if chain.is_empty() {
+            return Err(("no certificate in chain".to_owned(), None));
+        }
+        let key = PKey::private_key_from_pem(pem.key.as_bytes())
+            .map_err(|e| ("invalid private key PEM".to_owned(), Some(e)))?;
+        let matches = chain[0].public_key().map(|public| public.public_eq(&key));
+        match matches {
+            Ok(true) => Ok(Self { chain, key }),
+            Ok(false) => Err(("private key does not match the certificate".to_owned(), None)),
+            Err(e) => Err(("unreadable public key".to_owned(), Some(e))),
+        }
+    }
+
+    /// Hands the chain and key to a handshake in progress.
+    fn apply(&self, ssl: &mut SslRef) -> std::result::Result<(), openssl::error::ErrorStack> {
+        let (leaf, intermediates) = self.chain.split_first().ok_or_else(openssl::error::ErrorStack::get)?;
+        ext::ssl_use_certificate(ssl, leaf)?;
+        ext::ssl_use_private_key(ssl, &self.key)?;
+        for cert in intermediates {
+            ext::ssl_add_chain_cert(ssl, cert)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parsed certificates, keyed by content, kept across installs so an unchanged certificate is
+/// parsed once however many snapshots carry it.
+#[derive(Debug, Default)]
+pub(crate) struct CertCache {
+    by_content: HashMap<u64, (Arc<CertificatePem>, Arc<ParsedCert>)>,
+    /// How many PEM pairs were actually parsed (for tests and metrics).
+    pub(crate) parsed: u64,
+}
+
+fn content_hash(pem: &CertificatePem) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pem.chain.hash(&mut h);
+    pem.key.hash(&mut h);
+    h.finish()
+}
+
+impl CertCache {
+    /// Parses every certificate `table` can hand out, reusing cached parses, and forgets cached
+    /// certificates the table no longer uses. Invalid certificates are left out and returned.
+    pub(crate) fn parse_all(
+        &mut self,
+        table: &RouteTable,
+    ) -> (HashMap<CertificateRef, Arc<ParsedCert>>, Vec<Error>) {
+        let mut out = HashMap::new();
+        let mut errors = Vec::new();
+        let mut keep = HashMap::new();
+        for cert in table.tls().certificates() {
+            let Some(pem) = table.tls().material(cert) else { continue };
+            let hash = content_hash(pem);
+            let cached = self.by_content.get(&hash).filter(|(p, _)| Arc::ptr_eq(p, pem) || **p == **pem);
+            let parsed = match cached {
+                Some((_, parsed)) => Arc::clone(parsed),
+                None => {
+                    self.parsed += 1;
+                    match ParsedCert::from_pem(pem) {
+                        Ok(p) => Arc::new(p),
+                        Err((reason, source)) => {
+                            errors.push(Error::Certificate { certificate: cert.clone(), reason, source });
+                            continue;
+                        }
+                    }
+                }
+            };
+            keep.insert(hash, (Arc::clone(pem), Arc::clone(&parsed)));
+            out.insert(cert.clone(), parsed);
+        }
+        self.by_content = keep;
+        (out, errors)
+    }
+}
+
+/// Generates the self-signed certificate served when nothing else matches, as ingress-nginx
+/// does, so HTTPS answers (with a 404 or a route) even before any Secret exists.
+pub(crate) fn fake_certificate() -> Result<ParsedCert> {
+    let build = || -> std::result::Result<ParsedCert, openssl::error::ErrorStack> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+        let mut name = X509NameBuilder::new()?;
+        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "Ferry")?;
+        name.append_entry_by_nid(Nid::COMMONNAME, "Ferry Ingress Controller Fake Certificate")?;
+        let name = name.build();
+        let mut serial = BigNum::new()?;
+        serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+        let mut b = X509::builder()?;
+        b.set_version(2)?;
+        let serial = serial.to_asn1_integer()?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(&name)?;
+        b.set_pubkey(&key)?;
+        b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+        b.set_not_after(&*Asn1Time::days_from_now(365)?)?;
+        let san = SubjectAlternativeName::new().dns("ingress.local").build(&b.x509v3_context(None, None))?;
+        b.append_extension(san)?;
+        b.sign(&key, MessageDigest::sha256())?;
+        Ok(ParsedCert { chain: vec![b.build()], key })
+    };
+    build().map_err(Error::Tls)
+}
+
+/// Picks the certificate of each handshake from the current snapshot.
+pub(crate) struct SniResolver {
+    shared: Arc<Shared>,
+    fallback: Arc<ParsedCert>,
+}
+
+impl SniResolver {
+    pub(crate) fn new(shared: Arc<Shared>, fallback: Arc<ParsedCert>) -> Self {
+        Self { shared, fallback }
+    }
+}
+
+#[async_trait]
+impl TlsAccept for SniResolver {
+    async fn certificate_callback(&self, ssl: &mut SslRef) {
+        let cert = {
+            let server_name = ssl.servername(NameType::HOST_NAME);
+            let snapshot = self.shared.snapshot.load();
+            snapshot
+                .as_ref()
+                .and_then(|s| s.certificate_for(server_name))
+                .unwrap_or_else(|| Arc::clone(&self.fallback))
+        };
+        if let Err(e) = cert.apply(ssl) {
+            tracing::warn!(error = %e, "could not install certificate for handshake");
+        }
+    }
+}
+
+/// HTTPS listener settings: TLS 1.2 and newer, ALPN `h2` then `http/1.1`, SNI callback.
+pub(crate) fn tls_settings(resolver: SniResolver) -> Result<TlsSettings> {
+    let mut settings = TlsSettings::with_callbacks(Box::new(resolver)).map_err(Error::Server)?;
+    settings.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(Error::Tls)?;
+    settings.enable_h2();
+    Ok(settings)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_certificate_is_self_signed_and_valid() {
+        let cert = fake_certificate().unwrap();
+        let leaf = &cert.chain[0];
+        assert!(leaf.verify(&cert.key).unwrap());
+        let cn = leaf.subject_name().entries_by_nid(Nid::COMMONNAME).next().unwrap();
+        assert_eq!(cn.data().to_string().unwrap(), "Ferry Ingress Controller Fake Certificate");
+    }
+
+    #[test]
+    fn mismatched_key_is_rejected() {
+        let a = fake_certificate().unwrap();
+        let b = fake_certificate().unwrap();
+        let pem = CertificatePem {
+            chain: String::from_utf8(a.chain[0].to_pem().unwrap()).unwrap(),
+            key: String::from_utf8(b.key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        };
+        let err = ParsedCert::from_pem(&pem).unwrap_err();
+        assert_eq!(err.0, "private key does not match the certificate");
+        let garbage = CertificatePem { chain: "nope".into(), key: "nope".into() };
+        assert!(ParsedCert::from_pem(&garbage).is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Admin endpoints, metrics, access log, graceful shutdown.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ingress_proxy::{ProxyHandle, RuntimeSettings};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let b = Backend::start("m").await;
+    let handle = ProxyHandle::new();
+    let proxy = Proxy::start(handle.clone());
+    assert_eq!(admin(&proxy, "/healthz").await.status, 200);
+    assert_eq!(admin(&proxy, "/readyz").await.status, 503);
+
+    let mut routes = Routes::new();
+    routes.route("metered", "m.example.com", "/", "svc-m", &[b.addr]);
+    let _store = routes.install(&handle);
+    assert_eq!(admin(&proxy, "/readyz").await.status, 200);
+    for _ in 0..3 {
+        assert_eq!(fetch(proxy.http, "m.example.com", "/").await.status, 200);
+    }
+    assert_eq!(fetch(proxy.http, "none.example.com", "/").await.status, 404);
+    handle.set_settings(RuntimeSettings::default());
+
+    let text = admin(&proxy, "/metrics").await.text();
+    assert!(
+        text.contains(
+            r#"ferry_requests_total{ingress="metered",method="GET",namespace="test",service="svc-m",status_class="2xx"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"ferry_requests_total{ingress="",method="GET",namespace="",service="",status_class="4xx"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ferry_request_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("ferry_upstream_connect_duration_seconds_count 1"), "{text}");
+    assert!(text.contains("ferry_snapshot_generation 1"), "{text}");
+    assert!(text.contains("ferry_snapshot_swaps_total 2"), "{text}");
+    assert!(text.contains("ferry_active_requests 0"), "{text}");
+}
+
+/// Captured output of the test binary's JSON tracing subscriber.
+fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("ingress_proxy::access=info")
+            .with_writer(move || Capture(writer.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_line_for(id: &str) -> Option<serde_json::Value> {
+    let text = String::from_utf8(captured().lock().unwrap().clone()).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["request_id"] == id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_access_log_can_be_switched_off() {
+    captured();
+    let b = Backend::start("log").await;
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("logged", "log.example.com", "/", "svc-log", &[b.addr]);
+    let _store = routes.install(&handle);
+    let proxy = Proxy::start(handle.clone());
+    let request = |id: &'static str| {
+        hyper::Request::get("/some/path?q=1")
+            .header("host", "log.example.com")
+            .header("x-request-id", id)
+            .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+            .unwrap()
+    };
+    assert_eq!(Conn::open(proxy.http).await.send(request("log-on-1")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let line = log_line_for("log-on-1").expect("an access log line");
+    let f = &line["fields"];
+    assert_eq!(line["target"], "ingress_proxy::access");
+    assert_eq!(f["host"], "log.example.com");
+    assert_eq!(f["method"], "GET");
+    assert_eq!(f["path"], "/some/path");
+    assert_eq!(f["status"], 200);
+    assert_eq!(f["upstream_status"], 200);
+    assert_eq!(f["upstream_addr"], b.addr.to_string());
+    assert_eq!(f["namespace"], "test");
+    assert_eq!(f["ingress"], "logged");
+    assert_eq!(f["service"], "svc-log");
+    assert_eq!(f["bytes"], "log GET /some/path?q=1".len());
+    assert!(f["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(line["timestamp"].is_string());
+
+    handle.set_settings(RuntimeSettings { access_log: false, ..RuntimeSettings::default() });
+    assert_eq!(Conn::open(proxy.http).await.send(request("log-off-1")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(log_line_for("log-off-1").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let b = Backend::start("slow").await;
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("slow", "slow.example.com", "/", "svc", &[b.addr]);
+    let _store = routes.install(&handle);
+    let mut proxy = Proxy::start_with(handle, |c| c.grace_period = Duration::from_secs(2));
+    let addr = proxy.http;
+    let in_flight = tokio::spawn(async move { fetch(addr, "slow.example.com", "/sleep/1000").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let running = proxy.running.take().unwrap();
+    let started = std::time::Instant::now();
+    let stopper = tokio::task::spawn_blocking(move || running.shutdown());
+    let reply = in_flight.await.unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "slow slept"));
+    stopper.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_gracefully() {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Registering our own SIGTERM listener first guarantees the signal can never take the
+    // default action (killing the test process), whatever the timing below.
+    let mut ours = signal(SignalKind::terminate()).unwrap();
+    let b = Backend::start("sig").await;
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("sig", "sig.example.com", "/", "svc", &[b.addr]);
+    let _store = routes.install(&handle);
+    let mut proxy = Proxy::start_with(handle, |c| {
+        c.handle_signals = true;
+        c.grace_period = Duration::from_secs(1);
+    });
+    assert_eq!(fetch(proxy.http, "sig.example.com", "/").await.status, 200);
+    let addr = proxy.http;
+    let in_flight = tokio::spawn(async move { fetch(addr, "sig.example.com", "/sleep/600").await });
+    // Let the proxy's signal watcher and the request get going.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = proxy.running.take().unwrap();
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &std::process::id().to_string()]).status().unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(5), ours.recv()).await.unwrap();
+    let reply = in_flight.await.unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "sig slept"));
+    tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || running.wait()))
+        .await
+        .expect("SIGTERM stopped the server")
+        .unwrap();
+}

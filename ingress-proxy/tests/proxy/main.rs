@@ -1,0 +1,15 @@
+//! Proxy behaviour against real sockets on 127.0.0.1 and real local backends.
+//!
+//! One test binary (modules below) so the Pingora-sized link happens once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+mod tlsutil;
+
+mod admin;
+mod routing;
+mod streaming;
+mod swap;
+mod tls;
+mod websocket;

@@ -1,0 +1,321 @@
+//! Test support: free ports, real local backends (hyper + tokio-tungstenite), a proxy started
+//! in-process, and small HTTP clients. Only 127.0.0.1.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use ingress_core::{
+    BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, Origin, PathRule, TableBuilder,
+};
+use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer, RunningProxy};
+use tokio::net::{TcpListener, TcpStream};
+
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// A port nobody listens on right now (Pingora cannot report what port 0 became).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub(crate) fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A local backend: answers `<name> <method> <path?query>` on any path, plus:
+/// `/headers` (request headers, one `name: value` per line), `/sleep/<ms>`,
+/// `/download/<bytes>` (Content-Length body streamed in 64 KiB chunks), `/upload` (counts the
+/// streamed body), `/ws` (WebSocket echo), `/chunked` (a chunked body).
+pub(crate) struct Backend {
+    pub(crate) addr: SocketAddr,
+    pub(crate) name: &'static str,
+    pub(crate) accepts: Arc<AtomicUsize>,
+    pub(crate) requests: Arc<AtomicU64>,
+    /// Connections currently open to this backend.
+    pub(crate) open: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into()).boxed()
+}
+
+async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if path == "/headers" {
+        let mut text = String::new();
+        for (k, v) in req.headers() {
+            text.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
+        }
+        return Ok(Response::new(full(text)));
+    }
+    if let Some(ms) = path.strip_prefix("/sleep/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+        return Ok(Response::new(full(format!("{name} slept"))));
+    }
+    if let Some(n) = path.strip_prefix("/download/") {
+        let total: u64 = n.parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let stream = futures_util::stream::unfold(total, move |left| {
+            let chunk = chunk.clone();
+            async move {
+                if left == 0 {
+                    return None;
+                }
+                let n = left.min(chunk.len() as u64);
+                Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))), left - n))
+            }
+        });
+        let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        resp.headers_mut().insert(hyper::header::CONTENT_LENGTH, total.into());
+        return Ok(resp);
+    }
+    if path == "/chunked" {
+        let stream = futures_util::stream::iter(
+            ["one ", "two ", "three"]
+                .map(|s| Ok::<_, Infallible>(Frame::data(Bytes::from_static(s.as_bytes())))),
+        );
+        return Ok(Response::new(BodyExt::boxed(StreamBody::new(stream))));
+    }
+    if path == "/upload" {
+        let mut body = req.into_body();
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => total += f.data_ref().map_or(0, |d| d.len() as u64),
+                Err(_) => break,
+            }
+        }
+        return Ok(Response::new(full(format!("{total}"))));
+    }
+    if path == "/ws" {
+        return Ok(websocket_upgrade(req));
+    }
+    let pq = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    Ok(Response::new(full(format!("{name} {} {pq}", req.method()))))
+}
+
+fn websocket_upgrade(mut req: Request<Incoming>) -> Response<Body> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return Response::builder().status(400).body(full("no key")).unwrap();
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_close() {
+                break;
+            }
+            if ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+        .body(Empty::new().boxed())
+        .unwrap()
+}
+
+impl Backend {
+    pub(crate) async fn start(name: &'static str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (a, r, o) = (accepts.clone(), requests.clone(), open.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { break };
+                a.fetch_add(1, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
+                let (r, o) = (r.clone(), o.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        handle(name, req)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Backend { addr, name, accepts, requests, open, task }
+    }
+
+    pub(crate) fn accepts(&self) -> usize {
+        self.accepts.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// A proxy running in-process on free ports, signals off, short grace period.
+pub(crate) struct Proxy {
+    pub(crate) http: SocketAddr,
+    pub(crate) https: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    pub(crate) handle: ProxyHandle,
+    pub(crate) running: Option<RunningProxy>,
+}
+
+impl Proxy {
+    pub(crate) fn start(handle: ProxyHandle) -> Proxy {
+        Self::start_with(handle, |_| {})
+    }
+
+    pub(crate) fn start_with(handle: ProxyHandle, tweak: impl FnOnce(&mut ProxyConfig)) -> Proxy {
+        let (http, https, admin) = (local(free_port()), local(free_port()), local(free_port()));
+        let mut config = ProxyConfig {
+            http_addr: Some(http),
+            https_addr: Some(https),
+            admin_addr: Some(admin),
+            threads: 2,
+            grace_period: Duration::from_secs(0),
+            shutdown_timeout: Duration::from_secs(1),
+            handle_signals: false,
+            ..ProxyConfig::default()
+        };
+        tweak(&mut config);
+        let running = ProxyServer::new(config, handle.clone()).start().unwrap();
+        Proxy { http, https, admin, handle, running: Some(running) }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown_now();
+        }
+    }
+}
+
+/// Routes `(host, path, backend)` with the given endpoints; returns the table's pieces.
+pub(crate) struct Routes {
+    pub(crate) store: EndpointStore,
+    pub(crate) builder: TableBuilder,
+}
+
+impl Routes {
+    pub(crate) fn new() -> Self {
+        Routes { store: EndpointStore::new(), builder: TableBuilder::new() }
+    }
+
+    /// Adds an Ingress `ns/<name>` routing `host` + prefix `path` to service `svc` at `addrs`.
+    pub(crate) fn route(
+        &mut self,
+        name: &str,
+        host: &str,
+        path: &str,
+        svc: &str,
+        addrs: &[SocketAddr],
+    ) -> &mut Self {
+        let b = BackendRef::new("test", svc, 80);
+        self.store.set(&b, EndpointSet::new(addrs.iter().copied()));
+        self.builder.ingress(
+            Ingress::new(Origin::new("test", name))
+                .rule(HostRule::host(host).path(PathRule::prefix(path, b))),
+        );
+        self
+    }
+
+    pub(crate) fn install(self, handle: &ProxyHandle) -> EndpointStore {
+        let mut store = self.store;
+        let built = self.builder.build(&mut store);
+        assert!(built.rejected.is_empty(), "{:?}", built.rejected);
+        handle.install(Arc::new(built.table));
+        store
+    }
+}
+
+/// One HTTP/1.1 response, body collected.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: hyper::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection.
+pub(crate) struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Body>,
+}
+
+impl Conn {
+    pub(crate) async fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn.with_upgrades());
+        Conn { sender }
+    }
+
+    pub(crate) async fn send(&mut self, req: Request<Body>) -> Reply {
+        self.sender.ready().await.unwrap();
+        let resp = self.sender.send_request(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+    }
+
+    pub(crate) async fn get(&mut self, host: &str, path: &str) -> Reply {
+        self.send(get(host, path)).await
+    }
+}
+
+pub(crate) fn get(host: &str, path: &str) -> Request<Body> {
+    Request::get(path).header("host", host).body(Empty::new().boxed()).unwrap()
+}
+
+/// One request on a fresh connection.
+pub(crate) async fn fetch(addr: SocketAddr, host: &str, path: &str) -> Reply {
+    Conn::open(addr).await.get(host, path).await
+}
+
+/// The proxy's admin endpoint, as text.
+pub(crate) async fn admin(proxy: &Proxy, path: &str) -> Reply {
+    fetch(proxy.admin, "admin", path).await
+}
+
+/// Resident set size of this process, in bytes.
+pub(crate) fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
