@@ -8,6 +8,7 @@
 #                                concurrent callers wait for one start); what the tests call
 #   scripts/apiserver.sh stop    stop both and remove their data
 #   scripts/apiserver.sh restart-apiserver   restart kube-apiserver alone (etcd keeps the data)
+#   scripts/apiserver.sh stop-apiserver | start-apiserver   the two halves of that
 #
 # Several instances can run side by side: each has its own $FERRY_APISERVER_STATE and ports
 # ($FERRY_ETCD_PORT, $FERRY_ETCD_PEER_PORT, $FERRY_APISERVER_PORT). Tests that restart the API
@@ -190,5 +191,7 @@ case "${1:-}" in
   ensure) ensure ;;
   stop) stop ;;
   restart-apiserver) stop_apiserver; start_apiserver ;;
-  *) echo "usage: $0 build|start|ensure|stop|restart-apiserver" >&2; exit 2 ;;
+  stop-apiserver) stop_apiserver ;;
+  start-apiserver) start_apiserver ;;
+  *) echo "usage: $0 build|start|ensure|stop|restart-apiserver|stop-apiserver|start-apiserver" >&2; exit 2 ;;
 esac
