@@ -5,8 +5,11 @@
 use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::objects::Key;
@@ -27,6 +30,48 @@ fn reference(key: &Key, uid: Option<String>) -> ObjectReference {
     }
 }
 
+/// Writes events.k8s.io/v1 Events. (kube's `Recorder` keys its series on the reason alone, so
+/// two different problems on one Ingress would merge into one Event; the deduplication here is
+/// per problem instead.)
+struct Recorder {
+    client: Client,
+    identity: String,
+}
+
+impl Recorder {
+    async fn publish(
+        &self,
+        warning: bool,
+        reason: &str,
+        note: String,
+        regarding: ObjectReference,
+    ) -> kube::Result<()> {
+        let now = Timestamp::now();
+        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or(REPORTER), now.as_nanosecond());
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            action: Some(if warning { "Translate" } else { "Sync" }.into()),
+            reason: Some(reason.into()),
+            note: Some(truncate(note)),
+            type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+            regarding: Some(regarding),
+            reporting_controller: Some(REPORTER.into()),
+            reporting_instance: Some(self.identity.clone()),
+            ..Event::default()
+        };
+        Api::<Event>::namespaced(self.client.clone(), &namespace)
+            .create(&PostParams::default(), &event)
+            .await?;
+        Ok(())
+    }
+}
+
 /// Runs for ever: after each snapshot, the leader records what is new.
 pub(crate) async fn run(
     client: Client,
@@ -34,7 +79,7 @@ pub(crate) async fn run(
     mut snapshots: Snapshots,
     mut leader: watch::Receiver<bool>,
 ) {
-    let recorder = Recorder::new(client, Reporter { controller: REPORTER.into(), instance: Some(identity) });
+    let recorder = Recorder { client, identity };
     let mut reported: HashSet<Problem> = HashSet::new();
     let mut synced: HashMap<Key, (Option<String>, Option<i64>)> = HashMap::new();
     loop {
@@ -48,17 +93,11 @@ pub(crate) async fn run(
                 if synced.get(&ingress.key) == Some(&seen) {
                     continue;
                 }
-                let event = Event {
-                    type_: EventType::Normal,
-                    reason: "Sync".into(),
-                    note: Some(format!(
-                        "Scheduled for sync (generation {})",
-                        ingress.generation.unwrap_or(0)
-                    )),
-                    action: "Sync".into(),
-                    secondary: None,
-                };
-                match recorder.publish(&event, &reference(&ingress.key, ingress.uid.clone())).await {
+                let note = format!("Scheduled for sync (generation {})", ingress.generation.unwrap_or(0));
+                match recorder
+                    .publish(false, "Sync", note, reference(&ingress.key, ingress.uid.clone()))
+                    .await
+                {
                     Ok(()) => drop(synced.insert(ingress.key.clone(), seen)),
                     Err(error) => tracing::warn!(%error, "could not record Sync event"),
                 }
@@ -71,17 +110,12 @@ pub(crate) async fn run(
                     continue;
                 }
                 let Some(uid) = uids.get(&problem.object) else { continue };
-                let event = Event {
-                    type_: EventType::Warning,
-                    reason: match problem.severity {
-                        Severity::Rejected => "Rejected".into(),
-                        Severity::Warning => "Degraded".into(),
-                    },
-                    note: Some(truncate(format!("{}: {}", problem.field, problem.reason))),
-                    action: "Translate".into(),
-                    secondary: None,
+                let reason = match problem.severity {
+                    Severity::Rejected => "Rejected",
+                    Severity::Warning => "Degraded",
                 };
-                match recorder.publish(&event, &reference(&problem.object, uid.clone())).await {
+                let note = format!("{}: {}", problem.field, problem.reason);
+                match recorder.publish(true, reason, note, reference(&problem.object, uid.clone())).await {
                     Ok(()) => drop(reported.insert(problem.clone())),
                     Err(error) => tracing::warn!(%error, "could not record Warning event"),
                 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use ingress_k8s::{Config, Snapshot, Snapshots};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
@@ -143,14 +143,13 @@ pub async fn apply(client: &Client, namespace: &str, yaml: &str) -> Result<()> {
         } else {
             Api::all_with(client.clone(), &resource)
         };
-        // Create, else replace (server-side apply trips over Service ports without `protocol`
+        // Create, else merge-patch (server-side apply trips over Service ports without `protocol`
         // on 1.20).
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                let current = api.get(&name).await?;
-                object.metadata.resource_version = current.metadata.resource_version;
-                api.replace(&name, &PostParams::default(), &object)
+                // A merge patch keeps server-set fields (a Service's clusterIP).
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&object))
                     .await
                     .with_context(|| format!("replacing {} {name}", types.kind))?;
             }
