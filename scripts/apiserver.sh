@@ -4,10 +4,19 @@
 #   scripts/apiserver.sh build   build kube-apiserver 1.20 from Debian's source package, once
 #                                (cached under ~/.cache/ferry/kube-apiserver)
 #   scripts/apiserver.sh start   start etcd + kube-apiserver on 127.0.0.1, write env to $STATE/env
+#   scripts/apiserver.sh ensure  start unless already running and healthy (idempotent, locked:
+#                                concurrent callers wait for one start); what the tests call
 #   scripts/apiserver.sh stop    stop both and remove their data
+#   scripts/apiserver.sh restart-apiserver   restart kube-apiserver alone (etcd keeps the data)
+#   scripts/apiserver.sh stop-apiserver | start-apiserver   the two halves of that
+#
+# Several instances can run side by side: each has its own $FERRY_APISERVER_STATE and ports
+# ($FERRY_ETCD_PORT, $FERRY_ETCD_PEER_PORT, $FERRY_APISERVER_PORT). Tests that restart the API
+# server use their own instance so they never disturb the shared one.
 #
 # After `start`, $STATE/env (default /tmp/ferry-apiserver/env) holds:
-#   FERRY_APISERVER_URL, FERRY_ADMIN_TOKEN, FERRY_CONTROLLER_TOKEN, FERRY_CONTROLLER_USER, FERRY_KUBECONFIG
+#   FERRY_APISERVER_URL, FERRY_APISERVER_CA, FERRY_ADMIN_TOKEN, FERRY_CONTROLLER_TOKEN,
+#   FERRY_CONTROLLER_USER, FERRY_KUBECONFIG, FERRY_ETCD_URL
 set -euo pipefail
 
 CACHE="${FERRY_CACHE:-$HOME/.cache/ferry}"
@@ -16,10 +25,16 @@ STATE="${FERRY_APISERVER_STATE:-/tmp/ferry-apiserver}"
 ETCD_PORT="${FERRY_ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${FERRY_ETCD_PEER_PORT:-23800}"
 API_PORT="${FERRY_APISERVER_PORT:-26443}"
+# Extra kube-apiserver flags, word-split (e.g. a test's own instance with a small watch cache).
+FERRY_APISERVER_EXTRA_FLAGS="${FERRY_APISERVER_EXTRA_FLAGS:-}"
 
 log() { echo "apiserver.sh: $*" >&2; }
 
 build() {
+  if [ -x "$BIN" ]; then return 0; fi
+  mkdir -p "$CACHE"
+  exec 8>"$CACHE/build.lock"
+  flock 8
   if [ -x "$BIN" ]; then return 0; fi
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   if ! ls /etc/apt/sources.list.d/ferry-src.sources >/dev/null 2>&1; then
@@ -77,7 +92,7 @@ TOK
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "ferry-test=http://127.0.0.1:$ETCD_PEER_PORT" \
-    >"$STATE/etcd.log" 2>&1 &
+    >"$STATE/etcd.log" 2>&1 8>&- 9>&- &
   echo $! >"$STATE/etcd.pid"
 
   start_apiserver
@@ -106,6 +121,7 @@ FERRY_ADMIN_TOKEN=$admin_token
 FERRY_CONTROLLER_TOKEN=$controller_token
 FERRY_CONTROLLER_USER=$controller_user
 FERRY_KUBECONFIG=$STATE/kubeconfig
+FERRY_ETCD_URL=http://127.0.0.1:$ETCD_PORT
 ENV
   log "ready: https://127.0.0.1:$API_PORT (env in $STATE/env)"
 }
@@ -120,7 +136,7 @@ start_apiserver() {
     --service-account-issuer https://kubernetes.default.svc \
     --service-cluster-ip-range 10.96.0.0/16 --advertise-address 127.0.0.1 \
     --enable-priority-and-fairness=false \
-    >>"$STATE/apiserver.log" 2>&1 &
+    $FERRY_APISERVER_EXTRA_FLAGS >>"$STATE/apiserver.log" 2>&1 8>&- 9>&- &
   echo $! >"$STATE/apiserver.pid"
   for _ in $(seq 1 120); do
     if curl -sfk "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 || \
@@ -133,6 +149,23 @@ start_apiserver() {
   log "kube-apiserver did not become ready; last log lines:"
   tail -20 "$STATE/apiserver.log" >&2
   return 1
+}
+
+healthy() {
+  [ -f "$STATE/env" ] || return 1
+  local url token ca
+  url=$(sed -n 's/^FERRY_APISERVER_URL=//p' "$STATE/env")
+  token=$(sed -n 's/^FERRY_ADMIN_TOKEN=//p' "$STATE/env")
+  ca=$(sed -n 's/^FERRY_APISERVER_CA=//p' "$STATE/env")
+  curl -sf --max-time 5 --cacert "$ca" -H "Authorization: Bearer $token" "$url/readyz" >/dev/null 2>&1
+}
+
+ensure() {
+  mkdir -p "$(dirname "$STATE")"
+  exec 9>"$STATE.lock"
+  flock 9
+  if healthy; then return 0; fi
+  start
 }
 
 stop_apiserver() {
@@ -155,7 +188,10 @@ stop() {
 case "${1:-}" in
   build) build ;;
   start) start ;;
+  ensure) ensure ;;
   stop) stop ;;
   restart-apiserver) stop_apiserver; start_apiserver ;;
-  *) echo "usage: $0 build|start|stop|restart-apiserver" >&2; exit 2 ;;
+  stop-apiserver) stop_apiserver ;;
+  start-apiserver) start_apiserver ;;
+  *) echo "usage: $0 build|start|ensure|stop|restart-apiserver|stop-apiserver|start-apiserver" >&2; exit 2 ;;
 esac

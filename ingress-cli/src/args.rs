@@ -1,0 +1,191 @@
+//! Command-line flags. Every flag can also come from an environment variable (shown in
+//! `--help`); names follow ingress-nginx where it has one, so migration guides carry over.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ingress_k8s::ObjectName;
+
+/// The Ferry ingress controller.
+#[derive(Debug, Parser)]
+#[command(name = "ingress-controller", version, about, args_conflicts_with_subcommands = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the controller (the default when no sub-command is given).
+    Run(Box<RunArgs>),
+    /// Show which Ingress, rule and path a URL would be routed by, and why.
+    Explain(ExplainArgs),
+    /// Validate manifests offline: what is accepted, what is rejected and why (exit 1 if any).
+    Check(CheckArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Where the Kubernetes objects come from, and which of them are ours.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SourceArgs {
+    /// Standalone mode: read Kubernetes YAML/JSON from this directory instead of a cluster.
+    #[arg(long, env = "FERRY_MANIFESTS", value_name = "DIR")]
+    pub(crate) manifests: Option<PathBuf>,
+    /// Kubeconfig to reach the API server (default: in-cluster config, then ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH", conflicts_with = "manifests")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Our class name: also matched against the legacy `kubernetes.io/ingress.class` annotation.
+    #[arg(long, env = "FERRY_INGRESS_CLASS", default_value = "ferry")]
+    pub(crate) ingress_class: String,
+    /// Our controller value: IngressClasses whose `spec.controller` equals it are ours.
+    #[arg(long, env = "FERRY_CONTROLLER_CLASS", default_value = "ferry.dev/ingress-controller")]
+    pub(crate) controller_class: String,
+    /// Also serve Ingresses that name no class.
+    #[arg(long, env = "FERRY_WATCH_INGRESS_WITHOUT_CLASS")]
+    pub(crate) watch_ingress_without_class: bool,
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "FERRY_WATCH_NAMESPACE", value_name = "NAMESPACE")]
+    pub(crate) watch_namespace: Option<String>,
+    /// The ConfigMap with global settings (ingress-nginx key names), as namespace/name.
+    #[arg(long, env = "FERRY_CONFIGMAP", value_name = "NS/NAME")]
+    pub(crate) configmap: Option<ObjectName>,
+    /// The Service that answers requests no rule matches, as namespace/name (default: the
+    /// built-in `default backend - 404`).
+    #[arg(long, env = "FERRY_DEFAULT_BACKEND_SERVICE", value_name = "NS/NAME")]
+    pub(crate) default_backend_service: Option<ObjectName>,
+    /// The TLS Secret for handshakes no Ingress claims, as namespace/name (default: a
+    /// self-signed certificate generated at start-up).
+    #[arg(long, env = "FERRY_DEFAULT_SSL_CERTIFICATE", value_name = "NS/NAME")]
+    pub(crate) default_ssl_certificate: Option<ObjectName>,
+}
+
+/// How the proxy logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// `on`/`off` (also `true`/`false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Switch {
+    /// Enabled.
+    #[value(alias = "true")]
+    On,
+    /// Disabled.
+    #[value(alias = "false")]
+    Off,
+}
+
+/// Flags of the running controller.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    /// Port for plain HTTP.
+    #[arg(long, env = "FERRY_HTTP_PORT", default_value_t = 80)]
+    pub(crate) http_port: u16,
+    /// Port for HTTPS (HTTP/1.1 and HTTP/2).
+    #[arg(long, env = "FERRY_HTTPS_PORT", default_value_t = 443)]
+    pub(crate) https_port: u16,
+    /// Port for `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "FERRY_ADMIN_PORT", default_value_t = 10254)]
+    pub(crate) admin_port: u16,
+    /// Address the three listeners bind to.
+    #[arg(long, env = "FERRY_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub(crate) bind_address: std::net::IpAddr,
+    /// The Service whose load-balancer address is written into Ingress status, namespace/name.
+    #[arg(long, env = "FERRY_PUBLISH_SERVICE", value_name = "NS/NAME")]
+    pub(crate) publish_service: Option<ObjectName>,
+    /// Addresses written into Ingress status instead (comma-separated IPs or hostnames).
+    #[arg(long, env = "FERRY_PUBLISH_STATUS_ADDRESS", value_delimiter = ',')]
+    pub(crate) publish_status_address: Vec<String>,
+    /// The Lease used for leader election (only the leader writes status and events).
+    #[arg(long, env = "FERRY_ELECTION_ID", default_value = "ingress-ferry-leader")]
+    pub(crate) election_id: String,
+    /// Whether to write `status.loadBalancer` on our Ingresses.
+    #[arg(long, env = "FERRY_UPDATE_STATUS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) update_status: bool,
+    /// Log format.
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+    /// One access log line per request.
+    #[arg(long, env = "FERRY_ACCESS_LOG", value_enum, default_value_t = Switch::On)]
+    pub(crate) access_log: Switch,
+    /// This replica's name (the Lease holder identity); set from the downward API.
+    #[arg(long, env = "POD_NAME", default_value = "ferry")]
+    pub(crate) pod_name: String,
+    /// The namespace of the election Lease; set from the downward API.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ingress-ferry")]
+    pub(crate) pod_namespace: String,
+    /// Proxy worker threads (default: one per CPU).
+    #[arg(long, env = "FERRY_THREADS")]
+    pub(crate) threads: Option<usize>,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "FERRY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30)]
+    pub(crate) shutdown_grace_period: u64,
+}
+
+/// Output format of `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// For people.
+    Text,
+    /// For tools.
+    Json,
+}
+
+/// Flags of `explain`.
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+    /// The URL to explain, e.g. `http://demo.example.com/index.html`.
+    pub(crate) url: String,
+}
+
+/// Flags of `check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+}
+
+impl SourceArgs {
+    /// The Kubernetes feed's configuration for these flags.
+    pub(crate) fn k8s_config(&self) -> ingress_k8s::Config {
+        ingress_k8s::Config {
+            ingress_class: self.ingress_class.clone(),
+            controller_name: self.controller_class.clone(),
+            watch_ingress_without_class: self.watch_ingress_without_class,
+            watch_namespace: self.watch_namespace.clone(),
+            configmap: self.configmap.clone(),
+            default_backend_service: self.default_backend_service.clone(),
+            default_ssl_certificate: self.default_ssl_certificate.clone(),
+            ..ingress_k8s::Config::default()
+        }
+    }
+}
+
+impl RunArgs {
+    /// The Kubernetes feed's configuration, with status and election settings.
+    pub(crate) fn k8s_config(&self) -> ingress_k8s::Config {
+        ingress_k8s::Config {
+            publish_service: self.publish_service.clone(),
+            publish_status_address: self.publish_status_address.clone(),
+            update_status: self.update_status,
+            election_id: self.election_id.clone(),
+            election_namespace: self.pod_namespace.clone(),
+            identity: self.pod_name.clone(),
+            ..self.source.k8s_config()
+        }
+    }
+}

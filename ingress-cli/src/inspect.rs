@@ -1,0 +1,287 @@
+//! `explain` and `check`: the same translation as the running controller, run once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ingress_core::{EndpointStore, Explanation, RouteTable, Verdict};
+use ingress_k8s::{Kind, ManifestDir, ManifestError, Objects, Problem, Severity};
+
+use crate::args::{CheckArgs, ExplainArgs, Output, SourceArgs};
+
+/// A configuration loaded once: the table, and everything wrong with the input.
+pub(crate) struct Loaded {
+    pub(crate) table: Arc<RouteTable>,
+    pub(crate) problems: Vec<Problem>,
+    pub(crate) manifest_errors: Vec<ManifestError>,
+    /// The objects (manifest mode only; `check` lists them).
+    pub(crate) objects: Option<Objects>,
+    /// Our Ingresses.
+    pub(crate) ours: BTreeSet<(String, String)>,
+}
+
+/// Reads the manifests (or the cluster) once and builds the table, as the controller would.
+pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
+    let config = ingress_k8s::Config { update_status: false, emit_events: false, ..source.k8s_config() };
+    if let Some(dir) = &source.manifests {
+        let mut manifests = ManifestDir::new(dir);
+        manifests.scan().with_context(|| format!("reading manifests from {}", dir.display()))?;
+        let objects = manifests.objects();
+        let mut translation = ingress_k8s::translate(&objects, &config);
+        let mut store = EndpointStore::new();
+        let built = std::mem::take(&mut translation.builder).build(&mut store);
+        for (backend, set) in std::mem::take(&mut translation.endpoints) {
+            store.set(&backend, set);
+        }
+        let mut problems = std::mem::take(&mut translation.problems);
+        problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
+        return Ok(Loaded {
+            table: Arc::new(built.table),
+            problems,
+            manifest_errors: manifests.errors(),
+            objects: Some(objects),
+            ours: translation.ingresses.iter().map(|i| i.key.clone()).collect(),
+        });
+    }
+    let client = crate::run::client(source).await?;
+    let controller =
+        ingress_k8s::Controller::start(client, config).await.context("starting the Kubernetes feed")?;
+    let snapshot = tokio::time::timeout(Duration::from_secs(60), controller.ready())
+        .await
+        .context("the API server did not list every watched kind within 60 s")??;
+    controller.shutdown().await;
+    Ok(Loaded {
+        table: Arc::clone(&snapshot.table),
+        problems: snapshot.problems.to_vec(),
+        manifest_errors: Vec::new(),
+        objects: None,
+        ours: snapshot.ingresses.iter().map(|i| i.key.clone()).collect(),
+    })
+}
+
+/// The pieces of a URL `explain` needs.
+struct Target {
+    https: bool,
+    host: String,
+    path: String,
+}
+
+fn parse_url(url: &str) -> anyhow::Result<Target> {
+    let with_scheme = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
+    let uri: http::Uri = with_scheme.parse().with_context(|| format!("`{url}` is not a URL"))?;
+    let https = match uri.scheme_str() {
+        Some("http") | None => false,
+        Some("https") => true,
+        Some(other) => bail!("unsupported scheme `{other}` in `{url}` (use http or https)"),
+    };
+    let Some(authority) = uri.authority() else { bail!("`{url}` has no host") };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    Ok(Target { https, host: authority.as_str().to_owned(), path })
+}
+
+/// `ingress-controller explain URL`.
+pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
+    let target = parse_url(&args.url)?;
+    let loaded = load(&args.source).await?;
+    let e = loaded.table.explain(&target.host, &target.path);
+    let endpoints: Vec<String> = loaded
+        .table
+        .lookup(&target.host, &target.path)
+        .map(|r| r.backend.endpoints().as_slice().iter().map(|e| e.addr.to_string()).collect())
+        .unwrap_or_default();
+    let problems: Vec<String> = loaded
+        .problems
+        .iter()
+        .filter(|p| {
+            e.paths.iter().any(|c| {
+                (c.origin.namespace.as_str(), c.origin.name.as_str())
+                    == (p.object.0.as_str(), p.object.1.as_str())
+            })
+        })
+        .map(ToString::to_string)
+        .collect();
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Output::Text => print_text(&mut out, &e, &endpoints, target.https, &problems)?,
+        Output::Json => {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &explanation_json(&e, &endpoints, target.https, &problems),
+            )?;
+            writeln_out(&mut out, "")?;
+        }
+    }
+    Ok(())
+}
+
+fn writeln_out(out: &mut impl std::io::Write, line: &str) -> std::io::Result<()> {
+    writeln!(out, "{line}")
+}
+
+fn print_text(
+    out: &mut impl std::io::Write,
+    e: &Explanation,
+    endpoints: &[String],
+    https: bool,
+    problems: &[String],
+) -> std::io::Result<()> {
+    writeln!(out, "{e}")?;
+    if e.backend.is_some() {
+        if endpoints.is_empty() {
+            writeln!(out, "endpoints: none ready (the proxy answers 503)")?;
+        } else {
+            writeln!(out, "endpoints: {} (round-robin)", endpoints.join(", "))?;
+        }
+    }
+    if !https {
+        writeln!(
+            out,
+            "(TLS applies to https:// requests; the certificate above is what SNI `{}` would get)",
+            e.host
+        )?;
+    }
+    for p in problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    Ok(())
+}
+
+fn explanation_json(
+    e: &Explanation,
+    endpoints: &[String],
+    https: bool,
+    problems: &[String],
+) -> serde_json::Value {
+    use serde_json::json;
+    let verdict = |v: &Verdict| match v {
+        Verdict::Won => json!({"result": "won"}),
+        Verdict::Lost(why) => json!({"result": "lost", "why": why}),
+        Verdict::NoMatch => json!({"result": "no-match"}),
+        Verdict::Shadowed(why) => json!({"result": "rejected", "why": why}),
+    };
+    let decision = match &e.decision {
+        ingress_core::Decision::Path { origin, field } => {
+            json!({"kind": "path", "ingress": origin.to_string(), "field": field.to_string()})
+        }
+        ingress_core::Decision::IngressDefault { origin } => {
+            json!({"kind": "ingress-default-backend", "ingress": origin.to_string()})
+        }
+        ingress_core::Decision::ControllerDefault => json!({"kind": "controller-default-backend"}),
+        ingress_core::Decision::NoRoute => json!({"kind": "no-route", "status": 404}),
+    };
+    json!({
+        "host": e.host,
+        "path": e.path,
+        "hosts": e.hosts.iter().map(|h| json!({"pattern": h.pattern.to_string(), "chosen": h.chosen})).collect::<Vec<_>>(),
+        "paths": e.paths.iter().map(|p| json!({
+            "path": p.path,
+            "pathType": p.path_type.to_string(),
+            "ingress": p.origin.to_string(),
+            "field": p.field.to_string(),
+            "backend": p.backend.to_string(),
+            "verdict": verdict(&p.verdict),
+        })).collect::<Vec<_>>(),
+        "decision": decision,
+        "reason": e.reason,
+        "backend": e.backend.as_ref().map(ToString::to_string),
+        "endpoints": endpoints,
+        "tls": e.certificate.as_ref().map(|c| json!({
+            "certificate": c.certificate.to_string(),
+            "host": c.host.to_string(),
+            "ingress": c.origin.as_ref().map(ToString::to_string),
+        })),
+        "https": https,
+        "problems": problems,
+    })
+}
+
+/// `ingress-controller check --manifests DIR`: true when nothing was rejected.
+pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<bool> {
+    if args.source.manifests.is_none() {
+        bail!("check needs --manifests DIR");
+    }
+    let loaded = load(&args.source).await?;
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    let mut by_object: BTreeMap<(Kind, String, String), Vec<&Problem>> = BTreeMap::new();
+    for p in &loaded.problems {
+        by_object.entry((p.kind, p.object.0.clone(), p.object.1.clone())).or_default().push(p);
+    }
+    let mut rejected = loaded.manifest_errors.len();
+    for err in &loaded.manifest_errors {
+        writeln!(out, "error     {err}")?;
+    }
+    let objects = loaded.objects.unwrap_or_default();
+    let listed = objects_of(&objects);
+    let mut count = 0;
+    for (kind, ns, name) in &listed {
+        count += 1;
+        let key = (ns.clone(), name.clone());
+        let problems = by_object.remove(&(*kind, ns.clone(), name.clone())).unwrap_or_default();
+        let label = if ns.is_empty() { format!("{kind} {name}") } else { format!("{kind} {ns}/{name}") };
+        if *kind == Kind::Ingress && !loaded.ours.contains(&key) {
+            writeln!(out, "ignored   {label}: not of class `{}`", args.source.ingress_class)?;
+            continue;
+        }
+        if problems.is_empty() {
+            writeln!(out, "ok        {label}")?;
+        }
+        for p in problems {
+            match p.severity {
+                Severity::Rejected => {
+                    rejected += 1;
+                    writeln!(out, "rejected  {label} {}: {}", p.field, p.reason)?;
+                }
+                Severity::Warning => writeln!(out, "warning   {label} {}: {}", p.field, p.reason)?,
+            }
+        }
+    }
+    // Problems of objects that are not in the store (controller-wide settings, missing refs).
+    for ((kind, ns, name), problems) in by_object {
+        for p in problems {
+            let verdict = if p.severity == Severity::Rejected { "rejected" } else { "warning " };
+            if p.severity == Severity::Rejected {
+                rejected += 1;
+            }
+            writeln!(out, "{verdict}  {kind} {ns}/{name} {}: {}", p.field, p.reason)?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{count} objects, {} routes on {} hosts, {rejected} rejected",
+        loaded.table.route_count(),
+        loaded.table.host_count()
+    )?;
+    Ok(rejected == 0)
+}
+
+fn objects_of(o: &Objects) -> Vec<(Kind, String, String)> {
+    let keys = |kind: Kind, keys: Vec<&(String, String)>| -> Vec<(Kind, String, String)> {
+        keys.into_iter().map(|(ns, n)| (kind, ns.clone(), n.clone())).collect()
+    };
+    let mut all = keys(Kind::IngressClass, o.ingress_classes.keys().collect());
+    all.extend(keys(Kind::Ingress, o.ingresses.keys().collect()));
+    all.extend(keys(Kind::Service, o.services.keys().collect()));
+    all.extend(keys(Kind::EndpointSlice, o.endpoint_slices.keys().collect()));
+    all.extend(keys(Kind::Secret, o.secrets.keys().collect()));
+    all.extend(keys(Kind::ConfigMap, o.config_maps.keys().collect()));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_host_and_path() {
+        let t = parse_url("https://Demo.example.com:30443/a/b?x=1").unwrap();
+        assert!(t.https);
+        assert_eq!(t.host, "Demo.example.com:30443");
+        assert_eq!(t.path, "/a/b?x=1");
+        let t = parse_url("demo.example.com").unwrap();
+        assert!(!t.https);
+        assert_eq!(t.path, "/");
+        assert!(parse_url("ftp://x/").is_err());
+    }
+}

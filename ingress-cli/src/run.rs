@@ -1,0 +1,189 @@
+//! The running controller: the Kubernetes feed (cluster or manifest files) → snapshot handle →
+//! Pingora proxy. The only place that starts runtimes.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ingress_k8s::{Controller, Snapshots};
+use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
+
+use crate::args::{RunArgs, SourceArgs, Switch};
+use crate::settings;
+
+/// How long start-up waits for the API server before giving up with an error.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A Kubernetes client from `--kubeconfig`/`KUBECONFIG`, else in-cluster config, else
+/// `~/.kube/config`.
+pub(crate) async fn client(source: &SourceArgs) -> anyhow::Result<kube::Client> {
+    let config = match &source.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no cluster configuration: not in a cluster, no --kubeconfig/KUBECONFIG, no ~/.kube/config (use --manifests DIR for standalone mode)")?,
+    };
+    let url = config.cluster_url.clone();
+    let client =
+        kube::Client::try_from(config).with_context(|| format!("cannot build a client for {url}"))?;
+    // Fail at start-up, with one clear line, when the API server cannot be reached.
+    tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
+        .await
+        .with_context(|| format!("API server {url} did not answer within {}s", CONNECT_TIMEOUT.as_secs()))?
+        .with_context(|| format!("API server {url} is unreachable"))?;
+    Ok(client)
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let proxy_config = proxy_config(args);
+    ensure_free(&proxy_config)?;
+    let base = RuntimeSettings { access_log: args.access_log == Switch::On, ..RuntimeSettings::default() };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ferry-k8s")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (controller, source) = runtime.block_on(start_source(args))?;
+
+    let (initial, ignored) = settings::from_configmap(&base, &Default::default());
+    debug_assert!(ignored.is_empty());
+    let handle = ProxyHandle::with_settings(initial);
+    let running =
+        ProxyServer::new(proxy_config.clone(), handle.clone()).start().context("cannot start the proxy")?;
+    println!(
+        "ferry ingress-controller {}: http {}, https {}, admin {} (/metrics /healthz /readyz); source: {source}; class `{}` (controller {})",
+        env!("CARGO_PKG_VERSION"),
+        show(proxy_config.http_addr),
+        show(proxy_config.https_addr),
+        show(proxy_config.admin_addr),
+        args.source.ingress_class,
+        args.source.controller_class,
+    );
+    runtime.spawn(feed(controller.snapshots(), handle, base));
+    runtime.spawn(report_manifest_errors(controller.manifest_errors()));
+
+    running.wait();
+    tracing::info!("proxy stopped; stopping the Kubernetes feed");
+    runtime.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(5), controller.shutdown()).await;
+    });
+    Ok(())
+}
+
+fn show(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".to_owned(), |a| a.to_string())
+}
+
+fn proxy_config(args: &RunArgs) -> ProxyConfig {
+    let at = |port| Some(SocketAddr::new(args.bind_address, port));
+    let mut config = ProxyConfig {
+        http_addr: at(args.http_port),
+        https_addr: at(args.https_port),
+        admin_addr: at(args.admin_port),
+        grace_period: Duration::from_secs(args.shutdown_grace_period),
+        ..ProxyConfig::default()
+    };
+    if let Some(threads) = args.threads {
+        config.threads = threads.max(1);
+    }
+    config
+}
+
+/// Pingora binds its listeners on its own thread and exits the process if that fails; checking
+/// first turns "port in use" into one clear error line.
+fn ensure_free(config: &ProxyConfig) -> anyhow::Result<()> {
+    let listeners = [
+        ("--http-port", config.http_addr),
+        ("--https-port", config.https_addr),
+        ("--admin-port", config.admin_addr),
+    ];
+    let mut seen = BTreeSet::new();
+    for (flag, addr) in listeners {
+        let Some(addr) = addr else { continue };
+        if !seen.insert(addr) {
+            bail!("{flag} {}: the same port is given to two listeners", addr.port());
+        }
+        if let Err(e) = TcpListener::bind(addr) {
+            bail!("{flag} {}: cannot listen on {addr}: {e}", addr.port());
+        }
+    }
+    Ok(())
+}
+
+async fn start_source(args: &RunArgs) -> anyhow::Result<(Controller, String)> {
+    let config = args.k8s_config();
+    if let Some(dir) = &args.source.manifests {
+        let controller = Controller::from_manifests(dir.clone(), config)
+            .await
+            .with_context(|| format!("cannot read manifests from {}", dir.display()))?;
+        return Ok((controller, format!("manifests in {} (standalone)", dir.display())));
+    }
+    let client = client(&args.source).await?;
+    let url = client.default_namespace().to_owned();
+    let controller = Controller::start(client, config).await.context("cannot start the Kubernetes feed")?;
+    let scope = args
+        .source
+        .watch_namespace
+        .as_deref()
+        .map_or("all namespaces".to_owned(), |n| format!("namespace {n}"));
+    Ok((controller, format!("Kubernetes API ({scope}, client namespace {url})")))
+}
+
+/// Installs every published table into the proxy, and applies ConfigMap changes live.
+async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettings) {
+    let mut last_config = None;
+    let mut reported = BTreeSet::new();
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if let Some(snapshot) = snapshot {
+            if last_config.as_ref() != Some(&snapshot.config) {
+                let (settings, ignored) = settings::from_configmap(&base, &snapshot.config);
+                for i in ignored {
+                    tracing::warn!(key = %i.key, reason = %i.reason, "ConfigMap setting ignored");
+                }
+                handle.set_settings(settings);
+                last_config = Some(Arc::clone(&snapshot.config));
+            }
+            let installed = handle.install(Arc::clone(&snapshot.table));
+            tracing::info!(
+                generation = snapshot.generation,
+                routes = snapshot.table.route_count(),
+                hosts = snapshot.table.host_count(),
+                problems = snapshot.problems.len(),
+                ?installed,
+                "configuration installed"
+            );
+            // Log each problem once while it lasts (in a cluster, Events carry them too).
+            let now: BTreeSet<String> = snapshot.problems.iter().map(ToString::to_string).collect();
+            for p in now.difference(&reported) {
+                tracing::warn!(problem = %p, "configuration problem");
+            }
+            reported = now;
+        }
+        if snapshots.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn report_manifest_errors(mut errors: tokio::sync::watch::Receiver<Vec<ingress_k8s::ManifestError>>) {
+    loop {
+        for e in errors.borrow_and_update().iter() {
+            tracing::warn!(error = %e, "manifest file not applied; its previous content stays in force");
+        }
+        if errors.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The `--configmap` ConfigMap → the proxy's live [`RuntimeSettings`].
+//!
+//! Keys are ingress-nginx's. A change applies to the next request. An unknown key or a bad
+//! value is reported and ignored (the default stays), never fatal.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ingress_proxy::RuntimeSettings;
+
+/// ingress-nginx's default `proxy-body-size` (nginx's `client_max_body_size`).
+const DEFAULT_BODY_SIZE: u64 = 1024 * 1024;
+
+/// One key that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ignored {
+    pub(crate) key: String,
+    pub(crate) reason: String,
+}
+
+/// The settings for ConfigMap `data`, on top of `base` (what the flags say), and the keys that
+/// were ignored.
+pub(crate) fn from_configmap(
+    base: &RuntimeSettings,
+    data: &BTreeMap<String, String>,
+) -> (RuntimeSettings, Vec<Ignored>) {
+    let mut s = base.clone();
+    s.max_body_size = Some(DEFAULT_BODY_SIZE);
+    let mut ignored = Vec::new();
+    for (key, value) in data {
+        let value = value.trim();
+        let applied = match key.as_str() {
+            "proxy-connect-timeout" => seconds(value).map(|d| s.timeouts.connect = d),
+            "proxy-read-timeout" => seconds(value).map(|d| s.timeouts.read = d),
+            "proxy-send-timeout" => seconds(value).map(|d| s.timeouts.write = d),
+            "proxy-body-size" => size(value).map(|n| s.max_body_size = (n > 0).then_some(n)),
+            "proxy-next-upstream-tries" => count(value).map(|n| s.max_attempts = n),
+            "upstream-keepalive-timeout" => seconds(value).map(|d| s.upstream_keepalive_timeout = d),
+            "disable-access-log" => boolean(value).map(|off| s.access_log = !off),
+            "enable-access-log" => boolean(value).map(|on| s.access_log = on),
+            _ => Err("unknown key (not an ingress-nginx setting Ferry supports)".to_owned()),
+        };
+        if let Err(reason) = applied {
+            ignored.push(Ignored { key: key.clone(), reason: format!("value `{value}`: {reason}") });
+        }
+    }
+    (s, ignored)
+}
+
+/// nginx time: plain seconds, or a number with `ms`, `s`, `m`, `h`.
+fn seconds(v: &str) -> Result<Duration, String> {
+    let (num, unit) = split_unit(v);
+    let n: u64 = num.parse().map_err(|_| "expected a duration such as `60`, `60s` or `500ms`".to_owned())?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        other => return Err(format!("unknown time unit `{other}`")),
+    };
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// nginx size: bytes, or a number with `k`, `m`, `g` (either case). `0` means unlimited.
+fn size(v: &str) -> Result<u64, String> {
+    let (num, unit) = split_unit(v);
+    let n: u64 = num.parse().map_err(|_| "expected a size such as `1m`, `512k` or `0`".to_owned())?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}`")),
+    };
+    n.checked_mul(mult).ok_or_else(|| "too large".to_owned())
+}
+
+fn count(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        // ingress-nginx: 0 means "no limit"; a bound keeps a dead backend from being retried forever.
+        Ok(0) => Ok(10),
+        Ok(n) => Ok(n.min(10)),
+        Err(_) => Err("expected a whole number".into()),
+    }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "True" | "TRUE" | "yes" | "on" => Ok(true),
+        "false" | "False" | "FALSE" | "no" | "off" => Ok(false),
+        _ => Err("expected `true` or `false`".into()),
+    }
+}
+
+fn split_unit(v: &str) -> (&str, &str) {
+    let at = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    (&v[..at], &v[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn ingress_nginx_keys_apply() {
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[
+                ("proxy-connect-timeout", "2"),
+                ("proxy-read-timeout", "120s"),
+                ("proxy-send-timeout", "1m"),
+                ("proxy-body-size", "8m"),
+                ("proxy-next-upstream-tries", "2"),
+                ("disable-access-log", "true"),
+            ]),
+        );
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(s.timeouts.connect, Duration::from_secs(2));
+        assert_eq!(s.timeouts.read, Duration::from_secs(120));
+        assert_eq!(s.timeouts.write, Duration::from_secs(60));
+        assert_eq!(s.max_body_size, Some(8 << 20));
+        assert_eq!(s.max_attempts, 2);
+        assert!(!s.access_log);
+    }
+
+    #[test]
+    fn defaults_follow_ingress_nginx() {
+        let (s, ignored) = from_configmap(&RuntimeSettings::default(), &BTreeMap::new());
+        assert!(ignored.is_empty());
+        assert_eq!(s.max_body_size, Some(1 << 20));
+        assert_eq!(s.timeouts.connect, Duration::from_secs(5));
+        let (s, _) = from_configmap(&RuntimeSettings::default(), &data(&[("proxy-body-size", "0")]));
+        assert_eq!(s.max_body_size, None);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_ignored_not_fatal() {
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[("proxy-read-timeout", "soon"), ("no-such-key", "1"), ("proxy-connect-timeout", "3")]),
+        );
+        let keys: Vec<&str> = ignored.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["no-such-key", "proxy-read-timeout"]);
+        assert_eq!(s.timeouts.read, Duration::from_secs(60), "bad value keeps the default");
+        assert_eq!(s.timeouts.connect, Duration::from_secs(3), "good keys still apply");
+    }
+}

@@ -1,0 +1,138 @@
+//! The running controller: sources, engine, leader election, status and events, started
+//! together and stopped together.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kube::Client;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::engine::{self, Engine, Snapshot, Snapshots};
+use crate::files::{ManifestDir, ManifestError};
+use crate::objects::Change;
+use crate::{Config, Error, Kind, Result, events, lease, status, watch as source};
+
+/// A running Kubernetes feed. The binary builds a [`Config`], starts one (from the cluster or
+/// from manifest files), then hands each published [`Snapshot`] to the proxy.
+///
+/// Dropping it stops every task; [`Controller::shutdown`] also hands the Lease over at once.
+pub struct Controller {
+    snapshots: Snapshots,
+    leader: watch::Receiver<bool>,
+    manifest_errors: watch::Receiver<Vec<ManifestError>>,
+    tasks: JoinSet<()>,
+    client: Option<Client>,
+    config: Config,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").field("cluster", &self.client.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// Cluster mode: discovers the EndpointSlice API, starts the watchers and, when status or
+    /// events are enabled, leader election. Returns at once; the first snapshot is published
+    /// after every watcher's initial list (see [`Controller::ready`]).
+    pub async fn start(client: Client, config: Config) -> Result<Self> {
+        let slices = source::discover_slice_api(&client).await?;
+        tracing::info!(?slices, namespace = ?config.watch_namespace, class = %config.ingress_class, "starting");
+        let (engine, snapshots) = Engine::new(config.clone(), source::kinds(&config));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        source::spawn(&client, &config, slices, &tx, &mut tasks);
+        drop(tx);
+        tasks.spawn(engine::run(engine, rx));
+        let (leader_tx, leader) = watch::channel(false);
+        if config.update_status || config.emit_events {
+            tasks.spawn(lease::run(client.clone(), config.clone(), leader_tx));
+        }
+        if config.update_status {
+            tasks.spawn(status::run(client.clone(), snapshots.clone(), leader.clone()));
+        }
+        if config.emit_events {
+            tasks.spawn(events::run(
+                client.clone(),
+                config.identity.clone(),
+                snapshots.clone(),
+                leader.clone(),
+            ));
+        }
+        let (_, manifest_errors) = watch::channel(Vec::new());
+        Ok(Self { snapshots, leader, manifest_errors, tasks, client: Some(client), config })
+    }
+
+    /// Manifest mode (no cluster): reads every YAML/JSON document under `dir`, publishes, then
+    /// re-reads changed files every [`Config::manifest_poll`]. Fails only if `dir` cannot be read.
+    pub async fn from_manifests(dir: impl Into<PathBuf>, config: Config) -> Result<Self> {
+        let mut manifests = ManifestDir::new(dir);
+        manifests.scan()?;
+        let (engine, snapshots) = Engine::new(config.clone(), [Kind::Ingress]);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (errors_tx, manifest_errors) = watch::channel(manifests.errors());
+        // The receiver is alive (the engine task owns it), so this cannot fail.
+        let _ = tx.send(Change::Replace(Box::new(manifests.objects())));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(engine::run(engine, rx));
+        let poll = config.manifest_poll;
+        tasks.spawn(async move {
+            loop {
+                tokio::time::sleep(poll).await;
+                match manifests.scan() {
+                    Ok(true) => {
+                        if tx.send(Change::Replace(Box::new(manifests.objects()))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(%error, "manifest directory unreadable; keeping the last configuration"),
+                }
+                let errors = manifests.errors();
+                errors_tx.send_if_modified(|old| (*old != errors).then(|| *old = errors).is_some());
+            }
+        });
+        let (_, leader) = watch::channel(false);
+        Ok(Self { snapshots, leader, manifest_errors, tasks, client: None, config })
+    }
+
+    /// The publish channel: `None` until the initial sync, then every new snapshot.
+    pub fn snapshots(&self) -> Snapshots {
+        self.snapshots.clone()
+    }
+
+    /// The latest snapshot, if the initial sync is done.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Waits for the first snapshot: after it, the proxy serves the full configuration
+    /// (what `/readyz` should mean).
+    pub async fn ready(&self) -> Result<Arc<Snapshot>> {
+        let mut rx = self.snapshots.clone();
+        let snapshot = rx.wait_for(Option::is_some).await.map_err(|_| Error::Stopped)?;
+        snapshot.clone().ok_or(Error::Stopped)
+    }
+
+    /// Whether this replica currently holds the leader Lease (always `false` in manifest mode).
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leader.clone()
+    }
+
+    /// Manifest files whose current content does not parse (manifest mode).
+    pub fn manifest_errors(&self) -> watch::Receiver<Vec<ManifestError>> {
+        self.manifest_errors.clone()
+    }
+
+    /// Stops every task and, if this replica leads, releases the Lease so another replica
+    /// takes over without waiting for it to expire.
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
+        if let Some(client) = self.client.take()
+            && *self.leader.borrow()
+        {
+            lease::release(client, &self.config).await;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The engine: owns the stores and the endpoint slots, turns changes into published snapshots.
+//!
+//! One task runs [`run`]; every source (watchers, manifest files) feeds it [`Change`]s through a
+//! channel, so the stores have a single writer and no locks.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ingress_core::{BackendRef, EndpointStore, RouteTable};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::objects::{Change, Key, Object};
+use crate::translate::{self, IngressInfo, Problem};
+use crate::{Config, Kind, Objects};
+
+/// One published configuration: what the proxy installs, and what status and events report.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The route table. Its backends share the controller's endpoint slots, so endpoint
+    /// changes show through it without a new snapshot.
+    pub table: Arc<RouteTable>,
+    /// The `--configmap` ConfigMap's data.
+    pub config: Arc<std::collections::BTreeMap<String, String>>,
+    /// Every problem found: translation problems and the core builder's rejections.
+    pub problems: Arc<Vec<Problem>>,
+    /// Our Ingresses (for status and events).
+    pub ingresses: Arc<Vec<IngressInfo>>,
+    /// The addresses our Ingresses' status should show.
+    pub status_addresses: Arc<Vec<String>>,
+    /// Counts published snapshots, starting at 1.
+    pub generation: u64,
+}
+
+/// The receiving end of the publish channel: `None` until the initial sync is complete.
+pub type Snapshots = watch::Receiver<Option<Arc<Snapshot>>>;
+
+/// What a batch of changes requires.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty {
+    rebuild: bool,
+    services: BTreeSet<Key>,
+}
+
+/// The stores, the slots and the sender.
+pub(crate) struct Engine {
+    objects: Objects,
+    store: EndpointStore,
+    config: Config,
+    waiting: HashSet<Kind>,
+    endpoint_keys: HashMap<Key, Vec<BackendRef>>,
+    tx: watch::Sender<Option<Arc<Snapshot>>>,
+    generation: u64,
+}
+
+impl Engine {
+    /// An engine that publishes once every kind in `waiting` has been listed.
+    pub(crate) fn new(config: Config, waiting: impl IntoIterator<Item = Kind>) -> (Self, Snapshots) {
+        let (tx, rx) = watch::channel(None);
+        let engine = Self {
+            objects: Objects::new(),
+            store: EndpointStore::new(),
+            config,
+            waiting: waiting.into_iter().collect(),
+            endpoint_keys: HashMap::new(),
+            tx,
+            generation: 0,
+        };
+        (engine, rx)
+    }
+
+    /// Applies one change to the stores and says what it dirtied. Endpoint-slice changes only
+    /// dirty their Service's endpoints; everything else needs a new table.
+    pub(crate) fn apply(&mut self, change: Change, dirty: &mut Dirty) {
+        match &change {
+            Change::Apply(Object::EndpointSlice(slice)) => {
+                let key = crate::objects::key_of(&slice.metadata);
+                if let Some(old) = self.objects.endpoint_slices.get(&key) {
+                    dirty.services.extend(translate::slice_service(old));
+                }
+                dirty.services.extend(translate::slice_service(slice));
+            }
+            Change::Delete(Kind::EndpointSlice, key) => {
+                if let Some(old) = self.objects.endpoint_slices.get(key) {
+                    dirty.services.extend(translate::slice_service(old));
+                }
+            }
+            Change::Relist(Kind::EndpointSlice, _) => {
+                dirty.services.extend(self.objects.services.keys().cloned());
+            }
+            Change::Relist(kind, _) => {
+                dirty.rebuild = true;
+                if self.waiting.remove(kind) && self.waiting.is_empty() {
+                    tracing::info!("initial sync complete");
+                }
+            }
+            Change::Replace(_) => {
+                dirty.rebuild = true;
+                self.waiting.clear();
+            }
+            _ => dirty.rebuild = true,
+        }
+        if let Change::Relist(Kind::EndpointSlice, _) = &change {
+            self.waiting.remove(&Kind::EndpointSlice);
+        }
+        self.objects.apply(change);
+    }
+
+    /// Whether every source has delivered its initial list.
+    pub(crate) fn synced(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Acts on a batch: a new table, or only new endpoint sets.
+    pub(crate) fn flush(&mut self, dirty: &Dirty) {
+        if !self.synced() {
+            return;
+        }
+        let first = self.generation == 0;
+        if dirty.rebuild || first {
+            self.rebuild();
+        } else if !dirty.services.is_empty() {
+            self.update_endpoints(&dirty.services);
+        }
+    }
+
+    fn update_endpoints(&mut self, services: &BTreeSet<Key>) {
+        for key in services {
+            let Some(service) = self.objects.services.get(key) else { continue };
+            let slices: Vec<_> = self
+                .objects
+                .endpoint_slices
+                .values()
+                .filter(|s| translate::slice_service(s).as_ref() == Some(key))
+                .map(Arc::as_ref)
+                .collect();
+            for (backend, set) in translate::service_endpoints(service, &slices) {
+                self.store.set(&backend, set);
+            }
+        }
+        tracing::debug!(services = services.len(), "endpoints updated in place");
+    }
+
+    fn rebuild(&mut self) {
+        let started = std::time::Instant::now();
+        let mut translation = translate::translate(&self.objects, &self.config);
+        let mut keys: HashMap<Key, Vec<BackendRef>> = HashMap::new();
+        for (backend, set) in std::mem::take(&mut translation.endpoints) {
+            keys.entry((backend.namespace.clone(), backend.service.clone()))
+                .or_default()
+                .push(backend.clone());
+            self.store.set(&backend, set);
+        }
+        for (service, old) in &self.endpoint_keys {
+            let new = keys.get(service);
+            for backend in old.iter().filter(|b| !new.is_some_and(|n| n.contains(b))) {
+                self.store.remove(backend);
+            }
+        }
+        self.endpoint_keys = keys;
+        let built = std::mem::take(&mut translation.builder).build(&mut self.store);
+        self.store.prune();
+        let mut problems = std::mem::take(&mut translation.problems);
+        problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
+        problems.sort();
+        self.generation += 1;
+        let snapshot = Snapshot {
+            table: Arc::new(built.table),
+            config: Arc::new(std::mem::take(&mut translation.config)),
+            problems: Arc::new(problems),
+            ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
+            status_addresses: Arc::new(std::mem::take(&mut translation.status_addresses)),
+            generation: self.generation,
+        };
+        tracing::info!(
+            generation = self.generation,
+            routes = snapshot.table.route_count(),
+            problems = snapshot.problems.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "published route table"
+        );
+        self.tx.send_replace(Some(Arc::new(snapshot)));
+    }
+}
+
+/// Runs the engine until every sender is gone. A change arriving after a quiet spell is applied
+/// at once; changes arriving within `coalesce_window` of the last flush are gathered into the
+/// next one, so a burst costs one rebuild per window and a lone change waits for nothing.
+pub(crate) async fn run(mut engine: Engine, mut rx: mpsc::UnboundedReceiver<Change>) {
+    let window: Duration = engine.config.coalesce_window;
+    let mut last_flush: Option<Instant> = None;
+    while let Some(change) = rx.recv().await {
+        let mut dirty = Dirty::default();
+        engine.apply(change, &mut dirty);
+        if let Some(last) = last_flush {
+            let deadline = last + window;
+            while Instant::now() < deadline {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(change)) => engine.apply(change, &mut dirty),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        while let Ok(change) = rx.try_recv() {
+            engine.apply(change, &mut dirty);
+        }
+        engine.flush(&dirty);
+        if engine.synced() {
+            last_flush = Some(Instant::now());
+        }
+    }
+    tracing::debug!("engine stopped: no more sources");
+}

@@ -1,0 +1,147 @@
+//! The manifest source (standalone mode, no cluster): every YAML/JSON document under a
+//! directory, re-read when files change, fed to the same translation as the cluster source.
+//!
+//! A file that does not parse is reported (file, document index, reason) and its previous good
+//! content stays in force; the rest of the directory applies atomically, as one
+//! [`Change::Replace`].
+
+mod convert;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use convert::legacy_ingress;
+
+use crate::{Error, Object, Objects, Result};
+
+/// A manifest file that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// The file.
+    pub file: PathBuf,
+    /// The index of the failing document in the file (0-based), if one document is at fault.
+    pub document: Option<usize>,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.document {
+            Some(d) => write!(f, "{} document {d}: {}", self.file.display(), self.reason),
+            None => write!(f, "{}: {}", self.file.display(), self.reason),
+        }
+    }
+}
+
+/// Parses every document of one file's text. All or nothing: any bad document fails the file.
+pub fn parse_manifest(file: &Path, text: &str) -> Result<Vec<Object>, ManifestError> {
+    let mut objects = Vec::new();
+    for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let failed = |reason: String| ManifestError { file: file.to_owned(), document: Some(index), reason };
+        let value = serde_json::Value::deserialize(doc).map_err(|e| failed(e.to_string()))?;
+        objects.extend(convert::document(value).map_err(failed)?);
+    }
+    Ok(objects)
+}
+
+/// What is known of one file: a fingerprint of its bytes, its last good objects, and the
+/// error of its current content if that did not parse.
+#[derive(Debug)]
+struct FileState {
+    fingerprint: u64,
+    objects: Vec<Object>,
+    error: Option<ManifestError>,
+}
+
+/// A manifest directory, read again on each [`scan`](ManifestDir::scan).
+#[derive(Debug)]
+pub struct ManifestDir {
+    root: PathBuf,
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+impl ManifestDir {
+    /// A directory not yet read.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into(), files: BTreeMap::new() }
+    }
+
+    /// Reads what changed since the last scan. Returns whether the good objects changed. Fails
+    /// only when the directory itself cannot be read.
+    pub fn scan(&mut self) -> Result<bool> {
+        let mut paths = Vec::new();
+        collect(&self.root, &mut paths)?;
+        let before = self.files.len();
+        self.files.retain(|p, _| paths.contains(p));
+        let mut changed = before != self.files.len();
+        for path in paths {
+            // A file that vanished between listing and reading is dropped by the next scan.
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            let fingerprint = hasher.finish();
+            let state = self.files.entry(path.clone()).or_insert(FileState {
+                fingerprint: !fingerprint,
+                objects: Vec::new(),
+                error: None,
+            });
+            if state.fingerprint == fingerprint {
+                continue;
+            }
+            state.fingerprint = fingerprint;
+            let parsed = std::str::from_utf8(&bytes)
+                .map_err(|e| ManifestError { file: path.clone(), document: None, reason: e.to_string() })
+                .and_then(|text| parse_manifest(&path, text));
+            match parsed {
+                Ok(objects) => {
+                    state.objects = objects;
+                    state.error = None;
+                    changed = true;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "manifest rejected; its previous content stays in force");
+                    state.error = Some(error);
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Every good object of every file, in file order.
+    pub fn objects(&self) -> Objects {
+        let mut objects = Objects::new();
+        for state in self.files.values() {
+            objects.extend(state.objects.iter().cloned());
+        }
+        objects
+    }
+
+    /// The files whose current content does not parse.
+    pub fn errors(&self) -> Vec<ManifestError> {
+        self.files.values().filter_map(|f| f.error.clone()).collect()
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let io = |source| Error::Io { path: dir.to_owned(), source };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.path());
+    for entry in entries {
+        let path = entry.path();
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

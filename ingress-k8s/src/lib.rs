@@ -1,0 +1,45 @@
+//! `ingress-k8s`: the Kubernetes feed of the Ferry ingress controller.
+//!
+//! Watches Ingresses, IngressClasses, Services, EndpointSlices, TLS Secrets and one ConfigMap
+//! (or reads the same kinds from manifest files), translates them with one pure function
+//! ([`translate`]) into the `ingress-core` model, and publishes route tables through a
+//! [`tokio::sync::watch`] channel. Endpoint-only changes update the shared endpoint slots in
+//! place, without a new table. The leader (a `coordination.k8s.io/v1` Lease) writes Ingress
+//! status and Events.
+//!
+//! ```no_run
+//! # async fn run() -> ingress_k8s::Result<()> {
+//! let client = kube::Client::try_default().await.map_err(|e| ingress_k8s::Error::Kube { context: "connect".into(), source: e })?;
+//! let controller = ingress_k8s::Controller::start(client, ingress_k8s::Config::default()).await?;
+//! let mut snapshots = controller.snapshots();
+//! let first = controller.ready().await?;
+//! # drop(first);
+//! while snapshots.changed().await.is_ok() {
+//!     let snapshot = snapshots.borrow_and_update().clone();
+//!     // hand snapshot.table to the proxy
+//! #   drop(snapshot);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod controller;
+mod engine;
+mod error;
+mod events;
+mod files;
+mod lease;
+mod objects;
+mod status;
+mod translate;
+mod watch;
+
+pub use config::{Config, ObjectName};
+pub use controller::Controller;
+pub use engine::{Snapshot, Snapshots};
+pub use error::{Error, Result};
+pub use events::REPORTER;
+pub use files::{ManifestDir, ManifestError, legacy_ingress, parse_manifest};
+pub use objects::{Change, Key, Kind, Object, Objects, key_of};
+pub use translate::{IngressInfo, Problem, Severity, Translation, translate};
+pub use watch::{SliceApi, discover_slice_api};

@@ -1,0 +1,233 @@
+//! The stores: the API objects the controller knows, by kind and `namespace/name`.
+//!
+//! Like kube's reflector store, they are updated by plain synchronous functions
+//! ([`Objects::apply`], [`Objects::replace`]) so the same code serves the watchers, the manifest
+//! files and the tests.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// `(namespace, name)`; cluster-scoped objects (IngressClass) have an empty namespace.
+pub type Key = (String, String);
+
+/// The kinds of object the controller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass.
+    IngressClass,
+    /// core/v1 Service.
+    Service,
+    /// `discovery.k8s.io` EndpointSlice (v1, or v1beta1 read into the v1 type).
+    EndpointSlice,
+    /// core/v1 Secret of type `kubernetes.io/tls`.
+    Secret,
+    /// core/v1 ConfigMap (the one named by `--configmap`).
+    ConfigMap,
+}
+
+impl Kind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Ingress,
+        Kind::IngressClass,
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Secret,
+        Kind::ConfigMap,
+    ];
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One API object of a kind the controller reads.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived: moved straight into the store
+pub enum Object {
+    /// An Ingress.
+    Ingress(Ingress),
+    /// An IngressClass.
+    IngressClass(IngressClass),
+    /// A Service.
+    Service(Service),
+    /// An EndpointSlice.
+    EndpointSlice(EndpointSlice),
+    /// A Secret.
+    Secret(Secret),
+    /// A ConfigMap.
+    ConfigMap(ConfigMap),
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Ingress(_) => Kind::Ingress,
+            Object::IngressClass(_) => Kind::IngressClass,
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Secret(_) => Kind::Secret,
+            Object::ConfigMap(_) => Kind::ConfigMap,
+        }
+    }
+
+    /// The object's metadata.
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Object::Ingress(o) => &o.metadata,
+            Object::IngressClass(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+        }
+    }
+
+    /// The object's store key.
+    pub fn key(&self) -> Key {
+        key_of(self.meta())
+    }
+}
+
+/// The store key of an object's metadata.
+pub fn key_of(meta: &ObjectMeta) -> Key {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// A change to the stores: what a watcher event or a manifest reload amounts to.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived: moved straight into the store
+pub enum Change {
+    /// The object was created or updated.
+    Apply(Object),
+    /// The object was deleted.
+    Delete(Kind, Key),
+    /// A complete (re)list of one kind: replaces everything of that kind at once.
+    Relist(Kind, Vec<Object>),
+    /// A complete set of every kind (manifest files): replaces the whole store at once.
+    Replace(Box<Objects>),
+}
+
+/// Everything the controller knows, as plain maps: the input of [`translate`](crate::translate).
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    /// Ingresses (all classes; translation picks ours).
+    pub ingresses: BTreeMap<Key, Arc<Ingress>>,
+    /// IngressClasses, keyed by `("", name)`.
+    pub ingress_classes: BTreeMap<Key, Arc<IngressClass>>,
+    /// Services.
+    pub services: BTreeMap<Key, Arc<Service>>,
+    /// EndpointSlices.
+    pub endpoint_slices: BTreeMap<Key, Arc<EndpointSlice>>,
+    /// TLS Secrets.
+    pub secrets: BTreeMap<Key, Arc<Secret>>,
+    /// ConfigMaps.
+    pub config_maps: BTreeMap<Key, Arc<ConfigMap>>,
+}
+
+impl Objects {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces one object.
+    pub fn insert(&mut self, object: Object) {
+        let key = object.key();
+        match object {
+            Object::Ingress(o) => drop(self.ingresses.insert(key, Arc::new(o))),
+            Object::IngressClass(o) => drop(self.ingress_classes.insert(key, Arc::new(o))),
+            Object::Service(o) => drop(self.services.insert(key, Arc::new(o))),
+            Object::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::new(o))),
+            Object::Secret(o) => drop(self.secrets.insert(key, Arc::new(o))),
+            Object::ConfigMap(o) => drop(self.config_maps.insert(key, Arc::new(o))),
+        }
+    }
+
+    /// Removes one object, if present.
+    pub fn remove(&mut self, kind: Kind, key: &Key) {
+        match kind {
+            Kind::Ingress => drop(self.ingresses.remove(key)),
+            Kind::IngressClass => drop(self.ingress_classes.remove(key)),
+            Kind::Service => drop(self.services.remove(key)),
+            Kind::EndpointSlice => drop(self.endpoint_slices.remove(key)),
+            Kind::Secret => drop(self.secrets.remove(key)),
+            Kind::ConfigMap => drop(self.config_maps.remove(key)),
+        }
+    }
+
+    /// Empties one kind.
+    pub fn clear(&mut self, kind: Kind) {
+        match kind {
+            Kind::Ingress => self.ingresses.clear(),
+            Kind::IngressClass => self.ingress_classes.clear(),
+            Kind::Service => self.services.clear(),
+            Kind::EndpointSlice => self.endpoint_slices.clear(),
+            Kind::Secret => self.secrets.clear(),
+            Kind::ConfigMap => self.config_maps.clear(),
+        }
+    }
+
+    /// Applies a change. Relists replace their kind wholesale, so objects deleted while a
+    /// watch was down disappear.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Apply(object) => self.insert(object),
+            Change::Delete(kind, key) => self.remove(kind, &key),
+            Change::Relist(kind, objects) => {
+                self.clear(kind);
+                for object in objects {
+                    if object.kind() == kind {
+                        self.insert(object);
+                    }
+                }
+            }
+            Change::Replace(objects) => *self = *objects,
+        }
+    }
+
+    /// Adds every object of an iterator.
+    pub fn extend(&mut self, objects: impl IntoIterator<Item = Object>) {
+        for object in objects {
+            self.insert(object);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn service(ns: &str, name: &str) -> Object {
+        let mut s = Service::default();
+        s.metadata.namespace = Some(ns.into());
+        s.metadata.name = Some(name.into());
+        Object::Service(s)
+    }
+
+    #[test]
+    fn relist_replaces_the_kind_only() {
+        let mut objects = Objects::new();
+        objects.extend([service("a", "one"), service("a", "two")]);
+        let mut class = IngressClass::default();
+        class.metadata.name = Some("ferry".into());
+        objects.insert(Object::IngressClass(class));
+        objects.apply(Change::Relist(Kind::Service, vec![service("a", "three")]));
+        assert_eq!(objects.services.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["three"]);
+        assert_eq!(objects.ingress_classes.len(), 1);
+        objects.apply(Change::Delete(Kind::Service, ("a".into(), "three".into())));
+        assert!(objects.services.is_empty());
+    }
+}

@@ -1,0 +1,384 @@
+//! The one pure translation: the stores' contents → the routing model's input.
+//!
+//! No I/O, no clock other than certificate validity: tests call [`translate`] with objects read
+//! from YAML fixtures and compare the result.
+
+mod certs;
+mod class;
+mod endpoints;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use ingress_core::{
+    BackendRef, CertificatePem, CertificateRef, EndpointSet, Field, HostRule, Origin, PathRule, PathType,
+    PortRef, TableBuilder,
+};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+
+pub(crate) use endpoints::{SERVICE_NAME_LABEL, service_endpoints, slice_service, slices_by_service};
+
+use crate::objects::Key;
+use crate::{Config, Kind, Objects};
+
+/// How bad a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// The rule is kept but will not work as meant (e.g. its Service is missing: 503).
+    Warning,
+    /// The rule (or TLS entry) was left out.
+    Rejected,
+}
+
+/// Something wrong with one object, named down to the field, with the reason. Every other
+/// object keeps working; the controller reports problems as Warning Events.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Problem {
+    /// The kind of the object at fault (an Ingress, or the controller's own settings when the
+    /// key is empty).
+    pub kind: Kind,
+    /// `(namespace, name)` of the object; empty for controller-wide settings.
+    pub object: Key,
+    /// The field, spelled as in the API (`spec.rules[0].http.paths[1].backend`).
+    pub field: String,
+    /// Why.
+    pub reason: String,
+    /// Whether the rule was kept or left out.
+    pub severity: Severity,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Rejected => "rejected",
+        };
+        write!(
+            f,
+            "{} {}/{} {}: {verdict}: {}",
+            self.kind, self.object.0, self.object.1, self.field, self.reason
+        )
+    }
+}
+
+/// One of our Ingresses, as status writing and events need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressInfo {
+    /// `(namespace, name)`.
+    pub key: Key,
+    /// `metadata.uid`, for Event references.
+    pub uid: Option<String>,
+    /// `metadata.generation`: a new one is a new spec, worth a `Sync` Event.
+    pub generation: Option<i64>,
+    /// The addresses currently in `status.loadBalancer.ingress` (IPs or hostnames).
+    pub status: Vec<String>,
+}
+
+/// What [`translate`] produces: everything a route table and its endpoints are made of.
+#[derive(Debug, Default)]
+pub struct Translation {
+    /// The core builder, loaded with our Ingresses, the Services, defaults and certificates.
+    pub builder: TableBuilder,
+    /// The ready endpoints of every Service port, keyed as the table keys backends.
+    pub endpoints: Vec<(BackendRef, EndpointSet)>,
+    /// Problems found while translating (the core builder adds its own rejections).
+    pub problems: Vec<Problem>,
+    /// Our Ingresses.
+    pub ingresses: Vec<IngressInfo>,
+    /// The `--configmap` ConfigMap's data (empty when absent).
+    pub config: BTreeMap<String, String>,
+    /// The addresses to write into our Ingresses' status.
+    pub status_addresses: Vec<String>,
+    /// Per Ingress, where each core rule and path came from in the Kubernetes object, so core
+    /// rejections name the field as written.
+    index: HashMap<(String, String), IndexMap>,
+}
+
+/// Core indices → Kubernetes indices for one Ingress (paths without a usable backend are
+/// left out of the core input, so the two can differ).
+#[derive(Debug, Default)]
+struct IndexMap {
+    rules: Vec<(u32, Vec<u32>)>,
+    tls: Vec<u32>,
+}
+
+impl Translation {
+    /// Turns a core rejection into a [`Problem`] naming the field as written in the object.
+    pub fn problem_from(&self, rejection: &ingress_core::Rejection) -> Problem {
+        let key = (rejection.origin.namespace.clone(), rejection.origin.name.clone());
+        let map = self.index.get(&key);
+        let rule = |r: u32| map.and_then(|m| m.rules.get(r as usize));
+        let field = match rejection.field {
+            Field::Object => "spec".to_owned(),
+            Field::DefaultBackend => "spec.defaultBackend".to_owned(),
+            Field::Host { rule: r } => format!("spec.rules[{}].host", rule(r).map_or(r, |x| x.0)),
+            Field::Path { rule: r, path } => {
+                let (kr, kp) =
+                    rule(r).map_or((r, path), |x| (x.0, x.1.get(path as usize).copied().unwrap_or(path)));
+                format!("spec.rules[{kr}].http.paths[{kp}]")
+            }
+            Field::Tls { entry, host } => {
+                let ke = map.and_then(|m| m.tls.get(entry as usize)).copied().unwrap_or(entry);
+                match host {
+                    Some(h) => format!("spec.tls[{ke}].hosts[{h}]"),
+                    None => format!("spec.tls[{ke}]"),
+                }
+            }
+        };
+        Problem {
+            kind: Kind::Ingress,
+            object: key,
+            field,
+            reason: rejection.reason.to_string(),
+            severity: Severity::Rejected,
+        }
+    }
+}
+
+/// Translates the stores' contents into the routing model's input. Pure: the same objects
+/// and config always give the same translation (certificate validity aside).
+pub fn translate(objects: &Objects, config: &Config) -> Translation {
+    let mut out = Translation::default();
+    let mut certs: HashMap<Key, Result<(), String>> = HashMap::new();
+
+    let slices = slices_by_service(objects);
+    for (key, service) in &objects.services {
+        let own = slices.get(key).map(Vec::as_slice).unwrap_or_default();
+        out.endpoints.extend(service_endpoints(service, own));
+        out.builder.service(core_service(service));
+    }
+
+    for (key, ingress) in &objects.ingresses {
+        if class::is_ours(ingress, objects, config) {
+            add_ingress(&mut out, &mut certs, objects, key, ingress);
+        }
+    }
+
+    if let Some(name) = &config.default_backend_service {
+        let key = (name.namespace.clone(), name.name.clone());
+        let port = objects
+            .services
+            .get(&key)
+            .and_then(|s| s.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port))
+            .and_then(|p| u16::try_from(p).ok());
+        match port {
+            Some(port) => {
+                out.builder.default_backend(BackendRef::new(&key.0, &key.1, port));
+            }
+            None => out.problems.push(controller_problem(
+                "--default-backend-service",
+                format!("service {name} not found or has no port"),
+            )),
+        }
+    }
+    if let Some(name) = &config.default_ssl_certificate {
+        let key = (name.namespace.clone(), name.name.clone());
+        match load_certificate(objects, &key, &mut out.builder, &mut certs) {
+            Ok(certificate) => {
+                out.builder.default_certificate(certificate);
+            }
+            Err(why) => out.problems.push(controller_problem("--default-ssl-certificate", why)),
+        }
+    }
+    if let Some(name) = &config.configmap {
+        let key = (name.namespace.clone(), name.name.clone());
+        if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
+            out.config = data;
+        }
+    }
+    out.status_addresses = status_addresses(objects, config);
+    out
+}
+
+fn controller_problem(field: &str, reason: String) -> Problem {
+    Problem {
+        kind: Kind::ConfigMap,
+        object: Key::default(),
+        field: field.into(),
+        reason,
+        severity: Severity::Rejected,
+    }
+}
+
+fn core_service(service: &k8s_openapi::api::core::v1::Service) -> ingress_core::Service {
+    let ports = service.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    ingress_core::Service {
+        namespace: service.metadata.namespace.clone().unwrap_or_default(),
+        name: service.metadata.name.clone().unwrap_or_default(),
+        ports: ports
+            .iter()
+            .filter_map(|p| {
+                Some(ingress_core::ServicePort { name: p.name.clone(), port: u16::try_from(p.port).ok()? })
+            })
+            .collect(),
+    }
+}
+
+/// Validates a Secret once per translation and registers its material with the builder.
+fn load_certificate(
+    objects: &Objects,
+    key: &Key,
+    builder: &mut TableBuilder,
+    seen: &mut HashMap<Key, Result<(), String>>,
+) -> Result<CertificateRef, String> {
+    let certificate = CertificateRef::new(&key.0, &key.1);
+    if let Some(done) = seen.get(key) {
+        return done.clone().map(|()| certificate);
+    }
+    let result = match objects.secrets.get(key) {
+        None => Err(format!("TLS secret {}/{} not found", key.0, key.1)),
+        Some(secret) => {
+            certs::validate(secret).map_err(|why| format!("TLS secret {}/{}: {why}", key.0, key.1))
+        }
+    };
+    let result = result.map(|pem: CertificatePem| {
+        builder.certificate(certificate.clone(), pem);
+    });
+    seen.insert(key.clone(), result.clone());
+    result.map(|()| certificate)
+}
+
+fn add_ingress(
+    out: &mut Translation,
+    certs: &mut HashMap<Key, Result<(), String>>,
+    objects: &Objects,
+    key: &Key,
+    ingress: &Ingress,
+) {
+    let meta = &ingress.metadata;
+    let created = meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
+    let mut core = ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created));
+    let mut index = IndexMap::default();
+    let mut problems = Vec::new();
+    let mut problem = |field: String, reason: String, severity| {
+        problems.push(Problem { kind: Kind::Ingress, object: key.clone(), field, reason, severity });
+    };
+    let spec = ingress.spec.clone().unwrap_or_default();
+
+    if let Some(backend) = &spec.default_backend {
+        match backend_ref(&key.0, backend, objects) {
+            Ok((b, warning)) => {
+                if let Some(w) = warning {
+                    problem("spec.defaultBackend".into(), w, Severity::Warning);
+                }
+                core = core.default_backend(b);
+            }
+            Err(why) => problem("spec.defaultBackend".into(), why, Severity::Rejected),
+        }
+    }
+    for (r, rule) in spec.rules.unwrap_or_default().into_iter().enumerate() {
+        let Some(http) = rule.http else { continue };
+        let mut host = match rule.host {
+            Some(h) if !h.is_empty() => HostRule::host(h),
+            _ => HostRule::any_host(),
+        };
+        let mut kept = Vec::new();
+        for (p, path) in http.paths.iter().enumerate() {
+            let field = format!("spec.rules[{r}].http.paths[{p}].backend");
+            let (backend, warning) = match backend_ref(&key.0, &path.backend, objects) {
+                Ok(found) => found,
+                Err(why) => {
+                    problem(field, why, Severity::Rejected);
+                    continue;
+                }
+            };
+            if let Some(w) = warning {
+                problem(field, w, Severity::Warning);
+            }
+            let path_type = match path.path_type.as_str() {
+                "Exact" => PathType::Exact,
+                "Prefix" => PathType::Prefix,
+                _ => PathType::ImplementationSpecific,
+            };
+            let text = path.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+            host = host.path(PathRule::new(text, path_type, backend));
+            kept.push(index_u32(p));
+        }
+        if !kept.is_empty() {
+            core = core.rule(host);
+            index.rules.push((index_u32(r), kept));
+        }
+    }
+    for (t, tls) in spec.tls.unwrap_or_default().into_iter().enumerate() {
+        // No secret: the hosts get the default certificate, as in ingress-nginx.
+        let Some(secret) = tls.secret_name.filter(|s| !s.is_empty()) else { continue };
+        match load_certificate(objects, &(key.0.clone(), secret), &mut out.builder, certs) {
+            Ok(certificate) => {
+                core = core.tls(tls.hosts.unwrap_or_default(), certificate);
+                index.tls.push(index_u32(t));
+            }
+            Err(why) => problem(
+                format!("spec.tls[{t}].secretName"),
+                format!("{why}; its hosts get the default certificate"),
+                Severity::Rejected,
+            ),
+        }
+    }
+    out.problems.extend(problems);
+    out.index.insert(key.clone(), index);
+    out.builder.ingress(core);
+    let status = ingress
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|list| list.iter().filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone())).collect())
+        .unwrap_or_default();
+    out.ingresses.push(IngressInfo {
+        key: key.clone(),
+        uid: meta.uid.clone(),
+        generation: meta.generation,
+        status,
+    });
+}
+
+fn index_u32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// A Kubernetes backend → a core backend, plus a warning when its Service is missing (the
+/// rule is kept and answers 503, like ingress-nginx).
+fn backend_ref(
+    namespace: &str,
+    backend: &IngressBackend,
+    objects: &Objects,
+) -> Result<(BackendRef, Option<String>), String> {
+    if backend.resource.is_some() {
+        return Err("resource backends are not supported".into());
+    }
+    let Some(service) = &backend.service else {
+        return Err("backend names no service".into());
+    };
+    let port = match service.port.as_ref() {
+        Some(p) => match (&p.name, p.number) {
+            (Some(name), _) if !name.is_empty() => PortRef::Name(name.clone()),
+            (_, Some(n)) => PortRef::Number(u16::try_from(n).map_err(|_| format!("port {n} out of range"))?),
+            _ => return Err(format!("service {} backend names no port", service.name)),
+        },
+        None => return Err(format!("service {} backend names no port", service.name)),
+    };
+    let warning = (!objects.services.contains_key(&(namespace.to_owned(), service.name.clone())))
+        .then(|| format!("service {namespace}/{} not found; requests get 503", service.name));
+    Ok((BackendRef::new(namespace, &service.name, port), warning))
+}
+
+fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
+    if !config.publish_status_address.is_empty() {
+        return config.publish_status_address.clone();
+    }
+    let Some(name) = &config.publish_service else { return Vec::new() };
+    let Some(service) = objects.services.get(&(name.namespace.clone(), name.name.clone())) else {
+        return Vec::new();
+    };
+    let from_lb: Vec<String> = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|list| list.iter().filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone())).collect())
+        .unwrap_or_default();
+    if !from_lb.is_empty() {
+        return from_lb;
+    }
+    service.spec.as_ref().and_then(|s| s.external_ips.clone()).unwrap_or_default()
+}

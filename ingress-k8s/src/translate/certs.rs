@@ -1,0 +1,110 @@
+//! TLS Secrets → validated certificate material.
+
+use ingress_core::CertificatePem;
+use k8s_openapi::api::core::v1::Secret;
+use openssl::asn1::Asn1Time;
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+
+/// Reads and checks a `kubernetes.io/tls` Secret: both keys present, the chain parses, the key
+/// parses and matches the leaf certificate, and the leaf is valid now. The error is the reason
+/// shown to users.
+pub(crate) fn validate(secret: &Secret) -> Result<CertificatePem, String> {
+    let chain = field(secret, "tls.crt")?;
+    let key = field(secret, "tls.key")?;
+    let certs = X509::stack_from_pem(chain.as_bytes()).map_err(|e| format!("tls.crt does not parse: {e}"))?;
+    let Some(leaf) = certs.first() else {
+        return Err("tls.crt holds no PEM certificate".into());
+    };
+    let private =
+        PKey::private_key_from_pem(key.as_bytes()).map_err(|e| format!("tls.key does not parse: {e}"))?;
+    let public = leaf.public_key().map_err(|e| format!("tls.crt public key unreadable: {e}"))?;
+    if !public.public_eq(&private) {
+        return Err("tls.key does not match the certificate in tls.crt".into());
+    }
+    let now = Asn1Time::days_from_now(0).map_err(|e| format!("clock: {e}"))?;
+    if leaf.not_after() < now {
+        return Err(format!("certificate expired on {}", leaf.not_after()));
+    }
+    if leaf.not_before() > now {
+        return Err(format!("certificate not valid before {}", leaf.not_before()));
+    }
+    Ok(CertificatePem { chain, key })
+}
+
+fn field(secret: &Secret, name: &str) -> Result<String, String> {
+    if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(name)) {
+        return String::from_utf8(bytes.0.clone()).map_err(|_| format!("{name} is not UTF-8 PEM text"));
+    }
+    if let Some(text) = secret.string_data.as_ref().and_then(|d| d.get(name)) {
+        return Ok(text.clone());
+    }
+    Err(format!("secret has no `{name}`"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::rsa::Rsa;
+    use openssl::x509::X509NameBuilder;
+
+    /// A self-signed certificate and key for `cn`, valid from `from` to `to` days from now.
+    pub(crate) fn self_signed(cn: &str, from: i64, to: i64) -> (String, String) {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap()).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        let at = |days: i64| Asn1Time::from_unix(openssl_now() + days * 86_400).unwrap();
+        b.set_not_before(&at(from)).unwrap();
+        b.set_not_after(&at(to)).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let cert = b.build();
+        (
+            String::from_utf8(cert.to_pem().unwrap()).unwrap(),
+            String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        )
+    }
+
+    fn openssl_now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    }
+
+    fn secret(crt: &str, key: &str) -> Secret {
+        Secret {
+            data: Some(
+                [
+                    ("tls.crt".to_owned(), ByteString(crt.into())),
+                    ("tls.key".to_owned(), ByteString(key.into())),
+                ]
+                .into(),
+            ),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn validation_reasons() {
+        let (crt, key) = self_signed("a.example.com", -1, 30);
+        let (_, other_key) = self_signed("b.example.com", -1, 30);
+        let (old_crt, old_key) = self_signed("old.example.com", -30, -1);
+        assert!(validate(&secret(&crt, &key)).is_ok());
+        assert_eq!(
+            validate(&secret(&crt, &other_key)).unwrap_err(),
+            "tls.key does not match the certificate in tls.crt"
+        );
+        assert!(validate(&secret("garbage", &key)).unwrap_err().starts_with("tls.crt"));
+        assert!(validate(&secret(&crt, "garbage")).unwrap_err().starts_with("tls.key does not parse"));
+        assert!(validate(&secret(&old_crt, &old_key)).unwrap_err().starts_with("certificate expired"));
+        assert_eq!(validate(&Secret::default()).unwrap_err(), "secret has no `tls.crt`");
+    }
+}

@@ -1,0 +1,124 @@
+//! EndpointSlices → the ready endpoints of each Service port.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use ingress_core::{BackendRef, EndpointSet, PortRef};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
+
+use crate::Objects;
+use crate::objects::Key;
+
+/// The label linking an EndpointSlice to its Service.
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The Service an EndpointSlice belongs to, if it is labelled with one.
+pub(crate) fn slice_service(slice: &EndpointSlice) -> Option<Key> {
+    let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some((slice.metadata.namespace.clone().unwrap_or_default(), name.clone()))
+}
+
+/// EndpointSlices grouped by the Service they belong to.
+pub(crate) fn slices_by_service(objects: &Objects) -> BTreeMap<Key, Vec<&EndpointSlice>> {
+    let mut by_service: BTreeMap<Key, Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in objects.endpoint_slices.values() {
+        if let Some(key) = slice_service(slice) {
+            by_service.entry(key).or_default().push(slice);
+        }
+    }
+    by_service
+}
+
+/// The endpoint set of every port of one Service, keyed as the route table keys backends (the
+/// Service port number).
+///
+/// Target-port semantics: the EndpointSlice controller names each slice port after the Service
+/// port it serves and gives it the resolved target (container) port, so a Service port is
+/// matched to the slice port of the same name (unnamed matches unnamed), and the address is
+/// `endpoint IP : slice port`. Only ready endpoints count; an unset `ready` is ready, and
+/// terminating endpoints are left out.
+pub(crate) fn service_endpoints(
+    service: &Service,
+    slices: &[&EndpointSlice],
+) -> Vec<(BackendRef, EndpointSet)> {
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let name = service.metadata.name.clone().unwrap_or_default();
+    let ports = service.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    let single_port = ports.len() == 1;
+    ports
+        .iter()
+        .filter_map(|port| {
+            let number = u16::try_from(port.port).ok()?;
+            let wanted = port.name.as_deref().unwrap_or("");
+            let mut addrs = Vec::new();
+            for slice in slices {
+                let slice_ports = slice.ports.as_deref().unwrap_or_default();
+                let Some(target) = find_port(slice_ports, wanted, single_port) else { continue };
+                for endpoint in slice.endpoints.as_deref().unwrap_or_default() {
+                    let conditions = endpoint.conditions.as_ref();
+                    let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+                    let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+                    if !ready || terminating {
+                        continue;
+                    }
+                    addrs.extend(
+                        endpoint
+                            .addresses
+                            .iter()
+                            .filter_map(|a| a.parse::<IpAddr>().ok())
+                            .map(|ip| SocketAddr::new(ip, target)),
+                    );
+                }
+            }
+            Some((BackendRef::new(&namespace, &name, PortRef::Number(number)), EndpointSet::new(addrs)))
+        })
+        .collect()
+}
+
+fn find_port(ports: &[EndpointPort], wanted: &str, single_port: bool) -> Option<u16> {
+    let by_name = ports.iter().find(|p| p.name.as_deref().unwrap_or("") == wanted);
+    let port = match by_name {
+        Some(p) => p,
+        // A hand-written slice for a one-port Service may leave the name out.
+        None if single_port && ports.len() == 1 => &ports[0],
+        None => return None,
+    };
+    port.port.and_then(|p| u16::try_from(p).ok())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_named_ports_only() {
+        let service: Service = serde_yaml::from_str(
+            "metadata: {name: web, namespace: default}\nspec:\n  ports:\n  - {name: http, port: 8080, targetPort: 80}\n  - {name: ajp, port: 8009}\n",
+        )
+        .unwrap();
+        let slice: EndpointSlice = serde_yaml::from_str(
+            r#"
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 80}, {name: ajp, port: 8009}]
+endpoints:
+- addresses: ["10.0.0.1"]
+- addresses: ["10.0.0.2"]
+  conditions: {ready: false}
+- addresses: ["10.0.0.3"]
+  conditions: {ready: true, terminating: true}
+- addresses: ["10.0.0.4"]
+  conditions: {ready: true}
+"#,
+        )
+        .unwrap();
+        let sets = service_endpoints(&service, &[&slice]);
+        let addrs = |i: usize| sets[i].1.as_slice().iter().map(|e| e.addr.to_string()).collect::<Vec<_>>();
+        assert_eq!(sets[0].0, BackendRef::new("default", "web", 8080));
+        assert_eq!(addrs(0), ["10.0.0.1:80", "10.0.0.4:80"]);
+        assert_eq!(sets[1].0, BackendRef::new("default", "web", 8009));
+        assert_eq!(addrs(1), ["10.0.0.1:8009", "10.0.0.4:8009"]);
+    }
+}

@@ -1,0 +1,199 @@
+//! The cluster source: one kube-rs watcher per kind, each feeding the engine.
+//!
+//! A watcher buffers its initial list (`Init` … `InitApply` … `InitDone`) and hands it over as
+//! one [`Change::Relist`], so a re-list after a reconnect or an expired watch (410 Gone)
+//! replaces its kind atomically, and deletions missed while disconnected disappear.
+
+use std::fmt::Debug;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+
+use crate::objects::{Change, Object, key_of};
+use crate::{Config, Error, Kind, Result};
+
+/// Which EndpointSlice API the server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceApi {
+    /// `discovery.k8s.io/v1` (Kubernetes ≥ 1.21).
+    V1,
+    /// `discovery.k8s.io/v1beta1` only (Kubernetes ≤ 1.20), read through the dynamic API.
+    V1beta1,
+}
+
+/// Asks the API server which EndpointSlice version it serves.
+pub async fn discover_slice_api(client: &Client) -> Result<SliceApi> {
+    let groups = client.list_api_groups().await.map_err(|e| Error::kube("API discovery", e))?;
+    let versions: Vec<String> = groups
+        .groups
+        .iter()
+        .filter(|g| g.name == "discovery.k8s.io")
+        .flat_map(|g| g.versions.iter().map(|v| v.version.clone()))
+        .collect();
+    if versions.iter().any(|v| v == "v1") {
+        Ok(SliceApi::V1)
+    } else if versions.iter().any(|v| v == "v1beta1") {
+        Ok(SliceApi::V1beta1)
+    } else {
+        Err(Error::Config {
+            field: "discovery.k8s.io",
+            why: "the API server serves no EndpointSlice API".into(),
+        })
+    }
+}
+
+/// The kinds the cluster source will list before the first snapshot.
+pub(crate) fn kinds(config: &Config) -> Vec<Kind> {
+    let mut kinds = vec![Kind::Ingress, Kind::IngressClass, Kind::Service, Kind::EndpointSlice, Kind::Secret];
+    if config.configmap.is_some() {
+        kinds.push(Kind::ConfigMap);
+    }
+    kinds
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Starts every watcher on `tasks`.
+pub(crate) fn spawn(
+    client: &Client,
+    config: &Config,
+    slices: SliceApi,
+    tx: &UnboundedSender<Change>,
+    tasks: &mut JoinSet<()>,
+) {
+    let ns = config.watch_namespace.as_deref();
+    let plain = watcher::Config::default;
+    tasks.spawn(watch(
+        api::<Ingress>(client, ns),
+        plain(),
+        Kind::Ingress,
+        |o| Some(Object::Ingress(o)),
+        tx.clone(),
+    ));
+    tasks.spawn(watch(
+        Api::<IngressClass>::all(client.clone()),
+        plain(),
+        Kind::IngressClass,
+        |o| Some(Object::IngressClass(o)),
+        tx.clone(),
+    ));
+    tasks.spawn(watch(
+        api::<Service>(client, ns),
+        plain(),
+        Kind::Service,
+        |o| Some(Object::Service(o)),
+        tx.clone(),
+    ));
+    tasks.spawn(watch(
+        api::<Secret>(client, ns),
+        plain().fields("type=kubernetes.io/tls"),
+        Kind::Secret,
+        |o| Some(Object::Secret(o)),
+        tx.clone(),
+    ));
+    if let Some(cm) = &config.configmap {
+        tasks.spawn(watch(
+            Api::<ConfigMap>::namespaced(client.clone(), &cm.namespace),
+            plain().fields(&format!("metadata.name={}", cm.name)),
+            Kind::ConfigMap,
+            |o| Some(Object::ConfigMap(o)),
+            tx.clone(),
+        ));
+    }
+    match slices {
+        SliceApi::V1 => tasks.spawn(watch(
+            api::<EndpointSlice>(client, ns),
+            plain(),
+            Kind::EndpointSlice,
+            |o| Some(Object::EndpointSlice(o)),
+            tx.clone(),
+        )),
+        SliceApi::V1beta1 => {
+            let resource = ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("discovery.k8s.io", "v1beta1", "EndpointSlice"),
+                "endpointslices",
+            );
+            let api = match ns {
+                Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
+                None => Api::<DynamicObject>::all_with(client.clone(), &resource),
+            };
+            tasks.spawn(watch(api, plain(), Kind::EndpointSlice, v1beta1_slice, tx.clone()))
+        }
+    };
+}
+
+/// A v1beta1 EndpointSlice read into the v1 type: the fields the controller needs are the same
+/// (v1beta1's `topology` is ignored).
+#[allow(clippy::needless_pass_by_value)] // the watcher hands over owned objects
+pub(crate) fn v1beta1_slice(object: DynamicObject) -> Option<Object> {
+    let mut value = serde_json::to_value(&object).ok()?;
+    let map = value.as_object_mut()?;
+    map.insert("apiVersion".into(), "discovery.k8s.io/v1".into());
+    map.insert("kind".into(), "EndpointSlice".into());
+    match serde_json::from_value::<EndpointSlice>(value) {
+        Ok(slice) => Some(Object::EndpointSlice(slice)),
+        Err(error) => {
+            tracing::warn!(name = ?object.metadata.name, %error, "unreadable v1beta1 EndpointSlice skipped");
+            None
+        }
+    }
+}
+
+/// Runs one watcher forever (with kube's default backoff on errors), forwarding changes.
+async fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    kind: Kind,
+    convert: fn(K) -> Option<Object>,
+    tx: UnboundedSender<Change>,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    let mut buffer = Vec::new();
+    while let Some(event) = stream.next().await {
+        let change = match event {
+            Ok(Event::Apply(object)) => convert(object).map(Change::Apply),
+            Ok(Event::Delete(object)) => Some(Change::Delete(kind, key_of(object.meta()))),
+            Ok(Event::Init) => {
+                buffer.clear();
+                None
+            }
+            Ok(Event::InitApply(object)) => {
+                buffer.extend(convert(object));
+                None
+            }
+            Ok(Event::InitDone) => {
+                tracing::debug!(%kind, objects = buffer.len(), "listed");
+                Some(Change::Relist(kind, std::mem::take(&mut buffer)))
+            }
+            Err(error) => {
+                tracing::warn!(%kind, %error, "watch failed; retrying");
+                None
+            }
+        };
+        if let Some(change) = change
+            && tx.send(change).is_err()
+        {
+            return;
+        }
+    }
+}

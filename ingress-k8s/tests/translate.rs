@@ -1,0 +1,145 @@
+//! Translation on YAML fixtures: manifests → objects → one pure `translate` → core table.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use ingress_core::{BackendRef, EndpointStore, PortRef};
+use ingress_k8s::{Config, ManifestDir, Problem, Severity, translate};
+
+struct Built {
+    table: ingress_core::RouteTable,
+    problems: Vec<Problem>,
+    _store: EndpointStore,
+}
+
+fn build(dir: &str, config: &Config) -> Built {
+    let mut manifests =
+        ManifestDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(dir));
+    manifests.scan().unwrap();
+    assert!(manifests.errors().is_empty(), "{:?}", manifests.errors());
+    let mut translation = translate(&manifests.objects(), config);
+    let mut store = EndpointStore::new();
+    for (backend, set) in std::mem::take(&mut translation.endpoints) {
+        store.set(&backend, set);
+    }
+    let built = std::mem::take(&mut translation.builder).build(&mut store);
+    let mut problems = translation.problems.clone();
+    problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
+    problems.sort();
+    Built { table: built.table, problems, _store: store }
+}
+
+fn addrs(table: &ingress_core::RouteTable, host: &str, path: &str) -> Vec<String> {
+    let route = table.lookup(host, path).unwrap_or_else(|| panic!("no route for {host}{path}"));
+    route.backend.endpoints().as_slice().iter().map(|e| e.addr.to_string()).collect()
+}
+
+#[test]
+fn seed_tutorial_extensions_v1beta1() {
+    let nginx = Config { ingress_class: "nginx".into(), ..Config::default() };
+    let built = build("seed", &nginx);
+    let route = built.table.lookup("demo.example.com", "/index.html").unwrap();
+    assert_eq!(route.backend.key(), &BackendRef::new("default", "demo-app", PortRef::Number(80)));
+    // Ready and unset-ready endpoints; not the unready one.
+    assert_eq!(addrs(&built.table, "demo.example.com", "/"), ["10.244.1.5:80", "10.244.2.7:80"]);
+    // core/v1 Endpoints, converted: ready addresses only, target port of the named port.
+    assert_eq!(addrs(&built.table, "webapp.example.com", "/"), ["10.244.1.20:8080", "10.244.2.21:8080"]);
+    assert!(built.table.lookup("unknown.example.com", "/").is_none());
+    let tls = built.table.tls().certificate_for(Some("webapp.example.com")).unwrap();
+    assert_eq!(tls.certificate.name, "webapp-tls-secret");
+    let pem = built.table.tls().material(&tls.certificate).unwrap();
+    assert!(pem.chain.starts_with("-----BEGIN CERTIFICATE-----"));
+    // The two webapp Ingresses claim the same rule: the older one wins, the other is told why.
+    assert_eq!(built.problems.len(), 1, "{:#?}", built.problems);
+    assert_eq!(built.problems[0].object.1, "webapp-ingress-tls");
+    assert_eq!(built.problems[0].field, "spec.rules[0].http.paths[0]");
+    assert!(built.problems[0].reason.contains("default/webapp-ingress"));
+
+    // With our default class name, the seed's `nginx` Ingresses are not ours.
+    let ferry = build("seed", &Config::default());
+    assert!(ferry.table.lookup("demo.example.com", "/").is_none());
+}
+
+#[test]
+fn every_problem_is_named_and_the_rest_keeps_working() {
+    let built = build("problems", &Config::default());
+    let found: Vec<(String, String, Severity, String)> = built
+        .problems
+        .iter()
+        .map(|p| (p.object.1.clone(), p.field.clone(), p.severity, p.reason.clone()))
+        .collect();
+    let has = |name: &str, field: &str, severity: Severity, reason: &str| {
+        assert!(
+            found.iter().any(|(n, f, s, r)| n == name && f == field && *s == severity && r.contains(reason)),
+            "missing {name} {field} {reason:?} in {found:#?}"
+        );
+    };
+    has(
+        "missing-service",
+        "spec.rules[0].http.paths[0].backend",
+        Severity::Warning,
+        "service shop/nowhere not found",
+    );
+    has("bad-port", "spec.rules[0].http.paths[1]", Severity::Rejected, "has no port named `grpc`");
+    has("bad-tls", "spec.tls[0].secretName", Severity::Rejected, "tls.key does not match the certificate");
+    has("bad-tls", "spec.tls[1].secretName", Severity::Rejected, "tls.crt");
+    has("bad-tls", "spec.tls[2].secretName", Severity::Rejected, "not found");
+    has("late-duplicate", "spec.rules[0].http.paths[0]", Severity::Rejected, "shop/good");
+    assert_eq!(found.len(), 6, "{found:#?}");
+
+    // The good Ingress routes to its ready, non-terminating endpoint at the target port.
+    assert_eq!(addrs(&built.table, "good.example.com", "/"), ["10.1.0.1:8080"]);
+    // A missing Service keeps the route (the proxy answers 503: no endpoints).
+    assert!(addrs(&built.table, "missing.example.com", "/").is_empty());
+    // The bad path is out, the good path of the same Ingress is in (port 80 by number).
+    assert_eq!(addrs(&built.table, "badport.example.com", "/ok"), ["10.1.0.1:8080"]);
+    // Invalid TLS: the route stays, its host gets no certificate of its own.
+    assert!(built.table.lookup("mismatch.example.com", "/").is_some());
+    assert!(built.table.tls().certificate_for(Some("mismatch.example.com")).is_none());
+    // Another class's Ingress is ignored.
+    assert!(built.table.lookup("other.example.com", "/").is_none());
+}
+
+#[test]
+fn unparsable_file_is_reported_and_keeps_its_last_good_content() {
+    let dir = std::env::temp_dir().join(format!("ferry-manifests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app.yaml");
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed/demo.yaml");
+    std::fs::copy(&seed, &file).unwrap();
+    let mut manifests = ManifestDir::new(&dir);
+    assert!(manifests.scan().unwrap());
+    assert_eq!(manifests.objects().ingresses.len(), 1);
+
+    std::fs::write(&file, "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n---\nkind: [broken\n")
+        .unwrap();
+    assert!(!manifests.scan().unwrap(), "a broken file changes nothing");
+    let errors = manifests.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].file, file);
+    assert_eq!(errors[0].document, Some(1));
+    assert!(errors[0].to_string().contains("app.yaml document 1:"), "{}", errors[0]);
+    assert_eq!(manifests.objects().ingresses.len(), 1, "previous good content stays in force");
+
+    std::fs::write(&file, "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n").unwrap();
+    assert!(manifests.scan().unwrap());
+    assert!(manifests.errors().is_empty());
+    assert!(manifests.objects().ingresses.is_empty());
+    assert_eq!(manifests.objects().services.keys().next().unwrap(), &("default".to_owned(), "x".to_owned()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn legacy_backend_conversion() {
+    let v1beta1: serde_json::Value = serde_yaml::from_str(
+        "apiVersion: networking.k8s.io/v1beta1\nkind: Ingress\nmetadata: {name: a}\nspec:\n  backend: {serviceName: def, servicePort: http}\n  rules:\n  - http:\n      paths:\n      - backend: {serviceName: s, servicePort: 8080}\n",
+    )
+    .unwrap();
+    let v1 = ingress_k8s::legacy_ingress(v1beta1).unwrap();
+    assert_eq!(v1["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(v1["spec"]["defaultBackend"]["service"]["port"]["name"], "http");
+    let path = &v1["spec"]["rules"][0]["http"]["paths"][0];
+    assert_eq!(path["backend"]["service"]["name"], "s");
+    assert_eq!(path["backend"]["service"]["port"]["number"], 8080);
+    assert_eq!(path["pathType"], "ImplementationSpecific");
+}
