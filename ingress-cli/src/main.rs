@@ -53,15 +53,32 @@ fn init_logging(format: LogFormat) {
     init_logging_to_stderr(format, "info");
 }
 
-/// Logs go to stderr, so `explain --output json` keeps a clean stdout. `RUST_LOG` overrides the
-/// level.
+/// Diagnostics go to stderr in `format` (`RUST_LOG` overrides the level), so `explain --output
+/// json` keeps a clean stdout. Access log lines go to stdout, always one JSON object per line,
+/// as log collectors expect from an ingress controller.
 fn init_logging_to_stderr(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let access = ingress_proxy::ACCESS_LOG_TARGET;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{default_level},pingora_core=warn,pingora_proxy=warn"))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let not_access = tracing_subscriber::filter::filter_fn(move |m| m.target() != access);
+    let only_access = tracing_subscriber::filter::filter_fn(move |m| m.target() == access);
+    let diagnostics = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let diagnostics = match format {
+        LogFormat::Json => diagnostics.json().flatten_event(true).with_filter(not_access).boxed(),
+        LogFormat::Text => diagnostics.with_filter(not_access).boxed(),
     };
+    let access_log = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_writer(std::io::stdout)
+        .with_filter(only_access);
+    let _ = tracing_subscriber::registry().with(filter).with(diagnostics).with(access_log).try_init();
 }

@@ -11,6 +11,7 @@ use ingress_k8s::{Controller, Snapshots};
 use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
 
 use crate::args::{RunArgs, SourceArgs, Switch};
+
 use crate::settings;
 
 /// How long start-up waits for the API server before giving up with an error.
@@ -61,7 +62,8 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let handle = ProxyHandle::with_settings(initial);
     let running =
         ProxyServer::new(proxy_config.clone(), handle.clone()).start().context("cannot start the proxy")?;
-    println!(
+    // stderr, like every diagnostic: stdout carries only the JSON access log.
+    eprintln!(
         "ferry ingress-controller {}: http {}, https {}, admin {} (/metrics /healthz /readyz); source: {source}; class `{}` (controller {})",
         env!("CARGO_PKG_VERSION"),
         show(proxy_config.http_addr),
