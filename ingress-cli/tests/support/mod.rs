@@ -1,0 +1,236 @@
+//! Helpers for the binary's tests: free ports, a local echo backend, a controller child
+//! process, and a plain HTTP/1.1 + TLS client. Traffic stays on 127.0.0.1.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A local backend answering every request with `200` and body `backend=<name> path=<path>`.
+/// Runs on its own thread until the process ends.
+pub fn echo_backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream, name));
+        }
+    });
+    addr
+}
+
+fn serve(mut stream: TcpStream, name: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Read one request head, then drain a Content-Length body, then answer; keep-alive.
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..head_end + len);
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let body = format!("backend={name} path={path}");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A response: status code and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn request(port: u16, host: &str, method: &str, path: &str, body: &[u8]) -> Result<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    // A server may answer (e.g. 413) before reading the whole body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse(&raw)
+}
+
+/// `GET` shorthand.
+pub fn get(port: u16, host: &str, path: &str) -> Result<Response> {
+    request(port, host, "GET", path, b"")
+}
+
+fn parse(raw: &[u8]) -> Result<Response> {
+    let text = String::from_utf8_lossy(raw);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { bail!("no HTTP response: {text:?}") };
+    let status = head.split_whitespace().nth(1).context("no status")?.parse()?;
+    Ok(Response { status, body: body.to_owned() })
+}
+
+/// The subject CN of the certificate the server presents for `sni` (`None`: no SNI).
+pub fn served_cn(port: u16, sni: Option<&str>) -> Result<String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_verify(SslVerifyMode::NONE);
+    let connector = b.build();
+    let mut config = connector.configure()?;
+    config.set_use_server_name_indication(sni.is_some());
+    config.set_verify_hostname(false);
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    let tls =
+        config.connect(sni.unwrap_or("ignored"), tcp).map_err(|e| anyhow::anyhow!("TLS handshake: {e}"))?;
+    let cert = tls.ssl().peer_certificate().context("no peer certificate")?;
+    let cn = cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .context("no CN")?
+        .data()
+        .to_string()?;
+    Ok(cn)
+}
+
+/// Polls `f` until it returns `Ok(true)` or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < timeout {
+        match f() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("condition not met within {timeout:?} (last error: {last:?})")
+}
+
+/// The controller binary running as a child process; killed on drop.
+pub struct Controller {
+    pub child: Child,
+    pub http: u16,
+    pub https: u16,
+    pub admin: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Controller {
+    /// Starts `ingress-controller` with `args` plus listener flags on free ports, and waits until
+    /// `/readyz` answers 200.
+    pub fn start(args: &[&str], log_dir: &Path) -> Result<Self> {
+        let (http, https, admin) = (free_port(), free_port(), free_port());
+        let log = log_dir.join(format!("controller-{http}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+            .args(args)
+            .args(["--bind-address", "127.0.0.1", "--threads", "2"])
+            .args(["--http-port", &http.to_string(), "--https-port", &https.to_string()])
+            .args(["--admin-port", &admin.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let mut c = Self { child, http, https, admin, log };
+        let ready = eventually(Duration::from_secs(60), || {
+            if let Some(status) = c.child.try_wait()? {
+                bail!("controller exited early ({status}): {}", c.logs());
+            }
+            Ok(get(c.admin, "localhost", "/readyz").map(|r| r.status == 200).unwrap_or(false))
+        });
+        if let Err(e) = ready {
+            bail!("{e}\ncontroller log:\n{}", c.logs());
+        }
+        Ok(c)
+    }
+
+    /// What the controller wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > Duration::from_secs(40) {
+                bail!("controller did not exit within 40 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo manifests (the seed's Ingresses and TLS Secret) with Services and EndpointSlices
+/// pointing at the given local backends.
+pub fn demo_manifests(dir: &Path, demo: SocketAddr, webapp: SocketAddr) -> Result<()> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    for f in ["ingress-demo.yaml", "ingress-tls.yaml", "webapp-tls-secret.yaml"] {
+        std::fs::copy(src.join(f), dir.join(f))?;
+    }
+    std::fs::write(dir.join("services.yaml"), services(&[("demo-app", 80, demo), ("webapp", 8080, webapp)]))?;
+    Ok(())
+}
+
+/// Services (port named `http`) and v1 EndpointSlices to local backends.
+pub fn services(list: &[(&str, u16, SocketAddr)]) -> String {
+    let mut out = String::new();
+    for (name, port, backend) in list {
+        out.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ports: [{{name: http, port: {port}, targetPort: {port}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-local\n  namespace: default\n  labels: {{kubernetes.io/service-name: {name}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"{}\"]}}]\n",
+            backend.port(),
+            backend.ip()
+        ));
+    }
+    out
+}
