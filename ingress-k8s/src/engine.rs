@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub status_addresses: Arc<Vec<String>>,
     /// Counts published snapshots, starting at 1.
     pub generation: u64,
+    /// How many times a watcher re-listed after the initial sync (reconnects, expired watches
+    /// answered 410 Gone): worth a metric.
+    pub relists: u64,
 }
 
 /// The receiving end of the publish channel: `None` until the initial sync is complete.
@@ -52,6 +55,7 @@ pub(crate) struct Engine {
     endpoint_keys: HashMap<Key, Vec<BackendRef>>,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     generation: u64,
+    relists: u64,
 }
 
 impl Engine {
@@ -66,6 +70,7 @@ impl Engine {
             endpoint_keys: HashMap::new(),
             tx,
             generation: 0,
+            relists: 0,
         };
         (engine, rx)
     }
@@ -73,6 +78,11 @@ impl Engine {
     /// Applies one change to the stores and says what it dirtied. Endpoint-slice changes only
     /// dirty their Service's endpoints; everything else needs a new table.
     pub(crate) fn apply(&mut self, change: Change, dirty: &mut Dirty) {
+        if let Change::Relist(kind, _) = &change
+            && !self.waiting.contains(kind)
+        {
+            self.relists += 1;
+        }
         match &change {
             Change::Apply(Object::EndpointSlice(slice)) => {
                 let key = crate::objects::key_of(&slice.metadata);
@@ -172,6 +182,7 @@ impl Engine {
             ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
             status_addresses: Arc::new(std::mem::take(&mut translation.status_addresses)),
             generation: self.generation,
+            relists: self.relists,
         };
         tracing::info!(
             generation = self.generation,
