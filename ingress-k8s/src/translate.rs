@@ -253,7 +253,8 @@ fn add_ingress(
     let mut problem = |field: String, reason: String, severity| {
         problems.push(Problem { kind: Kind::Ingress, object: key.clone(), field, reason, severity });
     };
-    let spec = ingress.spec.clone().unwrap_or_default();
+    let empty = k8s_openapi::api::networking::v1::IngressSpec::default();
+    let spec = ingress.spec.as_ref().unwrap_or(&empty);
 
     if let Some(backend) = &spec.default_backend {
         match backend_ref(&key.0, backend, objects) {
@@ -266,9 +267,9 @@ fn add_ingress(
             Err(why) => problem("spec.defaultBackend".into(), why, Severity::Rejected),
         }
     }
-    for (r, rule) in spec.rules.unwrap_or_default().into_iter().enumerate() {
-        let Some(http) = rule.http else { continue };
-        let mut host = match rule.host {
+    for (r, rule) in spec.rules.iter().flatten().enumerate() {
+        let Some(http) = &rule.http else { continue };
+        let mut host = match &rule.host {
             Some(h) if !h.is_empty() => HostRule::host(h),
             _ => HostRule::any_host(),
         };
@@ -299,12 +300,12 @@ fn add_ingress(
             index.rules.push((index_u32(r), kept));
         }
     }
-    for (t, tls) in spec.tls.unwrap_or_default().into_iter().enumerate() {
+    for (t, tls) in spec.tls.iter().flatten().enumerate() {
         // No secret: the hosts get the default certificate, as in ingress-nginx.
-        let Some(secret) = tls.secret_name.filter(|s| !s.is_empty()) else { continue };
+        let Some(secret) = tls.secret_name.clone().filter(|s| !s.is_empty()) else { continue };
         match load_certificate(objects, &(key.0.clone(), secret), &mut out.builder, certs) {
             Ok(certificate) => {
-                core = core.tls(tls.hosts.unwrap_or_default(), certificate);
+                core = core.tls(tls.hosts.iter().flatten(), certificate);
                 index.tls.push(index_u32(t));
             }
             Err(why) => problem(
