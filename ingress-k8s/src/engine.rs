@@ -223,3 +223,96 @@ pub(crate) async fn run(mut engine: Engine, mut rx: mpsc::UnboundedReceiver<Chan
     }
     tracing::debug!("engine stopped: no more sources");
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn object(yaml: &str) -> Object {
+        let value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+        crate::files::parse_manifest(
+            std::path::Path::new("test.yaml"),
+            &serde_yaml::to_string(&value).unwrap(),
+        )
+        .unwrap()
+        .remove(0)
+    }
+
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: app, namespace: default}\nspec: {ports: [{name: http, port: 80}]}\n";
+    const INGRESS: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: app, namespace: default}\nspec:\n  rules:\n  - host: app.example.com\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}\n";
+
+    fn slice(ip: &str) -> Object {
+        object(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: app-1, namespace: default, labels: {{kubernetes.io/service-name: app}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n"
+        ))
+    }
+
+    #[test]
+    fn waits_for_every_initial_list_then_updates_endpoints_in_place() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (mut engine, rx) = Engine::new(config, [Kind::Ingress, Kind::Service, Kind::EndpointSlice]);
+        let step = |engine: &mut Engine, change| {
+            let mut dirty = Dirty::default();
+            engine.apply(change, &mut dirty);
+            engine.flush(&dirty);
+        };
+        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(INGRESS)]));
+        step(&mut engine, Change::Relist(Kind::Service, vec![object(SERVICE)]));
+        assert!(rx.borrow().is_none(), "nothing is published before every kind is listed");
+        step(&mut engine, Change::Relist(Kind::EndpointSlice, vec![slice("10.0.0.1")]));
+        let first = rx.borrow().clone().expect("published after the last initial list");
+        let addrs = |s: &Snapshot| {
+            s.table
+                .lookup("app.example.com", "/")
+                .unwrap()
+                .backend
+                .endpoints()
+                .as_slice()
+                .iter()
+                .map(|e| e.addr.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(addrs(&first), ["10.0.0.1:8080"]);
+
+        // An endpoint-only change: no new snapshot, the live slot changes.
+        step(&mut engine, Change::Apply(slice("10.0.0.2")));
+        let same = rx.borrow().clone().unwrap();
+        assert_eq!(same.generation, first.generation);
+        assert_eq!(addrs(&first), ["10.0.0.2:8080"]);
+        step(&mut engine, Change::Delete(Kind::EndpointSlice, ("default".into(), "app-1".into())));
+        assert!(addrs(&first).is_empty());
+
+        // Anything else: a new table.
+        step(&mut engine, Change::Delete(Kind::Ingress, ("default".into(), "app".into())));
+        let next = rx.borrow().clone().unwrap();
+        assert_eq!(next.generation, first.generation + 1);
+        assert!(next.table.lookup("app.example.com", "/").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_are_coalesced_but_a_lone_change_is_not_delayed() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (engine, mut rx) = Engine::new(config, [Kind::Ingress]);
+        let (tx, changes) = mpsc::unbounded_channel();
+        tokio::spawn(run(engine, changes));
+        tx.send(Change::Relist(Kind::Ingress, vec![])).unwrap();
+        rx.changed().await.unwrap();
+        // A lone change after a quiet spell is published without waiting for the window.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let at = Instant::now();
+        tx.send(Change::Apply(object(INGRESS))).unwrap();
+        rx.changed().await.unwrap();
+        assert_eq!(Instant::now(), at, "no delay for a lone change");
+        // A burst right after: gathered into one more snapshot, one window later.
+        for i in 0..50 {
+            tx.send(Change::Apply(object(&INGRESS.replace("name: app,", &format!("name: app{i},")))))
+                .unwrap();
+        }
+        rx.changed().await.unwrap();
+        let generation = rx.borrow_and_update().as_ref().unwrap().generation;
+        assert!(Instant::now() - at <= Duration::from_millis(5));
+        assert_eq!(generation, 3, "fifty changes, one rebuild");
+        assert_eq!(rx.borrow().as_ref().unwrap().table.route_count(), 1, "all on the same host/path");
+    }
+}
