@@ -174,11 +174,11 @@ ensure() {
 # Stops a process by pid file: TERM, then KILL if it lingers (kube-apiserver's graceful
 # shutdown can wait on long-running watches), and waits until it is gone.
 stop_pid() {
-  local file=$1 pid
+  local file=$1 patience=${2:-50} pid
   [ -f "$file" ] || return 0
   pid=$(cat "$file")
   kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 "$patience"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
     kill -9 "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -187,7 +187,8 @@ stop_pid() {
 }
 
 stop_apiserver() {
-  stop_pid "$STATE/apiserver.pid"
+  # Two seconds of grace: open watches would hold a graceful shutdown for much longer.
+  stop_pid "$STATE/apiserver.pid" 20
 }
 
 stop() {

@@ -143,3 +143,29 @@ fn legacy_backend_conversion() {
     assert_eq!(path["backend"]["service"]["port"]["number"], 8080);
     assert_eq!(path["pathType"], "ImplementationSpecific");
 }
+
+#[test]
+fn status_addresses_from_publish_service_or_flag() {
+    let mut objects = ingress_k8s::Objects::new();
+    let service = |status: &str| {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: ingress-ferry, namespace: ingress-ferry}}\nspec:\n  externalIPs: [198.51.100.7]\n  ports: [{{port: 80}}]\n{status}"
+        );
+        ingress_k8s::parse_manifest(Path::new("svc.yaml"), &yaml).unwrap().remove(0)
+    };
+    let by_service =
+        Config { publish_service: Some("ingress-ferry/ingress-ferry".parse().unwrap()), ..Config::default() };
+    objects.insert(service(""));
+    assert_eq!(
+        translate(&objects, &by_service).status_addresses,
+        ["198.51.100.7"],
+        "external IPs without a load balancer"
+    );
+    objects.insert(service(
+        "status: {loadBalancer: {ingress: [{ip: 203.0.113.1}, {hostname: lb.example.com}]}}\n",
+    ));
+    assert_eq!(translate(&objects, &by_service).status_addresses, ["203.0.113.1", "lb.example.com"]);
+    let by_flag = Config { publish_status_address: vec!["192.0.2.1".into()], ..by_service };
+    assert_eq!(translate(&objects, &by_flag).status_addresses, ["192.0.2.1"], "the flag wins");
+    assert!(translate(&objects, &Config::default()).status_addresses.is_empty());
+}
