@@ -177,6 +177,11 @@ stop_pid() {
   local file=$1 patience=${2:-50} pid
   [ -f "$file" ] || return 0
   pid=$(cat "$file")
+  # A stale pid file (e.g. after a reboot) may name someone else's process: only ours die.
+  case "$(ps -p "$pid" -o comm= 2>/dev/null)" in
+    etcd|kube-apiserver) ;;
+    *) rm -f "$file"; return 0 ;;
+  esac
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 "$patience"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then

@@ -155,13 +155,14 @@ impl Engine {
     fn rebuild(&mut self) {
         let started = std::time::Instant::now();
         let mut translation = translate::translate(&self.objects, &self.config);
+        let translated = started.elapsed();
         let mut keys: HashMap<Key, Vec<BackendRef>> = HashMap::new();
-        for (backend, set) in std::mem::take(&mut translation.endpoints) {
+        for (backend, _) in &translation.endpoints {
             keys.entry((backend.namespace.clone(), backend.service.clone()))
                 .or_default()
                 .push(backend.clone());
-            self.store.set(&backend, set);
         }
+        // Backends of deleted Services (or removed ports) answer 503 from now on.
         for (service, old) in &self.endpoint_keys {
             let new = keys.get(service);
             for backend in old.iter().filter(|b| !new.is_some_and(|n| n.contains(b))) {
@@ -169,14 +170,12 @@ impl Engine {
             }
         }
         self.endpoint_keys = keys;
-        let built = std::mem::take(&mut translation.builder).build(&mut self.store);
+        let (table, problems) = translation.compile(&mut self.store);
+        let compiled = started.elapsed() - translated;
         self.store.prune();
-        let mut problems = std::mem::take(&mut translation.problems);
-        problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
-        problems.sort();
         self.generation += 1;
         let snapshot = Snapshot {
-            table: Arc::new(built.table),
+            table: Arc::new(table),
             config: Arc::new(std::mem::take(&mut translation.config)),
             problems: Arc::new(problems),
             ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
@@ -188,6 +187,8 @@ impl Engine {
             generation = self.generation,
             routes = snapshot.table.route_count(),
             problems = snapshot.problems.len(),
+            translate_us = translated.as_micros() as u64,
+            build_us = compiled.as_micros() as u64,
             elapsed_us = started.elapsed().as_micros() as u64,
             "published route table"
         );

@@ -103,6 +103,26 @@ struct IndexMap {
 }
 
 impl Translation {
+    /// Compiles the route table against `store`, after loading this translation's endpoint
+    /// sets into it, and returns it with every problem (core rejections included), sorted.
+    /// Takes the builder, endpoints and problems out; the rest stays for the caller.
+    ///
+    /// This is what the controller does on each rebuild, and what an offline check of a
+    /// manifest directory needs.
+    pub fn compile(
+        &mut self,
+        store: &mut ingress_core::EndpointStore,
+    ) -> (ingress_core::RouteTable, Vec<Problem>) {
+        for (backend, set) in std::mem::take(&mut self.endpoints) {
+            store.set(&backend, set);
+        }
+        let built = std::mem::take(&mut self.builder).build(store);
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.extend(built.rejected.iter().map(|r| self.problem_from(r)));
+        problems.sort();
+        (built.table, problems)
+    }
+
     /// Turns a core rejection into a [`Problem`] naming the field as written in the object.
     pub fn problem_from(&self, rejection: &ingress_core::Rejection) -> Problem {
         let key = (rejection.origin.namespace.clone(), rejection.origin.name.clone());

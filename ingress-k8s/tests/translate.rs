@@ -19,14 +19,8 @@ fn build(dir: &str, config: &Config) -> Built {
     assert!(manifests.errors().is_empty(), "{:?}", manifests.errors());
     let mut translation = translate(&manifests.objects(), config);
     let mut store = EndpointStore::new();
-    for (backend, set) in std::mem::take(&mut translation.endpoints) {
-        store.set(&backend, set);
-    }
-    let built = std::mem::take(&mut translation.builder).build(&mut store);
-    let mut problems = translation.problems.clone();
-    problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
-    problems.sort();
-    Built { table: built.table, problems, _store: store }
+    let (table, problems) = translation.compile(&mut store);
+    Built { table, problems, _store: store }
 }
 
 fn addrs(table: &ingress_core::RouteTable, host: &str, path: &str) -> Vec<String> {
