@@ -34,8 +34,9 @@ pub enum Severity {
 /// object keeps working; the controller reports problems as Warning Events.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Problem {
-    /// The kind of the object at fault (an Ingress, or the controller's own settings when the
-    /// key is empty).
+    /// The kind of the object at fault (an Ingress). Problems with the controller's own
+    /// settings have kind `ConfigMap`, an empty `object`, and the flag as `field` (e.g.
+    /// `--default-backend-service`).
     pub kind: Kind,
     /// `(namespace, name)` of the object; empty for controller-wide settings.
     pub object: Key,
