@@ -163,3 +163,31 @@ fn status_addresses_from_publish_service_or_flag() {
     assert_eq!(translate(&objects, &by_flag).status_addresses, ["192.0.2.1"], "the flag wins");
     assert!(translate(&objects, &Config::default()).status_addresses.is_empty());
 }
+
+#[test]
+fn controller_default_backend_and_certificate() {
+    let config = Config {
+        ingress_class: "nginx".into(),
+        default_backend_service: Some("default/demo-app".parse().unwrap()),
+        default_ssl_certificate: Some("default/webapp-tls-secret".parse().unwrap()),
+        ..Config::default()
+    };
+    let built = build("seed", &config);
+    let fallback = built.table.lookup("unknown.example.com", "/anything").expect("the default backend");
+    assert_eq!(fallback.backend.key(), &BackendRef::new("default", "demo-app", PortRef::Number(80)));
+    let tls = built.table.tls().certificate_for(Some("unknown.example.com")).unwrap();
+    assert_eq!(tls.certificate.name, "webapp-tls-secret");
+    assert!(built.table.tls().material(&tls.certificate).is_some());
+
+    let missing = Config {
+        default_backend_service: Some("default/nope".parse().unwrap()),
+        default_ssl_certificate: Some("default/nope".parse().unwrap()),
+        ..config
+    };
+    let built = build("seed", &missing);
+    let fields: Vec<&str> =
+        built.problems.iter().filter(|p| p.object.0.is_empty()).map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["--default-backend-service", "--default-ssl-certificate"]);
+    assert!(built.table.lookup("unknown.example.com", "/").is_none());
+    assert!("no-slash".parse::<ingress_k8s::ObjectName>().is_err());
+}
