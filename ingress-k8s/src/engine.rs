@@ -136,16 +136,12 @@ impl Engine {
     }
 
     fn update_endpoints(&mut self, services: &BTreeSet<Key>) {
+        // One pass over the slices, however many Services changed (a re-list dirties all).
+        let by_service = translate::slices_by_service(&self.objects);
         for key in services {
             let Some(service) = self.objects.services.get(key) else { continue };
-            let slices: Vec<_> = self
-                .objects
-                .endpoint_slices
-                .values()
-                .filter(|s| translate::slice_service(s).as_ref() == Some(key))
-                .map(Arc::as_ref)
-                .collect();
-            for (backend, set) in translate::service_endpoints(service, &slices) {
+            let slices = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
+            for (backend, set) in translate::service_endpoints(service, slices) {
                 self.store.set(&backend, set);
             }
         }
