@@ -137,8 +137,11 @@ start_apiserver() {
     --service-cluster-ip-range 10.96.0.0/16 --advertise-address 127.0.0.1 \
     --enable-priority-and-fairness=false \
     $FERRY_APISERVER_EXTRA_FLAGS >>"$STATE/apiserver.log" 2>&1 8>&- 9>&- &
-  echo $! >"$STATE/apiserver.pid"
+  local pid=$!
+  echo $pid >"$STATE/apiserver.pid"
   for _ in $(seq 1 120); do
+    # Our process must be the one answering (not a predecessor still holding the port).
+    kill -0 "$pid" 2>/dev/null || break
     if curl -sfk "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 || \
        curl -sfk -H "Authorization: Bearer $(cut -d, -f1 "$STATE/tokens.csv" | head -1)" \
          "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then
@@ -168,20 +171,34 @@ ensure() {
   start
 }
 
-stop_apiserver() {
-  if [ -f "$STATE/apiserver.pid" ]; then
-    kill "$(cat "$STATE/apiserver.pid")" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$(cat "$STATE/apiserver.pid")" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$STATE/apiserver.pid"
+# Stops a process by pid file: TERM, then KILL if it lingers (kube-apiserver's graceful
+# shutdown can wait on long-running watches), and waits until it is gone.
+stop_pid() {
+  local file=$1 patience=${2:-50} pid
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file")
+  # A stale pid file (e.g. after a reboot) may name someone else's process: only ours die.
+  case "$(ps -p "$pid" -o comm= 2>/dev/null)" in
+    etcd|kube-apiserver) ;;
+    *) rm -f "$file"; return 0 ;;
+  esac
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 "$patience"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
+  rm -f "$file"
+}
+
+stop_apiserver() {
+  # Two seconds of grace: open watches would hold a graceful shutdown for much longer.
+  stop_pid "$STATE/apiserver.pid" 20
 }
 
 stop() {
   stop_apiserver
-  if [ -f "$STATE/etcd.pid" ]; then
-    kill "$(cat "$STATE/etcd.pid")" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$(cat "$STATE/etcd.pid")" 2>/dev/null || break; sleep 0.1; done
-  fi
+  stop_pid "$STATE/etcd.pid"
   rm -rf "$STATE"
 }
 

@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The Kubernetes tests need the real API server: build it once (cached) and start it. The tests
+# call `ensure` themselves too, so plain `cargo test` works as well.
+bash scripts/apiserver.sh ensure
 cargo test --workspace --all-targets
 cargo test --workspace --doc

@@ -70,9 +70,12 @@ pub struct Config {
     /// The Service that gets requests no rule matches (`--default-backend-service`); its first
     /// port is used. `None`: the proxy answers `default backend - 404` itself.
     pub default_backend_service: Option<ObjectName>,
-    /// The TLS Secret for handshakes no Ingress claims (`--default-ssl-certificate`).
+    /// The TLS Secret for handshakes no Ingress claims (`--default-ssl-certificate`); like
+    /// every Secret it is read from the watched `kubernetes.io/tls` Secrets.
     pub default_ssl_certificate: Option<ObjectName>,
-    /// The Service whose load-balancer address goes into Ingress status (`--publish-service`).
+    /// The Service whose load-balancer address (else external IPs) goes into Ingress status
+    /// (`--publish-service`). It is read from the watched Services, so with `watch_namespace`
+    /// set it must live in that namespace.
     pub publish_service: Option<ObjectName>,
     /// Addresses for Ingress status instead of a Service (`--publish-status-address`).
     pub publish_status_address: Vec<String>,

@@ -49,7 +49,9 @@ impl Controller {
         if config.update_status || config.emit_events {
             tasks.spawn(lease::run(client.clone(), config.clone(), leader_tx));
         }
-        if config.update_status {
+        // Without a publish source there is no address to write: status is left alone.
+        let publishes = config.publish_service.is_some() || !config.publish_status_address.is_empty();
+        if config.update_status && publishes {
             tasks.spawn(status::run(client.clone(), snapshots.clone(), leader.clone()));
         }
         if config.emit_events {

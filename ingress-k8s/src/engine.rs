@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub status_addresses: Arc<Vec<String>>,
     /// Counts published snapshots, starting at 1.
     pub generation: u64,
+    /// How many times a watcher re-listed after the initial sync (reconnects, expired watches
+    /// answered 410 Gone): worth a metric.
+    pub relists: u64,
 }
 
 /// The receiving end of the publish channel: `None` until the initial sync is complete.
@@ -52,6 +55,7 @@ pub(crate) struct Engine {
     endpoint_keys: HashMap<Key, Vec<BackendRef>>,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     generation: u64,
+    relists: u64,
 }
 
 impl Engine {
@@ -66,6 +70,7 @@ impl Engine {
             endpoint_keys: HashMap::new(),
             tx,
             generation: 0,
+            relists: 0,
         };
         (engine, rx)
     }
@@ -73,6 +78,11 @@ impl Engine {
     /// Applies one change to the stores and says what it dirtied. Endpoint-slice changes only
     /// dirty their Service's endpoints; everything else needs a new table.
     pub(crate) fn apply(&mut self, change: Change, dirty: &mut Dirty) {
+        if let Change::Relist(kind, _) = &change
+            && !self.waiting.contains(kind)
+        {
+            self.relists += 1;
+        }
         match &change {
             Change::Apply(Object::EndpointSlice(slice)) => {
                 let key = crate::objects::key_of(&slice.metadata);
@@ -126,16 +136,12 @@ impl Engine {
     }
 
     fn update_endpoints(&mut self, services: &BTreeSet<Key>) {
+        // One pass over the slices, however many Services changed (a re-list dirties all).
+        let by_service = translate::slices_by_service(&self.objects);
         for key in services {
             let Some(service) = self.objects.services.get(key) else { continue };
-            let slices: Vec<_> = self
-                .objects
-                .endpoint_slices
-                .values()
-                .filter(|s| translate::slice_service(s).as_ref() == Some(key))
-                .map(Arc::as_ref)
-                .collect();
-            for (backend, set) in translate::service_endpoints(service, &slices) {
+            let slices = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
+            for (backend, set) in translate::service_endpoints(service, slices) {
                 self.store.set(&backend, set);
             }
         }
@@ -145,13 +151,14 @@ impl Engine {
     fn rebuild(&mut self) {
         let started = std::time::Instant::now();
         let mut translation = translate::translate(&self.objects, &self.config);
+        let translated = started.elapsed();
         let mut keys: HashMap<Key, Vec<BackendRef>> = HashMap::new();
-        for (backend, set) in std::mem::take(&mut translation.endpoints) {
+        for (backend, _) in &translation.endpoints {
             keys.entry((backend.namespace.clone(), backend.service.clone()))
                 .or_default()
                 .push(backend.clone());
-            self.store.set(&backend, set);
         }
+        // Backends of deleted Services (or removed ports) answer 503 from now on.
         for (service, old) in &self.endpoint_keys {
             let new = keys.get(service);
             for backend in old.iter().filter(|b| !new.is_some_and(|n| n.contains(b))) {
@@ -159,24 +166,25 @@ impl Engine {
             }
         }
         self.endpoint_keys = keys;
-        let built = std::mem::take(&mut translation.builder).build(&mut self.store);
+        let (table, problems) = translation.compile(&mut self.store);
+        let compiled = started.elapsed() - translated;
         self.store.prune();
-        let mut problems = std::mem::take(&mut translation.problems);
-        problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
-        problems.sort();
         self.generation += 1;
         let snapshot = Snapshot {
-            table: Arc::new(built.table),
+            table: Arc::new(table),
             config: Arc::new(std::mem::take(&mut translation.config)),
             problems: Arc::new(problems),
             ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
             status_addresses: Arc::new(std::mem::take(&mut translation.status_addresses)),
             generation: self.generation,
+            relists: self.relists,
         };
         tracing::info!(
             generation = self.generation,
             routes = snapshot.table.route_count(),
             problems = snapshot.problems.len(),
+            translate_us = translated.as_micros() as u64,
+            build_us = compiled.as_micros() as u64,
             elapsed_us = started.elapsed().as_micros() as u64,
             "published route table"
         );
@@ -211,4 +219,97 @@ pub(crate) async fn run(mut engine: Engine, mut rx: mpsc::UnboundedReceiver<Chan
         }
     }
     tracing::debug!("engine stopped: no more sources");
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn object(yaml: &str) -> Object {
+        let value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+        crate::files::parse_manifest(
+            std::path::Path::new("test.yaml"),
+            &serde_yaml::to_string(&value).unwrap(),
+        )
+        .unwrap()
+        .remove(0)
+    }
+
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: app, namespace: default}\nspec: {ports: [{name: http, port: 80}]}\n";
+    const INGRESS: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: app, namespace: default}\nspec:\n  rules:\n  - host: app.example.com\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}\n";
+
+    fn slice(ip: &str) -> Object {
+        object(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: app-1, namespace: default, labels: {{kubernetes.io/service-name: app}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n"
+        ))
+    }
+
+    #[test]
+    fn waits_for_every_initial_list_then_updates_endpoints_in_place() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (mut engine, rx) = Engine::new(config, [Kind::Ingress, Kind::Service, Kind::EndpointSlice]);
+        let step = |engine: &mut Engine, change| {
+            let mut dirty = Dirty::default();
+            engine.apply(change, &mut dirty);
+            engine.flush(&dirty);
+        };
+        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(INGRESS)]));
+        step(&mut engine, Change::Relist(Kind::Service, vec![object(SERVICE)]));
+        assert!(rx.borrow().is_none(), "nothing is published before every kind is listed");
+        step(&mut engine, Change::Relist(Kind::EndpointSlice, vec![slice("10.0.0.1")]));
+        let first = rx.borrow().clone().expect("published after the last initial list");
+        let addrs = |s: &Snapshot| {
+            s.table
+                .lookup("app.example.com", "/")
+                .unwrap()
+                .backend
+                .endpoints()
+                .as_slice()
+                .iter()
+                .map(|e| e.addr.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(addrs(&first), ["10.0.0.1:8080"]);
+
+        // An endpoint-only change: no new snapshot, the live slot changes.
+        step(&mut engine, Change::Apply(slice("10.0.0.2")));
+        let same = rx.borrow().clone().unwrap();
+        assert_eq!(same.generation, first.generation);
+        assert_eq!(addrs(&first), ["10.0.0.2:8080"]);
+        step(&mut engine, Change::Delete(Kind::EndpointSlice, ("default".into(), "app-1".into())));
+        assert!(addrs(&first).is_empty());
+
+        // Anything else: a new table.
+        step(&mut engine, Change::Delete(Kind::Ingress, ("default".into(), "app".into())));
+        let next = rx.borrow().clone().unwrap();
+        assert_eq!(next.generation, first.generation + 1);
+        assert!(next.table.lookup("app.example.com", "/").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_are_coalesced_but_a_lone_change_is_not_delayed() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (engine, mut rx) = Engine::new(config, [Kind::Ingress]);
+        let (tx, changes) = mpsc::unbounded_channel();
+        tokio::spawn(run(engine, changes));
+        tx.send(Change::Relist(Kind::Ingress, vec![])).unwrap();
+        rx.changed().await.unwrap();
+        // A lone change after a quiet spell is published without waiting for the window.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let at = Instant::now();
+        tx.send(Change::Apply(object(INGRESS))).unwrap();
+        rx.changed().await.unwrap();
+        assert_eq!(Instant::now(), at, "no delay for a lone change");
+        // A burst right after: gathered into one more snapshot, one window later.
+        for i in 0..50 {
+            tx.send(Change::Apply(object(&INGRESS.replace("name: app,", &format!("name: app{i},")))))
+                .unwrap();
+        }
+        rx.changed().await.unwrap();
+        let generation = rx.borrow_and_update().as_ref().unwrap().generation;
+        assert!(Instant::now() - at <= Duration::from_millis(5));
+        assert_eq!(generation, 3, "fifty changes, one rebuild");
+        assert_eq!(rx.borrow().as_ref().unwrap().table.route_count(), 1, "all on the same host/path");
+    }
 }

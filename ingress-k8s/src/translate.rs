@@ -34,8 +34,9 @@ pub enum Severity {
 /// object keeps working; the controller reports problems as Warning Events.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Problem {
-    /// The kind of the object at fault (an Ingress, or the controller's own settings when the
-    /// key is empty).
+    /// The kind of the object at fault (an Ingress). Problems with the controller's own
+    /// settings have kind `ConfigMap`, an empty `object`, and the flag as `field` (e.g.
+    /// `--default-backend-service`).
     pub kind: Kind,
     /// `(namespace, name)` of the object; empty for controller-wide settings.
     pub object: Key,
@@ -103,6 +104,26 @@ struct IndexMap {
 }
 
 impl Translation {
+    /// Compiles the route table against `store`, after loading this translation's endpoint
+    /// sets into it, and returns it with every problem (core rejections included), sorted.
+    /// Takes the builder, endpoints and problems out; the rest stays for the caller.
+    ///
+    /// This is what the controller does on each rebuild, and what an offline check of a
+    /// manifest directory needs.
+    pub fn compile(
+        &mut self,
+        store: &mut ingress_core::EndpointStore,
+    ) -> (ingress_core::RouteTable, Vec<Problem>) {
+        for (backend, set) in std::mem::take(&mut self.endpoints) {
+            store.set(&backend, set);
+        }
+        let built = std::mem::take(&mut self.builder).build(store);
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.extend(built.rejected.iter().map(|r| self.problem_from(r)));
+        problems.sort();
+        (built.table, problems)
+    }
+
     /// Turns a core rejection into a [`Problem`] naming the field as written in the object.
     pub fn problem_from(&self, rejection: &ingress_core::Rejection) -> Problem {
         let key = (rejection.origin.namespace.clone(), rejection.origin.name.clone());
@@ -253,7 +274,8 @@ fn add_ingress(
     let mut problem = |field: String, reason: String, severity| {
         problems.push(Problem { kind: Kind::Ingress, object: key.clone(), field, reason, severity });
     };
-    let spec = ingress.spec.clone().unwrap_or_default();
+    let empty = k8s_openapi::api::networking::v1::IngressSpec::default();
+    let spec = ingress.spec.as_ref().unwrap_or(&empty);
 
     if let Some(backend) = &spec.default_backend {
         match backend_ref(&key.0, backend, objects) {
@@ -266,9 +288,9 @@ fn add_ingress(
             Err(why) => problem("spec.defaultBackend".into(), why, Severity::Rejected),
         }
     }
-    for (r, rule) in spec.rules.unwrap_or_default().into_iter().enumerate() {
-        let Some(http) = rule.http else { continue };
-        let mut host = match rule.host {
+    for (r, rule) in spec.rules.iter().flatten().enumerate() {
+        let Some(http) = &rule.http else { continue };
+        let mut host = match &rule.host {
             Some(h) if !h.is_empty() => HostRule::host(h),
             _ => HostRule::any_host(),
         };
@@ -299,12 +321,12 @@ fn add_ingress(
             index.rules.push((index_u32(r), kept));
         }
     }
-    for (t, tls) in spec.tls.unwrap_or_default().into_iter().enumerate() {
+    for (t, tls) in spec.tls.iter().flatten().enumerate() {
         // No secret: the hosts get the default certificate, as in ingress-nginx.
-        let Some(secret) = tls.secret_name.filter(|s| !s.is_empty()) else { continue };
+        let Some(secret) = tls.secret_name.clone().filter(|s| !s.is_empty()) else { continue };
         match load_certificate(objects, &(key.0.clone(), secret), &mut out.builder, certs) {
             Ok(certificate) => {
-                core = core.tls(tls.hosts.unwrap_or_default(), certificate);
+                core = core.tls(tls.hosts.iter().flatten(), certificate);
                 index.tls.push(index_u32(t));
             }
             Err(why) => problem(

@@ -5,6 +5,7 @@
 //! replaces its kind atomically, and deletions missed while disconnected disappear.
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -12,6 +13,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::Backoff as KubeBackoff;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -157,7 +159,46 @@ pub(crate) fn v1beta1_slice(object: DynamicObject) -> Option<Object> {
     }
 }
 
-/// Runs one watcher forever (with kube's default backoff on errors), forwarding changes.
+/// Retry delays after watch errors: 100 ms doubling to 5 s, with up to 25 % jitter so many
+/// replicas do not reconnect in lockstep; reset by the first successful event. (kube's default
+/// grows to 30 s, which would leave an ingress controller stale for long after an API server
+/// restart.)
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Some(delay + delay.mul_f64(f64::from(nanos % 1000) / 4000.0))
+    }
+}
+
+impl KubeBackoff for Backoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+/// Runs one watcher forever (retrying with [`Backoff`] on errors), forwarding changes.
 async fn watch<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -167,7 +208,7 @@ async fn watch<K>(
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    let mut stream = watcher::watcher(api, config).backoff(Backoff::default()).boxed();
     let mut buffer = Vec::new();
     while let Some(event) = stream.next().await {
         let change = match event {

@@ -19,14 +19,8 @@ fn build(dir: &str, config: &Config) -> Built {
     assert!(manifests.errors().is_empty(), "{:?}", manifests.errors());
     let mut translation = translate(&manifests.objects(), config);
     let mut store = EndpointStore::new();
-    for (backend, set) in std::mem::take(&mut translation.endpoints) {
-        store.set(&backend, set);
-    }
-    let built = std::mem::take(&mut translation.builder).build(&mut store);
-    let mut problems = translation.problems.clone();
-    problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
-    problems.sort();
-    Built { table: built.table, problems, _store: store }
+    let (table, problems) = translation.compile(&mut store);
+    Built { table, problems, _store: store }
 }
 
 fn addrs(table: &ingress_core::RouteTable, host: &str, path: &str) -> Vec<String> {
@@ -142,4 +136,58 @@ fn legacy_backend_conversion() {
     assert_eq!(path["backend"]["service"]["name"], "s");
     assert_eq!(path["backend"]["service"]["port"]["number"], 8080);
     assert_eq!(path["pathType"], "ImplementationSpecific");
+}
+
+#[test]
+fn status_addresses_from_publish_service_or_flag() {
+    let mut objects = ingress_k8s::Objects::new();
+    let service = |status: &str| {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: ingress-ferry, namespace: ingress-ferry}}\nspec:\n  externalIPs: [198.51.100.7]\n  ports: [{{port: 80}}]\n{status}"
+        );
+        ingress_k8s::parse_manifest(Path::new("svc.yaml"), &yaml).unwrap().remove(0)
+    };
+    let by_service =
+        Config { publish_service: Some("ingress-ferry/ingress-ferry".parse().unwrap()), ..Config::default() };
+    objects.insert(service(""));
+    assert_eq!(
+        translate(&objects, &by_service).status_addresses,
+        ["198.51.100.7"],
+        "external IPs without a load balancer"
+    );
+    objects.insert(service(
+        "status: {loadBalancer: {ingress: [{ip: 203.0.113.1}, {hostname: lb.example.com}]}}\n",
+    ));
+    assert_eq!(translate(&objects, &by_service).status_addresses, ["203.0.113.1", "lb.example.com"]);
+    let by_flag = Config { publish_status_address: vec!["192.0.2.1".into()], ..by_service };
+    assert_eq!(translate(&objects, &by_flag).status_addresses, ["192.0.2.1"], "the flag wins");
+    assert!(translate(&objects, &Config::default()).status_addresses.is_empty());
+}
+
+#[test]
+fn controller_default_backend_and_certificate() {
+    let config = Config {
+        ingress_class: "nginx".into(),
+        default_backend_service: Some("default/demo-app".parse().unwrap()),
+        default_ssl_certificate: Some("default/webapp-tls-secret".parse().unwrap()),
+        ..Config::default()
+    };
+    let built = build("seed", &config);
+    let fallback = built.table.lookup("unknown.example.com", "/anything").expect("the default backend");
+    assert_eq!(fallback.backend.key(), &BackendRef::new("default", "demo-app", PortRef::Number(80)));
+    let tls = built.table.tls().certificate_for(Some("unknown.example.com")).unwrap();
+    assert_eq!(tls.certificate.name, "webapp-tls-secret");
+    assert!(built.table.tls().material(&tls.certificate).is_some());
+
+    let missing = Config {
+        default_backend_service: Some("default/nope".parse().unwrap()),
+        default_ssl_certificate: Some("default/nope".parse().unwrap()),
+        ..config
+    };
+    let built = build("seed", &missing);
+    let fields: Vec<&str> =
+        built.problems.iter().filter(|p| p.object.0.is_empty()).map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["--default-backend-service", "--default-ssl-certificate"]);
+    assert!(built.table.lookup("unknown.example.com", "/").is_none());
+    assert!("no-slash".parse::<ingress_k8s::ObjectName>().is_err());
 }

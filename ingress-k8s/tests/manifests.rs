@@ -1,0 +1,75 @@
+//! Standalone mode: the controller fed from a manifest directory (no cluster), through the
+//! same translation and publish channel as the cluster mode.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use common::{routed, wait_for};
+use ingress_k8s::{Config, Controller};
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn manifest_directory_is_watched_and_applied_atomically() -> Result<()> {
+    common::logs();
+    let dir = std::env::temp_dir().join(format!("ferry-manifest-mode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("apps"))?;
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
+    for file in ["demo.yaml", "webapp.yaml", "webapp-tls-secret.yaml"] {
+        std::fs::copy(seed.join(file), dir.join("apps").join(file))?;
+    }
+    let config = Config {
+        ingress_class: "nginx".into(),
+        manifest_poll: Duration::from_millis(50),
+        configmap: Some("ingress-ferry/ingress-ferry".parse()?),
+        ..Config::default()
+    };
+    let controller = Controller::from_manifests(&dir, config).await?;
+    let snapshots = controller.snapshots();
+    let s = controller.ready().await?;
+    assert_eq!(routed(&s, "demo.example.com", "/").unwrap(), ["10.244.1.5:80", "10.244.2.7:80"]);
+    assert_eq!(routed(&s, "webapp.example.com", "/").unwrap(), ["10.244.1.20:8080", "10.244.2.21:8080"]);
+    assert_eq!(
+        s.table.tls().certificate_for(Some("webapp.example.com")).unwrap().certificate.name,
+        "webapp-tls-secret"
+    );
+
+    // A new JSON file (a ConfigMap) is picked up.
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ingress-ferry", "namespace": "ingress-ferry"}, "data": {"ssl-redirect": "false"}}"#,
+    )?;
+    wait_for(&snapshots, T, "configmap", |s| s.config.get("ssl-redirect").is_some_and(|v| v == "false"))
+        .await?;
+
+    // A file that breaks: reported with file and document index; its old content stays.
+    let demo = dir.join("apps/demo.yaml");
+    let good = std::fs::read_to_string(&demo)?;
+    std::fs::write(&demo, format!("{good}\n---\napiVersion: v1\nkind: Service\nmetadata: [oops\n"))?;
+    let mut errors = controller.manifest_errors();
+    let errs = errors.wait_for(|e| !e.is_empty()).await?.clone();
+    assert_eq!(errs[0].file, demo);
+    assert_eq!(errs[0].document, Some(3));
+    let s = controller.current().unwrap();
+    assert!(routed(&s, "demo.example.com", "/").is_some(), "the last good content stays in force");
+
+    // Fixed, with a change: applied, the error clears.
+    std::fs::write(&demo, good.replace("demo.example.com", "demo2.example.com"))?;
+    wait_for(&snapshots, T, "fixed file", |s| {
+        routed(s, "demo2.example.com", "/").is_some() && routed(s, "demo.example.com", "/").is_none()
+    })
+    .await?;
+    errors.wait_for(Vec::is_empty).await?;
+
+    // A deleted file takes its objects with it.
+    std::fs::remove_file(dir.join("apps/webapp.yaml"))?;
+    wait_for(&snapshots, T, "file removed", |s| routed(s, "webapp.example.com", "/").is_none()).await?;
+    controller.shutdown().await;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
