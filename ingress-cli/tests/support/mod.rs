@@ -161,7 +161,10 @@ impl Controller {
     pub fn start(args: &[&str], log_dir: &Path) -> Result<Self> {
         let (http, https, admin) = (free_port(), free_port(), free_port());
         let log = log_dir.join(format!("controller-{http}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+        // FERRY_CONTROLLER_BIN runs another build (the release binary, for the latency figure).
+        let bin = std::env::var("FERRY_CONTROLLER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ingress-controller").into());
+        let child = Command::new(bin)
             .args(args)
             .args(["--bind-address", "127.0.0.1", "--threads", "2"])
             .args(["--http-port", &http.to_string(), "--https-port", &https.to_string()])
@@ -234,3 +237,4 @@ pub fn services(list: &[(&str, u16, SocketAddr)]) -> String {
     }
     out
 }
+pub mod cluster;

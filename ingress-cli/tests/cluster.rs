@@ -1,0 +1,254 @@
+//! The binary against a real kube-apiserver: the seed tutorial replayed through the proxy
+//! (`extensions/v1beta1` Ingresses, class annotation `nginx`), status, live changes, the
+//! propagation latency through the proxy, and `deploy/` passing server-side dry-run.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use support::cluster::{ApiServer, create, delete, namespace, replace, slice};
+use support::{Controller, echo_backend, eventually, get, served_cn};
+
+fn demo_file(name: &str, ns: &str) -> Result<String> {
+    let path = format!("{}/../examples/demo/{name}", env!("CARGO_MANIFEST_DIR"));
+    Ok(std::fs::read_to_string(path)?.replace("namespace: default", &format!("namespace: {ns}")))
+}
+
+/// Only the Service documents of a demo file (its v1 EndpointSlices are not served by 1.20).
+fn services_of(text: &str) -> String {
+    text.split("\n---\n").filter(|d| d.contains("kind: Service")).collect::<Vec<_>>().join("\n---\n")
+}
+
+fn controller(api: &ApiServer, ns: &str, class: &str, extra: &[&str]) -> Result<Controller> {
+    let log_dir = std::env::temp_dir();
+    let election = format!("ferry-{ns}");
+    let mut args = vec![
+        "--kubeconfig",
+        api.kubeconfig(),
+        "--ingress-class",
+        class,
+        "--watch-namespace",
+        ns,
+        "--pod-namespace",
+        ns,
+        "--pod-name",
+        "cli-test",
+        "--election-id",
+        &election,
+    ];
+    args.extend_from_slice(extra);
+    Controller::start(&args, &log_dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_tutorial_through_the_proxy() -> Result<()> {
+    let api = ApiServer::ensure()?;
+    let client = api.client().await?;
+    let ns = namespace(&client, "cli-seed").await?;
+    let (demo, webapp, demo2) = (echo_backend("demo"), echo_backend("webapp"), echo_backend("demo-v2"));
+
+    // kubectl apply -f demo-app.yaml / ingress-demo.yaml (the tutorial's extensions/v1beta1).
+    create(&client, &ns, &services_of(&demo_file("demo-app.yaml", &ns)?)).await?;
+    create(&client, &ns, &demo_file("ingress-demo.yaml", &ns)?).await?;
+    create(&client, &ns, &slice("demo-app-abc", "demo-app", demo)).await?;
+    // The HTTPS part: the tutorial's openssl commands, then `kubectl create secret tls`.
+    create(&client, &ns, &services_of(&demo_file("webapp.yaml", &ns)?)).await?;
+    create(&client, &ns, &slice("webapp-abc", "webapp", webapp)).await?;
+    let tmp = tempfile::tempdir()?;
+    let (key, crt) = (tmp.path().join("server.key"), tmp.path().join("server.crt"));
+    let openssl = |args: &[&str]| std::process::Command::new("openssl").args(args).output();
+    openssl(&["genrsa", "-out", key.to_str().unwrap_or_default(), "2048"])?;
+    openssl(&[
+        "req",
+        "-new",
+        "-x509",
+        "-key",
+        key.to_str().unwrap_or_default(),
+        "-out",
+        crt.to_str().unwrap_or_default(),
+        "-subj",
+        "/C=US/ST=California/L=SanFrancisco/O=DevOps/CN=webapp.example.com",
+    ])?;
+    api.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "webapp-tls-secret",
+        "-n",
+        &ns,
+        &format!("--cert={}", crt.display()),
+        &format!("--key={}", key.display()),
+    ])?;
+    create(&client, &ns, &demo_file("ingress-tls.yaml", &ns)?).await?;
+
+    // The controller as a drop-in for ingress-nginx: class `nginx`, status from an address.
+    let c = controller(&api, &ns, "nginx", &["--publish-status-address", "127.0.0.1"])?;
+
+    // curl http://demo.example.com:30080/
+    let r = get(c.http, "demo.example.com:30080", "/")?;
+    assert_eq!((r.status, r.body.as_str()), (200, "backend=demo path=/"), "{}", c.logs());
+    // curl http://<node-ip>:30080/ → default backend - 404
+    let r = get(c.http, "10.0.0.1:30080", "/")?;
+    assert_eq!((r.status, r.body.as_str()), (404, "default backend - 404"));
+    // curl https://webapp.example.com:30443/ -k
+    assert_eq!(served_cn(c.https, Some("webapp.example.com"))?, "webapp.example.com");
+    assert_eq!(get(c.http, "webapp.example.com", "/")?.body, "backend=webapp path=/");
+    // kubectl get ingress shows the ADDRESS.
+    eventually(Duration::from_secs(20), || {
+        let out = api.kubectl(&[
+            "get",
+            "ingress",
+            "-n",
+            &ns,
+            "demo-ingress",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ])?;
+        Ok(out.trim() == "127.0.0.1")
+    })?;
+
+    // Pods replaced: the EndpointSlice moves to a new backend; traffic follows without a reload.
+    replace(&client, &ns, &slice("demo-app-abc", "demo-app", demo2)).await?;
+    eventually(Duration::from_secs(10), || {
+        Ok(get(c.http, "demo.example.com", "/")?.body.contains("demo-v2"))
+    })?;
+    // The Ingress is deleted: its host falls to the default backend.
+    delete(&client, &ns, &demo_file("ingress-demo.yaml", &ns)?).await?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "demo.example.com", "/")?.status == 404))?;
+    // The Secret is deleted: its host falls back to the default certificate.
+    api.kubectl(&["delete", "secret", "webapp-tls-secret", "-n", &ns])?;
+    eventually(Duration::from_secs(10), || {
+        Ok(served_cn(c.https, Some("webapp.example.com"))? != "webapp.example.com")
+    })?;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Waits (polling the proxy every millisecond) until `done` holds; returns the time taken.
+fn until(t0: Instant, mut done: impl FnMut() -> bool) -> Result<Duration> {
+    while t0.elapsed() < Duration::from_secs(10) {
+        if done() {
+            return Ok(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    anyhow::bail!("change did not reach the proxy within 10 s")
+}
+
+/// API write acknowledged → first request routed accordingly, over 120 changes (Ingress
+/// create and delete, EndpointSlice update) with 1,000 unrelated Ingresses present. Prints the
+/// figures; asserts only that every change arrives (this is a benchmark, not a timed test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn propagation_latency_through_the_proxy() -> Result<()> {
+    let api = ApiServer::ensure()?;
+    let client = api.client().await?;
+    let ns = namespace(&client, "cli-latency").await?;
+    let class = ns.clone();
+    create(&client, "", &format!("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {class}}}\nspec: {{controller: ferry.dev/ingress-controller}}\n")).await?;
+    let (a, b) = (echo_backend("a"), echo_backend("b"));
+    create(&client, &ns, "apiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec:\n  ports: [{name: http, port: 80, protocol: TCP}]\n").await?;
+    create(&client, &ns, &slice("app-1", "app", a)).await?;
+    let ingress = |name: &str, host: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}}}\nspec:\n  ingressClassName: {class}\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: app, port: {{number: 80}}}}}}}}\n"
+        )
+    };
+    // 1,000 unrelated Ingresses, written 25 at a time.
+    for chunk in (0..1000).collect::<Vec<_>>().chunks(25) {
+        let writes = chunk.iter().map(|i| {
+            let (client, ns, yaml) =
+                (client.clone(), ns.clone(), ingress(&format!("bulk-{i}"), &format!("bulk-{i}.example.com")));
+            async move { create(&client, &ns, &yaml).await }
+        });
+        for r in futures_util::future::join_all(writes).await {
+            r?;
+        }
+    }
+    let c = controller(&api, &ns, &class, &["--access-log", "off", "--update-status", "false"])?;
+    eventually(Duration::from_secs(30), || Ok(get(c.http, "bulk-999.example.com", "/")?.status == 200))
+        .with_context(|| c.logs())?;
+
+    let (mut creates, mut deletes, mut slices) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..50 {
+        let host = format!("probe-{i}.example.com");
+        create(&client, &ns, &ingress(&format!("probe-{i}"), &host)).await?;
+        let t0 = Instant::now();
+        creates.push(until(t0, || get(c.http, &host, "/").is_ok_and(|r| r.status == 200))?);
+    }
+    for i in 0..40 {
+        let host = format!("probe-{i}.example.com");
+        delete(&client, &ns, &ingress(&format!("probe-{i}"), &host)).await?;
+        let t0 = Instant::now();
+        deletes.push(until(t0, || get(c.http, &host, "/").is_ok_and(|r| r.status == 404))?);
+    }
+    for i in 0..30 {
+        let (to, name) = if i % 2 == 0 { (b, "backend=b") } else { (a, "backend=a") };
+        replace(&client, &ns, &slice("app-1", "app", to)).await?;
+        let t0 = Instant::now();
+        slices.push(until(t0, || {
+            get(c.http, "probe-45.example.com", "/").is_ok_and(|r| r.body.starts_with(name))
+        })?);
+    }
+    let mut all: Vec<Duration> = creates.iter().chain(&deletes).chain(&slices).copied().collect();
+    all.sort();
+    println!(
+        "propagation through the proxy (debug build, API write acknowledged → first request routed), 1,000 unrelated Ingresses:"
+    );
+    for (what, list) in [
+        ("Ingress create", &mut creates),
+        ("Ingress delete", &mut deletes),
+        ("EndpointSlice update", &mut slices),
+        ("all", &mut all),
+    ] {
+        list.sort();
+        println!(
+            "  {what:<22} n={:<4} p50={:>8.2?} p99={:>8.2?} max={:>8.2?}",
+            list.len(),
+            percentile(list, 0.5),
+            percentile(list, 0.99),
+            percentile(list, 1.0)
+        );
+    }
+    assert_eq!(all.len(), 120);
+    Ok(())
+}
+
+#[test]
+fn deploy_manifests_pass_server_side_dry_run() -> Result<()> {
+    let api = ApiServer::ensure()?;
+    // Namespaced objects are validated in their namespace, so it must exist (a dry run does not
+    // create it).
+    let _ = api.kubectl(&["create", "namespace", "ingress-ferry"]);
+    let root = format!("{}/../deploy", env!("CARGO_MANIFEST_DIR"));
+    let base = api.kubectl(&["apply", "--dry-run=server", "-k", &root])?;
+    for expected in [
+        "serviceaccount/ingress-ferry",
+        "clusterrole.rbac.authorization.k8s.io/ingress-ferry",
+        "role.rbac.authorization.k8s.io/ingress-ferry",
+        "configmap/ferry-configuration",
+        "service/ingress-ferry",
+        "deployment.apps/ingress-ferry",
+        "ingressclass.networking.k8s.io/ferry",
+    ] {
+        assert!(base.contains(expected), "{expected} missing from:\n{base}");
+    }
+    let host = api.kubectl(&["apply", "--dry-run=server", "-k", &format!("{root}/hostnetwork")])?;
+    assert!(host.contains("daemonset.apps/ingress-ferry"), "{host}");
+    assert!(!host.contains("deployment.apps"), "the overlay replaces the Deployment:\n{host}");
+    let rendered = api.kubectl(&["kustomize", &format!("{root}/hostnetwork")])?;
+    for needle in [
+        "hostNetwork: true",
+        "dnsPolicy: ClusterFirstWithHostNet",
+        "NET_BIND_SERVICE",
+        "readOnlyRootFilesystem: true",
+        "runAsNonRoot: true",
+    ] {
+        assert!(rendered.contains(needle), "{needle} missing from the DaemonSet");
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! The real API server (`scripts/apiserver.sh ensure`) and small helpers to write objects to it.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::{Api, Client};
+
+/// The shared API server's connection details (started if needed).
+pub struct ApiServer {
+    pub env: HashMap<String, String>,
+}
+
+impl ApiServer {
+    pub fn ensure() -> Result<Self> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/apiserver.sh");
+        let state = std::env::var("FERRY_APISERVER_STATE").unwrap_or_else(|_| "/tmp/ferry-apiserver".into());
+        let status = Command::new("bash")
+            .arg(script)
+            .arg("ensure")
+            .env("FERRY_APISERVER_STATE", &state)
+            .status()
+            .context("running scripts/apiserver.sh")?;
+        if !status.success() {
+            bail!("scripts/apiserver.sh ensure failed: {status}");
+        }
+        let text = std::fs::read_to_string(PathBuf::from(state).join("env"))?;
+        let env = text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+        Ok(Self { env })
+    }
+
+    /// The admin kubeconfig file.
+    pub fn kubeconfig(&self) -> &str {
+        &self.env["FERRY_KUBECONFIG"]
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> Result<Client> {
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Runs kubectl with the admin kubeconfig; fails with its stderr.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .output()
+            .context("running kubectl (it ships with this machine's image)")?;
+        if !out.status.success() {
+            bail!("kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// A fresh namespace named after `prefix`.
+pub async fn namespace(client: &Client, prefix: &str) -> Result<String> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+    let name = format!("{prefix}-{}-{nanos:x}", std::process::id());
+    create(client, "", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")).await?;
+    Ok(name)
+}
+
+fn resource(object: &DynamicObject) -> Result<(ApiResource, bool)> {
+    let types = object.types.as_ref().context("document without apiVersion/kind")?;
+    let (group, version) = types.api_version.split_once('/').unwrap_or(("", &types.api_version));
+    let (plural, namespaced) = match types.kind.as_str() {
+        "Namespace" => ("namespaces", false),
+        "Service" => ("services", true),
+        "Secret" => ("secrets", true),
+        "ConfigMap" => ("configmaps", true),
+        "Ingress" => ("ingresses", true),
+        "IngressClass" => ("ingressclasses", false),
+        "EndpointSlice" => ("endpointslices", true),
+        other => bail!("the tests do not know kind {other}"),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, &types.kind);
+    Ok((ApiResource::from_gvk_with_plural(&gvk, plural), namespaced))
+}
+
+fn api_for(client: &Client, namespace: &str, object: &mut DynamicObject) -> Result<Api<DynamicObject>> {
+    let (ar, namespaced) = resource(object)?;
+    Ok(if namespaced {
+        let ns = object.metadata.namespace.get_or_insert_with(|| namespace.to_owned()).clone();
+        Api::namespaced_with(client.clone(), &ns, &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
+    })
+}
+
+fn documents(yaml: &str) -> Result<Vec<DynamicObject>> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(doc)?;
+        if !value.is_null() {
+            out.push(serde_json::from_value(value)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Creates every document of `yaml` (namespaced ones default to `namespace`); returns when the
+/// API server has acknowledged the last write.
+pub async fn create(client: &Client, namespace: &str, yaml: &str) -> Result<()> {
+    for mut object in documents(yaml)? {
+        let api = api_for(client, namespace, &mut object)?;
+        api.create(&PostParams::default(), &object).await.with_context(|| format!("creating {yaml}"))?;
+    }
+    Ok(())
+}
+
+/// Replaces every document of `yaml` (read-modify-write of the resourceVersion).
+pub async fn replace(client: &Client, namespace: &str, yaml: &str) -> Result<()> {
+    for mut object in documents(yaml)? {
+        let api = api_for(client, namespace, &mut object)?;
+        let name = object.metadata.name.clone().context("no name")?;
+        let current = api.get(&name).await?;
+        object.metadata.resource_version = current.metadata.resource_version;
+        api.replace(&name, &PostParams::default(), &object).await?;
+    }
+    Ok(())
+}
+
+/// Deletes every document of `yaml`.
+pub async fn delete(client: &Client, namespace: &str, yaml: &str) -> Result<()> {
+    for mut object in documents(yaml)? {
+        let api = api_for(client, namespace, &mut object)?;
+        let name = object.metadata.name.clone().context("no name")?;
+        api.delete(&name, &DeleteParams::default()).await?;
+    }
+    Ok(())
+}
+
+/// A `discovery.k8s.io/v1beta1` EndpointSlice of Service `service` (port `http`) with one
+/// ready endpoint: what the endpoint controller would write for a pod at `backend`.
+pub fn slice(name: &str, service: &str, backend: std::net::SocketAddr) -> String {
+    format!(
+        "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nports: [{{name: http, port: {}, protocol: TCP}}]\nendpoints: [{{addresses: [\"{}\"], conditions: {{ready: true}}}}]\n",
+        backend.port(),
+        backend.ip()
+    )
+}
