@@ -146,6 +146,7 @@ impl ProxyServer {
     fn build(&self) -> Result<Server> {
         let conf = ServerConf {
             threads: self.config.threads.max(1),
+            work_stealing: self.config.work_stealing,
             grace_period_seconds: Some(self.config.grace_period.as_secs()),
             graceful_shutdown_timeout_seconds: Some(self.config.shutdown_timeout.as_secs()),
             upstream_keepalive_pool_size: self.config.upstream_keepalive_pool_size,

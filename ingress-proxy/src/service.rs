@@ -24,6 +24,7 @@ use bytes::Bytes;
 use ingress_core::{MatchedBy, Route, RouteTable};
 use pingora::ErrorType::HTTPStatus;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -135,6 +136,11 @@ impl ProxyHttp for Ferry {
             body_bytes: 0,
             _active: ActiveRequest(self.metrics.active_requests.clone()),
         }
+    }
+
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {
+        // No response compression: ingress-nginx does not compress by default, and an unused
+        // module still costs a context per request.
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
