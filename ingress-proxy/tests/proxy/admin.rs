@@ -26,10 +26,17 @@ async fn health_readiness_and_metrics() {
     assert_eq!(fetch(proxy.http, "none.example.com", "/").await.status, 404);
     handle.set_settings(RuntimeSettings::default());
 
+    let mut open = Conn::open(proxy.http).await;
+    assert_eq!(open.get("m.example.com", "/").await.status, 200);
+    // Closed connections from the fetches above may take a moment to be noticed.
+    assert!(metric_becomes(&proxy, "ferry_active_connections 1").await);
+    drop(open);
+    assert!(metric_becomes(&proxy, "ferry_active_connections 0").await);
+
     let text = admin(&proxy, "/metrics").await.text();
     assert!(
         text.contains(
-            r#"ferry_requests_total{ingress="metered",method="GET",namespace="test",service="svc-m",status_class="2xx"} 3"#
+            r#"ferry_requests_total{ingress="metered",method="GET",namespace="test",service="svc-m",status_class="2xx"} 4"#
         ),
         "{text}"
     );
@@ -44,6 +51,17 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("ferry_snapshot_generation 1"), "{text}");
     assert!(text.contains("ferry_snapshot_swaps_total 2"), "{text}");
     assert!(text.contains("ferry_active_requests 0"), "{text}");
+}
+
+/// Whether `/metrics` shows `line` within two seconds.
+async fn metric_becomes(proxy: &Proxy, line: &str) -> bool {
+    for _ in 0..40 {
+        if admin(proxy, "/metrics").await.text().lines().any(|l| l == line) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// Captured output of the test binary's JSON tracing subscriber.
