@@ -207,16 +207,10 @@ impl ProxyHttp for Ferry {
         let client = session.client_addr().and_then(|a| a.as_inet()).map(SocketAddr::ip);
         let local_port = session.server_addr().and_then(|a| a.as_inet()).map(SocketAddr::port);
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let host = request_host(session.req_header()).to_owned();
+        let host = request_host(session.req_header());
         headers::set_forwarded(
             upstream_request,
-            &headers::Forwarded {
-                client,
-                tls,
-                host: &host,
-                port: local_port,
-                request_id: ctx.request_id.as_ref(),
-            },
+            &headers::Forwarded { client, tls, host, port: local_port, request_id: ctx.request_id.as_ref() },
         )
     }
 
