@@ -3,6 +3,7 @@
 #
 #   benches/proxy/run.sh            # 10 s per proxy, 32 connections
 #   DURATION=20 CONNS=64 benches/proxy/run.sh
+#   FERRY_WORK_STEALING=1 benches/proxy/run.sh   # Pingora's work-stealing runtime instead
 #
 # Layout (2 cores): each proxy in turn runs alone on core 0 (taskset), one worker; wrk and the
 # upstream (nginx returning a fixed 13-byte body) share core 1. Keep-alive on both sides
@@ -55,7 +56,7 @@ nginx_conf proxy "upstream up { server 127.0.0.1:$UP_PORT; keepalive 128; }
 
 taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" & PIDS+=($!)
 taskset -c "$PROXY_CORE" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" & PIDS+=($!); NGINX_PID=$!
-taskset -c "$PROXY_CORE" "$FERRY_BIN" "127.0.0.1:$FERRY_PORT" "127.0.0.1:$UP_PORT" 1 & PIDS+=($!); FERRY_PID=$!
+FERRY_WORK_STEALING="${FERRY_WORK_STEALING:-0}" taskset -c "$PROXY_CORE" "$FERRY_BIN" "127.0.0.1:$FERRY_PORT" "127.0.0.1:$UP_PORT" 1 & PIDS+=($!); FERRY_PID=$!
 
 for port in $UP_PORT $NGINX_PORT $FERRY_PORT; do
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" -H 'Host: bench.local' && break; sleep 0.1; done

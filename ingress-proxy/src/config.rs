@@ -26,6 +26,10 @@ pub struct ProxyConfig {
     pub admin_addr: Option<SocketAddr>,
     /// Worker threads of the proxy service (Pingora runs one runtime per service).
     pub threads: usize,
+    /// Pingora's runtime flavour: `true` shares work between threads (tokio's multi-thread
+    /// scheduler); `false` runs one single-threaded runtime per thread, which costs less per
+    /// request when connections are many and short requests dominate.
+    pub work_stealing: bool,
     /// After SIGTERM: how long listeners stay closed while in-flight requests finish, before
     /// the runtimes are stopped.
     pub grace_period: Duration,
@@ -49,6 +53,7 @@ impl Default for ProxyConfig {
             https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 443))),
             admin_addr: Some(SocketAddr::from(([0, 0, 0, 0], 10254))),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            work_stealing: true,
             grace_period: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             default_certificate: None,

@@ -31,6 +31,7 @@ pub(crate) struct Metrics {
     duration: HistogramVec,
     connect: Histogram,
     pub(crate) active_requests: IntGauge,
+    pub(crate) active_connections: IntGauge,
     generation: IntGauge,
     swaps: IntCounter,
     swaps_seen: Mutex<u64>,
@@ -62,6 +63,10 @@ impl Metrics {
             "ferry_active_requests",
             "Requests in flight, open WebSocket and other upgraded connections included.",
         )?;
+        let active_connections = IntGauge::new(
+            "ferry_active_connections",
+            "Client connections open to the proxy (HTTP/1.x and HTTP/2, TLS included).",
+        )?;
         let generation =
             IntGauge::new("ferry_snapshot_generation", "Generation of the routing snapshot serving.")?;
         let swaps = IntCounter::new(
@@ -72,6 +77,7 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(connect.clone()))?;
         registry.register(Box::new(active_requests.clone()))?;
+        registry.register(Box::new(active_connections.clone()))?;
         registry.register(Box::new(generation.clone()))?;
         registry.register(Box::new(swaps.clone()))?;
         Ok(Self {
@@ -80,6 +86,7 @@ impl Metrics {
             duration,
             connect,
             active_requests,
+            active_connections,
             generation,
             swaps,
             swaps_seen: Mutex::new(0),

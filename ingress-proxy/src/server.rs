@@ -12,7 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pingora::apps::ServerApp;
 use pingora::prelude::Server;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -146,6 +149,7 @@ impl ProxyServer {
     fn build(&self) -> Result<Server> {
         let conf = ServerConf {
             threads: self.config.threads.max(1),
+            work_stealing: self.config.work_stealing,
             grace_period_seconds: Some(self.config.grace_period.as_secs()),
             graceful_shutdown_timeout_seconds: Some(self.config.shutdown_timeout.as_secs()),
             upstream_keepalive_pool_size: self.config.upstream_keepalive_pool_size,
@@ -160,8 +164,11 @@ impl ProxyServer {
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
             };
-            let mut proxy =
-                pingora::proxy::http_proxy_service_with_name(&server.configuration, ferry, "ferry proxy");
+            let app = Counted {
+                inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, ferry)),
+                open: metrics.active_connections.clone(),
+            };
+            let mut proxy = Service::new("ferry proxy".to_owned(), app);
             if let Some(addr) = self.config.http_addr {
                 proxy.add_tcp(&addr.to_string());
             }
@@ -189,6 +196,35 @@ impl ProxyServer {
                 .map_err(|(reason, source)| Error::DefaultCertificate { reason, source }),
             None => fake_certificate(),
         }
+    }
+}
+
+/// Counts open client connections around Pingora's per-connection entry point (which serves
+/// every request of a keep-alive or HTTP/2 connection before returning).
+struct Counted<A> {
+    inner: Arc<A>,
+    open: prometheus::IntGauge,
+}
+
+/// Decrements the gauge however the connection ends.
+struct OpenConnection(prometheus::IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        self.open.inc();
+        let _open = OpenConnection(self.open.clone());
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
     }
 }
 

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use ingress_core::{MatchedBy, Route, RouteTable};
 use pingora::ErrorType::HTTPStatus;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -137,6 +138,11 @@ impl ProxyHttp for Ferry {
         }
     }
 
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {
+        // No response compression: ingress-nginx does not compress by default, and an unused
+        // module still costs a context per request.
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.snapshot = self.shared.snapshot.load_full();
         ctx.request_id = Some(headers::request_id(session.req_header()));
@@ -201,16 +207,10 @@ impl ProxyHttp for Ferry {
         let client = session.client_addr().and_then(|a| a.as_inet()).map(SocketAddr::ip);
         let local_port = session.server_addr().and_then(|a| a.as_inet()).map(SocketAddr::port);
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let host = request_host(session.req_header()).to_owned();
+        let host = request_host(session.req_header());
         headers::set_forwarded(
             upstream_request,
-            &headers::Forwarded {
-                client,
-                tls,
-                host: &host,
-                port: local_port,
-                request_id: ctx.request_id.as_ref(),
-            },
+            &headers::Forwarded { client, tls, host, port: local_port, request_id: ctx.request_id.as_ref() },
         )
     }
 
