@@ -5,7 +5,7 @@
 # Usage: benches/route-summary.sh [--no-run]   (--no-run only re-prints the last results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "${1:-}" = "--no-run" ] || cargo bench -p ferry-benches --bench routes >&2
+[ "${1:-}" = "--no-run" ] || { cargo bench -p ferry-benches --bench memory >&2 && cargo bench -p ferry-benches --bench routes >&2; }
 dir=target/criterion
 median() { jq -r '.median.point_estimate' "$dir/$1/new/estimates.json"; }
 batch=1000

@@ -30,7 +30,7 @@ pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
         let objects = manifests.objects();
         let mut translation = ingress_k8s::translate(&objects, &config);
         let mut store = EndpointStore::new();
-        let built = std::mem::take(&mut translation.builder).build(&mut store);
+        let built = translation.builder.build(&mut store);
         for (backend, set) in std::mem::take(&mut translation.endpoints) {
             store.set(&backend, set);
         }

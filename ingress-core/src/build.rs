@@ -1,21 +1,22 @@
 //! The builder: validates Ingress-like input and compiles it into a [`RouteTable`].
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, HashMap};
+mod compile;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::path::{self, MatchKind};
-use std::hash::BuildHasher;
-
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
-use crate::table::{CompiledRoute, HostEntry, Shadowed, Span, Target};
+use crate::path::{self, MatchKind};
+use crate::table::Target;
 use crate::tls::TlsEntry;
 use crate::{
     Backend, BackendRef, CertificatePem, CertificateRef, EndpointStore, Field, HostPattern, Ingress, Origin,
     PathType, PortRef, Reason, Rejection, RouteTable, Service, ServicePort, TlsMap,
 };
+
+/// Declared Services: namespace → name → ports (nested so lookups borrow, never allocate).
+type Services = HashMap<String, HashMap<String, Vec<ServicePort>>>;
 
 /// Collects Ingresses and controller-wide settings, then compiles them with [`build`].
 ///
@@ -47,7 +48,7 @@ use crate::{
 #[derive(Debug, Default, Clone)]
 pub struct TableBuilder {
     ingresses: Vec<Ingress>,
-    services: HashMap<(String, String), Vec<ServicePort>>,
+    services: Services,
     default_backend: Option<BackendRef>,
     default_certificate: Option<CertificateRef>,
     certificates: HashMap<CertificateRef, Arc<CertificatePem>>,
@@ -77,7 +78,7 @@ impl TableBuilder {
     /// Declares a Service, so backends naming it resolve named ports to numbers and refer to
     /// ports it has. Backends of undeclared Services are kept as written.
     pub fn service(&mut self, service: Service) -> &mut Self {
-        self.services.insert((service.namespace, service.name), service.ports);
+        self.services.entry(service.namespace).or_default().insert(service.name, service.ports);
         self
     }
 
@@ -104,38 +105,47 @@ impl TableBuilder {
     /// Compiles the table. Never fails as a whole: invalid or conflicting rules are left out
     /// and listed in [`Built::rejected`]. Backends get their endpoint slots from `endpoints`,
     /// creating empty ones for backends it has not heard of.
-    pub fn build(mut self, endpoints: &mut EndpointStore) -> Built {
-        // Oldest first: the first rule to claim a (host, path, kind) wins.
-        self.ingresses.sort_by(|a, b| a.origin.cmp(&b.origin));
-        let mut state = State::new(endpoints);
+    ///
+    /// The builder is only read, so it can be kept (to add to it and build again) or dropped
+    /// off the hot path.
+    pub fn build(&self, endpoints: &mut EndpointStore) -> Built {
+        // Oldest first, so origin indices order Ingresses by age and the first rule to claim a
+        // (host, path, kind) is the oldest.
+        let mut ingresses: Vec<&Ingress> = self.ingresses.iter().collect();
+        ingresses.sort_by(|a, b| a.origin.cmp(&b.origin));
+        let paths: usize = ingresses.iter().flat_map(|i| &i.rules).map(|r| r.paths.len()).sum();
+        let mut state = State::new(endpoints, ingresses.len(), paths);
         if let Some(b) = &self.default_backend {
             state.controller_default = Some(state.backend(b));
         }
-        for ingress in &self.ingresses {
+        for ingress in ingresses {
             state.add_ingress(ingress, &self.services);
         }
-        if let Some(cert) = self.default_certificate {
-            state.tls.default = Some(TlsEntry { host: HostPattern::Any, certificate: cert, origin: None });
+        if let Some(cert) = &self.default_certificate {
+            state.tls.default =
+                Some(TlsEntry { host: HostPattern::Any, certificate: cert.clone(), origin: None });
         }
-        state.tls.material = self.certificates;
+        state.tls.material = self.certificates.clone();
         state.finish()
     }
 }
 
-/// Resolves a backend's port against the declared Services.
-fn resolve(
-    backend: &BackendRef,
-    services: &HashMap<(String, String), Vec<ServicePort>>,
-) -> Result<BackendRef, Reason> {
-    let Some(ports) = services.get(&(backend.namespace.clone(), backend.service.clone())) else {
-        return Ok(backend.clone());
+/// Resolves a backend's port against the declared Services: `Ok(None)` keeps the backend as
+/// written (undeclared Service, or already the port number), `Ok(Some)` is the named port
+/// resolved to its number.
+fn resolve(backend: &BackendRef, services: &Services) -> Result<Option<BackendRef>, Reason> {
+    let Some(ports) = services.get(&backend.namespace).and_then(|s| s.get(&backend.service)) else {
+        return Ok(None);
     };
     let found = match &backend.port {
         PortRef::Number(n) => ports.iter().find(|p| p.port == *n),
         PortRef::Name(name) => ports.iter().find(|p| p.name.as_deref() == Some(name.as_str())),
     };
     match (found, &backend.port) {
-        (Some(p), _) => Ok(BackendRef { port: PortRef::Number(p.port), ..backend.clone() }),
+        (Some(_), PortRef::Number(_)) => Ok(None),
+        (Some(p), PortRef::Name(_)) => {
+            Ok(Some(BackendRef { port: PortRef::Number(p.port), ..backend.clone() }))
+        }
         (None, PortRef::Number(n)) => Err(Reason::UnknownPortNumber {
             namespace: backend.namespace.clone(),
             service: backend.service.clone(),
@@ -152,49 +162,39 @@ fn resolve(
 /// A TLS host as parsed: the pattern, or the host as written and what is wrong with it.
 type TlsHost = Result<HostPattern, (String, String)>;
 
-/// A path rule accepted so far, before sorting and before its path moves into the arena.
-struct PendingRoute {
-    path: Box<str>,
+/// A path rule accepted so far. Its path borrows the input (compiling a path only trims it), so
+/// accepting a rule allocates nothing.
+struct PendingRoute<'a> {
+    path: &'a str,
     kind: MatchKind,
     path_type: PathType,
     backend: u32,
+    /// Index in `State::origins`, which are in age order: comparing indices compares ages.
     origin: u32,
     rule: u32,
     index: u32,
 }
 
-impl PendingRoute {
+impl PendingRoute<'_> {
     fn field(&self) -> Field {
         Field::Path { rule: self.rule, path: self.index }
     }
 }
 
-/// The order of routes within a host: longest path first, `Exact` before `Prefix` at equal
-/// length, then the older Ingress, then the order written. This one comparison is the whole of
-/// path precedence.
-fn precedence(a: &PendingRoute, b: &PendingRoute, origins: &[Origin]) -> Ordering {
-    let key = |r: &PendingRoute| (Reverse(r.path.len()), r.kind, r.path_type);
-    key(a)
-        .cmp(&key(b))
-        .then_with(|| origins[a.origin as usize].cmp(&origins[b.origin as usize]))
-        .then_with(|| (a.rule, a.index).cmp(&(b.rule, b.index)))
-}
-
-#[derive(Default)]
-struct HostAcc {
-    routes: Vec<PendingRoute>,
-    /// (kind, compiled path) → index in `routes`: the conflict key.
-    claimed: HashMap<(MatchKind, Box<str>), usize>,
+/// Everything known about one host while building.
+struct HostAcc<'a> {
+    pattern: HostPattern,
+    routes: Vec<PendingRoute<'a>>,
     default: Option<Target>,
-    shadowed: Vec<(PendingRoute, usize)>,
 }
 
-struct State<'e> {
+struct State<'a, 'e> {
     endpoints: &'e mut EndpointStore,
-    backend_index: HashMap<Arc<BackendRef>, u32>,
+    backend_index: HashMap<Arc<BackendRef>, u32, RandomState>,
     backends: Vec<Backend>,
     origins: Vec<Origin>,
-    hosts: BTreeMap<HostPattern, HostAcc>,
+    host_index: HashMap<HostPattern, u32, RandomState>,
+    hosts: Vec<HostAcc<'a>>,
     catch_all: Option<(Target, Field)>,
     controller_default: Option<u32>,
     tls: TlsMap,
@@ -206,14 +206,18 @@ fn index(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-impl<'e> State<'e> {
-    fn new(endpoints: &'e mut EndpointStore) -> Self {
+impl<'a, 'e> State<'a, 'e> {
+    /// A state sized for `ingresses` Ingresses with `paths` paths in all (at most that many
+    /// hosts and backends), so building never re-hashes.
+    fn new(endpoints: &'e mut EndpointStore, ingresses: usize, paths: usize) -> Self {
+        let hosts = ingresses.max(paths / 4);
         Self {
             endpoints,
-            backend_index: HashMap::new(),
-            backends: Vec::new(),
-            origins: Vec::new(),
-            hosts: BTreeMap::new(),
+            backend_index: HashMap::with_capacity_and_hasher(hosts, RandomState::default()),
+            backends: Vec::with_capacity(hosts),
+            origins: Vec::with_capacity(ingresses),
+            host_index: HashMap::with_capacity_and_hasher(hosts, RandomState::default()),
+            hosts: Vec::with_capacity(hosts),
             catch_all: None,
             controller_default: None,
             tls: TlsMap::default(),
@@ -233,11 +237,29 @@ impl<'e> State<'e> {
         i
     }
 
+    /// The backend index for a reference as written, resolving named ports.
+    fn resolved_backend(&mut self, backend: &BackendRef, services: &Services) -> Result<u32, Reason> {
+        Ok(match resolve(backend, services)? {
+            None => self.backend(backend),
+            Some(resolved) => self.backend(&resolved),
+        })
+    }
+
+    fn host(&mut self, pattern: HostPattern, paths: usize) -> u32 {
+        if let Some(&h) = self.host_index.get(&pattern) {
+            return h;
+        }
+        let h = index(self.hosts.len());
+        self.host_index.insert(pattern.clone(), h);
+        self.hosts.push(HostAcc { pattern, routes: Vec::with_capacity(paths), default: None });
+        h
+    }
+
     fn reject(&mut self, origin: &Origin, field: Field, reason: Reason) {
         self.rejected.push(Rejection { origin: origin.clone(), field, reason });
     }
 
-    fn add_ingress(&mut self, ing: &Ingress, services: &HashMap<(String, String), Vec<ServicePort>>) {
+    fn add_ingress(&mut self, ing: &'a Ingress, services: &Services) {
         if ing.rules.is_empty() && ing.default_backend.is_none() {
             self.reject(&ing.origin, Field::Object, Reason::Empty);
             return;
@@ -245,9 +267,9 @@ impl<'e> State<'e> {
         let origin = index(self.origins.len());
         self.origins.push(ing.origin.clone());
 
-        let default = match ing.default_backend.as_ref().map(|b| resolve(b, services)) {
+        let default = match ing.default_backend.as_ref().map(|b| self.resolved_backend(b, services)) {
             None => None,
-            Some(Ok(b)) => Some(Target { backend: self.backend(&b), origin }),
+            Some(Ok(backend)) => Some(Target { backend, origin }),
             Some(Err(reason)) => {
                 self.reject(&ing.origin, Field::DefaultBackend, reason);
                 None
@@ -267,19 +289,22 @@ impl<'e> State<'e> {
             }
         }
 
-        let mut rule_hosts = Vec::new();
+        let mut rule_hosts = Vec::with_capacity(ing.rules.len());
+        // An Ingress names few Services, many times: compare with the ones it already named
+        // before hashing (building hashes nothing else per path).
+        let mut named: Vec<(&'a BackendRef, u32)> = Vec::new();
         for (ri, rule) in ing.rules.iter().enumerate() {
             let ri = index(ri);
-            let pattern = match HostPattern::parse(rule.host.as_deref()) {
-                Ok(p) => p,
+            let host = match HostPattern::parse(rule.host.as_deref()) {
+                Ok(p) => self.host(p, rule.paths.len()),
                 Err(why) => {
                     let host = rule.host.clone().unwrap_or_default();
                     self.reject(&ing.origin, Field::Host { rule: ri }, Reason::InvalidHost { host, why });
                     continue;
                 }
             };
-            rule_hosts.push(pattern.clone());
-            let acc = self.hosts.entry(pattern.clone()).or_default();
+            rule_hosts.push(host);
+            let acc = &mut self.hosts[host as usize];
             if acc.default.is_none() {
                 acc.default = default;
             }
@@ -292,50 +317,40 @@ impl<'e> State<'e> {
                         continue;
                     }
                 };
-                let backend = match resolve(&p.backend, services) {
-                    Ok(b) => self.backend(&b),
+                let cached = named.iter().find(|(b, _)| **b == p.backend).map(|&(_, i)| i);
+                let backend = match cached.map_or_else(|| self.resolved_backend(&p.backend, services), Ok) {
+                    Ok(b) => b,
                     Err(reason) => {
                         self.reject(&ing.origin, field, reason);
                         continue;
                     }
                 };
-                let kind = MatchKind::of(p.path_type);
-                let route = PendingRoute {
-                    path: compiled.into_boxed_str(),
-                    kind,
+                if cached.is_none() {
+                    named.push((&p.backend, backend));
+                }
+                self.hosts[host as usize].routes.push(PendingRoute {
+                    path: compiled,
+                    kind: MatchKind::of(p.path_type),
                     path_type: p.path_type,
                     backend,
                     origin,
                     rule: ri,
                     index: index(pi),
-                };
-                let acc = self.hosts.entry(pattern.clone()).or_default();
-                let key = (kind, route.path.clone());
-                if let Some(&winner) = acc.claimed.get(&key) {
-                    let w = &acc.routes[winner];
-                    let reason = Reason::Duplicate {
-                        winner: self.origins[w.origin as usize].clone(),
-                        winner_field: w.field(),
-                    };
-                    acc.shadowed.push((route, winner));
-                    self.reject(&ing.origin, field, reason);
-                } else {
-                    acc.claimed.insert(key, acc.routes.len());
-                    acc.routes.push(route);
-                }
+                });
             }
         }
         self.add_tls(ing, &rule_hosts);
     }
 
-    fn add_tls(&mut self, ing: &Ingress, rule_hosts: &[HostPattern]) {
+    fn add_tls(&mut self, ing: &Ingress, rule_hosts: &[u32]) {
         for (ti, entry) in ing.tls.iter().enumerate() {
             let ti = index(ti);
             let hosts: Vec<(Field, TlsHost)> = if entry.hosts.is_empty() {
                 rule_hosts
                     .iter()
-                    .filter(|h| **h != HostPattern::Any)
-                    .map(|h| (Field::Tls { entry: ti, host: None }, Ok(h.clone())))
+                    .map(|&h| &self.hosts[h as usize].pattern)
+                    .filter(|p| **p != HostPattern::Any)
+                    .map(|p| (Field::Tls { entry: ti, host: None }, Ok(p.clone())))
                     .collect()
             } else {
                 entry
@@ -379,106 +394,5 @@ impl<'e> State<'e> {
                 });
             }
         }
-    }
-
-    fn finish(self) -> Built {
-        let route_count: usize = self.hosts.values().map(|h| h.routes.len()).sum();
-        let arena_len: usize = self
-            .hosts
-            .iter()
-            .map(|(p, h)| {
-                p.to_string().len()
-                    + h.routes
-                        .iter()
-                        .chain(h.shadowed.iter().map(|s| &s.0))
-                        .map(|r| r.path.len())
-                        .sum::<usize>()
-            })
-            .sum();
-        let mut arena = String::with_capacity(arena_len);
-        let mut push = |text: &str| {
-            let span = Span { start: index(arena.len()), len: index(text.len()) };
-            arena.push_str(text);
-            span
-        };
-        let hasher = RandomState::default();
-        let mut exact = HashTable::with_capacity(self.hosts.len());
-        let mut wildcard = HashTable::new();
-        let mut any = None;
-        let mut hosts = Vec::with_capacity(self.hosts.len());
-        let mut names = Vec::with_capacity(self.hosts.len());
-        let mut routes = Vec::with_capacity(route_count);
-        let mut shadowed = Vec::new();
-        for (pattern, mut acc) in self.hosts {
-            let host = index(hosts.len());
-            let (kind, name) = match &pattern {
-                HostPattern::Exact(h) => (0, h.as_str()),
-                HostPattern::Wildcard(s) => (1, s.as_str()),
-                HostPattern::Any => (2, ""),
-            };
-            let name_span = push(name);
-            let start = index(routes.len());
-            // Sort positions, not routes: shadowed entries refer to positions.
-            let mut order: Vec<usize> = (0..acc.routes.len()).collect();
-            order.sort_by(|&a, &b| precedence(&acc.routes[a], &acc.routes[b], &self.origins));
-            let mut new_pos = vec![0u32; acc.routes.len()];
-            for (pos, &old) in order.iter().enumerate() {
-                new_pos[old] = start + index(pos);
-                let r = &acc.routes[old];
-                routes.push(compiled(r, push(&r.path)));
-            }
-            for (r, winner) in acc.shadowed.drain(..) {
-                shadowed.push(Shadowed { host, route: compiled(&r, push(&r.path)), winner: new_pos[winner] });
-            }
-            names.push(name.to_owned());
-            let entry = HostEntry {
-                id: host,
-                kind,
-                name: name_span,
-                routes: (start, index(routes.len())),
-                default: acc.default,
-            };
-            let rehash = |h: &HostEntry| hasher.hash_one(names[h.id as usize].as_str());
-            match kind {
-                0 => {
-                    exact.insert_unique(hasher.hash_one(name), entry, rehash);
-                }
-                1 => {
-                    wildcard.insert_unique(hasher.hash_one(name), entry, rehash);
-                }
-                _ => any = Some(host),
-            }
-            hosts.push(entry);
-        }
-        Built {
-            table: RouteTable {
-                hasher,
-                exact,
-                wildcard,
-                any,
-                arena: arena.into_boxed_str(),
-                hosts,
-                routes,
-                backends: self.backends,
-                origins: self.origins,
-                catch_all: self.catch_all.map(|(t, _)| t),
-                controller_default: self.controller_default,
-                tls: self.tls,
-                shadowed,
-            },
-            rejected: self.rejected,
-        }
-    }
-}
-
-fn compiled(r: &PendingRoute, path: Span) -> CompiledRoute {
-    CompiledRoute {
-        path,
-        backend: r.backend,
-        origin: r.origin,
-        rule: r.rule,
-        index: r.index,
-        kind: r.kind,
-        path_type: r.path_type,
     }
 }

@@ -116,7 +116,7 @@ impl RouteTable {
         let mut buf: HostBuf = [0; 254];
         let norm_host = crate::normalize_host(host, &mut buf).unwrap_or(host).to_owned();
         let path = path::strip_query(path).to_owned();
-        let chosen = self.find_host(host, &mut [0; 254]).map(|h| h.id);
+        let chosen = self.find_host(host).map(|h| h.id);
 
         let mut hosts: Vec<HostCandidate> = self
             .hosts
@@ -133,7 +133,7 @@ impl RouteTable {
         if let Some(h) = chosen {
             let entry = &self.hosts[h as usize];
             for r in &self.routes[entry.routes.0 as usize..entry.routes.1 as usize] {
-                let verdict = if !path::matches(r.kind, self.text(r.path), &path) {
+                let verdict = if !path::matches(r.kind, self.bytes(r.path), path.as_bytes()) {
                     Verdict::NoMatch
                 } else if let Some(w) = winner {
                     Verdict::Lost(lost_because(w, r, self))

@@ -110,7 +110,7 @@ fn validate_dns_name(name: &str) -> Result<(), String> {
 /// The part of a host a single-label wildcard is compared with: everything after the first
 /// label (`bar.foo.com` → `foo.com`), or `None` when there is no non-empty first label.
 pub(crate) fn wildcard_suffix(host: &str) -> Option<&str> {
-    let dot = host.find('.')?;
+    let dot = host.as_bytes().iter().position(|&b| b == b'.')?;
     if dot == 0 || dot + 1 == host.len() {
         return None;
     }
@@ -134,32 +134,83 @@ pub(crate) type HostBuf = [u8; MAX_HOST_LEN + 1];
 /// assert_eq!(ingress_core::normalize_host("Demo.Example.COM.:8080", &mut buf), Some("demo.example.com"));
 /// ```
 pub fn normalize_host<'a>(host: &'a str, buf: &'a mut [u8; MAX_HOST_LEN + 1]) -> Option<&'a str> {
-    let host = strip_port(host);
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.len() > MAX_HOST_LEN {
-        return None;
-    }
-    if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+    let (host, upper) = trim_host(host)?;
+    if !upper {
         return Some(host);
     }
-    let out = &mut buf[..host.len()];
+    lowercase_into(host, buf)
+}
+
+/// The host without `:port` and trailing dot, and whether it still needs lower-casing; `None`
+/// when too long to match a rule host. Lookups call this first so that the common, already
+/// lower-case host needs no buffer at all.
+#[inline]
+pub(crate) fn trim_host(host: &str) -> Option<(&str, bool)> {
+    // Byte loops rather than `rfind`/`any`: hosts are short, and this runs on every request.
+    let bytes = host.as_bytes();
+    let mut end = bytes.len();
+    if bytes.first() == Some(&b'[') {
+        // An IPv6 literal: `[::1]:8080`.
+        if let Some(close) = bytes.iter().position(|&b| b == b']') {
+            end = close + 1;
+        }
+    } else {
+        let mut i = end;
+        while i > 0 && bytes[i - 1].is_ascii_digit() {
+            i -= 1;
+        }
+        if i > 0 && bytes[i - 1] == b':' {
+            end = i - 1;
+        }
+    }
+    if end > 0 && bytes[end - 1] == b'.' {
+        end -= 1;
+    }
+    if end > MAX_HOST_LEN {
+        return None;
+    }
+    // `end` sits just before an ASCII `:`, `.` or after `]`: a character boundary.
+    let host = host.get(..end)?;
+    let mut upper = false;
+    for &b in host.as_bytes() {
+        upper |= b.is_ascii_uppercase();
+    }
+    Some((host, upper))
+}
+
+/// `host` lower-cased into `buf` (`host` is at most [`MAX_HOST_LEN`] bytes long).
+pub(crate) fn lowercase_into<'a>(host: &str, buf: &'a mut HostBuf) -> Option<&'a str> {
+    let out = buf.get_mut(..host.len())?;
     out.copy_from_slice(host.as_bytes());
     out.make_ascii_lowercase();
     // Lower-casing ASCII bytes keeps a valid UTF-8 string valid.
     std::str::from_utf8(out).ok()
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // An IPv6 literal: `[::1]:8080`.
-        return match host.find(']') {
-            Some(end) => &host[..=end],
-            None => host,
-        };
+/// Compares two short byte strings without calling `memcmp`: hosts and paths are a few dozen
+/// bytes, where the call costs more than the comparison.
+#[inline]
+pub(crate) fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
     }
-    match host.rfind(':') {
-        Some(colon) if host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..colon],
-        _ => host,
+    let load8 =
+        |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_ne_bytes);
+    match n {
+        0 => true,
+        1..=7 => a.iter().zip(b).all(|(x, y)| x == y),
+        8..=16 => load8(a, 0) == load8(b, 0) && load8(a, n - 8) == load8(b, n - 8),
+        _ => {
+            let mut i = 0;
+            while i + 8 <= n {
+                if load8(a, i) != load8(b, i) {
+                    return false;
+                }
+                i += 8;
+            }
+            load8(a, n - 8) == load8(b, n - 8)
+        }
     }
 }
 
@@ -176,6 +227,25 @@ mod tests {
         assert_eq!(normalize_host("a.b:", &mut buf), Some("a.b"));
         let long = "a".repeat(300);
         assert_eq!(normalize_host(&long, &mut buf), None);
+    }
+
+    #[test]
+    fn eq_bytes_agrees_with_slice_equality() {
+        let words: Vec<Vec<u8>> = (0..40).map(|n| (0..n).map(|i| b'a' + (i % 7) as u8).collect()).collect();
+        for a in &words {
+            for b in &words {
+                assert_eq!(eq_bytes(a, b), a == b);
+                let mut c = b.clone();
+                if let Some(last) = c.last_mut() {
+                    *last = b'z';
+                    assert_eq!(eq_bytes(a, &c), *a == c);
+                }
+                if c.len() > 3 {
+                    c[2] = b'z';
+                    assert_eq!(eq_bytes(a, &c), *a == c);
+                }
+            }
+        }
     }
 
     #[test]

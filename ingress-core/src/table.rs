@@ -6,7 +6,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use crate::host::{HostBuf, wildcard_suffix};
+use crate::host::{HostBuf, eq_bytes, lowercase_into, trim_host, wildcard_suffix};
 use crate::path::{self, MatchKind};
 use crate::{BackendRef, EndpointSet, EndpointSlot, Field, HostPattern, Origin, PathType, TlsMap};
 
@@ -177,11 +177,11 @@ impl RouteTable {
     /// or without `:port`) and path (with or without query string). `None` means no route: the
     /// proxy answers with its built-in 404.
     pub fn lookup(&self, host: &str, path: &str) -> Option<Route<'_>> {
-        let mut buf: HostBuf = [0; 254];
         let path = path::strip_query(path);
-        if let Some(entry) = self.find_host(host, &mut buf) {
+        if let Some(entry) = self.find_host(host) {
             let routes = &self.routes[entry.routes.0 as usize..entry.routes.1 as usize];
-            if let Some(r) = routes.iter().find(|r| path::matches(r.kind, self.text(r.path), path)) {
+            let path = path.as_bytes();
+            if let Some(r) = routes.iter().find(|r| path::matches(r.kind, self.bytes(r.path), path)) {
                 return Some(self.route_match(r));
             }
             if let Some(t) = entry.default {
@@ -192,23 +192,45 @@ impl RouteTable {
     }
 
     /// The index of the most specific host entry matching `host`.
-    pub(crate) fn find_host(&self, host: &str, buf: &mut HostBuf) -> Option<&HostEntry> {
-        if let Some(host) = crate::normalize_host(host, buf) {
-            if let Some(h) = self.find_in(&self.exact, host) {
-                return Some(h);
-            }
-            if !self.wildcard.is_empty()
-                && let Some(h) = wildcard_suffix(host).and_then(|s| self.find_in(&self.wildcard, s))
-            {
-                return Some(h);
-            }
+    pub(crate) fn find_host(&self, host: &str) -> Option<&HostEntry> {
+        match trim_host(host) {
+            Some((host, false)) => self.find_normalized(host),
+            Some((host, true)) => self.find_lowered(host),
+            None => self.any.map(|h| &self.hosts[h as usize]),
+        }
+    }
+
+    /// The rare upper-case `Host`: lower-case it in a stack buffer first.
+    #[cold]
+    fn find_lowered(&self, host: &str) -> Option<&HostEntry> {
+        let mut buf: HostBuf = [0; 254];
+        match lowercase_into(host, &mut buf) {
+            Some(host) => self.find_normalized(host),
+            None => self.any.map(|h| &self.hosts[h as usize]),
+        }
+    }
+
+    fn find_normalized(&self, host: &str) -> Option<&HostEntry> {
+        if let Some(h) = self.find_in(&self.exact, host) {
+            return Some(h);
+        }
+        if !self.wildcard.is_empty()
+            && let Some(h) = wildcard_suffix(host).and_then(|s| self.find_in(&self.wildcard, s))
+        {
+            return Some(h);
         }
         self.any.map(|h| &self.hosts[h as usize])
     }
 
     fn find_in<'t>(&'t self, index: &'t HashTable<HostEntry>, name: &str) -> Option<&'t HostEntry> {
         let hash = self.hasher.hash_one(name);
-        index.find(hash, |h| self.text(h.name) == name)
+        index.find(hash, |h| eq_bytes(self.bytes(h.name), name.as_bytes()))
+    }
+
+    /// The bytes of an arena span (no character-boundary checks: for comparisons).
+    #[inline]
+    pub(crate) fn bytes(&self, span: Span) -> &[u8] {
+        self.arena.as_bytes().get(span.start as usize..(span.start + span.len) as usize).unwrap_or(&[])
     }
 
     /// The text of an arena span.

@@ -72,6 +72,7 @@ impl TlsMap {
     /// none. Returns `None` only when no entry matches and there is no default certificate.
     pub fn certificate_for(&self, server_name: Option<&str>) -> Option<&TlsEntry> {
         let mut buf: HostBuf = [0; 254];
+        // Handshakes are rarer than requests: the buffer's cost does not matter here.
         if let Some(name) = server_name.and_then(|n| crate::normalize_host(n, &mut buf)) {
             let hit =
                 self.exact.get(name).or_else(|| wildcard_suffix(name).and_then(|s| self.wildcard.get(s)));

@@ -1,0 +1,147 @@
+//! The last step of building: order each host's routes by precedence, set aside the losers of
+//! conflicts, and lay everything out in the compact table.
+
+use std::cmp::{Ordering, Reverse};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use super::{Built, PendingRoute, State, index};
+use crate::table::{CompiledRoute, HostEntry, Shadowed, Span};
+use crate::{HostPattern, Reason, Rejection, RouteTable};
+
+/// The order of routes within a host, and so the whole of path precedence: the longest path
+/// first, `Exact` before `Prefix` at equal length; then, among rules claiming the same path and
+/// kind, the older Ingress (origin indices are in age order), then the order written. The path
+/// text only groups equal paths together: two different paths of equal length never both match
+/// one request.
+fn precedence<'a>(a: &PendingRoute<'a>, b: &PendingRoute<'a>) -> Ordering {
+    fn key<'a>(r: &PendingRoute<'a>) -> (Reverse<usize>, crate::path::MatchKind, &'a str, u32, u32, u32) {
+        (Reverse(r.path.len()), r.kind, r.path, r.origin, r.rule, r.index)
+    }
+    key(a).cmp(&key(b))
+}
+
+/// Whether `b` claims what `a` already claimed: same host (implied), same path, same kind.
+fn same_claim(a: &PendingRoute<'_>, b: &PendingRoute<'_>) -> bool {
+    a.kind == b.kind && a.path == b.path
+}
+
+impl State<'_, '_> {
+    pub(super) fn finish(mut self) -> Built {
+        let mut hosts = std::mem::take(&mut self.hosts);
+        let arena_len: usize = hosts
+            .iter()
+            .map(|h| host_name(&h.pattern).len() + h.routes.iter().map(|r| r.path.len()).sum::<usize>())
+            .sum();
+        let route_count: usize = hosts.iter().map(|h| h.routes.len()).sum();
+        let mut arena = String::with_capacity(arena_len);
+        let mut push = |text: &str| {
+            let span = Span { start: index(arena.len()), len: index(text.len()) };
+            arena.push_str(text);
+            span
+        };
+        let mut entries = Vec::with_capacity(hosts.len());
+        let mut routes = Vec::with_capacity(route_count);
+        let mut shadowed = Vec::new();
+        let mut any = None;
+        for (host, acc) in hosts.iter_mut().enumerate() {
+            let host = index(host);
+            let name = push(host_name(&acc.pattern));
+            acc.routes.sort_unstable_by(precedence);
+            let start = index(routes.len());
+            let mut winner: Option<(usize, u32)> = None;
+            for (i, r) in acc.routes.iter().enumerate() {
+                match winner {
+                    Some((w, w_at)) if same_claim(&acc.routes[w], r) => {
+                        let w = &acc.routes[w];
+                        self.rejected.push(Rejection {
+                            origin: self.origins[r.origin as usize].clone(),
+                            field: r.field(),
+                            reason: Reason::Duplicate {
+                                winner: self.origins[w.origin as usize].clone(),
+                                winner_field: w.field(),
+                            },
+                        });
+                        shadowed.push(Shadowed { host, route: compiled(r, push(r.path)), winner: w_at });
+                    }
+                    _ => {
+                        winner = Some((i, index(routes.len())));
+                        routes.push(compiled(r, push(r.path)));
+                    }
+                }
+            }
+            let kind = acc.pattern.specificity();
+            if kind == 2 {
+                any = Some(host);
+            }
+            entries.push(HostEntry {
+                id: host,
+                kind,
+                name,
+                routes: (start, index(routes.len())),
+                default: acc.default,
+            });
+        }
+
+        let hasher = RandomState::default();
+        // Hash exactly what lookups hash: the name as `&str`.
+        let hash = |e: &HostEntry| {
+            hasher.hash_one(
+                arena.get(e.name.start as usize..(e.name.start + e.name.len) as usize).unwrap_or(""),
+            )
+        };
+        let mut exact = HashTable::with_capacity(entries.iter().filter(|e| e.kind == 0).count());
+        let mut wildcard = HashTable::with_capacity(entries.iter().filter(|e| e.kind == 1).count());
+        for e in &entries {
+            match e.kind {
+                0 => {
+                    exact.insert_unique(hash(e), *e, hash);
+                }
+                1 => {
+                    wildcard.insert_unique(hash(e), *e, hash);
+                }
+                _ => {}
+            }
+        }
+        Built {
+            table: RouteTable {
+                hasher,
+                exact,
+                wildcard,
+                any,
+                arena: arena.into_boxed_str(),
+                hosts: entries,
+                routes,
+                backends: self.backends,
+                origins: self.origins,
+                catch_all: self.catch_all.map(|(t, _)| t),
+                controller_default: self.controller_default,
+                tls: self.tls,
+                shadowed,
+            },
+            rejected: self.rejected,
+        }
+    }
+}
+
+/// The text a host entry is looked up by: the exact name, or the wildcard's suffix.
+fn host_name(pattern: &HostPattern) -> &str {
+    match pattern {
+        HostPattern::Exact(h) | HostPattern::Wildcard(h) => h,
+        HostPattern::Any => "",
+    }
+}
+
+fn compiled(r: &PendingRoute<'_>, path: Span) -> CompiledRoute {
+    CompiledRoute {
+        path,
+        backend: r.backend,
+        origin: r.origin,
+        rule: r.rule,
+        index: r.index,
+        kind: r.kind,
+        path_type: r.path_type,
+    }
+}
