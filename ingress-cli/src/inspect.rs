@@ -29,15 +29,9 @@ pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
         manifests.scan().with_context(|| format!("reading manifests from {}", dir.display()))?;
         let objects = manifests.objects();
         let mut translation = ingress_k8s::translate(&objects, &config);
-        let mut store = EndpointStore::new();
-        let built = translation.builder.build(&mut store);
-        for (backend, set) in std::mem::take(&mut translation.endpoints) {
-            store.set(&backend, set);
-        }
-        let mut problems = std::mem::take(&mut translation.problems);
-        problems.extend(built.rejected.iter().map(|r| translation.problem_from(r)));
+        let (table, problems) = translation.compile(&mut EndpointStore::new());
         return Ok(Loaded {
-            table: Arc::new(built.table),
+            table: Arc::new(table),
             problems,
             manifest_errors: manifests.errors(),
             objects: Some(objects),
