@@ -132,14 +132,18 @@ async fn start_source(args: &RunArgs) -> anyhow::Result<(Controller, String)> {
         return Ok((controller, format!("manifests in {} (standalone)", dir.display())));
     }
     let client = client(&args.source).await?;
-    let url = client.default_namespace().to_owned();
     let controller = Controller::start(client, config).await.context("cannot start the Kubernetes feed")?;
     let scope = args
         .source
         .watch_namespace
         .as_deref()
         .map_or("all namespaces".to_owned(), |n| format!("namespace {n}"));
-    Ok((controller, format!("Kubernetes API ({scope}, client namespace {url})")))
+    let via = args
+        .source
+        .kubeconfig
+        .as_ref()
+        .map_or("the default config (in-cluster or ~/.kube/config)".to_owned(), |p| p.display().to_string());
+    Ok((controller, format!("Kubernetes API via {via} ({scope})")))
 }
 
 /// Installs every published table into the proxy, and applies ConfigMap changes live.
