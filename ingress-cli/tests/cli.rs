@@ -72,36 +72,22 @@ fn explain_names_the_winning_rule_backend_endpoints_and_certificate() -> Result<
     assert!(out.contains("backend: default/demo-app:80"), "{out}");
     assert!(out.contains("endpoints: 127.0.0.1:8080"), "{out}");
 
-    let o = run(&[
-        "explain",
-        "--manifests",
-        &demo(),
-        "--ingress-class",
-        "nginx",
-        "--output",
-        "json",
-        "https://webapp.example.com/",
-    ])?;
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let json = explain_json("https://webapp.example.com/")?;
     assert_eq!(json["decision"]["ingress"], "default/webapp-ingress-tls");
     assert_eq!(json["backend"], "default/webapp:8080");
     assert_eq!(json["tls"]["certificate"], "default/webapp-tls-secret");
     assert_eq!(json["endpoints"][0], "127.0.0.1:8081");
 
-    let o = run(&[
-        "explain",
-        "--manifests",
-        &demo(),
-        "--ingress-class",
-        "nginx",
-        "-o",
-        "json",
-        "http://nowhere.example.com/",
-    ])?;
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let json = explain_json("http://nowhere.example.com/")?;
     assert_eq!(json["decision"]["kind"], "no-route");
     assert_eq!(json["decision"]["status"], 404);
     Ok(())
+}
+
+/// `explain -o json URL` on the demo manifests, parsed.
+fn explain_json(url: &str) -> Result<serde_json::Value> {
+    let o = run(&["explain", "--manifests", &demo(), "--ingress-class", "nginx", "-o", "json", url])?;
+    Ok(serde_json::from_slice(&o.stdout)?)
 }
 
 /// Asserts a failed start: non-zero exit, an `error:` line naming `needle`, no panic.
