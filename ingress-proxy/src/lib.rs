@@ -38,6 +38,7 @@
 mod admin;
 mod config;
 mod error;
+mod forward;
 mod handle;
 mod headers;
 mod metrics;

@@ -163,6 +163,7 @@ impl ProxyServer {
                 shared: Arc::clone(&self.handle.shared),
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
+                connector: crate::forward::connector(&server.configuration),
             };
             let app = Counted {
                 inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, ferry)),

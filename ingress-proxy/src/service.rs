@@ -1,7 +1,8 @@
 //! The request path: one small function per Pingora phase, in the order Pingora calls them.
 //!
 //! 1. [`ProxyHttp::request_filter`]: load the snapshot, assign the request id, answer what needs
-//!    no upstream (built-in 404, 503 without endpoints, 413 over the body limit).
+//!    no upstream (built-in 404, 503 without endpoints, 413 over the body limit), and forward
+//!    bodyless HTTP/1.x requests directly ([`crate::forward`]); the rest continue below.
 //! 2. [`ProxyHttp::upstream_peer`]: pick an endpoint with the [`Selector`], per attempt.
 //! 3. [`ProxyHttp::connected_to_upstream`]: connect latency of new connections.
 //! 4. [`ProxyHttp::upstream_request_filter`]: forwarding headers.
@@ -28,14 +29,15 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorSource, Result};
+use pingora::{Error, Result};
 
 use crate::config::SharedSettings;
+use crate::forward;
 use crate::handle::{Shared, Snapshot};
 use crate::headers;
 use crate::metrics::{Metrics, RouteLabels, method_label};
 use crate::response::{self, body_for, status_for};
-use crate::upstream::{Selector, connect_failure_is_retryable};
+use crate::upstream::Selector;
 
 /// The `tracing` target of access log lines.
 pub const ACCESS_LOG_TARGET: &str = "ingress_proxy::access";
@@ -45,6 +47,8 @@ pub(crate) struct Ferry {
     pub(crate) shared: Arc<Shared>,
     pub(crate) selector: Arc<dyn Selector>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Upstream connections of the direct path ([`crate::forward`]).
+    pub(crate) connector: pingora::connectors::http::v1::Connector,
 }
 
 /// Per-request state, carried across phases.
@@ -52,18 +56,18 @@ pub(crate) struct RequestCtx {
     started: Instant,
     /// The snapshot this request routes with, from start to end.
     snapshot: Option<Arc<Snapshot>>,
-    settings: SharedSettings,
+    pub(crate) settings: SharedSettings,
     /// The request id sent upstream (the client's, or generated).
     request_id: Option<http::HeaderValue>,
     /// A status the proxy answered itself.
     local_status: Option<u16>,
     /// The status the last failed attempt would give, if no endpoint is left to try.
-    failure_status: Option<u16>,
-    attempts: usize,
-    current: Option<SocketAddr>,
-    tried: Vec<SocketAddr>,
-    connect_started: Option<Instant>,
-    upstream_status: Option<u16>,
+    pub(crate) failure_status: Option<u16>,
+    pub(crate) attempts: usize,
+    pub(crate) current: Option<SocketAddr>,
+    pub(crate) tried: Vec<SocketAddr>,
+    pub(crate) connect_started: Option<Instant>,
+    pub(crate) upstream_status: Option<u16>,
     body_bytes: u64,
     _active: ActiveRequest,
 }
@@ -101,10 +105,35 @@ fn route_labels<'t>(route: &Route<'t>) -> RouteLabels<'t> {
     RouteLabels { namespace, ingress, service: &key.service }
 }
 
+impl RequestCtx {
+    /// The route of `req` in the request's snapshot.
+    pub(crate) fn route(&self, req: &RequestHeader) -> Option<Route<'_>> {
+        Ferry::table(self).and_then(|t| lookup(t, req))
+    }
+}
+
 impl Ferry {
     /// The table of the request's snapshot.
     fn table(ctx: &RequestCtx) -> Option<&RouteTable> {
         ctx.snapshot.as_deref().map(|s| &*s.table)
+    }
+
+    /// Sets the forwarding headers (`X-Forwarded-*`, `X-Real-IP`, `X-Request-ID`) on the
+    /// request going upstream.
+    pub(crate) fn add_forwarding_headers(
+        &self,
+        session: &Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let client = session.client_addr().and_then(|a| a.as_inet()).map(SocketAddr::ip);
+        let local_port = session.server_addr().and_then(|a| a.as_inet()).map(SocketAddr::port);
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let host = request_host(session.req_header());
+        headers::set_forwarded(
+            upstream_request,
+            &headers::Forwarded { client, tls, host, port: local_port, request_id: ctx.request_id.as_ref() },
+        )
     }
 
     /// Answers a request without an upstream.
@@ -158,29 +187,15 @@ impl ProxyHttp for Ferry {
         if route.backend.endpoints().is_empty() {
             return Self::answer(session, ctx, 503).await;
         }
+        if forward::is_direct(session) {
+            self.forward(session, ctx).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let route = Self::table(ctx)
-            .and_then(|t| lookup(t, session.req_header()))
-            .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
-        let backend = route.backend;
-        let endpoints = backend.endpoints();
-        let Some(endpoint) = self.selector.select(backend, &endpoints, &ctx.tried) else {
-            let status = ctx.failure_status.unwrap_or(503);
-            return Err(Error::explain(HTTPStatus(status), "no endpoint left to try"));
-        };
-        let timeouts = ctx.settings.timeouts_for(backend.key());
-        let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
-        peer.options.connection_timeout = Some(timeouts.connect);
-        peer.options.read_timeout = Some(timeouts.read);
-        peer.options.write_timeout = Some(timeouts.write);
-        peer.options.idle_timeout = Some(ctx.settings.upstream_keepalive_timeout);
-        ctx.attempts += 1;
-        ctx.current = Some(endpoint.addr);
-        ctx.connect_started = Some(Instant::now());
-        Ok(Box::new(peer))
+        self.next_peer(session, ctx).map(Box::new)
     }
 
     async fn connected_to_upstream(
@@ -192,9 +207,7 @@ impl ProxyHttp for Ferry {
         _digest: Option<&Digest>,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (false, Some(started)) = (reused, ctx.connect_started) {
-            self.metrics.observe_connect(started.elapsed());
-        }
+        self.connected(reused, ctx);
         Ok(())
     }
 
@@ -204,14 +217,7 @@ impl ProxyHttp for Ferry {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let client = session.client_addr().and_then(|a| a.as_inet()).map(SocketAddr::ip);
-        let local_port = session.server_addr().and_then(|a| a.as_inet()).map(SocketAddr::port);
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let host = request_host(session.req_header());
-        headers::set_forwarded(
-            upstream_request,
-            &headers::Forwarded { client, tls, host, port: local_port, request_id: ctx.request_id.as_ref() },
-        )
+        self.add_forwarding_headers(session, upstream_request, ctx)
     }
 
     async fn request_body_filter(
@@ -244,15 +250,9 @@ impl ProxyHttp for Ferry {
         _session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
-        mut e: Box<Error>,
+        e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(addr) = ctx.current.take() {
-            ctx.tried.push(addr);
-        }
-        ctx.failure_status = Some(status_for(e.etype(), &ErrorSource::Upstream));
-        let retry = connect_failure_is_retryable(e.etype()) && ctx.attempts < ctx.settings.max_attempts;
-        e.set_retry(retry);
-        e
+        self.connect_failed(ctx, e)
     }
 
     fn error_while_proxy(

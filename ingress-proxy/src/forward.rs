@@ -1,0 +1,219 @@
+//! The direct path: bodyless HTTP/1.x requests (most `GET`, `HEAD` and `DELETE` traffic)
+//! forwarded from [`ProxyHttp::request_filter`](pingora::proxy::ProxyHttp::request_filter)
+//! straight over a pooled upstream connection.
+//!
+//! Why a second path: Pingora's generic pipeline runs every request as two concurrent halves
+//! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with
+//! replayed bodies. A request with no body and no upgrade needs none of that, and the
+//! machinery cost more CPU per request than nginx spends in total (`benches/proxy/`). This
+//! path writes the request header, reads the response and streams its body back, on the same
+//! connector, pool, codecs and timeouts Pingora uses. Anything else (bodies, WebSocket,
+//! HTTP/2 clients, absolute-form targets) takes Pingora's pipeline; both paths share the
+//! routing, selection, retry, header and status policy.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderName, Version, header};
+use pingora::ErrorType::HTTPStatus;
+use pingora::connectors::http::v1::Connector;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
+use pingora::proxy::Session;
+use pingora::{Error, Result};
+
+use crate::service::{Ferry, RequestCtx};
+use crate::upstream::connect_failure_is_retryable;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1, and what Pingora's
+/// default upstream request policy strips).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Hop-by-hop headers without a constant in `http`.
+const HOP_BY_HOP_NAMED: [&str; 3] = ["keep-alive", "proxy-connection", "http2-settings"];
+
+/// Whether the request can take the direct path: HTTP/1.x, origin-form target, no body, no
+/// upgrade, no `Expect`.
+pub(crate) fn is_direct(session: &mut Session) -> bool {
+    let req = session.req_header();
+    let plain = session.as_downstream().as_http1().is_some()
+        && matches!(req.version, Version::HTTP_11 | Version::HTTP_10)
+        && req.uri.authority().is_none()
+        && !req.headers.contains_key(header::UPGRADE)
+        && !req.headers.contains_key(header::EXPECT);
+    plain && session.is_body_empty()
+}
+
+/// The request to send upstream: the client's, minus hop-by-hop headers (those named in
+/// `Connection` too), as HTTP/1.1 so the upstream connection can be kept alive.
+pub(crate) fn upstream_request(req: &RequestHeader) -> Result<RequestHeader> {
+    let mut up = req.clone();
+    up.set_version(Version::HTTP_11);
+    let nominated: Vec<HeaderName> = req
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in nominated.iter().chain(HOP_BY_HOP.iter()) {
+        up.remove_header(name);
+    }
+    for name in HOP_BY_HOP_NAMED {
+        up.remove_header(name);
+    }
+    Ok(up)
+}
+
+impl Ferry {
+    /// Forwards a request [`is_direct`] accepted: endpoint by endpoint until one answers or
+    /// the attempt budget runs out. On success the response has been written downstream.
+    pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        loop {
+            let peer = self.next_peer(session, ctx)?;
+            let (mut upstream, reused) = match self.connector.get_http_session(&peer).await {
+                Ok(connected) => connected,
+                Err(e) => {
+                    let e = self.connect_failed(ctx, e);
+                    if e.retry() {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            self.connected(reused, ctx);
+            upstream.read_timeout = peer.options.read_timeout;
+            upstream.write_timeout = peer.options.write_timeout;
+            match self.exchange(session, &mut upstream, ctx).await {
+                Ok(()) => {
+                    self.connector.release_http_session(upstream, &peer, peer.options.idle_timeout).await;
+                    return Ok(());
+                }
+                // A pooled connection the upstream had closed: nothing reached it, so the
+                // request is safe to send again, as Pingora does for idempotent requests.
+                Err(e)
+                    if reused
+                        && session.response_written().is_none()
+                        && session.req_header().method.is_idempotent()
+                        && ctx.attempts < ctx.settings.max_attempts =>
+                {
+                    tracing::debug!(error = %e, "stale pooled connection, retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One request/response exchange on one upstream connection.
+    async fn exchange(
+        &self,
+        session: &mut Session,
+        upstream: &mut UpstreamSession,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let mut req = upstream_request(session.req_header())?;
+        self.add_forwarding_headers(session, &mut req, ctx)?;
+        upstream.write_request_header(Box::new(req)).await.map_err(|e| e.into_up())?;
+        upstream.read_response().await.map_err(|e| e.into_up())?;
+        // 1xx (103 Early Hints and the like) are dropped, as nginx does.
+        while upstream.resp_header().is_some_and(|r| r.status.is_informational()) {
+            upstream.read_response().await.map_err(|e| e.into_up())?;
+        }
+        let Some(resp) = upstream.resp_header() else {
+            return Err(Error::explain(HTTPStatus(502), "no response header from upstream").into_up());
+        };
+        let resp = Box::new(resp.clone());
+        ctx.upstream_status = Some(resp.status.as_u16());
+        let done = upstream.is_body_done();
+        session.write_response_header(resp, done).await.map_err(|e| e.into_down())?;
+        while !upstream.is_body_done() {
+            let chunk: Option<Bytes> = upstream.read_body_bytes().await.map_err(|e| e.into_up())?;
+            let end = chunk.is_none() || upstream.is_body_done();
+            session.write_response_body(chunk, end).await.map_err(|e| e.into_down())?;
+        }
+        Ok(())
+    }
+
+    /// The endpoint of the next attempt, as a Pingora peer with the backend's timeouts.
+    pub(crate) fn next_peer(&self, session: &Session, ctx: &mut RequestCtx) -> Result<HttpPeer> {
+        let route = ctx
+            .route(session.req_header())
+            .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
+        let backend = route.backend;
+        let endpoints = backend.endpoints();
+        let Some(endpoint) = self.selector.select(backend, &endpoints, &ctx.tried) else {
+            let status = ctx.failure_status.unwrap_or(503);
+            return Err(Error::explain(HTTPStatus(status), "no endpoint left to try"));
+        };
+        let timeouts = ctx.settings.timeouts_for(backend.key());
+        let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(timeouts.read);
+        peer.options.write_timeout = Some(timeouts.write);
+        peer.options.idle_timeout = Some(ctx.settings.upstream_keepalive_timeout);
+        ctx.attempts += 1;
+        ctx.current = Some(endpoint.addr);
+        ctx.connect_started = Some(Instant::now());
+        Ok(peer)
+    }
+
+    /// Records a failed connect and decides whether the next endpoint gets a try.
+    pub(crate) fn connect_failed(&self, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+        if let Some(addr) = ctx.current.take() {
+            ctx.tried.push(addr);
+        }
+        e = e.into_up();
+        ctx.failure_status = Some(crate::response::status_for(e.etype(), e.esource()));
+        let retry = connect_failure_is_retryable(e.etype()) && ctx.attempts < ctx.settings.max_attempts;
+        e.set_retry(retry);
+        e
+    }
+
+    /// Observes the connect latency of a new (not pooled) upstream connection.
+    pub(crate) fn connected(&self, reused: bool, ctx: &RequestCtx) {
+        if let (false, Some(started)) = (reused, ctx.connect_started) {
+            self.metrics.observe_connect(started.elapsed());
+        }
+    }
+}
+
+/// The connector of the direct path: Pingora's HTTP/1 connector with its own keep-alive pool.
+pub(crate) fn connector(conf: &pingora::server::configuration::ServerConf) -> Connector {
+    Connector::new(Some(pingora::connectors::ConnectorOptions::from_server_conf(conf)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_nominated_headers_are_dropped() {
+        let mut req = RequestHeader::build("GET", b"/a?b=c", None).unwrap();
+        req.set_version(Version::HTTP_10);
+        req.insert_header("host", "example.com").unwrap();
+        req.insert_header("connection", "keep-alive, X-Secret").unwrap();
+        req.insert_header("x-secret", "1").unwrap();
+        req.insert_header("keep-alive", "timeout=5").unwrap();
+        req.insert_header("te", "trailers").unwrap();
+        req.insert_header("x-kept", "yes").unwrap();
+        let up = upstream_request(&req).unwrap();
+        assert_eq!(up.version, Version::HTTP_11);
+        assert_eq!(up.uri, "/a?b=c");
+        for gone in ["connection", "x-secret", "keep-alive", "te"] {
+            assert!(!up.headers.contains_key(gone), "{gone} forwarded");
+        }
+        assert_eq!(up.headers["host"], "example.com");
+        assert_eq!(up.headers["x-kept"], "yes");
+    }
+}
