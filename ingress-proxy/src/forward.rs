@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{HeaderName, Version, header};
 use pingora::ErrorType::HTTPStatus;
 use pingora::connectors::http::v1::Connector;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::proxy::Session;
@@ -132,9 +132,18 @@ impl Ferry {
         let Some(resp) = upstream.resp_header() else {
             return Err(Error::explain(HTTPStatus(502), "no response header from upstream").into_up());
         };
-        let resp = Box::new(resp.clone());
+        let mut resp = Box::new(resp.clone());
         ctx.upstream_status = Some(resp.status.as_u16());
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(Error::explain(HTTPStatus(502), "101 answer to a request without Upgrade").into_up());
+        }
         let done = upstream.is_body_done();
+        if !done && needs_chunking(session.req_header(), &resp) {
+            // A close-delimited (HTTP/1.0 style) body goes out chunked, so the client
+            // connection survives it; as Pingora's pipeline does.
+            resp.set_version(Version::HTTP_11);
+            resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        }
         session.write_response_header(resp, done).await.map_err(|e| e.into_down())?;
         while !upstream.is_body_done() {
             let chunk: Option<Bytes> = upstream.read_body_bytes().await.map_err(|e| e.into_up())?;
@@ -185,6 +194,15 @@ impl Ferry {
             self.metrics.observe_connect(started.elapsed());
         }
     }
+}
+
+/// Whether a response body has no framing of its own (no `Content-Length`, not chunked) where
+/// one is allowed.
+fn needs_chunking(req: &RequestHeader, resp: &ResponseHeader) -> bool {
+    req.method != http::Method::HEAD
+        && !matches!(resp.status.as_u16(), 100..=199 | 204 | 304)
+        && !resp.headers.contains_key(header::TRANSFER_ENCODING)
+        && !resp.headers.contains_key(header::CONTENT_LENGTH)
 }
 
 /// The connector of the direct path: Pingora's HTTP/1 connector with its own keep-alive pool.

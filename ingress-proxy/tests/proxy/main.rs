@@ -8,6 +8,7 @@ mod support;
 mod tlsutil;
 
 mod admin;
+mod direct;
 mod routing;
 mod streaming;
 mod swap;

@@ -1,0 +1,154 @@
+//! The direct path of bodyless HTTP/1.x requests: hop-by-hop headers, informational and
+//! close-delimited responses, `HEAD`, and pooled connections the upstream closed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::Request;
+use ingress_proxy::ProxyHandle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
+
+/// What a raw backend does with the `nth` (0-based) request on a connection: bytes to send
+/// (then keep the connection unless `close`), or nothing (close without answering).
+type Script = fn(request: &str, nth: usize) -> Option<(&'static [u8], bool)>;
+
+/// A backend speaking raw HTTP/1.1 from a script, for responses hyper would not produce.
+/// Returns its address and the number of connections it accepted.
+async fn raw_backend(script: Script) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let counted = accepts.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve_raw(stream, script));
+        }
+    });
+    (addr, accepts)
+}
+
+async fn serve_raw(mut stream: TcpStream, script: Script) {
+    let mut nth = 0;
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let Some((reply, close)) = script(&String::from_utf8_lossy(&head), nth) else { return };
+        if stream.write_all(reply).await.is_err() || close {
+            return;
+        }
+        nth += 1;
+    }
+}
+
+fn header<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_headers_stay_on_their_hop() {
+    let b = Backend::start("b").await;
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("web", "hop.example.com", "/", "svc", &[b.addr]);
+    let _store = routes.install(&handle);
+    let proxy = Proxy::start(handle);
+    let req = Request::get("/headers")
+        .header("host", "hop.example.com")
+        .header("connection", "keep-alive, x-secret")
+        .header("x-secret", "for the proxy only")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("x-custom", "end to end")
+        .body(Empty::new().boxed())
+        .unwrap();
+    let mut conn = Conn::open(proxy.http).await;
+    let text = conn.send(req).await.text();
+    for gone in ["x-secret", "keep-alive", "te"] {
+        assert_eq!(header(&text, gone), None, "{gone} forwarded:\n{text}");
+    }
+    // Whatever `Connection` the upstream sees is the proxy's own, never the client's tokens.
+    assert!(!header(&text, "connection").unwrap_or("").contains("x-secret"), "{text}");
+    assert_eq!(header(&text, "x-custom"), Some("end to end"));
+    // The client connection stays usable.
+    assert_eq!(conn.get("hop.example.com", "/again").await.text(), "b GET /again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn informational_close_delimited_and_head_responses() {
+    let (raw, _) = raw_backend(|request, _| {
+        if request.starts_with("GET /early ") {
+            Some((
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+                  HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                false,
+            ))
+        } else {
+            Some((b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nstreamed until the upstream closes", true))
+        }
+    })
+    .await;
+    let b = Backend::start("b").await;
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("raw", "raw.example.com", "/", "raw", &[raw]).route(
+        "hyper",
+        "h.example.com",
+        "/",
+        "svc",
+        &[b.addr],
+    );
+    let _store = routes.install(&handle);
+    let proxy = Proxy::start(handle);
+    let mut conn = Conn::open(proxy.http).await;
+
+    let reply = conn.get("raw.example.com", "/early").await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "hello"));
+    assert!(reply.headers.get("link").is_none(), "1xx headers leaked into the final response");
+
+    let reply = conn.get("raw.example.com", "/close").await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "streamed until the upstream closes"));
+
+    let head = Request::head("/download/1000").header("host", "h.example.com").body(Empty::new().boxed());
+    let reply = conn.send(head.unwrap()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["content-length"], "1000");
+    assert!(reply.body.is_empty());
+    // Same client connection throughout: each response was framed correctly.
+    assert_eq!(conn.get("h.example.com", "/after").await.text(), "b GET /after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_upstream_dropped_is_retried() {
+    // Every connection answers one request, then closes on the second without a reply: the
+    // proxy's pooled connection dies under the next request, which must go out again.
+    let (raw, accepts) = raw_backend(|_, nth| {
+        (nth == 0).then_some((&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..], false))
+    })
+    .await;
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("raw", "stale.example.com", "/", "raw", &[raw]);
+    let _store = routes.install(&handle);
+    let proxy = Proxy::start_with(handle, |c| c.threads = 1);
+    let mut conn = Conn::open(proxy.http).await;
+    for i in 0..5 {
+        let reply = conn.get("stale.example.com", &format!("/{i}")).await;
+        assert_eq!((reply.status, reply.text().as_str()), (200, "ok"), "request {i}");
+    }
+    assert!(accepts.load(Ordering::SeqCst) >= 5);
+
+    // A request with a body takes Pingora's pipeline and gets the same answer.
+    let post = Request::post("/p").header("host", "stale.example.com").body(Full::from("x").boxed());
+    assert_eq!(conn.send(post.unwrap()).await.status, 200);
+}
