@@ -6,17 +6,19 @@
 //! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with
 //! replayed bodies. A request with no body and no upgrade needs none of that, and the
 //! machinery cost more CPU per request than nginx spends in total (`benches/proxy/`). This
-//! path writes the request header, reads the response and streams its body back, on the same
-//! connector, pool, codecs and timeouts Pingora uses. Anything else (bodies, WebSocket,
+//! path writes the request header, reads the response and streams its body back, with
+//! Pingora's transport connector, HTTP/1 codecs and timeouts, and a lighter keep-alive pool of
+//! its own ([`crate::pool`]). Anything else (bodies, WebSocket,
 //! HTTP/2 clients, absolute-form targets) takes Pingora's pipeline; both paths share the
 //! routing, selection, retry, header and status policy.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderName, Version, header};
 use pingora::ErrorType::HTTPStatus;
-use pingora::connectors::http::v1::Connector;
+use pingora::connectors::TransportConnector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
@@ -80,23 +82,30 @@ impl Ferry {
     /// the attempt budget runs out. On success the response has been written downstream.
     pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         loop {
-            let peer = self.next_peer(session, ctx)?;
-            let (mut upstream, reused) = match self.connector.get_http_session(&peer).await {
-                Ok(connected) => connected,
-                Err(e) => {
-                    let e = self.connect_failed(ctx, e);
-                    if e.retry() {
-                        continue;
+            let (peer, addr) = self.next_endpoint(session, ctx)?;
+            let (stream, reused) = match self.pool.take(addr) {
+                Some(stream) => (stream, true),
+                None => match self.transport.new_stream(&peer).await {
+                    Ok(stream) => (stream, false),
+                    Err(e) => {
+                        let e = self.connect_failed(ctx, e);
+                        if e.retry() {
+                            continue;
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
+                },
             };
             self.connected(reused, ctx);
+            let mut upstream = UpstreamSession::new_with_options(stream, &peer);
             upstream.read_timeout = peer.options.read_timeout;
             upstream.write_timeout = peer.options.write_timeout;
             match self.exchange(session, &mut upstream, ctx).await {
                 Ok(()) => {
-                    self.connector.release_http_session(upstream, &peer, peer.options.idle_timeout).await;
+                    upstream.respect_keepalive();
+                    if let Some(stream) = upstream.reuse().await {
+                        self.pool.put(addr, stream, ctx.settings.upstream_keepalive_timeout);
+                    }
                     return Ok(());
                 }
                 // A pooled connection the upstream had closed: nothing reached it, so the
@@ -155,6 +164,11 @@ impl Ferry {
 
     /// The endpoint of the next attempt, as a Pingora peer with the backend's timeouts.
     pub(crate) fn next_peer(&self, session: &Session, ctx: &mut RequestCtx) -> Result<HttpPeer> {
+        self.next_endpoint(session, ctx).map(|(peer, _)| peer)
+    }
+
+    /// [`Ferry::next_peer`], and the endpoint's address.
+    fn next_endpoint(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(HttpPeer, SocketAddr)> {
         let route = ctx
             .route(session.req_header())
             .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
@@ -173,7 +187,7 @@ impl Ferry {
         ctx.attempts += 1;
         ctx.current = Some(endpoint.addr);
         ctx.connect_started = Some(Instant::now());
-        Ok(peer)
+        Ok((peer, endpoint.addr))
     }
 
     /// Records a failed connect and decides whether the next endpoint gets a try.
@@ -205,9 +219,9 @@ fn needs_chunking(req: &RequestHeader, resp: &ResponseHeader) -> bool {
         && !resp.headers.contains_key(header::CONTENT_LENGTH)
 }
 
-/// The connector of the direct path: Pingora's HTTP/1 connector with its own keep-alive pool.
-pub(crate) fn connector(conf: &pingora::server::configuration::ServerConf) -> Connector {
-    Connector::new(Some(pingora::connectors::ConnectorOptions::from_server_conf(conf)))
+/// The connector of the direct path: Pingora's transport connector (its pool unused).
+pub(crate) fn connector(conf: &pingora::server::configuration::ServerConf) -> TransportConnector {
+    TransportConnector::new(Some(pingora::connectors::ConnectorOptions::from_server_conf(conf)))
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ mod forward;
 mod handle;
 mod headers;
 mod metrics;
+mod pool;
 mod response;
 mod server;
 mod service;

@@ -163,7 +163,8 @@ impl ProxyServer {
                 shared: Arc::clone(&self.handle.shared),
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
-                connector: crate::forward::connector(&server.configuration),
+                transport: crate::forward::connector(&server.configuration),
+                pool: crate::pool::IdlePool::new(self.config.upstream_keepalive_pool_size),
             };
             let app = Counted {
                 inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, ferry)),

@@ -47,8 +47,10 @@ pub(crate) struct Ferry {
     pub(crate) shared: Arc<Shared>,
     pub(crate) selector: Arc<dyn Selector>,
     pub(crate) metrics: Arc<Metrics>,
-    /// Upstream connections of the direct path ([`crate::forward`]).
-    pub(crate) connector: pingora::connectors::http::v1::Connector,
+    /// Connects the direct path ([`crate::forward`]) to endpoints.
+    pub(crate) transport: pingora::connectors::TransportConnector,
+    /// Idle keep-alive connections of the direct path.
+    pub(crate) pool: Arc<crate::pool::IdlePool>,
 }
 
 /// Per-request state, carried across phases.

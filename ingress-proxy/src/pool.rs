@@ -1,0 +1,184 @@
+//! Idle keep-alive connections of the direct path ([`crate::forward`]), per endpoint.
+//!
+//! Why not Pingora's pool: it parks every released connection behind a mutex with a spawned
+//! watcher task, so each pooled request pays a task spawn, a wake-up and two liveness probes.
+//! Here a released connection is a stack entry; whether the upstream closed it meanwhile is
+//! probed once, when it is taken again, and a sweeper closes those idle past the keep-alive
+//! timeout (so a removed endpoint's connections go too: nothing takes them any more).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use pingora::protocols::Stream;
+use tokio::io::AsyncReadExt;
+
+/// How often the sweeper looks for connections idle too long.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// Idle upstream connections, most recently used last.
+#[derive(Debug)]
+pub(crate) struct IdlePool {
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    /// Idle connections kept per endpoint; more are closed.
+    per_endpoint: usize,
+    sweeper_started: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Idle {
+    stream: Stream,
+    expires: Instant,
+}
+
+impl IdlePool {
+    /// A pool keeping up to `per_endpoint` idle connections to each endpoint.
+    pub(crate) fn new(per_endpoint: usize) -> Arc<Self> {
+        Arc::new(Self {
+            idle: Mutex::new(HashMap::new()),
+            per_endpoint: per_endpoint.max(1),
+            sweeper_started: AtomicBool::new(false),
+        })
+    }
+
+    /// The most recently released live connection to `addr`, if any. Connections the upstream
+    /// closed (or sent unsolicited bytes on) while idle are dropped on the way.
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Stream> {
+        loop {
+            let mut idle = self.lock().get_mut(&addr)?.pop()?;
+            if idle.expires > Instant::now() && still_open(&mut idle.stream) {
+                return Some(idle.stream);
+            }
+            // Expired, closed by the upstream, or not quiet: dropped (closed) here.
+        }
+    }
+
+    /// Parks a connection the exchange left reusable, for `keepalive` at most.
+    pub(crate) fn put(self: &Arc<Self>, addr: SocketAddr, stream: Stream, keepalive: Duration) {
+        self.start_sweeper();
+        let mut idle = self.lock();
+        let stack = idle.entry(addr).or_default();
+        if stack.len() >= self.per_endpoint {
+            stack.remove(0);
+        }
+        stack.push(Idle { stream, expires: Instant::now() + keepalive });
+    }
+
+    /// Closes connections idle past their keep-alive timeout.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let expired: Vec<Idle> = {
+            let mut idle = self.lock();
+            let mut out = Vec::new();
+            idle.retain(|_, stack| {
+                let (keep, gone): (Vec<Idle>, Vec<Idle>) = stack.drain(..).partition(|i| i.expires > now);
+                *stack = keep;
+                out.extend(gone);
+                !stack.is_empty()
+            });
+            out
+        };
+        // Dropped outside the lock: closing a socket is a syscall.
+        drop(expired);
+    }
+
+    /// Starts the sweeper on the current runtime, once; it ends when the pool is dropped.
+    fn start_sweeper(self: &Arc<Self>) {
+        if self.sweeper_started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_EVERY).await;
+                let Some(pool) = pool.upgrade() else { return };
+                pool.sweep();
+            }
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether an idle connection is open and quiet: a read on it would block. (An upstream that
+/// closed it shows end-of-stream; one that sent bytes unasked cannot be trusted with a request.)
+fn still_open(stream: &mut Stream) -> bool {
+    let mut buf = [0u8; 1];
+    // `unconstrained`: tokio's cooperative budget must not turn a ready read into `Pending`.
+    let read = pin!(tokio::task::unconstrained(stream.read(&mut buf)));
+    matches!(read.poll(&mut Context::from_waker(Waker::noop())), Poll::Pending)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    fn boxed(stream: TcpStream) -> Stream {
+        Box::new(pingora::protocols::l4::stream::Stream::from(stream))
+    }
+
+    /// A connected pair on loopback: the pool's side as a Pingora stream, and the upstream's.
+    async fn pair() -> (SocketAddr, Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ours = TcpStream::connect(addr).await.unwrap();
+        let (theirs, _) = listener.accept().await.unwrap();
+        (addr, boxed(ours), theirs)
+    }
+
+    #[tokio::test]
+    async fn hands_back_live_connections_and_drops_dead_or_expired_ones() {
+        let pool = IdlePool::new(2);
+        let (addr, stream, _upstream) = pair().await;
+        pool.put(addr, stream, Duration::from_secs(60));
+        assert!(pool.take(addr).is_some(), "a quiet open connection is reused");
+        assert!(pool.take(addr).is_none(), "taken once");
+
+        let (addr, stream, upstream) = pair().await;
+        pool.put(addr, stream, Duration::from_secs(60));
+        drop(upstream);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take(addr).is_none(), "closed by the upstream while idle");
+
+        let (addr, stream, mut upstream) = pair().await;
+        pool.put(addr, stream, Duration::from_secs(60));
+        upstream.write_all(b"HTTP/1.1 408 unasked\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take(addr).is_none(), "unsolicited bytes make it unusable");
+
+        let (addr, stream, _upstream) = pair().await;
+        pool.put(addr, stream, Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(pool.take(addr).is_none(), "past its keep-alive timeout");
+    }
+
+    #[tokio::test]
+    async fn keeps_a_bounded_number_per_endpoint_and_sweeps_expired_ones() {
+        let pool = IdlePool::new(2);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut upstreams = Vec::new();
+        for _ in 0..3 {
+            let ours = TcpStream::connect(addr).await.unwrap();
+            upstreams.push(listener.accept().await.unwrap().0);
+            pool.put(addr, boxed(ours), Duration::from_millis(150));
+        }
+        assert_eq!(pool.lock()[&addr].len(), 2, "the oldest is closed beyond the bound");
+        tokio::time::sleep(Duration::from_millis(150) + 3 * SWEEP_EVERY).await;
+        assert!(pool.lock().get(&addr).is_none(), "the sweeper closed expired connections");
+        // The upstream sees them closed.
+        let mut buf = [0u8; 1];
+        for mut upstream in upstreams {
+            assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
+        }
+    }
+}
