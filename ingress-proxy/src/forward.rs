@@ -8,16 +8,16 @@
 //! machinery cost more CPU per request than nginx spends in total (`benches/proxy/`). This
 //! path writes the request header, reads the response and streams its body back, with
 //! Pingora's transport connector, HTTP/1 codecs and timeouts, and a lighter keep-alive pool of
-//! its own ([`crate::pool`]). Anything else (bodies, WebSocket,
-//! HTTP/2 clients, absolute-form targets) takes Pingora's pipeline; both paths share the
-//! routing, selection, retry, header and status policy.
+//! its own ([`crate::pool`]). Anything else (bodies, WebSocket, HTTP/2 clients, absolute-form
+//! targets) takes Pingora's pipeline; both paths share the routing, selection, retry, header
+//! and status policy.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderName, Version, header};
-use pingora::ErrorType::HTTPStatus;
+use pingora::ErrorType::{ConnectionClosed, HTTPStatus, ReadError, WriteError};
 use pingora::connectors::TransportConnector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
@@ -57,7 +57,7 @@ pub(crate) fn is_direct(session: &mut Session) -> bool {
 
 /// The request to send upstream: the client's, minus hop-by-hop headers (those named in
 /// `Connection` too), as HTTP/1.1 so the upstream connection can be kept alive.
-pub(crate) fn upstream_request(req: &RequestHeader) -> Result<RequestHeader> {
+pub(crate) fn upstream_request(req: &RequestHeader) -> RequestHeader {
     let mut up = req.clone();
     up.set_version(Version::HTTP_11);
     let nominated: Vec<HeaderName> = req
@@ -74,7 +74,7 @@ pub(crate) fn upstream_request(req: &RequestHeader) -> Result<RequestHeader> {
     for name in HOP_BY_HOP_NAMED {
         up.remove_header(name);
     }
-    Ok(up)
+    up
 }
 
 impl Ferry {
@@ -108,10 +108,13 @@ impl Ferry {
                     }
                     return Ok(());
                 }
-                // A pooled connection the upstream had closed: nothing reached it, so the
-                // request is safe to send again, as Pingora does for idempotent requests.
+                // A pooled connection the upstream had closed (it may time out idle ones
+                // before we do): the request goes out again on another connection, as Pingora
+                // does, if it is idempotent and nothing reached the client yet. Timeouts are
+                // not retried: the upstream may still be working on the request.
                 Err(e)
                     if reused
+                        && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
                         && session.response_written().is_none()
                         && session.req_header().method.is_idempotent()
                         && ctx.attempts < ctx.settings.max_attempts =>
@@ -130,7 +133,7 @@ impl Ferry {
         upstream: &mut UpstreamSession,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let mut req = upstream_request(session.req_header())?;
+        let mut req = upstream_request(session.req_header());
         self.add_forwarding_headers(session, &mut req, ctx)?;
         upstream.write_request_header(Box::new(req)).await.map_err(|e| e.into_up())?;
         upstream.read_response().await.map_err(|e| e.into_up())?;
@@ -239,7 +242,7 @@ mod tests {
         req.insert_header("keep-alive", "timeout=5").unwrap();
         req.insert_header("te", "trailers").unwrap();
         req.insert_header("x-kept", "yes").unwrap();
-        let up = upstream_request(&req).unwrap();
+        let up = upstream_request(&req);
         assert_eq!(up.version, Version::HTTP_11);
         assert_eq!(up.uri, "/a?b=c");
         for gone in ["connection", "x-secret", "keep-alive", "te"] {

@@ -108,10 +108,15 @@ async fn no_endpoints_is_503_refused_is_502_slow_is_504() {
         Timeouts { read: Duration::from_millis(300), ..Timeouts::default() },
     );
     handle.set_settings(settings);
+    // A pooled upstream connection first: a timeout on a reused connection is not retried
+    // (the upstream may still be working on the request).
+    assert_eq!(fetch(proxy.http, "slow.example.com", "/sleep/1").await.status, 200);
+    let before = slow.requests.load(std::sync::atomic::Ordering::SeqCst);
     let started = std::time::Instant::now();
     let reply = fetch(proxy.http, "slow.example.com", "/sleep/3000").await;
     assert_eq!(reply.status, 504);
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(slow.requests.load(std::sync::atomic::Ordering::SeqCst), before + 1, "sent once");
     assert_eq!(fetch(proxy.http, "slow.example.com", "/sleep/10").await.status, 200);
 }
 
