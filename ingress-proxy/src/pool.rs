@@ -60,12 +60,15 @@ impl IdlePool {
     /// Parks a connection the exchange left reusable, for `keepalive` at most.
     pub(crate) fn put(self: &Arc<Self>, addr: SocketAddr, stream: Stream, keepalive: Duration) {
         self.start_sweeper();
-        let mut idle = self.lock();
-        let stack = idle.entry(addr).or_default();
-        if stack.len() >= self.per_endpoint {
-            stack.remove(0);
-        }
-        stack.push(Idle { stream, expires: Instant::now() + keepalive });
+        let evicted = {
+            let mut idle = self.lock();
+            let stack = idle.entry(addr).or_default();
+            let evicted = (stack.len() >= self.per_endpoint).then(|| stack.remove(0));
+            stack.push(Idle { stream, expires: Instant::now() + keepalive });
+            evicted
+        };
+        // Closed outside the lock, like everything this pool closes: closing is a syscall.
+        drop(evicted);
     }
 
     /// Closes connections idle past their keep-alive timeout.
@@ -75,14 +78,11 @@ impl IdlePool {
             let mut idle = self.lock();
             let mut out = Vec::new();
             idle.retain(|_, stack| {
-                let (keep, gone): (Vec<Idle>, Vec<Idle>) = stack.drain(..).partition(|i| i.expires > now);
-                *stack = keep;
-                out.extend(gone);
+                out.extend(stack.extract_if(.., |i| i.expires <= now));
                 !stack.is_empty()
             });
             out
         };
-        // Dropped outside the lock: closing a socket is a syscall.
         drop(expired);
     }
 
