@@ -33,6 +33,12 @@ impl Backend {
     pub fn slot(&self) -> &EndpointSlot {
         &self.endpoints
     }
+
+    /// The same slot, owned: for state that outlives the table, such as idle upstream
+    /// connections that must close once their endpoint leaves the set.
+    pub fn shared_slot(&self) -> Arc<EndpointSlot> {
+        Arc::clone(&self.endpoints)
+    }
 }
 
 /// Why a lookup chose its backend.

@@ -13,10 +13,12 @@
 //! and status policy.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderName, Version, header};
+use ingress_core::EndpointSlot;
 use pingora::ErrorType::{ConnectionClosed, HTTPStatus, ReadError, WriteError};
 use pingora::connectors::TransportConnector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -82,7 +84,7 @@ impl Ferry {
     /// the attempt budget runs out. On success the response has been written downstream.
     pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         loop {
-            let (peer, addr) = self.next_endpoint(session, ctx)?;
+            let (peer, addr, slot) = self.next_endpoint(session, ctx)?;
             let (stream, reused) = match self.pool.take(addr) {
                 Some(stream) => (stream, true),
                 None => match self.transport.new_stream(&peer).await {
@@ -104,7 +106,7 @@ impl Ferry {
                 Ok(()) => {
                     upstream.respect_keepalive();
                     if let Some(stream) = upstream.reuse().await {
-                        self.pool.put(addr, stream, ctx.settings.upstream_keepalive_timeout);
+                        self.pool.put(addr, slot, stream, ctx.settings.upstream_keepalive_timeout);
                     }
                     return Ok(());
                 }
@@ -167,11 +169,15 @@ impl Ferry {
 
     /// The endpoint of the next attempt, as a Pingora peer with the backend's timeouts.
     pub(crate) fn next_peer(&self, session: &Session, ctx: &mut RequestCtx) -> Result<HttpPeer> {
-        self.next_endpoint(session, ctx).map(|(peer, _)| peer)
+        self.next_endpoint(session, ctx).map(|(peer, _, _)| peer)
     }
 
-    /// [`Ferry::next_peer`], and the endpoint's address.
-    fn next_endpoint(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(HttpPeer, SocketAddr)> {
+    /// [`Ferry::next_peer`], the endpoint's address, and the endpoint set it was chosen from.
+    fn next_endpoint(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<(HttpPeer, SocketAddr, Arc<EndpointSlot>)> {
         let route = ctx
             .route(session.req_header())
             .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
@@ -182,6 +188,7 @@ impl Ferry {
             return Err(Error::explain(HTTPStatus(status), "no endpoint left to try"));
         };
         let timeouts = ctx.settings.timeouts_for(backend.key());
+        let slot = backend.shared_slot();
         let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
         peer.options.connection_timeout = Some(timeouts.connect);
         peer.options.read_timeout = Some(timeouts.read);
@@ -190,7 +197,7 @@ impl Ferry {
         ctx.attempts += 1;
         ctx.current = Some(endpoint.addr);
         ctx.connect_started = Some(Instant::now());
-        Ok((peer, endpoint.addr))
+        Ok((peer, endpoint.addr, slot))
     }
 
     /// Records a failed connect and decides whether the next endpoint gets a try.

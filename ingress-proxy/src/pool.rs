@@ -4,7 +4,7 @@
 //! watcher task, so each pooled request pays a task spawn, a wake-up and two liveness probes.
 //! Here a released connection is a stack entry; whether the upstream closed it meanwhile is
 //! probed once, when it is taken again, and a sweeper closes those idle past the keep-alive
-//! timeout (so a removed endpoint's connections go too: nothing takes them any more).
+//! timeout and those whose endpoint left its backend's set.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use ingress_core::EndpointSlot;
 use pingora::protocols::Stream;
 use tokio::io::AsyncReadExt;
 
@@ -33,6 +34,8 @@ pub(crate) struct IdlePool {
 struct Idle {
     stream: Stream,
     expires: Instant,
+    /// The endpoint set the connection's endpoint was chosen from.
+    slot: Arc<EndpointSlot>,
 }
 
 impl IdlePool {
@@ -57,28 +60,38 @@ impl IdlePool {
         }
     }
 
-    /// Parks a connection the exchange left reusable, for `keepalive` at most.
-    pub(crate) fn put(self: &Arc<Self>, addr: SocketAddr, stream: Stream, keepalive: Duration) {
+    /// Parks a connection the exchange left reusable, for `keepalive` at most and while `addr`
+    /// stays in `slot`'s endpoint set.
+    pub(crate) fn put(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        slot: Arc<EndpointSlot>,
+        stream: Stream,
+        keepalive: Duration,
+    ) {
         self.start_sweeper();
         let evicted = {
             let mut idle = self.lock();
             let stack = idle.entry(addr).or_default();
             let evicted = (stack.len() >= self.per_endpoint).then(|| stack.remove(0));
-            stack.push(Idle { stream, expires: Instant::now() + keepalive });
+            stack.push(Idle { stream, expires: Instant::now() + keepalive, slot });
             evicted
         };
         // Closed outside the lock, like everything this pool closes: closing is a syscall.
         drop(evicted);
     }
 
-    /// Closes connections idle past their keep-alive timeout.
+    /// Closes connections idle past their keep-alive timeout, and those to endpoints no longer
+    /// in their backend's set.
     fn sweep(&self) {
         let now = Instant::now();
         let expired: Vec<Idle> = {
             let mut idle = self.lock();
             let mut out = Vec::new();
-            idle.retain(|_, stack| {
-                out.extend(stack.extract_if(.., |i| i.expires <= now));
+            idle.retain(|addr, stack| {
+                out.extend(stack.extract_if(.., |i| {
+                    i.expires <= now || !i.slot.load().as_slice().iter().any(|e| e.addr == *addr)
+                }));
                 !stack.is_empty()
             });
             out
@@ -122,6 +135,13 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 
+    /// A slot holding exactly `addr`.
+    fn slot_with(addr: SocketAddr) -> Arc<EndpointSlot> {
+        let slot = Arc::new(EndpointSlot::default());
+        slot.store(ingress_core::EndpointSet::new([addr]));
+        slot
+    }
+
     fn boxed(stream: TcpStream) -> Stream {
         Box::new(pingora::protocols::l4::stream::Stream::from(stream))
     }
@@ -139,24 +159,24 @@ mod tests {
     async fn hands_back_live_connections_and_drops_dead_or_expired_ones() {
         let pool = IdlePool::new(2);
         let (addr, stream, _upstream) = pair().await;
-        pool.put(addr, stream, Duration::from_secs(60));
+        pool.put(addr, slot_with(addr), stream, Duration::from_secs(60));
         assert!(pool.take(addr).is_some(), "a quiet open connection is reused");
         assert!(pool.take(addr).is_none(), "taken once");
 
         let (addr, stream, upstream) = pair().await;
-        pool.put(addr, stream, Duration::from_secs(60));
+        pool.put(addr, slot_with(addr), stream, Duration::from_secs(60));
         drop(upstream);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(pool.take(addr).is_none(), "closed by the upstream while idle");
 
         let (addr, stream, mut upstream) = pair().await;
-        pool.put(addr, stream, Duration::from_secs(60));
+        pool.put(addr, slot_with(addr), stream, Duration::from_secs(60));
         upstream.write_all(b"HTTP/1.1 408 unasked\r\n\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(pool.take(addr).is_none(), "unsolicited bytes make it unusable");
 
         let (addr, stream, _upstream) = pair().await;
-        pool.put(addr, stream, Duration::from_millis(1));
+        pool.put(addr, slot_with(addr), stream, Duration::from_millis(1));
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(pool.take(addr).is_none(), "past its keep-alive timeout");
     }
@@ -166,11 +186,12 @@ mod tests {
         let pool = IdlePool::new(2);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let slot = slot_with(addr);
         let mut upstreams = Vec::new();
         for _ in 0..3 {
             let ours = TcpStream::connect(addr).await.unwrap();
             upstreams.push(listener.accept().await.unwrap().0);
-            pool.put(addr, boxed(ours), Duration::from_millis(150));
+            pool.put(addr, Arc::clone(&slot), boxed(ours), Duration::from_millis(150));
         }
         assert_eq!(pool.lock()[&addr].len(), 2, "the oldest is closed beyond the bound");
         tokio::time::sleep(Duration::from_millis(150) + 3 * SWEEP_EVERY).await;
@@ -180,5 +201,20 @@ mod tests {
         for mut upstream in upstreams {
             assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
         }
+    }
+
+    #[tokio::test]
+    async fn closes_connections_to_endpoints_that_left_their_set() {
+        let pool = IdlePool::new(4);
+        let (addr, stream, mut upstream) = pair().await;
+        let slot = slot_with(addr);
+        pool.put(addr, Arc::clone(&slot), stream, Duration::from_secs(60));
+        tokio::time::sleep(3 * SWEEP_EVERY).await;
+        assert!(pool.lock().contains_key(&addr), "still in the set: kept");
+        slot.store(ingress_core::EndpointSet::default());
+        tokio::time::sleep(3 * SWEEP_EVERY).await;
+        assert!(!pool.lock().contains_key(&addr), "left the set: closed");
+        let mut buf = [0u8; 1];
+        assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
     }
 }
