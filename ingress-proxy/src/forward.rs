@@ -221,9 +221,11 @@ impl Ferry {
 }
 
 /// Whether a response body has no framing of its own (no `Content-Length`, not chunked) where
-/// one is allowed.
+/// one is allowed, for a client that understands chunked encoding (an HTTP/1.0 client gets the
+/// body close-delimited, as sent).
 fn needs_chunking(req: &RequestHeader, resp: &ResponseHeader) -> bool {
-    req.method != http::Method::HEAD
+    req.version == Version::HTTP_11
+        && req.method != http::Method::HEAD
         && !matches!(resp.status.as_u16(), 100..=199 | 204 | 304)
         && !resp.headers.contains_key(header::TRANSFER_ENCODING)
         && !resp.headers.contains_key(header::CONTENT_LENGTH)

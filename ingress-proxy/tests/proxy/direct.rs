@@ -126,6 +126,15 @@ async fn informational_close_delimited_and_head_responses() {
     assert!(reply.body.is_empty());
     // Same client connection throughout: each response was framed correctly.
     assert_eq!(conn.get("h.example.com", "/after").await.text(), "b GET /after");
+
+    // An HTTP/1.0 client cannot read chunked encoding: it gets the body close-delimited.
+    let mut raw_client = TcpStream::connect(proxy.http).await.unwrap();
+    raw_client.write_all(b"GET /close HTTP/1.0\r\nHost: raw.example.com\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    raw_client.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.") && answer.contains(" 200 "), "{answer}");
+    assert!(!answer.to_ascii_lowercase().contains("transfer-encoding"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nstreamed until the upstream closes"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
