@@ -4,12 +4,12 @@
 //! watcher task, so each pooled request pays a task spawn, a wake-up and two liveness probes.
 //! Here a released connection is a stack entry; whether the upstream closed it meanwhile is
 //! probed once, when it is taken again, and a sweeper closes those idle past the keep-alive
-//! timeout and those whose endpoint left its backend's set.
+//! timeout and those whose endpoint left its backend's set. The sweeper runs only while the
+//! pool holds connections, so an idle proxy does not wake up for it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -24,10 +24,17 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Idle upstream connections, most recently used last.
 #[derive(Debug)]
 pub(crate) struct IdlePool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Mutex<Idles>,
     /// Idle connections kept per endpoint; more are closed.
     per_endpoint: usize,
-    sweeper_started: AtomicBool,
+}
+
+/// The pool's state, under its lock.
+#[derive(Debug, Default)]
+struct Idles {
+    by_endpoint: HashMap<SocketAddr, Vec<Idle>>,
+    /// Whether a sweeper task is running (it stops when nothing is left to sweep).
+    sweeping: bool,
 }
 
 #[derive(Debug)]
@@ -41,18 +48,14 @@ struct Idle {
 impl IdlePool {
     /// A pool keeping up to `per_endpoint` idle connections to each endpoint.
     pub(crate) fn new(per_endpoint: usize) -> Arc<Self> {
-        Arc::new(Self {
-            idle: Mutex::new(HashMap::new()),
-            per_endpoint: per_endpoint.max(1),
-            sweeper_started: AtomicBool::new(false),
-        })
+        Arc::new(Self { idle: Mutex::new(Idles::default()), per_endpoint: per_endpoint.max(1) })
     }
 
     /// The most recently released live connection to `addr`, if any. Connections the upstream
     /// closed (or sent unsolicited bytes on) while idle are dropped on the way.
     pub(crate) fn take(&self, addr: SocketAddr) -> Option<Stream> {
         loop {
-            let mut idle = self.lock().get_mut(&addr)?.pop()?;
+            let mut idle = self.lock().by_endpoint.get_mut(&addr)?.pop()?;
             if idle.expires > Instant::now() && still_open(&mut idle.stream) {
                 return Some(idle.stream);
             }
@@ -69,52 +72,58 @@ impl IdlePool {
         stream: Stream,
         keepalive: Duration,
     ) {
-        self.start_sweeper();
-        let evicted = {
+        let (evicted, start_sweeper) = {
             let mut idle = self.lock();
-            let stack = idle.entry(addr).or_default();
+            let stack = idle.by_endpoint.entry(addr).or_default();
             let evicted = (stack.len() >= self.per_endpoint).then(|| stack.remove(0));
             stack.push(Idle { stream, expires: Instant::now() + keepalive, slot });
-            evicted
+            (evicted, !std::mem::replace(&mut idle.sweeping, true))
         };
+        if start_sweeper {
+            self.start_sweeper();
+        }
         // Closed outside the lock, like everything this pool closes: closing is a syscall.
         drop(evicted);
     }
 
     /// Closes connections idle past their keep-alive timeout, and those to endpoints no longer
-    /// in their backend's set.
-    fn sweep(&self) {
+    /// in their backend's set. Returns whether any connection is left (else the sweeper stops).
+    fn sweep(&self) -> bool {
         let now = Instant::now();
-        let expired: Vec<Idle> = {
+        let (expired, left) = {
             let mut idle = self.lock();
             let mut out = Vec::new();
-            idle.retain(|addr, stack| {
+            idle.by_endpoint.retain(|addr, stack| {
                 out.extend(stack.extract_if(.., |i| {
                     i.expires <= now || !i.slot.load().as_slice().iter().any(|e| e.addr == *addr)
                 }));
                 !stack.is_empty()
             });
-            out
+            let left = !idle.by_endpoint.is_empty();
+            // Decided under the lock, so a concurrent `put` either sees the sweeper running
+            // or starts a new one.
+            idle.sweeping = left;
+            (out, left)
         };
         drop(expired);
+        left
     }
 
-    /// Starts the sweeper on the current runtime, once; it ends when the pool is dropped.
+    /// Runs the sweeper on the current runtime until the pool is empty or dropped.
     fn start_sweeper(self: &Arc<Self>) {
-        if self.sweeper_started.swap(true, Ordering::Relaxed) {
-            return;
-        }
         let pool: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(SWEEP_EVERY).await;
                 let Some(pool) = pool.upgrade() else { return };
-                pool.sweep();
+                if !pool.sweep() {
+                    return;
+                }
             }
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idles> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -193,9 +202,17 @@ mod tests {
             upstreams.push(listener.accept().await.unwrap().0);
             pool.put(addr, Arc::clone(&slot), boxed(ours), Duration::from_millis(150));
         }
-        assert_eq!(pool.lock()[&addr].len(), 2, "the oldest is closed beyond the bound");
+        assert_eq!(pool.lock().by_endpoint[&addr].len(), 2, "the oldest is closed beyond the bound");
         tokio::time::sleep(Duration::from_millis(150) + 3 * SWEEP_EVERY).await;
-        assert!(pool.lock().get(&addr).is_none(), "the sweeper closed expired connections");
+        assert!(!pool.lock().by_endpoint.contains_key(&addr), "the sweeper closed expired connections");
+        assert!(!pool.lock().sweeping, "nothing left: the sweeper stopped");
+        // The next connection parked starts it again.
+        let ours = TcpStream::connect(addr).await.unwrap();
+        upstreams.push(listener.accept().await.unwrap().0);
+        pool.put(addr, Arc::clone(&slot), boxed(ours), Duration::from_millis(50));
+        assert!(pool.lock().sweeping);
+        tokio::time::sleep(Duration::from_millis(50) + 3 * SWEEP_EVERY).await;
+        assert!(pool.lock().by_endpoint.is_empty());
         // The upstream sees them closed.
         let mut buf = [0u8; 1];
         for mut upstream in upstreams {
@@ -210,10 +227,10 @@ mod tests {
         let slot = slot_with(addr);
         pool.put(addr, Arc::clone(&slot), stream, Duration::from_secs(60));
         tokio::time::sleep(3 * SWEEP_EVERY).await;
-        assert!(pool.lock().contains_key(&addr), "still in the set: kept");
+        assert!(pool.lock().by_endpoint.contains_key(&addr), "still in the set: kept");
         slot.store(ingress_core::EndpointSet::default());
         tokio::time::sleep(3 * SWEEP_EVERY).await;
-        assert!(!pool.lock().contains_key(&addr), "left the set: closed");
+        assert!(!pool.lock().by_endpoint.contains_key(&addr), "left the set: closed");
         let mut buf = [0u8; 1];
         assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
     }
