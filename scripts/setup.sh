@@ -10,6 +10,9 @@ packages+=(etcd-server golang-go dpkg-dev rsync)
 packages+=(nginx-light wrk)
 
 missing=()
+# The deploy/ and seed-tutorial tests drive kubectl. Any kubectl on PATH will do; otherwise
+# Debian's (1.20, the same version as the test API server).
+command -v kubectl >/dev/null || packages+=(kubernetes-client)
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

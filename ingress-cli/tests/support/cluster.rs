@@ -51,7 +51,7 @@ impl ApiServer {
             .args(args)
             .env("KUBECONFIG", self.kubeconfig())
             .output()
-            .context("running kubectl (it ships with this machine's image)")?;
+            .context("running kubectl (scripts/setup.sh installs one)")?;
         if !out.status.success() {
             bail!("kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
