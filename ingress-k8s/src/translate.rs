@@ -344,7 +344,7 @@ fn add_ingress(
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
-        .map(|list| list.iter().filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone())).collect())
+        .map(|list| lb_addresses(list.iter().map(|i| (&i.ip, &i.hostname))))
         .unwrap_or_default();
     out.ingresses.push(IngressInfo {
         key: key.clone(),
@@ -352,6 +352,12 @@ fn add_ingress(
         generation: meta.generation,
         status,
     });
+}
+
+/// The addresses of load-balancer status entries (an Ingress's or a Service's, two types with
+/// the same two fields): each entry's IP, else its hostname.
+fn lb_addresses<'a>(entries: impl Iterator<Item = (&'a Option<String>, &'a Option<String>)>) -> Vec<String> {
+    entries.filter_map(|(ip, hostname)| ip.clone().or_else(|| hostname.clone())).collect()
 }
 
 fn index_u32(i: usize) -> u32 {
@@ -397,7 +403,7 @@ fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
-        .map(|list| list.iter().filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone())).collect())
+        .map(|list| lb_addresses(list.iter().map(|i| (&i.ip, &i.hostname))))
         .unwrap_or_default();
     if !from_lb.is_empty() {
         return from_lb;
