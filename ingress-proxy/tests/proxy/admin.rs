@@ -110,11 +110,7 @@ fn log_line_for(id: &str) -> Option<serde_json::Value> {
 async fn json_access_log_can_be_switched_off() {
     captured();
     let b = Backend::start("log").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("logged", "log.example.com", "/", "svc-log", &[b.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle.clone());
+    let (proxy, _store) = Proxy::serving(|r| r.route("logged", "log.example.com", "/", "svc-log", &[b.addr]));
     let request = |id: &'static str| {
         hyper::Request::get("/some/path?q=1")
             .header("host", "log.example.com")
@@ -140,7 +136,7 @@ async fn json_access_log_can_be_switched_off() {
     assert!(f["client"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(line["timestamp"].is_string());
 
-    handle.set_settings(RuntimeSettings { access_log: false, ..RuntimeSettings::default() });
+    proxy.handle.set_settings(RuntimeSettings { access_log: false, ..RuntimeSettings::default() });
     assert_eq!(Conn::open(proxy.http).await.send(request("log-off-1")).await.status, 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(log_line_for("log-off-1").is_none());

@@ -58,11 +58,7 @@ fn header<'t>(text: &'t str, name: &str) -> Option<&'t str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_stay_on_their_hop() {
     let b = Backend::start("b").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("web", "hop.example.com", "/", "svc", &[b.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle);
+    let (proxy, _store) = Proxy::serving(|r| r.route("web", "hop.example.com", "/", "svc", &[b.addr]));
     let req = Request::get("/headers")
         .header("host", "hop.example.com")
         .header("connection", "keep-alive, x-secret")
@@ -99,17 +95,15 @@ async fn informational_close_delimited_and_head_responses() {
     })
     .await;
     let b = Backend::start("b").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("raw", "raw.example.com", "/", "raw", &[raw]).route(
-        "hyper",
-        "h.example.com",
-        "/",
-        "svc",
-        &[b.addr],
-    );
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle);
+    let (proxy, _store) = Proxy::serving(|r| {
+        r.route("raw", "raw.example.com", "/", "raw", &[raw]).route(
+            "hyper",
+            "h.example.com",
+            "/",
+            "svc",
+            &[b.addr],
+        )
+    });
     let mut conn = Conn::open(proxy.http).await;
 
     let reply = conn.get("raw.example.com", "/early").await;

@@ -123,11 +123,9 @@ async fn no_endpoints_is_503_refused_is_502_slow_is_504() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_endpoints_fail_over_to_a_live_one() {
     let good = Backend::start("good").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("web", "f.example.com", "/", "svc", &[local(free_port()), local(free_port()), good.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle);
+    let (proxy, _store) = Proxy::serving(|r| {
+        r.route("web", "f.example.com", "/", "svc", &[local(free_port()), local(free_port()), good.addr])
+    });
     let mut conn = Conn::open(proxy.http).await;
     for i in 0..30 {
         let reply = conn.get("f.example.com", &format!("/{i}")).await;
@@ -138,11 +136,7 @@ async fn refused_endpoints_fail_over_to_a_live_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_are_pooled() {
     let b = Backend::start("b").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("web", "p.example.com", "/", "svc", &[b.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle);
+    let (proxy, _store) = Proxy::serving(|r| r.route("web", "p.example.com", "/", "svc", &[b.addr]));
     let mut conn = Conn::open(proxy.http).await;
     const N: usize = 200;
     for i in 0..N {
@@ -185,11 +179,7 @@ async fn removed_endpoints_get_no_new_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_and_request_id() {
     let b = Backend::start("b").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("web", "h.example.com", "/", "svc", &[b.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle);
+    let (proxy, _store) = Proxy::serving(|r| r.route("web", "h.example.com", "/", "svc", &[b.addr]));
     let header = |text: &str, name: &str| {
         text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned)).unwrap_or_default()
     };
@@ -222,11 +212,7 @@ async fn forwarding_headers_and_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framing_is_preserved_and_body_limit_applies() {
     let b = Backend::start("b").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("web", "l.example.com", "/", "svc", &[b.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle.clone());
+    let (proxy, _store) = Proxy::serving(|r| r.route("web", "l.example.com", "/", "svc", &[b.addr]));
 
     let reply = fetch(proxy.http, "l.example.com", "/download/100000").await;
     assert_eq!(reply.status, 200);
@@ -237,7 +223,7 @@ async fn framing_is_preserved_and_body_limit_applies() {
     assert_eq!(reply.headers["transfer-encoding"], "chunked");
     assert_eq!(reply.text(), "one two three");
 
-    handle.set_settings(RuntimeSettings { max_body_size: Some(1000), ..RuntimeSettings::default() });
+    proxy.handle.set_settings(RuntimeSettings { max_body_size: Some(1000), ..RuntimeSettings::default() });
     let post = |n: usize| {
         Request::post("/upload")
             .header("host", "l.example.com")

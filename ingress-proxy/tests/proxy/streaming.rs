@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Request;
 use hyper::body::Frame;
-use ingress_proxy::ProxyHandle;
 
 use crate::support::*;
 
@@ -35,11 +34,7 @@ fn rss_sampler() -> (Arc<AtomicBool>, tokio::task::JoinHandle<u64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_download_and_upload_stream_with_bounded_memory() {
     let b = Backend::start("b").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("big", "big.example.com", "/", "svc", &[b.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle);
+    let (proxy, _store) = Proxy::serving(|r| r.route("big", "big.example.com", "/", "svc", &[b.addr]));
     // Warm up allocators and pools so the baseline is fair.
     let mut conn = Conn::open(proxy.http).await;
     assert_eq!(conn.get("big.example.com", "/download/1048576").await.body.len(), 1 << 20);

@@ -195,6 +195,16 @@ impl Proxy {
         Self::start_with(handle, |_| {})
     }
 
+    /// A proxy serving the routes `add` declares, installed before it starts. Keep the
+    /// returned store alive for the test: endpoint changes go through it.
+    pub(crate) fn serving(add: impl FnOnce(&mut Routes) -> &mut Routes) -> (Proxy, EndpointStore) {
+        let handle = ProxyHandle::new();
+        let mut routes = Routes::new();
+        add(&mut routes);
+        let store = routes.install(&handle);
+        (Self::start(handle), store)
+    }
+
     pub(crate) fn start_with(handle: ProxyHandle, tweak: impl FnOnce(&mut ProxyConfig)) -> Proxy {
         let (http, https, admin) = (local(free_port()), local(free_port()), local(free_port()));
         let mut config = ProxyConfig {

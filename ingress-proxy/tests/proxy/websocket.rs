@@ -1,7 +1,6 @@
 //! WebSocket upgrades proxied end to end.
 
 use futures_util::{SinkExt, StreamExt};
-use ingress_proxy::ProxyHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -29,11 +28,7 @@ pub(crate) async fn echo(ws: &mut Ws, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_round_trip() {
     let b = Backend::start("ws").await;
-    let handle = ProxyHandle::new();
-    let mut routes = Routes::new();
-    routes.route("ws", "ws.example.com", "/", "svc", &[b.addr]);
-    let _store = routes.install(&handle);
-    let proxy = Proxy::start(handle);
+    let (proxy, _store) = Proxy::serving(|r| r.route("ws", "ws.example.com", "/", "svc", &[b.addr]));
     let mut ws = open(proxy.http, "ws.example.com").await;
     for i in 0..20 {
         echo(&mut ws, &format!("hello {i}")).await;
