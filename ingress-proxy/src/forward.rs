@@ -1,6 +1,7 @@
-//! The direct path: bodyless HTTP/1.x requests (most `GET`, `HEAD` and `DELETE` traffic)
-//! forwarded from [`ProxyHttp::request_filter`](pingora::proxy::ProxyHttp::request_filter)
-//! straight over a pooled upstream connection.
+//! The direct path: bodyless HTTP/1.x requests (most `GET`, `HEAD` and `DELETE` traffic, and
+//! WebSocket handshakes) forwarded from
+//! [`ProxyHttp::request_filter`](pingora::proxy::ProxyHttp::request_filter) straight over a
+//! pooled upstream connection.
 //!
 //! Why a second path: Pingora's generic pipeline runs every request as two concurrent halves
 //! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with
@@ -8,9 +9,9 @@
 //! machinery cost more CPU per request than nginx spends in total (`benches/proxy/`). This
 //! path writes the request header, reads the response and streams its body back, with
 //! Pingora's transport connector, HTTP/1 codecs and timeouts, and a lighter keep-alive pool of
-//! its own ([`crate::pool`]). Anything else (bodies, WebSocket, HTTP/2 clients, absolute-form
-//! targets) takes Pingora's pipeline; both paths share the routing, selection, retry, header
-//! and status policy.
+//! its own ([`crate::pool`]). An upgrade the upstream accepts continues as a [`crate::tunnel`].
+//! Anything else (bodies, HTTP/2 clients, absolute-form targets) takes Pingora's pipeline;
+//! both paths share the routing, selection, retry, header and status policy.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,20 +47,22 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 const HOP_BY_HOP_NAMED: [&str; 3] = ["keep-alive", "proxy-connection", "http2-settings"];
 
 /// Whether the request can take the direct path: HTTP/1.x, origin-form target, no body, no
-/// upgrade, no `Expect`.
+/// `Expect`.
 pub(crate) fn is_direct(session: &mut Session) -> bool {
     let req = session.req_header();
     let plain = session.as_downstream().as_http1().is_some()
         && matches!(req.version, Version::HTTP_11 | Version::HTTP_10)
         && req.uri.authority().is_none()
-        && !req.headers.contains_key(header::UPGRADE)
         && !req.headers.contains_key(header::EXPECT);
     plain && session.is_body_empty()
 }
 
 /// The request to send upstream: the client's, minus hop-by-hop headers (those named in
-/// `Connection` too), as HTTP/1.1 so the upstream connection can be kept alive.
+/// `Connection` too), as HTTP/1.1 so the upstream connection can be kept alive. An upgrade
+/// request (HTTP/1.1 with `Upgrade`) keeps its `Upgrade` and says `Connection: upgrade`, as
+/// ingress-nginx sends it.
 pub(crate) fn upstream_request(req: &RequestHeader) -> RequestHeader {
+    let upgrade = (req.version == Version::HTTP_11).then(|| req.headers.get(header::UPGRADE)).flatten();
     let mut up = req.clone();
     up.set_version(Version::HTTP_11);
     let nominated: Vec<HeaderName> = req
@@ -76,7 +79,20 @@ pub(crate) fn upstream_request(req: &RequestHeader) -> RequestHeader {
     for name in HOP_BY_HOP_NAMED {
         up.remove_header(name);
     }
+    if let Some(protocol) = upgrade {
+        // Re-inserting values taken from a parsed header cannot fail.
+        let _ = up.insert_header(header::UPGRADE, protocol.clone());
+        let _ = up.insert_header(header::CONNECTION, "upgrade");
+    }
     up
+}
+
+/// How an exchange ended.
+enum Exchanged {
+    /// The response went downstream in full.
+    Answered,
+    /// The upstream switched protocols: the connection now belongs to a tunnel.
+    Switched,
 }
 
 impl Ferry {
@@ -103,7 +119,13 @@ impl Ferry {
             upstream.read_timeout = peer.options.read_timeout;
             upstream.write_timeout = peer.options.write_timeout;
             match self.exchange(session, &mut upstream, ctx).await {
-                Ok(()) => {
+                Ok(Exchanged::Switched) => {
+                    let idle =
+                        peer.options.read_timeout.unwrap_or_else(|| crate::config::Timeouts::default().read);
+                    ctx.tunnelled = Some(crate::tunnel::join(session, upstream, idle).await?);
+                    return Ok(());
+                }
+                Ok(Exchanged::Answered) => {
                     upstream.respect_keepalive();
                     if let Some(stream) = upstream.reuse().await {
                         self.pool.put(addr, slot, stream, ctx.settings.upstream_keepalive_timeout);
@@ -134,13 +156,16 @@ impl Ferry {
         session: &mut Session,
         upstream: &mut UpstreamSession,
         ctx: &mut RequestCtx,
-    ) -> Result<()> {
+    ) -> Result<Exchanged> {
         let mut req = upstream_request(session.req_header());
         self.add_forwarding_headers(session, &mut req, ctx)?;
         upstream.write_request_header(Box::new(req)).await.map_err(|e| e.into_up())?;
         upstream.read_response().await.map_err(|e| e.into_up())?;
-        // 1xx (103 Early Hints and the like) are dropped, as nginx does.
-        while upstream.resp_header().is_some_and(|r| r.status.is_informational()) {
+        // 1xx (103 Early Hints and the like) are dropped, as nginx does; 101 ends the exchange.
+        while upstream
+            .resp_header()
+            .is_some_and(|r| r.status.is_informational() && r.status != http::StatusCode::SWITCHING_PROTOCOLS)
+        {
             upstream.read_response().await.map_err(|e| e.into_up())?;
         }
         let Some(resp) = upstream.resp_header() else {
@@ -149,6 +174,9 @@ impl Ferry {
         let mut resp = Box::new(resp.clone());
         ctx.upstream_status = Some(resp.status.as_u16());
         if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            if session.is_upgrade_req() {
+                return Ok(Exchanged::Switched);
+            }
             return Err(Error::explain(HTTPStatus(502), "101 answer to a request without Upgrade").into_up());
         }
         let done = upstream.is_body_done();
@@ -164,7 +192,7 @@ impl Ferry {
             let end = chunk.is_none() || upstream.is_body_done();
             session.write_response_body(chunk, end).await.map_err(|e| e.into_down())?;
         }
-        Ok(())
+        Ok(Exchanged::Answered)
     }
 
     /// The endpoint of the next attempt, as a Pingora peer with the backend's timeouts.
@@ -259,5 +287,20 @@ mod tests {
         }
         assert_eq!(up.headers["host"], "example.com");
         assert_eq!(up.headers["x-kept"], "yes");
+    }
+
+    #[test]
+    fn upgrade_requests_keep_upgrade_and_say_connection_upgrade() {
+        let mut req = RequestHeader::build("GET", b"/ws", None).unwrap();
+        req.insert_header("host", "example.com").unwrap();
+        req.insert_header("connection", "keep-alive, Upgrade").unwrap();
+        req.insert_header("upgrade", "websocket").unwrap();
+        let up = upstream_request(&req);
+        assert_eq!(up.headers["upgrade"], "websocket");
+        assert_eq!(up.headers.get_all("connection").iter().collect::<Vec<_>>(), ["upgrade"]);
+        // HTTP/1.0 has no upgrades: the header is dropped like any hop-by-hop one.
+        req.set_version(Version::HTTP_10);
+        let up = upstream_request(&req);
+        assert!(!up.headers.contains_key("upgrade") && !up.headers.contains_key("connection"));
     }
 }

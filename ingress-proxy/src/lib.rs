@@ -47,6 +47,7 @@ mod response;
 mod server;
 mod service;
 mod tls;
+mod tunnel;
 mod upstream;
 
 pub use config::{ProxyConfig, RuntimeSettings, Timeouts};

@@ -2,7 +2,8 @@
 //!
 //! 1. [`ProxyHttp::request_filter`]: load the snapshot, assign the request id, answer what needs
 //!    no upstream (built-in 404, 503 without endpoints, 413 over the body limit), and forward
-//!    bodyless HTTP/1.x requests directly ([`crate::forward`]); the rest continue below.
+//!    bodyless HTTP/1.x requests directly ([`crate::forward`]), WebSocket upgrades included
+//!    ([`crate::tunnel`]); the rest continue below.
 //! 2. [`ProxyHttp::upstream_peer`]: pick an endpoint with the [`Selector`], per attempt.
 //! 3. [`ProxyHttp::connected_to_upstream`]: connect latency of new connections.
 //! 4. [`ProxyHttp::upstream_request_filter`]: forwarding headers.
@@ -70,6 +71,8 @@ pub(crate) struct RequestCtx {
     pub(crate) tried: Vec<SocketAddr>,
     pub(crate) connect_started: Option<Instant>,
     pub(crate) upstream_status: Option<u16>,
+    /// Set once an upgraded connection (WebSocket) has been relayed and closed.
+    pub(crate) tunnelled: Option<crate::tunnel::Tunnelled>,
     body_bytes: u64,
     _active: ActiveRequest,
 }
@@ -164,6 +167,7 @@ impl ProxyHttp for Ferry {
             tried: Vec::new(),
             connect_started: None,
             upstream_status: None,
+            tunnelled: None,
             body_bytes: 0,
             _active: ActiveRequest(self.metrics.active_requests.clone()),
         }
@@ -301,7 +305,13 @@ impl ProxyHttp for Ferry {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0);
+        // A tunnel's session holds a stand-in for the client connection: its status, client
+        // and byte count come from the tunnel.
+        let tunnel = ctx.tunnelled.as_ref();
+        let status = match tunnel {
+            Some(_) => 101,
+            None => session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0),
+        };
         let req = session.req_header();
         let route = Self::table(ctx).and_then(|t| lookup(t, req));
         let labels = route.as_ref().map(route_labels).unwrap_or_default();
@@ -311,12 +321,15 @@ impl ProxyHttp for Ferry {
             let upstream_addr = ctx.current.or_else(|| ctx.tried.last().copied());
             tracing::info!(
                 target: ACCESS_LOG_TARGET,
-                client = %session.client_addr().map(ToString::to_string).unwrap_or_default(),
+                client = %tunnel
+                    .map_or(session.client_addr(), |t| t.client.as_ref())
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 host = request_host(req),
                 method = req.method.as_str(),
                 path = req.uri.path(),
                 status,
-                bytes = session.body_bytes_sent(),
+                bytes = tunnel.map_or(session.body_bytes_sent() as u64, |t| t.down),
                 duration_ms = took.as_secs_f64() * 1000.0,
                 upstream_addr = %upstream_addr.map(|a| a.to_string()).unwrap_or_default(),
                 upstream_status = ctx.upstream_status.unwrap_or(0),

@@ -136,6 +136,35 @@ async fn json_access_log_can_be_switched_off() {
     assert!(f["client"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(line["timestamp"].is_string());
 
+    // A WebSocket is logged once it closes: 101, the client, the bytes relayed to it.
+    {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+        let mut request = "ws://log.example.com/ws".into_client_request().unwrap();
+        request.headers_mut().insert("x-request-id", "log-ws-1".parse().unwrap());
+        let tcp = tokio::net::TcpStream::connect(proxy.http).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+        ws.send(Message::text("twelve bytes")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("twelve bytes"));
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+    }
+    let mut ws_line = None;
+    for _ in 0..50 {
+        ws_line = log_line_for("log-ws-1");
+        if ws_line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ws_line = ws_line.expect("an access log line for the WebSocket");
+    let f = &ws_line["fields"];
+    assert_eq!((f["status"].as_u64(), f["upstream_status"].as_u64()), (Some(101), Some(101)));
+    assert!(f["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{f}");
+    // The echoed 12-byte text frame (2-byte header) and the close frame, at least.
+    assert!(f["bytes"].as_u64().unwrap() >= 14, "{f}");
+    assert_eq!(f["path"], "/ws");
+
     proxy.handle.set_settings(RuntimeSettings { access_log: false, ..RuntimeSettings::default() });
     assert_eq!(Conn::open(proxy.http).await.send(request("log-off-1")).await.status, 200);
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -22,9 +22,38 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
-/// A port nobody listens on right now (Pingora cannot report what port 0 became).
+/// A port on 127.0.0.1 that nothing listens on, handed out once per test process (Pingora
+/// cannot report what port 0 became, so proxies are started on these).
+///
+/// Not `bind(0)`: a port the kernel picked and we released can be picked again at once, for
+/// another test's listener or as the source port of any outgoing connection, so tests running
+/// in parallel could share a port (a "refusing" endpoint that answers, a proxy whose requests
+/// reach another test's proxy). Ports are taken from above the kernel's ephemeral range
+/// (`ip_local_port_range`, 32768-60999 by default), which it never hands out by itself; each
+/// process starts at its own offset so parallel test processes rarely meet, and a busy port
+/// is skipped.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static RANGE: OnceLock<(u32, u32)> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let &(first, count) = RANGE.get_or_init(|| {
+        let ephemeral_end = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u32>().ok())
+            .unwrap_or(60_999);
+        let first = (ephemeral_end + 1).clamp(1_024, 64_535);
+        (first, 65_536 - first)
+    });
+    let offset = std::process::id() % count;
+    for _ in 0..count {
+        let port = first + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % count;
+        let port = u16::try_from(port).expect("ports are below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port from {first} up");
 }
 
 pub(crate) fn local(port: u16) -> SocketAddr {
@@ -34,7 +63,8 @@ pub(crate) fn local(port: u16) -> SocketAddr {
 /// A local backend: answers `<name> <method> <path?query>` on any path, plus:
 /// `/headers` (request headers, one `name: value` per line), `/sleep/<ms>`,
 /// `/download/<bytes>` (Content-Length body streamed in 64 KiB chunks), `/upload` (counts the
-/// streamed body), `/ws` (WebSocket echo), `/chunked` (a chunked body).
+/// streamed body), `/ws` (WebSocket echo; `?greet=<text>` sends `<text>` first),
+/// `/ws-refused` (403 to an upgrade request), `/chunked` (a chunked body).
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
     pub(crate) name: &'static str,
@@ -106,6 +136,9 @@ async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<B
     if path == "/ws" {
         return Ok(websocket_upgrade(req));
     }
+    if path == "/ws-refused" {
+        return Ok(Response::builder().status(403).body(full("no upgrade here")).unwrap());
+    }
     let pq = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     Ok(Response::new(full(format!("{name} {} {pq}", req.method()))))
 }
@@ -115,6 +148,8 @@ fn websocket_upgrade(mut req: Request<Incoming>) -> Response<Body> {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return Response::builder().status(400).body(full("no key")).unwrap();
     };
+    // `?greet=<text>`: the server speaks first, right after the handshake.
+    let greeting = req.uri().query().and_then(|q| q.strip_prefix("greet=")).map(str::to_owned);
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -124,6 +159,11 @@ fn websocket_upgrade(mut req: Request<Incoming>) -> Response<Body> {
             None,
         )
         .await;
+        if let Some(text) = greeting
+            && ws.send(tokio_tungstenite::tungstenite::Message::text(text)).await.is_err()
+        {
+            return;
+        }
         while let Some(Ok(msg)) = ws.next().await {
             if msg.is_close() {
                 break;

@@ -1,5 +1,6 @@
 //! Snapshot swaps under load: no failed request, no dropped WebSocket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,17 +17,18 @@ const REQUESTS: usize = 6_000;
 const CLIENTS: usize = 4;
 const SWAPS: usize = 600;
 
-/// The stable route plus one unrelated route per generation (to a backend whose endpoints
-/// change every time).
+/// The stable route plus one unrelated route per generation, to one of seven backends whose
+/// endpoint (one of `dead`, where nothing listens) changes every time.
 fn table(
     store: &mut EndpointStore,
-    stable: std::net::SocketAddr,
+    stable: SocketAddr,
+    dead: &[SocketAddr],
     generation: usize,
 ) -> ingress_core::RouteTable {
     let svc = BackendRef::new("test", "stable", 80);
     let churn = BackendRef::new("test", format!("churn-{}", generation % 7), 80);
     store.set(&svc, EndpointSet::new([stable]));
-    store.set(&churn, EndpointSet::new([local(10_000 + (generation % 1000) as u16)]));
+    store.set(&churn, EndpointSet::new([dead[generation % dead.len()]]));
     let mut builder = TableBuilder::new();
     builder.ingress(
         Ingress::new(Origin::new("test", "stable"))
@@ -44,7 +46,9 @@ async fn swapping_snapshots_under_load_fails_nothing() {
     let stable = Backend::start("stable").await;
     let handle = ProxyHandle::new();
     let mut store = EndpointStore::new();
-    handle.install(Arc::new(table(&mut store, stable.addr, 0)));
+    // Eleven (coprime to the seven churn backends), so each backend's endpoint changes.
+    let dead: Vec<SocketAddr> = (0..11).map(|_| local(free_port())).collect();
+    handle.install(Arc::new(table(&mut store, stable.addr, &dead, 0)));
     let proxy = Proxy::start(handle.clone());
     let mut ws = websocket::open(proxy.http, "stable.example.com").await;
     websocket::echo(&mut ws, "before").await;
@@ -73,7 +77,7 @@ async fn swapping_snapshots_under_load_fails_nothing() {
             let mut swaps = 0;
             // Spread the swaps over the load: pace by progress, bounded in time.
             while swaps < SWAPS && started.elapsed() < Duration::from_secs(60) {
-                handle.install(Arc::new(table(&mut store, stable.addr, swaps + 1)));
+                handle.install(Arc::new(table(&mut store, stable.addr, &dead, swaps + 1)));
                 swaps += 1;
                 let target = (swaps * REQUESTS) / (SWAPS + SWAPS / 5);
                 while ok.load(Ordering::Relaxed) < target && started.elapsed() < Duration::from_secs(60) {
