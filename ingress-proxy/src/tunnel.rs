@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use pingora::ErrorType::{ConnectionClosed, ReadTimedout, WriteError};
+use bytes::Bytes;
+use pingora::ErrorType::{ConnectionClosed, ReadTimedout};
 use pingora::http::RequestHeader;
 use pingora::protocols::Stream;
 use pingora::protocols::http::ServerSession;
@@ -38,7 +39,8 @@ pub(crate) struct Tunnelled {
 /// Sends the upstream's `101` to the client, then joins the two connections until either
 /// closes or no byte moves for `idle`. `session` is left holding a closed stand-in for the
 /// client connection (same request header, no keep-alive), so Pingora's logging and clean-up
-/// after the request work as usual.
+/// after the request work as usual. An error means nothing reached the client; once the `101`
+/// is out, whatever ends the tunnel (a close, a reset, the idle timeout) ends it quietly.
 pub(crate) async fn join(
     session: &mut Session,
     mut upstream: UpstreamSession,
@@ -47,6 +49,8 @@ pub(crate) async fn join(
     let Some(switching) = upstream.resp_header().cloned() else {
         return Error::e_explain(ConnectionClosed, "no 101 to relay");
     };
+    // Prepared before the 101 goes out, so a failure here can still become a 502.
+    let stand_in = stand_in_for(session.req_header()).await?;
     session.write_response_header(Box::new(switching), false).await.map_err(|e| e.into_down())?;
     let mut moved = Tunnelled { client: session.client_addr().cloned(), ..Tunnelled::default() };
 
@@ -60,43 +64,56 @@ pub(crate) async fn join(
         early_down.push(bytes);
     }
 
-    let mut client = detach(session).await?;
+    let mut client = match std::mem::replace(&mut *session.downstream_session, stand_in) {
+        ServerSession::H1(client) => client.into_inner(),
+        other => {
+            // Unreachable (only HTTP/1.1 sessions upgrade), but never lose a session.
+            *session.downstream_session = other;
+            return Error::e_explain(pingora::ErrorType::InternalError, "upgrade on a non-HTTP/1 session");
+        }
+    };
     let mut server = upstream.into_inner();
-    for bytes in early_down {
-        client.write_all(&bytes).await.or_err(WriteError, "relaying to the client")?;
-        moved.down += bytes.len() as u64;
+    if let Err(e) = relay(&mut client, &mut server, early_down, early_up, &mut moved).await {
+        tracing::debug!(error = %e, "upgraded connection ended before the tunnel");
+        return Ok(moved);
     }
-    client.flush().await.or_err(WriteError, "sending 101 to the client")?;
-    for bytes in early_up {
-        server.write_all(&bytes).await.or_err(WriteError, "relaying to the upstream")?;
-        moved.up += bytes.len() as u64;
-    }
-
     match copy_until_idle(&mut client, &mut server, idle).await {
         Ok((up, down)) => {
             moved.up += up;
             moved.down += down;
         }
-        // A reset or an idle timeout ends the tunnel like a close: both sides are dropped.
         Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
     }
     Ok(moved)
 }
 
-/// Takes the client connection out of `session`, leaving a closed stand-in with the same
-/// request header.
-async fn detach(session: &mut Session) -> Result<Stream> {
-    let mut stand_in = ServerSession::new_http1(Box::new(Cursor::new(request_head(session.req_header()))));
+/// Writes the bytes read early to their destinations, and flushes the `101`.
+async fn relay(
+    client: &mut Stream,
+    server: &mut Stream,
+    early_down: Vec<Bytes>,
+    early_up: Vec<Bytes>,
+    moved: &mut Tunnelled,
+) -> std::io::Result<()> {
+    for bytes in early_down {
+        client.write_all(&bytes).await?;
+        moved.down += bytes.len() as u64;
+    }
+    client.flush().await?;
+    for bytes in early_up {
+        server.write_all(&bytes).await?;
+        moved.up += bytes.len() as u64;
+    }
+    Ok(())
+}
+
+/// A closed HTTP/1.1 session that has read `req` and will not be kept alive: what a session
+/// holds once its connection left for a tunnel.
+async fn stand_in_for(req: &RequestHeader) -> Result<ServerSession> {
+    let mut stand_in = ServerSession::new_http1(Box::new(Cursor::new(request_head(req))));
     stand_in.read_request().await?;
     stand_in.set_keepalive(None);
-    match *std::mem::replace(&mut session.downstream_session, Box::new(stand_in)) {
-        ServerSession::H1(client) => Ok(client.into_inner()),
-        other => {
-            // Only HTTP/1.1 sessions upgrade; put anything else back untouched.
-            *session.downstream_session = other;
-            Error::e_explain(pingora::ErrorType::InternalError, "upgrade on a non-HTTP/1 session")
-        }
-    }
+    Ok(stand_in)
 }
 
 /// `req` as an HTTP/1.1 request head.
