@@ -84,6 +84,7 @@ pub(crate) async fn join(
         }
         Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
     }
+    tracing::debug!(up = moved.up, down = moved.down, "upgraded connection closed");
     Ok(moved)
 }
 
