@@ -10,38 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// A port on 127.0.0.1 that nothing listens on, handed out once per test process.
-///
-/// Not `bind(0)`: a port the kernel picked and we released can be picked again at once, for
-/// another test's listener or as the source port of any outgoing connection, so tests running
-/// in parallel could share a port (a "refusing" endpoint that answers, a proxy whose requests
-/// reach another test's proxy). Ports are taken from above the kernel's ephemeral range
-/// (`ip_local_port_range`, 32768-60999 by default), which it never hands out by itself; each
-/// process starts at its own offset so parallel test processes rarely meet, and a busy port
-/// is skipped.
-pub fn free_port() -> u16 {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static RANGE: OnceLock<(u32, u32)> = OnceLock::new();
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let &(first, count) = RANGE.get_or_init(|| {
-        let ephemeral_end = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u32>().ok())
-            .unwrap_or(60_999);
-        let first = (ephemeral_end + 1).clamp(1_024, 64_535);
-        (first, 65_536 - first)
-    });
-    let offset = std::process::id() % count;
-    for _ in 0..count {
-        let port = first + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % count;
-        let port = u16::try_from(port).expect("ports are below 65536");
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port from {first} up");
-}
+#[path = "../../../ingress-proxy/tests/proxy/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// A local backend answering every request with `200` and body `backend=<name> path=<path>`.
 /// Runs on its own thread until the process ends.

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(unreachable_pub)]
+mod ports;
 mod support;
 mod tlsutil;
 
