@@ -1,17 +1,18 @@
-//! The direct path: bodyless HTTP/1.x requests (most `GET`, `HEAD` and `DELETE` traffic, and
-//! WebSocket handshakes) forwarded from
+//! The direct path: HTTP/1.x requests with no body or a small one (most `GET`, `HEAD`,
+//! `DELETE` and API `POST`/`PUT` traffic, and WebSocket handshakes) forwarded from
 //! [`ProxyHttp::request_filter`](pingora::proxy::ProxyHttp::request_filter) straight over a
 //! pooled upstream connection.
 //!
 //! Why a second path: Pingora's generic pipeline runs every request as two concurrent halves
 //! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with
-//! replayed bodies. A request with no body and no upgrade needs none of that, and the
-//! machinery cost more CPU per request than nginx spends in total (`benches/proxy/`). This
-//! path writes the request header, reads the response and streams its body back, with
+//! replayed bodies. A request whose body (if any) is read whole first needs none of that, and
+//! the machinery cost more CPU per request than nginx spends in total (`benches/proxy/`).
+//! This path writes the request, reads the response and streams its body back, with
 //! Pingora's transport connector, HTTP/1 codecs and timeouts, and a lighter keep-alive pool of
 //! its own ([`crate::pool`]). An upgrade the upstream accepts continues as a [`crate::tunnel`].
-//! Anything else (bodies, HTTP/2 clients, absolute-form targets) takes Pingora's pipeline;
-//! both paths share the routing, selection, retry, header and status policy.
+//! Anything else (streamed or larger bodies, HTTP/2 clients, absolute-form targets) takes
+//! Pingora's pipeline; both paths share the routing, selection, retry, header and status
+//! policy.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,15 +47,36 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Hop-by-hop headers without a constant in `http`.
 const HOP_BY_HOP_NAMED: [&str; 3] = ["keep-alive", "proxy-connection", "http2-settings"];
 
-/// Whether the request can take the direct path: HTTP/1.x, origin-form target, no body, no
-/// `Expect`.
+/// The largest request body the direct path takes: read whole before the request goes out
+/// (as ingress-nginx buffers request bodies), it fits an upstream socket's send buffer, so
+/// writing it never waits on an upstream that answers before reading it, and it can be sent
+/// again on the next connection when a pooled one turns out closed.
+const DIRECT_BODY_MAX: u64 = 64 * 1024;
+
+/// Whether the request can take the direct path: HTTP/1.x, origin-form target, no `Expect`,
+/// and no body or a `Content-Length` one of at most [`DIRECT_BODY_MAX`] bytes.
 pub(crate) fn is_direct(session: &mut Session) -> bool {
     let req = session.req_header();
     let plain = session.as_downstream().as_http1().is_some()
         && matches!(req.version, Version::HTTP_11 | Version::HTTP_10)
         && req.uri.authority().is_none()
         && !req.headers.contains_key(header::EXPECT);
-    plain && session.is_body_empty()
+    let small_body = !req.headers.contains_key(header::TRANSFER_ENCODING)
+        && crate::headers::content_length(req).is_some_and(|n| n <= DIRECT_BODY_MAX);
+    plain && (small_body || session.is_body_empty())
+}
+
+/// The whole request body of a request [`is_direct`] accepted (empty if it has none).
+async fn read_body(session: &mut Session) -> Result<Bytes> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = session.downstream_session.read_request_body().await.map_err(|e| e.into_down())? {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > DIRECT_BODY_MAX {
+            // Pingora's reader stops at `Content-Length`; this is a second fence.
+            return Err(Error::explain(HTTPStatus(413), "request body over the direct path's size"));
+        }
+    }
+    Ok(body.freeze())
 }
 
 /// The request to send upstream: the client's, minus hop-by-hop headers (those named in
@@ -99,6 +121,7 @@ impl Ferry {
     /// Forwards a request [`is_direct`] accepted: endpoint by endpoint until one answers or
     /// the attempt budget runs out. On success the response has been written downstream.
     pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let body = read_body(session).await?;
         loop {
             let (peer, addr, slot) = self.next_endpoint(session, ctx)?;
             let (stream, reused) = match self.pool.take(addr) {
@@ -118,7 +141,7 @@ impl Ferry {
             let mut upstream = UpstreamSession::new_with_options(stream, &peer);
             upstream.read_timeout = peer.options.read_timeout;
             upstream.write_timeout = peer.options.write_timeout;
-            match self.exchange(session, &mut upstream, ctx).await {
+            match self.exchange(session, &mut upstream, &body, ctx).await {
                 Ok(Exchanged::Switched) => {
                     let idle =
                         peer.options.read_timeout.unwrap_or_else(|| crate::config::Timeouts::default().read);
@@ -150,16 +173,22 @@ impl Ferry {
         }
     }
 
-    /// One request/response exchange on one upstream connection.
+    /// One request/response exchange on one upstream connection (`body` is the whole request
+    /// body).
     async fn exchange(
         &self,
         session: &mut Session,
         upstream: &mut UpstreamSession,
+        body: &Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Exchanged> {
         let mut req = upstream_request(session.req_header());
         self.add_forwarding_headers(session, &mut req, ctx)?;
         upstream.write_request_header(Box::new(req)).await.map_err(|e| e.into_up())?;
+        if !body.is_empty() {
+            upstream.write_body(body).await.map_err(|e| e.into_up())?;
+            upstream.finish_body().await.map_err(|e| e.into_up())?;
+        }
         upstream.read_response().await.map_err(|e| e.into_up())?;
         // 1xx (103 Early Hints and the like) are dropped, as nginx does; 101 ends the exchange.
         while upstream

@@ -2,8 +2,8 @@
 //!
 //! 1. [`ProxyHttp::request_filter`]: load the snapshot, assign the request id, answer what needs
 //!    no upstream (built-in 404, 503 without endpoints, 413 over the body limit), and forward
-//!    bodyless HTTP/1.x requests directly ([`crate::forward`]), WebSocket upgrades included
-//!    ([`crate::tunnel`]); the rest continue below.
+//!    HTTP/1.x requests with no or a small body directly ([`crate::forward`]), WebSocket
+//!    upgrades included ([`crate::tunnel`]); the rest continue below.
 //! 2. [`ProxyHttp::upstream_peer`]: pick an endpoint with the [`Selector`], per attempt.
 //! 3. [`ProxyHttp::connected_to_upstream`]: connect latency of new connections.
 //! 4. [`ProxyHttp::upstream_request_filter`]: forwarding headers.

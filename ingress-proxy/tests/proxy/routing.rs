@@ -160,6 +160,13 @@ async fn removed_endpoints_get_no_new_requests() {
         seen.insert(conn.get("r.example.com", "/").await.text());
     }
     assert_eq!(seen.len(), 2, "round-robin reaches both: {seen:?}");
+    // Small bodies take the same path and pool, and arrive whole.
+    for _ in 0..6 {
+        let post = Request::post("/upload")
+            .header("host", "r.example.com")
+            .body(Full::from(vec![b'p'; 1000]).boxed());
+        assert_eq!(conn.send(post.unwrap()).await.text(), "1000");
+    }
     // An endpoint change, no snapshot install: the shared slot carries it.
     store.set(&BackendRef::new("test", "svc", 80), EndpointSet::new([b.addr]));
     let before = a.requests.load(std::sync::atomic::Ordering::SeqCst);
