@@ -5,8 +5,9 @@
 //!
 //! Why a second path: Pingora's generic pipeline runs every request as two concurrent halves
 //! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with
-//! replayed bodies. A request whose body (if any) is read whole first needs none of that, and
-//! the machinery cost more CPU per request than nginx spends in total (`benches/proxy/`).
+//! replayed bodies. A request with no body, or a small one that fits the upstream's socket
+//! buffer, needs none of that, and the machinery cost more CPU per request than nginx spends
+//! in total (`benches/proxy/`).
 //! This path writes the request, reads the response and streams its body back, with
 //! Pingora's transport connector, HTTP/1 codecs and timeouts, and a lighter keep-alive pool of
 //! its own ([`crate::pool`]). An upgrade the upstream accepts continues as a [`crate::tunnel`].
@@ -47,10 +48,10 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Hop-by-hop headers without a constant in `http`.
 const HOP_BY_HOP_NAMED: [&str; 3] = ["keep-alive", "proxy-connection", "http2-settings"];
 
-/// The largest request body the direct path takes: read whole before the request goes out
-/// (as ingress-nginx buffers request bodies), it fits an upstream socket's send buffer, so
-/// writing it never waits on an upstream that answers before reading it, and it can be sent
-/// again on the next connection when a pooled one turns out closed.
+/// The largest request body the direct path takes. Streamed upstream as it arrives, it fits
+/// an upstream socket's send buffer, so writing it never waits on an upstream that answers
+/// before reading it; and the copy kept of it (as Pingora keeps a retry buffer of the same
+/// size) lets it go out again on the next connection when a pooled one turns out closed.
 const DIRECT_BODY_MAX: u64 = 64 * 1024;
 
 /// Whether the request can take the direct path: HTTP/1.x, origin-form target, no `Expect`,
@@ -66,17 +67,39 @@ pub(crate) fn is_direct(session: &mut Session) -> bool {
     plain && (small_body || session.is_body_empty())
 }
 
-/// The whole request body of a request [`is_direct`] accepted (empty if it has none).
-async fn read_body(session: &mut Session) -> Result<Bytes> {
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = session.downstream_session.read_request_body().await.map_err(|e| e.into_down())? {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > DIRECT_BODY_MAX {
-            // Pingora's reader stops at `Content-Length`; this is a second fence.
-            return Err(Error::explain(HTTPStatus(413), "request body over the direct path's size"));
+/// A request body on its way upstream: what the client sent so far (kept so another attempt
+/// can send it again), and whether that is all of it.
+#[derive(Default)]
+struct RequestBody {
+    sent: bytes::BytesMut,
+    complete: bool,
+}
+
+impl RequestBody {
+    /// Sends the body upstream: first what earlier attempts already read, then the rest as the
+    /// client sends it, chunk by chunk.
+    async fn send(&mut self, session: &mut Session, upstream: &mut UpstreamSession) -> Result<()> {
+        if !self.sent.is_empty() {
+            upstream.write_body(&self.sent).await.map_err(|e| e.into_up())?;
         }
+        while !self.complete {
+            let chunk = session.downstream_session.read_request_body().await.map_err(|e| e.into_down())?;
+            let Some(chunk) = chunk else {
+                self.complete = true;
+                break;
+            };
+            if (self.sent.len() + chunk.len()) as u64 > DIRECT_BODY_MAX {
+                // Pingora's reader stops at `Content-Length`; this is a second fence.
+                return Err(Error::explain(HTTPStatus(413), "request body over the direct path's size"));
+            }
+            self.sent.extend_from_slice(&chunk);
+            upstream.write_body(&chunk).await.map_err(|e| e.into_up())?;
+        }
+        if !self.sent.is_empty() {
+            upstream.finish_body().await.map_err(|e| e.into_up())?;
+        }
+        Ok(())
     }
-    Ok(body.freeze())
 }
 
 /// The request to send upstream: the client's, minus hop-by-hop headers (those named in
@@ -121,7 +144,7 @@ impl Ferry {
     /// Forwards a request [`is_direct`] accepted: endpoint by endpoint until one answers or
     /// the attempt budget runs out. On success the response has been written downstream.
     pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let body = read_body(session).await?;
+        let mut body = RequestBody::default();
         loop {
             let (peer, addr, slot) = self.next_endpoint(session, ctx)?;
             let (stream, reused) = match self.pool.take(addr) {
@@ -141,7 +164,7 @@ impl Ferry {
             let mut upstream = UpstreamSession::new_with_options(stream, &peer);
             upstream.read_timeout = peer.options.read_timeout;
             upstream.write_timeout = peer.options.write_timeout;
-            match self.exchange(session, &mut upstream, &body, ctx).await {
+            match self.exchange(session, &mut upstream, &mut body, ctx).await {
                 Ok(Exchanged::Switched) => {
                     let idle =
                         peer.options.read_timeout.unwrap_or_else(|| crate::config::Timeouts::default().read);
@@ -161,6 +184,7 @@ impl Ferry {
                 // not retried: the upstream may still be working on the request.
                 Err(e)
                     if reused
+                        && *e.esource() == pingora::ErrorSource::Upstream
                         && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
                         && session.response_written().is_none()
                         && session.req_header().method.is_idempotent()
@@ -173,22 +197,18 @@ impl Ferry {
         }
     }
 
-    /// One request/response exchange on one upstream connection (`body` is the whole request
-    /// body).
+    /// One request/response exchange on one upstream connection.
     async fn exchange(
         &self,
         session: &mut Session,
         upstream: &mut UpstreamSession,
-        body: &Bytes,
+        body: &mut RequestBody,
         ctx: &mut RequestCtx,
     ) -> Result<Exchanged> {
         let mut req = upstream_request(session.req_header());
         self.add_forwarding_headers(session, &mut req, ctx)?;
         upstream.write_request_header(Box::new(req)).await.map_err(|e| e.into_up())?;
-        if !body.is_empty() {
-            upstream.write_body(body).await.map_err(|e| e.into_up())?;
-            upstream.finish_body().await.map_err(|e| e.into_up())?;
-        }
+        body.send(session, upstream).await?;
         upstream.read_response().await.map_err(|e| e.into_up())?;
         // 1xx (103 Early Hints and the like) are dropped, as nginx does; 101 ends the exchange.
         while upstream

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
@@ -167,4 +168,49 @@ async fn a_pooled_connection_the_upstream_dropped_is_retried() {
         .header("host", "stale.example.com")
         .body(http_body_util::StreamBody::new(chunks).boxed());
     assert_eq!(Conn::open(proxy.http).await.send(streamed.unwrap()).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_request_bodies_are_streamed_not_held_back() {
+    // The upstream notes when the first half of the body reaches it, then answers once it has
+    // all ten bytes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let first_half = Arc::new(tokio::sync::Notify::new());
+    let seen = first_half.clone();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        let mut noted = false;
+        while !got.ends_with(b"helloworld") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "upstream connection closed early");
+            got.extend_from_slice(&buf[..n]);
+            if !noted && got.ends_with(b"hello") {
+                noted = true;
+                seen.notify_one();
+            }
+        }
+        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.unwrap();
+    });
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes.route("raw", "body.example.com", "/", "raw", &[upstream]);
+    let _store = routes.install(&handle);
+    let proxy = Proxy::start(handle);
+
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    client
+        .write_all(b"POST /in HTTP/1.1\r\nHost: body.example.com\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), first_half.notified())
+        .await
+        .expect("the first half of the body reached the upstream before the rest was sent");
+    client.write_all(b"world").await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
 }
