@@ -144,7 +144,8 @@ impl Ferry {
     /// Forwards a request [`is_direct`] accepted: endpoint by endpoint until one answers or
     /// the attempt budget runs out. On success the response has been written downstream.
     pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let mut body = RequestBody::default();
+        // A bodyless request skips the body read (and the timer Pingora arms for it).
+        let mut body = RequestBody { complete: session.is_body_empty(), ..RequestBody::default() };
         loop {
             let (peer, addr, slot) = self.next_endpoint(session, ctx)?;
             let (stream, reused) = match self.pool.take(addr) {
