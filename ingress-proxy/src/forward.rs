@@ -3,6 +3,10 @@
 //! [`ProxyHttp::request_filter`](pingora::proxy::ProxyHttp::request_filter) straight over a
 //! pooled upstream connection.
 //!
+//! Bodyless HTTP/1.1 requests rarely get this far: the fast path ([`crate::h1`]) serves them
+//! before Pingora's session is built. What comes here is what it hands over: small bodies,
+//! upgrades, HTTP/1.0, and heads it does not take.
+//!
 //! Why a second path: Pingora's generic pipeline runs every request as two concurrent halves
 //! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with
 //! replayed bodies. A request with no body, or a small one that fits the upstream's socket
@@ -22,7 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderName, Version, header};
 use ingress_core::EndpointSlot;
-use pingora::ErrorType::{ConnectionClosed, HTTPStatus, ReadError, WriteError};
+use pingora::ErrorType::HTTPStatus;
 use pingora::connectors::TransportConnector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
@@ -31,7 +35,7 @@ use pingora::proxy::Session;
 use pingora::{Error, Result};
 
 use crate::service::{Ferry, RequestCtx};
-use crate::upstream::connect_failure_is_retryable;
+use crate::upstream::{connect_failure_is_retryable, stale_connection_is_retryable};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1, and what Pingora's
 /// default upstream request policy strips).
@@ -185,8 +189,7 @@ impl Ferry {
                 // not retried: the upstream may still be working on the request.
                 Err(e)
                     if reused
-                        && *e.esource() == pingora::ErrorSource::Upstream
-                        && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
+                        && stale_connection_is_retryable(&e)
                         && session.response_written().is_none()
                         && session.req_header().method.is_idempotent()
                         && ctx.attempts < ctx.settings.max_attempts =>

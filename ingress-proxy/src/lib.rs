@@ -39,6 +39,7 @@ mod admin;
 mod config;
 mod error;
 mod forward;
+mod h1;
 mod handle;
 mod headers;
 mod metrics;

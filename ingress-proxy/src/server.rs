@@ -166,10 +166,15 @@ impl ProxyServer {
                 transport: crate::forward::connector(&server.configuration),
                 pool: crate::pool::IdlePool::new(self.config.upstream_keepalive_pool_size),
             };
-            let app = Counted {
-                inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, ferry)),
-                open: metrics.active_connections.clone(),
+            let front = crate::h1::Front {
+                shared: Arc::clone(&self.handle.shared),
+                selector: Arc::clone(&self.selector),
+                metrics: Arc::clone(&metrics),
+                transport: crate::forward::connector(&server.configuration),
+                pool: Arc::clone(&ferry.pool),
+                pingora: Arc::new(pingora::proxy::http_proxy(&server.configuration, ferry)),
             };
+            let app = Counted { inner: Arc::new(front), open: metrics.active_connections.clone() };
             let mut proxy = Service::new("ferry proxy".to_owned(), app);
             if let Some(addr) = self.config.http_addr {
                 proxy.add_tcp(&addr.to_string());

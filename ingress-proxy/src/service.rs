@@ -1,4 +1,5 @@
-//! The request path: one small function per Pingora phase, in the order Pingora calls them.
+//! The request path of what the fast path ([`crate::h1`]) hands to Pingora: one small function
+//! per Pingora phase, in the order Pingora calls them.
 //!
 //! 1. [`ProxyHttp::request_filter`]: load the snapshot, assign the request id, answer what needs
 //!    no upstream (built-in 404, 503 without endpoints, 413 over the body limit), and forward
@@ -78,7 +79,7 @@ pub(crate) struct RequestCtx {
 }
 
 /// Keeps the active-requests gauge honest whichever way a request ends.
-struct ActiveRequest(prometheus::IntGauge);
+pub(crate) struct ActiveRequest(pub(crate) prometheus::IntGauge);
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
@@ -99,7 +100,8 @@ fn lookup<'t>(table: &'t RouteTable, req: &RequestHeader) -> Option<Route<'t>> {
     table.lookup(request_host(req), req.uri.path())
 }
 
-fn route_labels<'t>(route: &Route<'t>) -> RouteLabels<'t> {
+/// The metric labels of a route: the Ingress that defined it and the Service it goes to.
+pub(crate) fn route_labels<'t>(route: &Route<'t>) -> RouteLabels<'t> {
     let key = route.backend.key();
     let (namespace, ingress) = match route.matched_by {
         MatchedBy::Path { origin, .. } | MatchedBy::IngressDefault { origin } => {
@@ -315,28 +317,70 @@ impl ProxyHttp for Ferry {
         let req = session.req_header();
         let route = Self::table(ctx).and_then(|t| lookup(t, req));
         let labels = route.as_ref().map(route_labels).unwrap_or_default();
-        let took = ctx.started.elapsed();
-        self.metrics.observe_request(labels, response::status_class(status), method_label(&req.method), took);
-        if ctx.settings.access_log {
-            let upstream_addr = ctx.current.or_else(|| ctx.tried.last().copied());
+        let upstream_addr = ctx.current.or_else(|| ctx.tried.last().copied());
+        Finished {
+            client: tunnel
+                .map_or(session.client_addr(), |t| t.client.as_ref())
+                .and_then(|a| a.as_inet())
+                .copied(),
+            host: request_host(req),
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            status,
+            bytes: tunnel.map_or(session.body_bytes_sent() as u64, |t| t.down),
+            took: ctx.started.elapsed(),
+            upstream_addr,
+            upstream_status: ctx.upstream_status,
+            labels,
+            request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+        }
+        .record(&self.metrics, ctx.settings.access_log);
+    }
+}
+
+/// A finished request, as metrics and the access log see it (whichever path served it).
+pub(crate) struct Finished<'a> {
+    pub(crate) client: Option<SocketAddr>,
+    pub(crate) host: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    /// The status the client got (0: none).
+    pub(crate) status: u16,
+    /// Response body bytes sent to the client.
+    pub(crate) bytes: u64,
+    pub(crate) took: std::time::Duration,
+    pub(crate) upstream_addr: Option<SocketAddr>,
+    pub(crate) upstream_status: Option<u16>,
+    pub(crate) labels: RouteLabels<'a>,
+    pub(crate) request_id: &'a str,
+}
+
+impl Finished<'_> {
+    /// Counts the request in the metrics and, when `access_log`, writes its JSON log line.
+    pub(crate) fn record(&self, metrics: &Metrics, access_log: bool) {
+        let labels = self.labels;
+        metrics.observe_request(
+            labels,
+            response::status_class(self.status),
+            method_label(self.method),
+            self.took,
+        );
+        if access_log {
             tracing::info!(
                 target: ACCESS_LOG_TARGET,
-                client = %tunnel
-                    .map_or(session.client_addr(), |t| t.client.as_ref())
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                host = request_host(req),
-                method = req.method.as_str(),
-                path = req.uri.path(),
-                status,
-                bytes = tunnel.map_or(session.body_bytes_sent() as u64, |t| t.down),
-                duration_ms = took.as_secs_f64() * 1000.0,
-                upstream_addr = %upstream_addr.map(|a| a.to_string()).unwrap_or_default(),
-                upstream_status = ctx.upstream_status.unwrap_or(0),
+                client = %self.client.map(|a| a.to_string()).unwrap_or_default(),
+                host = self.host,
+                method = self.method,
+                path = self.path,
+                status = self.status,
+                bytes = self.bytes,
+                duration_ms = self.took.as_secs_f64() * 1000.0,
+                upstream_addr = %self.upstream_addr.map(|a| a.to_string()).unwrap_or_default(),
+                upstream_status = self.upstream_status.unwrap_or(0),
                 namespace = labels.namespace,
                 ingress = labels.ingress,
                 service = labels.service,
-                request_id = ctx.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+                request_id = self.request_id,
                 "request"
             );
         }

@@ -52,6 +52,15 @@ pub(crate) fn connect_failure_is_retryable(etype: &ErrorType) -> bool {
     )
 }
 
+/// Whether a request that failed on a pooled (reused) connection may go out again on another:
+/// the upstream side closed or broke the connection (it may close idle ones before we do),
+/// which a timeout is not (the upstream may still be working on the request). The request
+/// must also be idempotent and nothing may have reached the client yet; callers check those.
+pub(crate) fn stale_connection_is_retryable(e: &pingora::Error) -> bool {
+    *e.esource() == pingora::ErrorSource::Upstream
+        && matches!(e.etype(), ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -88,5 +97,15 @@ mod tests {
         assert!(connect_failure_is_retryable(&ErrorType::ConnectRefused));
         assert!(!connect_failure_is_retryable(&ErrorType::ReadTimedout));
         assert!(!connect_failure_is_retryable(&ErrorType::HTTPStatus(503)));
+    }
+
+    #[test]
+    fn only_upstream_breakage_retries_a_pooled_request() {
+        let closed = pingora::Error::explain(ErrorType::ConnectionClosed, "closed").into_up();
+        assert!(stale_connection_is_retryable(&closed));
+        let timeout = pingora::Error::explain(ErrorType::ReadTimedout, "slow").into_up();
+        assert!(!stale_connection_is_retryable(&timeout));
+        let client = pingora::Error::explain(ErrorType::ReadError, "client went away").into_down();
+        assert!(!stale_connection_is_retryable(&client));
     }
 }

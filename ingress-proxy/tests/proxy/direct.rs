@@ -2,7 +2,7 @@
 //! close-delimited responses, `HEAD`, and pooled connections the upstream closed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Full};
@@ -12,45 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::*;
-
-/// What a raw backend does with the `nth` (0-based) request on a connection: bytes to send
-/// (then keep the connection unless `close`), or nothing (close without answering).
-type Script = fn(request: &str, nth: usize) -> Option<(&'static [u8], bool)>;
-
-/// A backend speaking raw HTTP/1.1 from a script, for responses hyper would not produce.
-/// Returns its address and the number of connections it accepted.
-async fn raw_backend(script: Script) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepts = Arc::new(AtomicUsize::new(0));
-    let counted = accepts.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve_raw(stream, script));
-        }
-    });
-    (addr, accepts)
-}
-
-async fn serve_raw(mut stream: TcpStream, script: Script) {
-    let mut nth = 0;
-    loop {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match stream.read(&mut byte).await {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let Some((reply, close)) = script(&String::from_utf8_lossy(&head), nth) else { return };
-        if stream.write_all(reply).await.is_err() || close {
-            return;
-        }
-        nth += 1;
-    }
-}
 
 fn header<'t>(text: &'t str, name: &str) -> Option<&'t str> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))

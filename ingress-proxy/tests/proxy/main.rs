@@ -11,6 +11,7 @@ mod tlsutil;
 
 mod admin;
 mod direct;
+mod fastpath;
 mod routing;
 mod streaming;
 mod swap;

@@ -1,0 +1,156 @@
+//! Reads, writes and response bodies on the fast path ([`super`]), with the backend's timeouts
+//! and Pingora's error types, so [`crate::response::status_for`] and the retry rules apply
+//! unchanged.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use pingora::protocols::Stream;
+use pingora::{Error, ErrorType, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::response::{Chunks, Framing};
+
+/// Room made in a buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Reads what the upstream sent into `buf`; `Ok(0)` when it closed.
+pub(crate) async fn read_upstream(up: &mut Stream, buf: &mut BytesMut, timeout: Duration) -> Result<usize> {
+    buf.reserve(READ_CHUNK);
+    match pingora::time::timeout(timeout, up.read_buf(buf)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(Error::because(ErrorType::ReadError, "reading from upstream", e).into_up()),
+        Err(_) => Err(Error::explain(ErrorType::ReadTimedout, "upstream read timed out").into_up()),
+    }
+}
+
+/// Which side of the proxy a write goes to, for the error's source.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Side {
+    Upstream,
+    Client,
+}
+
+/// Writes `parts` and flushes (Pingora's streams buffer writes).
+pub(crate) async fn write(stream: &mut Stream, parts: &[&[u8]], timeout: Duration, side: Side) -> Result<()> {
+    let io = async {
+        for part in parts {
+            stream.write_all(part).await?;
+        }
+        stream.flush().await
+    };
+    let e = match pingora::time::timeout(timeout, io).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => Error::because(ErrorType::WriteError, "writing", e),
+        Err(_) => Error::explain(ErrorType::WriteTimedout, "write timed out"),
+    };
+    Err(match side {
+        Side::Upstream => e.into_up(),
+        Side::Client => e.into_down(),
+    })
+}
+
+/// The two connections a response body moves between, and their timeouts.
+pub(crate) struct Relay<'a> {
+    pub(crate) up: &'a mut Stream,
+    /// What was read from the upstream past the response head.
+    pub(crate) buf: &'a mut BytesMut,
+    pub(crate) client: &'a mut Stream,
+    pub(crate) read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    /// Body bytes sent to the client so far.
+    pub(crate) sent: u64,
+}
+
+impl Relay<'_> {
+    /// Sends the response head in `head` and then the body, relayed as `framing` delimits
+    /// it; the first body bytes go out in the same write as the head. Returns whether the
+    /// upstream connection ended clean (nothing left over), so it can be used again.
+    pub(crate) async fn run(&mut self, framing: Framing, head: &mut Vec<u8>) -> Result<bool> {
+        match framing {
+            Framing::Empty => {
+                self.send(&[head]).await?;
+                Ok(self.buf.is_empty())
+            }
+            Framing::Length(length) => {
+                let mut left = length;
+                self.relay_until(head, |buf| {
+                    let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    left -= take as u64;
+                    Ok((take, left == 0))
+                })
+                .await
+            }
+            Framing::Chunked => {
+                let mut chunks = Chunks::default();
+                self.relay_until(head, |buf| {
+                    let take = chunks
+                        .feed(buf)
+                        .map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why).into_up())?;
+                    Ok((take, chunks.is_done()))
+                })
+                .await
+            }
+            Framing::Close => loop {
+                // Re-chunked: one chunk per read, and the last chunk once the upstream closes.
+                if !self.buf.is_empty() {
+                    let _ = write!(head, "{:x}\r\n", self.buf.len());
+                    head.extend_from_slice(self.buf);
+                    head.extend_from_slice(b"\r\n");
+                    self.sent += self.buf.len() as u64;
+                    self.buf.clear();
+                }
+                if !head.is_empty() {
+                    self.send(&[head]).await?;
+                    head.clear();
+                }
+                if self.read().await? == 0 {
+                    self.send(&[b"0\r\n\r\n"]).await?;
+                    return Ok(false);
+                }
+            },
+        }
+    }
+
+    /// Relays a body that delimits itself: `next` says how many bytes of what was read belong
+    /// to the body, and whether that is its end. The head goes out with the first bytes.
+    async fn relay_until(
+        &mut self,
+        head: &[u8],
+        mut next: impl FnMut(&[u8]) -> Result<(usize, bool)> + Send,
+    ) -> Result<bool> {
+        let mut first = true;
+        loop {
+            let (take, done) = next(&self.buf[..])?;
+            let pair = [head, &self.buf[..take]];
+            let parts = if first { &pair[..] } else { &pair[1..] };
+            write(self.client, parts, self.write_timeout, Side::Client).await?;
+            first = false;
+            self.sent += take as u64;
+            self.buf.advance(take);
+            if done {
+                return Ok(self.buf.is_empty());
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read(&mut self) -> Result<usize> {
+        read_upstream(self.up, self.buf, self.read_timeout).await
+    }
+
+    async fn send(&mut self, parts: &[&[u8]]) -> Result<()> {
+        write(self.client, parts, self.write_timeout, Side::Client).await
+    }
+
+    /// Reads more of a body whose end has not come yet.
+    async fn read_more(&mut self) -> Result<()> {
+        if self.read().await? == 0 {
+            return Err(
+                Error::explain(ErrorType::ConnectionClosed, "upstream closed inside the body").into_up()
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,380 @@
+//! The HTTP/1.1 fast path: the proxy's entry point for every client connection.
+//!
+//! Why it exists: Pingora's HTTP/1 session and proxy framework cost more CPU per request than
+//! nginx spends in total (`benches/proxy/`: a minimal Pingora proxy alone measured 1.31× nginx's
+//! CPU per request, and its request and response header maps, boxed futures and per-request
+//! context most of that). Most ingress traffic is bodyless HTTP/1.1 (`GET`, `HEAD`,
+//! `DELETE`) on keep-alive connections, which needs none of it.
+//!
+//! So each connection starts here. A request that [`head::parse`] accepts (bodyless
+//! HTTP/1.1, origin-form target, one `Host`, no `Upgrade` or `Expect`) is served in place:
+//! its head is read straight from the connection's buffer, written out again for the upstream
+//! with the forwarding headers, and the response is relayed back in its own framing
+//! ([`response`], [`body`]), on the same pooled upstream connections, with the same routing,
+//! selection, retry, status, metrics and access-log policy as the rest of the proxy. Anything
+//! else — request bodies, upgrades, HTTP/1.0, HTTP/2, malformed heads — is handed, with the
+//! bytes already read, to Pingora's HTTP/1 session and the [`crate::service`] phases; when
+//! Pingora is done with a request and keeps the connection, the next request starts here
+//! again.
+
+mod body;
+mod head;
+mod response;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
+use ingress_core::Route;
+use pingora::ErrorType::{ConnectionClosed, InvalidHTTPHeader};
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::connectors::TransportConnector;
+use pingora::prelude::HttpPeer;
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{ALPN, Stream};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use pingora::{Error, Result};
+use tokio::io::AsyncReadExt;
+
+use self::body::{Relay, Side};
+use self::head::{Forwarding, Head, Parsed};
+use crate::config::{RuntimeSettings, Timeouts};
+use crate::handle::Shared;
+use crate::metrics::Metrics;
+use crate::pool::IdlePool;
+use crate::response::{body_for, status_for};
+use crate::service::{ActiveRequest, Ferry, Finished};
+use crate::upstream::{Selector, connect_failure_is_retryable, stale_connection_is_retryable};
+
+/// How long a client connection may sit idle between requests (Pingora's HTTP/1 default).
+const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// A request head not complete within this many bytes goes to Pingora, which has its own
+/// limits and answers for oversized heads.
+const MAX_HEAD: usize = 32 * 1024;
+
+/// The proxy's [`ServerApp`]: serves what the fast path takes, hands the rest to Pingora.
+pub(crate) struct Front {
+    pub(crate) pingora: Arc<HttpProxy<Ferry>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) selector: Arc<dyn Selector>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) transport: TransportConnector,
+    pub(crate) pool: Arc<IdlePool>,
+}
+
+/// One client connection and the buffers its requests reuse.
+struct Conn {
+    client: Stream,
+    /// The peer address, for logs.
+    peer: Option<SocketAddr>,
+    forwarding: (Option<IpAddr>, bool, Option<u16>),
+    /// The request going upstream.
+    request: Vec<u8>,
+    /// The response head going to the client (and small writes with it).
+    head: Vec<u8>,
+    /// Bytes read from the upstream.
+    upstream: BytesMut,
+}
+
+/// What happens to the client connection after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// What the access log and metrics need to know about a request that went upstream.
+#[derive(Debug, Default)]
+struct Outcome {
+    status: u16,
+    upstream: Option<SocketAddr>,
+    upstream_status: Option<u16>,
+    bytes: u64,
+    /// The response head went out, so a failure can no longer become an error response.
+    committed: bool,
+}
+
+#[async_trait]
+impl ServerApp for Front {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.pingora, stream, shutdown).await;
+        }
+        let socket = stream.get_socket_digest();
+        let peer = socket.as_ref().and_then(|s| s.peer_addr()).and_then(|a| a.as_inet()).copied();
+        let local_port =
+            socket.as_ref().and_then(|s| s.local_addr()).and_then(|a| a.as_inet()).map(|a| a.port());
+        let tls = stream.get_ssl_digest().is_some();
+        let mut conn = Conn {
+            client: stream,
+            peer,
+            forwarding: (peer.map(|a| a.ip()), tls, local_port),
+            request: Vec::with_capacity(1024),
+            head: Vec::with_capacity(1024),
+            upstream: BytesMut::new(),
+        };
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+            match head::parse(&buf, &mut headers) {
+                Parsed::Fast(head) => {
+                    let close = head.close || *shutdown.borrow();
+                    let next = self.serve(&head, close, &mut conn).await;
+                    let len = head.len;
+                    buf.advance(len);
+                    if next == Next::Close {
+                        return None;
+                    }
+                }
+                Parsed::Partial if buf.len() < MAX_HEAD => {
+                    if !read_client(&mut conn.client, &mut buf).await {
+                        return None;
+                    }
+                }
+                Parsed::Partial | Parsed::Other => {
+                    conn.client = self.hand_over(conn.client, buf.split(), shutdown).await?;
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.pingora.http_cleanup().await;
+    }
+}
+
+/// Waits for more of the next request; false when the client closed, failed or idled out.
+async fn read_client(client: &mut Stream, buf: &mut BytesMut) -> bool {
+    buf.reserve(4096);
+    matches!(pingora::time::timeout(KEEPALIVE, client.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
+}
+
+impl Front {
+    /// Lets Pingora serve the request at the start of `prefix` (and its body, still on the
+    /// connection). Returns the connection if Pingora keeps it alive.
+    async fn hand_over(
+        self: &Arc<Self>,
+        client: Stream,
+        prefix: BytesMut,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut session = ServerSession::new_http1(client);
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(KEEPALIVE.as_secs()) });
+        if !prefix.is_empty() {
+            session.set_pipelined_prefix(prefix);
+        }
+        let reused = self.pingora.process_new_http(session, shutdown).await?;
+        // Pingora keeps no pipelined bytes unless pipelining is switched on, which it is not.
+        Some(reused.consume().0)
+    }
+
+    /// Serves one fast-path request, start to access log.
+    async fn serve(&self, head: &Head<'_>, close: bool, conn: &mut Conn) -> Next {
+        let started = Instant::now();
+        self.metrics.active_requests.inc();
+        let _active = ActiveRequest(self.metrics.active_requests.clone());
+        let snapshot = self.shared.snapshot.load_full();
+        let settings = self.shared.settings.load_full();
+        let generated;
+        let request_id = match head.request_id {
+            Some(id) => id,
+            None => {
+                generated = head::new_request_id();
+                &generated[..]
+            }
+        };
+        let route = snapshot.as_deref().and_then(|s| s.table.lookup(head.host, head.path));
+        let mut outcome = Outcome::default();
+        let next = match &route {
+            None => answer(conn, 404, close, &mut outcome).await,
+            Some(route) if route.backend.endpoints().is_empty() => {
+                answer(conn, 503, close, &mut outcome).await
+            }
+            Some(route) => {
+                let (client, tls, port) = conn.forwarding;
+                head.write_upstream(&Forwarding { client, tls, port, request_id }, &mut conn.request);
+                self.proxy(head, route, &settings, close, conn, &mut outcome).await
+            }
+        };
+        Finished {
+            client: conn.peer,
+            host: head.host,
+            method: head.method,
+            path: head.path,
+            status: outcome.status,
+            bytes: outcome.bytes,
+            took: started.elapsed(),
+            upstream_addr: outcome.upstream,
+            upstream_status: outcome.upstream_status,
+            labels: route.as_ref().map(crate::service::route_labels).unwrap_or_default(),
+            request_id: std::str::from_utf8(request_id).unwrap_or(""),
+        }
+        .record(&self.metrics, settings.access_log);
+        next
+    }
+
+    /// Sends the request to the route's endpoints until one answers or the attempt budget
+    /// runs out (the policy of [`crate::forward`]), and relays the response.
+    async fn proxy(
+        &self,
+        head: &Head<'_>,
+        route: &Route<'_>,
+        settings: &RuntimeSettings,
+        close: bool,
+        conn: &mut Conn,
+        outcome: &mut Outcome,
+    ) -> Next {
+        let backend = route.backend;
+        let endpoints = backend.endpoints();
+        let timeouts = settings.timeouts_for(backend.key());
+        let mut tried = Vec::new();
+        let mut failure_status = None;
+        let mut attempts = 0;
+        loop {
+            let Some(endpoint) = self.selector.select(backend, &endpoints, &tried) else {
+                return answer(conn, failure_status.unwrap_or(503), true, outcome).await;
+            };
+            attempts += 1;
+            let addr = endpoint.addr;
+            outcome.upstream = Some(addr);
+            let (mut up, reused) = match self.pool.take(addr) {
+                Some(stream) => (stream, true),
+                None => {
+                    let connecting = Instant::now();
+                    match self.transport.new_stream(&peer(addr, &timeouts)).await {
+                        Ok(stream) => {
+                            self.metrics.observe_connect(connecting.elapsed());
+                            (stream, false)
+                        }
+                        Err(e) => {
+                            tried.push(addr);
+                            let e = e.into_up();
+                            failure_status = Some(status_for(e.etype(), e.esource()));
+                            if connect_failure_is_retryable(e.etype()) && attempts < settings.max_attempts {
+                                continue;
+                            }
+                            tracing::debug!(error = %e, "connecting upstream failed");
+                            return answer(conn, failure_status.unwrap_or(502), true, outcome).await;
+                        }
+                    }
+                }
+            };
+            match exchange(head, &mut up, close, &timeouts, conn, outcome).await {
+                Ok(reusable) => {
+                    if reusable {
+                        self.pool.put(addr, backend.shared_slot(), up, settings.upstream_keepalive_timeout);
+                    }
+                    return if close { Next::Close } else { Next::KeepAlive };
+                }
+                // A pooled connection the upstream had closed: sent again on another one, as
+                // [`crate::forward`] does.
+                Err(e)
+                    if reused
+                        && !outcome.committed
+                        && stale_connection_is_retryable(&e)
+                        && head.is_idempotent()
+                        && attempts < settings.max_attempts =>
+                {
+                    tracing::debug!(error = %e, "stale pooled connection, retrying");
+                }
+                Err(e) if outcome.committed => {
+                    tracing::debug!(error = %e, "response relay failed");
+                    return Next::Close;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "upstream exchange failed");
+                    let status = status_for(e.etype(), e.esource());
+                    if status == 0 {
+                        return Next::Close;
+                    }
+                    return answer(conn, status, true, outcome).await;
+                }
+            }
+        }
+    }
+}
+
+/// A Pingora peer for a new connection to `addr` with the backend's timeouts.
+fn peer(addr: SocketAddr, timeouts: &Timeouts) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(timeouts.connect);
+    peer
+}
+
+/// One request/response exchange on one upstream connection: the request (in
+/// `conn.request`) goes out, interim responses are dropped, the final one is relayed.
+/// Returns whether the upstream connection can be used again.
+async fn exchange(
+    head: &Head<'_>,
+    up: &mut Stream,
+    close: bool,
+    timeouts: &Timeouts,
+    conn: &mut Conn,
+    outcome: &mut Outcome,
+) -> Result<bool> {
+    body::write(up, &[&conn.request], timeouts.write, Side::Upstream).await?;
+    conn.upstream.clear();
+    let head_request = head.method == "HEAD";
+    let last = loop {
+        let parsed = response::parse(&conn.upstream, head_request, close, &mut conn.head)
+            .map_err(|why| Error::explain(InvalidHTTPHeader, why).into_up())?;
+        match parsed {
+            response::Parsed::Final(last) => break last,
+            response::Parsed::Interim(len) => conn.upstream.advance(len),
+            response::Parsed::Partial if conn.upstream.len() > MAX_HEAD => {
+                return Err(Error::explain(InvalidHTTPHeader, "response head too large").into_up());
+            }
+            response::Parsed::Partial => {
+                if body::read_upstream(up, &mut conn.upstream, timeouts.read).await? == 0 {
+                    return Err(
+                        Error::explain(ConnectionClosed, "upstream closed before responding").into_up()
+                    );
+                }
+            }
+        }
+    };
+    conn.upstream.advance(last.len);
+    outcome.upstream_status = Some(last.status);
+    outcome.status = last.status;
+    outcome.committed = true;
+    let mut relay = Relay {
+        up,
+        buf: &mut conn.upstream,
+        client: &mut conn.client,
+        read_timeout: timeouts.read,
+        write_timeout: timeouts.write,
+        sent: 0,
+    };
+    let result = relay.run(last.framing, &mut conn.head).await;
+    outcome.bytes = relay.sent;
+    Ok(result? && last.keep_alive)
+}
+
+/// Answers without an upstream: the built-in default backend's 404, 503 without endpoints,
+/// 502/504 when the upstream failed. Errors close the connection, as Pingora's pipeline does.
+async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &mut Outcome) -> Next {
+    use std::io::Write as _;
+    let body = body_for(status);
+    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let out = &mut conn.head;
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n{body}",
+        body.len(),
+        if close { "connection: close\r\n" } else { "" },
+    );
+    outcome.status = status;
+    outcome.committed = true;
+    match body::write(&mut conn.client, &[out], KEEPALIVE, Side::Client).await {
+        Ok(()) => {
+            outcome.bytes = body.len() as u64;
+            if close { Next::Close } else { Next::KeepAlive }
+        }
+        Err(_) => Next::Close,
+    }
+}

@@ -1,0 +1,319 @@
+//! Response heads on the fast path ([`super`]): parsed from the upstream's bytes, framed the
+//! way RFC 9112 section 6.3 says, and written out again for the client.
+
+use std::io::Write as _;
+
+/// Header lines a response may carry.
+const MAX_HEADERS: usize = 128;
+
+/// Connection-nominated response headers dropped; a response nominating more is refused.
+const MAX_NOMINATED: usize = 8;
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (`HEAD`, `204`, `304`).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked, relayed as is.
+    Chunked,
+    /// Until the upstream closes; relayed to the client chunked, so its connection survives.
+    Close,
+}
+
+/// A final response head, written out for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Final {
+    /// Bytes of the head in the upstream buffer.
+    pub(crate) len: usize,
+    pub(crate) status: u16,
+    pub(crate) framing: Framing,
+    /// The upstream lets the connection be used again (HTTP/1.1, no `Connection: close`).
+    pub(crate) keep_alive: bool,
+}
+
+/// What the start of the upstream buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    /// Not a complete head yet.
+    Partial,
+    /// An interim (1xx) response of this many bytes, dropped as nginx drops them.
+    Interim(usize),
+    /// The final response; its head for the client is in the output buffer.
+    Final(Final),
+}
+
+/// Parses the response head at the start of `buf` to a request (`head_request` for `HEAD`),
+/// and on a final one writes the head the client gets into `out`: the upstream's status and
+/// end-to-end headers, `Connection: close` when `close` (the client's connection ends after
+/// it), chunked framing for a close-delimited body. Errors name what the upstream got wrong.
+pub(crate) fn parse(
+    buf: &[u8],
+    head_request: bool,
+    close: bool,
+    out: &mut Vec<u8>,
+) -> Result<Parsed, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(_) => return Err("malformed response head"),
+    };
+    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+        return Err("malformed status line");
+    };
+    if status == 101 {
+        return Err("101 answer to a request without Upgrade");
+    }
+    if (100..200).contains(&status) {
+        return Ok(Parsed::Interim(len));
+    }
+    let mut keep_alive = version == 1;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut nominated = [""; MAX_NOMINATED];
+    let mut nominated_len = 0;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or("invalid Content-Length")?;
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting Content-Length");
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // As nginx: only `chunked` is understood.
+            if chunked || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err("unknown Transfer-Encoding");
+            }
+            chunked = true;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let tokens = std::str::from_utf8(h.value).map_err(|_| "invalid Connection")?;
+            for token in tokens.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if !token.eq_ignore_ascii_case("keep-alive") {
+                    let slot = nominated.get_mut(nominated_len).ok_or("too many Connection tokens")?;
+                    *slot = token;
+                    nominated_len += 1;
+                }
+            }
+        }
+    }
+    let framing = if head_request || matches!(status, 204 | 304) {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        keep_alive = false;
+        Framing::Close
+    };
+
+    out.clear();
+    let reason = resp
+        .reason
+        .filter(|r| !r.is_empty())
+        .or_else(|| http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()));
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason.unwrap_or(""));
+    let nominated = &nominated[..nominated_len];
+    for h in resp.headers.iter() {
+        let name = h.name;
+        let hop = ["connection", "keep-alive", "proxy-connection", "upgrade"]
+            .iter()
+            .chain(nominated)
+            .any(|n| name.eq_ignore_ascii_case(n));
+        // A chunked body's length is its chunks (RFC 9112 section 6.3): a `Content-Length`
+        // beside it is dropped.
+        let stale_length = framing == Framing::Chunked && name.eq_ignore_ascii_case("content-length");
+        if !hop && !stale_length {
+            for part in [name.as_bytes(), b": ", h.value, b"\r\n"] {
+                out.extend_from_slice(part);
+            }
+        }
+    }
+    if framing == Framing::Close {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Parsed::Final(Final { len, status, framing, keep_alive }))
+}
+
+/// Follows the framing of a chunked body relayed unchanged, to find where it ends.
+#[derive(Debug, Default)]
+pub(crate) struct Chunks {
+    state: State,
+    size: u64,
+    digits: u8,
+    /// Bytes of the current extension or trailer section, bounded.
+    extra: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum State {
+    #[default]
+    Size,
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    LastLf,
+    Done,
+}
+
+/// Extension and trailer bytes tolerated (nginx refuses far smaller chunk-size lines).
+const MAX_EXTRA: usize = 16 * 1024;
+
+impl Chunks {
+    /// Whether the last chunk and the trailer section have been seen.
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Follows `data`; returns how many of its bytes belong to the body (all of them, unless
+    /// the body ends inside `data`).
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<usize, &'static str> {
+        let mut i = 0;
+        while i < data.len() && self.state != State::Done {
+            if self.state == State::Data {
+                let take = (data.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                self.size -= take as u64;
+                i += take;
+                if self.size == 0 {
+                    self.state = State::DataCr;
+                }
+                continue;
+            }
+            let b = data[i];
+            let expect =
+                |want: u8, next: State| if b == want { Ok(next) } else { Err("malformed chunk framing") };
+            self.state = match self.state {
+                State::Size => match (b as char).to_digit(16) {
+                    Some(d) if self.digits < 15 => {
+                        self.size = self.size * 16 + u64::from(d);
+                        self.digits += 1;
+                        State::Size
+                    }
+                    Some(_) => return Err("chunk size too large"),
+                    None if self.digits == 0 => return Err("malformed chunk size"),
+                    None if b == b';' || b == b' ' || b == b'\t' => State::Extension,
+                    None => expect(b'\r', State::SizeLf)?,
+                },
+                State::Extension if b == b'\r' => State::SizeLf,
+                State::Extension => self.more(State::Extension)?,
+                State::SizeLf => {
+                    expect(b'\n', State::Data)?;
+                    self.digits = 0;
+                    self.extra = 0;
+                    if self.size == 0 { State::TrailerStart } else { State::Data }
+                }
+                State::Data | State::Done => self.state,
+                State::DataCr => expect(b'\r', State::DataLf)?,
+                State::DataLf => expect(b'\n', State::Size)?,
+                State::TrailerStart | State::TrailerLine if b != b'\r' => self.more(State::TrailerLine)?,
+                State::TrailerStart => State::LastLf,
+                State::TrailerLine => State::TrailerLf,
+                State::TrailerLf => expect(b'\n', State::TrailerStart)?,
+                State::LastLf => expect(b'\n', State::Done)?,
+            };
+            i += 1;
+        }
+        Ok(i)
+    }
+
+    /// Counts one more extension or trailer byte.
+    fn more(&mut self, next: State) -> Result<State, &'static str> {
+        self.extra += 1;
+        if self.extra > MAX_EXTRA { Err("chunk extension or trailers too long") } else { Ok(next) }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn final_head(raw: &[u8], head_request: bool, close: bool) -> (Final, String) {
+        let mut out = Vec::new();
+        match parse(raw, head_request, close, &mut out).unwrap() {
+            Parsed::Final(f) => (f, String::from_utf8(out).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let (f, out) =
+            final_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello", false, false);
+        assert_eq!((f.status, f.framing, f.keep_alive), (200, Framing::Length(5), true));
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\n");
+        assert_eq!(f.len, 46);
+
+        let (f, out) = final_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n",
+            false,
+            true,
+        );
+        assert_eq!((f.framing, f.keep_alive), (Framing::Chunked, true));
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nconnection: close\r\n\r\n");
+
+        let (f, out) = final_head(b"HTTP/1.0 200 Fine\r\n\r\n", false, false);
+        assert_eq!((f.framing, f.keep_alive), (Framing::Close, false));
+        assert_eq!(out, "HTTP/1.1 200 Fine\r\ntransfer-encoding: chunked\r\n\r\n");
+
+        let (f, _) = final_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true, false);
+        assert_eq!(f.framing, Framing::Empty);
+        let (f, out) = final_head(b"HTTP/1.1 304 \r\nConnection: close\r\n\r\n", false, false);
+        assert_eq!((f.framing, f.keep_alive), (Framing::Empty, false));
+        assert_eq!(out, "HTTP/1.1 304 Not Modified\r\n\r\n");
+    }
+
+    #[test]
+    fn interim_partial_and_broken_heads() {
+        let mut out = Vec::new();
+        assert_eq!(
+            parse(b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1", false, false, &mut out),
+            Ok(Parsed::Interim(37))
+        );
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-", false, false, &mut out), Ok(Parsed::Partial));
+        for bad in [
+            &b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"NOT HTTP\r\n\r\n",
+        ] {
+            assert!(parse(bad, false, false, &mut out).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn chunks_find_the_end_of_the_body_in_any_split() {
+        let body = b"5;ext=1\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: t\r\n\r\nNEXT";
+        let end = body.len() - 4;
+        for split in 0..body.len() {
+            let mut chunks = Chunks::default();
+            let first = chunks.feed(&body[..split]).unwrap();
+            assert_eq!(first, split.min(end));
+            let second = chunks.feed(&body[split.min(end)..]).unwrap();
+            assert_eq!(first + second, end, "split at {split}");
+            assert!(chunks.is_done());
+        }
+        for bad in [&b"x\r\n"[..], b"5\r\nhelloXX", b"5\nhello", b"ffffffffffffffff0\r\n"] {
+            assert!(Chunks::default().feed(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

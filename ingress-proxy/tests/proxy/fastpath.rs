@@ -1,0 +1,164 @@
+//! The HTTP/1.1 fast path at the byte level: pipelined and split requests, hand-over to
+//! Pingora and back on one connection, upstream framing it relays or refuses.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// Reads one `Content-Length`-framed (or bodyless) response from `stream`, keeping any bytes
+/// past it in `pending`. Returns the status line, the head and the body.
+async fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (String, String, Vec<u8>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed inside a response head: {}", String::from_utf8_lossy(pending));
+        pending.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while pending.len() < head_end + length {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed inside a response body");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+    let body = pending[head_end..head_end + length].to_vec();
+    pending.drain(..head_end + length);
+    (head.lines().next().unwrap_or("").to_owned(), head, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_split_and_handed_over_requests_share_one_connection() {
+    let b = Backend::start("b").await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    let mut pending = Vec::new();
+
+    // Two requests in one write: both answered, in order.
+    client
+        .write_all(b"GET /one HTTP/1.1\r\nHost: f.example.com\r\n\r\nGET /two?x=1 HTTP/1.1\r\nHost: f.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    for want in ["b GET /one", "b GET /two?x=1"] {
+        let (status, _, body) = read_response(&mut client, &mut pending).await;
+        assert_eq!((status.as_str(), String::from_utf8_lossy(&body).as_ref()), ("HTTP/1.1 200 OK", want));
+    }
+
+    // A head arriving in pieces.
+    for piece in [&b"GET /thr"[..], b"ee HTTP/1.1\r\nHo", b"st: f.example.com\r\n", b"\r\n"] {
+        client.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, _, body) = read_response(&mut client, &mut pending).await;
+    assert_eq!(body, b"b GET /three");
+
+    // A request with a body goes to Pingora's session, with the bytes already read...
+    client
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: f.example.com\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let (status, _, body) = read_response(&mut client, &mut pending).await;
+    assert_eq!((status.as_str(), body.as_slice()), ("HTTP/1.1 200 OK", &b"5"[..]));
+    // ...and so does a malformed-looking but valid head too large for the fast path's buffer.
+    let big = "v".repeat(40 * 1024);
+    client
+        .write_all(format!("GET /headers HTTP/1.1\r\nHost: f.example.com\r\nX-Big: {big}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (status, _, body) = read_response(&mut client, &mut pending).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(String::from_utf8_lossy(&body).contains(&format!("x-big: {big}")));
+
+    // Back on the fast path afterwards; `Connection: close` ends the connection.
+    client
+        .write_all(b"GET /four HTTP/1.1\r\nHost: f.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, head, body) = read_response(&mut client, &mut pending).await;
+    assert_eq!(body, b"b GET /four");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty() && pending.is_empty());
+    assert_eq!(b.accepts(), 1, "every request went over one pooled upstream connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_from_pingora() {
+    let b = Backend::start("b").await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
+    for bad in [&b"GARBAGE\r\n\r\n"[..], b"GET / HTTP/1.1\r\nHost: f.example.com\r\nBad Header: x\r\n\r\n"] {
+        let mut client = TcpStream::connect(proxy.http).await.unwrap();
+        client.write_all(bad).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    assert_eq!(b.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_framing_is_relayed_or_refused() {
+    let (raw, _) = raw_backend(|request, _| {
+        let path = request.split(' ').nth(1).unwrap_or("");
+        Some(match path {
+            "/trailers" => (
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n\
+                   5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"[..],
+                false,
+            ),
+            "/gzip" => (&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx"[..], true),
+            "/two-lengths" => {
+                (&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"[..], true)
+            }
+            "/garbage" => (&b"NOT HTTP AT ALL\r\n\r\n"[..], true),
+            "/cut" => (&b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"[..], true),
+            _ => (&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..], false),
+        })
+    })
+    .await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("raw", "raw.example.com", "/", "raw", &[raw]));
+
+    // Chunks, extensions and trailers pass through as sent; a `Content-Length` beside them is
+    // dropped; the connection stays usable.
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    client.write_all(b"GET /trailers HTTP/1.1\r\nHost: raw.example.com\r\n\r\n").await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !got.ends_with(b"X-Trailer: t\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.ends_with("\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("content-length"), "{text}");
+    client.write_all(b"GET /again HTTP/1.1\r\nHost: raw.example.com\r\n\r\n").await.unwrap();
+    let (_, _, body) = read_response(&mut client, &mut Vec::new()).await;
+    assert_eq!(body, b"ok");
+
+    // Framing the proxy cannot relay safely is a 502, as nginx answers it.
+    for path in ["/gzip", "/two-lengths", "/garbage"] {
+        let reply = fetch(proxy.http, "raw.example.com", path).await;
+        assert_eq!(reply.status, 502, "{path}");
+    }
+
+    // An upstream that closes inside the body: the client gets what came, then the
+    // connection closes (the response cannot be completed).
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    client.write_all(b"GET /cut HTTP/1.1\r\nHost: raw.example.com\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\nonly this"), "{answer}");
+}
