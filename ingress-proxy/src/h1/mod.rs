@@ -49,7 +49,9 @@ use crate::response::{body_for, status_for};
 use crate::service::{ActiveRequest, Ferry, Finished};
 use crate::upstream::{Selector, connect_failure_is_retryable, stale_connection_is_retryable};
 
-/// How long a client connection may sit idle between requests (Pingora's HTTP/1 default).
+/// How long a client connection may sit idle between requests (Pingora's HTTP/1 default), and
+/// how long a request head may take to arrive from its first byte (nginx's
+/// `client_header_timeout`).
 const KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// A request head not complete within this many bytes goes to Pingora, which has its own
@@ -118,6 +120,7 @@ impl ServerApp for Front {
             upstream: BytesMut::new(),
         };
         let mut buf = BytesMut::with_capacity(4096);
+        let mut head_started = None;
         loop {
             let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
             match head::parse(&buf, &mut headers) {
@@ -126,17 +129,27 @@ impl ServerApp for Front {
                     let next = self.serve(&head, close, &mut conn).await;
                     let len = head.len;
                     buf.advance(len);
+                    head_started = None;
                     if next == Next::Close {
                         return None;
                     }
                 }
                 Parsed::Partial if buf.len() < MAX_HEAD => {
-                    if !read_client(&mut conn.client, &mut buf).await {
+                    // Idle: the keep-alive timeout. Inside a head: what is left of the time
+                    // the head has from its first byte (a trickled head does not last forever).
+                    let now = Instant::now();
+                    let wait = if buf.is_empty() {
+                        KEEPALIVE
+                    } else {
+                        (*head_started.get_or_insert(now) + KEEPALIVE).saturating_duration_since(now)
+                    };
+                    if !read_client(&mut conn.client, &mut buf, wait).await {
                         return None;
                     }
                 }
                 Parsed::Partial | Parsed::Other => {
                     conn.client = self.hand_over(conn.client, buf.split(), shutdown).await?;
+                    head_started = None;
                 }
             }
         }
@@ -147,10 +160,11 @@ impl ServerApp for Front {
     }
 }
 
-/// Waits for more of the next request; false when the client closed, failed or idled out.
-async fn read_client(client: &mut Stream, buf: &mut BytesMut) -> bool {
+/// Waits up to `wait` for more of the next request; false when the client closed, failed or
+/// ran out of time.
+async fn read_client(client: &mut Stream, buf: &mut BytesMut, wait: Duration) -> bool {
     buf.reserve(4096);
-    matches!(pingora::time::timeout(KEEPALIVE, client.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
+    matches!(pingora::time::timeout(wait, client.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
 }
 
 impl Front {
