@@ -59,8 +59,10 @@ pub(crate) struct Relay<'a> {
     pub(crate) client: &'a mut Stream,
     pub(crate) read_timeout: Duration,
     pub(crate) write_timeout: Duration,
-    /// Body bytes sent to the client so far.
+    /// Body payload bytes sent to the client so far (chunk framing not counted).
     pub(crate) sent: u64,
+    /// Whether writing to the client began (the response head is, at least partly, out).
+    pub(crate) started: bool,
 }
 
 impl Relay<'_> {
@@ -78,17 +80,18 @@ impl Relay<'_> {
                 self.relay_until(head, |buf| {
                     let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                     left -= take as u64;
-                    Ok((take, left == 0))
+                    Ok((take, take as u64, left == 0))
                 })
                 .await
             }
             Framing::Chunked => {
                 let mut chunks = Chunks::default();
                 self.relay_until(head, |buf| {
+                    let before = chunks.payload;
                     let take = chunks
                         .feed(buf)
                         .map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why).into_up())?;
-                    Ok((take, chunks.is_done()))
+                    Ok((take, chunks.payload - before, chunks.is_done()))
                 })
                 .await
             }
@@ -114,20 +117,22 @@ impl Relay<'_> {
     }
 
     /// Relays a body that delimits itself: `next` says how many bytes of what was read belong
-    /// to the body, and whether that is its end. The head goes out with the first bytes.
+    /// to the body, how many of those are payload (not framing), and whether that is its end.
+    /// The head goes out with the first bytes.
     async fn relay_until(
         &mut self,
         head: &[u8],
-        mut next: impl FnMut(&[u8]) -> Result<(usize, bool)> + Send,
+        mut next: impl FnMut(&[u8]) -> Result<(usize, u64, bool)> + Send,
     ) -> Result<bool> {
         let mut first = true;
         loop {
-            let (take, done) = next(&self.buf[..])?;
+            let (take, payload, done) = next(&self.buf[..])?;
             let pair = [head, &self.buf[..take]];
             let parts = if first { &pair[..] } else { &pair[1..] };
+            self.started = true;
             write(self.client, parts, self.write_timeout, Side::Client).await?;
             first = false;
-            self.sent += take as u64;
+            self.sent += payload;
             self.buf.advance(take);
             if done {
                 return Ok(self.buf.is_empty());
@@ -141,6 +146,7 @@ impl Relay<'_> {
     }
 
     async fn send(&mut self, parts: &[&[u8]]) -> Result<()> {
+        self.started = true;
         write(self.client, parts, self.write_timeout, Side::Client).await
     }
 

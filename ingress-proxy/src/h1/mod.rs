@@ -58,6 +58,10 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 /// limits and answers for oversized heads.
 const MAX_HEAD: usize = 32 * 1024;
 
+/// Interim (1xx) responses dropped before the final one; an upstream sending more (each within
+/// the read timeout, so none times out) is answered 502 rather than holding the request.
+const MAX_INTERIM: usize = 16;
+
 /// The proxy's [`ServerApp`]: serves what the fast path takes, hands the rest to Pingora.
 pub(crate) struct Front {
     pub(crate) pingora: Arc<HttpProxy<Ferry>>,
@@ -333,12 +337,19 @@ async fn exchange(
     body::write(up, &[&conn.request], timeouts.write, Side::Upstream).await?;
     conn.upstream.clear();
     let head_request = head.method == "HEAD";
+    let mut interim = 0;
     let last = loop {
         let parsed = response::parse(&conn.upstream, head_request, close, &mut conn.head)
             .map_err(|why| Error::explain(InvalidHTTPHeader, why).into_up())?;
         match parsed {
             response::Parsed::Final(last) => break last,
-            response::Parsed::Interim(len) => conn.upstream.advance(len),
+            response::Parsed::Interim(_) if interim == MAX_INTERIM => {
+                return Err(Error::explain(InvalidHTTPHeader, "too many interim responses").into_up());
+            }
+            response::Parsed::Interim(len) => {
+                interim += 1;
+                conn.upstream.advance(len);
+            }
             response::Parsed::Partial if conn.upstream.len() > MAX_HEAD => {
                 return Err(Error::explain(InvalidHTTPHeader, "response head too large").into_up());
             }
@@ -353,8 +364,6 @@ async fn exchange(
     };
     conn.upstream.advance(last.len);
     outcome.upstream_status = Some(last.status);
-    outcome.status = last.status;
-    outcome.committed = true;
     let mut relay = Relay {
         up,
         buf: &mut conn.upstream,
@@ -362,9 +371,15 @@ async fn exchange(
         read_timeout: timeouts.read,
         write_timeout: timeouts.write,
         sent: 0,
+        started: false,
     };
     let result = relay.run(last.framing, &mut conn.head).await;
     outcome.bytes = relay.sent;
+    // A body refused before anything went out (malformed first chunk) still becomes a 502.
+    if relay.started {
+        outcome.status = last.status;
+        outcome.committed = true;
+    }
     Ok(result? && last.keep_alive)
 }
 
@@ -378,10 +393,11 @@ async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &mut Outcome
     out.clear();
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n",
         body.len(),
-        if close { "connection: close\r\n" } else { "" },
     );
+    response::end_head(out, close);
+    out.extend_from_slice(body.as_bytes());
     outcome.status = status;
     outcome.committed = true;
     match body::write(&mut conn.client, &[out], KEEPALIVE, Side::Client).await {

@@ -7,7 +7,7 @@ use std::io::Write as _;
 const MAX_HEADERS: usize = 128;
 
 /// Connection-nominated response headers dropped; a response nominating more is refused.
-const MAX_NOMINATED: usize = 8;
+const MAX_NOMINATED: usize = 16;
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,11 @@ pub(crate) fn parse(
             }
             chunked = true;
         } else if h.name.eq_ignore_ascii_case("connection") {
-            let tokens = std::str::from_utf8(h.value).map_err(|_| "invalid Connection")?;
+            let Ok(tokens) = std::str::from_utf8(h.value) else {
+                // Unreadable: whatever it nominates cannot be honoured, so nothing is reused.
+                keep_alive = false;
+                continue;
+            };
             for token in tokens.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 if token.eq_ignore_ascii_case("close") {
                     keep_alive = false;
@@ -104,6 +108,11 @@ pub(crate) fn parse(
                 }
             }
         }
+    }
+    if chunked && length.is_some() {
+        // Both framings at once is how smuggling attempts look (RFC 9112 section 6.3): the
+        // chunks frame this response, and the connection is not used again.
+        keep_alive = false;
     }
     let framing = if head_request || matches!(status, 204 | 304) {
         Framing::Empty
@@ -125,27 +134,45 @@ pub(crate) fn parse(
     let nominated = &nominated[..nominated_len];
     for h in resp.headers.iter() {
         let name = h.name;
-        let hop = ["connection", "keep-alive", "proxy-connection", "upgrade"]
-            .iter()
-            .chain(nominated)
-            .any(|n| name.eq_ignore_ascii_case(n));
-        // A chunked body's length is its chunks (RFC 9112 section 6.3): a `Content-Length`
-        // beside it is dropped.
-        let stale_length = framing == Framing::Chunked && name.eq_ignore_ascii_case("content-length");
-        if !hop && !stale_length {
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        // Framing headers are the proxy's to write (below), whatever `Connection` nominates;
+        // a bodyless response keeps them, they describe the resource. `Date` is the proxy's
+        // own, as with Pingora and nginx.
+        let framing_header = is("content-length") || is("transfer-encoding");
+        let skip = if framing_header {
+            framing != Framing::Empty
+        } else {
+            is("date")
+                || ["connection", "keep-alive", "proxy-connection", "upgrade"]
+                    .into_iter()
+                    .chain(nominated.iter().copied())
+                    .any(is)
+        };
+        if !skip {
             for part in [name.as_bytes(), b": ", h.value, b"\r\n"] {
                 out.extend_from_slice(part);
             }
         }
     }
-    if framing == Framing::Close {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::Chunked | Framing::Close => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty => {}
     }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    end_head(out, close);
     Ok(Parsed::Final(Final { len, status, framing, keep_alive }))
+}
+
+/// Ends a response head the proxy writes: its own `Date` (cached per second, as Pingora keeps
+/// it), `Connection` as Pingora and nginx send it, and the blank line.
+pub(crate) fn end_head(out: &mut Vec<u8>, close: bool) {
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(pingora::protocols::http::date::get_cached_date().as_bytes());
+    let tail: &[u8] =
+        if close { b"\r\nconnection: close\r\n\r\n" } else { b"\r\nconnection: keep-alive\r\n\r\n" };
+    out.extend_from_slice(tail);
 }
 
 /// Follows the framing of a chunked body relayed unchanged, to find where it ends.
@@ -156,6 +183,8 @@ pub(crate) struct Chunks {
     digits: u8,
     /// Bytes of the current extension or trailer section, bounded.
     extra: usize,
+    /// Data bytes seen (what the access log counts, without the framing).
+    pub(crate) payload: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +220,7 @@ impl Chunks {
             if self.state == State::Data {
                 let take = (data.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
                 self.size -= take as u64;
+                self.payload += take as u64;
                 i += take;
                 if self.size == 0 {
                     self.state = State::DataCr;
@@ -213,7 +243,7 @@ impl Chunks {
                     None => expect(b'\r', State::SizeLf)?,
                 },
                 State::Extension if b == b'\r' => State::SizeLf,
-                State::Extension => self.more(State::Extension)?,
+                State::Extension => self.more(b, State::Extension)?,
                 State::SizeLf => {
                     expect(b'\n', State::Data)?;
                     self.digits = 0;
@@ -223,7 +253,7 @@ impl Chunks {
                 State::Data | State::Done => self.state,
                 State::DataCr => expect(b'\r', State::DataLf)?,
                 State::DataLf => expect(b'\n', State::Size)?,
-                State::TrailerStart | State::TrailerLine if b != b'\r' => self.more(State::TrailerLine)?,
+                State::TrailerStart | State::TrailerLine if b != b'\r' => self.more(b, State::TrailerLine)?,
                 State::TrailerStart => State::LastLf,
                 State::TrailerLine => State::TrailerLf,
                 State::TrailerLf => expect(b'\n', State::TrailerStart)?,
@@ -234,10 +264,18 @@ impl Chunks {
         Ok(i)
     }
 
-    /// Counts one more extension or trailer byte.
-    fn more(&mut self, next: State) -> Result<State, &'static str> {
+    /// Takes one more extension or trailer byte: text only (no bare LF, no control bytes, as
+    /// a lenient client might end a line there and read what follows as a response), and
+    /// boundedly many.
+    fn more(&mut self, b: u8, next: State) -> Result<State, &'static str> {
         self.extra += 1;
-        if self.extra > MAX_EXTRA { Err("chunk extension or trailers too long") } else { Ok(next) }
+        if !(b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+            Err("control byte in chunk extension or trailers")
+        } else if self.extra > MAX_EXTRA {
+            Err("chunk extension or trailers too long")
+        } else {
+            Ok(next)
+        }
     }
 }
 
@@ -246,39 +284,86 @@ impl Chunks {
 mod tests {
     use super::*;
 
+    /// The final head and what the client gets, its (per-second) `date` line masked.
     fn final_head(raw: &[u8], head_request: bool, close: bool) -> (Final, String) {
         let mut out = Vec::new();
         match parse(raw, head_request, close, &mut out).unwrap() {
-            Parsed::Final(f) => (f, String::from_utf8(out).unwrap()),
+            Parsed::Final(f) => {
+                let text = String::from_utf8(out).unwrap();
+                let masked: Vec<&str> =
+                    text.split("\r\n").map(|l| if l.starts_with("date: ") { "date: *" } else { l }).collect();
+                (f, masked.join("\r\n"))
+            }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn framing_follows_rfc_9112() {
-        let (f, out) =
-            final_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello", false, false);
+        let (f, out) = final_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n\r\nhello",
+            false,
+            false,
+        );
         assert_eq!((f.status, f.framing, f.keep_alive), (200, Framing::Length(5), true));
-        assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\n");
-        assert_eq!(f.len, 46);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nX-A: b\r\ncontent-length: 5\r\ndate: *\r\nconnection: keep-alive\r\n\r\n"
+        );
+        assert_eq!(f.len, 83);
 
         let (f, out) = final_head(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n",
             false,
             true,
         );
         assert_eq!((f.framing, f.keep_alive), (Framing::Chunked, true));
-        assert_eq!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nconnection: close\r\n\r\n");
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ndate: *\r\nconnection: close\r\n\r\n"
+        );
 
         let (f, out) = final_head(b"HTTP/1.0 200 Fine\r\n\r\n", false, false);
         assert_eq!((f.framing, f.keep_alive), (Framing::Close, false));
-        assert_eq!(out, "HTTP/1.1 200 Fine\r\ntransfer-encoding: chunked\r\n\r\n");
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 Fine\r\ntransfer-encoding: chunked\r\ndate: *\r\nconnection: keep-alive\r\n\r\n"
+        );
 
-        let (f, _) = final_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true, false);
+        // A bodyless response keeps the length of the resource it describes.
+        let (f, out) = final_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true, false);
         assert_eq!(f.framing, Framing::Empty);
+        assert!(out.contains("\r\nContent-Length: 1000\r\n"), "{out}");
         let (f, out) = final_head(b"HTTP/1.1 304 \r\nConnection: close\r\n\r\n", false, false);
         assert_eq!((f.framing, f.keep_alive), (Framing::Empty, false));
-        assert_eq!(out, "HTTP/1.1 304 Not Modified\r\n\r\n");
+        assert_eq!(out, "HTTP/1.1 304 Not Modified\r\ndate: *\r\nconnection: keep-alive\r\n\r\n");
+    }
+
+    #[test]
+    fn framing_headers_survive_nomination_and_double_framing_is_not_reused() {
+        // `Connection` may not strip the framing the body is relayed in.
+        let (f, out) = final_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: content-length\r\n\r\n",
+            false,
+            false,
+        );
+        assert_eq!(f.framing, Framing::Length(5));
+        assert!(out.contains("\r\ncontent-length: 5\r\n"), "{out}");
+        let (f, out) = final_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n",
+            false,
+            false,
+        );
+        assert_eq!(f.framing, Framing::Chunked);
+        assert!(out.contains("\r\ntransfer-encoding: chunked\r\n"), "{out}");
+        // Chunked and a length: the chunks frame it, the connection is not pooled again.
+        let (f, out) = final_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+            false,
+        );
+        assert_eq!((f.framing, f.keep_alive), (Framing::Chunked, false));
+        assert!(!out.to_ascii_lowercase().contains("content-length"), "{out}");
     }
 
     #[test]
@@ -311,8 +396,18 @@ mod tests {
             let second = chunks.feed(&body[split.min(end)..]).unwrap();
             assert_eq!(first + second, end, "split at {split}");
             assert!(chunks.is_done());
+            assert_eq!(chunks.payload, 21, "payload bytes, framing not counted");
         }
-        for bad in [&b"x\r\n"[..], b"5\r\nhelloXX", b"5\nhello", b"ffffffffffffffff0\r\n"] {
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\r\nhelloXX",
+            b"5\nhello",
+            b"ffffffffffffffff0\r\n",
+            // Bare LF or control bytes where a lenient client could end a line.
+            b"5;x\nhello\r\n",
+            b"0\r\n\nHTTP/1.1 200 OK\r\n\r\n",
+            b"0\r\nX-T: a\x00b\r\n\r\n",
+        ] {
             assert!(Chunks::default().feed(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }

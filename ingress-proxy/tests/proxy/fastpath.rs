@@ -117,6 +117,11 @@ async fn upstream_framing_is_relayed_or_refused() {
                    5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"[..],
                 false,
             ),
+            "/nominated" => (&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: content-length\r\n\r\nhello"[..], false),
+            "/lf-trailer" => (
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+                true,
+            ),
             "/gzip" => (&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx"[..], true),
             "/two-lengths" => {
                 (&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"[..], true)
@@ -146,6 +151,25 @@ async fn upstream_framing_is_relayed_or_refused() {
     client.write_all(b"GET /again HTTP/1.1\r\nHost: raw.example.com\r\n\r\n").await.unwrap();
     let (_, _, body) = read_response(&mut client, &mut Vec::new()).await;
     assert_eq!(body, b"ok");
+    assert!(text.contains("\r\ndate: ") && text.contains("\r\nconnection: keep-alive\r\n"), "{text}");
+
+    // `Connection` cannot take the framing away from a response relayed in it.
+    let mut conn = Conn::open(proxy.http).await;
+    for path in ["/nominated", "/again"] {
+        let reply =
+            tokio::time::timeout(Duration::from_secs(5), conn.get("raw.example.com", path)).await.unwrap();
+        assert_eq!(reply.status, 200, "{path}");
+    }
+
+    // A chunked body whose trailer section ends in a bare LF (where a lenient client would
+    // read the rest as another response): refused before anything went out, so a 502.
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    client.write_all(b"GET /lf-trailer HTTP/1.1\r\nHost: raw.example.com\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    assert!(!answer.contains("HTTP/1.1 200"), "{answer}");
 
     // Framing the proxy cannot relay safely is a 502, as nginx answers it.
     for path in ["/gzip", "/two-lengths", "/garbage"] {
