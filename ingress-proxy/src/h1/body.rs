@@ -10,7 +10,8 @@ use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::response::{Chunks, Framing};
+use super::chunks::Chunks;
+use super::response::Framing;
 
 /// Room made in a buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;

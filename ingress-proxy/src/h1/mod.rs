@@ -18,6 +18,8 @@
 //! again.
 
 mod body;
+mod chunks;
+mod exchange;
 mod head;
 mod response;
 
@@ -28,7 +30,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
 use ingress_core::Route;
-use pingora::ErrorType::{ConnectionClosed, InvalidHTTPHeader};
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::connectors::TransportConnector;
 use pingora::prelude::HttpPeer;
@@ -36,16 +37,15 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::{ALPN, Stream};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use pingora::{Error, Result};
 use tokio::io::AsyncReadExt;
 
-use self::body::{Relay, Side};
+use self::exchange::{answer, exchange};
 use self::head::{Forwarding, Head, Parsed};
 use crate::config::{RuntimeSettings, Timeouts};
 use crate::handle::Shared;
 use crate::metrics::Metrics;
 use crate::pool::IdlePool;
-use crate::response::{body_for, status_for};
+use crate::response::status_for;
 use crate::service::{ActiveRequest, Ferry, Finished};
 use crate::upstream::{Selector, connect_failure_is_retryable, stale_connection_is_retryable};
 
@@ -57,10 +57,6 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 /// A request head not complete within this many bytes goes to Pingora, which has its own
 /// limits and answers for oversized heads.
 const MAX_HEAD: usize = 32 * 1024;
-
-/// Interim (1xx) responses dropped before the final one; an upstream sending more (each within
-/// the read timeout, so none times out) is answered 502 rather than holding the request.
-const MAX_INTERIM: usize = 16;
 
 /// The proxy's [`ServerApp`]: serves what the fast path takes, hands the rest to Pingora.
 pub(crate) struct Front {
@@ -321,90 +317,4 @@ fn peer(addr: SocketAddr, timeouts: &Timeouts) -> HttpPeer {
     let mut peer = HttpPeer::new(addr, false, String::new());
     peer.options.connection_timeout = Some(timeouts.connect);
     peer
-}
-
-/// One request/response exchange on one upstream connection: the request (in
-/// `conn.request`) goes out, interim responses are dropped, the final one is relayed.
-/// Returns whether the upstream connection can be used again.
-async fn exchange(
-    head: &Head<'_>,
-    up: &mut Stream,
-    close: bool,
-    timeouts: &Timeouts,
-    conn: &mut Conn,
-    outcome: &mut Outcome,
-) -> Result<bool> {
-    body::write(up, &[&conn.request], timeouts.write, Side::Upstream).await?;
-    conn.upstream.clear();
-    let head_request = head.method == "HEAD";
-    let mut interim = 0;
-    let last = loop {
-        let parsed = response::parse(&conn.upstream, head_request, close, &mut conn.head)
-            .map_err(|why| Error::explain(InvalidHTTPHeader, why).into_up())?;
-        match parsed {
-            response::Parsed::Final(last) => break last,
-            response::Parsed::Interim(_) if interim == MAX_INTERIM => {
-                return Err(Error::explain(InvalidHTTPHeader, "too many interim responses").into_up());
-            }
-            response::Parsed::Interim(len) => {
-                interim += 1;
-                conn.upstream.advance(len);
-            }
-            response::Parsed::Partial if conn.upstream.len() > MAX_HEAD => {
-                return Err(Error::explain(InvalidHTTPHeader, "response head too large").into_up());
-            }
-            response::Parsed::Partial => {
-                if body::read_upstream(up, &mut conn.upstream, timeouts.read).await? == 0 {
-                    return Err(
-                        Error::explain(ConnectionClosed, "upstream closed before responding").into_up()
-                    );
-                }
-            }
-        }
-    };
-    conn.upstream.advance(last.len);
-    outcome.upstream_status = Some(last.status);
-    let mut relay = Relay {
-        up,
-        buf: &mut conn.upstream,
-        client: &mut conn.client,
-        read_timeout: timeouts.read,
-        write_timeout: timeouts.write,
-        sent: 0,
-        started: false,
-    };
-    let result = relay.run(last.framing, &mut conn.head).await;
-    outcome.bytes = relay.sent;
-    // A body refused before anything went out (malformed first chunk) still becomes a 502.
-    if relay.started {
-        outcome.status = last.status;
-        outcome.committed = true;
-    }
-    Ok(result? && last.keep_alive)
-}
-
-/// Answers without an upstream: the built-in default backend's 404, 503 without endpoints,
-/// 502/504 when the upstream failed. Errors close the connection, as Pingora's pipeline does.
-async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &mut Outcome) -> Next {
-    use std::io::Write as _;
-    let body = body_for(status);
-    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    let out = &mut conn.head;
-    out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n",
-        body.len(),
-    );
-    response::end_head(out, close);
-    out.extend_from_slice(body.as_bytes());
-    outcome.status = status;
-    outcome.committed = true;
-    match body::write(&mut conn.client, &[out], KEEPALIVE, Side::Client).await {
-        Ok(()) => {
-            outcome.bytes = body.len() as u64;
-            if close { Next::Close } else { Next::KeepAlive }
-        }
-        Err(_) => Next::Close,
-    }
 }

@@ -1,0 +1,103 @@
+//! One exchange on the fast path ([`super`]): the request out, interim responses dropped, the
+//! final one relayed; and the answers the proxy gives itself.
+
+use bytes::Buf;
+use pingora::ErrorType::{ConnectionClosed, InvalidHTTPHeader};
+use pingora::protocols::Stream;
+use pingora::{Error, Result};
+
+use super::body::{self, Relay, Side};
+use super::head::Head;
+use super::{Conn, KEEPALIVE, MAX_HEAD, Next, Outcome, response};
+use crate::config::Timeouts;
+use crate::response::body_for;
+
+/// Interim (1xx) responses dropped before the final one; an upstream sending more (each within
+/// the read timeout, so none times out) is answered 502 rather than holding the request.
+const MAX_INTERIM: usize = 16;
+
+/// One request/response exchange on one upstream connection: the request (in
+/// `conn.request`) goes out, interim responses are dropped, the final one is relayed.
+/// Returns whether the upstream connection can be used again.
+pub(super) async fn exchange(
+    head: &Head<'_>,
+    up: &mut Stream,
+    close: bool,
+    timeouts: &Timeouts,
+    conn: &mut Conn,
+    outcome: &mut Outcome,
+) -> Result<bool> {
+    body::write(up, &[&conn.request], timeouts.write, Side::Upstream).await?;
+    conn.upstream.clear();
+    let head_request = head.method == "HEAD";
+    let mut interim = 0;
+    let last = loop {
+        let parsed = response::parse(&conn.upstream, head_request, close, &mut conn.head)
+            .map_err(|why| Error::explain(InvalidHTTPHeader, why).into_up())?;
+        match parsed {
+            response::Parsed::Final(last) => break last,
+            response::Parsed::Interim(_) if interim == MAX_INTERIM => {
+                return Err(Error::explain(InvalidHTTPHeader, "too many interim responses").into_up());
+            }
+            response::Parsed::Interim(len) => {
+                interim += 1;
+                conn.upstream.advance(len);
+            }
+            response::Parsed::Partial if conn.upstream.len() > MAX_HEAD => {
+                return Err(Error::explain(InvalidHTTPHeader, "response head too large").into_up());
+            }
+            response::Parsed::Partial => {
+                if body::read_upstream(up, &mut conn.upstream, timeouts.read).await? == 0 {
+                    return Err(
+                        Error::explain(ConnectionClosed, "upstream closed before responding").into_up()
+                    );
+                }
+            }
+        }
+    };
+    conn.upstream.advance(last.len);
+    outcome.upstream_status = Some(last.status);
+    let mut relay = Relay {
+        up,
+        buf: &mut conn.upstream,
+        client: &mut conn.client,
+        read_timeout: timeouts.read,
+        write_timeout: timeouts.write,
+        sent: 0,
+        started: false,
+    };
+    let result = relay.run(last.framing, &mut conn.head).await;
+    outcome.bytes = relay.sent;
+    // A body refused before anything went out (malformed first chunk) still becomes a 502.
+    if relay.started {
+        outcome.status = last.status;
+        outcome.committed = true;
+    }
+    Ok(result? && last.keep_alive)
+}
+
+/// Answers without an upstream: the built-in default backend's 404, 503 without endpoints,
+/// 502/504 when the upstream failed. Errors close the connection, as Pingora's pipeline does.
+pub(super) async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &mut Outcome) -> Next {
+    use std::io::Write as _;
+    let body = body_for(status);
+    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let out = &mut conn.head;
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n",
+        body.len(),
+    );
+    response::end_head(out, close);
+    out.extend_from_slice(body.as_bytes());
+    outcome.status = status;
+    outcome.committed = true;
+    match body::write(&mut conn.client, &[out], KEEPALIVE, Side::Client).await {
+        Ok(()) => {
+            outcome.bytes = body.len() as u64;
+            if close { Next::Close } else { Next::KeepAlive }
+        }
+        Err(_) => Next::Close,
+    }
+}
