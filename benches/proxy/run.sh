@@ -5,6 +5,7 @@
 #   MODE=alternate benches/proxy/run.sh  # each proxy alone in turn (order flips every round)
 #   ROUNDS=11 DURATION=5 CONNS=64 benches/proxy/run.sh
 #   FERRY_WORK_STEALING=1 benches/proxy/run.sh   # Pingora's work-stealing runtime instead
+#   BODY=1024 benches/proxy/run.sh       # POSTs with a 1024-byte body instead of bodyless GETs
 #
 # Layout (2 cores): both proxies pinned to core 0 (taskset), one worker each; the wrk load
 # generators and the upstream (nginx returning a fixed 13-byte body) share core 1. Keep-alive on
@@ -25,6 +26,7 @@ MODE="${MODE:-concurrent}"
 ROUNDS="${ROUNDS:-7}"
 DURATION="${DURATION:-4}"
 CONNS="${CONNS:-32}"
+BODY="${BODY:-0}"
 PROXY_CORE="${PROXY_CORE:-0}"
 LOAD_CORE="${LOAD_CORE:-1}"
 UP_PORT=18080 NGINX_PORT=18081 FERRY_PORT=18082
@@ -85,8 +87,15 @@ ticks() {
 # Latency string (e.g. 812.00us, 1.20ms, 2.00s) → milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
+# With BODY > 0, every request is a POST carrying that many bytes (Content-Length framed).
+SCRIPT=()
+if [ "$BODY" -gt 0 ]; then
+  printf 'wrk.method = "POST"\nwrk.body = string.rep("x", %d)\n' "$BODY" >"$WORK/post.lua"
+  SCRIPT=(-s "$WORK/post.lua")
+fi
+
 load() { # port seconds → wrk's report
-  taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${2}s" --latency -H 'Host: bench.local' "http://127.0.0.1:$1/"
+  taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${2}s" --latency "${SCRIPT[@]}" -H 'Host: bench.local' "http://127.0.0.1:$1/"
 }
 
 run() { # name port pid → "rps p50 p99 cpu_per_req", the proxy alone
@@ -150,4 +159,5 @@ sed 's/^/  /' "$WORK/ratios"
 printf 'median ratio ours/nginx: req/s %.2fx, p50 %.2fx, p99 %.2fx, CPU/request %.2fx\n' \
   "$(awk '{print $1}' "$WORK/ratios" | median)" "$(awk '{print $2}' "$WORK/ratios" | median)" \
   "$(awk '{print $3}' "$WORK/ratios" | median)" "$(awk '{print $4}' "$WORK/ratios" | median)"
-echo "(${MODE}: ${ROUNDS} rounds of ${DURATION}s per proxy, ${CONNS} connections, proxy on core $PROXY_CORE, wrk + upstream on core $LOAD_CORE)"
+requests="bodyless GETs"; [ "$BODY" -gt 0 ] && requests="POSTs of $BODY bytes"
+echo "(${MODE}: ${ROUNDS} rounds of ${DURATION}s per proxy, ${CONNS} connections, $requests, proxy on core $PROXY_CORE, wrk + upstream on core $LOAD_CORE)"
