@@ -3,9 +3,9 @@
 //! [`ProxyHttp::request_filter`](pingora::proxy::ProxyHttp::request_filter) straight over a
 //! pooled upstream connection.
 //!
-//! Bodyless HTTP/1.1 requests rarely get this far: the fast path ([`crate::h1`]) serves them
-//! before Pingora's session is built. What comes here is what it hands over: small bodies,
-//! upgrades, HTTP/1.0, and heads it does not take.
+//! Most HTTP/1.1 requests never get this far: the fast path ([`crate::h1`]) serves them before
+//! Pingora's session is built. What comes here is what it hands over: upgrades, HTTP/1.0,
+//! `Expect: 100-continue`, and heads it does not take.
 //!
 //! Why a second path: Pingora's generic pipeline runs every request as two concurrent halves
 //! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with

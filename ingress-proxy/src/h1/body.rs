@@ -26,15 +26,8 @@ pub(crate) async fn read_upstream(up: &mut Stream, buf: &mut BytesMut, timeout: 
     }
 }
 
-/// Which side of the proxy a write goes to, for the error's source.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Side {
-    Upstream,
-    Client,
-}
-
-/// Writes `parts` and flushes (Pingora's streams buffer writes).
-pub(crate) async fn write(stream: &mut Stream, parts: &[&[u8]], timeout: Duration, side: Side) -> Result<()> {
+/// Writes `parts` to the client and flushes (Pingora's streams buffer writes).
+pub(crate) async fn write(stream: &mut Stream, parts: &[&[u8]], timeout: Duration) -> Result<()> {
     let io = async {
         for part in parts {
             stream.write_all(part).await?;
@@ -46,10 +39,7 @@ pub(crate) async fn write(stream: &mut Stream, parts: &[&[u8]], timeout: Duratio
         Ok(Err(e)) => Error::because(ErrorType::WriteError, "writing", e),
         Err(_) => Error::explain(ErrorType::WriteTimedout, "write timed out"),
     };
-    Err(match side {
-        Side::Upstream => e.into_up(),
-        Side::Client => e.into_down(),
-    })
+    Err(e.into_down())
 }
 
 /// The two connections a response body moves between, and their timeouts.
@@ -131,7 +121,7 @@ impl Relay<'_> {
             let pair = [head, &self.buf[..take]];
             let parts = if first { &pair[..] } else { &pair[1..] };
             self.started = true;
-            write(self.client, parts, self.write_timeout, Side::Client).await?;
+            write(self.client, parts, self.write_timeout).await?;
             first = false;
             self.sent += payload;
             self.buf.advance(take);
@@ -148,7 +138,7 @@ impl Relay<'_> {
 
     async fn send(&mut self, parts: &[&[u8]]) -> Result<()> {
         self.started = true;
-        write(self.client, parts, self.write_timeout, Side::Client).await
+        write(self.client, parts, self.write_timeout).await
     }
 
     /// Reads more of a body whose end has not come yet.

@@ -6,8 +6,9 @@ use pingora::ErrorType::{ConnectionClosed, InvalidHTTPHeader};
 use pingora::protocols::Stream;
 use pingora::{Error, Result};
 
-use super::body::{self, Relay, Side};
+use super::body::{self, Relay};
 use super::head::Head;
+use super::upload::Upload;
 use super::{Conn, KEEPALIVE, MAX_HEAD, Next, Outcome, response};
 use crate::config::Timeouts;
 use crate::response::body_for;
@@ -19,16 +20,22 @@ const MAX_INTERIM: usize = 16;
 /// One request/response exchange on one upstream connection: the request (in
 /// `conn.request`) goes out, interim responses are dropped, the final one is relayed.
 /// Returns whether the upstream connection can be used again.
+#[allow(clippy::too_many_arguments)] // the exchange's parts, each borrowed separately
 pub(super) async fn exchange(
     head: &Head<'_>,
+    upload: &mut Upload<'_>,
+    retry: bool,
     up: &mut Stream,
     close: bool,
     timeouts: &Timeouts,
     conn: &mut Conn,
     outcome: &mut Outcome,
 ) -> Result<bool> {
-    body::write(up, &[&conn.request], timeouts.write, Side::Upstream).await?;
     conn.upstream.clear();
+    upload.send(&conn.request, retry, up, &mut conn.upstream, &mut conn.client, timeouts.write).await?;
+    // An upstream that answered before taking the whole body: the client's connection ends
+    // with this response (the rest of the body is not read), and so does the upstream's.
+    let close = close || !upload.is_complete();
     let head_request = head.method == "HEAD";
     let mut interim = 0;
     let last = loop {
@@ -73,7 +80,7 @@ pub(super) async fn exchange(
         outcome.status = last.status;
         outcome.committed = true;
     }
-    Ok(result? && last.keep_alive)
+    Ok(result? && last.keep_alive && upload.is_complete())
 }
 
 /// Answers without an upstream: the built-in default backend's 404, 503 without endpoints,
@@ -93,7 +100,7 @@ pub(super) async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &
     out.extend_from_slice(body.as_bytes());
     outcome.status = status;
     outcome.committed = true;
-    match body::write(&mut conn.client, &[out], KEEPALIVE, Side::Client).await {
+    match body::write(&mut conn.client, &[out], KEEPALIVE).await {
         Ok(()) => {
             outcome.bytes = body.len() as u64;
             if close { Next::Close } else { Next::KeepAlive }

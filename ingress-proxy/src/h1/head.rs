@@ -57,11 +57,24 @@ pub(crate) struct Head<'b> {
     pub(crate) close: bool,
     /// The client's usable `X-Request-ID`, if it sent one.
     pub(crate) request_id: Option<&'b [u8]>,
+    /// How the request body is delimited.
+    pub(crate) body: BodyFraming,
     headers: &'b [httparse::Header<'b>],
     /// The first `X-Forwarded-For`, appended to as [`crate::headers::set_forwarded`] does.
     forwarded_for: Option<&'b str>,
     nominated: [&'b str; MAX_NOMINATED],
     nominated_len: usize,
+}
+
+/// How a request body is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// No body.
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, relayed as is.
+    Chunked,
 }
 
 /// What the forwarding headers say about the client's connection.
@@ -101,22 +114,41 @@ pub(crate) fn parse<'b>(buf: &'b [u8], headers: &'b mut [httparse::Header<'b>]) 
         host: "",
         close: false,
         request_id: None,
+        body: BodyFraming::None,
         headers,
         forwarded_for: None,
         nominated: [""; MAX_NOMINATED],
         nominated_len: 0,
     };
-    let (mut hosts, mut seen_id, mut seen_xff) = (0, false, false);
+    let (mut hosts, mut lengths, mut seen_id, mut seen_xff) = (0, 0, false, false);
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
             head.host = visible(h.value).unwrap_or("");
         } else if name.eq_ignore_ascii_case("content-length") {
-            if h.value != b"0" {
+            // One plain decimal length; repeated, listed or odd lengths are Pingora's to judge.
+            let length = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok());
+            match (length, head.body, lengths) {
+                (Some(0), BodyFraming::None, 0) => {}
+                (Some(n), BodyFraming::None, 0) => head.body = BodyFraming::Length(n),
+                _ => return Parsed::Other,
+            }
+            lengths += 1;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only a lone `chunked`; any other coding, or chunked beside a length, goes to
+            // Pingora (RFC 9112 section 6.3 makes the pair an error to be handled with care).
+            if head.body != BodyFraming::None
+                || lengths > 0
+                || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked")
+            {
                 return Parsed::Other;
             }
-        } else if ["transfer-encoding", "upgrade", "expect"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            head.body = BodyFraming::Chunked;
+        } else if name.eq_ignore_ascii_case("upgrade") || name.eq_ignore_ascii_case("expect") {
             return Parsed::Other;
         } else if name.eq_ignore_ascii_case("connection") {
             let Some(tokens) = visible(h.value) else { return Parsed::Other };
@@ -189,6 +221,10 @@ impl Head<'_> {
             let _ = write!(out, "x-forwarded-port: {port}\r\n");
         }
         line(out, crate::headers::X_REQUEST_ID.as_bytes(), f.request_id);
+        if self.body == BodyFraming::Chunked {
+            // The client's `Transfer-Encoding` line went with the hop-by-hop headers.
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
         out.extend_from_slice(b"\r\n");
     }
 
@@ -291,8 +327,13 @@ mod tests {
             b"GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
-            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
             b"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -302,6 +343,30 @@ mod tests {
         ] {
             assert_eq!(kind(other), "other", "{}", String::from_utf8_lossy(other));
         }
+    }
+
+    #[test]
+    fn bodies_are_framed_by_one_length_or_chunked() {
+        let framing = |raw: &[u8]| {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match parse(raw, &mut headers) {
+                Parsed::Fast(head) => head.body,
+                other => panic!("not fast: {other:?}"),
+            }
+        };
+        assert_eq!(
+            framing(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"),
+            BodyFraming::Length(3)
+        );
+        assert_eq!(framing(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"), BodyFraming::None);
+        assert_eq!(
+            framing(b"POST / HTTP/1.1\r\nHost: h\r\ntransfer-encoding:  Chunked \r\n\r\n"),
+            BodyFraming::Chunked
+        );
+        // A chunked body goes upstream chunked, with the proxy's own framing line.
+        let (_, up, _) = fast(b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(up.matches("transfer-encoding").count(), 1, "{up}");
+        assert!(up.ends_with("transfer-encoding: chunked\r\n\r\n"), "{up}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod chunks;
 mod exchange;
 mod head;
 mod response;
+mod upload;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -40,7 +41,8 @@ use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
 
 use self::exchange::{answer, exchange};
-use self::head::{Forwarding, Head, Parsed};
+use self::head::{BodyFraming, Forwarding, Head, Parsed};
+use self::upload::Upload;
 use crate::config::{RuntimeSettings, Timeouts};
 use crate::handle::Shared;
 use crate::metrics::Metrics;
@@ -53,6 +55,11 @@ use crate::upstream::{Selector, connect_failure_is_retryable, stale_connection_i
 /// how long a request head may take to arrive from its first byte (nginx's
 /// `client_header_timeout`).
 const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// How long, and for how many bytes, a connection closed with its request body unread keeps
+/// reading it (see [`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// A request head not complete within this many bytes goes to Pingora, which has its own
 /// limits and answers for oversized heads.
@@ -126,13 +133,21 @@ impl ServerApp for Front {
             match head::parse(&buf, &mut headers) {
                 Parsed::Fast(head) => {
                     let close = head.close || *shutdown.borrow();
-                    let next = self.serve(&head, close, &mut conn).await;
-                    let len = head.len;
-                    buf.advance(len);
-                    head_started = None;
+                    let limit = self.shared.settings.load().max_body_size;
+                    let mut upload = Upload::new(head.body, &buf[head.len..], limit, KEEPALIVE);
+                    let next = self.serve(&head, &mut upload, close, &mut conn).await;
                     if next == Next::Close {
+                        if !upload.is_complete() {
+                            linger(conn.client).await;
+                        }
                         return None;
                     }
+                    // The next request: what followed the body in the buffer (nothing, if the
+                    // body went on past it), then what was read past the body.
+                    let (used, leftover) = (head.len + upload.consumed, upload.leftover);
+                    buf.advance(used);
+                    buf.extend_from_slice(&leftover);
+                    head_started = None;
                 }
                 Parsed::Partial if buf.len() < MAX_HEAD => {
                     // Idle: the keep-alive timeout. Inside a head: what is left of the time
@@ -158,6 +173,25 @@ impl ServerApp for Front {
     async fn cleanup(&self) {
         self.pingora.http_cleanup().await;
     }
+}
+
+/// Closes a connection whose request body was not read: says so with a FIN, then reads and
+/// drops what the client still sends for a moment, so its unread bytes do not make the kernel
+/// reset the connection before the client has read the response (nginx's lingering close).
+async fn linger(mut client: Stream) {
+    use tokio::io::AsyncWriteExt;
+    let drain = async {
+        let _ = client.shutdown().await;
+        let mut sink = [0u8; 8192];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = pingora::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Waits up to `wait` for more of the next request; false when the client closed, failed or
@@ -187,7 +221,7 @@ impl Front {
     }
 
     /// Serves one fast-path request, start to access log.
-    async fn serve(&self, head: &Head<'_>, close: bool, conn: &mut Conn) -> Next {
+    async fn serve(&self, head: &Head<'_>, upload: &mut Upload<'_>, close: bool, conn: &mut Conn) -> Next {
         let started = Instant::now();
         self.metrics.active_requests.inc();
         let _active = ActiveRequest(self.metrics.active_requests.clone());
@@ -203,15 +237,24 @@ impl Front {
         };
         let route = snapshot.as_deref().and_then(|s| s.table.lookup(head.host, head.path));
         let mut outcome = Outcome::default();
+        let declared = match head.body {
+            BodyFraming::Length(n) => Some(n),
+            BodyFraming::None | BodyFraming::Chunked => None,
+        };
         let next = match &route {
-            None => answer(conn, 404, close, &mut outcome).await,
+            _ if settings.max_body_size.zip(declared).is_some_and(|(limit, n)| n > limit) => {
+                answer(conn, 413, true, &mut outcome).await
+            }
+            // Answered without the body: the connection stays only if the body was all read
+            // with the head.
+            None => answer(conn, 404, close || !upload.skip_prefix(), &mut outcome).await,
             Some(route) if route.backend.endpoints().is_empty() => {
-                answer(conn, 503, close, &mut outcome).await
+                answer(conn, 503, close || !upload.skip_prefix(), &mut outcome).await
             }
             Some(route) => {
                 let (client, tls, port) = conn.forwarding;
                 head.write_upstream(&Forwarding { client, tls, port, request_id }, &mut conn.request);
-                self.proxy(head, route, &settings, close, conn, &mut outcome).await
+                self.proxy(head, upload, route, &settings, close, conn, &mut outcome).await
             }
         };
         Finished {
@@ -233,9 +276,11 @@ impl Front {
 
     /// Sends the request to the route's endpoints until one answers or the attempt budget
     /// runs out (the policy of [`crate::forward`]), and relays the response.
+    #[allow(clippy::too_many_arguments)] // one request's parts, each borrowed separately
     async fn proxy(
         &self,
         head: &Head<'_>,
+        upload: &mut Upload<'_>,
         route: &Route<'_>,
         settings: &RuntimeSettings,
         close: bool,
@@ -248,6 +293,7 @@ impl Front {
         let mut tried = Vec::new();
         let mut failure_status = None;
         let mut attempts = 0;
+        let mut sent_before = false;
         loop {
             let Some(endpoint) = self.selector.select(backend, &endpoints, &tried) else {
                 return answer(conn, failure_status.unwrap_or(503), true, outcome).await;
@@ -277,12 +323,13 @@ impl Front {
                     }
                 }
             };
-            match exchange(head, &mut up, close, &timeouts, conn, outcome).await {
+            let retry = std::mem::replace(&mut sent_before, true);
+            match exchange(head, upload, retry, &mut up, close, &timeouts, conn, outcome).await {
                 Ok(reusable) => {
                     if reusable {
                         self.pool.put(addr, backend.shared_slot(), up, settings.upstream_keepalive_timeout);
                     }
-                    return if close { Next::Close } else { Next::KeepAlive };
+                    return if close || !upload.is_complete() { Next::Close } else { Next::KeepAlive };
                 }
                 // A pooled connection the upstream had closed: sent again on another one, as
                 // [`crate::forward`] does.
@@ -291,6 +338,7 @@ impl Front {
                         && !outcome.committed
                         && stale_connection_is_retryable(&e)
                         && head.is_idempotent()
+                        && upload.replayable()
                         && attempts < settings.max_attempts =>
                 {
                     tracing::debug!(error = %e, "stale pooled connection, retrying");

@@ -119,8 +119,8 @@ async fn a_pooled_connection_the_upstream_dropped_is_retried() {
     // ...a POST is not (the upstream may have acted on it), as nginx does.
     let post = Request::post("/p").header("host", "stale.example.com").body(Full::from("x").boxed());
     assert_eq!(conn.send(post.unwrap()).await.status, 502);
-    // A streamed (chunked) body takes Pingora's pipeline, on a connection of its own pool
-    // (and a new client connection: an error response closes the client's).
+    // A streamed (chunked) body, on a new client connection (an error response closes the
+    // client's) and a fresh upstream one (the stale one went with the 502).
     let chunks = futures_util::stream::iter(
         ["a", "b"]
             .map(|s| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from(s)))),

@@ -1,10 +1,12 @@
-//! The HTTP/1.1 fast path at the byte level: pipelined and split requests, hand-over to
-//! Pingora and back on one connection, upstream framing it relays or refuses.
+//! The HTTP/1.1 fast path at the byte level: pipelined and split requests, request bodies,
+//! hand-over to Pingora and back on one connection, upstream framing it relays or refuses.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use ingress_proxy::RuntimeSettings;
 
 use crate::support::*;
 
@@ -185,4 +187,103 @@ async fn upstream_framing_is_relayed_or_refused() {
     tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await.unwrap().unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\nonly this"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_stream_through_between_pipelined_requests() {
+    let b = Backend::start("b").await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    let mut pending = Vec::new();
+
+    // A length-framed body and the next request, all in one write.
+    client
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: f.example.com\r\nContent-Length: 5\r\n\r\nhello\
+              GET /after HTTP/1.1\r\nHost: f.example.com\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    for want in ["5", "b GET /after"] {
+        let (status, _, body) = read_response(&mut client, &mut pending).await;
+        assert_eq!((status.as_str(), String::from_utf8_lossy(&body).as_ref()), ("HTTP/1.1 200 OK", want));
+    }
+
+    // A chunked body sent in pieces, the last arriving with the next request behind it.
+    client
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: f.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    client.write_all(b"6\r\nhello \r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    client
+        .write_all(b"5\r\nworld\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: f.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    for want in ["11", "b GET /next"] {
+        let (_, _, body) = read_response(&mut client, &mut pending).await;
+        assert_eq!(String::from_utf8_lossy(&body), want);
+    }
+
+    // A body larger than any buffer, streamed in many reads.
+    let big = vec![b'x'; 3 * 1024 * 1024 + 7];
+    client
+        .write_all(
+            format!("PUT /upload HTTP/1.1\r\nHost: f.example.com\r\nContent-Length: {}\r\n\r\n", big.len())
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    client.write_all(&big).await.unwrap();
+    let (_, _, body) = read_response(&mut client, &mut pending).await;
+    assert_eq!(String::from_utf8_lossy(&body), big.len().to_string());
+    assert_eq!(b.accepts(), 1, "one pooled upstream connection throughout");
+
+    // A chunked body over the size limit is refused with 413.
+    proxy.handle.set_settings(RuntimeSettings { max_body_size: Some(8), ..RuntimeSettings::default() });
+    client
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: f.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _, _) = read_response(&mut client, &mut pending).await;
+    assert_eq!(status, "HTTP/1.1 413 Payload Too Large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answering_before_the_body_ends_the_exchange() {
+    // The upstream refuses every request as soon as it has the head, never reading a body.
+    let (raw, _) = raw_backend(|_, _| {
+        Some((&b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nnope"[..], false))
+    })
+    .await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("raw", "early.example.com", "/", "raw", &[raw]));
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    let size = 64 * 1024 * 1024;
+    client
+        .write_all(
+            format!("POST /big HTTP/1.1\r\nHost: early.example.com\r\nContent-Length: {size}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = client.into_split();
+    // The client keeps sending its body (far more than the sockets buffer) until the proxy
+    // stops reading it.
+    let sender = tokio::spawn(async move {
+        let chunk = vec![b'y'; 64 * 1024];
+        let mut sent = 0;
+        while sent < size && writer.write_all(&chunk).await.is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer while the upload was still going: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{answer}");
+    assert!(answer.contains("connection: close\r\n") && answer.ends_with("\r\n\r\nnope"), "{answer}");
+    let sent = tokio::time::timeout(Duration::from_secs(10), sender).await.unwrap().unwrap();
+    assert!(sent < size, "the proxy read the whole {size}-byte body it had no use for");
 }

@@ -1,0 +1,303 @@
+//! Request bodies on the fast path ([`super`]): streamed upstream as the client sends them,
+//! while the upstream is watched for an early answer.
+//!
+//! Why watch: an upstream may answer before it has read the body (a `413`, a `401`, a
+//! redirect) and stop reading. A proxy that only writes would then sit in a full socket
+//! buffer until the write timeout. Here every wait, on the client or on the upstream's
+//! buffer, also ends when the upstream starts answering; the answer is relayed, and neither
+//! connection is used again (the body was not consumed).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pingora::ErrorType::{
+    ConnectionClosed, HTTPStatus, InvalidHTTPHeader, ReadError, ReadTimedout, WriteError, WriteTimedout,
+};
+use pingora::protocols::Stream;
+use pingora::{Error, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+use super::chunks::Chunks;
+use super::head::BodyFraming;
+
+/// The most of a body kept to send again when a pooled connection turns out closed (the size
+/// of Pingora's retry buffer); a longer body is not retried.
+const REPLAY_MAX: usize = 64 * 1024;
+
+/// Room made before each read of the client.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How a body's sending ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// All of it went out.
+    All,
+    /// The upstream began answering first; what it sent is in the response buffer.
+    Answered,
+}
+
+/// One request's body: where its bytes come from, how far it got, and a copy for a retry.
+#[derive(Debug)]
+pub(crate) struct Upload<'p> {
+    framer: Framer,
+    /// Bytes read with the head: the body's start (and maybe the next request).
+    prefix: &'p [u8],
+    /// How much of `prefix` belonged to the body.
+    pub(crate) consumed: usize,
+    /// Bytes read from the client past the body: the next request's start.
+    pub(crate) leftover: BytesMut,
+    scratch: BytesMut,
+    replay: Replay,
+    /// How long to wait for the client's next bytes.
+    client_timeout: Duration,
+}
+
+/// Where a body ends.
+#[derive(Debug)]
+struct Framer {
+    framing: BodyFraming,
+    /// `Content-Length` bytes still to come.
+    left: u64,
+    chunks: Chunks,
+    /// The configured body size limit, for bodies without a declared length.
+    limit: Option<u64>,
+    /// The whole body has been read.
+    complete: bool,
+}
+
+/// What of the body was read so far, while it fits [`REPLAY_MAX`].
+#[derive(Debug)]
+struct Replay {
+    bytes: Vec<u8>,
+    whole: bool,
+}
+
+impl<'p> Upload<'p> {
+    /// The body of a request delimited by `framing`, whose first bytes (if any) are in `prefix`.
+    pub(crate) fn new(
+        framing: BodyFraming,
+        prefix: &'p [u8],
+        limit: Option<u64>,
+        client_timeout: Duration,
+    ) -> Self {
+        Upload {
+            framer: Framer {
+                framing,
+                left: if let BodyFraming::Length(n) = framing { n } else { 0 },
+                chunks: Chunks::default(),
+                limit,
+                complete: framing == BodyFraming::None,
+            },
+            prefix,
+            consumed: 0,
+            leftover: BytesMut::new(),
+            scratch: BytesMut::new(),
+            replay: Replay { bytes: Vec::new(), whole: true },
+            client_timeout,
+        }
+    }
+
+    /// Whether the whole body was read from the client (and so the connection can serve
+    /// another request).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.framer.complete
+    }
+
+    /// Takes the body bytes that came with the head, for a request answered without its body;
+    /// returns whether that was all of it (so the connection can serve another request).
+    pub(crate) fn skip_prefix(&mut self) -> bool {
+        if self.next_from_prefix().is_err() {
+            return false;
+        }
+        self.framer.complete
+    }
+
+    /// Whether what was read of the body so far can go out again on another connection.
+    pub(crate) fn replayable(&self) -> bool {
+        self.replay.whole
+    }
+
+    /// Sends `head` and then the body, as the client sends it. On a `retry` the body read so
+    /// far goes out again first. The response buffer `answer` receives whatever the upstream
+    /// sends meanwhile.
+    pub(crate) async fn send(
+        &mut self,
+        head: &[u8],
+        retry: bool,
+        up: &mut Stream,
+        answer: &mut BytesMut,
+        client: &mut Stream,
+        write_timeout: Duration,
+    ) -> Result<Sent> {
+        // The head goes out with the body bytes already read, in one write.
+        let first = if retry { &self.replay.bytes[..] } else { self.next_from_prefix()? };
+        if watch_write(up, &[head, first], answer, write_timeout).await? == Sent::Answered {
+            return Ok(Sent::Answered);
+        }
+        while !self.framer.complete {
+            let piece = if self.consumed < self.prefix.len() {
+                self.next_from_prefix()?
+            } else if self.read_client(up, answer, client).await? {
+                &self.scratch[..]
+            } else {
+                return Ok(Sent::Answered);
+            };
+            if watch_write(up, &[piece], answer, write_timeout).await? == Sent::Answered {
+                return Ok(Sent::Answered);
+            }
+        }
+        Ok(Sent::All)
+    }
+
+    /// The next body bytes of the prefix.
+    fn next_from_prefix(&mut self) -> Result<&'p [u8]> {
+        let rest = &self.prefix[self.consumed..];
+        let take = self.framer.follow(rest)?;
+        self.consumed += take;
+        self.replay.keep(&rest[..take]);
+        Ok(&rest[..take])
+    }
+
+    /// Reads the client's next body bytes into the scratch buffer; false if the upstream
+    /// began answering first.
+    async fn read_client(
+        &mut self,
+        up: &mut Stream,
+        answer: &mut BytesMut,
+        client: &mut Stream,
+    ) -> Result<bool> {
+        self.scratch.clear();
+        self.scratch.reserve(READ_CHUNK);
+        answer.reserve(READ_CHUNK);
+        let read = pingora::time::timeout(self.client_timeout, client.read_buf(&mut self.scratch));
+        tokio::select! {
+            biased;
+            early = up.read_buf(answer) => match early {
+                Ok(0) => Err(Error::explain(ConnectionClosed, "upstream closed during the request body").into_up()),
+                Ok(_) => Ok(false),
+                Err(e) => Err(Error::because(ReadError, "upstream failed during the request body", e).into_up()),
+            },
+            read = read => match read {
+                Ok(Ok(0)) => Err(Error::explain(ConnectionClosed, "client closed inside the request body").into_down()),
+                Ok(Ok(_)) => {
+                    let take = self.framer.follow(&self.scratch)?;
+                    self.leftover.extend_from_slice(&self.scratch[take..]);
+                    self.scratch.truncate(take);
+                    self.replay.keep(&self.scratch);
+                    Ok(true)
+                }
+                Ok(Err(e)) => Err(Error::because(ReadError, "reading the request body", e).into_down()),
+                Err(_) => Err(Error::explain(ReadTimedout, "request body timed out").into_down()),
+            },
+        }
+    }
+}
+
+impl Framer {
+    /// How many bytes of `data` belong to the body; notes where the body ends and enforces
+    /// the size limit on bodies without a declared length.
+    fn follow(&mut self, data: &[u8]) -> Result<usize> {
+        let take = match self.framing {
+            BodyFraming::None => 0,
+            BodyFraming::Length(_) => {
+                let take = data.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                self.left -= take as u64;
+                self.complete = self.left == 0;
+                take
+            }
+            BodyFraming::Chunked => {
+                let take = self
+                    .chunks
+                    .feed(data)
+                    .map_err(|why| Error::explain(InvalidHTTPHeader, why).into_down())?;
+                if self.limit.is_some_and(|limit| self.chunks.payload > limit) {
+                    return Err(Error::explain(HTTPStatus(413), "request body over the size limit"));
+                }
+                self.complete = self.chunks.is_done();
+                take
+            }
+        };
+        Ok(take)
+    }
+}
+
+impl Replay {
+    /// Keeps `piece` too, while the whole body read so far fits.
+    fn keep(&mut self, piece: &[u8]) {
+        if !self.whole || piece.is_empty() {
+            return;
+        }
+        if self.bytes.len() + piece.len() > REPLAY_MAX {
+            self.whole = false;
+            self.bytes = Vec::new();
+        } else {
+            self.bytes.extend_from_slice(piece);
+        }
+    }
+}
+
+/// Writes `parts` and flushes. While the upstream's socket buffer is full, also watches for
+/// it to start answering (its bytes land in `answer`), which ends the write early.
+async fn watch_write(
+    up: &mut Stream,
+    parts: &[&[u8]],
+    answer: &mut BytesMut,
+    timeout: Duration,
+) -> Result<Sent> {
+    let (mut part, mut offset, mut flushed) = (0, 0, false);
+    let mut peek = [0u8; 4096];
+    let io = poll_fn(|cx| {
+        loop {
+            let Some(whole) = parts.get(part) else {
+                if flushed {
+                    return Poll::Ready(Ok(Sent::All));
+                }
+                match Pin::new(&mut *up).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => flushed = true,
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Err(Error::because(WriteError, "writing upstream", e)));
+                    }
+                    Poll::Pending => break,
+                }
+                continue;
+            };
+            let rest = &whole[offset..];
+            if rest.is_empty() {
+                (part, offset) = (part + 1, 0);
+                continue;
+            }
+            match Pin::new(&mut *up).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(Error::explain(WriteError, "upstream accepts no more")));
+                }
+                Poll::Ready(Ok(n)) => offset += n,
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::because(WriteError, "writing upstream", e)));
+                }
+                Poll::Pending => break,
+            }
+        }
+        // Blocked on the upstream: see whether it is answering instead of reading.
+        let mut read = ReadBuf::new(&mut peek);
+        match Pin::new(&mut *up).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                Poll::Ready(Err(Error::explain(ConnectionClosed, "upstream closed during the request")))
+            }
+            Poll::Ready(Ok(())) => {
+                answer.extend_from_slice(read.filled());
+                Poll::Ready(Ok(Sent::Answered))
+            }
+            Poll::Ready(Err(e)) => {
+                Poll::Ready(Err(Error::because(ReadError, "upstream failed during the request", e)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    });
+    match pingora::time::timeout(timeout, io).await {
+        Ok(result) => result.map_err(|e| e.into_up()),
+        Err(_) => Err(Error::explain(WriteTimedout, "upstream write timed out").into_up()),
+    }
+}
