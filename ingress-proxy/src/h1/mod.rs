@@ -134,7 +134,8 @@ impl ServerApp for Front {
                 Parsed::Fast(head) => {
                     let close = head.close || *shutdown.borrow();
                     let limit = self.shared.settings.load().max_body_size;
-                    let mut upload = Upload::new(head.body, &buf[head.len..], limit, KEEPALIVE);
+                    let mut upload =
+                        Upload::new(head.body, &buf[head.len..], head.is_idempotent(), limit, KEEPALIVE);
                     let next = self.serve(&head, &mut upload, close, &mut conn).await;
                     if next == Next::Close {
                         if !upload.is_complete() {

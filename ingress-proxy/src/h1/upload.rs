@@ -68,18 +68,26 @@ struct Framer {
     complete: bool,
 }
 
-/// What of the body was read so far, while it fits [`REPLAY_MAX`].
+/// What of the body was read from the client after the head, while the body so far fits
+/// [`REPLAY_MAX`] (what came with the head stays in the connection's buffer until the request
+/// ends, so it needs no copy).
 #[derive(Debug)]
 struct Replay {
     bytes: Vec<u8>,
+    /// Body bytes read so far, the prefix's included.
+    total: usize,
     whole: bool,
 }
 
 impl<'p> Upload<'p> {
     /// The body of a request delimited by `framing`, whose first bytes (if any) are in `prefix`.
+    ///
+    /// `replay`: whether to keep what is needed to send the body again (only idempotent
+    /// requests are ever sent again).
     pub(crate) fn new(
         framing: BodyFraming,
         prefix: &'p [u8],
+        replay: bool,
         limit: Option<u64>,
         client_timeout: Duration,
     ) -> Self {
@@ -95,7 +103,7 @@ impl<'p> Upload<'p> {
             consumed: 0,
             leftover: BytesMut::new(),
             scratch: BytesMut::new(),
-            replay: Replay { bytes: Vec::new(), whole: true },
+            replay: Replay { bytes: Vec::new(), total: 0, whole: replay },
             client_timeout,
         }
     }
@@ -133,8 +141,9 @@ impl<'p> Upload<'p> {
         write_timeout: Duration,
     ) -> Result<Sent> {
         // The head goes out with the body bytes already read, in one write.
-        let first = if retry { &self.replay.bytes[..] } else { self.next_from_prefix()? };
-        if watch_write(up, &[head, first], answer, write_timeout).await? == Sent::Answered {
+        let first = if retry { &self.prefix[..self.consumed] } else { self.next_from_prefix()? };
+        let again = if retry { &self.replay.bytes[..] } else { &[] };
+        if watch_write(up, &[head, first, again], answer, write_timeout).await? == Sent::Answered {
             return Ok(Sent::Answered);
         }
         while !self.framer.complete {
@@ -157,7 +166,7 @@ impl<'p> Upload<'p> {
         let rest = &self.prefix[self.consumed..];
         let take = self.framer.follow(rest)?;
         self.consumed += take;
-        self.replay.keep(&rest[..take]);
+        self.replay.count(take);
         Ok(&rest[..take])
     }
 
@@ -225,15 +234,19 @@ impl Framer {
 }
 
 impl Replay {
-    /// Keeps `piece` too, while the whole body read so far fits.
-    fn keep(&mut self, piece: &[u8]) {
-        if !self.whole || piece.is_empty() {
-            return;
-        }
-        if self.bytes.len() + piece.len() > REPLAY_MAX {
+    /// Counts `n` more body bytes; false once the body outgrew the replay.
+    fn count(&mut self, n: usize) -> bool {
+        self.total += n;
+        if self.whole && self.total > REPLAY_MAX {
             self.whole = false;
             self.bytes = Vec::new();
-        } else {
+        }
+        self.whole
+    }
+
+    /// Keeps a copy of `piece`, read from the client, while the body so far fits.
+    fn keep(&mut self, piece: &[u8]) {
+        if self.count(piece.len()) {
             self.bytes.extend_from_slice(piece);
         }
     }
