@@ -2,13 +2,16 @@
 //! and Pingora's error types, so [`crate::response::status_for`] and the retry rules apply
 //! unchanged.
 
-use std::io::Write as _;
+use std::future::poll_fn;
+use std::io::{IoSlice, Write as _};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 
 use super::chunks::Chunks;
 use super::response::Framing;
@@ -28,18 +31,73 @@ pub(crate) async fn read_upstream(up: &mut Stream, buf: &mut BytesMut, timeout: 
 
 /// Writes `parts` to the client and flushes (Pingora's streams buffer writes).
 pub(crate) async fn write(stream: &mut Stream, parts: &[&[u8]], timeout: Duration) -> Result<()> {
-    let io = async {
-        for part in parts {
-            stream.write_all(part).await?;
-        }
-        stream.flush().await
-    };
+    let mut pending = Parts::new(parts);
+    let io = poll_fn(|cx| {
+        ready!(pending.poll_write(stream, cx))?;
+        Pin::new(&mut *stream).poll_flush(cx)
+    });
     let e = match pingora::time::timeout(timeout, io).await {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => Error::because(ErrorType::WriteError, "writing", e),
         Err(_) => Error::explain(ErrorType::WriteTimedout, "write timed out"),
     };
     Err(e.into_down())
+}
+
+/// Byte slices on their way out, written with as few writes as the stream takes: vectored,
+/// so a head and the body after it leave in one `writev`, where a buffered writer would send
+/// the head alone once the two outgrow its buffer.
+pub(crate) struct Parts<'a> {
+    parts: &'a [&'a [u8]],
+    part: usize,
+    offset: usize,
+}
+
+impl<'a> Parts<'a> {
+    pub(crate) fn new(parts: &'a [&'a [u8]]) -> Self {
+        Parts { parts, part: 0, offset: 0 }
+    }
+
+    /// Writes what is left (without flushing); ready once all of it was taken.
+    pub(crate) fn poll_write(
+        &mut self,
+        stream: &mut Stream,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            let mut slices = [IoSlice::new(&[]); 4];
+            let mut n = 0;
+            for (i, part) in self.parts.iter().enumerate().skip(self.part) {
+                let rest = if i == self.part { &part[self.offset..] } else { part };
+                if rest.is_empty() {
+                    continue;
+                }
+                let Some(slot) = slices.get_mut(n) else { break };
+                *slot = IoSlice::new(rest);
+                n += 1;
+            }
+            if n == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let written = ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]))?;
+            if written == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.advance(written);
+        }
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while let Some(part) = self.parts.get(self.part) {
+            let left = part.len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            (self.part, self.offset) = (self.part + 1, 0);
+        }
+    }
 }
 
 /// The two connections a response body moves between, and their timeouts.

@@ -20,6 +20,7 @@ use pingora::protocols::Stream;
 use pingora::{Error, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+use super::body::Parts;
 use super::chunks::Chunks;
 use super::head::BodyFraming;
 
@@ -260,38 +261,19 @@ async fn watch_write(
     answer: &mut BytesMut,
     timeout: Duration,
 ) -> Result<Sent> {
-    let (mut part, mut offset, mut flushed) = (0, 0, false);
+    let mut pending = Parts::new(parts);
     let mut peek = [0u8; 4096];
     let io = poll_fn(|cx| {
-        loop {
-            let Some(whole) = parts.get(part) else {
-                if flushed {
-                    return Poll::Ready(Ok(Sent::All));
-                }
-                match Pin::new(&mut *up).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => flushed = true,
-                    Poll::Ready(Err(e)) => {
-                        return Poll::Ready(Err(Error::because(WriteError, "writing upstream", e)));
-                    }
-                    Poll::Pending => break,
-                }
-                continue;
-            };
-            let rest = &whole[offset..];
-            if rest.is_empty() {
-                (part, offset) = (part + 1, 0);
-                continue;
+        let written = match pending.poll_write(up, cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut *up).poll_flush(cx),
+            other => other,
+        };
+        match written {
+            Poll::Ready(Ok(())) => return Poll::Ready(Ok(Sent::All)),
+            Poll::Ready(Err(e)) => {
+                return Poll::Ready(Err(Error::because(WriteError, "writing upstream", e)));
             }
-            match Pin::new(&mut *up).poll_write(cx, rest) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(Error::explain(WriteError, "upstream accepts no more")));
-                }
-                Poll::Ready(Ok(n)) => offset += n,
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Err(Error::because(WriteError, "writing upstream", e)));
-                }
-                Poll::Pending => break,
-            }
+            Poll::Pending => {}
         }
         // Blocked on the upstream: see whether it is answering instead of reading.
         let mut read = ReadBuf::new(&mut peek);
