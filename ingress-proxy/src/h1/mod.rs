@@ -24,7 +24,7 @@ mod head;
 mod response;
 mod upload;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,10 @@ struct Conn {
     client: Stream,
     /// The peer address, for logs.
     peer: Option<SocketAddr>,
-    forwarding: (Option<IpAddr>, bool, Option<u16>),
+    /// The client's IP address and the local port, formatted for the forwarding headers.
+    client_ip: Option<String>,
+    local_port: Option<String>,
+    tls: bool,
     /// The request going upstream.
     request: Vec<u8>,
     /// The response head going to the client (and small writes with it).
@@ -121,7 +124,9 @@ impl ServerApp for Front {
         let mut conn = Conn {
             client: stream,
             peer,
-            forwarding: (peer.map(|a| a.ip()), tls, local_port),
+            client_ip: peer.map(|a| a.ip().to_string()),
+            local_port: local_port.map(|p| p.to_string()),
+            tls,
             request: Vec::with_capacity(1024),
             head: Vec::with_capacity(1024),
             upstream: BytesMut::new(),
@@ -129,7 +134,7 @@ impl ServerApp for Front {
         let mut buf = BytesMut::with_capacity(4096);
         let mut head_started = None;
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+            let mut headers = head::header_slots();
             match head::parse(&buf, &mut headers) {
                 Parsed::Fast(head) => {
                     let close = head.close || *shutdown.borrow();
@@ -253,8 +258,13 @@ impl Front {
                 answer(conn, 503, close || !upload.skip_prefix(), &mut outcome).await
             }
             Some(route) => {
-                let (client, tls, port) = conn.forwarding;
-                head.write_upstream(&Forwarding { client, tls, port, request_id }, &mut conn.request);
+                let forwarding = Forwarding {
+                    client: conn.client_ip.as_deref(),
+                    tls: conn.tls,
+                    port: conn.local_port.as_deref(),
+                    request_id,
+                };
+                head.write_upstream(&forwarding, &mut conn.request);
                 self.proxy(head, upload, route, &settings, close, conn, &mut outcome).await
             }
         };

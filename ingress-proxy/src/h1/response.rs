@@ -1,7 +1,7 @@
 //! Response heads on the fast path ([`super`]): parsed from the upstream's bytes, framed the
 //! way RFC 9112 section 6.3 says, and written out again for the client.
 
-use std::io::Write as _;
+use std::mem::MaybeUninit;
 
 /// Header lines a response may carry.
 const MAX_HEADERS: usize = 128;
@@ -54,9 +54,14 @@ pub(crate) fn parse(
     close: bool,
     out: &mut Vec<u8>,
 ) -> Result<Parsed, &'static str> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+    // Left uninitialized: zeroing 128 header slots per response showed in profiles.
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(_) => return Err("malformed response head"),
@@ -130,7 +135,13 @@ pub(crate) fn parse(
         .reason
         .filter(|r| !r.is_empty())
         .or_else(|| http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()));
-    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason.unwrap_or(""));
+    // `itoa` rather than `write!`: the formatting machinery showed in profiles.
+    let mut digits = itoa::Buffer::new();
+    for part in
+        [&b"HTTP/1.1 "[..], digits.format(status).as_bytes(), b" ", reason.unwrap_or("").as_bytes(), b"\r\n"]
+    {
+        out.extend_from_slice(part);
+    }
     let nominated = &nominated[..nominated_len];
     for h in resp.headers.iter() {
         let name = h.name;
@@ -156,7 +167,9 @@ pub(crate) fn parse(
     }
     match framing {
         Framing::Length(n) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            for part in [&b"content-length: "[..], digits.format(n).as_bytes(), b"\r\n"] {
+                out.extend_from_slice(part);
+            }
         }
         Framing::Chunked | Framing::Close => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty => {}
