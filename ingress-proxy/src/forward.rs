@@ -120,7 +120,9 @@ pub(crate) fn upstream_request(req: &RequestHeader) -> RequestHeader {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| crate::headers::may_be_nominated(token))
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in nominated.iter().chain(HOP_BY_HOP.iter()) {
         up.remove_header(name);
@@ -327,7 +329,8 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/a?b=c", None).unwrap();
         req.set_version(Version::HTTP_10);
         req.insert_header("host", "example.com").unwrap();
-        req.insert_header("connection", "keep-alive, X-Secret").unwrap();
+        req.insert_header("connection", "keep-alive, X-Secret, Content-Length, host").unwrap();
+        req.insert_header("content-length", "0").unwrap();
         req.insert_header("x-secret", "1").unwrap();
         req.insert_header("keep-alive", "timeout=5").unwrap();
         req.insert_header("te", "trailers").unwrap();
@@ -340,6 +343,8 @@ mod tests {
         }
         assert_eq!(up.headers["host"], "example.com");
         assert_eq!(up.headers["x-kept"], "yes");
+        // Framing and routing headers stay whatever `Connection` says.
+        assert_eq!(up.headers["content-length"], "0");
     }
 
     #[test]

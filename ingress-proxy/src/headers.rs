@@ -10,6 +10,13 @@ use pingora::http::RequestHeader;
 /// `X-Request-ID`: kept from the client when present, so a trace spans hops.
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 
+/// Headers a client's `Connection` may not make hop-by-hop: they frame or route the request,
+/// so dropping one would let the upstream read the message differently from the proxy
+/// (`Connection: content-length` would turn a body into a second request).
+pub(crate) fn may_be_nominated(name: &str) -> bool {
+    !["content-length", "transfer-encoding", "host"].iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
 /// What the forwarding headers describe.
 #[derive(Debug)]
 pub(crate) struct Forwarded<'a> {

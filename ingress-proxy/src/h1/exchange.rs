@@ -80,7 +80,7 @@ pub(super) async fn exchange(
         outcome.status = last.status;
         outcome.committed = true;
     }
-    Ok(result? && last.keep_alive && upload.is_complete())
+    Ok(result? && last.keep_alive && upload.is_written())
 }
 
 /// Answers without an upstream: the built-in default backend's 404, 503 without endpoints,

@@ -166,7 +166,8 @@ pub(crate) fn parse<'b>(buf: &'b [u8], headers: &'b mut HeaderSlots<'b>) -> Pars
             for token in tokens.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 if token.eq_ignore_ascii_case("close") {
                     head.close = true;
-                } else if !token.eq_ignore_ascii_case("keep-alive") {
+                } else if !token.eq_ignore_ascii_case("keep-alive") && crate::headers::may_be_nominated(token)
+                {
                     let Some(slot) = head.nominated.get_mut(head.nominated_len) else { return Parsed::Other };
                     *slot = token;
                     head.nominated_len += 1;
@@ -371,6 +372,16 @@ mod tests {
         let (_, up, _) = fast(b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(up.matches("transfer-encoding").count(), 1, "{up}");
         assert!(up.ends_with("transfer-encoding: chunked\r\n\r\n"), "{up}");
+    }
+
+    #[test]
+    fn connection_cannot_strip_framing_or_host() {
+        let (_, up, _) = fast(
+            b"POST /u HTTP/1.1\r\nHost: h\r\nConnection: content-length, host, x-gone\r\nX-Gone: 1\r\n\
+              Content-Length: 4\r\n\r\nbody",
+        );
+        assert!(up.starts_with("POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n"), "{up}");
+        assert!(!up.contains("X-Gone"), "{up}");
     }
 
     #[test]

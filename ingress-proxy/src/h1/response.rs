@@ -3,6 +3,8 @@
 
 use std::mem::MaybeUninit;
 
+use bytes::{Buf, BytesMut};
+
 /// Header lines a response may carry.
 const MAX_HEADERS: usize = 128;
 
@@ -178,6 +180,35 @@ pub(crate) fn parse(
     Ok(Parsed::Final(Final { len, status, framing, keep_alive }))
 }
 
+/// Drops the complete interim (1xx) responses at the start of `buf`, which the upstream may
+/// send while the request body is still going out; tells whether what follows is a final
+/// response head, complete (or bytes that cannot become one, which the exchange then reports).
+pub(crate) fn skip_interim(buf: &mut BytesMut) -> bool {
+    loop {
+        let interim = {
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut resp,
+                buf,
+                &mut headers,
+            ) {
+                Ok(httparse::Status::Complete(len))
+                    if resp.code.is_some_and(|c| (100..200).contains(&c) && c != 101) =>
+                {
+                    len
+                }
+                Ok(httparse::Status::Partial) => return buf.len() > MAX_EARLY,
+                _ => return true,
+            }
+        };
+        buf.advance(interim);
+    }
+}
+
+/// Bytes of an unfinished response head tolerated while the body is still being sent.
+const MAX_EARLY: usize = 64 * 1024;
+
 /// Ends a response head the proxy writes: its own `Date` (cached per second, as Pingora keeps
 /// it), `Connection` as Pingora and nginx send it, and the blank line.
 pub(crate) fn end_head(out: &mut Vec<u8>, close: bool) {
@@ -246,6 +277,19 @@ mod tests {
         let (f, out) = final_head(b"HTTP/1.1 304 \r\nConnection: close\r\n\r\n", false, false);
         assert_eq!((f.framing, f.keep_alive), (Framing::Empty, false));
         assert_eq!(out, "HTTP/1.1 304 Not Modified\r\ndate: *\r\nconnection: keep-alive\r\n\r\n");
+    }
+
+    #[test]
+    fn interim_responses_during_an_upload_are_dropped() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 2"[..],
+        );
+        assert!(!skip_interim(&mut buf), "a partial final head is not final yet");
+        assert_eq!(&buf[..], b"HTTP/1.1 2");
+        buf.extend_from_slice(b"00 OK\r\n\r\n");
+        assert!(skip_interim(&mut buf));
+        assert_eq!(&buf[..], b"HTTP/1.1 200 OK\r\n\r\n");
+        assert!(skip_interim(&mut BytesMut::from(&b"garbage\r\n\r\n"[..])));
     }
 
     #[test]

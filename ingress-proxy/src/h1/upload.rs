@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use super::body::Parts;
 use super::chunks::Chunks;
 use super::head::BodyFraming;
+use super::response::skip_interim;
 
 /// The most of a body kept to send again when a pooled connection turns out closed (the size
 /// of Pingora's retry buffer); a longer body is not retried.
@@ -54,6 +55,8 @@ pub(crate) struct Upload<'p> {
     replay: Replay,
     /// How long to wait for the client's next bytes.
     client_timeout: Duration,
+    /// The whole body went out on the current connection (else it cannot be used again).
+    written: bool,
 }
 
 /// Where a body ends.
@@ -106,6 +109,7 @@ impl<'p> Upload<'p> {
             scratch: BytesMut::new(),
             replay: Replay { bytes: Vec::new(), total: 0, whole: replay },
             client_timeout,
+            written: false,
         }
     }
 
@@ -122,6 +126,12 @@ impl<'p> Upload<'p> {
             return false;
         }
         self.framer.complete
+    }
+
+    /// Whether the whole body went out on the connection of the last [`Upload::send`] (an
+    /// upstream that answered early may still be reading it: its connection is not reused).
+    pub(crate) fn is_written(&self) -> bool {
+        self.written
     }
 
     /// Whether what was read of the body so far can go out again on another connection.
@@ -141,6 +151,7 @@ impl<'p> Upload<'p> {
         client: &mut Stream,
         write_timeout: Duration,
     ) -> Result<Sent> {
+        self.written = false;
         // The head goes out with the body bytes already read, in one write.
         let first = if retry { &self.prefix[..self.consumed] } else { self.next_from_prefix()? };
         let again = if retry { &self.replay.bytes[..] } else { &[] };
@@ -159,6 +170,7 @@ impl<'p> Upload<'p> {
                 return Ok(Sent::Answered);
             }
         }
+        self.written = true;
         Ok(Sent::All)
     }
 
@@ -181,15 +193,18 @@ impl<'p> Upload<'p> {
     ) -> Result<bool> {
         self.scratch.clear();
         self.scratch.reserve(READ_CHUNK);
-        answer.reserve(READ_CHUNK);
-        let read = pingora::time::timeout(self.client_timeout, client.read_buf(&mut self.scratch));
-        tokio::select! {
-            biased;
-            early = up.read_buf(answer) => match early {
-                Ok(0) => Err(Error::explain(ConnectionClosed, "upstream closed during the request body").into_up()),
-                Ok(_) => Ok(false),
-                Err(e) => Err(Error::because(ReadError, "upstream failed during the request body", e).into_up()),
-            },
+        loop {
+            answer.reserve(READ_CHUNK);
+            let read = pingora::time::timeout(self.client_timeout, client.read_buf(&mut self.scratch));
+            return tokio::select! {
+                biased;
+                early = up.read_buf(answer) => match early {
+                    Ok(0) => Err(Error::explain(ConnectionClosed, "upstream closed during the request body").into_up()),
+                    // Interim responses (`100 Continue`, `103`) do not stop the body.
+                    Ok(_) if !skip_interim(answer) => continue,
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(Error::because(ReadError, "upstream failed during the request body", e).into_up()),
+                },
             read = read => match read {
                 Ok(Ok(0)) => Err(Error::explain(ConnectionClosed, "client closed inside the request body").into_down()),
                 Ok(Ok(_)) => {
@@ -202,6 +217,7 @@ impl<'p> Upload<'p> {
                 Ok(Err(e)) => Err(Error::because(ReadError, "reading the request body", e).into_down()),
                 Err(_) => Err(Error::explain(ReadTimedout, "request body timed out").into_down()),
             },
+            };
         }
     }
 }
@@ -263,33 +279,45 @@ async fn watch_write(
 ) -> Result<Sent> {
     let mut pending = Parts::new(parts);
     let io = poll_fn(|cx| {
-        let written = match pending.poll_write(up, cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut *up).poll_flush(cx),
-            other => other,
-        };
-        match written {
-            Poll::Ready(Ok(())) => return Poll::Ready(Ok(Sent::All)),
-            Poll::Ready(Err(e)) => {
-                return Poll::Ready(Err(Error::because(WriteError, "writing upstream", e)));
+        loop {
+            let written = match pending.poll_write(up, cx) {
+                Poll::Ready(Ok(())) => Pin::new(&mut *up).poll_flush(cx),
+                other => other,
+            };
+            match written {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(Sent::All)),
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::because(WriteError, "writing upstream", e)));
+                }
+                Poll::Pending => {}
             }
-            Poll::Pending => {}
-        }
-        // Blocked on the upstream: see whether it is answering instead of reading. (The buffer
-        // is made here, not up front: zeroing it cost every request a `memset`.)
-        let mut peek = [0u8; 4096];
-        let mut read = ReadBuf::new(&mut peek);
-        match Pin::new(&mut *up).poll_read(cx, &mut read) {
-            Poll::Ready(Ok(())) if read.filled().is_empty() => {
-                Poll::Ready(Err(Error::explain(ConnectionClosed, "upstream closed during the request")))
+            // Blocked on the upstream: see whether it is answering instead of reading. (The buffer
+            // is made here, not up front: zeroing it cost every request a `memset`.)
+            let mut peek = [0u8; 4096];
+            let mut read = ReadBuf::new(&mut peek);
+            match Pin::new(&mut *up).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                    return Poll::Ready(Err(Error::explain(
+                        ConnectionClosed,
+                        "upstream closed during the request",
+                    )));
+                }
+                Poll::Ready(Ok(())) => {
+                    answer.extend_from_slice(read.filled());
+                    // Interim responses (`100 Continue`, `103`) do not stop the body.
+                    if skip_interim(answer) {
+                        return Poll::Ready(Ok(Sent::Answered));
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::because(
+                        ReadError,
+                        "upstream failed during the request",
+                        e,
+                    )));
+                }
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Ready(Ok(())) => {
-                answer.extend_from_slice(read.filled());
-                Poll::Ready(Ok(Sent::Answered))
-            }
-            Poll::Ready(Err(e)) => {
-                Poll::Ready(Err(Error::because(ReadError, "upstream failed during the request", e)))
-            }
-            Poll::Pending => Poll::Pending,
         }
     });
     match pingora::time::timeout(timeout, io).await {

@@ -287,3 +287,89 @@ async fn an_upstream_answering_before_the_body_ends_the_exchange() {
     let sent = tokio::time::timeout(Duration::from_secs(10), sender).await.unwrap().unwrap();
     assert!(sent < size, "the proxy read the whole {size}-byte body it had no use for");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cannot_make_the_body_length_hop_by_hop() {
+    // Were `Content-Length` dropped as nominated, the upstream would read this body as a
+    // second request, past the proxy's routing.
+    let b = Backend::start("b").await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: other.example.com\r\n\r\n";
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    client
+        .write_all(
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: f.example.com\r\nConnection: content-length\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                smuggled.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (status, _, body) = read_response(&mut client, &mut Vec::new()).await;
+    assert_eq!(
+        (status.as_str(), String::from_utf8_lossy(&body)),
+        ("HTTP/1.1 200 OK", smuggled.len().to_string().into())
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(b.requests.load(std::sync::atomic::Ordering::SeqCst), 1, "the body became a request upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interim_response_does_not_stop_the_upload() {
+    // An upstream that sends `100 Continue` unasked, then reads the whole body, then answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let head_end = loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+            if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+        let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        let mut body = got.len() - head_end;
+        while body < length {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy stopped sending the body after {body} bytes");
+            body += n;
+        }
+        let text = body.to_string();
+        stream
+            .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}", text.len()).as_bytes())
+            .await
+            .unwrap();
+    });
+    let (proxy, _store) = Proxy::serving(|r| r.route("i", "interim.example.com", "/", "raw", &[upstream]));
+    let size = 4 * 1024 * 1024;
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    let head = format!("PUT /big HTTP/1.1\r\nHost: interim.example.com\r\nContent-Length: {size}\r\n\r\n");
+    client.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = client.into_split();
+    let sender = tokio::spawn(async move {
+        writer.write_all(&vec![b'z'; size]).await.unwrap();
+        writer
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.ends_with(size.to_string().as_bytes()) {
+        let n =
+            tokio::time::timeout(Duration::from_secs(10), reader.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "the 100 was dropped, the 200 relayed: {answer}");
+    drop(sender.await.unwrap());
+}
