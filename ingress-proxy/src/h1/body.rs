@@ -9,9 +9,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, Result};
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::chunks::Chunks;
 use super::response::Framing;
@@ -20,7 +19,11 @@ use super::response::Framing;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Reads what the upstream sent into `buf`; `Ok(0)` when it closed.
-pub(crate) async fn read_upstream(up: &mut Stream, buf: &mut BytesMut, timeout: Duration) -> Result<usize> {
+pub(crate) async fn read_upstream<U: AsyncRead + Unpin>(
+    up: &mut U,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> Result<usize> {
     buf.reserve(READ_CHUNK);
     match pingora::time::timeout(timeout, up.read_buf(buf)).await {
         Ok(Ok(n)) => Ok(n),
@@ -30,7 +33,11 @@ pub(crate) async fn read_upstream(up: &mut Stream, buf: &mut BytesMut, timeout: 
 }
 
 /// Writes `parts` to the client and flushes (Pingora's streams buffer writes).
-pub(crate) async fn write(stream: &mut Stream, parts: &[&[u8]], timeout: Duration) -> Result<()> {
+pub(crate) async fn write<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    parts: &[&[u8]],
+    timeout: Duration,
+) -> Result<()> {
     let mut pending = Parts::new(parts);
     let io = poll_fn(|cx| {
         ready!(pending.poll_write(stream, cx))?;
@@ -59,9 +66,9 @@ impl<'a> Parts<'a> {
     }
 
     /// Writes what is left (without flushing); ready once all of it was taken.
-    pub(crate) fn poll_write(
+    pub(crate) fn poll_write<W: AsyncWrite + Unpin>(
         &mut self,
-        stream: &mut Stream,
+        stream: &mut W,
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
         loop {
@@ -87,6 +94,15 @@ impl<'a> Parts<'a> {
         }
     }
 
+    /// What is left to write, as one piece.
+    pub(crate) fn rest(&self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        for (i, part) in self.parts.iter().enumerate().skip(self.part) {
+            rest.extend_from_slice(if i == self.part { &part[self.offset..] } else { part });
+        }
+        rest
+    }
+
     fn advance(&mut self, mut n: usize) {
         while let Some(part) = self.parts.get(self.part) {
             let left = part.len() - self.offset;
@@ -100,12 +116,13 @@ impl<'a> Parts<'a> {
     }
 }
 
-/// The two connections a response body moves between, and their timeouts.
-pub(crate) struct Relay<'a> {
-    pub(crate) up: &'a mut Stream,
+/// The two connections a response body moves between (or the halves of them that read the
+/// upstream and write the client), and their timeouts.
+pub(crate) struct Relay<'a, U, C> {
+    pub(crate) up: &'a mut U,
     /// What was read from the upstream past the response head.
     pub(crate) buf: &'a mut BytesMut,
-    pub(crate) client: &'a mut Stream,
+    pub(crate) client: &'a mut C,
     pub(crate) read_timeout: Duration,
     pub(crate) write_timeout: Duration,
     /// Body payload bytes sent to the client so far (chunk framing not counted).
@@ -114,7 +131,7 @@ pub(crate) struct Relay<'a> {
     pub(crate) started: bool,
 }
 
-impl Relay<'_> {
+impl<U: AsyncRead + Unpin + Send, C: AsyncWrite + Unpin + Send> Relay<'_, U, C> {
     /// Sends the response head in `head` and then the body, relayed as `framing` delimits
     /// it; the first body bytes go out in the same write as the head. Returns whether the
     /// upstream connection ended clean (nothing left over), so it can be used again.

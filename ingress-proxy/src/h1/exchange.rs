@@ -36,6 +36,7 @@ pub(super) async fn exchange(
     // An upstream that answered before taking the whole body: the client's connection ends
     // with this response (the rest of the body is not read), and so does the upstream's.
     let close = close || !upload.is_complete();
+    outcome.closing = close;
     let head_request = head.method == "HEAD";
     let mut interim = 0;
     let last = loop {
@@ -64,23 +65,71 @@ pub(super) async fn exchange(
     };
     conn.upstream.advance(last.len);
     outcome.upstream_status = Some(last.status);
+    let (result, sent, started) = if upload.is_written() {
+        let mut relay = Relay {
+            up,
+            buf: &mut conn.upstream,
+            client: &mut conn.client,
+            read_timeout: timeouts.read,
+            write_timeout: timeouts.write,
+            sent: 0,
+            started: false,
+        };
+        let result = relay.run(last.framing, &mut conn.head).await;
+        (result, relay.sent, relay.started)
+    } else {
+        duplex(upload, up, last.framing, timeouts, conn).await
+    };
+    outcome.bytes = sent;
+    // A body refused before anything went out (malformed first chunk) still becomes a 502.
+    if started {
+        outcome.status = last.status;
+        outcome.committed = true;
+    }
+    Ok(result? && last.keep_alive && upload.is_written())
+}
+
+/// Relays a response the upstream began before it had the whole body, while the rest of the
+/// body goes on to it (an upstream that answers as it reads, like an echo). Ends when the
+/// response does: a body still unfinished then is abandoned (the upstream did not want it),
+/// and neither connection is used again. Returns what [`Relay::run`] returned, the body bytes
+/// relayed, and whether writing to the client began.
+async fn duplex(
+    upload: &mut Upload<'_>,
+    up: &mut Stream,
+    framing: response::Framing,
+    timeouts: &Timeouts,
+    conn: &mut Conn,
+) -> (Result<bool>, u64, bool) {
+    let (mut up_read, mut up_write) = tokio::io::split(up);
+    let (mut client_read, mut client_write) = tokio::io::split(&mut conn.client);
     let mut relay = Relay {
-        up,
+        up: &mut up_read,
         buf: &mut conn.upstream,
-        client: &mut conn.client,
+        client: &mut client_write,
         read_timeout: timeouts.read,
         write_timeout: timeouts.write,
         sent: 0,
         started: false,
     };
-    let result = relay.run(last.framing, &mut conn.head).await;
-    outcome.bytes = relay.sent;
-    // A body refused before anything went out (malformed first chunk) still becomes a 502.
-    if relay.started {
-        outcome.status = last.status;
-        outcome.committed = true;
-    }
-    Ok(result? && last.keep_alive && upload.is_written())
+    let result = {
+        let response = relay.run(framing, &mut conn.head);
+        let body = upload.finish(&mut up_write, &mut client_read, timeouts.write);
+        tokio::pin!(response, body);
+        let mut body_done = false;
+        loop {
+            tokio::select! {
+                result = &mut response => break result,
+                sent = &mut body, if !body_done => match sent {
+                    Ok(()) => body_done = true,
+                    // The client stopped sending or the upstream stopped reading: the response
+                    // cannot be relied on to finish.
+                    Err(e) => break Err(e),
+                },
+            }
+        }
+    };
+    (result, relay.sent, relay.started)
 }
 
 /// Answers without an upstream: the built-in default backend's 404, 503 without endpoints,

@@ -108,6 +108,8 @@ struct Outcome {
     bytes: u64,
     /// The response head went out, so a failure can no longer become an error response.
     committed: bool,
+    /// The response told the client the connection closes after it.
+    closing: bool,
 }
 
 #[async_trait]
@@ -340,7 +342,8 @@ impl Front {
                     if reusable {
                         self.pool.put(addr, backend.shared_slot(), up, settings.upstream_keepalive_timeout);
                     }
-                    return if close || !upload.is_complete() { Next::Close } else { Next::KeepAlive };
+                    let keep = !close && !outcome.closing && upload.is_complete();
+                    return if keep { Next::KeepAlive } else { Next::Close };
                 }
                 // A pooled connection the upstream had closed: sent again on another one, as
                 // [`crate::forward`] does.

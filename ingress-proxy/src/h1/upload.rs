@@ -55,6 +55,8 @@ pub(crate) struct Upload<'p> {
     replay: Replay,
     /// How long to wait for the client's next bytes.
     client_timeout: Duration,
+    /// What an interrupted write (the upstream began answering) had not sent yet.
+    unsent: Vec<u8>,
     /// The whole body went out on the current connection (else it cannot be used again).
     written: bool,
 }
@@ -109,6 +111,7 @@ impl<'p> Upload<'p> {
             scratch: BytesMut::new(),
             replay: Replay { bytes: Vec::new(), total: 0, whole: replay },
             client_timeout,
+            unsent: Vec::new(),
             written: false,
         }
     }
@@ -152,10 +155,14 @@ impl<'p> Upload<'p> {
         write_timeout: Duration,
     ) -> Result<Sent> {
         self.written = false;
+        self.unsent.clear();
         // The head goes out with the body bytes already read, in one write.
         let first = if retry { &self.prefix[..self.consumed] } else { self.next_from_prefix()? };
         let again = if retry { &self.replay.bytes[..] } else { &[] };
-        if watch_write(up, &[head, first, again], answer, write_timeout).await? == Sent::Answered {
+        let parts = [head, first, again];
+        let mut pending = Parts::new(&parts);
+        if watch_write(up, &mut pending, answer, write_timeout).await? == Sent::Answered {
+            self.unsent = pending.rest();
             return Ok(Sent::Answered);
         }
         while !self.framer.complete {
@@ -166,12 +173,47 @@ impl<'p> Upload<'p> {
             } else {
                 return Ok(Sent::Answered);
             };
-            if watch_write(up, &[piece], answer, write_timeout).await? == Sent::Answered {
+            let parts = [piece];
+            let mut pending = Parts::new(&parts);
+            if watch_write(up, &mut pending, answer, write_timeout).await? == Sent::Answered {
+                self.unsent = pending.rest();
                 return Ok(Sent::Answered);
             }
         }
         self.written = true;
         Ok(Sent::All)
+    }
+
+    /// Sends the rest of a body the upstream began answering early, while that answer is
+    /// relayed (an upstream that streams its response as it reads, like an echo): what the
+    /// interrupted write left, then the rest as the client sends it. Plain writes: the relay
+    /// reads the upstream meanwhile.
+    pub(crate) async fn finish<W, R>(
+        &mut self,
+        up: &mut W,
+        client: &mut R,
+        write_timeout: Duration,
+    ) -> Result<()>
+    where
+        W: AsyncWrite + Unpin + Send,
+        R: AsyncRead + Unpin + Send,
+    {
+        let unsent = std::mem::take(&mut self.unsent);
+        send_up(up, &unsent, write_timeout).await?;
+        while !self.framer.complete {
+            if self.consumed < self.prefix.len() {
+                let piece = self.next_from_prefix()?;
+                send_up(up, piece, write_timeout).await?;
+                continue;
+            }
+            self.scratch.clear();
+            self.scratch.reserve(READ_CHUNK);
+            let read = pingora::time::timeout(self.client_timeout, client.read_buf(&mut self.scratch)).await;
+            self.absorb(read)?;
+            send_up(up, &self.scratch, write_timeout).await?;
+        }
+        self.written = true;
+        Ok(())
     }
 
     /// The next body bytes of the prefix.
@@ -205,21 +247,43 @@ impl<'p> Upload<'p> {
                     Ok(_) => Ok(false),
                     Err(e) => Err(Error::because(ReadError, "upstream failed during the request body", e).into_up()),
                 },
-            read = read => match read {
-                Ok(Ok(0)) => Err(Error::explain(ConnectionClosed, "client closed inside the request body").into_down()),
-                Ok(Ok(_)) => {
-                    let take = self.framer.follow(&self.scratch)?;
-                    self.leftover.extend_from_slice(&self.scratch[take..]);
-                    self.scratch.truncate(take);
-                    self.replay.keep(&self.scratch);
-                    Ok(true)
-                }
-                Ok(Err(e)) => Err(Error::because(ReadError, "reading the request body", e).into_down()),
-                Err(_) => Err(Error::explain(ReadTimedout, "request body timed out").into_down()),
-            },
+            read = read => self.absorb(read).map(|()| true),
             };
         }
     }
+}
+
+impl Upload<'_> {
+    /// Takes a client read into the scratch buffer: the body's part stays there (and in the
+    /// replay), what came after it is the next request's.
+    fn absorb(
+        &mut self,
+        read: std::result::Result<std::io::Result<usize>, pingora::time::Elapsed>,
+    ) -> Result<()> {
+        match read {
+            Ok(Ok(0)) => {
+                Err(Error::explain(ConnectionClosed, "client closed inside the request body").into_down())
+            }
+            Ok(Ok(_)) => {
+                let take = self.framer.follow(&self.scratch)?;
+                self.leftover.extend_from_slice(&self.scratch[take..]);
+                self.scratch.truncate(take);
+                self.replay.keep(&self.scratch);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Error::because(ReadError, "reading the request body", e).into_down()),
+            Err(_) => Err(Error::explain(ReadTimedout, "request body timed out").into_down()),
+        }
+    }
+}
+
+/// Writes `data` upstream (and flushes), with the write timeout.
+async fn send_up<W: AsyncWrite + Unpin>(up: &mut W, data: &[u8], timeout: Duration) -> Result<()> {
+    super::body::write(up, &[data], timeout).await.map_err(|e| {
+        let mut e = e;
+        e.esource = pingora::ErrorSource::Upstream;
+        e
+    })
 }
 
 impl Framer {
@@ -273,11 +337,10 @@ impl Replay {
 /// it to start answering (its bytes land in `answer`), which ends the write early.
 async fn watch_write(
     up: &mut Stream,
-    parts: &[&[u8]],
+    pending: &mut Parts<'_>,
     answer: &mut BytesMut,
     timeout: Duration,
 ) -> Result<Sent> {
-    let mut pending = Parts::new(parts);
     let io = poll_fn(|cx| {
         loop {
             let written = match pending.poll_write(up, cx) {

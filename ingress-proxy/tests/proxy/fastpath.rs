@@ -373,3 +373,55 @@ async fn an_interim_response_does_not_stop_the_upload() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "the 100 was dropped, the 200 relayed: {answer}");
     drop(sender.await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_may_answer_while_it_reads_the_body() {
+    // `/echo` sends its response head first and streams the body back as it reads it: the
+    // proxy must keep sending the body while it relays the response.
+    let b = Backend::start("b").await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("f", "echo.example.com", "/", "svc", &[b.addr]));
+    for (framing, size) in [("length", 8 * 1024 * 1024), ("chunked", 6 * 1024 * 1024)] {
+        let client = TcpStream::connect(proxy.http).await.unwrap();
+        let (mut reader, mut writer) = client.into_split();
+        let sender = tokio::spawn(async move {
+            let chunk = vec![b'~'; 64 * 1024];
+            if framing == "length" {
+                let head = format!(
+                    "POST /echo HTTP/1.1\r\nHost: echo.example.com\r\nContent-Length: {size}\r\n\r\n"
+                );
+                writer.write_all(head.as_bytes()).await.unwrap();
+                for _ in 0..size / chunk.len() {
+                    writer.write_all(&chunk).await.unwrap();
+                }
+            } else {
+                let head =
+                    "POST /echo HTTP/1.1\r\nHost: echo.example.com\r\nTransfer-Encoding: chunked\r\n\r\n";
+                writer.write_all(head.as_bytes()).await.unwrap();
+                for _ in 0..size / chunk.len() {
+                    writer.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+                    writer.write_all(&chunk).await.unwrap();
+                    writer.write_all(b"\r\n").await.unwrap();
+                }
+                writer.write_all(b"0\r\n\r\n").await.unwrap();
+            }
+            writer
+        });
+        // Count the echoed bytes (the response is chunked): every '~' that came back.
+        let mut echoed = 0;
+        let mut seen = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while !seen.ends_with(b"0\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("{framing}: stalled after {echoed} echoed bytes"))
+                .unwrap();
+            assert!(n > 0, "{framing}: closed after {echoed} echoed bytes");
+            echoed += chunk[..n].iter().filter(|&&b| b == b'~').count();
+            seen.extend_from_slice(&chunk[..n]);
+            let keep = seen.len().saturating_sub(8);
+            seen.drain(..keep);
+        }
+        assert_eq!(echoed, size, "{framing}");
+        drop(tokio::time::timeout(Duration::from_secs(10), sender).await.unwrap().unwrap());
+    }
+}

@@ -33,7 +33,8 @@ pub(crate) fn local(port: u16) -> SocketAddr {
 /// `/headers` (request headers, one `name: value` per line), `/sleep/<ms>`,
 /// `/download/<bytes>` (Content-Length body streamed in 64 KiB chunks), `/upload` (counts the
 /// streamed body), `/ws` (WebSocket echo; `?greet=<text>` sends `<text>` first),
-/// `/ws-refused` (403 to an upgrade request), `/chunked` (a chunked body).
+/// `/ws-refused` (403 to an upgrade request), `/chunked` (a chunked body), `/echo` (the request
+/// body streamed back, the response head sent before any of it is read).
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
     pub(crate) name: &'static str,
@@ -90,6 +91,17 @@ async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<B
                 .map(|s| Ok::<_, Infallible>(Frame::data(Bytes::from_static(s.as_bytes())))),
         );
         return Ok(Response::new(BodyExt::boxed(StreamBody::new(stream))));
+    }
+    if path == "/echo" {
+        // The response head goes out at once; the body streams back as it arrives.
+        let frames = futures_util::stream::unfold(req.into_body(), |mut body| async move {
+            match body.frame().await {
+                Some(Ok(frame)) => Some((Ok::<_, Infallible>(frame), body)),
+                // A failed request body just ends the echo.
+                _ => None,
+            }
+        });
+        return Ok(Response::new(BodyExt::boxed(StreamBody::new(frames))));
     }
     if path == "/upload" {
         let mut body = req.into_body();
