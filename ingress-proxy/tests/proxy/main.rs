@@ -16,4 +16,5 @@ mod routing;
 mod streaming;
 mod swap;
 mod tls;
+mod uploads;
 mod websocket;

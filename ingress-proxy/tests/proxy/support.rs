@@ -389,3 +389,34 @@ async fn serve_raw(mut stream: TcpStream, script: Script) {
         nth += 1;
     }
 }
+
+/// Reads one `Content-Length`-framed (or bodyless) response from `stream`, keeping any bytes
+/// past it in `pending`. Returns the status line, the head and the body.
+pub(crate) async fn read_response(
+    stream: &mut TcpStream,
+    pending: &mut Vec<u8>,
+) -> (String, String, Vec<u8>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed inside a response head: {}", String::from_utf8_lossy(pending));
+        pending.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while pending.len() < head_end + length {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed inside a response body");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+    let body = pending[head_end..head_end + length].to_vec();
+    pending.drain(..head_end + length);
+    (head.lines().next().unwrap_or("").to_owned(), head, body)
+}
