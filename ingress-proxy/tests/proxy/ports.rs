@@ -25,7 +25,9 @@ pub fn free_port() -> u16 {
         let first = (ephemeral_end + 1).clamp(1_024, 64_535);
         (first, 65_536 - first)
     });
-    let offset = std::process::id() % count;
+    // Spread (Knuth's multiplicative hash): consecutive process ids, as two test binaries
+    // started together get, would otherwise walk the same ports one step apart.
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % count;
     for _ in 0..count {
         let port = first + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % count;
         let port = u16::try_from(port).expect("ports are below 65536");
