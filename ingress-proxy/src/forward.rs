@@ -1,11 +1,10 @@
-//! The direct path: HTTP/1.x requests with no body or a small one (most `GET`, `HEAD`,
-//! `DELETE` and API `POST`/`PUT` traffic, and WebSocket handshakes) forwarded from
+//! The direct path: HTTP/1.x requests with no body or a small one forwarded from
 //! [`ProxyHttp::request_filter`](pingora::proxy::ProxyHttp::request_filter) straight over a
 //! pooled upstream connection.
 //!
 //! Most HTTP/1.1 requests never get this far: the fast path ([`crate::h1`]) serves them before
-//! Pingora's session is built. What comes here is what it hands over: upgrades, HTTP/1.0,
-//! `Expect: 100-continue`, and heads it does not take.
+//! Pingora's session is built. What comes here is what it hands over: WebSocket handshakes
+//! and other upgrades, HTTP/1.0, `Expect: 100-continue`, and heads it does not take.
 //!
 //! Why a second path: Pingora's generic pipeline runs every request as two concurrent halves
 //! joined by task channels, so it can stream bodies both ways, upgrade, cache and retry with
@@ -36,21 +35,6 @@ use pingora::{Error, Result};
 
 use crate::service::{Ferry, RequestCtx};
 use crate::upstream::{connect_failure_is_retryable, stale_connection_is_retryable};
-
-/// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1, and what Pingora's
-/// default upstream request policy strips).
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-];
-
-/// Hop-by-hop headers without a constant in `http`.
-const HOP_BY_HOP_NAMED: [&str; 3] = ["keep-alive", "proxy-connection", "http2-settings"];
 
 /// The largest request body the direct path takes. Streamed upstream as it arrives, it fits
 /// an upstream socket's send buffer, so writing it never waits on an upstream that answers
@@ -124,10 +108,10 @@ pub(crate) fn upstream_request(req: &RequestHeader) -> RequestHeader {
         .filter(|token| crate::headers::may_be_nominated(token))
         .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
-    for name in nominated.iter().chain(HOP_BY_HOP.iter()) {
+    for name in &nominated {
         up.remove_header(name);
     }
-    for name in HOP_BY_HOP_NAMED {
+    for name in crate::headers::HOP_BY_HOP {
         up.remove_header(name);
     }
     if let Some(protocol) = upgrade {

@@ -10,6 +10,21 @@ use pingora::http::RequestHeader;
 /// `X-Request-ID`: kept from the client when present, so a trace spans hops.
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 
+/// Request headers that describe one hop and are never forwarded (RFC 9110 section 7.6.1, and
+/// what Pingora's default upstream request policy strips); both request paths drop them.
+pub(crate) const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "keep-alive",
+    "proxy-connection",
+    "http2-settings",
+];
+
 /// Headers a client's `Connection` may not make hop-by-hop: they frame or route the request,
 /// so dropping one would let the upstream read the message differently from the proxy
 /// (`Connection: content-length` would turn a body into a second request).

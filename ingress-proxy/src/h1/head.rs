@@ -22,20 +22,6 @@ const MAX_NOMINATED: usize = 8;
 /// The longest client `X-Request-ID` kept (as [`crate::headers::request_id`] does).
 const MAX_REQUEST_ID: usize = 200;
 
-/// Headers that describe one hop and never go upstream (as [`crate::forward`] drops them).
-const HOP_BY_HOP: [&str; 10] = [
-    "connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "keep-alive",
-    "proxy-connection",
-    "http2-settings",
-];
-
 /// What a look at the start of the client's buffer found.
 // Short-lived on the stack, once per request: boxing the large variant would allocate instead.
 #[allow(clippy::large_enum_variant)]
@@ -245,7 +231,7 @@ impl Head<'_> {
         } else {
             &["x-forwarded-proto", "x-forwarded-host", "x-request-id"]
         };
-        HOP_BY_HOP.iter().chain(replaced).any(|n| name.eq_ignore_ascii_case(n))
+        crate::headers::HOP_BY_HOP.iter().chain(replaced).any(|n| name.eq_ignore_ascii_case(n))
             || (f.port.is_some() && name.eq_ignore_ascii_case("x-forwarded-port"))
             || self.nominated[..self.nominated_len].iter().any(|n| name.eq_ignore_ascii_case(n))
     }
