@@ -32,7 +32,8 @@ pub(crate) async fn read_upstream<U: AsyncRead + Unpin>(
     }
 }
 
-/// Writes `parts` to the client and flushes (Pingora's streams buffer writes).
+/// Writes `parts` and flushes (Pingora's streams buffer writes). The error says which side
+/// failed only once the caller marks it (`into_up`/`into_down`).
 pub(crate) async fn write<W: AsyncWrite + Unpin>(
     stream: &mut W,
     parts: &[&[u8]],
@@ -48,7 +49,7 @@ pub(crate) async fn write<W: AsyncWrite + Unpin>(
         Ok(Err(e)) => Error::because(ErrorType::WriteError, "writing", e),
         Err(_) => Error::explain(ErrorType::WriteTimedout, "write timed out"),
     };
-    Err(e.into_down())
+    Err(e)
 }
 
 /// Byte slices on their way out, written with as few writes as the stream takes: vectored,
@@ -196,7 +197,7 @@ impl<U: AsyncRead + Unpin + Send, C: AsyncWrite + Unpin + Send> Relay<'_, U, C> 
             let pair = [head, &self.buf[..take]];
             let parts = if first { &pair[..] } else { &pair[1..] };
             self.started = true;
-            write(self.client, parts, self.write_timeout).await?;
+            write(self.client, parts, self.write_timeout).await.map_err(|e| e.into_down())?;
             first = false;
             self.sent += payload;
             self.buf.advance(take);
@@ -213,7 +214,7 @@ impl<U: AsyncRead + Unpin + Send, C: AsyncWrite + Unpin + Send> Relay<'_, U, C> 
 
     async fn send(&mut self, parts: &[&[u8]]) -> Result<()> {
         self.started = true;
-        write(self.client, parts, self.write_timeout).await
+        write(self.client, parts, self.write_timeout).await.map_err(|e| e.into_down())
     }
 
     /// Reads more of a body whose end has not come yet.

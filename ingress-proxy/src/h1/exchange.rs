@@ -149,7 +149,7 @@ pub(super) async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &
     out.extend_from_slice(body.as_bytes());
     outcome.status = status;
     outcome.committed = true;
-    match body::write(&mut conn.client, &[out], KEEPALIVE).await {
+    match body::write(&mut conn.client, &[out], KEEPALIVE).await.map_err(|e| e.into_down()) {
         Ok(()) => {
             outcome.bytes = body.len() as u64;
             if close { Next::Close } else { Next::KeepAlive }

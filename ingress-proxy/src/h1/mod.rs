@@ -140,10 +140,11 @@ impl ServerApp for Front {
             match head::parse(&buf, &mut headers) {
                 Parsed::Fast(head) => {
                     let close = head.close || *shutdown.borrow();
-                    let limit = self.shared.settings.load().max_body_size;
+                    let settings = self.shared.settings.load_full();
+                    let limit = settings.max_body_size;
                     let mut upload =
                         Upload::new(head.body, &buf[head.len..], head.is_idempotent(), limit, KEEPALIVE);
-                    let next = self.serve(&head, &mut upload, close, &mut conn).await;
+                    let next = self.serve(&head, &mut upload, &settings, close, &mut conn).await;
                     if next == Next::Close {
                         if !upload.is_complete() {
                             linger(conn.client).await;
@@ -229,12 +230,18 @@ impl Front {
     }
 
     /// Serves one fast-path request, start to access log.
-    async fn serve(&self, head: &Head<'_>, upload: &mut Upload<'_>, close: bool, conn: &mut Conn) -> Next {
+    async fn serve(
+        &self,
+        head: &Head<'_>,
+        upload: &mut Upload<'_>,
+        settings: &RuntimeSettings,
+        close: bool,
+        conn: &mut Conn,
+    ) -> Next {
         let started = Instant::now();
         self.metrics.active_requests.inc();
         let _active = ActiveRequest(self.metrics.active_requests.clone());
         let snapshot = self.shared.snapshot.load_full();
-        let settings = self.shared.settings.load_full();
         let generated;
         let request_id = match head.request_id {
             Some(id) => id,
@@ -267,7 +274,7 @@ impl Front {
                     request_id,
                 };
                 head.write_upstream(&forwarding, &mut conn.request);
-                self.proxy(head, upload, route, &settings, close, conn, &mut outcome).await
+                self.proxy(head, upload, route, settings, close, conn, &mut outcome).await
             }
         };
         Finished {

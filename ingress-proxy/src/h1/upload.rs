@@ -32,9 +32,9 @@ const REPLAY_MAX: usize = 64 * 1024;
 /// Room made before each read of the client.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// How a body's sending ended.
+/// How a watched write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sent {
+enum Sent {
     /// All of it went out.
     All,
     /// The upstream began answering first; what it sent is in the response buffer.
@@ -144,7 +144,8 @@ impl<'p> Upload<'p> {
 
     /// Sends `head` and then the body, as the client sends it. On a `retry` the body read so
     /// far goes out again first. The response buffer `answer` receives whatever the upstream
-    /// sends meanwhile.
+    /// sends meanwhile; it stops the body once it holds a final response head, and
+    /// [`Upload::is_written`] then says the body did not all go out.
     pub(crate) async fn send(
         &mut self,
         head: &[u8],
@@ -153,7 +154,7 @@ impl<'p> Upload<'p> {
         answer: &mut BytesMut,
         client: &mut Stream,
         write_timeout: Duration,
-    ) -> Result<Sent> {
+    ) -> Result<()> {
         self.written = false;
         self.unsent.clear();
         // The head goes out with the body bytes already read, in one write.
@@ -163,7 +164,7 @@ impl<'p> Upload<'p> {
         let mut pending = Parts::new(&parts);
         if watch_write(up, &mut pending, answer, write_timeout).await? == Sent::Answered {
             self.unsent = pending.rest();
-            return Ok(Sent::Answered);
+            return Ok(());
         }
         while !self.framer.complete {
             let piece = if self.consumed < self.prefix.len() {
@@ -171,17 +172,17 @@ impl<'p> Upload<'p> {
             } else if self.read_client(up, answer, client).await? {
                 &self.scratch[..]
             } else {
-                return Ok(Sent::Answered);
+                return Ok(());
             };
             let parts = [piece];
             let mut pending = Parts::new(&parts);
             if watch_write(up, &mut pending, answer, write_timeout).await? == Sent::Answered {
                 self.unsent = pending.rest();
-                return Ok(Sent::Answered);
+                return Ok(());
             }
         }
         self.written = true;
-        Ok(Sent::All)
+        Ok(())
     }
 
     /// Sends the rest of a body the upstream began answering early, while that answer is
@@ -279,11 +280,7 @@ impl Upload<'_> {
 
 /// Writes `data` upstream (and flushes), with the write timeout.
 async fn send_up<W: AsyncWrite + Unpin>(up: &mut W, data: &[u8], timeout: Duration) -> Result<()> {
-    super::body::write(up, &[data], timeout).await.map_err(|e| {
-        let mut e = e;
-        e.esource = pingora::ErrorSource::Upstream;
-        e
-    })
+    super::body::write(up, &[data], timeout).await.map_err(|e| e.into_up())
 }
 
 impl Framer {
