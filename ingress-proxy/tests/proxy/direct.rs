@@ -1,5 +1,6 @@
-//! The direct path of bodyless HTTP/1.x requests: hop-by-hop headers, informational and
-//! close-delimited responses, `HEAD`, and pooled connections the upstream closed.
+//! Plain request/response behaviour, whichever path serves it (the fast path for HTTP/1.1,
+//! Pingora's direct path for HTTP/1.0): hop-by-hop headers, informational and close-delimited
+//! responses, `HEAD`, request bodies, and pooled connections the upstream closed.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -113,7 +114,7 @@ async fn a_pooled_connection_the_upstream_dropped_is_retried() {
     }
     assert!(accepts.load(Ordering::SeqCst) >= 5);
 
-    // A small body is read whole and can be sent again: an idempotent PUT is retried...
+    // A small body is kept and can be sent again: an idempotent PUT is retried...
     let put = Request::put("/p").header("host", "stale.example.com").body(Full::from("x").boxed());
     assert_eq!(conn.send(put.unwrap()).await.status, 200);
     // ...a POST is not (the upstream may have acted on it), as nginx does.

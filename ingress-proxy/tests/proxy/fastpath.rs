@@ -33,14 +33,18 @@ async fn pipelined_split_and_handed_over_requests_share_one_connection() {
     let (_, _, body) = read_response(&mut client, &mut pending).await;
     assert_eq!(body, b"b GET /three");
 
-    // A request with a body goes to Pingora's session, with the bytes already read...
+    // An HTTP/1.0 request goes to Pingora's session (and its small-body direct path), with the
+    // bytes already read, body included...
     client
-        .write_all(b"POST /upload HTTP/1.1\r\nHost: f.example.com\r\nContent-Length: 5\r\n\r\nhello")
+        .write_all(
+            b"POST /upload HTTP/1.0\r\nHost: f.example.com\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello",
+        )
         .await
         .unwrap();
     let (status, _, body) = read_response(&mut client, &mut pending).await;
-    assert_eq!((status.as_str(), body.as_slice()), ("HTTP/1.1 200 OK", &b"5"[..]));
-    // ...and so does a malformed-looking but valid head too large for the fast path's buffer.
+    assert!(status.ends_with(" 200 OK"), "{status}");
+    assert_eq!(body, b"5");
+    // ...and so does a valid head too large for the fast path's buffer.
     let big = "v".repeat(40 * 1024);
     client
         .write_all(format!("GET /headers HTTP/1.1\r\nHost: f.example.com\r\nX-Big: {big}\r\n\r\n").as_bytes())
