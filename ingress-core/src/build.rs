@@ -12,7 +12,7 @@ use crate::table::Target;
 use crate::tls::TlsEntry;
 use crate::{
     Backend, BackendRef, CertificatePem, CertificateRef, EndpointStore, Field, HostPattern, Ingress, Origin,
-    PathType, PortRef, Reason, Rejection, RouteTable, Service, ServicePort, TlsMap,
+    PathType, PortRef, Reason, Rejection, RoutePolicy, RouteTable, Service, ServicePort, TlsMap,
 };
 
 /// Declared Services: namespace → name → ports (nested so lookups borrow, never allocate).
@@ -193,6 +193,8 @@ struct State<'a, 'e> {
     backend_index: HashMap<Arc<BackendRef>, u32, RandomState>,
     backends: Vec<Backend>,
     origins: Vec<Origin>,
+    /// The policy of each origin, by the same index.
+    policies: Vec<Arc<RoutePolicy>>,
     host_index: HashMap<HostPattern, u32, RandomState>,
     hosts: Vec<HostAcc<'a>>,
     catch_all: Option<(Target, Field)>,
@@ -216,6 +218,7 @@ impl<'a, 'e> State<'a, 'e> {
             backend_index: HashMap::with_capacity_and_hasher(hosts, RandomState::default()),
             backends: Vec::with_capacity(hosts),
             origins: Vec::with_capacity(ingresses),
+            policies: Vec::with_capacity(ingresses),
             host_index: HashMap::with_capacity_and_hasher(hosts, RandomState::default()),
             hosts: Vec::with_capacity(hosts),
             catch_all: None,
@@ -266,6 +269,7 @@ impl<'a, 'e> State<'a, 'e> {
         }
         let origin = index(self.origins.len());
         self.origins.push(ing.origin.clone());
+        self.policies.push(Arc::clone(&ing.policy));
 
         let default = match ing.default_backend.as_ref().map(|b| self.resolved_backend(b, services)) {
             None => None,

@@ -41,8 +41,10 @@ mod explain;
 mod host;
 mod model;
 mod path;
+mod policy;
 mod table;
 mod tls;
+mod uri;
 
 pub use build::{Built, TableBuilder};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
@@ -53,5 +55,7 @@ pub use model::{
     BackendRef, CertificateRef, HostRule, Ingress, Origin, PathRule, PathType, PortRef, Service, ServicePort,
     TlsRule,
 };
-pub use table::{Backend, MatchedBy, Route, RouteTable};
+pub use policy::{BodyLimit, HeaderAction, HeaderOp, InvalidHeader, RoutePolicy, is_token};
+pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};
+pub use uri::{InvalidTarget, normalize_path};

@@ -6,6 +6,9 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
+
+use crate::RoutePolicy;
 
 /// The object a rule came from: an Ingress (or anything playing its part).
 ///
@@ -242,12 +245,14 @@ pub struct Ingress {
     pub rules: Vec<HostRule>,
     /// TLS entries, in the order written.
     pub tls: Vec<TlsRule>,
+    /// What the Ingress's routes (its paths and its default backend) do besides routing.
+    pub policy: Arc<RoutePolicy>,
 }
 
 impl Ingress {
     /// An Ingress with no rules yet.
     pub fn new(origin: Origin) -> Self {
-        Self { origin, default_backend: None, rules: Vec::new(), tls: Vec::new() }
+        Self { origin, default_backend: None, rules: Vec::new(), tls: Vec::new(), policy: Arc::default() }
     }
 
     /// The same Ingress with one more host rule.
@@ -261,6 +266,13 @@ impl Ingress {
     #[must_use]
     pub fn default_backend(mut self, backend: BackendRef) -> Self {
         self.default_backend = Some(backend);
+        self
+    }
+
+    /// The same Ingress with a policy for all its routes.
+    #[must_use]
+    pub fn policy(mut self, policy: RoutePolicy) -> Self {
+        self.policy = Arc::new(policy);
         self
     }
 

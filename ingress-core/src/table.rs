@@ -8,7 +8,9 @@ use hashbrown::HashTable;
 
 use crate::host::{HostBuf, eq_bytes, lowercase_into, trim_host, wildcard_suffix};
 use crate::path::{self, MatchKind};
-use crate::{BackendRef, EndpointSet, EndpointSlot, Field, HostPattern, Origin, PathType, TlsMap};
+use crate::{
+    BackendRef, EndpointSet, EndpointSlot, Field, HostPattern, Origin, PathType, RoutePolicy, TlsMap,
+};
 
 /// A backend as the table knows it: which Service port, and its live endpoints.
 #[derive(Debug)]
@@ -64,13 +66,41 @@ pub enum MatchedBy<'t> {
     ControllerDefault,
 }
 
-/// The answer of [`RouteTable::lookup`]: where the request goes and why.
+/// The answer of [`RouteTable::lookup`]: where the request goes, why, and with what policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Route<'t> {
     /// The backend to send the request to.
     pub backend: &'t Backend,
     /// What matched.
     pub matched_by: MatchedBy<'t>,
+    /// The policy of the Ingress that matched (empty for the controller's default backend).
+    pub policy: &'t RoutePolicy,
+    /// Where the route is in its table, to find it again without matching.
+    pub(crate) id: RouteId,
+}
+
+impl Route<'_> {
+    /// A small handle to this route, which [`RouteTable::route`] turns back into the route
+    /// (of the same table) without matching again: for code that must keep a route across
+    /// calls but cannot keep the borrow.
+    pub fn id(&self) -> RouteId {
+        self.id
+    }
+}
+
+/// A handle to a route of one [`RouteTable`]; see [`Route::id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(Id);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Id {
+    Path(u32),
+    Default { backend: u32, origin: u32 },
+    Controller(u32),
+}
+
+fn index_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// A backend plus the Ingress that named it (the fallback of a host, or of every host).
@@ -172,6 +202,10 @@ pub struct RouteTable {
     pub(crate) routes: Vec<CompiledRoute>,
     pub(crate) backends: Vec<Backend>,
     pub(crate) origins: Vec<Origin>,
+    /// The policy of each origin, by the same index.
+    pub(crate) policies: Vec<Arc<RoutePolicy>>,
+    /// The policy of routes no Ingress defined (the controller's default backend).
+    pub(crate) no_policy: RoutePolicy,
     pub(crate) catch_all: Option<Target>,
     pub(crate) controller_default: Option<u32>,
     pub(crate) tls: TlsMap,
@@ -187,8 +221,8 @@ impl RouteTable {
         if let Some(entry) = self.find_host(host) {
             let routes = &self.routes[entry.routes.0 as usize..entry.routes.1 as usize];
             let path = path.as_bytes();
-            if let Some(r) = routes.iter().find(|r| path::matches(r.kind, self.bytes(r.path), path)) {
-                return Some(self.route_match(r));
+            if let Some(i) = routes.iter().position(|r| path::matches(r.kind, self.bytes(r.path), path)) {
+                return Some(self.route_match(entry.routes.0 + index_u32(i)));
             }
             if let Some(t) = entry.default {
                 return Some(self.default_match(t));
@@ -255,8 +289,23 @@ impl RouteTable {
         }
     }
 
-    pub(crate) fn route_match<'t>(&'t self, r: &'t CompiledRoute) -> Route<'t> {
+    /// The route behind a [`RouteId`] of this table (`None` for an id of another table that
+    /// is out of this one's range).
+    pub fn route(&self, id: RouteId) -> Option<Route<'_>> {
+        match id.0 {
+            Id::Path(i) => ((i as usize) < self.routes.len()).then(|| self.route_match(i)),
+            Id::Default { backend, origin } => ((backend as usize) < self.backends.len()
+                && (origin as usize) < self.origins.len())
+            .then(|| self.default_match(Target { backend, origin })),
+            Id::Controller(b) => ((b as usize) < self.backends.len()).then(|| self.controller_match(b)),
+        }
+    }
+
+    /// The route of the compiled path rule at `index` in `routes`.
+    pub(crate) fn route_match(&self, index: u32) -> Route<'_> {
+        let r = &self.routes[index as usize];
         Route {
+            id: RouteId(Id::Path(index)),
             backend: &self.backends[r.backend as usize],
             matched_by: MatchedBy::Path {
                 origin: &self.origins[r.origin as usize],
@@ -264,13 +313,21 @@ impl RouteTable {
                 path: self.text(r.path),
                 path_type: r.path_type,
             },
+            policy: self.policy_of(r.origin),
         }
+    }
+
+    /// The policy of an origin.
+    fn policy_of(&self, origin: u32) -> &RoutePolicy {
+        self.policies.get(origin as usize).map_or(&self.no_policy, |p| p)
     }
 
     pub(crate) fn default_match(&self, t: Target) -> Route<'_> {
         Route {
+            id: RouteId(Id::Default { backend: t.backend, origin: t.origin }),
             backend: &self.backends[t.backend as usize],
             matched_by: MatchedBy::IngressDefault { origin: &self.origins[t.origin as usize] },
+            policy: self.policy_of(t.origin),
         }
     }
 
@@ -279,8 +336,16 @@ impl RouteTable {
         if let Some(t) = self.catch_all {
             return Some(self.default_match(t));
         }
-        self.controller_default
-            .map(|b| Route { backend: &self.backends[b as usize], matched_by: MatchedBy::ControllerDefault })
+        self.controller_default.map(|b| self.controller_match(b))
+    }
+
+    fn controller_match(&self, backend: u32) -> Route<'_> {
+        Route {
+            id: RouteId(Id::Controller(backend)),
+            backend: &self.backends[backend as usize],
+            matched_by: MatchedBy::ControllerDefault,
+            policy: &self.no_policy,
+        }
     }
 
     /// The TLS SNI map compiled with this table.

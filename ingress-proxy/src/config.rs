@@ -5,12 +5,11 @@
 //! the server starts, while timeouts, retries, body limits and logging are read per request, so
 //! a ConfigMap edit reaches the next request without a restart.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingress_core::{BackendRef, CertificatePem};
+use ingress_core::{BodyLimit, CertificatePem, RoutePolicy};
 
 /// Start-up configuration of the proxy server, built once by the embedding binary.
 ///
@@ -92,8 +91,6 @@ impl Default for Timeouts {
 pub struct RuntimeSettings {
     /// Timeouts for backends without an override.
     pub timeouts: Timeouts,
-    /// Overrides per backend (the controller fills these from Ingress annotations).
-    pub backend_timeouts: HashMap<BackendRef, Timeouts>,
     /// Attempts per request when connecting fails (refused, reset, timed out before anything
     /// was sent): each attempt goes to the next endpoint. 1 means no retry.
     pub max_attempts: usize,
@@ -110,7 +107,6 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         Self {
             timeouts: Timeouts::default(),
-            backend_timeouts: HashMap::new(),
             max_attempts: 3,
             max_body_size: None,
             access_log: true,
@@ -120,13 +116,30 @@ impl Default for RuntimeSettings {
 }
 
 impl RuntimeSettings {
-    /// The timeouts that apply to `backend`.
-    pub fn timeouts_for(&self, backend: &BackendRef) -> Timeouts {
-        if self.backend_timeouts.is_empty() {
-            return self.timeouts;
+    /// What applies to a request on a route with `policy`: the policy's values where it sets
+    /// them, these settings elsewhere.
+    pub fn limits_for(&self, policy: &RoutePolicy) -> RouteLimits {
+        RouteLimits {
+            timeouts: Timeouts {
+                connect: policy.connect_timeout.unwrap_or(self.timeouts.connect),
+                read: policy.read_timeout.unwrap_or(self.timeouts.read),
+                write: policy.send_timeout.unwrap_or(self.timeouts.write),
+            },
+            max_body_size: policy.max_body_size.map_or(self.max_body_size, BodyLimit::bytes),
+            max_attempts: policy.max_attempts.map_or(self.max_attempts, |n| n as usize).max(1),
         }
-        self.backend_timeouts.get(backend).copied().unwrap_or(self.timeouts)
     }
+}
+
+/// The limits in force for one request: its route's policy over the global settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// Upstream timeouts.
+    pub timeouts: Timeouts,
+    /// Largest request body accepted, in bytes; `None` is unlimited.
+    pub max_body_size: Option<u64>,
+    /// Attempts per request (at least 1).
+    pub max_attempts: usize,
 }
 
 /// Shared, immutable settings as loaded by a request.
@@ -150,12 +163,21 @@ mod tests {
     }
 
     #[test]
-    fn backend_override_wins() {
-        let b = BackendRef::new("ns", "svc", 80);
-        let slow = Timeouts { read: Duration::from_secs(600), ..Timeouts::default() };
-        let mut s = RuntimeSettings::default();
-        s.backend_timeouts.insert(b.clone(), slow);
-        assert_eq!(s.timeouts_for(&b), slow);
-        assert_eq!(s.timeouts_for(&BackendRef::new("ns", "other", 80)), Timeouts::default());
+    fn route_policy_overrides_the_settings() {
+        let s = RuntimeSettings { max_body_size: Some(1 << 20), ..RuntimeSettings::default() };
+        let plain = s.limits_for(&RoutePolicy::default());
+        assert_eq!(plain.timeouts, Timeouts::default());
+        assert_eq!((plain.max_body_size, plain.max_attempts), (Some(1 << 20), 3));
+        let policy = RoutePolicy {
+            read_timeout: Some(Duration::from_secs(600)),
+            max_body_size: Some(BodyLimit::Unlimited),
+            max_attempts: Some(0),
+            ..RoutePolicy::default()
+        };
+        let limits = s.limits_for(&policy);
+        assert_eq!(limits.timeouts, Timeouts { read: Duration::from_secs(600), ..Timeouts::default() });
+        assert_eq!((limits.max_body_size, limits.max_attempts), (None, 1));
+        let small = RoutePolicy { max_body_size: Some(BodyLimit::Bytes(8)), ..RoutePolicy::default() };
+        assert_eq!(s.limits_for(&small).max_body_size, Some(8));
     }
 }

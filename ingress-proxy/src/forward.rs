@@ -178,7 +178,7 @@ impl Ferry {
                         && stale_connection_is_retryable(&e)
                         && session.response_written().is_none()
                         && session.req_header().method.is_idempotent()
-                        && ctx.attempts < ctx.settings.max_attempts =>
+                        && ctx.attempts < ctx.limits.max_attempts =>
                 {
                     tracing::debug!(error = %e, "stale pooled connection, retrying");
                 }
@@ -254,7 +254,7 @@ impl Ferry {
             let status = ctx.failure_status.unwrap_or(503);
             return Err(Error::explain(HTTPStatus(status), "no endpoint left to try"));
         };
-        let timeouts = ctx.settings.timeouts_for(backend.key());
+        let timeouts = ctx.limits.timeouts;
         let slot = backend.shared_slot();
         let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
         peer.options.connection_timeout = Some(timeouts.connect);
@@ -274,7 +274,7 @@ impl Ferry {
         }
         e = e.into_up();
         ctx.failure_status = Some(crate::response::status_for(e.etype(), e.esource()));
-        let retry = connect_failure_is_retryable(e.etype()) && ctx.attempts < ctx.settings.max_attempts;
+        let retry = connect_failure_is_retryable(e.etype()) && ctx.attempts < ctx.limits.max_attempts;
         e.set_retry(retry);
         e
     }

@@ -51,7 +51,7 @@ mod tls;
 mod tunnel;
 mod upstream;
 
-pub use config::{ProxyConfig, RuntimeSettings, Timeouts};
+pub use config::{ProxyConfig, RouteLimits, RuntimeSettings, Timeouts};
 pub use error::{Error, Result};
 pub use handle::{Installed, ProxyHandle};
 pub use response::DEFAULT_BACKEND_BODY;

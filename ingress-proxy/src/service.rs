@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ingress_core::{MatchedBy, Route, RouteTable};
+use ingress_core::{MatchedBy, Route, RoutePolicy, RouteTable};
 use pingora::ErrorType::HTTPStatus;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
@@ -33,7 +33,7 @@ use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
-use crate::config::SharedSettings;
+use crate::config::{RouteLimits, SharedSettings};
 use crate::forward;
 use crate::handle::{Shared, Snapshot};
 use crate::headers;
@@ -61,6 +61,8 @@ pub(crate) struct RequestCtx {
     /// The snapshot this request routes with, from start to end.
     snapshot: Option<Arc<Snapshot>>,
     pub(crate) settings: SharedSettings,
+    /// The limits of the request's route (the settings' until a route is found).
+    pub(crate) limits: RouteLimits,
     /// The request id sent upstream (the client's, or generated).
     request_id: Option<http::HeaderValue>,
     /// A status the proxy answered itself.
@@ -157,10 +159,12 @@ impl ProxyHttp for Ferry {
 
     fn new_ctx(&self) -> RequestCtx {
         self.metrics.active_requests.inc();
+        let settings = self.shared.settings.load_full();
         RequestCtx {
             started: Instant::now(),
             snapshot: None,
-            settings: self.shared.settings.load_full(),
+            settings: Arc::clone(&settings),
+            limits: settings.limits_for(&RoutePolicy::default()),
             request_id: None,
             local_status: None,
             failure_status: None,
@@ -183,16 +187,19 @@ impl ProxyHttp for Ferry {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.snapshot = self.shared.snapshot.load_full();
         ctx.request_id = Some(headers::request_id(session.req_header()));
+        let Some(route) = Self::table(ctx).and_then(|t| lookup(t, session.req_header())) else {
+            return Self::answer(session, ctx, 404).await;
+        };
+        let limits = ctx.settings.limits_for(route.policy);
+        let empty = route.backend.endpoints().is_empty();
+        ctx.limits = limits;
         if let (Some(limit), Some(length)) =
-            (ctx.settings.max_body_size, headers::content_length(session.req_header()))
+            (limits.max_body_size, headers::content_length(session.req_header()))
             && length > limit
         {
             return Self::answer(session, ctx, 413).await;
         }
-        let Some(route) = Self::table(ctx).and_then(|t| lookup(t, session.req_header())) else {
-            return Self::answer(session, ctx, 404).await;
-        };
-        if route.backend.endpoints().is_empty() {
+        if empty {
             return Self::answer(session, ctx, 503).await;
         }
         if forward::is_direct(session) {
@@ -235,7 +242,7 @@ impl ProxyHttp for Ferry {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(limit) = ctx.settings.max_body_size else { return Ok(()) };
+        let Some(limit) = ctx.limits.max_body_size else { return Ok(()) };
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
         if ctx.body_bytes > limit {
             return Err(Error::explain(HTTPStatus(413), "request body over the size limit"));
@@ -276,7 +283,7 @@ impl ProxyHttp for Ferry {
         let mut e = e.more_context(format!("peer: {peer}"));
         if !session.req_header().method.is_idempotent()
             || session.as_ref().retry_buffer_truncated()
-            || ctx.attempts >= ctx.settings.max_attempts
+            || ctx.attempts >= ctx.limits.max_attempts
         {
             e.set_retry(false);
         } else {

@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 
 use super::{Built, PendingRoute, State, index};
 use crate::table::{CompiledRoute, HostEntry, Shadowed, Span};
-use crate::{HostPattern, Reason, Rejection, RouteTable};
+use crate::{HostPattern, Reason, Rejection, RoutePolicy, RouteTable};
 
 /// The order of routes within a host, and so the whole of path precedence: the longest path
 /// first, `Exact` before `Prefix` at equal length; then, among rules claiming the same path and
@@ -116,6 +116,8 @@ impl State<'_, '_> {
                 routes,
                 backends: self.backends,
                 origins: self.origins,
+                policies: self.policies,
+                no_policy: RoutePolicy::default(),
                 catch_all: self.catch_all.map(|(t, _)| t),
                 controller_default: self.controller_default,
                 tls: self.tls,

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use ingress_core::Route;
+use ingress_core::{Route, RoutePolicy};
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::connectors::TransportConnector;
 use pingora::prelude::HttpPeer;
@@ -43,7 +43,7 @@ use tokio::io::AsyncReadExt;
 use self::exchange::{answer, exchange};
 use self::head::{BodyFraming, Forwarding, Head, Parsed};
 use self::upload::Upload;
-use crate::config::{RuntimeSettings, Timeouts};
+use crate::config::{RouteLimits, RuntimeSettings, Timeouts};
 use crate::handle::Shared;
 use crate::metrics::Metrics;
 use crate::pool::IdlePool;
@@ -141,9 +141,8 @@ impl ServerApp for Front {
                 Parsed::Fast(head) => {
                     let close = head.close || *shutdown.borrow();
                     let settings = self.shared.settings.load_full();
-                    let limit = settings.max_body_size;
                     let mut upload =
-                        Upload::new(head.body, &buf[head.len..], head.is_idempotent(), limit, KEEPALIVE);
+                        Upload::new(head.body, &buf[head.len..], head.is_idempotent(), KEEPALIVE);
                     let next = self.serve(&head, &mut upload, &settings, close, &mut conn).await;
                     if next == Next::Close {
                         if !upload.is_complete() {
@@ -251,13 +250,15 @@ impl Front {
             }
         };
         let route = snapshot.as_deref().and_then(|s| s.table.lookup(head.host, head.path));
+        let limits = settings.limits_for(route.as_ref().map_or(&RoutePolicy::default(), |r| r.policy));
+        upload.limit(limits.max_body_size);
         let mut outcome = Outcome::default();
         let declared = match head.body {
             BodyFraming::Length(n) => Some(n),
             BodyFraming::None | BodyFraming::Chunked => None,
         };
         let next = match &route {
-            _ if settings.max_body_size.zip(declared).is_some_and(|(limit, n)| n > limit) => {
+            Some(_) if limits.max_body_size.zip(declared).is_some_and(|(limit, n)| n > limit) => {
                 answer(conn, 413, true, &mut outcome).await
             }
             // Answered without the body: the connection stays only if the body was all read
@@ -274,7 +275,7 @@ impl Front {
                     request_id,
                 };
                 head.write_upstream(&forwarding, &mut conn.request);
-                self.proxy(head, upload, route, settings, close, conn, &mut outcome).await
+                self.proxy(head, upload, route, settings, &limits, close, conn, &mut outcome).await
             }
         };
         Finished {
@@ -303,13 +304,14 @@ impl Front {
         upload: &mut Upload<'_>,
         route: &Route<'_>,
         settings: &RuntimeSettings,
+        limits: &RouteLimits,
         close: bool,
         conn: &mut Conn,
         outcome: &mut Outcome,
     ) -> Next {
         let backend = route.backend;
         let endpoints = backend.endpoints();
-        let timeouts = settings.timeouts_for(backend.key());
+        let timeouts = limits.timeouts;
         let mut tried = Vec::new();
         let mut failure_status = None;
         let mut attempts = 0;
@@ -334,7 +336,7 @@ impl Front {
                             tried.push(addr);
                             let e = e.into_up();
                             failure_status = Some(status_for(e.etype(), e.esource()));
-                            if connect_failure_is_retryable(e.etype()) && attempts < settings.max_attempts {
+                            if connect_failure_is_retryable(e.etype()) && attempts < limits.max_attempts {
                                 continue;
                             }
                             tracing::debug!(error = %e, "connecting upstream failed");
@@ -360,7 +362,7 @@ impl Front {
                         && stale_connection_is_retryable(&e)
                         && head.is_idempotent()
                         && upload.replayable()
-                        && attempts < settings.max_attempts =>
+                        && attempts < limits.max_attempts =>
                 {
                     tracing::debug!(error = %e, "stale pooled connection, retrying");
                 }

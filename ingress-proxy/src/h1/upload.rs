@@ -94,7 +94,6 @@ impl<'p> Upload<'p> {
         framing: BodyFraming,
         prefix: &'p [u8],
         replay: bool,
-        limit: Option<u64>,
         client_timeout: Duration,
     ) -> Self {
         Upload {
@@ -102,7 +101,7 @@ impl<'p> Upload<'p> {
                 framing,
                 left: if let BodyFraming::Length(n) = framing { n } else { 0 },
                 chunks: Chunks::default(),
-                limit,
+                limit: None,
                 complete: framing == BodyFraming::None,
             },
             prefix,
@@ -114,6 +113,12 @@ impl<'p> Upload<'p> {
             unsent: Vec::new(),
             written: false,
         }
+    }
+
+    /// Sets the body size limit of the request's route, enforced on bodies without a declared
+    /// length as they arrive (a declared length is checked before the body is read).
+    pub(crate) fn limit(&mut self, limit: Option<u64>) {
+        self.framer.limit = limit;
     }
 
     /// Whether the whole body was read from the client (and so the connection can serve

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use ingress_core::{BackendRef, EndpointSet, EndpointStore, Ingress, Origin, TableBuilder};
-use ingress_proxy::{DEFAULT_BACKEND_BODY, ProxyHandle, RuntimeSettings, Timeouts};
+use ingress_core::{BackendRef, EndpointSet, EndpointStore, Ingress, Origin, RoutePolicy, TableBuilder};
+use ingress_proxy::{DEFAULT_BACKEND_BODY, ProxyHandle, RuntimeSettings};
 
 use crate::support::*;
 
@@ -92,7 +92,15 @@ async fn no_endpoints_is_503_refused_is_502_slow_is_504() {
     routes
         .route("empty", "empty.example.com", "/", "svc-empty", &[])
         .route("down", "down.example.com", "/", "svc-down", &[refusing])
-        .route("slow", "slow.example.com", "/", "svc-slow", &[slow.addr]);
+        // A 300 ms read timeout for this route only (its Ingress's policy).
+        .route_with(
+            "slow",
+            "slow.example.com",
+            "/",
+            "svc-slow",
+            &[slow.addr],
+            RoutePolicy { read_timeout: Some(Duration::from_millis(300)), ..RoutePolicy::default() },
+        );
     let _store = routes.install(&handle);
     let proxy = Proxy::start(handle.clone());
 
@@ -101,13 +109,6 @@ async fn no_endpoints_is_503_refused_is_502_slow_is_504() {
     let reply = fetch(proxy.http, "down.example.com", "/").await;
     assert_eq!(reply.status, 502);
 
-    // A live settings change: 300 ms read timeout for this backend only.
-    let mut settings = RuntimeSettings::default();
-    settings.backend_timeouts.insert(
-        BackendRef::new("test", "svc-slow", 80),
-        Timeouts { read: Duration::from_millis(300), ..Timeouts::default() },
-    );
-    handle.set_settings(settings);
     // A pooled upstream connection first: a timeout on a reused connection is not retried
     // (the upstream may still be working on the request).
     assert_eq!(fetch(proxy.http, "slow.example.com", "/sleep/1").await.status, 200);

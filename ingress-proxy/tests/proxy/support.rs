@@ -15,7 +15,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use ingress_core::{
-    BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, Origin, PathRule, TableBuilder,
+    BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, Origin, PathRule, RoutePolicy, TableBuilder,
 };
 use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer, RunningProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -272,11 +272,25 @@ impl Routes {
         svc: &str,
         addrs: &[SocketAddr],
     ) -> &mut Self {
+        self.route_with(name, host, path, svc, addrs, RoutePolicy::default())
+    }
+
+    /// [`Routes::route`] with a policy for the Ingress's routes.
+    pub(crate) fn route_with(
+        &mut self,
+        name: &str,
+        host: &str,
+        path: &str,
+        svc: &str,
+        addrs: &[SocketAddr],
+        policy: RoutePolicy,
+    ) -> &mut Self {
         let b = BackendRef::new("test", svc, 80);
         self.store.set(&b, EndpointSet::new(addrs.iter().copied()));
         self.builder.ingress(
             Ingress::new(Origin::new("test", name))
-                .rule(HostRule::host(host).path(PathRule::prefix(path, b))),
+                .rule(HostRule::host(host).path(PathRule::prefix(path, b)))
+                .policy(policy),
         );
         self
     }

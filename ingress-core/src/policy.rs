@@ -1,0 +1,196 @@
+//! Per-route policy: what happens to a request on a route besides where it goes.
+//!
+//! A [`RoutePolicy`] is plain data attached to the routes of one Ingress (as linkerd2-proxy
+//! attaches policy to its routes): the proxy gets it with the route from one lookup and applies
+//! it in one place. Unset fields fall back to the proxy's global settings (the ConfigMap), so a
+//! policy only says what differs for its routes.
+//!
+//! Header operations are validated when they are made ([`HeaderOp::set`] and friends return
+//! an error for a name that is not a token or a value with control bytes), so no route can
+//! carry a header that would split or smuggle a message.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What one Ingress's routes do differently from the proxy's global settings.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ingress_core::{BodyLimit, HeaderOp, RoutePolicy};
+///
+/// let policy = RoutePolicy {
+///     read_timeout: Some(Duration::from_secs(600)),
+///     max_body_size: Some(BodyLimit::Unlimited),
+///     response_headers: vec![HeaderOp::set("x-frame-options", "DENY")?],
+///     ..RoutePolicy::default()
+/// };
+/// assert!(!policy.is_empty());
+/// assert!(RoutePolicy::default().is_empty());
+/// # Ok::<(), ingress_core::InvalidHeader>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// Establishing a connection to an endpoint (`proxy-connect-timeout`).
+    pub connect_timeout: Option<Duration>,
+    /// Waiting for the next bytes from an endpoint (`proxy-read-timeout`).
+    pub read_timeout: Option<Duration>,
+    /// Waiting to send the next bytes to an endpoint (`proxy-send-timeout`).
+    pub send_timeout: Option<Duration>,
+    /// The largest request body accepted (`proxy-body-size`).
+    pub max_body_size: Option<BodyLimit>,
+    /// Attempts per request, each on another endpoint (`proxy-next-upstream-tries`).
+    pub max_attempts: Option<u32>,
+    /// Edits to the request going upstream, applied after the proxy's own forwarding headers
+    /// (so a route can override them), in order.
+    pub request_headers: Vec<HeaderOp>,
+    /// Edits to the response going to the client, in order.
+    pub response_headers: Vec<HeaderOp>,
+}
+
+impl RoutePolicy {
+    /// Whether the policy changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == RoutePolicy::default()
+    }
+}
+
+/// A request body size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// At most this many bytes; a larger body is answered `413`.
+    Bytes(u64),
+    /// No limit (`proxy-body-size: 0`).
+    Unlimited,
+}
+
+impl BodyLimit {
+    /// The limit in bytes, `None` when unlimited.
+    pub fn bytes(self) -> Option<u64> {
+        match self {
+            BodyLimit::Bytes(n) => Some(n),
+            BodyLimit::Unlimited => None,
+        }
+    }
+}
+
+/// What a [`HeaderOp`] does to its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderAction {
+    /// Replaces every line of the header with one line of this value.
+    Set,
+    /// Adds a line, keeping those already there.
+    Append,
+    /// Removes every line of the header.
+    Remove,
+}
+
+/// One edit of a message's headers: a validated lower-case name, an action and a value.
+///
+/// # Examples
+///
+/// ```
+/// use ingress_core::{HeaderAction, HeaderOp};
+///
+/// let op = HeaderOp::set("X-Served-By", "ferry")?;
+/// assert_eq!((op.name(), op.action(), op.value()), ("x-served-by", HeaderAction::Set, "ferry"));
+/// assert!(HeaderOp::set("x-a", "evil\r\nx-b: 1").is_err());
+/// assert!(HeaderOp::remove("bad name").is_err());
+/// # Ok::<(), ingress_core::InvalidHeader>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeaderOp {
+    name: Box<str>,
+    action: HeaderAction,
+    value: Box<str>,
+}
+
+/// Why a [`HeaderOp`] could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidHeader {
+    /// The name is empty or has a byte that is not a token character (RFC 9110 section 5.1).
+    #[error("invalid header name `{0}`: must be a token (letters, digits, and !#$%&'*+-.^_`|~)")]
+    Name(String),
+    /// The value has a control byte (CR, LF, NUL…), which would end the line early.
+    #[error("invalid value for header `{0}`: control characters are not allowed")]
+    Value(String),
+}
+
+impl HeaderOp {
+    /// Replaces `name` with `value`.
+    pub fn set(name: &str, value: &str) -> Result<Self, InvalidHeader> {
+        Self::new(name, HeaderAction::Set, value)
+    }
+
+    /// Adds a `name: value` line.
+    pub fn append(name: &str, value: &str) -> Result<Self, InvalidHeader> {
+        Self::new(name, HeaderAction::Append, value)
+    }
+
+    /// Removes `name`.
+    pub fn remove(name: &str) -> Result<Self, InvalidHeader> {
+        Self::new(name, HeaderAction::Remove, "")
+    }
+
+    fn new(name: &str, action: HeaderAction, value: &str) -> Result<Self, InvalidHeader> {
+        if !is_token(name) {
+            return Err(InvalidHeader::Name(name.to_owned()));
+        }
+        let value = value.trim_matches([' ', '\t']);
+        if !value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+            return Err(InvalidHeader::Value(name.to_owned()));
+        }
+        Ok(Self { name: name.to_ascii_lowercase().into(), action, value: value.into() })
+    }
+
+    /// The header's name, lower-case.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the edit does.
+    pub fn action(&self) -> HeaderAction {
+        self.action
+    }
+
+    /// The value written (empty for [`HeaderAction::Remove`]).
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for HeaderOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.action {
+            HeaderAction::Set => write!(f, "set {}: {}", self.name, self.value),
+            HeaderAction::Append => write!(f, "append {}: {}", self.name, self.value),
+            HeaderAction::Remove => write!(f, "remove {}", self.name),
+        }
+    }
+}
+
+/// Whether `name` is an RFC 9110 token: a valid header field name.
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_ops_are_validated_and_lower_cased() {
+        let op = HeaderOp::append("Cache-Control", "  no-store ").unwrap();
+        assert_eq!((op.name(), op.value()), ("cache-control", "no-store"));
+        assert_eq!(op.to_string(), "append cache-control: no-store");
+        for bad in ["", "a b", "x:y", "naïve", "a\r\nb"] {
+            assert!(matches!(HeaderOp::set(bad, "v"), Err(InvalidHeader::Name(_))), "{bad:?}");
+        }
+        for bad in ["a\rb", "a\nb", "a\0b", "a\x7fb"] {
+            assert!(matches!(HeaderOp::set("x", bad), Err(InvalidHeader::Value(_))), "{bad:?}");
+        }
+        assert!(HeaderOp::set("x", "tab\tand obs-text é").is_ok());
+    }
+}
