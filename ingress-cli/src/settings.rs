@@ -38,6 +38,19 @@ pub(crate) fn from_configmap(
             "upstream-keepalive-timeout" => seconds(value).map(|d| s.upstream_keepalive_timeout = d),
             "disable-access-log" => boolean(value).map(|off| s.access_log = !off),
             "enable-access-log" => boolean(value).map(|on| s.access_log = on),
+            "client-header-timeout" => whole_seconds(value, 1).map(|d| s.client.header_timeout = d),
+            "client-body-timeout" => whole_seconds(value, 1).map(|d| s.client.body_timeout = d),
+            "keep-alive" => whole_seconds(value, 0).map(|d| s.client.keepalive_timeout = d),
+            "keep-alive-requests" => {
+                value.parse::<u32>().map(|n| s.client.keepalive_requests = n).map_err(|_| WHOLE.to_owned())
+            }
+            "client-header-buffer-size" => nginx_size(value).map(|n| s.client.header_buffer_size = n),
+            "large-client-header-buffers" => header_buffers(value).map(|(n, size)| {
+                s.client.large_header_buffers = n;
+                s.client.large_header_buffer_size = size;
+            }),
+            "enable-underscores-in-headers" => boolean(value).map(|on| s.client.underscores_in_headers = on),
+            "ignore-invalid-headers" => boolean(value).map(|on| s.client.ignore_invalid_headers = on),
             _ => Err("unknown key (not an ingress-nginx setting Ferry supports)".to_owned()),
         };
         if let Err(reason) = applied {
@@ -76,6 +89,45 @@ fn size(v: &str) -> Result<u64, String> {
         other => return Err(format!("unknown size unit `{other}`")),
     };
     n.checked_mul(mult).ok_or_else(|| "too large".to_owned())
+}
+
+const WHOLE: &str = "expected a whole number";
+
+/// ingress-nginx's integer seconds (it appends the `s`): `60`, not `60s`; at least `min`.
+fn whole_seconds(v: &str, min: u64) -> Result<Duration, String> {
+    let n: u64 = v.parse().map_err(|_| "expected whole seconds such as `60` (no unit)".to_owned())?;
+    if n < min {
+        return Err(format!("must be at least {min}"));
+    }
+    Ok(Duration::from_secs(n))
+}
+
+/// An nginx buffer size: digits with an optional `k` or `m` (either case); not zero.
+fn nginx_size(v: &str) -> Result<usize, String> {
+    let (num, unit) = split_unit(v);
+    let n: usize = num.parse().map_err(|_| "expected a size such as `1k` or `8k`".to_owned())?;
+    let mult = match unit {
+        "" => 1,
+        "k" | "K" => 1 << 10,
+        "m" | "M" => 1 << 20,
+        other => return Err(format!("unknown size unit `{other}`")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err("must not be zero".into()),
+        Some(size) => Ok(size),
+        None => Err("too large".into()),
+    }
+}
+
+/// `large-client-header-buffers`: `<number> <size>`, as nginx reads it (`4 8k`).
+fn header_buffers(v: &str) -> Result<(usize, usize), String> {
+    let mut parts = v.split_ascii_whitespace();
+    let (Some(n), Some(size), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected `<number> <size>` such as `4 8k`".into());
+    };
+    let n: usize =
+        n.parse().ok().filter(|&n| n > 0).ok_or("the number of buffers must be a whole number above 0")?;
+    Ok((n, nginx_size(size)?))
 }
 
 fn count(v: &str) -> Result<usize, String> {
@@ -128,6 +180,45 @@ mod tests {
         assert_eq!(s.max_body_size, Some(8 << 20));
         assert_eq!(s.max_attempts, 2);
         assert!(!s.access_log);
+    }
+
+    #[test]
+    fn client_limit_keys_parse_as_ingress_nginx_reads_them() {
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[
+                ("client-header-timeout", "10"),
+                ("client-body-timeout", "20"),
+                ("keep-alive", "0"),
+                ("keep-alive-requests", "50"),
+                ("client-header-buffer-size", "2k"),
+                ("large-client-header-buffers", "8  16K"),
+                ("enable-underscores-in-headers", "true"),
+                ("ignore-invalid-headers", "false"),
+            ]),
+        );
+        assert!(ignored.is_empty(), "{ignored:?}");
+        let c = s.client;
+        assert_eq!((c.header_timeout, c.body_timeout), (Duration::from_secs(10), Duration::from_secs(20)));
+        assert_eq!((c.keepalive_timeout, c.keepalive_requests), (Duration::ZERO, 50));
+        assert_eq!(
+            (c.header_buffer_size, c.large_header_buffers, c.large_header_buffer_size),
+            (2048, 8, 16384)
+        );
+        assert!(c.underscores_in_headers && !c.ignore_invalid_headers);
+
+        // As ingress-nginx: `60s` is not an integer, and a bad value keeps the default.
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[
+                ("client-header-timeout", "60s"),
+                ("keep-alive", "-1"),
+                ("large-client-header-buffers", "8k"),
+                ("client-header-buffer-size", "0"),
+            ]),
+        );
+        assert_eq!(ignored.len(), 4, "{ignored:?}");
+        assert_eq!(s.client, ingress_proxy::ClientLimits::default());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ingress_core::{
     BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, Origin, PathRule, TableBuilder,
 };
-use ingress_proxy::{ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
+use ingress_proxy::{ClientLimits, ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
 
 // The allocator is the binary's choice; glibc malloc showed up at ~15% of the proxy's profile.
 #[global_allocator]
@@ -34,8 +34,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .default_backend(backend.clone())
             .rule(HostRule::host("bench.local").path(PathRule::prefix("/", backend))),
     );
-    let handle =
-        ProxyHandle::with_settings(RuntimeSettings { access_log: false, ..RuntimeSettings::default() });
+    // `keep-alive-requests` as high as the nginx it is compared with (`keepalive_requests`), so
+    // neither proxy's clients reconnect during a round.
+    let client = ClientLimits { keepalive_requests: 1_000_000, ..ClientLimits::default() };
+    let handle = ProxyHandle::with_settings(RuntimeSettings {
+        access_log: false,
+        client,
+        ..RuntimeSettings::default()
+    });
     handle.install(Arc::new(builder.build(&mut endpoints).table));
 
     let config = ProxyConfig {

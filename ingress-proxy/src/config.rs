@@ -6,7 +6,6 @@
 //! a ConfigMap edit reaches the next request without a restart.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ingress_core::{BodyLimit, CertificatePem, RoutePolicy};
@@ -101,6 +100,60 @@ pub struct RuntimeSettings {
     /// How long an idle pooled upstream connection is kept; it bounds how long a removed
     /// endpoint's idle connections linger.
     pub upstream_keepalive_timeout: Duration,
+    /// What client connections may do: head and body deadlines, keep-alive, head sizes.
+    pub client: ClientLimits,
+}
+
+/// Limits on client connections and their requests, nginx's defaults as ingress-nginx sets
+/// them (the ConfigMap keys in parentheses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// How long a request head may take to arrive, from its first byte (from the accept, for
+    /// a connection's first request), whatever its size (`client-header-timeout`, 60 s). The
+    /// connection is closed without an answer, as nginx closes it.
+    pub header_timeout: Duration,
+    /// How long each read of a request body may wait (`client-body-timeout`, 60 s). The whole
+    /// body also has this long plus a second per 500 bytes received (a minimum rate nginx
+    /// does not have; see `h1/upload.rs`).
+    pub body_timeout: Duration,
+    /// How long an idle client connection is kept between requests (`keep-alive`, 75 s);
+    /// zero turns keep-alive off.
+    pub keepalive_timeout: Duration,
+    /// Requests served on one client connection before it is closed
+    /// (`keep-alive-requests`, 1000).
+    pub keepalive_requests: u32,
+    /// nginx's first buffer for a request head (`client-header-buffer-size`, 1 KiB): a line
+    /// may always be this long.
+    pub header_buffer_size: usize,
+    /// How many large buffers a request head may use (`large-client-header-buffers`, 4)…
+    pub large_header_buffers: usize,
+    /// …and their size (8 KiB): the longest request line (longer: `414`) or header line
+    /// (longer: `431`); a head may not outgrow all of them together (`431`).
+    pub large_header_buffer_size: usize,
+    /// Whether header names with `_` are forwarded (`enable-underscores-in-headers`, off):
+    /// off, they are dropped, as nginx drops them.
+    pub underscores_in_headers: bool,
+    /// Whether header names with characters other than letters, digits and `-` (and `_` when
+    /// allowed) are dropped (`ignore-invalid-headers`, on). Off, every name the HTTP grammar
+    /// allows is forwarded. Either way such a name is never read as a header the proxy acts
+    /// on (`Transfer_Encoding` frames nothing).
+    pub ignore_invalid_headers: bool,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            keepalive_requests: 1000,
+            header_buffer_size: 1024,
+            large_header_buffers: 4,
+            large_header_buffer_size: 8 * 1024,
+            underscores_in_headers: false,
+            ignore_invalid_headers: true,
+        }
+    }
 }
 
 impl Default for RuntimeSettings {
@@ -111,6 +164,7 @@ impl Default for RuntimeSettings {
             max_body_size: None,
             access_log: true,
             upstream_keepalive_timeout: Duration::from_secs(60),
+            client: ClientLimits::default(),
         }
     }
 }
@@ -141,9 +195,6 @@ pub struct RouteLimits {
     /// Attempts per request (at least 1).
     pub max_attempts: usize,
 }
-
-/// Shared, immutable settings as loaded by a request.
-pub(crate) type SharedSettings = Arc<RuntimeSettings>;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

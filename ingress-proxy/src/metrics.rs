@@ -128,6 +128,24 @@ impl Metrics {
     }
 }
 
+/// Keeps the active-requests gauge honest whichever way a request ends.
+#[derive(Debug)]
+pub(crate) struct ActiveRequest(IntGauge);
+
+impl ActiveRequest {
+    /// Counts a request in flight until the guard is dropped.
+    pub(crate) fn start(metrics: &Metrics) -> Self {
+        metrics.active_requests.inc();
+        Self(metrics.active_requests.clone())
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Methods as a bounded label set: anything unusual is `OTHER`, so clients cannot grow the
 /// series count.
 pub(crate) fn method_label(method: &str) -> &'static str {

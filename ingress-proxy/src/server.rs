@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
+use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::prelude::Server;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -23,9 +24,12 @@ use tokio::sync::watch;
 
 use crate::admin::AdminApp;
 use crate::config::ProxyConfig;
+use crate::h1::Front;
+use crate::h2::H2;
 use crate::metrics::Metrics;
-use crate::service::Ferry;
-use crate::tls::{ParsedCert, SniResolver, fake_certificate, tls_settings};
+use crate::pool::IdlePool;
+use crate::sni::SniResolver;
+use crate::tls::{ParsedCert, fake_certificate, tls_settings};
 use crate::upstream::{RoundRobin, Selector};
 use crate::{Error, ProxyHandle, Result};
 
@@ -159,20 +163,20 @@ impl ProxyServer {
         let metrics = Arc::new(Metrics::new()?);
 
         if self.config.http_addr.is_some() || self.config.https_addr.is_some() {
-            let ferry = Ferry {
+            let h2 = H2 {
                 shared: Arc::clone(&self.handle.shared),
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
-                transport: crate::forward::connector(&server.configuration),
-                pool: crate::pool::IdlePool::new(self.config.upstream_keepalive_pool_size),
             };
-            let front = crate::h1::Front {
+            let transport =
+                TransportConnector::new(Some(ConnectorOptions::from_server_conf(&server.configuration)));
+            let front = Front {
                 shared: Arc::clone(&self.handle.shared),
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
-                transport: crate::forward::connector(&server.configuration),
-                pool: Arc::clone(&ferry.pool),
-                pingora: Arc::new(pingora::proxy::http_proxy(&server.configuration, ferry)),
+                transport,
+                pool: IdlePool::new(self.config.upstream_keepalive_pool_size),
+                h2: Arc::new(pingora::proxy::http_proxy(&server.configuration, h2)),
             };
             let app = Counted { inner: Arc::new(front), open: metrics.active_connections.clone() };
             let mut proxy = Service::new("ferry proxy".to_owned(), app);
@@ -182,7 +186,7 @@ impl ProxyServer {
             if let Some(addr) = self.config.https_addr {
                 let fallback = Arc::new(self.default_certificate()?);
                 let resolver = SniResolver::new(Arc::clone(&self.handle.shared), fallback);
-                proxy.add_tls_with_settings(&addr.to_string(), None, tls_settings(resolver)?);
+                proxy.add_tls_with_settings(&addr.to_string(), None, tls_settings(Box::new(resolver))?);
             }
             server.add_service(proxy);
         }

@@ -1,16 +1,11 @@
-//! TLS: certificates parsed once per snapshot, chosen per handshake by SNI.
-//!
-//! Pingora pauses the OpenSSL handshake after the ClientHello and calls
-//! [`TlsAccept::certificate_callback`]; [`SniResolver`] answers from the current snapshot's
-//! parsed certificates (exact host, then wildcard, then the snapshot's default, then the
-//! start-up default), so a new snapshot changes the certificate of the next handshake with no
-//! restart. Parsing happens in [`CertCache::parse_all`], at install time, never per handshake.
+//! TLS material: certificates parsed once per snapshot ([`CertCache::parse_all`], at install
+//! time, never per handshake), the start-up fake certificate, and the listener settings.
+//! Which certificate a handshake gets is [`crate::sni`]'s business.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use ingress_core::{CertificatePem, CertificateRef, RouteTable};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
@@ -18,14 +13,13 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{NameType, SslRef, SslVersion};
+use openssl::ssl::{SslRef, SslVersion};
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509, X509NameBuilder};
 use pingora::listeners::TlsAccept;
 use pingora::listeners::tls::TlsSettings;
 use pingora::tls::ext;
 
-use crate::handle::Shared;
 use crate::{Error, Result};
 
 /// A certificate chain and key, parsed and checked, ready to hand to OpenSSL.
@@ -62,7 +56,7 @@ impl ParsedCert {
     }
 
     /// Hands the chain and key to a handshake in progress.
-    fn apply(&self, ssl: &mut SslRef) -> std::result::Result<(), openssl::error::ErrorStack> {
+    pub(crate) fn apply(&self, ssl: &mut SslRef) -> std::result::Result<(), openssl::error::ErrorStack> {
         let (leaf, intermediates) = self.chain.split_first().ok_or_else(openssl::error::ErrorStack::get)?;
         ext::ssl_use_certificate(ssl, leaf)?;
         ext::ssl_use_private_key(ssl, &self.key)?;
@@ -153,38 +147,10 @@ pub(crate) fn fake_certificate() -> Result<ParsedCert> {
     build().map_err(Error::Tls)
 }
 
-/// Picks the certificate of each handshake from the current snapshot.
-pub(crate) struct SniResolver {
-    shared: Arc<Shared>,
-    fallback: Arc<ParsedCert>,
-}
-
-impl SniResolver {
-    pub(crate) fn new(shared: Arc<Shared>, fallback: Arc<ParsedCert>) -> Self {
-        Self { shared, fallback }
-    }
-}
-
-#[async_trait]
-impl TlsAccept for SniResolver {
-    async fn certificate_callback(&self, ssl: &mut SslRef) {
-        let cert = {
-            let server_name = ssl.servername(NameType::HOST_NAME);
-            let snapshot = self.shared.snapshot.load();
-            snapshot
-                .as_ref()
-                .and_then(|s| s.certificate_for(server_name))
-                .unwrap_or_else(|| Arc::clone(&self.fallback))
-        };
-        if let Err(e) = cert.apply(ssl) {
-            tracing::warn!(error = %e, "could not install certificate for handshake");
-        }
-    }
-}
-
-/// HTTPS listener settings: TLS 1.2 and newer, ALPN `h2` then `http/1.1`, SNI callback.
-pub(crate) fn tls_settings(resolver: SniResolver) -> Result<TlsSettings> {
-    let mut settings = TlsSettings::with_callbacks(Box::new(resolver)).map_err(Error::Server)?;
+/// HTTPS listener settings: TLS 1.2 and newer, ALPN `h2` then `http/1.1`, and `callbacks`
+/// choosing each handshake's certificate.
+pub(crate) fn tls_settings(callbacks: Box<dyn TlsAccept + Send + Sync>) -> Result<TlsSettings> {
+    let mut settings = TlsSettings::with_callbacks(callbacks).map_err(Error::Server)?;
     settings.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(Error::Tls)?;
     settings.enable_h2();
     Ok(settings)

@@ -1,4 +1,4 @@
-//! Reads, writes and response bodies on the fast path ([`super`]), with the backend's timeouts
+//! Reads, writes and response bodies ([`super`]), with the route's timeouts
 //! and Pingora's error types, so [`crate::response::status_for`] and the retry rules apply
 //! unchanged.
 
@@ -12,7 +12,7 @@ use bytes::{Buf, BytesMut};
 use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::chunks::Chunks;
+use super::chunks::{Chunks, LAST_CHUNK};
 use super::response::Framing;
 
 /// Room made in a buffer before each read.
@@ -156,14 +156,33 @@ impl<U: AsyncRead + Unpin + Send, C: AsyncWrite + Unpin + Send> Relay<'_, U, C> 
                 self.relay_until(head, |buf| {
                     let before = chunks.payload;
                     let take = chunks
-                        .feed(buf)
+                        .feed(buf, |_| {})
                         .map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why).into_up())?;
                     Ok((take, chunks.payload - before, chunks.is_done()))
                 })
                 .await
             }
-            Framing::Close => loop {
-                // Re-chunked: one chunk per read, and the last chunk once the upstream closes.
+            Framing::Dechunk => {
+                // The chunks' data, without their framing, for a client that cannot read them.
+                let mut chunks = Chunks::default();
+                let mut data = Vec::new();
+                loop {
+                    data.clear();
+                    let take = chunks
+                        .feed(self.buf, |piece| data.extend_from_slice(piece))
+                        .map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why).into_up())?;
+                    self.send(&[head, &data]).await?;
+                    head.clear();
+                    self.sent += data.len() as u64;
+                    self.buf.advance(take);
+                    if chunks.is_done() {
+                        return Ok(self.buf.is_empty());
+                    }
+                    self.read_more().await?;
+                }
+            }
+            Framing::Rechunk => loop {
+                // One chunk per read, and the last chunk once the upstream closes.
                 if !self.buf.is_empty() {
                     let _ = write!(head, "{:x}\r\n", self.buf.len());
                     head.extend_from_slice(self.buf);
@@ -176,7 +195,18 @@ impl<U: AsyncRead + Unpin + Send, C: AsyncWrite + Unpin + Send> Relay<'_, U, C> 
                     head.clear();
                 }
                 if self.read().await? == 0 {
-                    self.send(&[b"0\r\n\r\n"]).await?;
+                    self.send(&[LAST_CHUNK]).await?;
+                    return Ok(false);
+                }
+            },
+            Framing::Raw => loop {
+                // As sent, until the upstream closes (and then the client's connection too).
+                self.started = true;
+                write(self.client, &[head, self.buf], self.write_timeout).await.map_err(|e| e.into_down())?;
+                head.clear();
+                self.sent += self.buf.len() as u64;
+                self.buf.clear();
+                if self.read().await? == 0 {
                     return Ok(false);
                 }
             },

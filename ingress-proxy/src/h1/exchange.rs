@@ -1,5 +1,6 @@
-//! One exchange on the fast path ([`super`]): the request out, interim responses dropped, the
-//! final one relayed; and the answers the proxy gives itself.
+//! One exchange on one upstream connection ([`super`]): the request out, interim responses
+//! dropped, the final one relayed (or, after a `101`, the two connections joined); and the
+//! answers the proxy gives itself.
 
 use bytes::Buf;
 use pingora::ErrorType::{ConnectionClosed, InvalidHTTPHeader};
@@ -7,43 +8,57 @@ use pingora::protocols::Stream;
 use pingora::{Error, Result};
 
 use super::body::{self, Relay};
-use super::head::Head;
+use super::response::{self, Asked};
 use super::upload::Upload;
-use super::{Conn, KEEPALIVE, MAX_HEAD, Next, Outcome, response};
+use super::{Conn, Next, Outcome, tunnel};
 use crate::config::Timeouts;
-use crate::response::body_for;
+use crate::pipeline::answer::body_for;
+use crate::pipeline::edits::ResponseEdits;
 
 /// Interim (1xx) responses dropped before the final one; an upstream sending more (each within
 /// the read timeout, so none times out) is answered 502 rather than holding the request.
 const MAX_INTERIM: usize = 16;
 
-/// One request/response exchange on one upstream connection: the request (in
-/// `conn.request`) goes out, interim responses are dropped, the final one is relayed.
-/// Returns whether the upstream connection can be used again.
+/// The most of a response head read before the upstream is answered 502.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Exchanged {
+    /// The response was relayed; whether the upstream connection can be used again.
+    Answered { reusable: bool },
+    /// The connection switched protocols and the tunnel over it has ended.
+    Switched,
+}
+
+/// One request/response exchange: the request (in `conn.request`) goes out with its body,
+/// interim responses are dropped, the final one is relayed with `edits`.
 #[allow(clippy::too_many_arguments)] // the exchange's parts, each borrowed separately
 pub(super) async fn exchange(
-    head: &Head<'_>,
+    asked: Asked,
+    edits: &ResponseEdits<'_>,
     upload: &mut Upload<'_>,
     retry: bool,
     up: &mut Stream,
-    close: bool,
     timeouts: &Timeouts,
     conn: &mut Conn,
     outcome: &mut Outcome,
-) -> Result<bool> {
+) -> Result<Exchanged> {
     conn.upstream.clear();
     upload.send(&conn.request, retry, up, &mut conn.upstream, &mut conn.client, timeouts.write).await?;
     // An upstream that answered before taking the whole body: the client's connection ends
     // with this response (the rest of the body is not read), and so does the upstream's.
-    let close = close || !upload.is_complete();
-    outcome.closing = close;
-    let head_request = head.method == "HEAD";
+    let asked = Asked { close: asked.close || !upload.is_complete(), ..asked };
     let mut interim = 0;
     let last = loop {
-        let parsed = response::parse(&conn.upstream, head_request, close, &mut conn.head)
+        let parsed = response::parse(&conn.upstream, &asked, edits, &mut conn.head)
             .map_err(|why| Error::explain(InvalidHTTPHeader, why).into_up())?;
         match parsed {
             response::Parsed::Final(last) => break last,
+            response::Parsed::Switching(len) => {
+                conn.upstream.advance(len);
+                return switch(upload, up, timeouts, conn, outcome).await;
+            }
             response::Parsed::Interim(_) if interim == MAX_INTERIM => {
                 return Err(Error::explain(InvalidHTTPHeader, "too many interim responses").into_up());
             }
@@ -51,7 +66,7 @@ pub(super) async fn exchange(
                 interim += 1;
                 conn.upstream.advance(len);
             }
-            response::Parsed::Partial if conn.upstream.len() > MAX_HEAD => {
+            response::Parsed::Partial if conn.upstream.len() > MAX_RESPONSE_HEAD => {
                 return Err(Error::explain(InvalidHTTPHeader, "response head too large").into_up());
             }
             response::Parsed::Partial => {
@@ -65,6 +80,7 @@ pub(super) async fn exchange(
     };
     conn.upstream.advance(last.len);
     outcome.upstream_status = Some(last.status);
+    outcome.closing = last.close;
     let (result, sent, started) = if upload.is_written() {
         let mut relay = Relay {
             up,
@@ -86,7 +102,27 @@ pub(super) async fn exchange(
         outcome.status = last.status;
         outcome.committed = true;
     }
-    Ok(result? && last.keep_alive && upload.is_written())
+    let reusable = result? && last.keep_alive && upload.is_written();
+    Ok(Exchanged::Answered { reusable })
+}
+
+/// After a `101`: the head goes to the client, then the tunnel runs until either side closes
+/// or both stay idle for the read timeout.
+async fn switch(
+    upload: &Upload<'_>,
+    up: &mut Stream,
+    timeouts: &Timeouts,
+    conn: &mut Conn,
+    outcome: &mut Outcome,
+) -> Result<Exchanged> {
+    outcome.upstream_status = Some(101);
+    body::write(&mut conn.client, &[&conn.head], timeouts.write).await.map_err(|e| e.into_down())?;
+    outcome.status = 101;
+    outcome.committed = true;
+    outcome.closing = true;
+    let moved = tunnel::join(&mut conn.client, up, &conn.upstream, upload.unread(), timeouts.read).await;
+    outcome.bytes = moved.down;
+    Ok(Exchanged::Switched)
 }
 
 /// Relays a response the upstream began before it had the whole body, while the rest of the
@@ -132,28 +168,37 @@ async fn duplex(
     (result, relay.sent, relay.started)
 }
 
-/// Answers without an upstream: the built-in default backend's 404, 503 without endpoints,
-/// 502/504 when the upstream failed. Errors close the connection, as Pingora's pipeline does.
+/// Answers without an upstream: the pipeline's local answers (`404`, `503`, `413`…), and the
+/// status a failure became. Errors close the connection.
 pub(super) async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &mut Outcome) -> Next {
-    use std::io::Write as _;
     let body = body_for(status);
     let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let digits = &mut itoa::Buffer::new();
     let out = &mut conn.head;
     out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n",
-        body.len(),
-    );
+    for part in [&b"HTTP/1.1 "[..], digits.format(status).as_bytes(), b" ", reason.as_bytes(), b"\r\n"] {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(digits.format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     response::end_head(out, close);
     out.extend_from_slice(body.as_bytes());
     outcome.status = status;
     outcome.committed = true;
-    match body::write(&mut conn.client, &[out], KEEPALIVE).await.map_err(|e| e.into_down()) {
+    match body::write(&mut conn.client, &[out], super::SEND_TIMEOUT).await {
         Ok(()) => {
             outcome.bytes = body.len() as u64;
             if close { Next::Close } else { Next::KeepAlive }
         }
         Err(_) => Next::Close,
     }
+}
+
+/// Tells the client to send its body (`Expect: 100-continue`), as nginx does once it starts
+/// reading the body.
+pub(super) async fn continue_100(conn: &mut Conn, timeout: std::time::Duration) -> Result<()> {
+    body::write(&mut conn.client, &[b"HTTP/1.1 100 Continue\r\n\r\n"], timeout)
+        .await
+        .map_err(|e| e.into_down())
 }

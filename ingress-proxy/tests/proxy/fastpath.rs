@@ -1,5 +1,5 @@
-//! The HTTP/1.1 fast path at the byte level: pipelined and split requests, hand-over to
-//! Pingora and back on one connection, upstream framing it relays or refuses.
+//! The HTTP/1 engine at the byte level: pipelined and split requests, HTTP/1.0 and 1.1 on one
+//! connection, heads it refuses, upstream framing it relays or refuses.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_split_and_handed_over_requests_share_one_connection() {
+async fn pipelined_split_and_http_1_0_requests_share_one_connection() {
     let b = Backend::start("b").await;
     let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
     let mut client = TcpStream::connect(proxy.http).await.unwrap();
@@ -33,28 +33,19 @@ async fn pipelined_split_and_handed_over_requests_share_one_connection() {
     let (_, _, body) = read_response(&mut client, &mut pending).await;
     assert_eq!(body, b"b GET /three");
 
-    // An HTTP/1.0 request goes to Pingora's session (and its small-body direct path), with the
-    // bytes already read, body included...
+    // An HTTP/1.0 request that asks for keep-alive keeps the connection, body and all.
     client
         .write_all(
             b"POST /upload HTTP/1.0\r\nHost: f.example.com\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello",
         )
         .await
         .unwrap();
-    let (status, _, body) = read_response(&mut client, &mut pending).await;
-    assert!(status.ends_with(" 200 OK"), "{status}");
-    assert_eq!(body, b"5");
-    // ...and so does a valid head too large for the fast path's buffer.
-    let big = "v".repeat(40 * 1024);
-    client
-        .write_all(format!("GET /headers HTTP/1.1\r\nHost: f.example.com\r\nX-Big: {big}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let (status, _, body) = read_response(&mut client, &mut pending).await;
+    let (status, head, body) = read_response(&mut client, &mut pending).await;
     assert_eq!(status, "HTTP/1.1 200 OK");
-    assert!(String::from_utf8_lossy(&body).contains(&format!("x-big: {big}")));
+    assert!(head.to_ascii_lowercase().contains("connection: keep-alive"), "{head}");
+    assert_eq!(body, b"5");
 
-    // Back on the fast path afterwards; `Connection: close` ends the connection.
+    // `Connection: close` ends the connection.
     client
         .write_all(b"GET /four HTTP/1.1\r\nHost: f.example.com\r\nConnection: close\r\n\r\n")
         .await
@@ -69,16 +60,25 @@ async fn pipelined_split_and_handed_over_requests_share_one_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_requests_get_400_from_pingora() {
+async fn refused_heads_get_their_status_and_a_closed_connection() {
     let b = Backend::start("b").await;
     let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
-    for bad in [&b"GARBAGE\r\n\r\n"[..], b"GET / HTTP/1.1\r\nHost: f.example.com\r\nBad Header: x\r\n\r\n"] {
+    let big = "v".repeat(9 * 1024);
+    let too_big = format!("GET /headers HTTP/1.1\r\nHost: f.example.com\r\nX-Big: {big}\r\n\r\n");
+    let too_long = format!("GET /{big} HTTP/1.1\r\nHost: f.example.com\r\n\r\n");
+    for (bad, want) in [
+        (&b"GARBAGE\r\n\r\n"[..], "HTTP/1.1 400"),
+        (b"GET / HTTP/1.1\r\nHost: f.example.com\r\nBad Header: x\r\n\r\n", "HTTP/1.1 400"),
+        (too_big.as_bytes(), "HTTP/1.1 431"),
+        (too_long.as_bytes(), "HTTP/1.1 414"),
+    ] {
         let mut client = TcpStream::connect(proxy.http).await.unwrap();
         client.write_all(bad).await.unwrap();
         let mut answer = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await.unwrap().unwrap();
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.starts_with(want), "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
     }
     assert_eq!(b.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

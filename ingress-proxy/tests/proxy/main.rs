@@ -10,8 +10,8 @@ mod support;
 mod tlsutil;
 
 mod admin;
-mod direct;
 mod fastpath;
+mod messages;
 mod routing;
 mod streaming;
 mod swap;

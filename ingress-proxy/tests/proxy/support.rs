@@ -318,22 +318,37 @@ impl Reply {
     }
 }
 
-/// A keep-alive HTTP/1.1 connection.
+/// A keep-alive HTTP/1.1 connection, opened again when the proxy announced it closes one
+/// (`Connection: close`, as after `keep-alive-requests` requests).
 pub(crate) struct Conn {
+    addr: SocketAddr,
     sender: hyper::client::conn::http1::SendRequest<Body>,
+    /// Connections opened so far.
+    pub(crate) opened: usize,
+    closing: bool,
 }
 
 impl Conn {
     pub(crate) async fn open(addr: SocketAddr) -> Conn {
+        Conn { addr, sender: Self::connect(addr).await, opened: 1, closing: false }
+    }
+
+    async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Body> {
         let stream = TcpStream::connect(addr).await.unwrap();
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn.with_upgrades());
-        Conn { sender }
+        sender
     }
 
     pub(crate) async fn send(&mut self, req: Request<Body>) -> Reply {
+        if std::mem::take(&mut self.closing) {
+            self.sender = Self::connect(self.addr).await;
+            self.opened += 1;
+        }
         self.sender.ready().await.unwrap();
         let resp = self.sender.send_request(req).await.unwrap();
+        self.closing =
+            resp.headers().get("connection").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
         Reply { status: parts.status.as_u16(), headers: parts.headers, body }

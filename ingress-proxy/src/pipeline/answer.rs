@@ -1,16 +1,14 @@
-//! Responses the proxy writes itself, and which status a failure becomes.
+//! Answers the proxy gives itself: which status a failure becomes, and the short text body of
+//! each status the proxy generates.
 
-use bytes::Bytes;
-use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
 use pingora::{ErrorSource, ErrorType};
 
 /// The built-in default backend's body, as ingress-nginx's default backend answers it.
 pub const DEFAULT_BACKEND_BODY: &str = "default backend - 404";
 
 /// The HTTP status a failed request gets: the status an earlier phase chose, 504 for upstream
-/// timeouts, 502 for any other upstream failure, 400 for a malformed request, 0 (no response)
-/// when the client is gone, 500 otherwise.
+/// timeouts, 502 for any other upstream failure, 408 when the client took too long, 400 for a
+/// malformed request, 0 (no response) when the client is gone, 500 otherwise.
 pub(crate) fn status_for(etype: &ErrorType, source: &ErrorSource) -> u16 {
     match (etype, source) {
         (ErrorType::HTTPStatus(code), _) => *code,
@@ -22,8 +20,12 @@ pub(crate) fn status_for(etype: &ErrorType, source: &ErrorSource) -> u16 {
             ErrorSource::Upstream,
         ) => 504,
         (_, ErrorSource::Upstream) => 502,
+        (ErrorType::ReadTimedout, ErrorSource::Downstream) => 408,
         (
-            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ErrorType::WriteError
+            | ErrorType::ReadError
+            | ErrorType::ConnectionClosed
+            | ErrorType::WriteTimedout,
             ErrorSource::Downstream,
         ) => 0,
         (_, ErrorSource::Downstream) => 400,
@@ -34,30 +36,20 @@ pub(crate) fn status_for(etype: &ErrorType, source: &ErrorSource) -> u16 {
 /// The short text body of a status the proxy generates.
 pub(crate) fn body_for(status: u16) -> &'static str {
     match status {
+        400 => "400 Bad Request\n",
         404 => DEFAULT_BACKEND_BODY,
+        405 => "405 Method Not Allowed\n",
+        408 => "408 Request Timeout\n",
         413 => "413 Request Entity Too Large\n",
+        414 => "414 Request-URI Too Large\n",
+        431 => "431 Request Header Fields Too Large\n",
+        501 => "501 Not Implemented\n",
         502 => "502 Bad Gateway\n",
         503 => "503 Service Temporarily Unavailable\n",
         504 => "504 Gateway Timeout\n",
-        400 => "400 Bad Request\n",
+        505 => "505 HTTP Version Not Supported\n",
         _ => "",
     }
-}
-
-/// Writes a complete response with a fixed text body (Content-Length framed).
-pub(crate) async fn write_text(
-    session: &mut Session,
-    status: u16,
-    body: &'static str,
-) -> pingora::Result<()> {
-    let mut header = ResponseHeader::build(status, Some(3))?;
-    header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    session.write_response_header(Box::new(header), body.is_empty()).await?;
-    if !body.is_empty() {
-        session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
-    }
-    Ok(())
 }
 
 /// The status class label of a status (`2xx` … `5xx`, `none` when nothing was sent).
@@ -73,7 +65,6 @@ pub(crate) fn status_class(status: u16) -> &'static str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -84,7 +75,9 @@ mod tests {
         assert_eq!(status_for(&ErrorType::ConnectRefused, &ErrorSource::Upstream), 502);
         assert_eq!(status_for(&ErrorType::HTTPStatus(503), &ErrorSource::Internal), 503);
         assert_eq!(status_for(&ErrorType::ConnectionClosed, &ErrorSource::Downstream), 0);
+        assert_eq!(status_for(&ErrorType::ReadTimedout, &ErrorSource::Downstream), 408);
         assert_eq!(status_class(204), "2xx");
         assert_eq!(status_class(0), "none");
+        assert!(body_for(431).starts_with("431"));
     }
 }

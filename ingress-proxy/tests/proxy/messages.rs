@@ -1,6 +1,6 @@
-//! Plain request/response behaviour, whichever path serves it (the fast path for HTTP/1.1,
-//! Pingora's direct path for HTTP/1.0): hop-by-hop headers, informational and close-delimited
-//! responses, `HEAD`, request bodies, and pooled connections the upstream closed.
+//! Plain request/response behaviour over HTTP/1.1 and HTTP/1.0: hop-by-hop headers,
+//! informational and close-delimited responses, `HEAD`, request bodies, and pooled connections
+//! the upstream closed.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,0 +1,408 @@
+//! The HTTP/1 engine: the proxy's entry point for every client connection, and the driver of
+//! the [`crate::pipeline`] for every HTTP/1.x request.
+//!
+//! Pingora runs the listeners and TLS; each accepted connection comes here. One that
+//! negotiated HTTP/2 (ALPN `h2`) goes to Pingora's session and the HTTP/2 driver
+//! ([`crate::h2`]); every other is served here, request after request:
+//! - the head is parsed in place in the connection's buffer and checked ([`head`]), within
+//!   nginx's limits and deadlines ([`crate::ClientLimits`]): a head has `client-header-timeout`
+//!   from its first byte (from the accept, for the first request), an idle connection
+//!   `keep-alive`, and a connection serves at most `keep-alive-requests` requests;
+//! - the pipeline admits it and picks endpoints; the request goes out over a pooled
+//!   connection, written as bytes with the pipeline's header edits ([`request`]), the head
+//!   together with the body bytes read with it;
+//! - the body follows as the client sends it ([`upload`]), `Content-Length` as is, chunked
+//!   decoded and re-framed ([`chunks`]); `Expect: 100-continue` is answered by the proxy;
+//! - the response is relayed in its own framing, or re-framed for what the client can read
+//!   ([`response`], [`body`]); after a `101` the connections are joined ([`tunnel`]);
+//! - pipelined requests are served in order.
+
+mod body;
+mod chunks;
+mod exchange;
+mod head;
+mod request;
+mod response;
+mod tunnel;
+mod upload;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
+use ingress_core::Route;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::connectors::TransportConnector;
+use pingora::prelude::HttpPeer;
+use pingora::protocols::{ALPN, Stream};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use tokio::io::AsyncReadExt;
+
+use self::exchange::{Exchanged, answer, continue_100, exchange};
+use self::head::{BodyFraming, Head, HeadLimits, Parsed};
+use self::response::Asked;
+use self::upload::Upload;
+use crate::config::{ClientLimits, RouteLimits, RuntimeSettings, Timeouts};
+use crate::handle::Shared;
+use crate::metrics::{ActiveRequest, Metrics};
+use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
+use crate::pipeline::log::{Finished, route_labels};
+use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
+use crate::pool::IdlePool;
+use crate::upstream::Selector;
+
+/// How long, and for how many bytes, a connection closed with its request body unread keeps
+/// reading it (see [`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// How long a write of the proxy's own answer to the client may take (nginx's `send_timeout`).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The proxy's [`ServerApp`]: HTTP/1 connections served here, HTTP/2 handed to Pingora.
+pub(crate) struct Front {
+    /// Pingora's HTTP/2 session and the HTTP/2 driver.
+    pub(crate) h2: Arc<HttpProxy<crate::h2::H2>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) selector: Arc<dyn Selector>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) transport: TransportConnector,
+    pub(crate) pool: Arc<IdlePool>,
+}
+
+/// One client connection and the buffers its requests reuse.
+struct Conn {
+    client: Stream,
+    /// The peer address, for logs.
+    peer: Option<SocketAddr>,
+    /// The client's IP address and the local port, formatted for the forwarding headers.
+    client_ip: Option<String>,
+    local_port: Option<String>,
+    tls: bool,
+    /// Requests read on this connection.
+    requests: u32,
+    /// The request going upstream.
+    request: Vec<u8>,
+    /// The response head going to the client (and small writes with it).
+    head: Vec<u8>,
+    /// Bytes read from the upstream.
+    upstream: BytesMut,
+}
+
+/// What happens to the client connection after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// What the access log and metrics need to know about a request.
+#[derive(Debug, Default)]
+struct Outcome {
+    status: u16,
+    upstream: Option<SocketAddr>,
+    upstream_status: Option<u16>,
+    bytes: u64,
+    /// The response head went out, so a failure can no longer become an error response.
+    committed: bool,
+    /// The response told the client the connection closes after it.
+    closing: bool,
+}
+
+impl ClientLimits {
+    /// The head limits these say.
+    fn head(&self) -> HeadLimits {
+        let line = self.large_header_buffer_size.max(self.header_buffer_size);
+        HeadLimits { line, total: (self.large_header_buffers * self.large_header_buffer_size).max(line) }
+    }
+}
+
+#[async_trait]
+impl ServerApp for Front {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.h2, stream, shutdown).await;
+        }
+        let socket = stream.get_socket_digest();
+        let peer = socket.as_ref().and_then(|s| s.peer_addr()).and_then(|a| a.as_inet()).copied();
+        let local_port =
+            socket.as_ref().and_then(|s| s.local_addr()).and_then(|a| a.as_inet()).map(|a| a.port());
+        let tls = stream.get_ssl_digest().is_some();
+        let mut conn = Conn {
+            client: stream,
+            peer,
+            client_ip: peer.map(|a| a.ip().to_string()),
+            local_port: local_port.map(|p| p.to_string()),
+            tls,
+            requests: 0,
+            request: Vec::with_capacity(1024),
+            head: Vec::with_capacity(1024),
+            upstream: BytesMut::new(),
+        };
+        let mut buf = BytesMut::with_capacity(4096);
+        // The first head's time counts from the accept, as nginx counts it.
+        let mut head_started = Some(Instant::now());
+        loop {
+            let settings = self.shared.settings.load_full();
+            let limits = settings.client;
+            let mut slots = head::header_slots();
+            match head::parse(&buf, &mut slots, limits.head()) {
+                Parsed::Request(head) => {
+                    conn.requests += 1;
+                    let close = head.close
+                        || *shutdown.borrow()
+                        || conn.requests >= limits.keepalive_requests
+                        || limits.keepalive_timeout.is_zero();
+                    let replay = is_idempotent(head.method);
+                    let mut upload = Upload::new(head.body, &buf[head.len..], replay, limits.body_timeout);
+                    let next = self.serve(&head, &mut upload, &settings, close, &mut conn).await;
+                    if next == Next::Close {
+                        if !upload.is_complete() {
+                            linger(conn.client).await;
+                        }
+                        return None;
+                    }
+                    // The next request: what followed the body in the buffer (nothing, if the
+                    // body went on past it), then what was read past the body.
+                    let (used, leftover) = (head.len + upload.consumed, upload.leftover);
+                    buf.advance(used);
+                    buf.extend_from_slice(&leftover);
+                    head_started = None;
+                }
+                Parsed::Partial => {
+                    // Idle between requests: the keep-alive timeout. Inside a head: what is
+                    // left of the time the head has (a trickled head does not last forever).
+                    let now = Instant::now();
+                    let wait = match head_started {
+                        None if buf.is_empty() => limits.keepalive_timeout,
+                        _ => (*head_started.get_or_insert(now) + limits.header_timeout)
+                            .saturating_duration_since(now),
+                    };
+                    if wait.is_zero() || !read_client(&mut conn.client, &mut buf, wait).await {
+                        return None;
+                    }
+                }
+                Parsed::Refused(refusal) => {
+                    tracing::debug!(status = refusal.status, why = refusal.why, client = ?conn.peer, "request refused");
+                    self.refuse(refusal.status, &settings, &mut conn).await;
+                    linger(conn.client).await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.h2.http_cleanup().await;
+    }
+}
+
+/// Closes a connection whose request body was not read: says so with a FIN, then reads and
+/// drops what the client still sends for a moment, so its unread bytes do not make the kernel
+/// reset the connection before the client has read the response (nginx's lingering close).
+async fn linger(mut client: Stream) {
+    use tokio::io::AsyncWriteExt;
+    let drain = async {
+        let _ = client.shutdown().await;
+        let mut sink = [0u8; 8192];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = pingora::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// Waits up to `wait` for more of the next request; false when the client closed, failed or
+/// ran out of time.
+async fn read_client(client: &mut Stream, buf: &mut BytesMut, wait: Duration) -> bool {
+    buf.reserve(4096);
+    matches!(pingora::time::timeout(wait, client.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
+}
+
+impl Front {
+    /// Answers a head the engine refused, and logs it.
+    async fn refuse(&self, status: u16, settings: &RuntimeSettings, conn: &mut Conn) {
+        let started = Instant::now();
+        let mut outcome = Outcome::default();
+        answer(conn, status, true, &mut outcome).await;
+        Finished {
+            client: conn.peer,
+            host: "",
+            method: "",
+            path: "",
+            status: outcome.status,
+            bytes: outcome.bytes,
+            took: started.elapsed(),
+            upstream_addr: None,
+            upstream_status: None,
+            labels: route_labels(None),
+            request_id: "",
+        }
+        .record(&self.metrics, settings.access_log);
+    }
+
+    /// Serves one request, start to access log: the pipeline's phases, driven over bytes.
+    async fn serve(
+        &self,
+        head: &Head<'_>,
+        upload: &mut Upload<'_>,
+        settings: &RuntimeSettings,
+        close: bool,
+        conn: &mut Conn,
+    ) -> Next {
+        let started = Instant::now();
+        let _active = ActiveRequest::start(&self.metrics);
+        let snapshot = self.shared.snapshot.load_full();
+        let generated;
+        let request_id = match head.request_id {
+            Some(id) => id,
+            None => {
+                generated = new_request_id();
+                &generated[..]
+            }
+        };
+        let declared = match head.body {
+            BodyFraming::Length(n) => Some(n),
+            BodyFraming::None | BodyFraming::Chunked => None,
+        };
+        let facts = Facts { host: head.host, target: head.origin_form, length: declared };
+        let admitted = admit(snapshot.as_deref().map(|s| &*s.table), settings, &facts);
+        upload.limit(admitted.limits.max_body_size);
+        let mut outcome = Outcome::default();
+        let next = match (admitted.answer, &admitted.route) {
+            (None, Some(route)) => {
+                let edits = RequestEdits {
+                    client_ip: conn.client_ip.as_deref(),
+                    tls: conn.tls,
+                    port: conn.local_port.as_deref(),
+                    host: head.host,
+                    request_id,
+                    prior_forwarded_for: head.forwarded_for,
+                    nominated: head.nominated(),
+                    names: Names::of(&settings.client),
+                    route: &route.policy.request_headers,
+                };
+                request::write(head, &edits, &mut conn.request);
+                self.proxy(head, upload, route, &admitted.limits, close, conn, &mut outcome).await
+            }
+            // Answered without the body: the connection stays only if the body was all read
+            // with the head.
+            (status, _) => {
+                let status = status.unwrap_or(404);
+                answer(conn, status, close || !upload.skip_prefix(), &mut outcome).await
+            }
+        };
+        Finished {
+            client: conn.peer,
+            host: head.host,
+            method: head.method,
+            path: &admitted.path,
+            status: outcome.status,
+            bytes: outcome.bytes,
+            took: started.elapsed(),
+            upstream_addr: outcome.upstream,
+            upstream_status: outcome.upstream_status,
+            labels: route_labels(admitted.route.as_ref()),
+            request_id: std::str::from_utf8(request_id).unwrap_or(""),
+        }
+        .record(&self.metrics, settings.access_log);
+        next
+    }
+
+    /// Sends the request to the route's endpoints until one answers or the pipeline says to
+    /// stop, and relays the response.
+    #[allow(clippy::too_many_arguments)] // one request's parts, each borrowed separately
+    async fn proxy(
+        &self,
+        head: &Head<'_>,
+        upload: &mut Upload<'_>,
+        route: &Route<'_>,
+        limits: &RouteLimits,
+        close: bool,
+        conn: &mut Conn,
+        outcome: &mut Outcome,
+    ) -> Next {
+        let waiting = head.expect_continue && head.body != BodyFraming::None && upload.unread().is_empty();
+        if waiting && continue_100(conn, SEND_TIMEOUT).await.is_err() {
+            return Next::Close;
+        }
+        let asked =
+            Asked { head: head.method == "HEAD", minor: head.minor, close, upgrade: head.upgrade.is_some() };
+        let edits = ResponseEdits { route: &route.policy.response_headers };
+        let mut attempts = Attempts::new(limits);
+        let mut sent_before = false;
+        loop {
+            let addr = match attempts.next(&*self.selector, route.backend) {
+                Ok(addr) => addr,
+                Err(status) => return answer(conn, status, true, outcome).await,
+            };
+            outcome.upstream = Some(addr);
+            let (mut up, reused) = match self.pool.take(addr) {
+                Some(stream) => (stream, true),
+                None => {
+                    let connecting = Instant::now();
+                    match self.transport.new_stream(&peer(addr, &limits.timeouts)).await {
+                        Ok(stream) => {
+                            self.metrics.observe_connect(connecting.elapsed());
+                            (stream, false)
+                        }
+                        Err(e) => match attempts.connect_failed(&e) {
+                            AfterFailure::Retry => continue,
+                            AfterFailure::Fail(status) => {
+                                tracing::debug!(error = %e, "connecting upstream failed");
+                                return answer(conn, status, true, outcome).await;
+                            }
+                        },
+                    }
+                }
+            };
+            let retry = std::mem::replace(&mut sent_before, true);
+            match exchange(asked, &edits, upload, retry, &mut up, &limits.timeouts, conn, outcome).await {
+                Ok(Exchanged::Switched) => return Next::Close,
+                Ok(Exchanged::Answered { reusable }) => {
+                    if reusable {
+                        let keepalive = self.shared.settings.load().upstream_keepalive_timeout;
+                        self.pool.put(addr, route.backend.shared_slot(), up, keepalive);
+                    }
+                    let keep = !close && !outcome.closing && upload.is_complete();
+                    return if keep { Next::KeepAlive } else { Next::Close };
+                }
+                Err(e) => {
+                    let exchange = Exchange {
+                        reused,
+                        idempotent: is_idempotent(head.method),
+                        replayable: upload.replayable(),
+                        committed: outcome.committed,
+                    };
+                    match attempts.exchange_failed(&e, exchange) {
+                        AfterFailure::Retry => {
+                            tracing::debug!(error = %e, "stale pooled connection, retrying");
+                        }
+                        AfterFailure::Fail(0) => {
+                            tracing::debug!(error = %e, "exchange failed");
+                            return Next::Close;
+                        }
+                        AfterFailure::Fail(status) => {
+                            tracing::debug!(error = %e, "upstream exchange failed");
+                            return answer(conn, status, true, outcome).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Pingora peer for a new connection to `addr` with the route's connect timeout.
+fn peer(addr: SocketAddr, timeouts: &Timeouts) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(timeouts.connect);
+    peer
+}

@@ -1,0 +1,344 @@
+//! The HTTP/2 driver: Pingora's `ProxyHttp` phases, each a call into the [`crate::pipeline`].
+//!
+//! Pingora's session reads HTTP/2 from the client (TLS with ALPN `h2`; the HTTP/1 engine in
+//! [`crate::h1`] hands such connections over) and speaks HTTP/1.1 to the endpoint; this file
+//! only moves the pipeline's decisions onto Pingora's `RequestHeader` and `ResponseHeader`:
+//!
+//! 1. [`ProxyHttp::request_filter`]: admission (route and policy, local answers).
+//! 2. [`ProxyHttp::upstream_peer`]: the endpoint of each attempt.
+//! 3. [`ProxyHttp::connected_to_upstream`]: connect latency of new connections.
+//! 4. [`ProxyHttp::upstream_request_filter`]: the request's header edits.
+//! 5. [`ProxyHttp::request_body_filter`]: the route's body size limit while streaming.
+//! 6. [`ProxyHttp::upstream_response_filter`]: the response's header edits.
+//! 7. [`ProxyHttp::fail_to_connect`] / [`ProxyHttp::error_while_proxy`]: retry or not.
+//! 8. [`ProxyHttp::fail_to_proxy`]: the status a failure becomes.
+//! 9. [`ProxyHttp::logging`]: metrics and the access log.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ingress_core::{Route, RouteId, RoutePolicy};
+use pingora::ErrorType::HTTPStatus;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
+use pingora::prelude::HttpPeer;
+use pingora::protocols::Digest;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, Result};
+
+use crate::config::{RouteLimits, RuntimeSettings};
+use crate::handle::{Shared, Snapshot};
+use crate::metrics::{ActiveRequest, Metrics};
+use crate::pipeline::answer::{body_for, status_for};
+use crate::pipeline::edits::{
+    Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
+};
+use crate::pipeline::log::{Finished, route_labels};
+use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
+use crate::upstream::Selector;
+
+/// The HTTP/2 driver Pingora runs.
+pub(crate) struct H2 {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) selector: Arc<dyn Selector>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Per-request state, carried across phases.
+pub(crate) struct Ctx {
+    started: Instant,
+    /// The snapshot this request routes with, from start to end.
+    snapshot: Option<Arc<Snapshot>>,
+    settings: Arc<RuntimeSettings>,
+    /// The request's route in `snapshot`.
+    route: Option<RouteId>,
+    /// The path routed on.
+    path: String,
+    limits: RouteLimits,
+    attempts: Attempts,
+    /// The request id sent upstream (the client's, or generated).
+    request_id: String,
+    /// A status the proxy answered itself.
+    local_status: Option<u16>,
+    connect_started: Option<Instant>,
+    upstream_status: Option<u16>,
+    body_bytes: u64,
+    _active: ActiveRequest,
+}
+
+impl Ctx {
+    /// The request's route, found again by its id.
+    fn route(&self) -> Option<Route<'_>> {
+        route_in(self.snapshot.as_deref(), self.route)
+    }
+}
+
+/// The route `id` of `snapshot`.
+fn route_in(snapshot: Option<&Snapshot>, id: Option<RouteId>) -> Option<Route<'_>> {
+    snapshot.zip(id).and_then(|(s, id)| s.table.route(id))
+}
+
+/// The host a request is for: `:authority`, else `Host`.
+fn request_host(req: &RequestHeader) -> &str {
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
+}
+
+/// The declared `Content-Length`, if any and valid.
+fn content_length(req: &RequestHeader) -> Option<u64> {
+    req.headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Writes a complete response with a fixed text body.
+async fn write_text(session: &mut Session, status: u16) -> Result<()> {
+    let body = body_for(status);
+    let mut header = ResponseHeader::build(status, Some(3))?;
+    header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    session.write_response_header(Box::new(header), body.is_empty()).await?;
+    if !body.is_empty() {
+        session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ProxyHttp for H2 {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        let settings = self.shared.settings.load_full();
+        let limits = settings.limits_for(&RoutePolicy::default());
+        Ctx {
+            started: Instant::now(),
+            snapshot: None,
+            settings,
+            route: None,
+            path: String::new(),
+            limits,
+            attempts: Attempts::new(&limits),
+            request_id: String::new(),
+            local_status: None,
+            connect_started: None,
+            upstream_status: None,
+            body_bytes: 0,
+            _active: ActiveRequest::start(&self.metrics),
+        }
+    }
+
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {
+        // No response compression: ingress-nginx does not compress by default, and an unused
+        // module still costs a context per request.
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.request_id = match req.headers.get(X_REQUEST_ID).and_then(|v| usable_request_id(v.as_bytes())) {
+            Some(id) => String::from_utf8_lossy(id).into_owned(),
+            None => String::from_utf8_lossy(&new_request_id()).into_owned(),
+        };
+        ctx.snapshot = self.shared.snapshot.load_full();
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let facts = Facts { host: request_host(req), target, length: content_length(req) };
+        let snapshot = ctx.snapshot.clone();
+        let admitted = admit(snapshot.as_deref().map(|s| &*s.table), &ctx.settings, &facts);
+        ctx.route = admitted.route.map(|r| r.id());
+        ctx.path = admitted.path.into_owned();
+        ctx.limits = admitted.limits;
+        ctx.attempts = Attempts::new(&admitted.limits);
+        let Some(status) = admitted.answer else { return Ok(false) };
+        ctx.local_status = Some(status);
+        write_text(session, status).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let snapshot = ctx.snapshot.clone();
+        let route = route_in(snapshot.as_deref(), ctx.route)
+            .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
+        let addr = ctx
+            .attempts
+            .next(&*self.selector, route.backend)
+            .map_err(|status| Error::explain(HTTPStatus(status), "no endpoint left to try"))?;
+        let timeouts = ctx.limits.timeouts;
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(timeouts.read);
+        peer.options.write_timeout = Some(timeouts.write);
+        peer.options.idle_timeout = Some(ctx.settings.upstream_keepalive_timeout);
+        ctx.connect_started = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (false, Some(started)) = (reused, ctx.connect_started) {
+            self.metrics.observe_connect(started.elapsed());
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
+        let port = session.server_addr().and_then(|a| a.as_inet()).map(|a| a.port().to_string());
+        let req = session.req_header();
+        let host = request_host(req);
+        let prior = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(str::trim);
+        let route = ctx.route();
+        let edits = RequestEdits {
+            client_ip: client_ip.as_deref(),
+            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+            port: port.as_deref(),
+            host,
+            request_id: ctx.request_id.as_bytes(),
+            prior_forwarded_for: prior.filter(|p| !p.is_empty()),
+            nominated: &[],
+            names: Names::of(&ctx.settings.client),
+            route: route.as_ref().map_or(&[], |r| &r.policy.request_headers),
+        };
+        let dropped: Vec<http::HeaderName> =
+            upstream.headers.keys().filter(|name| !edits.keeps(name.as_str())).cloned().collect();
+        for name in &dropped {
+            upstream.remove_header(name);
+        }
+        let mut result = Ok(());
+        edits.added(|name, value| {
+            if result.is_ok() {
+                result = upstream.append_header(name.to_owned(), value.concat()).map(|_| ());
+            }
+        });
+        result
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(limit) = ctx.limits.max_body_size else { return Ok(()) };
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > limit {
+            return Err(Error::explain(HTTPStatus(413), "request body over the size limit"));
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.upstream_status = Some(response.status.as_u16());
+        let route = ctx.route();
+        let edits = ResponseEdits { route: route.as_ref().map_or(&[], |r| &r.policy.response_headers) };
+        if edits.is_empty() {
+            return Ok(());
+        }
+        let dropped: Vec<http::HeaderName> =
+            response.headers.keys().filter(|name| !edits.keeps(name.as_str())).cloned().collect();
+        for name in &dropped {
+            response.remove_header(name);
+        }
+        let mut result = Ok(());
+        edits.added(|name, value| {
+            if result.is_ok() {
+                result = response.append_header(name.to_owned(), value.concat()).map(|_| ());
+            }
+        });
+        result
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        let mut e = e.into_up();
+        let retry = ctx.attempts.connect_failed(&e) == AfterFailure::Retry;
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        let exchange = Exchange {
+            reused: client_reused,
+            idempotent: is_idempotent(session.req_header().method.as_str()),
+            replayable: !session.as_ref().retry_buffer_truncated(),
+            committed: session.response_written().is_some(),
+        };
+        let retry = ctx.attempts.exchange_failed(&e, exchange) == AfterFailure::Retry;
+        e.set_retry(retry);
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let mut code = status_for(e.etype(), e.esource());
+        if code > 0 && session.response_written().is_none() {
+            if let Err(write) = write_text(session, code).await {
+                tracing::debug!(error = %write, "could not send error response");
+            }
+        } else if session.response_written().is_some() {
+            // Headers already went out: the status the client saw stands.
+            code = 0;
+        }
+        if code > 0 {
+            ctx.local_status = Some(code);
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, error: &Error) -> bool {
+        // Statuses chosen on purpose (404, 503, 413) are not errors worth a log line.
+        matches!(error.etype(), HTTPStatus(_))
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0);
+        let req = session.req_header();
+        let route = ctx.route();
+        Finished {
+            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            host: request_host(req),
+            method: req.method.as_str(),
+            path: &ctx.path,
+            status,
+            bytes: session.body_bytes_sent() as u64,
+            took: ctx.started.elapsed(),
+            upstream_addr: ctx.attempts.upstream(),
+            upstream_status: ctx.upstream_status,
+            labels: route_labels(route.as_ref()),
+            request_id: &ctx.request_id,
+        }
+        .record(&self.metrics, ctx.settings.access_log);
+    }
+}

@@ -1,0 +1,269 @@
+//! The request pipeline: what happens to every request, whichever transport carries it.
+//!
+//! Two drivers call these phases, in this order, and only move bytes in between: the HTTP/1
+//! engine ([`crate::h1`]) for every HTTP/1.x request, and Pingora's session for HTTP/2
+//! ([`crate::h2`]), the way pingora-proxy's `proxy_h1` and `proxy_h2` drive one `ProxyHttp`.
+//!
+//! 1. [`admit`]: the route and its policy, looked up once, and the answers the proxy gives
+//!    without an upstream (`400` for a target with no routable path, `404`, `413`, `503`).
+//! 2. [`Attempts::next`]: the endpoint of each attempt.
+//! 3. [`edits::RequestEdits`]: the header edits of the request going upstream (hop-by-hop and
+//!    invalid names dropped, forwarding headers, the route's own edits), one list that each
+//!    driver writes in its own representation.
+//! 4. [`Attempts::connect_failed`] / [`Attempts::exchange_failed`]: after a failure, another
+//!    attempt or the status the request ends with.
+//! 5. [`edits::ResponseEdits`]: the route's edits of the response head.
+//! 6. [`log::Finished::record`]: metrics and the access log.
+//!
+//! To change what a request gets, change it here (or in the route's policy, in `ingress-core`),
+//! never in a driver.
+
+pub(crate) mod answer;
+pub(crate) mod edits;
+pub(crate) mod log;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use ingress_core::{Backend, Route, RoutePolicy, RouteTable, normalize_path};
+use pingora::Error;
+
+use crate::config::{RouteLimits, RuntimeSettings};
+use crate::upstream::{Selector, connect_failure_is_retryable, stale_connection_is_retryable};
+
+/// What the pipeline needs to know about a request before it goes anywhere.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Facts<'a> {
+    /// The host it is for (`Host`, or the authority of the target or `:authority`).
+    pub(crate) host: &'a str,
+    /// The request target as sent (path and query).
+    pub(crate) target: &'a str,
+    /// The declared body length, if any.
+    pub(crate) length: Option<u64>,
+}
+
+/// The outcome of [`admit`].
+#[derive(Debug)]
+pub(crate) struct Admitted<'t> {
+    /// The route, if one matched (also when the proxy answers, for the metric labels).
+    pub(crate) route: Option<Route<'t>>,
+    /// The path routed on.
+    pub(crate) path: Cow<'t, str>,
+    /// The limits in force: the route's policy over the settings.
+    pub(crate) limits: RouteLimits,
+    /// A status the proxy answers itself with instead of going upstream.
+    pub(crate) answer: Option<u16>,
+}
+
+/// Phase 1: finds the route (once per request) and decides whether the request goes upstream.
+///
+/// The proxy answers itself, in this order: `400` when the target has no routable path
+/// (malformed escapes, `..` above the root), `404` without a route (the built-in default
+/// backend), `413` when the declared body is over the route's limit, `503` when the route's
+/// backend has no endpoint.
+pub(crate) fn admit<'t>(
+    table: Option<&'t RouteTable>,
+    settings: &RuntimeSettings,
+    facts: &Facts<'t>,
+) -> Admitted<'t> {
+    let no_route = |path, answer| Admitted {
+        route: None,
+        path,
+        limits: settings.limits_for(&RoutePolicy::default()),
+        answer: Some(answer),
+    };
+    let Ok(path) = normalize_path(facts.target) else {
+        return no_route(Cow::Borrowed(facts.target), 400);
+    };
+    let Some(route) = table.and_then(|t| t.lookup(facts.host, &path)) else {
+        return no_route(path, 404);
+    };
+    let limits = settings.limits_for(route.policy);
+    let answer = if limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
+        Some(413)
+    } else if route.backend.endpoints().is_empty() {
+        Some(503)
+    } else {
+        None
+    };
+    Admitted { route: Some(route), path, limits, answer }
+}
+
+/// The attempts of one request: which endpoints were tried, and how many tries are left.
+#[derive(Debug)]
+pub(crate) struct Attempts {
+    /// Endpoints this request failed to connect to; not chosen again.
+    tried: Vec<SocketAddr>,
+    made: usize,
+    max: usize,
+    /// The status the last failure would give, if no endpoint is left to try.
+    failure: Option<u16>,
+    /// The endpoint of the attempt in progress (or of the last one).
+    current: Option<SocketAddr>,
+}
+
+/// What follows a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterFailure {
+    /// Try again (on the next endpoint, or on a new connection to the same one).
+    Retry,
+    /// The request ends with this status (0: the client is gone, nothing to send).
+    Fail(u16),
+}
+
+/// What is known about a failed exchange, to decide whether it can be sent again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exchange {
+    /// The connection came from the pool (it may have been closed by the upstream meanwhile).
+    pub(crate) reused: bool,
+    /// The method is idempotent.
+    pub(crate) idempotent: bool,
+    /// The body read so far can be sent again.
+    pub(crate) replayable: bool,
+    /// Part of the response already went to the client.
+    pub(crate) committed: bool,
+}
+
+impl Attempts {
+    /// No attempt yet; at most `limits.max_attempts`.
+    pub(crate) fn new(limits: &RouteLimits) -> Self {
+        Self { tried: Vec::new(), made: 0, max: limits.max_attempts, failure: None, current: None }
+    }
+
+    /// Phase 2: the endpoint of the next attempt, chosen by `selector` among those not tried;
+    /// `Err(status)` when none is left (`503`, or the status of the last failure).
+    pub(crate) fn next(&mut self, selector: &dyn Selector, backend: &Backend) -> Result<SocketAddr, u16> {
+        let endpoints = backend.endpoints();
+        let Some(endpoint) = selector.select(backend, &endpoints, &self.tried) else {
+            return Err(self.failure.unwrap_or(503));
+        };
+        self.made += 1;
+        self.current = Some(endpoint.addr);
+        Ok(endpoint.addr)
+    }
+
+    /// The endpoint of the current (or last) attempt, for the access log.
+    pub(crate) fn upstream(&self) -> Option<SocketAddr> {
+        self.current
+    }
+
+    /// Phase 4a: connecting failed. Nothing reached the endpoint, so the next endpoint may be
+    /// tried for any method (ingress-nginx's `proxy_next_upstream error timeout`), within the
+    /// attempt budget.
+    pub(crate) fn connect_failed(&mut self, e: &Error) -> AfterFailure {
+        if let Some(addr) = self.current {
+            self.tried.push(addr);
+        }
+        let status = answer::status_for(e.etype(), &pingora::ErrorSource::Upstream);
+        self.failure = Some(status);
+        if connect_failure_is_retryable(e.etype()) && self.made < self.max {
+            AfterFailure::Retry
+        } else {
+            AfterFailure::Fail(status)
+        }
+    }
+
+    /// Phase 4b: an exchange failed on an open connection. Only a pooled connection the
+    /// upstream had closed is worth another try (it may close idle ones before we do), and only
+    /// for an idempotent request whose body can be sent again and of which the client has seen
+    /// nothing; a timeout is not retried (the upstream may still be working on the request).
+    pub(crate) fn exchange_failed(&mut self, e: &Error, exchange: Exchange) -> AfterFailure {
+        let retry = exchange.reused
+            && !exchange.committed
+            && exchange.idempotent
+            && exchange.replayable
+            && stale_connection_is_retryable(e)
+            && self.made < self.max;
+        if retry {
+            return AfterFailure::Retry;
+        }
+        AfterFailure::Fail(if exchange.committed { 0 } else { answer::status_for(e.etype(), e.esource()) })
+    }
+}
+
+/// Whether `method` may be sent again after a failure (RFC 9110 section 9.2.2).
+pub(crate) fn is_idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::upstream::RoundRobin;
+    use ingress_core::{BackendRef, BodyLimit, EndpointSet, EndpointStore, Ingress, Origin, TableBuilder};
+    use pingora::ErrorType;
+
+    fn table(endpoints: &[SocketAddr], policy: RoutePolicy) -> RouteTable {
+        let b = BackendRef::new("ns", "svc", 80);
+        let mut store = EndpointStore::new();
+        store.set(&b, EndpointSet::new(endpoints.iter().copied()));
+        let mut builder = TableBuilder::new();
+        builder.ingress(
+            Ingress::new(Origin::new("ns", "i"))
+                .rule(
+                    ingress_core::HostRule::host("h.example.com")
+                        .path(ingress_core::PathRule::prefix("/admin", b.clone())),
+                )
+                .policy(policy),
+        );
+        builder.build(&mut store).table
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn admission_answers_in_order() {
+        let settings = RuntimeSettings { max_body_size: Some(10), ..RuntimeSettings::default() };
+        let t = table(&[addr(1)], RoutePolicy::default());
+        let facts = |target, length| Facts { host: "h.example.com", target, length };
+        let a = admit(Some(&t), &settings, &facts("/%61dmin//x?q", Some(10)));
+        assert_eq!((a.answer, &*a.path), (None, "/admin/x"), "normalized path routes");
+        assert!(a.route.is_some());
+        assert_eq!(admit(Some(&t), &settings, &facts("/admin", Some(11))).answer, Some(413));
+        assert_eq!(admit(Some(&t), &settings, &facts("/other", None)).answer, Some(404));
+        assert_eq!(admit(Some(&t), &settings, &facts("/../admin", None)).answer, Some(400));
+        assert_eq!(admit(None, &settings, &facts("/admin", None)).answer, Some(404));
+        // The route's own limit wins over the settings'.
+        let t =
+            table(&[], RoutePolicy { max_body_size: Some(BodyLimit::Unlimited), ..RoutePolicy::default() });
+        let a = admit(Some(&t), &settings, &facts("/admin", Some(1 << 30)));
+        assert_eq!(a.answer, Some(503), "no endpoints (the body is within the route's limit)");
+    }
+
+    #[test]
+    fn attempts_follow_the_retry_rules() {
+        let t = table(&[addr(1), addr(2)], RoutePolicy::default());
+        let route = t.lookup("h.example.com", "/admin").unwrap();
+        let limits = RuntimeSettings::default().limits_for(route.policy);
+        let mut attempts = Attempts::new(&limits);
+        let first = attempts.next(&RoundRobin, route.backend).unwrap();
+        let refused = Error::explain(ErrorType::ConnectRefused, "no");
+        assert_eq!(attempts.connect_failed(&refused), AfterFailure::Retry);
+        let second = attempts.next(&RoundRobin, route.backend).unwrap();
+        assert_ne!(first, second, "a failed endpoint is not chosen again");
+        assert_eq!(attempts.connect_failed(&refused), AfterFailure::Retry);
+        assert_eq!(attempts.next(&RoundRobin, route.backend), Err(502), "every endpoint failed");
+
+        let mut attempts = Attempts::new(&limits);
+        attempts.next(&RoundRobin, route.backend).unwrap();
+        let stale = Error::explain(ErrorType::ConnectionClosed, "closed").into_up();
+        let ok = Exchange { reused: true, idempotent: true, replayable: true, committed: false };
+        assert_eq!(attempts.exchange_failed(&stale, ok), AfterFailure::Retry);
+        for no in [
+            Exchange { reused: false, ..ok },
+            Exchange { idempotent: false, ..ok },
+            Exchange { replayable: false, ..ok },
+        ] {
+            assert_eq!(attempts.exchange_failed(&stale, no), AfterFailure::Fail(502));
+        }
+        assert_eq!(
+            attempts.exchange_failed(&stale, Exchange { committed: true, ..ok }),
+            AfterFailure::Fail(0)
+        );
+        let slow = Error::explain(ErrorType::ReadTimedout, "slow").into_up();
+        assert_eq!(attempts.exchange_failed(&slow, ok), AfterFailure::Fail(504));
+    }
+}

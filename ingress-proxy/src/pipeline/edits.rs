@@ -1,0 +1,282 @@
+//! Header edits: one list per message, computed from the request and its route's policy, that
+//! each driver writes in its own representation (the HTTP/1 engine as bytes, the HTTP/2 driver
+//! on Pingora's `RequestHeader`/`ResponseHeader`).
+//!
+//! A request going upstream keeps the client's end-to-end header lines, minus:
+//! - hop-by-hop headers ([`HOP_BY_HOP`]) and those the client's `Connection` nominates;
+//! - names nginx calls invalid (anything but letters, digits and `-`, and `_` unless
+//!   `enable-underscores-in-headers`): dropped as nginx drops them by default
+//!   (`ignore_invalid_headers on`), so `X_Real_IP` cannot pose as `X-Real-IP` at an origin that
+//!   maps `_` to `-`;
+//! - the headers the proxy sets itself ([`PROXY_OWNED`]): a client must not choose what the
+//!   backend believes about its address, scheme, host, port or request id;
+//! - the names the route's policy sets or removes.
+//!
+//! Then come the proxy's forwarding headers, then the route's own edits.
+
+use ingress_core::{HeaderAction, HeaderOp};
+
+/// `X-Request-ID`: kept from the client when present, so a trace spans hops.
+pub(crate) const X_REQUEST_ID: &str = "x-request-id";
+
+/// The longest client `X-Request-ID` kept; a longer one is replaced by a generated id.
+pub(crate) const MAX_REQUEST_ID: usize = 200;
+
+/// Request headers that describe one hop and are never forwarded (RFC 9110 section 7.6.1),
+/// plus `Expect` (the proxy answers `100 Continue` itself, as nginx does).
+pub(crate) const HOP_BY_HOP: [&str; 11] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "http2-settings",
+    "expect",
+];
+
+/// Request headers the proxy sets itself, whatever the client sent.
+pub(crate) const PROXY_OWNED: [&str; 6] = [
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    X_REQUEST_ID,
+];
+
+/// Headers a client's `Connection` may not make hop-by-hop: they frame or route the request,
+/// so dropping one would let the upstream read the message differently from the proxy
+/// (`Connection: content-length` would turn a body into a second request).
+pub(crate) fn may_be_nominated(name: &str) -> bool {
+    !["content-length", "transfer-encoding", "host"].iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// Whether nginx takes `name` as a header at all: letters, digits and `-` only, and `_` when
+/// `underscores` (`enable-underscores-in-headers`).
+pub(crate) fn is_valid_name(name: &str, underscores: bool) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || (underscores && b == b'_'))
+}
+
+/// Which client header names are forwarded: nginx's `underscores_in_headers` and
+/// `ignore_invalid_headers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Names {
+    pub(crate) underscores: bool,
+    pub(crate) ignore_invalid: bool,
+}
+
+impl Names {
+    /// The names `limits` allow.
+    pub(crate) fn of(limits: &crate::ClientLimits) -> Self {
+        Self { underscores: limits.underscores_in_headers, ignore_invalid: limits.ignore_invalid_headers }
+    }
+
+    /// Whether a header named `name` (a token, as the parsers guarantee) is forwarded.
+    pub(crate) fn forwards(self, name: &str) -> bool {
+        !self.ignore_invalid || is_valid_name(name, self.underscores)
+    }
+}
+
+/// The edits of a request going upstream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestEdits<'a> {
+    /// The client's IP address, as text (`X-Forwarded-For`, `X-Real-IP`).
+    pub(crate) client_ip: Option<&'a str>,
+    /// Whether the client connected over TLS (`X-Forwarded-Proto`).
+    pub(crate) tls: bool,
+    /// The local port the client connected to, as text (`X-Forwarded-Port`).
+    pub(crate) port: Option<&'a str>,
+    /// The host the request is for (`X-Forwarded-Host`).
+    pub(crate) host: &'a str,
+    /// The request's id (`X-Request-ID`).
+    pub(crate) request_id: &'a [u8],
+    /// The client's first `X-Forwarded-For`, which the proxy appends to.
+    pub(crate) prior_forwarded_for: Option<&'a str>,
+    /// Headers the client's `Connection` nominated as hop-by-hop.
+    pub(crate) nominated: &'a [&'a str],
+    /// Which client header names are forwarded at all.
+    pub(crate) names: Names,
+    /// The route's edits.
+    pub(crate) route: &'a [HeaderOp],
+}
+
+impl RequestEdits<'_> {
+    /// Whether a client header line named `name` goes upstream.
+    pub(crate) fn keeps(&self, name: &str) -> bool {
+        let is = |n: &&str| name.eq_ignore_ascii_case(n);
+        self.names.forwards(name)
+            && !HOP_BY_HOP.iter().any(is)
+            && !PROXY_OWNED.iter().any(is)
+            && !self.nominated.iter().any(is)
+            && !replaced_by(self.route, name)
+    }
+
+    /// Calls `line(name, value_parts)` for each line the proxy adds, in order: the forwarding
+    /// headers (minus those the route sets or removes), then the route's `set` and `append`
+    /// edits. A value comes in parts so nothing is joined on the way.
+    pub(crate) fn added(&self, mut line: impl FnMut(&str, &[&[u8]])) {
+        let mut own = |name: &str, value: &[&[u8]]| {
+            if !replaced_by(self.route, name) {
+                line(name, value);
+            }
+        };
+        if let Some(ip) = self.client_ip {
+            match self.prior_forwarded_for {
+                Some(prior) => own("x-forwarded-for", &[prior.as_bytes(), b", ", ip.as_bytes()]),
+                None => own("x-forwarded-for", &[ip.as_bytes()]),
+            }
+            own("x-real-ip", &[ip.as_bytes()]);
+        }
+        own("x-forwarded-proto", &[if self.tls { b"https" } else { b"http" }]);
+        if !self.host.is_empty() {
+            own("x-forwarded-host", &[self.host.as_bytes()]);
+        }
+        if let Some(port) = self.port {
+            own("x-forwarded-port", &[port.as_bytes()]);
+        }
+        own(X_REQUEST_ID, &[self.request_id]);
+        route_lines(self.route, line);
+    }
+}
+
+/// The edits of a response going to the client: the route's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResponseEdits<'a> {
+    /// The route's edits.
+    pub(crate) route: &'a [HeaderOp],
+}
+
+impl ResponseEdits<'_> {
+    /// Whether an upstream response header line named `name` goes to the client (the framing
+    /// and connection headers are the driver's business, not this list's).
+    pub(crate) fn keeps(&self, name: &str) -> bool {
+        !replaced_by(self.route, name)
+    }
+
+    /// Calls `line(name, value)` for each line the route adds, in order.
+    pub(crate) fn added(&self, line: impl FnMut(&str, &[&[u8]])) {
+        route_lines(self.route, line);
+    }
+
+    /// Whether there is nothing to edit.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.route.is_empty()
+    }
+}
+
+/// Whether the route's edits set or remove `name` (so earlier lines of it go).
+fn replaced_by(route: &[HeaderOp], name: &str) -> bool {
+    route.iter().any(|op| op.action() != HeaderAction::Append && op.name().eq_ignore_ascii_case(name))
+}
+
+/// The lines of the route's `set` and `append` edits.
+fn route_lines(route: &[HeaderOp], mut line: impl FnMut(&str, &[&[u8]])) {
+    for op in route.iter().filter(|op| op.action() != HeaderAction::Remove) {
+        line(op.name(), &[op.value().as_bytes()]);
+    }
+}
+
+/// A new request id: 128 random bits as 32 hex digits (the shape of ingress-nginx's
+/// `$req_id`).
+pub(crate) fn new_request_id() -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = rand::random::<u128>();
+    let mut id = [0u8; 32];
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    id
+}
+
+/// The client's request id if it is usable as one (not empty, not too long).
+pub(crate) fn usable_request_id(value: &[u8]) -> Option<&[u8]> {
+    Some(value).filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn lines(edits: &RequestEdits<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        edits.added(|name, value| {
+            let value: Vec<u8> = value.concat();
+            out.push(format!("{name}: {}", String::from_utf8(value).unwrap()));
+        });
+        out
+    }
+
+    fn edits<'a>(route: &'a [HeaderOp], nominated: &'a [&'a str]) -> RequestEdits<'a> {
+        RequestEdits {
+            client_ip: Some("10.1.2.3"),
+            tls: false,
+            host: "demo.example.com",
+            port: Some("8080"),
+            request_id: b"abc",
+            prior_forwarded_for: Some("203.0.113.9"),
+            nominated,
+            names: Names { underscores: false, ignore_invalid: true },
+            route,
+        }
+    }
+
+    #[test]
+    fn forwarding_headers_append_and_replace() {
+        let e = edits(&[], &["x-secret"]);
+        assert_eq!(
+            lines(&e),
+            [
+                "x-forwarded-for: 203.0.113.9, 10.1.2.3",
+                "x-real-ip: 10.1.2.3",
+                "x-forwarded-proto: http",
+                "x-forwarded-host: demo.example.com",
+                "x-forwarded-port: 8080",
+                "x-request-id: abc",
+            ]
+        );
+        for dropped in ["Connection", "TE", "Expect", "X-Real-IP", "x-secret", "X_Real_IP", "x.y", "naïve"] {
+            assert!(!e.keeps(dropped), "{dropped}");
+        }
+        for kept in ["Host", "Content-Length", "Accept", "x-a-b-9"] {
+            assert!(e.keeps(kept), "{kept}");
+        }
+        assert!(
+            RequestEdits { names: Names { underscores: true, ignore_invalid: true }, ..e }.keeps("x_custom")
+        );
+        let lax = RequestEdits { names: Names { underscores: false, ignore_invalid: false }, ..e };
+        assert!(lax.keeps("x_custom") && lax.keeps("x.y") && !lax.keeps("X-Real-IP"));
+    }
+
+    #[test]
+    fn route_edits_override_the_proxys_own() {
+        let route = [
+            HeaderOp::set("x-forwarded-proto", "https").unwrap(),
+            HeaderOp::remove("x-request-id").unwrap(),
+            HeaderOp::append("accept", "*/*").unwrap(),
+        ];
+        let e = edits(&route, &[]);
+        let got = lines(&e);
+        assert!(got.contains(&"x-forwarded-proto: https".to_owned()), "{got:?}");
+        assert!(!got.iter().any(|l| l.starts_with("x-forwarded-proto: http\u{0}")));
+        assert_eq!(got.iter().filter(|l| l.starts_with("x-forwarded-proto")).count(), 1);
+        assert!(!got.iter().any(|l| l.starts_with("x-request-id")));
+        assert!(e.keeps("accept"), "append keeps the client's lines");
+        let r = ResponseEdits { route: &route };
+        assert!(!r.keeps("X-Request-Id") && r.keeps("accept"));
+    }
+
+    #[test]
+    fn generated_request_ids_are_32_hex_digits() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert!(a.iter().all(u8::is_ascii_hexdigit));
+        assert_ne!(a, b);
+        assert!(usable_request_id(b"").is_none());
+        assert!(usable_request_id(&[b'a'; 201]).is_none());
+    }
+}
