@@ -6,12 +6,14 @@
 
 #[allow(unreachable_pub)]
 mod ports;
+mod accesslog;
 mod support;
 mod tlsutil;
 
 mod admin;
 mod fastpath;
 mod messages;
+mod parity;
 mod routing;
 mod streaming;
 mod swap;

@@ -1,0 +1,507 @@
+//! Behaviour pinned to every transport, in the style of matchit's match tests: each row of
+//! [`rows`] is one behaviour (a request and what must come of it), and each test below runs
+//! every row over one transport — HTTP/1.1 on a kept-alive connection, HTTP/1.0, HTTP/1.1
+//! with `Expect: 100-continue` and a body, an HTTP/1.1 upgrade request the backend declines,
+//! HTTP/2 and HTTP/1.1 over TLS. A behaviour cannot move to one path only: the same row fails
+//! on the transport that lost it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use ingress_core::{BodyLimit, HeaderOp, RoutePolicy};
+use ingress_proxy::{DEFAULT_BACKEND_BODY, ProxyHandle};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::accesslog::{captured, log_line_for};
+use crate::support::*;
+use crate::tlsutil::connect;
+
+/// The ways a request reaches the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// HTTP/1.1, the second request on a kept-alive connection.
+    KeepAlive,
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1 `PUT` with `Expect: 100-continue`, the body sent once the proxy asks for it.
+    Expect,
+    /// HTTP/1.1 with `Connection: upgrade` and `Upgrade: websocket` (the backend declines).
+    Upgrade,
+    /// HTTP/2 over TLS.
+    Http2,
+    /// HTTP/1.1 over TLS.
+    Tls,
+}
+
+impl Transport {
+    fn tls(self) -> bool {
+        matches!(self, Transport::Http2 | Transport::Tls)
+    }
+
+    fn method(self) -> &'static str {
+        if self == Transport::Expect { "PUT" } else { "GET" }
+    }
+}
+
+/// A request of a row.
+#[derive(Debug, Clone, Default)]
+struct Ask {
+    host: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    /// Headers only HTTP/1 can carry (HTTP/2 forbids connection-specific ones).
+    h1_headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+/// A response as any transport gives it back.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header line of the request as the `/headers` backend echoed it.
+    fn echoed(&self, name: &str) -> Option<String> {
+        self.text().lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+    }
+}
+
+/// The proxy and what the rows route to.
+struct Env {
+    proxy: Proxy,
+    backend: Backend,
+    _store: ingress_core::EndpointStore,
+}
+
+const SECRET_ROUTE_HEADER: &str = "x-route";
+
+/// Request lines that arrived on a pooled connection of the stale backend (and were dropped).
+static STALE_HITS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+async fn env() -> Env {
+    captured();
+    let backend = Backend::start("parity").await;
+    // The first request on a connection is answered and the connection kept; the next
+    // request on it finds it closed, as when an upstream's keep-alive timeout fires just then.
+    let (stale, _) = raw_backend(|request, nth| {
+        if nth > 0 {
+            let line = request.lines().next().unwrap_or("").to_owned();
+            STALE_HITS.lock().unwrap().push(line);
+            return None;
+        }
+        Some((&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"[..], false))
+    })
+    .await;
+    let policy = RoutePolicy {
+        read_timeout: Some(Duration::from_millis(300)),
+        max_body_size: Some(BodyLimit::Bytes(8)),
+        request_headers: vec![HeaderOp::set("x-from-route", "parity").unwrap()],
+        response_headers: vec![HeaderOp::set(SECRET_ROUTE_HEADER, "parity").unwrap()],
+        ..RoutePolicy::default()
+    };
+    let handle = ProxyHandle::new();
+    let mut routes = Routes::new();
+    routes
+        .route_with("parity", "p.test", "/", "svc-p", &[backend.addr], policy)
+        .route("empty", "empty.test", "/", "svc-empty", &[])
+        .route("down", "down.test", "/", "svc-down", &[local(free_port())])
+        .route("stale", "stale.test", "/", "svc-stale", &[stale]);
+    let store = routes.install(&handle);
+    Env { proxy: Proxy::start(handle), backend, _store: store }
+}
+
+/// One behaviour: a request, and what must come of it on every transport.
+struct Row {
+    name: &'static str,
+    ask: Ask,
+    check: fn(&Env, Transport, &Got),
+}
+
+fn ask(host: &str, path: &str) -> Ask {
+    Ask { host: host.to_owned(), path: path.to_owned(), ..Ask::default() }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row {
+            name: "forwarding headers replace what the client claims",
+            ask: Ask {
+                headers: pairs(&[
+                    ("x-forwarded-for", "203.0.113.9"),
+                    ("x-real-ip", "6.6.6.6"),
+                    ("x_real_ip", "6.6.6.6"),
+                    ("x-forwarded-proto", "gopher"),
+                    ("x-forwarded-port", "1"),
+                    ("x-request-id", "parity-forwarding"),
+                ]),
+                ..ask("p.test", "/headers")
+            },
+            check: |env, t, got| {
+                assert_eq!(got.status, 200);
+                assert_eq!(got.echoed("x-forwarded-for").as_deref(), Some("203.0.113.9, 127.0.0.1"));
+                assert_eq!(got.echoed("x-real-ip").as_deref(), Some("127.0.0.1"));
+                assert_eq!(
+                    got.echoed("x-forwarded-proto").as_deref(),
+                    Some(if t.tls() { "https" } else { "http" })
+                );
+                assert_eq!(got.echoed("x-forwarded-host").as_deref(), Some("p.test"));
+                let port = if t.tls() { env.proxy.https.port() } else { env.proxy.http.port() };
+                assert_eq!(got.echoed("x-forwarded-port"), Some(port.to_string()));
+                assert_eq!(got.echoed("x-request-id").as_deref(), Some("parity-forwarding"));
+                assert_eq!(got.echoed("x_real_ip"), None, "`_` names are dropped");
+                assert_eq!(got.echoed("x-from-route").as_deref(), Some("parity"), "the route's request edit");
+                assert_eq!(got.header(SECRET_ROUTE_HEADER), Some("parity"), "the route's response edit");
+            },
+        },
+        Row {
+            name: "hop-by-hop headers stay on their hop",
+            ask: Ask {
+                headers: pairs(&[("te", "trailers"), ("proxy-authorization", "Basic eA==")]),
+                h1_headers: pairs(&[
+                    ("connection", "x-secret"),
+                    ("x-secret", "1"),
+                    ("keep-alive", "timeout=5"),
+                ]),
+                ..ask("p.test", "/headers")
+            },
+            check: |_, t, got| {
+                assert_eq!(got.status, 200);
+                for gone in ["te", "proxy-authorization", "x-secret", "keep-alive", "expect"] {
+                    assert_eq!(got.echoed(gone), None, "{gone}");
+                }
+                let upgrade = t == Transport::Upgrade;
+                assert_eq!(got.echoed("connection").is_some(), upgrade, "{}", got.text());
+                assert_eq!(got.echoed("upgrade").is_some(), upgrade, "{}", got.text());
+            },
+        },
+        Row {
+            name: "a request id is generated when the client sends none",
+            ask: ask("p.test", "/headers"),
+            check: |_, _, got| {
+                let id = got.echoed("x-request-id").unwrap_or_default();
+                assert_eq!(id.len(), 32, "{id}");
+                assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            },
+        },
+        Row {
+            name: "a body over the route's limit is 413",
+            ask: Ask { body: Some(b"sixteen bytes!!!".to_vec()), ..ask("p.test", "/headers") },
+            check: |_, _, got| assert_eq!(got.status, 413),
+        },
+        Row {
+            name: "no route is the built-in 404",
+            ask: ask("nope.test", "/"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 404);
+                assert_eq!(got.text(), DEFAULT_BACKEND_BODY);
+            },
+        },
+        Row {
+            name: "no endpoint is 503",
+            ask: ask("empty.test", "/"),
+            check: |_, _, got| assert_eq!(got.status, 503),
+        },
+        Row {
+            name: "a refused endpoint is 502",
+            ask: ask("down.test", "/"),
+            check: |_, _, got| assert_eq!(got.status, 502),
+        },
+        Row {
+            name: "the route's read timeout is 504",
+            ask: ask("p.test", "/sleep/2000"),
+            check: |_, _, got| assert_eq!(got.status, 504),
+        },
+        Row {
+            name: "a pooled connection the upstream closed is retried on a new one",
+            ask: ask("stale.test", "/second"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 200);
+                assert_eq!(got.text(), "fresh");
+            },
+        },
+    ]
+}
+
+/// Runs every row over `transport`.
+async fn run(transport: Transport) {
+    let env = env().await;
+    for mut row in rows() {
+        let stale = row.ask.host == "stale.test";
+        if stale {
+            // Fill the pool of the path this transport takes, so the row's request meets a
+            // pooled connection the upstream has closed.
+            let first = send(&env, transport, &ask("stale.test", "/first")).await;
+            assert_eq!(first.status, 200, "{transport:?}: priming the pool");
+            row.ask.path = format!("/second-{transport:?}");
+        }
+        let got = send(&env, transport, &row.ask).await;
+        let checked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (row.check)(&env, transport, &got)));
+        if let Err(why) = checked {
+            let why = why.downcast_ref::<String>().cloned().unwrap_or_default();
+            panic!("{transport:?}: row `{}` failed: {why}\n{got:?}", row.name);
+        }
+        if stale {
+            let hits = STALE_HITS.lock().unwrap().clone();
+            assert!(
+                hits.iter().any(|l| l.contains(&row.ask.path)),
+                "{transport:?}: the request did not meet the closed pooled connection: {hits:?}"
+            );
+        }
+    }
+    // The access log line and the metric of a request, whichever transport carried it.
+    let id = format!("parity-log-{transport:?}");
+    let before = requests_total(&env, transport.method()).await;
+    let logged = Ask { headers: pairs(&[("x-request-id", &id)]), ..ask("p.test", "/headers?q=1") };
+    assert_eq!(send(&env, transport, &logged).await.status, 200);
+    let mut line = None;
+    for _ in 0..50 {
+        line = log_line_for(&id);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = line.unwrap_or_else(|| panic!("{transport:?}: no access log line"));
+    let f = &line["fields"];
+    assert_eq!(f["status"], 200, "{f}");
+    assert_eq!(f["upstream_status"], 200, "{f}");
+    assert_eq!(f["method"], transport.method(), "{f}");
+    assert_eq!(f["path"], "/headers", "{f}");
+    assert_eq!(f["upstream_addr"], env.backend.addr.to_string(), "{f}");
+    assert_eq!(
+        (&f["namespace"], &f["ingress"], &f["service"]),
+        (&"test".into(), &"parity".into(), &"svc-p".into())
+    );
+    assert!(f["client"].as_str().unwrap_or("").starts_with("127.0.0.1:"), "{f}");
+    assert!(f["bytes"].as_u64().unwrap_or(0) > 0, "{f}");
+    // The warm-up request of the kept-alive transports counts too.
+    let warm = u64::from(matches!(transport, Transport::KeepAlive | Transport::Tls));
+    assert_eq!(requests_total(&env, transport.method()).await, before + 1 + warm, "{transport:?}: metric");
+}
+
+/// `ferry_requests_total` of the parity route's 2xx answers to `method`.
+async fn requests_total(env: &Env, method: &str) -> u64 {
+    let text = admin(&env.proxy, "/metrics").await.text();
+    let series = format!(
+        "ferry_requests_total{{ingress=\"parity\",method=\"{method}\",namespace=\"test\",service=\"svc-p\",status_class=\"2xx\"}} "
+    );
+    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Sends `ask` over `transport` and reads the final response.
+async fn send(env: &Env, transport: Transport, ask: &Ask) -> Got {
+    let run = async {
+        match transport {
+            Transport::Http2 => send_h2(env, ask).await,
+            Transport::Tls => {
+                let mut tls = connect(env.proxy.https, Some(&ask.host), &[b"http/1.1"]).await;
+                send_h1(&mut tls, transport, ask).await
+            }
+            _ => {
+                let mut tcp = TcpStream::connect(env.proxy.http).await.unwrap();
+                send_h1(&mut tcp, transport, ask).await
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap_or_else(|_| panic!("{transport:?}: timed out"))
+}
+
+/// HTTP/1.x, written by hand so each transport says exactly what it should.
+async fn send_h1<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, transport: Transport, ask: &Ask) -> Got {
+    let mut pending = Vec::new();
+    if transport == Transport::KeepAlive || transport == Transport::Tls {
+        // A request first, so the row's request is the second on the connection.
+        let warm = "GET /warm HTTP/1.1\r\nHost: p.test\r\n\r\n";
+        stream.write_all(warm.as_bytes()).await.unwrap();
+        read_reply(stream, &mut pending, false).await;
+    }
+    let version = if transport == Transport::Http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let body = match (&ask.body, transport) {
+        (Some(body), _) => Some(body.clone()),
+        (None, Transport::Expect) => Some(b"ping".to_vec()),
+        (None, _) => None,
+    };
+    let mut head = format!("{} {} {version}\r\nHost: {}\r\n", transport.method(), ask.path, ask.host);
+    let mut connection = Vec::new();
+    for (name, value) in ask.headers.iter().chain(&ask.h1_headers) {
+        if name == "connection" {
+            connection.push(value.clone());
+        } else {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    match transport {
+        Transport::Upgrade => {
+            connection.push("upgrade".into());
+            head.push_str("Upgrade: websocket\r\n");
+        }
+        Transport::Expect => head.push_str("Expect: 100-continue\r\n"),
+        _ => {}
+    }
+    if !connection.is_empty() {
+        head.push_str(&format!("Connection: {}\r\n", connection.join(", ")));
+    }
+    if let Some(body) = &body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    if transport == Transport::Expect {
+        // The body goes once the proxy says `100 Continue`; a final answer first means the
+        // proxy does not want it.
+        let got = read_reply(stream, &mut pending, true).await;
+        if got.status != 100 {
+            return got;
+        }
+    }
+    if let Some(body) = &body {
+        stream.write_all(body).await.unwrap();
+    }
+    read_reply(stream, &mut pending, transport == Transport::Http10).await
+}
+
+/// Reads one response (an interim one too, when `interim`; else interim ones are skipped).
+/// The body is framed by `Content-Length`, chunks, or the end of the connection.
+async fn read_reply<S: AsyncRead + Unpin>(stream: &mut S, pending: &mut Vec<u8>, interim: bool) -> Got {
+    loop {
+        let end = loop {
+            if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            assert!(
+                fill(stream, pending).await > 0,
+                "closed inside a head: {}",
+                String::from_utf8_lossy(pending)
+            );
+        };
+        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+        pending.drain(..end);
+        let mut lines = head.split("\r\n");
+        let status: u16 =
+            lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        if (100..200).contains(&status) {
+            if interim {
+                return Got { status, headers, body: Vec::new() };
+            }
+            continue;
+        }
+        let body = if let Some(length) = header("content-length") {
+            let length: usize = length.parse().unwrap();
+            while pending.len() < length {
+                assert!(fill(stream, pending).await > 0, "closed inside a body");
+            }
+            pending.drain(..length).collect()
+        } else if header("transfer-encoding").is_some() {
+            let mut body = Vec::new();
+            loop {
+                let line_end = loop {
+                    if let Some(at) = pending.windows(2).position(|w| w == b"\r\n") {
+                        break at;
+                    }
+                    assert!(fill(stream, pending).await > 0, "closed inside a chunk");
+                };
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&pending[..line_end]).unwrap(), 16).unwrap();
+                while pending.len() < line_end + 2 + size + 2 {
+                    assert!(fill(stream, pending).await > 0, "closed inside a chunk");
+                }
+                body.extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
+                pending.drain(..line_end + 2 + size + 2);
+                if size == 0 {
+                    break body;
+                }
+            }
+        } else {
+            while fill(stream, pending).await > 0 {}
+            std::mem::take(pending)
+        };
+        return Got { status, headers, body };
+    }
+}
+
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, pending: &mut Vec<u8>) -> usize {
+    let mut chunk = [0u8; 8192];
+    let n = stream.read(&mut chunk).await.unwrap_or(0);
+    pending.extend_from_slice(&chunk[..n]);
+    n
+}
+
+/// HTTP/2 over TLS, with hyper's client.
+async fn send_h2(env: &Env, ask: &Ask) -> Got {
+    let tls = connect(env.proxy.https, Some(&ask.host), &[b"h2"]).await;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(if ask.body.is_some() { "POST" } else { "GET" })
+        .uri(format!("https://{}{}", ask.host, ask.path));
+    for (name, value) in &ask.headers {
+        req = req.header(name, value);
+    }
+    let body = Full::new(Bytes::from(ask.body.clone().unwrap_or_default()));
+    let resp = sender.send_request(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Got { status, headers, body }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http1_keep_alive() {
+    run(Transport::KeepAlive).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http1_0() {
+    run(Transport::Http10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_expect_100_continue() {
+    run(Transport::Expect).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_an_upgrade_request() {
+    run(Transport::Upgrade).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2() {
+    run(Transport::Http2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls() {
+    run(Transport::Tls).await;
+}
