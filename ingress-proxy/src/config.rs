@@ -36,8 +36,8 @@ pub struct ProxyConfig {
     /// The certificate for handshakes the snapshot has no certificate for. `None` generates a
     /// self-signed one at start-up (ingress-nginx's "fake certificate").
     pub default_certificate: Option<CertificatePem>,
-    /// Idle keep-alive upstream connections kept: per endpoint for bodyless HTTP/1.x requests
-    /// (the direct path), and for all endpoints together in Pingora's pool (everything else).
+    /// Idle keep-alive upstream connections kept: per endpoint for the HTTP/1 engine's
+    /// requests, and for all endpoints together in Pingora's pool (HTTP/2 clients' requests).
     pub upstream_keepalive_pool_size: usize,
     /// Whether SIGTERM (graceful) and SIGINT (fast) stop the server. Embedders that own the
     /// process signals, and tests running several servers in one process, turn this off and

@@ -6,15 +6,21 @@
 //! changes. Swapping a snapshot never restarts anything, drops a connection or stalls a request
 //! in flight: each request loads the current snapshot once, lock-free.
 //!
-//! What a request gets:
-//! - a route from the snapshot (host from `Host` or `:authority`, path without query), else the
-//!   built-in default backend: `404` with body `default backend - 404`;
+//! What a request gets, over HTTP/1.x (the proxy's own engine) or HTTP/2 (Pingora's session),
+//! from one pipeline of phases:
+//! - a route from the snapshot (host from `Host`, the target or `:authority`; the path
+//!   normalized as nginx normalizes it), with its [`RoutePolicy`](ingress_core::RoutePolicy),
+//!   else the built-in default backend: `404` with body `default backend - 404`;
 //! - an endpoint chosen by the [`Selector`] ([`RoundRobin`] by default); no endpoints → `503`;
-//!   a failed connect is retried on the next endpoint (up to
-//!   [`RuntimeSettings::max_attempts`]), then `502`; a timeout → `504`;
+//!   a failed connect is retried on the next endpoint (up to [`RouteLimits::max_attempts`]),
+//!   then `502`; a timeout → `504`;
 //! - `X-Forwarded-For` (appended), `X-Forwarded-Proto`, `-Host`, `-Port`, `X-Real-IP`, and
-//!   `X-Request-ID` (the client's, else generated); bodies streamed, WebSocket upgrades proxied;
+//!   `X-Request-ID` (the client's, else generated), then the route's header edits; bodies
+//!   streamed, WebSocket upgrades proxied;
 //! - a Prometheus sample and a JSON-ready access log event (target [`ACCESS_LOG_TARGET`]).
+//!
+//! Malformed, ambiguous or oversized HTTP/1 requests are refused as nginx refuses them
+//! (`docs/http1.md` in the repository lists each case).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -38,6 +44,9 @@
 mod admin;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod h1;
 mod h2;
 mod handle;

@@ -1,4 +1,4 @@
-//! Idle keep-alive connections of the direct path ([`crate::forward`]), per endpoint.
+//! Idle keep-alive upstream connections of the HTTP/1 engine ([`crate::h1`]), per endpoint.
 //!
 //! Why not Pingora's pool: it parks every released connection behind a mutex with a spawned
 //! watcher task, so each pooled request pays a task spawn, a wake-up and two liveness probes.

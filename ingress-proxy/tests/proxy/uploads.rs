@@ -1,4 +1,4 @@
-//! Request bodies on the HTTP/1.1 fast path: streamed between pipelined requests, framing the
+//! Request bodies through the HTTP/1 engine: streamed between pipelined requests, framing the
 //! client cannot strip, upstreams that answer early, with an interim response, or as they read.
 
 use std::time::Duration;
