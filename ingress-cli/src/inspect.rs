@@ -77,11 +77,16 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
 /// `ingress-controller explain URL`.
 pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let target = parse_url(&args.url)?;
+    // The path as the proxy routes it (nginx's normalized `$uri`).
+    let path = match ingress_core::normalize_path(&target.path) {
+        Ok(path) => path.into_owned(),
+        Err(why) => bail!("`{}`: the proxy answers 400 to this path ({why})", target.path),
+    };
     let loaded = load(&args.source).await?;
-    let e = loaded.table.explain(&target.host, &target.path);
+    let e = loaded.table.explain(&target.host, &path);
     let endpoints: Vec<String> = loaded
         .table
-        .lookup(&target.host, &target.path)
+        .lookup(&target.host, &path)
         .map(|r| r.backend.endpoints().as_slice().iter().map(|e| e.addr.to_string()).collect())
         .unwrap_or_default();
     let problems: Vec<String> = loaded

@@ -293,10 +293,11 @@ impl Front {
                 self.proxy(head, upload, route, &admitted.limits, close, conn, &mut outcome).await
             }
             // Answered without the body: the connection stays only if the body was all read
-            // with the head.
+            // with the head, and never after a 400 or 413 (as nginx closes it).
             (status, _) => {
                 let status = status.unwrap_or(404);
-                answer(conn, status, close || !upload.skip_prefix(), &mut outcome).await
+                let close = close || matches!(status, 400 | 413) || !upload.skip_prefix();
+                answer(conn, status, close, &mut outcome).await
             }
         };
         Finished {

@@ -68,6 +68,12 @@ fn is_text(b: u8) -> bool {
 }
 
 impl Chunks {
+    /// The data bytes seen plus those the current chunk still declares: what the body will
+    /// have reached once that chunk is in (so a size limit can refuse a chunk at its size line).
+    pub(crate) fn promised(&self) -> u64 {
+        self.payload + if self.state == State::Data { self.size } else { 0 }
+    }
+
     /// Whether the last chunk and the trailer section have been seen.
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done

@@ -19,9 +19,6 @@ use crate::pipeline::edits::ResponseEdits;
 /// the read timeout, so none times out) is answered 502 rather than holding the request.
 const MAX_INTERIM: usize = 16;
 
-/// The most of a response head read before the upstream is answered 502.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
 /// How an exchange ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Exchanged {
@@ -65,9 +62,6 @@ pub(super) async fn exchange(
             response::Parsed::Interim(len) => {
                 interim += 1;
                 conn.upstream.advance(len);
-            }
-            response::Parsed::Partial if conn.upstream.len() > MAX_RESPONSE_HEAD => {
-                return Err(Error::explain(InvalidHTTPHeader, "response head too large").into_up());
             }
             response::Parsed::Partial => {
                 if body::read_upstream(up, &mut conn.upstream, timeouts.read).await? == 0 {

@@ -132,8 +132,17 @@ pub(crate) fn parse<'b>(buf: &'b [u8], slots: &'b mut HeaderSlots<'b>, limits: H
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return refuse(400, "malformed request line");
     };
+    // As nginx: a method is upper-case letters, `_` and `-`.
+    if !method.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-') {
+        return refuse(400, "invalid method");
+    }
     if method == "CONNECT" || method == "TRACE" {
         return refuse(405, "method not allowed");
+    }
+    // A fragment is never part of a request target (RFC 9112 section 3.2); a server that kept
+    // it could read `/x#/../admin` as a path other than the one routed on (`/x`).
+    if target.contains('#') {
+        return refuse(400, "fragment in the request target");
     }
     let (origin_form, authority) = match split_target(target) {
         Ok(parts) => parts,
@@ -248,6 +257,7 @@ impl<'b> Head<'b> {
     fn read_headers(&mut self) -> Result<(), Refusal> {
         let bad = |why| Err(Refusal { status: 400, why });
         let (mut hosts, mut length, mut chunked, mut expects) = (0, None::<u64>, false, 0);
+        let mut encodings = 0;
         let (mut connection_upgrade, mut upgrade, mut seen_id, mut seen_xff) = (false, None, false, false);
         let (mut keep_alive, mut close) = (false, false);
         for h in self.headers {
@@ -280,13 +290,10 @@ impl<'b> Head<'b> {
                 let Some(n) = n else { return bad("invalid Content-Length") };
                 length = Some(n);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                if chunked {
-                    return bad("duplicate Transfer-Encoding");
-                }
-                if !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    return Err(Refusal { status: 501, why: "unsupported Transfer-Encoding" });
-                }
-                chunked = true;
+                // Judged after all lines, as nginx judges it: a second line is a 400 whatever
+                // the first said.
+                encodings += 1;
+                chunked = h.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
             } else if name.eq_ignore_ascii_case("connection") {
                 let Some(tokens) = visible(h.value) else { return bad("invalid Connection") };
                 for token in tokens.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -320,6 +327,12 @@ impl<'b> Head<'b> {
                 seen_xff = true;
                 self.forwarded_for = visible(h.value).map(str::trim).filter(|v| !v.is_empty());
             }
+        }
+        match encodings {
+            0 => {}
+            1 if chunked => {}
+            1 => return Err(Refusal { status: 501, why: "unsupported Transfer-Encoding" }),
+            _ => return bad("duplicate Transfer-Encoding"),
         }
         if hosts == 0 && self.minor == 1 {
             return bad("HTTP/1.1 request without Host");
@@ -427,7 +440,13 @@ mod tests {
             (&b"GET  /admin HTTP/1.1\r\nHost: h\r\n\r\n"[..], 400),
             (b"GET admin HTTP/1.1\r\nHost: h\r\n\r\n", 400),
             (b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            // nginx 1.27 answers 400 to this target (it cannot parse it) and 405 to a CONNECT
+            // it can: here every CONNECT is 405.
             (b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n", 405),
+            (b"get / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"trace / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"GET /x#/../admin HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             (b"TRACE / HTTP/1.1\r\nHost: h\r\n\r\n", 405),
             (b"GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400),
             (b"GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400),

@@ -390,7 +390,9 @@ impl Framer {
                     .chunks
                     .feed(data, |piece| chunks::encode(piece, framed))
                     .map_err(|why| Error::explain(InvalidHTTPHeader, why).into_down())?;
-                if self.limit.is_some_and(|limit| self.chunks.payload > limit) {
+                // A chunk whose size line says it would go over the limit is refused there,
+                // before its data goes anywhere (as nginx does).
+                if self.limit.is_some_and(|limit| self.chunks.promised() > limit) {
                     return Err(Error::explain(HTTPStatus(413), "request body over the size limit"));
                 }
                 self.complete = self.chunks.is_done();
@@ -514,6 +516,10 @@ mod tests {
         let mut over = Upload::new(BodyFraming::Chunked, b"5\r\nhello\r\n", false, Duration::from_secs(60));
         over.limit(Some(4));
         assert_eq!(over.take_prefix().unwrap_err().etype(), &HTTPStatus(413));
+        // Refused at the size line, before any of the chunk's data arrived.
+        let mut declared = Upload::new(BodyFraming::Chunked, b"200000\r\n", false, Duration::from_secs(60));
+        declared.limit(Some(1 << 20));
+        assert_eq!(declared.take_prefix().unwrap_err().etype(), &HTTPStatus(413));
         let mut bad = Upload::new(BodyFraming::Chunked, b"5 x\r\nhello\r\n", false, Duration::from_secs(60));
         assert_eq!(bad.take_prefix().unwrap_err().etype(), &InvalidHTTPHeader);
     }

@@ -89,7 +89,7 @@ async fn upstream_framing_is_relayed_or_refused() {
         let path = request.split(' ').nth(1).unwrap_or("");
         Some(match path {
             "/trailers" => (
-                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n\
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                    5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"[..],
                 false,
             ),
@@ -99,6 +99,10 @@ async fn upstream_framing_is_relayed_or_refused() {
                 true,
             ),
             "/gzip" => (&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx"[..], true),
+            "/cl-te" => (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+                true,
+            ),
             "/two-lengths" => {
                 (&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"[..], true)
             }
@@ -110,8 +114,8 @@ async fn upstream_framing_is_relayed_or_refused() {
     .await;
     let (proxy, _store) = Proxy::serving(|r| r.route("raw", "raw.example.com", "/", "raw", &[raw]));
 
-    // Chunks, extensions and trailers pass through as sent; a `Content-Length` beside them is
-    // dropped; the connection stays usable.
+    // Chunks, extensions and trailers pass through as sent (once checked); the connection
+    // stays usable.
     let mut client = TcpStream::connect(proxy.http).await.unwrap();
     client.write_all(b"GET /trailers HTTP/1.1\r\nHost: raw.example.com\r\n\r\n").await.unwrap();
     let mut got = Vec::new();
@@ -148,7 +152,7 @@ async fn upstream_framing_is_relayed_or_refused() {
     assert!(!answer.contains("HTTP/1.1 200"), "{answer}");
 
     // Framing the proxy cannot relay safely is a 502, as nginx answers it.
-    for path in ["/gzip", "/two-lengths", "/garbage"] {
+    for path in ["/gzip", "/two-lengths", "/cl-te", "/garbage"] {
         let reply = fetch(proxy.http, "raw.example.com", path).await;
         assert_eq!(reply.status, 502, "{path}");
     }

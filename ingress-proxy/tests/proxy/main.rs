@@ -12,6 +12,7 @@ mod tlsutil;
 
 mod admin;
 mod fastpath;
+mod hostile;
 mod messages;
 mod parity;
 mod routing;
