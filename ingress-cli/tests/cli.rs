@@ -85,7 +85,14 @@ fn explain_names_the_winning_rule_backend_endpoints_and_certificate() -> Result<
     // The path is routed as the proxy routes it: normalized as nginx normalizes `$uri`.
     let json = explain_json("http://demo.example.com//x/../%61pi")?;
     assert_eq!(json["path"], "/api", "{json}");
-    let o = run(&["explain", "--manifests", &demo(), "--ingress-class", "nginx", "http://demo.example.com/../x"])?;
+    let o = run(&[
+        "explain",
+        "--manifests",
+        &demo(),
+        "--ingress-class",
+        "nginx",
+        "http://demo.example.com/../x",
+    ])?;
     assert_clear_error(&o, "400");
     Ok(())
 }

@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accesslog;
 #[allow(unreachable_pub)]
 mod ports;
-mod accesslog;
 mod support;
 mod tlsutil;
 
