@@ -24,6 +24,9 @@ mod request;
 #[allow(dead_code, clippy::duplicate_mod)]
 #[path = "h1/response.rs"]
 mod response;
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "h1/target.rs"]
+mod target;
 
 use self::chunks::{Chunks, LAST_CHUNK};
 use self::head::{BodyFraming, Head, HeadLimits, Parsed};

@@ -23,6 +23,7 @@ mod exchange;
 mod head;
 mod request;
 mod response;
+mod target;
 mod tunnel;
 mod upload;
 

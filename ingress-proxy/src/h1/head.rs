@@ -17,6 +17,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::target::{split_target, valid_host};
 use crate::pipeline::edits::{X_REQUEST_ID, is_valid_name, may_be_nominated, usable_request_id};
 
 /// Header lines a request may carry; more is refused with `431`.
@@ -185,60 +186,6 @@ fn oversize(head: &[u8], limits: HeadLimits) -> Option<Refusal> {
         return Some(Refusal { status: 431, why: "header line too long" });
     }
     (head.len() > limits.total).then_some(Refusal { status: 431, why: "request head too large" })
-}
-
-/// The origin-form part of a target and, for an absolute-form one, its authority.
-fn split_target(target: &str) -> Result<(&str, Option<&str>), &'static str> {
-    if target.starts_with('/') {
-        return Ok((target, None));
-    }
-    let scheme_end = target.find("://").ok_or("request target is not origin-form or absolute-form")?;
-    let scheme = &target[..scheme_end];
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Err("absolute-form target with a scheme other than http(s)");
-    }
-    let rest = &target[scheme_end + 3..];
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    if !valid_host(authority) {
-        return Err("invalid host in the request target");
-    }
-    match path.as_bytes().first() {
-        None => Ok(("/", Some(authority))),
-        Some(b'/') => Ok((path, Some(authority))),
-        Some(_) => Err("absolute-form target without a path"),
-    }
-}
-
-/// Whether `host` is a host nginx takes, and whose reading no one can dispute: a name or an
-/// address, an optional numeric port; no whitespace or control bytes, no path, no userinfo,
-/// no empty label run (`..`).
-pub(crate) fn valid_host(host: &str) -> bool {
-    let bytes = host.as_bytes();
-    let (name, port) = if bytes.first() == Some(&b'[') {
-        let Some(close) = host.find(']') else { return false };
-        let literal = &host[1..close];
-        if literal.is_empty() || !literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
-            return false;
-        }
-        match &host[close + 1..] {
-            "" => ("x", None),
-            rest => match rest.strip_prefix(':') {
-                Some(port) => ("x", Some(port)),
-                None => return false,
-            },
-        }
-    } else {
-        match host.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (host, None),
-        }
-    };
-    let name_ok = !name.is_empty()
-        && !name.contains("..")
-        && name.bytes().all(|b| b > 0x20 && b < 0x7f && !b"/\\@?#[]".contains(&b));
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    name_ok && port_ok
 }
 
 /// `value` as text, if it is visible ASCII, space and tab.
