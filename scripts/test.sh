@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the build needs, then
-# `cargo test --workspace` (unit, integration and doc tests; examples and benches are built).
+# `cargo test --workspace` (unit, integration and doc tests; examples and benches are built),
+# then each fuzz target of the HTTP/1 parsers for a bounded time (FUZZ_SECONDS, 30 by default;
+# scripts/fuzz.sh runs them longer by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,3 +11,4 @@ bash scripts/setup.sh
 bash scripts/apiserver.sh ensure
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash scripts/fuzz.sh

@@ -20,6 +20,8 @@
 mod body;
 mod chunks;
 mod exchange;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod head;
 mod request;
 mod response;

@@ -44,9 +44,6 @@
 mod admin;
 mod config;
 mod error;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzz;
 mod h1;
 mod h2;
 mod handle;
@@ -60,6 +57,9 @@ mod upstream;
 
 pub use config::{ClientLimits, ProxyConfig, RouteLimits, RuntimeSettings, Timeouts};
 pub use error::{Error, Result};
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use h1::fuzz;
 pub use handle::{Installed, ProxyHandle};
 pub use pipeline::answer::DEFAULT_BACKEND_BODY;
 pub use pipeline::log::ACCESS_LOG_TARGET;

@@ -102,7 +102,8 @@ pub(crate) fn parse(
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(_) => return Err("malformed response head"),
     };
-    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+    let (Some(version), Some(status @ 100..)) = (resp.version, resp.code) else {
+        // httparse takes any three digits; a status below 100 is no status.
         return Err("malformed status line");
     };
     if status == 101 && !asked.upgrade {
@@ -449,6 +450,9 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"NOT HTTP\r\n\r\n",
+            // Found by the response_head fuzz target: written back as `HTTP/1.1 99`.
+            b"HTTP/1.1 099 X\r\n\r\n",
+            b"HTTP/1.0 000 \r\n\r\n",
         ] {
             assert!(parse(bad, &GET, &NO_EDITS, &mut out).is_err(), "{}", String::from_utf8_lossy(bad));
         }

@@ -3,34 +3,17 @@
 //! must hold of the result, panicking when it does not; the fuzz targets only call them.
 //! Built with the `fuzzing` feature only: this is not an API.
 //!
-//! The parsers are private to `crate::h1`. So that fuzzing changes nothing there, their source
-//! files are compiled a second time as children of this module: they reach each other only
-//! through `super::` and the rest of the crate only through `crate::`, so the code under test
-//! is the engine's own text, unchanged.
+//! A child of `crate::h1`, whose parsers are private to it; re-exported at the crate root as
+//! `ingress_proxy::fuzz` when the feature is on.
 
 use std::fmt::Write as _;
 
 use crate::pipeline::edits::{HOP_BY_HOP, Names, PROXY_OWNED, RequestEdits, ResponseEdits, is_valid_name};
 
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "h1/chunks.rs"]
-mod chunks;
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "h1/head.rs"]
-mod head;
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "h1/request.rs"]
-mod request;
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "h1/response.rs"]
-mod response;
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "h1/target.rs"]
-mod target;
-
-use self::chunks::{Chunks, LAST_CHUNK};
-use self::head::{BodyFraming, Head, HeadLimits, Parsed};
-use self::response::{Asked, Framing};
+use super::chunks::{Chunks, LAST_CHUNK};
+use super::head::{BodyFraming, Head, HeadLimits, Parsed};
+use super::response::{Asked, Framing};
+use super::{chunks, head, request, response};
 
 /// The head limits of the default [`crate::ClientLimits`] (nginx's): 8 KiB lines, 32 KiB heads.
 const LIMITS: HeadLimits = HeadLimits { line: 8 * 1024, total: 4 * 8 * 1024 };
@@ -77,7 +60,7 @@ fn no_line_breaks(headers: &[httparse::Header<'_>], out: &[u8]) {
 /// The request head parser and the upstream request written from what it accepts.
 ///
 /// `data` is the start of a client connection's buffer. Checks that:
-/// - a smaller [`HeadLimits`] only ever adds a `414`/`431` refusal, and otherwise gives the
+/// - a smaller `HeadLimits` only ever adds a `414`/`431` refusal, and otherwise gives the
 ///   same result;
 /// - an accepted head is no longer than the buffer;
 /// - the upstream head written from it (with the default header names, then with
@@ -259,8 +242,8 @@ fn decode(body: &[u8], cuts: impl IntoIterator<Item = usize>) -> Decoded {
 /// `data` is `n` (the first byte, modulo 8), `n` piece lengths (one byte each), then a body.
 /// Checks that decoding the body in one piece, in the pieces `data` gives, and a byte at a time
 /// agree on where the body ends, its data, and whether it ended or is refused; that the data
-/// count is the data's length; and that the data, encoded again with [`chunks::encode`] (as one
-/// chunk, and as the runs it was handed out in) and [`LAST_CHUNK`], decodes to the same data.
+/// count is the data's length; and that the data, encoded again with `chunks::encode` (as one
+/// chunk, and as the runs it was handed out in) and `LAST_CHUNK`, decodes to the same data.
 pub fn chunked_body(data: &[u8]) {
     let Some((&n, rest)) = data.split_first() else { return };
     let (lengths, body) = rest.split_at(usize::from(n % 8).min(rest.len()));
@@ -305,12 +288,12 @@ pub fn chunked_body(data: &[u8]) {
 /// The response head parser.
 ///
 /// `data` is a flags byte, then the start of the upstream's buffer. The low four bits of the
-/// flags give the request's [`Asked`]: `1` a `HEAD` request, `2` an HTTP/1.0 client, `4` a
+/// flags give the request's `Asked`: `1` a `HEAD` request, `2` an HTTP/1.0 client, `4` a
 /// connection that closes after the response, `8` an upgrade request. Checks that a head is
 /// no longer than the buffer, and that the head written for the client on a final or
 /// switching response parses again with httparse as one complete HTTP/1.1 response with the
 /// same status; has no CR or LF in a value; one `Date`; and framing headers consistent with the
-/// returned [`Framing`] (at most one of them), or none on `101`, and one `Connection` that
+/// returned `Framing` (at most one of them), or none on `101`, and one `Connection` that
 /// says what the response says.
 pub fn response_head(data: &[u8]) {
     let Some((&flags, buf)) = data.split_first() else { return };
