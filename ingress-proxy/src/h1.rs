@@ -178,11 +178,13 @@ impl ServerApp for Front {
                 Parsed::Partial => {
                     // Idle between requests: the keep-alive timeout. Inside a head: what is
                     // left of the time the head has (a trickled head does not last forever).
-                    let now = Instant::now();
                     let wait = match head_started {
                         None if buf.is_empty() => limits.keepalive_timeout,
-                        _ => (*head_started.get_or_insert(now) + limits.header_timeout)
-                            .saturating_duration_since(now),
+                        _ => {
+                            let now = Instant::now();
+                            (*head_started.get_or_insert(now) + limits.header_timeout)
+                                .saturating_duration_since(now)
+                        }
                     };
                     if wait.is_zero() || !read_client(&mut conn.client, &mut buf, wait).await {
                         return None;
@@ -226,7 +228,7 @@ async fn linger(mut client: Stream) {
 /// ran out of time.
 async fn read_client(client: &mut Stream, buf: &mut BytesMut, wait: Duration) -> bool {
     buf.reserve(4096);
-    matches!(pingora::time::timeout(wait, client.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
+    matches!(body::within(wait, client.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
 }
 
 impl Front {

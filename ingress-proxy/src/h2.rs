@@ -94,6 +94,58 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
     req.headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// Pingora's request and response headers, as edit lists apply to them.
+trait Headers {
+    fn map(&self) -> &http::HeaderMap;
+    fn remove(&mut self, name: &http::HeaderName);
+    fn append(&mut self, name: String, value: Vec<u8>) -> Result<()>;
+}
+
+impl Headers for RequestHeader {
+    fn map(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+    fn remove(&mut self, name: &http::HeaderName) {
+        self.remove_header(name);
+    }
+    fn append(&mut self, name: String, value: Vec<u8>) -> Result<()> {
+        self.append_header(name, value).map(|_| ())
+    }
+}
+
+impl Headers for ResponseHeader {
+    fn map(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+    fn remove(&mut self, name: &http::HeaderName) {
+        self.remove_header(name);
+    }
+    fn append(&mut self, name: String, value: Vec<u8>) -> Result<()> {
+        self.append_header(name, value).map(|_| ())
+    }
+}
+
+/// Applies one of the pipeline's edit lists: the lines `keeps` refuses go, then the lines
+/// `added` gives are appended.
+fn apply(
+    headers: &mut impl Headers,
+    keeps: impl Fn(&str) -> bool,
+    added: impl FnOnce(&mut dyn FnMut(&str, &[&[u8]])),
+) -> Result<()> {
+    let dropped: Vec<http::HeaderName> =
+        headers.map().keys().filter(|n| !keeps(n.as_str())).cloned().collect();
+    for name in &dropped {
+        headers.remove(name);
+    }
+    let mut result = Ok(());
+    added(&mut |name, value| {
+        if result.is_ok() {
+            result = headers.append(name.to_owned(), value.concat());
+        }
+    });
+    result
+}
+
 /// Writes a complete response with a fixed text body.
 async fn write_text(session: &mut Session, status: u16) -> Result<()> {
     let body = body_for(status);
@@ -213,18 +265,7 @@ impl ProxyHttp for H2 {
             names: Names::of(&ctx.settings.client),
             route: route.as_ref().map_or(&[], |r| &r.policy.request_headers),
         };
-        let dropped: Vec<http::HeaderName> =
-            upstream.headers.keys().filter(|name| !edits.keeps(name.as_str())).cloned().collect();
-        for name in &dropped {
-            upstream.remove_header(name);
-        }
-        let mut result = Ok(());
-        edits.added(|name, value| {
-            if result.is_ok() {
-                result = upstream.append_header(name.to_owned(), value.concat()).map(|_| ());
-            }
-        });
-        result
+        apply(upstream, |name| edits.keeps(name), |line| edits.added(line))
     }
 
     async fn request_body_filter(
@@ -254,18 +295,7 @@ impl ProxyHttp for H2 {
         if edits.is_empty() {
             return Ok(());
         }
-        let dropped: Vec<http::HeaderName> =
-            response.headers.keys().filter(|name| !edits.keeps(name.as_str())).cloned().collect();
-        for name in &dropped {
-            response.remove_header(name);
-        }
-        let mut result = Ok(());
-        edits.added(|name, value| {
-            if result.is_ok() {
-                result = response.append_header(name.to_owned(), value.concat()).map(|_| ());
-            }
-        });
-        result
+        apply(response, |name| edits.keeps(name), |line| edits.added(line))
     }
 
     fn fail_to_connect(

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -27,7 +28,15 @@ pub(crate) struct IdlePool {
     idle: Mutex<Idles>,
     /// Idle connections kept per endpoint; more are closed.
     per_endpoint: usize,
+    /// A clock read by the sweeper (and when it starts), so taking and parking a connection
+    /// need not read the system clock: nanoseconds since `epoch`, behind by up to a sweep.
+    coarse: AtomicU64,
+    epoch: Instant,
 }
+
+/// How far behind the coarse clock may be before [`IdlePool::take`] reads the real one (a
+/// sweep, and ample room for a late sweeper).
+const COARSE_SLACK: Duration = Duration::from_secs(1);
 
 /// The pool's state, under its lock.
 #[derive(Debug, Default)]
@@ -48,7 +57,12 @@ struct Idle {
 impl IdlePool {
     /// A pool keeping up to `per_endpoint` idle connections to each endpoint.
     pub(crate) fn new(per_endpoint: usize) -> Arc<Self> {
-        Arc::new(Self { idle: Mutex::new(Idles::default()), per_endpoint: per_endpoint.max(1) })
+        Arc::new(Self {
+            idle: Mutex::new(Idles::default()),
+            per_endpoint: per_endpoint.max(1),
+            coarse: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
     }
 
     /// The most recently released live connection to `addr`, if any. Connections the upstream
@@ -56,7 +70,7 @@ impl IdlePool {
     pub(crate) fn take(&self, addr: SocketAddr) -> Option<Stream> {
         loop {
             let mut idle = self.lock().by_endpoint.get_mut(&addr)?.pop()?;
-            if idle.expires > Instant::now() && still_open(&mut idle.stream) {
+            if self.alive_at(idle.expires) && still_open(&mut idle.stream) {
                 return Some(idle.stream);
             }
             // Expired, closed by the upstream, or not quiet: dropped (closed) here.
@@ -76,10 +90,11 @@ impl IdlePool {
             let mut idle = self.lock();
             let stack = idle.by_endpoint.entry(addr).or_default();
             let evicted = (stack.len() >= self.per_endpoint).then(|| stack.remove(0));
-            stack.push(Idle { stream, expires: Instant::now() + keepalive, slot });
+            stack.push(Idle { stream, expires: self.coarse_now() + keepalive, slot });
             (evicted, !std::mem::replace(&mut idle.sweeping, true))
         };
         if start_sweeper {
+            self.tick();
             self.start_sweeper();
         }
         // Closed outside the lock, like everything this pool closes: closing is a syscall.
@@ -89,7 +104,7 @@ impl IdlePool {
     /// Closes connections idle past their keep-alive timeout, and those to endpoints no longer
     /// in their backend's set. Returns whether any connection is left (else the sweeper stops).
     fn sweep(&self) -> bool {
-        let now = Instant::now();
+        let now = self.tick();
         let (expired, left) = {
             let mut idle = self.lock();
             let mut out = Vec::new();
@@ -121,6 +136,25 @@ impl IdlePool {
                 }
             }
         });
+    }
+
+    /// Reads the system clock into the coarse one; returns it.
+    fn tick(&self) -> Instant {
+        let now = Instant::now();
+        let nanos = u64::try_from(now.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.coarse.fetch_max(nanos, Ordering::Relaxed);
+        now
+    }
+
+    /// The coarse clock (behind by at most a sweep while connections are parked).
+    fn coarse_now(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.coarse.load(Ordering::Relaxed))
+    }
+
+    /// Whether a connection expiring at `expires` is still within its keep-alive time: by the
+    /// coarse clock when that is clear, else by the system clock.
+    fn alive_at(&self, expires: Instant) -> bool {
+        expires > self.coarse_now() + COARSE_SLACK || expires > Instant::now()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Idles> {

@@ -28,7 +28,7 @@ use pingora::protocols::Stream;
 use pingora::{Error, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use super::body::Parts;
+use super::body::{Parts, within};
 use super::chunks::{self, Chunks};
 use super::head::BodyFraming;
 use super::response::skip_interim;
@@ -110,7 +110,9 @@ struct Replay {
 #[derive(Debug)]
 struct BodyClock {
     per_read: Duration,
-    started: Instant,
+    /// When the proxy first waited for the client's body bytes (not read before: most bodies
+    /// come with the head, and reading the clock costs).
+    started: Option<Instant>,
     received: u64,
 }
 
@@ -134,7 +136,7 @@ impl<'p> Upload<'p> {
             scratch: BytesMut::new(),
             framed: Vec::new(),
             replay: Replay { bytes: Vec::new(), whole: replay },
-            clock: BodyClock { per_read, started: Instant::now(), received: 0 },
+            clock: BodyClock { per_read, started: None, received: 0 },
             unsent: Vec::new(),
             written: false,
         }
@@ -252,7 +254,7 @@ impl<'p> Upload<'p> {
                 self.scratch.clear();
                 self.scratch.reserve(READ_CHUNK);
                 let wait = self.clock.wait()?;
-                let read = pingora::time::timeout(wait, client.read_buf(&mut self.scratch)).await;
+                let read = within(wait, client.read_buf(&mut self.scratch)).await;
                 self.absorb(read)?;
                 self.take_scratch()?
             };
@@ -315,7 +317,7 @@ impl<'p> Upload<'p> {
         loop {
             answer.reserve(READ_CHUNK);
             let wait = self.clock.wait()?;
-            let read = pingora::time::timeout(wait, client.read_buf(&mut self.scratch));
+            let read = within(wait, client.read_buf(&mut self.scratch));
             return tokio::select! {
                 biased;
                 early = up.read_buf(answer) => match early {
@@ -431,9 +433,9 @@ impl Replay {
 impl BodyClock {
     /// How long the next read may wait: `per_read`, less when the body's deadline is nearer;
     /// an error once the deadline passed.
-    fn wait(&self) -> Result<Duration> {
+    fn wait(&mut self) -> Result<Duration> {
         let allowance = self.per_read + Duration::from_secs(self.received / BODY_MIN_RATE);
-        let left = allowance.saturating_sub(self.started.elapsed());
+        let left = allowance.saturating_sub(self.started.get_or_insert_with(Instant::now).elapsed());
         if left.is_zero() {
             return Err(Error::explain(ReadTimedout, "request body too slow").into_down());
         }
@@ -491,7 +493,7 @@ async fn watch_write(
             }
         }
     });
-    match pingora::time::timeout(timeout, io).await {
+    match within(timeout, io).await {
         Ok(result) => result.map_err(|e| e.into_up()),
         Err(_) => Err(Error::explain(WriteTimedout, "upstream write timed out").into_up()),
     }
@@ -540,14 +542,15 @@ mod tests {
 
     #[test]
     fn a_body_must_keep_a_minimum_rate() {
-        let mut clock = BodyClock { per_read: Duration::from_secs(60), started: Instant::now(), received: 0 };
+        let mut clock = BodyClock { per_read: Duration::from_secs(60), started: None, received: 0 };
         let first = clock.wait().unwrap();
         assert!(first <= Duration::from_secs(60) && first > Duration::from_secs(59));
-        clock.started -= Duration::from_secs(59);
+        let started = clock.started.unwrap();
+        clock.started = Some(started - Duration::from_secs(59));
         assert!(clock.wait().unwrap() <= Duration::from_secs(1), "the first minute is nearly over");
         clock.received = 10 * BODY_MIN_RATE;
         assert!(clock.wait().unwrap() > Duration::from_secs(10), "bytes received buy time");
-        clock.started -= Duration::from_secs(20);
+        clock.started = Some(started - Duration::from_secs(79));
         assert!(clock.wait().is_err(), "too slow on average");
     }
 }
