@@ -1,5 +1,5 @@
 //! Reads, writes and response bodies ([`super`]), with the route's timeouts
-//! and Pingora's error types, so [`crate::response::status_for`] and the retry rules apply
+//! and Pingora's error types, so [`crate::pipeline::answer::status_for`] and the retry rules apply
 //! unchanged.
 
 use std::future::poll_fn;
