@@ -37,8 +37,6 @@ use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
 use ingress_core::Route;
 use pingora::apps::{HttpServerApp, ServerApp};
-use pingora::connectors::TransportConnector;
-use pingora::prelude::HttpPeer;
 use pingora::protocols::{ALPN, Stream};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
@@ -48,13 +46,13 @@ use self::exchange::{Exchanged, answer, continue_100, exchange};
 use self::head::{BodyFraming, Head, HeadLimits, Parsed};
 use self::response::Asked;
 use self::upload::Upload;
-use crate::config::{ClientLimits, RouteLimits, RuntimeSettings, Timeouts};
+use crate::config::{ClientLimits, RouteLimits, RuntimeSettings};
 use crate::handle::Shared;
 use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::log::{Finished, route_labels};
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
-use crate::pool::IdlePool;
+use crate::pool::{IdlePool, Upstream};
 use crate::upstream::Selector;
 
 /// How long, and for how many bytes, a connection closed with its request body unread keeps
@@ -72,7 +70,6 @@ pub(crate) struct Front {
     pub(crate) shared: Arc<Shared>,
     pub(crate) selector: Arc<dyn Selector>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) transport: TransportConnector,
     pub(crate) pool: Arc<IdlePool>,
 }
 
@@ -354,7 +351,7 @@ impl Front {
                 Some(stream) => (stream, true),
                 None => {
                     let connecting = Instant::now();
-                    match self.transport.new_stream(&peer(addr, &limits.timeouts)).await {
+                    match connect(addr, limits.timeouts.connect).await {
                         Ok(stream) => {
                             self.metrics.observe_connect(connecting.elapsed());
                             (stream, false)
@@ -406,9 +403,27 @@ impl Front {
     }
 }
 
-/// A Pingora peer for a new connection to `addr` with the route's connect timeout.
-fn peer(addr: SocketAddr, timeouts: &Timeouts) -> HttpPeer {
-    let mut peer = HttpPeer::new(addr, false, String::new());
-    peer.options.connection_timeout = Some(timeouts.connect);
-    peer
+/// A new connection to `addr`, within `timeout`; a failure is the Pingora error the retry rules
+/// and statuses know (refused, timed out, no route, other).
+async fn connect(addr: SocketAddr, timeout: Duration) -> pingora::Result<Upstream> {
+    use pingora::ErrorType::{ConnectError, ConnectNoRoute, ConnectRefused, ConnectTimedout};
+    let stream = match body::within(timeout, Upstream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            let etype = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => ConnectRefused,
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                    ConnectNoRoute
+                }
+                _ => ConnectError,
+            };
+            return Err(pingora::Error::because(etype, format!("connecting to {addr}"), e).into_up());
+        }
+        Err(_) => {
+            return Err(pingora::Error::explain(ConnectTimedout, format!("connecting to {addr}")).into_up());
+        }
+    };
+    // Requests go out whole, in one write: nothing for Nagle's algorithm to gather.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }

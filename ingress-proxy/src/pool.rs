@@ -16,8 +16,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use ingress_core::EndpointSlot;
-use pingora::protocols::Stream;
 use tokio::io::AsyncReadExt;
+
+/// An upstream connection of the HTTP/1 engine: a plain TCP stream (Pingora's `Stream`
+/// wrapper buffers writes and times every read and write that waits, which the engine does not
+/// need).
+pub(crate) type Upstream = tokio::net::TcpStream;
 
 /// How often the sweeper looks for connections idle too long.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -48,7 +52,7 @@ struct Idles {
 
 #[derive(Debug)]
 struct Idle {
-    stream: Stream,
+    stream: Upstream,
     expires: Instant,
     /// The endpoint set the connection's endpoint was chosen from.
     slot: Arc<EndpointSlot>,
@@ -67,7 +71,7 @@ impl IdlePool {
 
     /// The most recently released live connection to `addr`, if any. Connections the upstream
     /// closed (or sent unsolicited bytes on) while idle are dropped on the way.
-    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Stream> {
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Upstream> {
         loop {
             let mut idle = self.lock().by_endpoint.get_mut(&addr)?.pop()?;
             if self.alive_at(idle.expires) && still_open(&mut idle.stream) {
@@ -83,7 +87,7 @@ impl IdlePool {
         self: &Arc<Self>,
         addr: SocketAddr,
         slot: Arc<EndpointSlot>,
-        stream: Stream,
+        stream: Upstream,
         keepalive: Duration,
     ) {
         let (evicted, start_sweeper) = {
@@ -164,7 +168,7 @@ impl IdlePool {
 
 /// Whether an idle connection is open and quiet: a read on it would block. (An upstream that
 /// closed it shows end-of-stream; one that sent bytes unasked cannot be trusted with a request.)
-fn still_open(stream: &mut Stream) -> bool {
+fn still_open(stream: &mut Upstream) -> bool {
     let mut buf = [0u8; 1];
     // `unconstrained`: tokio's cooperative budget must not turn a ready read into `Pending`.
     let read = pin!(tokio::task::unconstrained(stream.read(&mut buf)));
@@ -185,12 +189,12 @@ mod tests {
         slot
     }
 
-    fn boxed(stream: TcpStream) -> Stream {
-        Box::new(pingora::protocols::l4::stream::Stream::from(stream))
+    fn boxed(stream: TcpStream) -> Upstream {
+        stream
     }
 
     /// A connected pair on loopback: the pool's side as a Pingora stream, and the upstream's.
-    async fn pair() -> (SocketAddr, Stream, TcpStream) {
+    async fn pair() -> (SocketAddr, Upstream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let ours = TcpStream::connect(addr).await.unwrap();

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
-use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::prelude::Server;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -168,13 +167,10 @@ impl ProxyServer {
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
             };
-            let transport =
-                TransportConnector::new(Some(ConnectorOptions::from_server_conf(&server.configuration)));
             let front = Front {
                 shared: Arc::clone(&self.handle.shared),
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
-                transport,
                 pool: IdlePool::new(self.config.upstream_keepalive_pool_size),
                 h2: Arc::new(pingora::proxy::http_proxy(&server.configuration, h2)),
             };

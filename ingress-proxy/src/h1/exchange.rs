@@ -4,7 +4,6 @@
 
 use bytes::Buf;
 use pingora::ErrorType::{ConnectionClosed, InvalidHTTPHeader};
-use pingora::protocols::Stream;
 use pingora::{Error, Result};
 
 use super::body::{self, Relay};
@@ -14,6 +13,7 @@ use super::{Conn, Next, Outcome, tunnel};
 use crate::config::Timeouts;
 use crate::pipeline::answer::body_for;
 use crate::pipeline::edits::ResponseEdits;
+use crate::pool::Upstream;
 
 /// Interim (1xx) responses dropped before the final one; an upstream sending more (each within
 /// the read timeout, so none times out) is answered 502 rather than holding the request.
@@ -36,7 +36,7 @@ pub(super) async fn exchange(
     edits: &ResponseEdits<'_>,
     upload: &mut Upload<'_>,
     retry: bool,
-    up: &mut Stream,
+    up: &mut Upstream,
     timeouts: &Timeouts,
     conn: &mut Conn,
     outcome: &mut Outcome,
@@ -104,7 +104,7 @@ pub(super) async fn exchange(
 /// or both stay idle for the read timeout.
 async fn switch(
     upload: &Upload<'_>,
-    up: &mut Stream,
+    up: &mut Upstream,
     timeouts: &Timeouts,
     conn: &mut Conn,
     outcome: &mut Outcome,
@@ -126,7 +126,7 @@ async fn switch(
 /// relayed, and whether writing to the client began.
 async fn duplex(
     upload: &mut Upload<'_>,
-    up: &mut Stream,
+    up: &mut Upstream,
     framing: response::Framing,
     timeouts: &Timeouts,
     conn: &mut Conn,

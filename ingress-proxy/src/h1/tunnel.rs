@@ -15,6 +15,8 @@ use pingora::protocols::Stream;
 use pingora::{Error, OrErr, Result};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use crate::pool::Upstream;
+
 /// Bytes a tunnel moved each way.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Moved {
@@ -30,7 +32,7 @@ pub(crate) struct Moved {
 /// moves for `idle`. Whatever ends the tunnel ends it quietly: the `101` is out.
 pub(crate) async fn join(
     client: &mut Stream,
-    server: &mut Stream,
+    server: &mut Upstream,
     to_client: &[u8],
     to_server: &[u8],
     idle: Duration,
@@ -62,7 +64,11 @@ pub(crate) async fn join(
 }
 
 /// `copy_bidirectional`, ended early once no byte moved either way for `idle`.
-async fn copy_until_idle(client: &mut Stream, server: &mut Stream, idle: Duration) -> Result<(u64, u64)> {
+async fn copy_until_idle<C, S>(client: &mut C, server: &mut S, idle: Duration) -> Result<(u64, u64)>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let activity = Activity::new();
     let mut client = Watched { io: client, activity: &activity };
     let mut server = Watched { io: server, activity: &activity };
@@ -105,19 +111,19 @@ impl Activity {
 }
 
 /// A stream that records in `activity` each read that returned bytes.
-struct Watched<'a> {
-    io: &'a mut Stream,
+struct Watched<'a, S> {
+    io: &'a mut S,
     activity: &'a Activity,
 }
 
-impl AsyncRead for Watched<'_> {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut **self.io).poll_read(cx, buf);
+        let polled = Pin::new(&mut *self.io).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
         }
@@ -125,21 +131,21 @@ impl AsyncRead for Watched<'_> {
     }
 }
 
-impl AsyncWrite for Watched<'_> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut **self.io).poll_write(cx, data)
+        Pin::new(&mut *self.io).poll_write(cx, data)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut **self.io).poll_flush(cx)
+        Pin::new(&mut *self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut **self.io).poll_shutdown(cx)
+        Pin::new(&mut *self.io).poll_shutdown(cx)
     }
 }
 

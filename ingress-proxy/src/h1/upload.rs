@@ -32,6 +32,7 @@ use super::body::{Parts, within};
 use super::chunks::{self, Chunks};
 use super::head::BodyFraming;
 use super::response::skip_interim;
+use crate::pool::Upstream;
 
 /// The most of a body kept to send again when a pooled connection turns out closed (the size
 /// of Pingora's retry buffer); a longer body is not retried.
@@ -185,7 +186,7 @@ impl<'p> Upload<'p> {
         &mut self,
         head: &[u8],
         retry: bool,
-        up: &mut Stream,
+        up: &mut Upstream,
         answer: &mut BytesMut,
         client: &mut Stream,
         write_timeout: Duration,
@@ -308,7 +309,7 @@ impl<'p> Upload<'p> {
     /// began answering first.
     async fn read_client(
         &mut self,
-        up: &mut Stream,
+        up: &mut Upstream,
         answer: &mut BytesMut,
         client: &mut Stream,
     ) -> Result<bool> {
@@ -446,7 +447,7 @@ impl BodyClock {
 /// Writes `parts` and flushes. While the upstream's socket buffer is full, also watches for
 /// it to start answering (its bytes land in `answer`), which ends the write early.
 async fn watch_write(
-    up: &mut Stream,
+    up: &mut Upstream,
     pending: &mut Parts<'_>,
     answer: &mut BytesMut,
     timeout: Duration,
