@@ -6,8 +6,9 @@
 //! policy only says what differs for its routes.
 //!
 //! Header operations are validated when they are made ([`HeaderOp::set`] and friends return
-//! an error for a name that is not a token or a value with control bytes), so no route can
-//! carry a header that would split or smuggle a message.
+//! an error for a name that is not a token, a name whose header frames or routes the message or
+//! describes one hop, or a value with control bytes), so no route can carry a header that would
+//! split or smuggle a message.
 
 use std::fmt;
 use std::time::Duration;
@@ -115,7 +116,26 @@ pub enum InvalidHeader {
     /// The value has a control byte (CR, LF, NUL…), which would end the line early.
     #[error("invalid value for header `{0}`: control characters are not allowed")]
     Value(String),
+    /// The header frames or routes the message, or describes one hop (`Content-Length`,
+    /// `Transfer-Encoding`, `Host`, `Connection`…): the proxy writes it, a route cannot.
+    #[error("header `{0}` is the proxy's own (it frames or routes the message, or describes one hop)")]
+    Reserved(String),
 }
+
+/// Headers no route may set or remove: the proxy writes them from the message itself.
+pub const RESERVED_HEADERS: [&str; 11] = [
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "date",
+];
 
 impl HeaderOp {
     /// Replaces `name` with `value`.
@@ -136,6 +156,9 @@ impl HeaderOp {
     fn new(name: &str, action: HeaderAction, value: &str) -> Result<Self, InvalidHeader> {
         if !is_token(name) {
             return Err(InvalidHeader::Name(name.to_owned()));
+        }
+        if RESERVED_HEADERS.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            return Err(InvalidHeader::Reserved(name.to_owned()));
         }
         let value = value.trim_matches([' ', '\t']);
         if !value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
@@ -192,5 +215,8 @@ mod tests {
             assert!(matches!(HeaderOp::set("x", bad), Err(InvalidHeader::Value(_))), "{bad:?}");
         }
         assert!(HeaderOp::set("x", "tab\tand obs-text é").is_ok());
+        for reserved in ["Content-Length", "transfer-encoding", "HOST", "connection", "upgrade", "te"] {
+            assert!(matches!(HeaderOp::remove(reserved), Err(InvalidHeader::Reserved(_))), "{reserved}");
+        }
     }
 }

@@ -160,7 +160,14 @@ impl ServerApp for Front {
                     let mut upload = Upload::new(head.body, &buf[head.len..], replay, limits.body_timeout);
                     let next = self.serve(&head, &mut upload, &settings, close, &mut conn).await;
                     if next == Next::Close {
-                        if !upload.is_complete() {
+                        // Bytes the client sent that were not read (a body, or requests it
+                        // pipelined behind one the proxy answered last) would make the kernel
+                        // reset the connection, and the client lose the last response.
+                        let unread = !upload.is_complete()
+                            || !upload.unread().is_empty()
+                            || !upload.leftover.is_empty()
+                            || !head.close;
+                        if unread {
                             linger(conn.client).await;
                         }
                         return None;
@@ -233,7 +240,7 @@ impl Front {
     async fn refuse(&self, status: u16, settings: &RuntimeSettings, conn: &mut Conn) {
         let started = Instant::now();
         let mut outcome = Outcome::default();
-        answer(conn, status, true, &mut outcome).await;
+        answer(conn, status, true, false, &mut outcome).await;
         Finished {
             client: conn.peer,
             host: "",
@@ -299,7 +306,7 @@ impl Front {
             (status, _) => {
                 let status = status.unwrap_or(404);
                 let close = close || matches!(status, 400 | 413) || !upload.skip_prefix();
-                answer(conn, status, close, &mut outcome).await
+                answer(conn, status, close, head.method == "HEAD", &mut outcome).await
             }
         };
         Finished {
@@ -344,7 +351,7 @@ impl Front {
         loop {
             let addr = match attempts.next(&*self.selector, route.backend) {
                 Ok(addr) => addr,
-                Err(status) => return answer(conn, status, true, outcome).await,
+                Err(status) => return answer(conn, status, true, asked.head, outcome).await,
             };
             outcome.upstream = Some(addr);
             let (mut up, reused) = match self.pool.take(addr) {
@@ -360,7 +367,7 @@ impl Front {
                             AfterFailure::Retry => continue,
                             AfterFailure::Fail(status) => {
                                 tracing::debug!(error = %e, "connecting upstream failed");
-                                return answer(conn, status, true, outcome).await;
+                                return answer(conn, status, true, asked.head, outcome).await;
                             }
                         },
                     }
@@ -394,7 +401,7 @@ impl Front {
                         }
                         AfterFailure::Fail(status) => {
                             tracing::debug!(error = %e, "upstream exchange failed");
-                            return answer(conn, status, true, outcome).await;
+                            return answer(conn, status, true, asked.head, outcome).await;
                         }
                     }
                 }

@@ -92,13 +92,14 @@ impl IdlePool {
     ) {
         let (evicted, start_sweeper) = {
             let mut idle = self.lock();
+            // Without a sweeper running the coarse clock may be old: read the real one.
+            let now = if idle.sweeping { self.coarse_now() } else { self.tick() };
             let stack = idle.by_endpoint.entry(addr).or_default();
             let evicted = (stack.len() >= self.per_endpoint).then(|| stack.remove(0));
-            stack.push(Idle { stream, expires: self.coarse_now() + keepalive, slot });
+            stack.push(Idle { stream, expires: now + keepalive, slot });
             (evicted, !std::mem::replace(&mut idle.sweeping, true))
         };
         if start_sweeper {
-            self.tick();
             self.start_sweeper();
         }
         // Closed outside the lock, like everything this pool closes: closing is a syscall.

@@ -4,7 +4,7 @@
 
 use bytes::Buf;
 use pingora::ErrorType::{ConnectionClosed, InvalidHTTPHeader};
-use pingora::{Error, Result};
+use pingora::{Error, ErrorSource, Result};
 
 use super::body::{self, Relay};
 use super::response::{self, Asked};
@@ -149,11 +149,16 @@ async fn duplex(
         let mut body_done = false;
         loop {
             tokio::select! {
+                // The answer first: an upstream that answered and stopped reading (a `413` that
+                // closes) still gets its answer relayed, whatever became of the body.
+                biased;
                 result = &mut response => break result,
                 sent = &mut body, if !body_done => match sent {
                     Ok(()) => body_done = true,
-                    // The client stopped sending or the upstream stopped reading: the response
-                    // cannot be relied on to finish.
+                    // The upstream stopped reading: the rest of the body is not wanted, the
+                    // answer goes on.
+                    Err(e) if *e.esource() == ErrorSource::Upstream => body_done = true,
+                    // The client stopped sending: the response cannot be relied on to finish.
                     Err(e) => break Err(e),
                 },
             }
@@ -163,8 +168,15 @@ async fn duplex(
 }
 
 /// Answers without an upstream: the pipeline's local answers (`404`, `503`, `413`…), and the
-/// status a failure became. Errors close the connection.
-pub(super) async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &mut Outcome) -> Next {
+/// status a failure became; to a `HEAD` request (`head_request`) without the body. Errors close
+/// the connection.
+pub(super) async fn answer(
+    conn: &mut Conn,
+    status: u16,
+    close: bool,
+    head_request: bool,
+    outcome: &mut Outcome,
+) -> Next {
     let body = body_for(status);
     let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     let digits = &mut itoa::Buffer::new();
@@ -177,6 +189,8 @@ pub(super) async fn answer(conn: &mut Conn, status: u16, close: bool, outcome: &
     out.extend_from_slice(digits.format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     response::end_head(out, close);
+    // A response to `HEAD` says how long the body would be, and sends none.
+    let body = if head_request { "" } else { body };
     out.extend_from_slice(body.as_bytes());
     outcome.status = status;
     outcome.committed = true;

@@ -86,6 +86,7 @@ mod tests {
             up,
             "GET /a/b?q=1 HTTP/1.1\r\nHost: Demo.example.com:8080\r\nAccept: */*\r\n\
              x-forwarded-for: 203.0.113.9, 10.0.0.9\r\nx-real-ip: 10.0.0.9\r\nx-forwarded-proto: https\r\n\
+             x-forwarded-scheme: https\r\nx-scheme: https\r\n\
              x-forwarded-host: Demo.example.com:8080\r\nx-forwarded-port: 443\r\nx-request-id: rid\r\n\r\n"
         );
     }
@@ -127,6 +128,7 @@ mod tests {
             up.ends_with("x-request-id: rid\r\nx-forwarded-proto: http\r\naccept: text/html\r\n\r\n"),
             "{up}"
         );
-        assert!(!up.contains("*/*") && !up.contains("https"), "{up}");
+        assert!(!up.contains("*/*") && !up.contains("x-forwarded-proto: https"), "{up}");
+        assert!(up.contains("x-scheme: https\r\n"), "only the header the route sets changes: {up}");
     }
 }

@@ -23,8 +23,9 @@ pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 pub(crate) const MAX_REQUEST_ID: usize = 200;
 
 /// Request headers that describe one hop and are never forwarded (RFC 9110 section 7.6.1),
-/// plus `Expect` (the proxy answers `100 Continue` itself, as nginx does).
-pub(crate) const HOP_BY_HOP: [&str; 11] = [
+/// plus `Expect` (the proxy answers `100 Continue` itself, as nginx does) and `Proxy` (which
+/// CGI-style backends read as `HTTP_PROXY`: httpoxy, cleared by ingress-nginx too).
+pub(crate) const HOP_BY_HOP: [&str; 12] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -36,13 +37,17 @@ pub(crate) const HOP_BY_HOP: [&str; 11] = [
     "proxy-authorization",
     "http2-settings",
     "expect",
+    "proxy",
 ];
 
-/// Request headers the proxy sets itself, whatever the client sent.
-pub(crate) const PROXY_OWNED: [&str; 6] = [
+/// Request headers the proxy sets itself, whatever the client sent (ingress-nginx sets the
+/// same ones).
+pub(crate) const PROXY_OWNED: [&str; 8] = [
     "x-forwarded-for",
     "x-real-ip",
     "x-forwarded-proto",
+    "x-forwarded-scheme",
+    "x-scheme",
     "x-forwarded-host",
     "x-forwarded-port",
     X_REQUEST_ID,
@@ -132,7 +137,10 @@ impl RequestEdits<'_> {
             }
             own("x-real-ip", &[ip.as_bytes()]);
         }
-        own("x-forwarded-proto", &[if self.tls { b"https" } else { b"http" }]);
+        let scheme: &[u8] = if self.tls { b"https" } else { b"http" };
+        own("x-forwarded-proto", &[scheme]);
+        own("x-forwarded-scheme", &[scheme]);
+        own("x-scheme", &[scheme]);
         if !self.host.is_empty() {
             own("x-forwarded-host", &[self.host.as_bytes()]);
         }
@@ -235,12 +243,25 @@ mod tests {
                 "x-forwarded-for: 203.0.113.9, 10.1.2.3",
                 "x-real-ip: 10.1.2.3",
                 "x-forwarded-proto: http",
+                "x-forwarded-scheme: http",
+                "x-scheme: http",
                 "x-forwarded-host: demo.example.com",
                 "x-forwarded-port: 8080",
                 "x-request-id: abc",
             ]
         );
-        for dropped in ["Connection", "TE", "Expect", "X-Real-IP", "x-secret", "X_Real_IP", "x.y", "naïve"] {
+        for dropped in [
+            "Connection",
+            "TE",
+            "Expect",
+            "Proxy",
+            "X-Real-IP",
+            "X-Scheme",
+            "x-secret",
+            "X_Real_IP",
+            "x.y",
+            "naïve",
+        ] {
             assert!(!e.keeps(dropped), "{dropped}");
         }
         for kept in ["Host", "Content-Length", "Accept", "x-a-b-9"] {

@@ -60,6 +60,56 @@ async fn pipelined_split_and_http_1_0_requests_share_one_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxys_own_answers_to_head_have_no_body() {
+    let b = Backend::start("b").await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
+    let mut client = TcpStream::connect(proxy.http).await.unwrap();
+    // A 404 to `HEAD`, then a GET on the same connection: the 404 says how long its body would
+    // be and sends none, so the GET's response is the next thing on the wire.
+    client
+        .write_all(b"HEAD /x HTTP/1.1\r\nHost: nowhere.example.com\r\n\r\nGET /y HTTP/1.1\r\nHost: f.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("b GET /y") {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 404")
+            && head.contains(&format!("content-length: {}", ingress_proxy::DEFAULT_BACKEND_BODY.len())),
+        "{head}"
+    );
+    assert!(rest.starts_with("HTTP/1.1 200"), "the 404 to HEAD carried a body: {rest}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_response_before_keep_alive_requests_closes_arrives_whole() {
+    use ingress_proxy::{ClientLimits, RuntimeSettings};
+    let b = Backend::start("b").await;
+    let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));
+    let client = ClientLimits { keepalive_requests: 2, ..ClientLimits::default() };
+    proxy.handle.set_settings(RuntimeSettings { client, ..RuntimeSettings::default() });
+    for _ in 0..20 {
+        // Three pipelined requests on a connection that serves two: the second response says
+        // `Connection: close` and must arrive whole although the third request is unread.
+        let mut c = TcpStream::connect(proxy.http).await.unwrap();
+        let request = "GET /download/100000 HTTP/1.1\r\nHost: f.example.com\r\n\r\n";
+        c.write_all(request.repeat(3).as_bytes()).await.unwrap();
+        let mut pending = Vec::new();
+        let (status, _, body) = read_response(&mut c, &mut pending).await;
+        assert_eq!((status.as_str(), body.len()), ("HTTP/1.1 200 OK", 100_000));
+        let (status, head, body) = read_response(&mut c, &mut pending).await;
+        assert_eq!((status.as_str(), body.len()), ("HTTP/1.1 200 OK", 100_000));
+        assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_heads_get_their_status_and_a_closed_connection() {
     let b = Backend::start("b").await;
     let (proxy, _store) = Proxy::serving(|r| r.route("f", "f.example.com", "/", "svc", &[b.addr]));

@@ -149,6 +149,8 @@ fn rows() -> Vec<Row> {
                     ("x-real-ip", "6.6.6.6"),
                     ("x_real_ip", "6.6.6.6"),
                     ("x-forwarded-proto", "gopher"),
+                    ("x-scheme", "gopher"),
+                    ("proxy", "http://evil.example:3128"),
                     ("x-forwarded-port", "1"),
                     ("x-request-id", "parity-forwarding"),
                 ]),
@@ -158,15 +160,16 @@ fn rows() -> Vec<Row> {
                 assert_eq!(got.status, 200);
                 assert_eq!(got.echoed("x-forwarded-for").as_deref(), Some("203.0.113.9, 127.0.0.1"));
                 assert_eq!(got.echoed("x-real-ip").as_deref(), Some("127.0.0.1"));
-                assert_eq!(
-                    got.echoed("x-forwarded-proto").as_deref(),
-                    Some(if t.tls() { "https" } else { "http" })
-                );
+                let scheme = if t.tls() { "https" } else { "http" };
+                for name in ["x-forwarded-proto", "x-forwarded-scheme", "x-scheme"] {
+                    assert_eq!(got.echoed(name).as_deref(), Some(scheme), "{name}");
+                }
                 assert_eq!(got.echoed("x-forwarded-host").as_deref(), Some("p.test"));
                 let port = if t.tls() { env.proxy.https.port() } else { env.proxy.http.port() };
                 assert_eq!(got.echoed("x-forwarded-port"), Some(port.to_string()));
                 assert_eq!(got.echoed("x-request-id").as_deref(), Some("parity-forwarding"));
                 assert_eq!(got.echoed("x_real_ip"), None, "`_` names are dropped");
+                assert_eq!(got.echoed("proxy"), None, "httpoxy");
                 assert_eq!(got.echoed("x-from-route").as_deref(), Some("parity"), "the route's request edit");
                 assert_eq!(got.header(SECRET_ROUTE_HEADER), Some("parity"), "the route's response edit");
             },
