@@ -60,6 +60,9 @@ pub(crate) struct SourceArgs {
     /// self-signed certificate generated at start-up).
     #[arg(long, env = "FERRY_DEFAULT_SSL_CERTIFICATE", value_name = "NS/NAME")]
     pub(crate) default_ssl_certificate: Option<ObjectName>,
+    /// The prefix of the annotations read, as ingress-nginx's flag of the same name.
+    #[arg(long, env = "FERRY_ANNOTATIONS_PREFIX", default_value = ingress_k8s::annotations::DEFAULT_PREFIX)]
+    pub(crate) annotations_prefix: String,
 }
 
 /// How the proxy logs.
@@ -170,6 +173,7 @@ impl SourceArgs {
             configmap: self.configmap.clone(),
             default_backend_service: self.default_backend_service.clone(),
             default_ssl_certificate: self.default_ssl_certificate.clone(),
+            annotations_prefix: self.annotations_prefix.clone(),
             ..ingress_k8s::Config::default()
         }
     }

@@ -1,12 +1,16 @@
 //! `explain` and `check`: the same translation as the running controller, run once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ingress_core::{EndpointStore, Explanation, RouteTable, Verdict};
-use ingress_k8s::{Kind, ManifestDir, ManifestError, Objects, Problem, Severity};
+use ingress_k8s::{
+    AnnotationReport, AnnotationVerdict, IngressInfo, Kind, ManifestDir, ManifestError, Objects, Problem,
+    Severity,
+};
 
 use crate::args::{CheckArgs, ExplainArgs, Output, SourceArgs};
 
@@ -19,6 +23,12 @@ pub(crate) struct Loaded {
     pub(crate) objects: Option<Objects>,
     /// Our Ingresses.
     pub(crate) ours: BTreeSet<(String, String)>,
+    /// The verdicts on each of our Ingresses' annotations.
+    pub(crate) annotations: BTreeMap<(String, String), Vec<AnnotationReport>>,
+}
+
+fn annotations_of(ingresses: &[IngressInfo]) -> BTreeMap<(String, String), Vec<AnnotationReport>> {
+    ingresses.iter().map(|i| (i.key.clone(), i.annotations.clone())).collect()
 }
 
 /// Reads the manifests (or the cluster) once and builds the table, as the controller would.
@@ -36,6 +46,7 @@ pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
             manifest_errors: manifests.errors(),
             objects: Some(objects),
             ours: translation.ingresses.iter().map(|i| i.key.clone()).collect(),
+            annotations: annotations_of(&translation.ingresses),
         });
     }
     let client = crate::run::client(source).await?;
@@ -51,6 +62,7 @@ pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
         manifest_errors: Vec::new(),
         objects: None,
         ours: snapshot.ingresses.iter().map(|i| i.key.clone()).collect(),
+        annotations: annotations_of(&snapshot.ingresses),
     })
 }
 
@@ -84,11 +96,19 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     };
     let loaded = load(&args.source).await?;
     let e = loaded.table.explain(&target.host, &path);
-    let endpoints: Vec<String> = loaded
-        .table
-        .lookup(&target.host, &path)
+    let route = loaded.table.lookup(&target.host, &path);
+    let endpoints: Vec<String> = route
         .map(|r| r.backend.endpoints().as_slice().iter().map(|e| e.addr.to_string()).collect())
         .unwrap_or_default();
+    let policy = route.map(|r| r.policy.describe()).unwrap_or_default();
+    let winner = match &e.decision {
+        ingress_core::Decision::Path { origin, .. } | ingress_core::Decision::IngressDefault { origin } => {
+            Some((origin.namespace.clone(), origin.name.clone()))
+        }
+        _ => None,
+    };
+    let annotations: Vec<&AnnotationReport> =
+        winner.and_then(|k| loaded.annotations.get(&k)).map(|r| r.iter().collect()).unwrap_or_default();
     let problems: Vec<String> = loaded
         .problems
         .iter()
@@ -102,12 +122,28 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         .collect();
     let mut out = std::io::stdout().lock();
     match args.output {
-        Output::Text => print_text(&mut out, &e, &endpoints, target.https, &problems)?,
+        Output::Text => {
+            print_text(&mut out, &e, &endpoints, target.https, &problems)?;
+            for line in &policy {
+                writeln!(out, "policy: {line}")?;
+            }
+            for r in &annotations {
+                writeln!(out, "annotation: {} {}: {}", r.verdict, r.key, r.detail())?;
+            }
+        }
         Output::Json => {
-            serde_json::to_writer_pretty(
-                &mut out,
-                &explanation_json(&e, &endpoints, target.https, &problems),
-            )?;
+            let mut json = explanation_json(&e, &endpoints, target.https, &problems);
+            json["policy"] = serde_json::json!(policy);
+            json["annotations"] = annotations
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "annotation": r.key, "value": r.value, "verdict": r.verdict.as_str(),
+                        "note": r.note, "closes": r.closes,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &json)?;
             writeln_out(&mut out, "")?;
         }
     }
@@ -202,7 +238,7 @@ pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<bool> {
     }
     let loaded = load(&args.source).await?;
     let mut out = std::io::stdout().lock();
-    use std::io::Write;
+
     let mut by_object: BTreeMap<(Kind, String, String), Vec<&Problem>> = BTreeMap::new();
     for p in &loaded.problems {
         by_object.entry((p.kind, p.object.0.clone(), p.object.1.clone())).or_default().push(p);
@@ -223,7 +259,17 @@ pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<bool> {
             writeln!(out, "ignored   {label}: not of class `{}`", args.source.ingress_class)?;
             continue;
         }
-        if problems.is_empty() {
+        // Annotations: one line each, whatever the verdict (their problems say the same).
+        let reports = loaded.annotations.get(&key).map(Vec::as_slice).unwrap_or_default();
+        for r in reports {
+            if r.verdict == AnnotationVerdict::Rejected || r.closes {
+                rejected += 1;
+            }
+            writeln!(out, "{:<9} {label} {}: {}", r.verdict.as_str(), r.key, r.detail())?;
+        }
+        let problems: Vec<&Problem> =
+            problems.into_iter().filter(|p| !p.field.starts_with("metadata.annotations[")).collect();
+        if problems.is_empty() && reports.is_empty() {
             writeln!(out, "ok        {label}")?;
         }
         for p in problems {

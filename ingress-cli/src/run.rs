@@ -162,6 +162,10 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                 last_config = Some(Arc::clone(&snapshot.config));
             }
             let installed = handle.install(Arc::clone(&snapshot.table));
+            let per_verdict = ingress_k8s::annotations::ingresses_per_verdict(
+                snapshot.ingresses.iter().map(|i| i.annotations.as_slice()),
+            );
+            handle.set_annotation_verdicts(per_verdict.map(|(v, n)| (v.as_str(), n)));
             tracing::info!(
                 generation = snapshot.generation,
                 routes = snapshot.table.route_count(),

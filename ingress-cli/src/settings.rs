@@ -11,6 +11,17 @@ use ingress_proxy::RuntimeSettings;
 /// ingress-nginx's default `proxy-body-size` (nginx's `client_max_body_size`).
 const DEFAULT_BODY_SIZE: u64 = 1024 * 1024;
 
+/// ingress-nginx ConfigMap keys that restrict access on every route. Ferry does not apply them
+/// yet, so a non-empty one closes every route (`503`) rather than leaving them open.
+const RESTRICTIONS: [&str; 6] = [
+    "whitelist-source-range",
+    "denylist-source-range",
+    "block-cidrs",
+    "block-user-agents",
+    "block-referers",
+    "global-auth-url",
+];
+
 /// One key that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ignored {
@@ -27,6 +38,7 @@ pub(crate) fn from_configmap(
     let mut s = base.clone();
     s.max_body_size = Some(DEFAULT_BODY_SIZE);
     let mut ignored = Vec::new();
+    let mut closing = Vec::new();
     for (key, value) in data {
         let value = value.trim();
         let applied = match key.as_str() {
@@ -51,11 +63,22 @@ pub(crate) fn from_configmap(
             }),
             "enable-underscores-in-headers" => boolean(value).map(|on| s.client.underscores_in_headers = on),
             "ignore-invalid-headers" => boolean(value).map(|on| s.client.ignore_invalid_headers = on),
+            restriction if RESTRICTIONS.contains(&restriction) => {
+                if !value.is_empty() {
+                    closing.push(key.as_str());
+                }
+                Err("access restrictions in the ConfigMap are not supported yet: every route answers 503 \
+                     until the key is removed (fail closed)"
+                    .to_owned())
+            }
             _ => Err("unknown key (not an ingress-nginx setting Ferry supports)".to_owned()),
         };
         if let Err(reason) = applied {
             ignored.push(Ignored { key: key.clone(), reason: format!("value `{value}`: {reason}") });
         }
+    }
+    if !closing.is_empty() {
+        s.closed = Some(format!("ConfigMap access restriction not applied: {}", closing.join(", ")));
     }
     (s, ignored)
 }
@@ -219,6 +242,18 @@ mod tests {
         );
         assert_eq!(ignored.len(), 4, "{ignored:?}");
         assert_eq!(s.client, ingress_proxy::ClientLimits::default());
+    }
+
+    #[test]
+    fn access_restrictions_close_every_route_until_applied() {
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[("whitelist-source-range", "10.0.0.0/8"), ("block-cidrs", ""), ("keep-alive", "5")]),
+        );
+        assert_eq!(ignored.len(), 2, "{ignored:?}");
+        let closed = s.closed.unwrap();
+        assert!(closed.contains("whitelist-source-range") && !closed.contains("block-cidrs"), "{closed}");
+        assert_eq!(s.client.keepalive_timeout, Duration::from_secs(5), "the other keys apply");
     }
 
     #[test]

@@ -48,12 +48,51 @@ pub struct RoutePolicy {
     pub request_headers: Vec<HeaderOp>,
     /// Edits to the response going to the client, in order.
     pub response_headers: Vec<HeaderOp>,
+    /// Whether requests on these routes are written to the access log (`enable-access-log`);
+    /// `None` follows the global setting.
+    pub access_log: Option<bool>,
+    /// Why these routes are closed: set when an access restriction (authentication, source
+    /// ranges, client certificates, limits) is asked for but cannot be applied, so every
+    /// request is answered `503` rather than served more openly than asked. Fail closed.
+    pub closed: Option<String>,
 }
 
 impl RoutePolicy {
     /// Whether the policy changes nothing.
     pub fn is_empty(&self) -> bool {
         *self == RoutePolicy::default()
+    }
+
+    /// One line per setting that differs from the global settings, for people (`explain`).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(why) = &self.closed {
+            out.push(format!("closed: every request is answered 503 ({why})"));
+        }
+        let secs = |d: &Duration| format!("{}s", d.as_secs_f64());
+        if let Some(d) = &self.connect_timeout {
+            out.push(format!("connect timeout {}", secs(d)));
+        }
+        if let Some(d) = &self.read_timeout {
+            out.push(format!("read timeout {}", secs(d)));
+        }
+        if let Some(d) = &self.send_timeout {
+            out.push(format!("send timeout {}", secs(d)));
+        }
+        match self.max_body_size {
+            Some(BodyLimit::Bytes(n)) => out.push(format!("request bodies up to {n} bytes")),
+            Some(BodyLimit::Unlimited) => out.push("request bodies unlimited".to_owned()),
+            None => {}
+        }
+        if let Some(n) = self.max_attempts {
+            out.push(format!("up to {n} attempts"));
+        }
+        if let Some(on) = self.access_log {
+            out.push(format!("access log {}", if on { "on" } else { "off" }));
+        }
+        out.extend(self.request_headers.iter().map(|op| format!("request: {op}")));
+        out.extend(self.response_headers.iter().map(|op| format!("response: {op}")));
+        out
     }
 }
 

@@ -98,6 +98,8 @@ pub struct Config {
     pub coalesce_window: Duration,
     /// How often the manifest source looks for changed files (standalone mode).
     pub manifest_poll: Duration,
+    /// The prefix of the annotations read (`--annotations-prefix`), ingress-nginx's by default.
+    pub annotations_prefix: String,
 }
 
 impl Default for Config {
@@ -121,6 +123,7 @@ impl Default for Config {
             lease_renew: Duration::from_secs(2),
             coalesce_window: Duration::from_millis(5),
             manifest_poll: Duration::from_millis(500),
+            annotations_prefix: crate::annotations::DEFAULT_PREFIX.into(),
         }
     }
 }

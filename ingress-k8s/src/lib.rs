@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod annotations;
 mod config;
 mod controller;
 mod engine;
@@ -34,6 +35,7 @@ mod status;
 mod translate;
 mod watch;
 
+pub use annotations::{AnnotationReport, Verdict as AnnotationVerdict};
 pub use config::{Config, ObjectName};
 pub use controller::Controller;
 pub use engine::{Snapshot, Snapshots};

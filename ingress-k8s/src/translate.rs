@@ -18,6 +18,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 
 pub(crate) use endpoints::{SERVICE_NAME_LABEL, service_endpoints, slice_service, slices_by_service};
 
+use crate::annotations::{self, AnnotationReport, Verdict};
 use crate::objects::Key;
 use crate::{Config, Kind, Objects};
 
@@ -73,6 +74,10 @@ pub struct IngressInfo {
     pub generation: Option<i64>,
     /// The addresses currently in `status.loadBalancer.ingress` (IPs or hostnames).
     pub status: Vec<String>,
+    /// A verdict for each of its annotations under the prefix, sorted by key.
+    pub annotations: Vec<AnnotationReport>,
+    /// Why its paths answer `503`, when an access restriction it asks for is not applied.
+    pub closed: Option<String>,
 }
 
 /// What [`translate`] produces: everything a route table and its endpoints are made of.
@@ -171,7 +176,7 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
 
     for (key, ingress) in &objects.ingresses {
         if class::is_ours(ingress, objects, config) {
-            add_ingress(&mut out, &mut certs, objects, key, ingress);
+            add_ingress(&mut out, &mut certs, objects, config, key, ingress);
         }
     }
 
@@ -263,17 +268,31 @@ fn add_ingress(
     out: &mut Translation,
     certs: &mut HashMap<Key, Result<(), String>>,
     objects: &Objects,
+    config: &Config,
     key: &Key,
     ingress: &Ingress,
 ) {
     let meta = &ingress.metadata;
     let created = meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
-    let mut core = ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created));
+    let no_annotations = BTreeMap::new();
+    let annotations = meta.annotations.as_ref().unwrap_or(&no_annotations);
+    let read = annotations::read(annotations, &config.annotations_prefix);
+    let closed = read.policy.closed.clone();
+    let mut core =
+        ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);
     let mut index = IndexMap::default();
     let mut problems = Vec::new();
     let mut problem = |field: String, reason: String, severity| {
         problems.push(Problem { kind: Kind::Ingress, object: key.clone(), field, reason, severity });
     };
+    for report in read.reports.iter().filter(|r| r.verdict != Verdict::Applied || r.closes) {
+        let severity = if report.verdict == Verdict::Rejected || report.closes {
+            Severity::Rejected
+        } else {
+            Severity::Warning
+        };
+        problem(format!("metadata.annotations[{}]", report.key), report.to_string(), severity);
+    }
     let empty = k8s_openapi::api::networking::v1::IngressSpec::default();
     let spec = ingress.spec.as_ref().unwrap_or(&empty);
 
@@ -351,6 +370,8 @@ fn add_ingress(
         uid: meta.uid.clone(),
         generation: meta.generation,
         status,
+        annotations: read.reports,
+        closed,
     });
 }
 

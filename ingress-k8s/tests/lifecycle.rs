@@ -172,6 +172,11 @@ async fn bad_objects_get_warning_events_and_the_rest_keeps_working() -> Result<(
         "the good Ingress works"
     );
     assert!(routed(&s, "badport.example.com", "/ok").is_some());
+    // The annotated Ingress is routed, closed (503), with its applied annotation in force.
+    let annotated = s.table.lookup("annotated.example.com", "/").unwrap();
+    assert!(annotated.policy.closed.as_deref().unwrap_or_default().contains("auth-url"));
+    assert_eq!(annotated.policy.send_timeout, Some(Duration::from_secs(120)));
+    assert_eq!(annotated.policy.read_timeout, None, "the rejected value leaves the default");
 
     let events: Api<Event> = Api::namespaced(admin.clone(), &ns);
     let warnings = || async {
@@ -188,6 +193,17 @@ async fn bad_objects_get_warning_events_and_the_rest_keeps_working() -> Result<(
         ("bad-tls", "tls.key does not match the certificate"),
         ("bad-tls", "garbage: tls.crt"),
         ("late-duplicate", "duplicate of"),
+        (
+            "annotated",
+            "metadata.annotations[nginx.ingress.kubernetes.io/auth-url]: ignored: authentication is not \
+             supported yet; the Ingress's paths answer 503",
+        ),
+        ("annotated", "proxy-read-timeout]: rejected: value `60s`: expected whole seconds"),
+        (
+            "annotated",
+            "proxy-bdy-size]: unknown: not an ingress-nginx annotation (did you mean `proxy-body-size`?)",
+        ),
+        ("annotated", "configuration-snippet]: ignored: configuration snippets are never supported"),
     ];
     let deadline = std::time::Instant::now() + T;
     loop {

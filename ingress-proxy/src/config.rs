@@ -102,6 +102,10 @@ pub struct RuntimeSettings {
     pub upstream_keepalive_timeout: Duration,
     /// What client connections may do: head and body deadlines, keep-alive, head sizes.
     pub client: ClientLimits,
+    /// Why every route is closed: a global access restriction (the ConfigMap's source ranges,
+    /// blocklists, global authentication) is asked for but not applied, so every routed request
+    /// is answered `503` rather than served more openly than asked. Fail closed.
+    pub closed: Option<String>,
 }
 
 /// Limits on client connections and their requests, nginx's defaults as ingress-nginx sets
@@ -165,6 +169,7 @@ impl Default for RuntimeSettings {
             access_log: true,
             upstream_keepalive_timeout: Duration::from_secs(60),
             client: ClientLimits::default(),
+            closed: None,
         }
     }
 }
@@ -181,6 +186,7 @@ impl RuntimeSettings {
             },
             max_body_size: policy.max_body_size.map_or(self.max_body_size, BodyLimit::bytes),
             max_attempts: policy.max_attempts.map_or(self.max_attempts, |n| n as usize).max(1),
+            access_log: policy.access_log.unwrap_or(self.access_log),
         }
     }
 }
@@ -194,6 +200,8 @@ pub struct RouteLimits {
     pub max_body_size: Option<u64>,
     /// Attempts per request (at least 1).
     pub max_attempts: usize,
+    /// Whether the request is written to the access log.
+    pub access_log: bool,
 }
 
 #[cfg(test)]

@@ -322,7 +322,7 @@ impl Front {
             labels: route_labels(admitted.route.as_ref()),
             request_id: std::str::from_utf8(request_id).unwrap_or(""),
         }
-        .record(&self.metrics, settings.access_log);
+        .record(&self.metrics, admitted.limits.access_log);
         next
     }
 

@@ -369,6 +369,6 @@ impl ProxyHttp for H2 {
             labels: route_labels(route.as_ref()),
             request_id: &ctx.request_id,
         }
-        .record(&self.metrics, ctx.settings.access_log);
+        .record(&self.metrics, ctx.limits.access_log);
     }
 }

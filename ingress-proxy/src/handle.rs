@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     swaps: AtomicU64,
     certs: Mutex<CertCache>,
+    /// Ingresses per annotation verdict, as the feed last counted them.
+    verdicts: Mutex<Vec<(String, u64)>>,
 }
 
 /// What [`ProxyHandle::install`] did.
@@ -103,6 +105,7 @@ impl ProxyHandle {
                 generation: AtomicU64::new(0),
                 swaps: AtomicU64::new(0),
                 certs: Mutex::new(CertCache::default()),
+                verdicts: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -155,6 +158,18 @@ impl ProxyHandle {
     /// How many swaps happened: snapshot installs plus settings changes.
     pub fn swap_count(&self) -> u64 {
         self.shared.swaps.load(Ordering::Relaxed)
+    }
+
+    /// Records how many Ingresses have at least one annotation of each verdict (`applied`,
+    /// `ignored`…), for the `ferry_ingress_annotations` metric.
+    pub fn set_annotation_verdicts(&self, counts: impl IntoIterator<Item = (impl Into<String>, u64)>) {
+        let counts = counts.into_iter().map(|(v, n)| (v.into(), n)).collect();
+        *self.shared.verdicts.lock().unwrap_or_else(PoisonError::into_inner) = counts;
+    }
+
+    /// What [`ProxyHandle::set_annotation_verdicts`] last recorded.
+    pub fn annotation_verdicts(&self) -> Vec<(String, u64)> {
+        self.shared.verdicts.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// How many certificate PEM pairs were parsed since the handle was created; an install that

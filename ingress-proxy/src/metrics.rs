@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::ProxyHandle;
@@ -88,6 +88,7 @@ pub(crate) struct Metrics {
     pub(crate) active_requests: IntGauge,
     pub(crate) active_connections: IntGauge,
     generation: IntGauge,
+    verdicts: IntGaugeVec,
     swaps: IntCounter,
     swaps_seen: Mutex<u64>,
 }
@@ -124,6 +125,13 @@ impl Metrics {
         )?;
         let generation =
             IntGauge::new("ferry_snapshot_generation", "Generation of the routing snapshot serving.")?;
+        let verdicts = IntGaugeVec::new(
+            Opts::new(
+                "ferry_ingress_annotations",
+                "Ingresses with at least one annotation of this verdict (applied, ignored, rejected, unknown).",
+            ),
+            &["verdict"],
+        )?;
         let swaps = IntCounter::new(
             "ferry_snapshot_swaps_total",
             "Swaps of routing snapshots and runtime settings.",
@@ -134,6 +142,7 @@ impl Metrics {
         registry.register(Box::new(active_requests.clone()))?;
         registry.register(Box::new(active_connections.clone()))?;
         registry.register(Box::new(generation.clone()))?;
+        registry.register(Box::new(verdicts.clone()))?;
         registry.register(Box::new(swaps.clone()))?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
@@ -145,6 +154,7 @@ impl Metrics {
             active_requests,
             active_connections,
             generation,
+            verdicts,
             swaps,
             swaps_seen: Mutex::new(0),
         })
@@ -195,6 +205,9 @@ impl Metrics {
     /// The text exposition of every metric, snapshot counters refreshed from `handle`.
     pub(crate) fn render(&self, handle: &ProxyHandle) -> Vec<u8> {
         self.generation.set(i64::try_from(handle.generation()).unwrap_or(i64::MAX));
+        for (verdict, n) in handle.annotation_verdicts() {
+            self.verdicts.with_label_values(&[verdict.as_str()]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         {
             let mut seen = self.swaps_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = handle.swap_count();

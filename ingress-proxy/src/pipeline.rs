@@ -59,7 +59,8 @@ pub(crate) struct Admitted<'t> {
 ///
 /// The proxy answers itself, in this order: `400` when the target has no routable path
 /// (malformed escapes, `..` above the root), `404` without a route (the built-in default
-/// backend), `413` when the declared body is over the route's limit, `503` when the route's
+/// backend), `503` when the route is closed (an access restriction it asks for cannot be
+/// applied), `413` when the declared body is over the route's limit, `503` when the route's
 /// backend has no endpoint.
 pub(crate) fn admit<'t>(
     table: Option<&'t RouteTable>,
@@ -79,7 +80,9 @@ pub(crate) fn admit<'t>(
         return no_route(path, 404);
     };
     let limits = settings.limits_for(route.policy);
-    let answer = if limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
+    let answer = if route.policy.closed.is_some() || settings.closed.is_some() {
+        Some(503)
+    } else if limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
         Some(413)
     } else if route.backend.endpoints().is_empty() {
         Some(503)

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -22,6 +22,30 @@ pub fn echo_backend(name: &'static str) -> SocketAddr {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || serve(stream, name));
+        }
+    });
+    addr
+}
+
+/// A backend that reads a request head and answers only after `delay`.
+pub fn slow_backend(delay: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                std::thread::sleep(delay);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow");
+            });
         }
     });
     addr
@@ -152,6 +176,8 @@ pub struct Controller {
     pub https: u16,
     pub admin: u16,
     pub log: std::path::PathBuf,
+    /// Where stdout (the access log) goes.
+    pub access: std::path::PathBuf,
 }
 
 impl Controller {
@@ -160,6 +186,7 @@ impl Controller {
     pub fn start(args: &[&str], log_dir: &Path) -> Result<Self> {
         let (http, https, admin) = (free_port(), free_port(), free_port());
         let log = log_dir.join(format!("controller-{http}.log"));
+        let access = log_dir.join(format!("access-{http}.log"));
         // FERRY_CONTROLLER_BIN runs another build (the release binary, for the latency figure).
         let bin = std::env::var("FERRY_CONTROLLER_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ingress-controller").into());
@@ -168,10 +195,10 @@ impl Controller {
             .args(["--bind-address", "127.0.0.1", "--threads", "2"])
             .args(["--http-port", &http.to_string(), "--https-port", &https.to_string()])
             .args(["--admin-port", &admin.to_string()])
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&access)?)
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
-        let mut c = Self { child, http, https, admin, log };
+        let mut c = Self { child, http, https, admin, log, access };
         let ready = eventually(Duration::from_secs(60), || {
             if let Some(status) = c.child.try_wait()? {
                 bail!("controller exited early ({status}): {}", c.logs());
@@ -187,6 +214,11 @@ impl Controller {
     /// What the controller wrote to stderr so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The access log lines written so far.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(&self.access).unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -109,7 +109,15 @@ async fn env() -> Env {
         .route_with("parity", "p.test", "/", "svc-p", &[backend.addr], policy)
         .route("empty", "empty.test", "/", "svc-empty", &[])
         .route("down", "down.test", "/", "svc-down", &[local(free_port())])
-        .route("stale", "stale.test", "/", "svc-stale", &[stale]);
+        .route("stale", "stale.test", "/", "svc-stale", &[stale])
+        .route_with(
+            "closed",
+            "closed.test",
+            "/",
+            "svc-closed",
+            &[backend.addr],
+            RoutePolicy { closed: Some("auth-url not applied".into()), ..RoutePolicy::default() },
+        );
     let store = routes.install(&handle);
     Env { proxy: Proxy::start(handle), backend, _store: store }
 }
@@ -260,6 +268,11 @@ fn rows() -> Vec<Row> {
         Row {
             name: "no endpoint is 503",
             ask: ask("empty.test", "/"),
+            check: |_, _, got| assert_eq!(got.status, 503),
+        },
+        Row {
+            name: "a closed route (an access restriction not applied) is 503, never served",
+            ask: ask("closed.test", "/"),
             check: |_, _, got| assert_eq!(got.status, 503),
         },
         Row {

@@ -1,0 +1,195 @@
+//! ingress-nginx annotations through the real binary in standalone mode: real requests to
+//! local backends, the verdicts `check` prints, the metric, and fail-closed routes.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use support::{Controller, echo_backend, eventually, get, request, services, slow_backend};
+
+const PREFIX: &str = "nginx.ingress.kubernetes.io";
+
+/// An Ingress of class `nginx` for `host` → `service:80`, with annotations (names without the
+/// prefix).
+fn ingress(name: &str, host: &str, service: &str, annotations: &[(&str, &str)]) -> String {
+    let mut meta = format!("  name: {name}\n  namespace: default\n");
+    if !annotations.is_empty() {
+        meta.push_str("  annotations:\n");
+        for (k, v) in annotations {
+            meta.push_str(&format!("    {PREFIX}/{k}: {v:?}\n"));
+        }
+    }
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n{meta}spec:\n  ingressClassName: nginx\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}\n"
+    )
+}
+
+const CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: ferry.dev/ingress-controller}\n";
+
+fn write_ingresses(dir: &Path, docs: &[String]) -> Result<()> {
+    std::fs::write(dir.join("ingresses.yaml"), docs.concat())?;
+    Ok(())
+}
+
+fn start(dir: &Path) -> Result<Controller> {
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    Controller::start(&["--manifests", &dir_s, "--ingress-class", "nginx"], dir.parent().unwrap_or(dir))
+}
+
+#[test]
+fn annotations_shape_requests_and_access_restrictions_fail_closed() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    let (echo, slow) = (echo_backend("echo"), slow_backend(Duration::from_secs(3)));
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo), ("slow", 80, slow)]))?;
+    let guarded = |auth: bool| {
+        let annotations: &[(&str, &str)] =
+            if auth { &[("auth-url", "http://auth.default.svc/")] } else { &[] };
+        ingress("guarded", "guarded.test", "echo", annotations)
+    };
+    let docs = |auth: bool| {
+        vec![
+            ingress("plain", "plain.test", "echo", &[]),
+            ingress("small", "small.test", "echo", &[("proxy-body-size", "1k")]),
+            ingress("big", "big.test", "echo", &[("proxy-body-size", "0")]),
+            ingress("bad-size", "badsize.test", "echo", &[("proxy-body-size", "1mb")]),
+            ingress("impatient", "impatient.test", "slow", &[("proxy-read-timeout", "1")]),
+            ingress("patient", "patient.test", "slow", &[]),
+            ingress("quiet", "quiet.test", "echo", &[("enable-access-log", "false")]),
+            ingress("typo", "typo.test", "echo", &[("proxy-bdy-size", "1k")]),
+            guarded(auth),
+        ]
+    };
+    write_ingresses(&dir, &docs(true))?;
+    let c = start(&dir)?;
+
+    // proxy-body-size: below, above, unlimited; a rejected value leaves the default (1m).
+    let body = vec![b'x'; 4096];
+    assert_eq!(request(c.http, "plain.test", "POST", "/", &body)?.status, 200);
+    assert_eq!(request(c.http, "small.test", "POST", "/", &body)?.status, 413);
+    assert_eq!(request(c.http, "small.test", "POST", "/", &body[..1000])?.status, 200);
+    let two_mib = vec![b'x'; 2 << 20];
+    assert_eq!(request(c.http, "plain.test", "POST", "/", &two_mib)?.status, 413, "default 1m");
+    assert_eq!(request(c.http, "big.test", "POST", "/", &two_mib)?.status, 200);
+    assert_eq!(request(c.http, "badsize.test", "POST", "/", &body)?.status, 200);
+    assert_eq!(request(c.http, "badsize.test", "POST", "/", &two_mib)?.status, 413);
+
+    // proxy-read-timeout: 1 s against a backend that answers after 3 s; the default waits.
+    let t0 = Instant::now();
+    assert_eq!(get(c.http, "impatient.test", "/")?.status, 504);
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2900), "{took:?}");
+    let r = get(c.http, "patient.test", "/")?;
+    assert_eq!((r.status, r.body.as_str()), (200, "slow"));
+
+    // An unknown annotation (a typo) changes nothing: served, with the default limit.
+    assert_eq!(request(c.http, "typo.test", "POST", "/", &body)?.status, 200);
+
+    // enable-access-log: false keeps that Ingress's requests out of the access log only.
+    assert_eq!(get(c.http, "quiet.test", "/quiet-marker")?.status, 200);
+    assert_eq!(get(c.http, "plain.test", "/loud-marker")?.status, 200);
+    eventually(Duration::from_secs(5), || Ok(c.access_log().contains("/loud-marker")))?;
+    assert!(!c.access_log().contains("/quiet-marker"), "{}", c.access_log());
+
+    // Fail closed: auth-url is not applied yet, so the Ingress answers 503, never 200 …
+    let r = get(c.http, "guarded.test", "/")?;
+    assert_eq!(r.status, 503, "{r:?}");
+    // … until the annotation goes (live, no restart).
+    write_ingresses(&dir, &docs(false))?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "guarded.test", "/")?.status == 200))?;
+
+    // The metric: Ingresses with at least one annotation of each verdict (applied: small, big,
+    // impatient, quiet; rejected: bad-size; unknown: typo; the guard's annotation is gone).
+    let metrics = get(c.admin, "localhost", "/metrics")?.body;
+    for line in [
+        "ferry_ingress_annotations{verdict=\"applied\"} 4",
+        "ferry_ingress_annotations{verdict=\"rejected\"} 1",
+        "ferry_ingress_annotations{verdict=\"unknown\"} 1",
+        "ferry_ingress_annotations{verdict=\"ignored\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    Ok(())
+}
+
+#[test]
+fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, "127.0.0.1:9".parse()?)]))?;
+    let check = |dir: &Path| -> Result<(bool, String)> {
+        let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+            .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
+            .output()?;
+        Ok((out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned()))
+    };
+
+    write_ingresses(
+        &dir,
+        &[ingress(
+            "web",
+            "web.test",
+            "echo",
+            &[("proxy-read-timeout", "600"), ("server-snippet", "return 200;"), ("proxy-bdy-size", "8m")],
+        )],
+    )?;
+    let (ok, out) = check(&dir)?;
+    assert!(ok, "nothing rejected or closed: exit 0\n{out}");
+    for line in [
+        "applied   Ingress default/web nginx.ingress.kubernetes.io/proxy-read-timeout: read timeout 600s",
+        "ignored   Ingress default/web nginx.ingress.kubernetes.io/server-snippet: configuration snippets are never supported",
+        "unknown   Ingress default/web nginx.ingress.kubernetes.io/proxy-bdy-size: not an ingress-nginx annotation (did you mean `proxy-body-size`?)",
+    ] {
+        assert!(out.contains(line), "{line}\nin\n{out}");
+    }
+
+    write_ingresses(&dir, &[ingress("web", "web.test", "echo", &[("proxy-read-timeout", "10m")])])?;
+    let (ok, out) = check(&dir)?;
+    assert!(!ok, "a rejected value: exit 1\n{out}");
+    assert!(
+        out.contains(
+            "rejected  Ingress default/web nginx.ingress.kubernetes.io/proxy-read-timeout: value `10m`"
+        ),
+        "{out}"
+    );
+
+    write_ingresses(
+        &dir,
+        &[ingress("web", "web.test", "echo", &[("whitelist-source-range", "10.0.0.0/8")])],
+    )?;
+    let (ok, out) = check(&dir)?;
+    assert!(!ok, "a closed Ingress: exit 1\n{out}");
+    assert!(out.contains("answer 503 until this is fixed (fail closed)"), "{out}");
+    Ok(())
+}
+
+#[test]
+fn a_configmap_access_restriction_closes_every_route() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo_backend("echo"))]))?;
+    write_ingresses(&dir, &[ingress("web", "web.test", "echo", &[])])?;
+    let configmap = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: default}}\ndata:\n{data}")
+    };
+    std::fs::write(dir.join("configmap.yaml"), configmap("  whitelist-source-range: \"10.0.0.0/8\"\n"))?;
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    let c = Controller::start(
+        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
+        tmp.path(),
+    )?;
+    assert_eq!(get(c.http, "web.test", "/")?.status, 503);
+    assert!(c.logs().contains("whitelist-source-range"), "the key is reported");
+    std::fs::write(dir.join("configmap.yaml"), configmap("  keep-alive: \"5\"\n"))?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "web.test", "/")?.status == 200))?;
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! ingress-nginx annotations → per-route policy, with a verdict for every annotation.
+//!
+//! [`read`] takes one Ingress's annotations and gives the [`RoutePolicy`] of its routes and one
+//! [`AnnotationReport`] per annotation under the prefix: `applied`, `ignored` (known to
+//! ingress-nginx, not applied here, with the reason), `rejected` (a bad value, with what was
+//! expected; the default stays, as ingress-nginx keeps it for these annotations) or `unknown`
+//! (not an ingress-nginx name: likely a typo). Every name comes from one table
+//! ([`table::KNOWN`]); each family of annotations is read by its own small module.
+//!
+//! Fail closed: an access restriction (`auth-*`, `*-source-range`, `limit-*`, `satisfy`) that
+//! is not applied, or whose value is rejected, closes the Ingress ([`RoutePolicy::closed`]):
+//! its paths answer `503` rather than being served more openly than ingress-nginx would.
+
+mod proxy;
+mod table;
+mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ingress_core::RoutePolicy;
+
+/// ingress-nginx's default `--annotations-prefix`.
+pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
+
+/// What became of one annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Read and in force.
+    Applied,
+    /// Known to ingress-nginx, not applied by Ferry (the note says why, and what happens).
+    Ignored,
+    /// The value is not valid (the note says what was expected); the default is in force.
+    Rejected,
+    /// Not an ingress-nginx annotation: probably a typo.
+    Unknown,
+}
+
+impl Verdict {
+    /// Every verdict, in order.
+    pub const ALL: [Verdict; 4] = [Verdict::Applied, Verdict::Ignored, Verdict::Rejected, Verdict::Unknown];
+
+    /// The verdict's name, as shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Applied => "applied",
+            Verdict::Ignored => "ignored",
+            Verdict::Rejected => "rejected",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One annotation of one Ingress and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AnnotationReport {
+    /// The full annotation key, prefix included.
+    pub key: String,
+    /// Its value as written.
+    pub value: String,
+    /// What became of it.
+    pub verdict: Verdict,
+    /// What Ferry does (applied), why not (ignored), what was expected (rejected), or the
+    /// closest known name (unknown).
+    pub note: String,
+    /// Whether this annotation closed the Ingress (an access restriction not applied).
+    pub closes: bool,
+}
+
+impl AnnotationReport {
+    /// The note, and what closing means when the annotation closes the Ingress.
+    pub fn detail(&self) -> String {
+        if self.closes {
+            format!("{}; the Ingress's paths answer 503 until this is fixed (fail closed)", self.note)
+        } else {
+            self.note.clone()
+        }
+    }
+}
+
+impl fmt::Display for AnnotationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.verdict, self.detail())
+    }
+}
+
+/// What one Ingress's annotations amount to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    /// The policy of the Ingress's routes.
+    pub policy: RoutePolicy,
+    /// One report per annotation under the prefix, sorted by key.
+    pub reports: Vec<AnnotationReport>,
+}
+
+/// A family module's answer for one annotation it reads: `Ok` with what it does, or `Err`
+/// with what was expected.
+type Outcome = Result<String, String>;
+
+/// Reads the annotations of one Ingress (all of them; those without `prefix/` are not ours
+/// and are skipped).
+pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations {
+    let ours: BTreeMap<&str, &str> = annotations
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.strip_prefix('/')?, v.as_str())))
+        .collect();
+    let mut policy = RoutePolicy::default();
+    let mut outcomes = proxy::read(&ours, &mut policy);
+    let mut reports = Vec::new();
+    let mut closed = Vec::new();
+    for (&name, &value) in &ours {
+        let key = format!("{prefix}/{name}");
+        let (verdict, note, closes) = match table::find(name).map(|k| k.support) {
+            None => (Verdict::Unknown, unknown_note(name), false),
+            Some(table::Support::Ignored(why)) => (Verdict::Ignored, why.to_owned(), false),
+            Some(table::Support::Restricts(why)) => (Verdict::Ignored, why.to_owned(), true),
+            Some(table::Support::Applied) => match outcomes.remove(name) {
+                Some(Ok(what)) => (Verdict::Applied, what, false),
+                Some(Err(expected)) => {
+                    (Verdict::Rejected, format!("value `{value}`: {expected}; the default stays"), false)
+                }
+                // A modifier whose main annotation is absent (nothing to modify).
+                None => (Verdict::Applied, "no effect on its own".to_owned(), false),
+            },
+        };
+        if closes {
+            closed.push(key.clone());
+        }
+        reports.push(AnnotationReport { key, value: value.to_owned(), verdict, note, closes });
+    }
+    if !closed.is_empty() {
+        policy.closed = Some(format!("access restriction not applied: {}", closed.join(", ")));
+    }
+    Annotations { policy, reports }
+}
+
+/// How many Ingresses (each given by its reports) have at least one annotation of each
+/// verdict, in [`Verdict::ALL`] order: the `ferry_ingress_annotations` metric.
+pub fn ingresses_per_verdict<'a>(
+    ingresses: impl IntoIterator<Item = &'a [AnnotationReport]>,
+) -> [(Verdict, u64); 4] {
+    let mut counts = Verdict::ALL.map(|v| (v, 0));
+    for reports in ingresses {
+        for (verdict, n) in &mut counts {
+            if reports.iter().any(|r| r.verdict == *verdict) {
+                *n += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// The note of an unknown name: the known name it is closest to, if one is close.
+fn unknown_note(name: &str) -> String {
+    let closest =
+        table::KNOWN.iter().map(|k| (edit_distance(name, k.name), k.name)).min().filter(|&(d, _)| d <= 3);
+    match closest {
+        Some((_, known)) => format!("not an ingress-nginx annotation (did you mean `{known}`?)"),
+        None => "not an ingress-nginx annotation".to_owned(),
+    }
+}
+
+/// Levenshtein distance, for typo hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The Markdown table of every annotation and what Ferry does with it, as
+/// `docs/annotations.md` carries it between its generated-table markers.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| Annotation | ingress-nginx group | Ferry |\n|---|---|---|\n");
+    for k in table::KNOWN {
+        let status = match k.support {
+            table::Support::Applied => {
+                format!("applied{}", proxy::doc(k.name).map(|d| format!(": {d}")).unwrap_or_default())
+            }
+            table::Support::Ignored(why) => format!("ignored: {why}"),
+            table::Support::Restricts(why) => format!("**fail closed** (503): {why}"),
+        };
+        out.push_str(&format!("| `{}` | {} | {status} |\n", k.name, k.group));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (format!("{DEFAULT_PREFIX}/{k}"), (*v).to_owned())).collect()
+    }
+
+    fn verdicts(read: &Annotations) -> Vec<(&str, Verdict)> {
+        read.reports.iter().map(|r| (r.key.rsplit('/').next().unwrap(), r.verdict)).collect()
+    }
+
+    #[test]
+    fn every_annotation_gets_one_verdict() {
+        let mut input = annotations(&[
+            ("proxy-read-timeout", "600"),
+            ("proxy-send-timeout", "60s"),
+            ("configuration-snippet", "more_set_headers \"x: y\";"),
+            ("proxy-bdy-size", "8m"),
+        ]);
+        input.insert("kubernetes.io/ingress.class".into(), "ferry".into());
+        input.insert("example.com/other".into(), "x".into());
+        let read = read(&input, DEFAULT_PREFIX);
+        assert_eq!(
+            verdicts(&read),
+            [
+                ("configuration-snippet", Verdict::Ignored),
+                ("proxy-bdy-size", Verdict::Unknown),
+                ("proxy-read-timeout", Verdict::Applied),
+                ("proxy-send-timeout", Verdict::Rejected),
+            ]
+        );
+        assert!(read.reports[1].note.contains("did you mean `proxy-body-size`"), "{}", read.reports[1].note);
+        assert!(read.reports[3].note.contains("no unit"), "{}", read.reports[3].note);
+        assert_eq!(read.policy.read_timeout, Some(std::time::Duration::from_secs(600)));
+        assert_eq!(read.policy.send_timeout, None, "a rejected value leaves the default");
+        assert!(read.policy.closed.is_none());
+    }
+
+    #[test]
+    fn access_restrictions_not_applied_close_the_ingress() {
+        let read = read(
+            &annotations(&[("auth-url", "http://auth/"), ("whitelist-source-range", "10.0.0.0/8")]),
+            DEFAULT_PREFIX,
+        );
+        assert!(read.reports.iter().all(|r| r.closes && r.verdict == Verdict::Ignored));
+        let closed = read.policy.closed.unwrap();
+        assert!(closed.contains("auth-url") && closed.contains("whitelist-source-range"), "{closed}");
+        assert!(read.reports[0].to_string().contains("503"));
+    }
+
+    #[test]
+    fn another_prefix_is_read_and_the_default_one_is_then_not_ours() {
+        let mut input = annotations(&[("proxy-read-timeout", "5")]);
+        input.insert("custom.io/proxy-read-timeout".into(), "7".into());
+        let read = read(&input, "custom.io");
+        assert_eq!(read.reports.len(), 1);
+        assert_eq!(read.policy.read_timeout, Some(std::time::Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn ingresses_are_counted_once_per_verdict() {
+        let a =
+            read(&annotations(&[("proxy-read-timeout", "1"), ("proxy-send-timeout", "2")]), DEFAULT_PREFIX);
+        let b = read(&annotations(&[("proxy-read-timeout", "x"), ("nope", "1")]), DEFAULT_PREFIX);
+        let counts = ingresses_per_verdict([a.reports.as_slice(), b.reports.as_slice(), &[]]);
+        assert_eq!(
+            counts,
+            [(Verdict::Applied, 1), (Verdict::Ignored, 0), (Verdict::Rejected, 1), (Verdict::Unknown, 1)]
+        );
+    }
+
+    #[test]
+    fn the_table_renders_every_row() {
+        let table = markdown_table();
+        assert_eq!(table.lines().count(), table::KNOWN.len() + 2);
+        assert!(table.contains("| `configuration-snippet` | snippets | ignored: configuration snippets"));
+    }
+}

@@ -1,0 +1,235 @@
+//! Every annotation ingress-nginx documents, and what Ferry does with it.
+//!
+//! One table, read by the parser ([`super::read`]) and by the documentation
+//! (`docs/annotations.md` is generated from it and checked by a test), so the two cannot
+//! drift. Names are without the prefix (`--annotations-prefix`, default
+//! `nginx.ingress.kubernetes.io`); the groups are ingress-nginx's own.
+
+/// What Ferry does with a known annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Support {
+    /// Read and applied (by one of the family modules of [`super`]).
+    Applied,
+    /// Known to ingress-nginx, not applied here, for this reason; the route is served as if
+    /// the annotation were absent.
+    Ignored(&'static str),
+    /// An access restriction Ferry does not apply yet, for this reason: the Ingress is closed
+    /// (its paths answer `503`) rather than served more openly than ingress-nginx would.
+    Restricts(&'static str),
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// The name without the prefix.
+    pub(crate) name: &'static str,
+    /// ingress-nginx's group (the package that parses it there).
+    pub(crate) group: &'static str,
+    pub(crate) support: Support,
+}
+
+const fn known(name: &'static str, group: &'static str, support: Support) -> Known {
+    Known { name, group, support }
+}
+
+const SNIPPET: &str =
+    "configuration snippets are never supported: Ferry generates and runs no configuration text";
+const AUTH: &str = "authentication is not supported yet";
+const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
+const SOURCE_RANGES: &str = "source address ranges are not supported yet";
+const LIMITS: &str = "rate and connection limits are not supported yet";
+const GLOBAL_AUTH: &str = "global external authentication is not supported yet (nothing to opt out of)";
+const BALANCING: &str = "not supported yet: Ferry balances round-robin, without session affinity";
+const PROTOCOLS: &str =
+    "not supported yet: Ferry speaks plain HTTP/1.1 to endpoints and terminates TLS itself";
+const MODSECURITY: &str =
+    "ModSecurity is not supported (ingress-nginx's default mode only detects, it does not block)";
+const TRACING: &str = "OpenTelemetry tracing is not supported yet";
+const MIRROR: &str = "request mirroring is not supported yet";
+const FASTCGI: &str = "FastCGI upstreams are not supported";
+const PUSH: &str = "HTTP/2 server push is obsolete (browsers and nginx 1.25 removed it)";
+const BUFFERS: &str = "Ferry streams responses without nginx's buffers; there is nothing to size";
+const REWRITE_LOG: &str = "nginx's rewrite debug log has no counterpart";
+const CONNECTION: &str = "Ferry manages the upstream `Connection` header itself (keep-alive)";
+const SERVICE_UPSTREAM: &str = "not supported yet: Ferry sends to the Service's ready endpoints";
+const NOT_YET: &str = "not supported yet";
+
+use Support::{Applied, Ignored, Restricts};
+
+/// Every annotation, sorted by name.
+pub(crate) const KNOWN: &[Known] = &[
+    known("affinity", "affinity", Ignored(BALANCING)),
+    known("affinity-canary-behavior", "affinity", Ignored(BALANCING)),
+    known("affinity-mode", "affinity", Ignored(BALANCING)),
+    known("allowlist-source-range", "acl", Restricts(SOURCE_RANGES)),
+    known("app-root", "rewrite", Ignored(NOT_YET)),
+    known("auth-always-set-cookie", "authentication", Restricts(AUTH)),
+    known("auth-cache-duration", "authentication", Restricts(AUTH)),
+    known("auth-cache-key", "authentication", Restricts(AUTH)),
+    known("auth-keepalive", "authentication", Restricts(AUTH)),
+    known("auth-keepalive-requests", "authentication", Restricts(AUTH)),
+    known("auth-keepalive-share-vars", "authentication", Restricts(AUTH)),
+    known("auth-keepalive-timeout", "authentication", Restricts(AUTH)),
+    known("auth-method", "authentication", Restricts(AUTH)),
+    known("auth-proxy-set-headers", "authentication", Restricts(AUTH)),
+    known("auth-realm", "authentication", Restricts(AUTH)),
+    known("auth-request-redirect", "authentication", Restricts(AUTH)),
+    known("auth-response-headers", "authentication", Restricts(AUTH)),
+    known("auth-secret-type", "authentication", Restricts(AUTH)),
+    known("auth-signin", "authentication", Restricts(AUTH)),
+    known("auth-signin-redirect-param", "authentication", Restricts(AUTH)),
+    known("auth-snippet", "authentication", Ignored(SNIPPET)),
+    known("auth-tls-error-page", "authentication", Restricts(CLIENT_CERTS)),
+    known("auth-tls-match-cn", "authentication", Restricts(CLIENT_CERTS)),
+    known("auth-tls-pass-certificate-to-upstream", "authentication", Restricts(CLIENT_CERTS)),
+    known("auth-tls-secret", "authentication", Restricts(CLIENT_CERTS)),
+    known("auth-tls-verify-client", "authentication", Restricts(CLIENT_CERTS)),
+    known("auth-tls-verify-depth", "authentication", Restricts(CLIENT_CERTS)),
+    known("auth-type", "authentication", Restricts(AUTH)),
+    known("auth-url", "authentication", Restricts(AUTH)),
+    known("backend-protocol", "backend", Ignored(PROTOCOLS)),
+    known("canary", "canary", Ignored(NOT_YET)),
+    known("canary-by-cookie", "canary", Ignored(NOT_YET)),
+    known("canary-by-header", "canary", Ignored(NOT_YET)),
+    known("canary-by-header-pattern", "canary", Ignored(NOT_YET)),
+    known("canary-by-header-value", "canary", Ignored(NOT_YET)),
+    known("canary-weight", "canary", Ignored(NOT_YET)),
+    known("canary-weight-total", "canary", Ignored(NOT_YET)),
+    known("client-body-buffer-size", "backend", Ignored(NOT_YET)),
+    known("configuration-snippet", "snippets", Ignored(SNIPPET)),
+    known("connection-proxy-header", "backend", Ignored(CONNECTION)),
+    known("cors-allow-credentials", "cors", Ignored(NOT_YET)),
+    known("cors-allow-headers", "cors", Ignored(NOT_YET)),
+    known("cors-allow-methods", "cors", Ignored(NOT_YET)),
+    known("cors-allow-origin", "cors", Ignored(NOT_YET)),
+    known("cors-expose-headers", "cors", Ignored(NOT_YET)),
+    known("cors-max-age", "cors", Ignored(NOT_YET)),
+    known("custom-headers", "backend", Ignored(NOT_YET)),
+    known("custom-http-errors", "backend", Ignored(NOT_YET)),
+    known("default-backend", "backend", Ignored(NOT_YET)),
+    known("denylist-source-range", "acl", Restricts(SOURCE_RANGES)),
+    known("disable-proxy-intercept-errors", "backend", Ignored(NOT_YET)),
+    known("enable-access-log", "log", Applied),
+    known("enable-cors", "cors", Ignored(NOT_YET)),
+    known("enable-global-auth", "authentication", Ignored(GLOBAL_AUTH)),
+    known("enable-modsecurity", "modsecurity", Ignored(MODSECURITY)),
+    known("enable-opentelemetry", "opentelemetry", Ignored(TRACING)),
+    known("enable-owasp-core-rules", "modsecurity", Ignored(MODSECURITY)),
+    known("enable-rewrite-log", "log", Ignored(REWRITE_LOG)),
+    known("fastcgi-index", "fastcgi", Ignored(FASTCGI)),
+    known("fastcgi-params-configmap", "fastcgi", Ignored(FASTCGI)),
+    known("force-ssl-redirect", "rewrite", Ignored(NOT_YET)),
+    known("from-to-www-redirect", "redirect", Ignored(NOT_YET)),
+    known("http2-push-preload", "http2", Ignored(PUSH)),
+    known("limit-allowlist", "rate-limit", Restricts(LIMITS)),
+    known("limit-burst-multiplier", "rate-limit", Restricts(LIMITS)),
+    known("limit-connections", "rate-limit", Restricts(LIMITS)),
+    known("limit-rate", "rate-limit", Restricts(LIMITS)),
+    known("limit-rate-after", "rate-limit", Restricts(LIMITS)),
+    known("limit-rpm", "rate-limit", Restricts(LIMITS)),
+    known("limit-rps", "rate-limit", Restricts(LIMITS)),
+    known("limit-whitelist", "rate-limit", Restricts(LIMITS)),
+    known("load-balance", "backend", Ignored(BALANCING)),
+    known("mirror-host", "mirror", Ignored(MIRROR)),
+    known("mirror-request-body", "mirror", Ignored(MIRROR)),
+    known("mirror-target", "mirror", Ignored(MIRROR)),
+    known("modsecurity-snippet", "modsecurity", Ignored(SNIPPET)),
+    known("modsecurity-transaction-id", "modsecurity", Ignored(MODSECURITY)),
+    known("opentelemetry-operation-name", "opentelemetry", Ignored(TRACING)),
+    known("opentelemetry-trust-incoming-span", "opentelemetry", Ignored(TRACING)),
+    known("permanent-redirect", "redirect", Ignored(NOT_YET)),
+    known("permanent-redirect-code", "redirect", Ignored(NOT_YET)),
+    known("preserve-trailing-slash", "rewrite", Ignored(NOT_YET)),
+    known("proxy-body-size", "backend", Applied),
+    known("proxy-buffer-size", "backend", Ignored(BUFFERS)),
+    known("proxy-buffering", "backend", Ignored(NOT_YET)),
+    known("proxy-buffers-number", "backend", Ignored(BUFFERS)),
+    known("proxy-busy-buffers-size", "backend", Ignored(BUFFERS)),
+    known("proxy-connect-timeout", "backend", Applied),
+    known("proxy-cookie-domain", "backend", Ignored(NOT_YET)),
+    known("proxy-cookie-path", "backend", Ignored(NOT_YET)),
+    known("proxy-http-version", "backend", Ignored(NOT_YET)),
+    known("proxy-max-temp-file-size", "backend", Ignored(BUFFERS)),
+    known("proxy-next-upstream", "backend", Ignored(NOT_YET)),
+    known("proxy-next-upstream-timeout", "backend", Ignored(NOT_YET)),
+    known("proxy-next-upstream-tries", "backend", Applied),
+    known("proxy-read-timeout", "backend", Applied),
+    known("proxy-redirect-from", "backend", Ignored(NOT_YET)),
+    known("proxy-redirect-to", "backend", Ignored(NOT_YET)),
+    known("proxy-request-buffering", "backend", Ignored(NOT_YET)),
+    known("proxy-send-timeout", "backend", Applied),
+    known("proxy-ssl-ciphers", "proxy", Ignored(PROTOCOLS)),
+    known("proxy-ssl-name", "proxy", Ignored(PROTOCOLS)),
+    known("proxy-ssl-protocols", "proxy", Ignored(PROTOCOLS)),
+    known("proxy-ssl-secret", "proxy", Ignored(PROTOCOLS)),
+    known("proxy-ssl-server-name", "proxy", Ignored(PROTOCOLS)),
+    known("proxy-ssl-verify", "proxy", Ignored(PROTOCOLS)),
+    known("proxy-ssl-verify-depth", "proxy", Ignored(PROTOCOLS)),
+    known("relative-redirects", "redirect", Ignored(NOT_YET)),
+    known("rewrite-target", "rewrite", Ignored(NOT_YET)),
+    known("satisfy", "authentication", Restricts(AUTH)),
+    known("server-alias", "alias", Ignored(NOT_YET)),
+    known("server-snippet", "snippets", Ignored(SNIPPET)),
+    known("service-upstream", "backend", Ignored(SERVICE_UPSTREAM)),
+    known("session-cookie-change-on-failure", "affinity", Ignored(BALANCING)),
+    known("session-cookie-conditional-samesite-none", "affinity", Ignored(BALANCING)),
+    known("session-cookie-domain", "affinity", Ignored(BALANCING)),
+    known("session-cookie-expires", "affinity", Ignored(BALANCING)),
+    known("session-cookie-max-age", "affinity", Ignored(BALANCING)),
+    known("session-cookie-name", "affinity", Ignored(BALANCING)),
+    known("session-cookie-path", "affinity", Ignored(BALANCING)),
+    known("session-cookie-samesite", "affinity", Ignored(BALANCING)),
+    known("session-cookie-secure", "affinity", Ignored(BALANCING)),
+    known("ssl-ciphers", "backend", Ignored(PROTOCOLS)),
+    known("ssl-passthrough", "sslpassthrough", Ignored(PROTOCOLS)),
+    known("ssl-prefer-server-ciphers", "backend", Ignored(PROTOCOLS)),
+    known("ssl-redirect", "rewrite", Ignored(NOT_YET)),
+    known("stream-snippet", "snippets", Ignored(SNIPPET)),
+    known("temporal-redirect", "redirect", Ignored(NOT_YET)),
+    known("temporal-redirect-code", "redirect", Ignored(NOT_YET)),
+    known("upstream-hash-by", "backend", Ignored(BALANCING)),
+    known("upstream-hash-by-subset", "backend", Ignored(BALANCING)),
+    known("upstream-hash-by-subset-size", "backend", Ignored(BALANCING)),
+    known("upstream-vhost", "backend", Ignored(NOT_YET)),
+    known("use-port-in-redirects", "redirect", Ignored(NOT_YET)),
+    known("use-regex", "rewrite", Ignored(NOT_YET)),
+    known("whitelist-source-range", "acl", Restricts(SOURCE_RANGES)),
+    known("x-forwarded-prefix", "backend", Ignored(NOT_YET)),
+];
+
+/// The row of `name` (without the prefix).
+pub(crate) fn find(name: &str) -> Option<&'static Known> {
+    KNOWN.binary_search_by(|k| k.name.cmp(name)).ok().map(|i| &KNOWN[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_and_unique_so_lookup_works() {
+        assert!(KNOWN.windows(2).all(|w| w[0].name < w[1].name));
+        assert_eq!(find("proxy-body-size").map(|k| k.group), Some("backend"));
+        assert!(find("proxy-body-sizes").is_none());
+    }
+
+    #[test]
+    fn snippets_are_never_applied() {
+        for k in KNOWN.iter().filter(|k| k.name.ends_with("snippet")) {
+            assert_eq!(k.support, Ignored(SNIPPET), "{}", k.name);
+        }
+    }
+
+    #[test]
+    fn access_restrictions_close_until_applied() {
+        for k in KNOWN {
+            let restricting = k.name.starts_with("auth-")
+                || k.name.ends_with("-source-range")
+                || k.name.starts_with("limit-")
+                || k.name == "satisfy";
+            if restricting && !k.name.ends_with("snippet") {
+                assert!(matches!(k.support, Applied | Restricts(_)), "{} would fail open", k.name);
+            }
+        }
+    }
+}
