@@ -63,6 +63,23 @@ pub(crate) fn from_configmap(
             }),
             "enable-underscores-in-headers" => boolean(value).map(|on| s.client.underscores_in_headers = on),
             "ignore-invalid-headers" => boolean(value).map(|on| s.client.ignore_invalid_headers = on),
+            "use-forwarded-headers" => boolean(value).map(|on| s.forwarding.use_forwarded_headers = on),
+            "enable-real-ip" => boolean(value).map(|on| s.forwarding.enable_real_ip = on),
+            "compute-full-forwarded-for" => {
+                boolean(value).map(|on| s.forwarding.compute_full_forwarded_for = on)
+            }
+            "forwarded-for-header" => header_name(value).map(|name| s.forwarding.forwarded_for_header = name),
+            "proxy-real-ip-cidr" => match ingress_core::parse_cidrs(value) {
+                Ok(list) => {
+                    s.forwarding.trusted = list;
+                    Ok(())
+                }
+                // Trusting every peer on a typo would let any client choose its address.
+                Err(e) => {
+                    s.forwarding.trusted = Vec::new();
+                    Err(format!("{e}; no peer is trusted until it is fixed"))
+                }
+            },
             restriction if RESTRICTIONS.contains(&restriction) => {
                 if !value.is_empty() {
                     closing.push(key.as_str());
@@ -170,6 +187,15 @@ fn boolean(v: &str) -> Result<bool, String> {
     }
 }
 
+/// A header name (a token), lower-cased.
+fn header_name(v: &str) -> Result<String, String> {
+    if ingress_core::is_token(v) {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err("expected a header name such as `X-Forwarded-For`".into())
+    }
+}
+
 fn split_unit(v: &str) -> (&str, &str) {
     let at = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     (&v[..at], &v[at..])
@@ -242,6 +268,35 @@ mod tests {
         );
         assert_eq!(ignored.len(), 4, "{ignored:?}");
         assert_eq!(s.client, ingress_proxy::ClientLimits::default());
+    }
+
+    #[test]
+    fn forwarding_keys_as_ingress_nginx() {
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[
+                ("use-forwarded-headers", "true"),
+                ("compute-full-forwarded-for", "true"),
+                ("forwarded-for-header", "X-Client-IP"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8, 192.168.0.0/16"),
+            ]),
+        );
+        assert!(ignored.is_empty(), "{ignored:?}");
+        let f = &s.forwarding;
+        assert!(f.use_forwarded_headers && f.compute_full_forwarded_for && !f.enable_real_ip);
+        assert_eq!(f.forwarded_for_header, "x-client-ip");
+        assert_eq!(f.trusted.len(), 2);
+        assert_eq!(RuntimeSettings::default().forwarding.trusted, [ingress_core::Cidr::ANY_IPV4]);
+
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[("proxy-real-ip-cidr", "10.0.0.0/8,10.0.0.0/99")]),
+        );
+        assert_eq!(ignored.len(), 1);
+        assert!(s.forwarding.trusted.is_empty(), "a bad list trusts no one, not everyone");
+        let (_, ignored) =
+            from_configmap(&RuntimeSettings::default(), &data(&[("forwarded-for-header", "x y")]));
+        assert_eq!(ignored.len(), 1);
     }
 
     #[test]

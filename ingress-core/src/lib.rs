@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod build;
+mod cidr;
 mod endpoints;
 mod error;
 mod explain;
@@ -47,6 +48,7 @@ mod tls;
 mod uri;
 
 pub use build::{Built, TableBuilder};
+pub use cidr::{Cidr, InvalidCidr, canonical as canonical_ip, parse_cidrs};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
 pub use error::{Field, Reason, Rejection};
 pub use explain::{Decision, Explanation, HostCandidate, PathCandidate, Verdict};

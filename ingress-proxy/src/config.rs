@@ -106,6 +106,45 @@ pub struct RuntimeSettings {
     /// blocklists, global authentication) is asked for but not applied, so every routed request
     /// is answered `503` rather than served more openly than asked. Fail closed.
     pub closed: Option<String>,
+    /// Which forwarding headers from clients are believed, and how the proxy's are written.
+    pub forwarding: Forwarding,
+}
+
+/// How the client's address, scheme and host are found and forwarded: ingress-nginx's
+/// ConfigMap keys and defaults (in parentheses). By default nothing a client sends is
+/// believed: `X-Forwarded-For` and `X-Real-IP` are the peer's address, the scheme is the
+/// connection's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Believe `X-Forwarded-Proto`, `-Host` and `-Port` from clients, and take the client
+    /// address from the forwarded-for header of a trusted peer (`use-forwarded-headers`, off):
+    /// for a controller behind another proxy or load balancer.
+    pub use_forwarded_headers: bool,
+    /// Take the client address from the forwarded-for header of a trusted peer, without
+    /// believing the other forwarding headers (`enable-real-ip`, off).
+    pub enable_real_ip: bool,
+    /// The header the client address is read from, lower-case (`forwarded-for-header`,
+    /// `x-forwarded-for`).
+    pub forwarded_for_header: String,
+    /// With `use_forwarded_headers`: `X-Forwarded-For` going upstream is the client's list
+    /// with the peer appended, instead of the client address alone
+    /// (`compute-full-forwarded-for`, off).
+    pub compute_full_forwarded_for: bool,
+    /// The peers whose forwarded-for header is believed, and the hops skipped in it
+    /// (`proxy-real-ip-cidr`, `0.0.0.0/0`: every IPv4 peer, as in ingress-nginx).
+    pub trusted: Vec<ingress_core::Cidr>,
+}
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Self {
+            use_forwarded_headers: false,
+            enable_real_ip: false,
+            forwarded_for_header: "x-forwarded-for".into(),
+            compute_full_forwarded_for: false,
+            trusted: vec![ingress_core::Cidr::ANY_IPV4],
+        }
+    }
 }
 
 /// Limits on client connections and their requests, nginx's defaults as ingress-nginx sets
@@ -170,6 +209,7 @@ impl Default for RuntimeSettings {
             upstream_keepalive_timeout: Duration::from_secs(60),
             client: ClientLimits::default(),
             closed: None,
+            forwarding: Forwarding::default(),
         }
     }
 }

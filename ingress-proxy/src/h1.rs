@@ -49,6 +49,7 @@ use self::upload::Upload;
 use crate::config::{ClientLimits, RouteLimits, RuntimeSettings};
 use crate::handle::Shared;
 use crate::metrics::{ActiveRequest, Metrics};
+use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::log::{Finished, route_labels};
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
@@ -78,10 +79,6 @@ struct Conn {
     client: Stream,
     /// The peer address, for logs.
     peer: Option<SocketAddr>,
-    /// The client's IP address and the local port, formatted for the forwarding headers.
-    client_ip: Option<String>,
-    local_port: Option<String>,
-    tls: bool,
     /// Requests read on this connection.
     requests: u32,
     /// The request going upstream.
@@ -90,6 +87,24 @@ struct Conn {
     head: Vec<u8>,
     /// Bytes read from the upstream.
     upstream: BytesMut,
+}
+
+/// Where a connection comes from, formatted once for the forwarding headers of its requests.
+struct Peer {
+    addr: Option<SocketAddr>,
+    ip: String,
+    local_port: String,
+    tls: bool,
+}
+
+impl Peer {
+    fn connection(&self) -> Connection<'_> {
+        Connection {
+            peer: self.addr.map(|a| (a.ip(), self.ip.as_str())),
+            tls: self.tls,
+            port: &self.local_port,
+        }
+    }
 }
 
 /// What happens to the client connection after a request.
@@ -134,13 +149,16 @@ impl ServerApp for Front {
         let mut conn = Conn {
             client: stream,
             peer,
-            client_ip: peer.map(|a| a.ip().to_string()),
-            local_port: local_port.map(|p| p.to_string()),
-            tls,
             requests: 0,
             request: Vec::with_capacity(1024),
             head: Vec::with_capacity(1024),
             upstream: BytesMut::new(),
+        };
+        let from = Peer {
+            addr: peer,
+            ip: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+            local_port: local_port.map(|p| p.to_string()).unwrap_or_default(),
+            tls,
         };
         let mut buf = BytesMut::with_capacity(4096);
         // The first head's time counts from the accept, as nginx counts it.
@@ -158,7 +176,7 @@ impl ServerApp for Front {
                         || limits.keepalive_timeout.is_zero();
                     let replay = is_idempotent(head.method);
                     let mut upload = Upload::new(head.body, &buf[head.len..], replay, limits.body_timeout);
-                    let next = self.serve(&head, &mut upload, &settings, close, &mut conn).await;
+                    let next = self.serve(&head, &mut upload, &settings, close, &from, &mut conn).await;
                     if next == Next::Close {
                         // Bytes the client sent that were not read (a body, or requests it
                         // pipelined behind one the proxy answered last) would make the kernel
@@ -242,7 +260,7 @@ impl Front {
         let mut outcome = Outcome::default();
         answer(conn, status, true, false, &mut outcome).await;
         Finished {
-            client: conn.peer,
+            client: conn.peer.map(|a| a.ip()),
             host: "",
             method: "",
             path: "",
@@ -264,6 +282,7 @@ impl Front {
         upload: &mut Upload<'_>,
         settings: &RuntimeSettings,
         close: bool,
+        from: &Peer,
         conn: &mut Conn,
     ) -> Next {
         let started = Instant::now();
@@ -281,6 +300,9 @@ impl Front {
             BodyFraming::Length(n) => Some(n),
             BodyFraming::None | BodyFraming::Chunked => None,
         };
+        let connection = from.connection();
+        let sent = Sent::from_lines(&settings.forwarding, head.headers.iter().map(|h| (h.name, h.value)));
+        let client = identify(&settings.forwarding, connection, head.host, sent);
         let facts = Facts { host: head.host, target: head.origin_form, length: declared };
         let admitted = admit(snapshot.as_deref().map(|s| &*s.table), settings, &facts);
         upload.limit(admitted.limits.max_body_size);
@@ -288,12 +310,8 @@ impl Front {
         let next = match (admitted.answer, &admitted.route) {
             (None, Some(route)) => {
                 let edits = RequestEdits {
-                    client_ip: conn.client_ip.as_deref(),
-                    tls: conn.tls,
-                    port: conn.local_port.as_deref(),
-                    host: head.host,
+                    client: &client,
                     request_id,
-                    prior_forwarded_for: head.forwarded_for,
                     nominated: head.nominated(),
                     names: Names::of(&settings.client),
                     route: &route.policy.request_headers,
@@ -310,7 +328,7 @@ impl Front {
             }
         };
         Finished {
-            client: conn.peer,
+            client: client.ip,
             host: head.host,
             method: head.method,
             path: &admitted.path,

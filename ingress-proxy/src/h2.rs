@@ -14,6 +14,7 @@
 //! 8. [`ProxyHttp::fail_to_proxy`]: the status a failure becomes.
 //! 9. [`ProxyHttp::logging`]: metrics and the access log.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,10 +29,11 @@ use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
-use crate::config::{RouteLimits, RuntimeSettings};
+use crate::config::{Forwarding, RouteLimits, RuntimeSettings};
 use crate::handle::{Shared, Snapshot};
 use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::answer::{body_for, status_for};
+use crate::pipeline::client::{Client, Connection, Sent, identify};
 use crate::pipeline::edits::{
     Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
 };
@@ -62,6 +64,8 @@ pub(crate) struct Ctx {
     request_id: String,
     /// A status the proxy answered itself.
     local_status: Option<u16>,
+    /// The client's address (the real one, behind a trusted proxy), for the log.
+    client: Option<IpAddr>,
     connect_started: Option<Instant>,
     upstream_status: Option<u16>,
     body_bytes: u64,
@@ -179,6 +183,7 @@ impl ProxyHttp for H2 {
             connect_started: None,
             upstream_status: None,
             body_bytes: 0,
+            client: None,
             _active: ActiveRequest::start(&self.metrics),
         }
     }
@@ -195,6 +200,9 @@ impl ProxyHttp for H2 {
             None => String::from_utf8_lossy(&new_request_id()).into_owned(),
         };
         ctx.snapshot = self.shared.snapshot.load_full();
+        let (peer, port) = peer_text(session);
+        ctx.client = client_of(session, &ctx.settings.forwarding, &peer, &port).ip;
+        let req = session.req_header();
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let facts = Facts { host: request_host(req), target, length: content_length(req) };
         let snapshot = ctx.snapshot.clone();
@@ -248,19 +256,12 @@ impl ProxyHttp for H2 {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
-        let port = session.server_addr().and_then(|a| a.as_inet()).map(|a| a.port().to_string());
-        let req = session.req_header();
-        let host = request_host(req);
-        let prior = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(str::trim);
+        let (peer, port) = peer_text(session);
+        let client = client_of(session, &ctx.settings.forwarding, &peer, &port);
         let route = ctx.route();
         let edits = RequestEdits {
-            client_ip: client_ip.as_deref(),
-            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
-            port: port.as_deref(),
-            host,
+            client: &client,
             request_id: ctx.request_id.as_bytes(),
-            prior_forwarded_for: prior.filter(|p| !p.is_empty()),
             nominated: &[],
             names: Names::of(&ctx.settings.client),
             route: route.as_ref().map_or(&[], |r| &r.policy.request_headers),
@@ -357,7 +358,7 @@ impl ProxyHttp for H2 {
         let req = session.req_header();
         let route = ctx.route();
         Finished {
-            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            client: ctx.client,
             host: request_host(req),
             method: req.method.as_str(),
             path: &ctx.path,
@@ -371,4 +372,24 @@ impl ProxyHttp for H2 {
         }
         .record(&self.metrics, ctx.limits.access_log);
     }
+}
+
+/// The peer's address and the local port of `session`, as text.
+fn peer_text(session: &Session) -> (String, String) {
+    let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
+    let port = session.server_addr().and_then(|a| a.as_inet()).map(|a| a.port().to_string());
+    (peer.unwrap_or_default(), port.unwrap_or_default())
+}
+
+/// Who the client of `session` is (the pipeline's client phase), with its peer and port as
+/// [`peer_text`] gave them.
+fn client_of<'a>(session: &'a Session, forwarding: &Forwarding, peer: &'a str, port: &'a str) -> Client<'a> {
+    let req = session.req_header();
+    let connection = Connection {
+        peer: session.client_addr().and_then(|a| a.as_inet()).map(|a| (a.ip(), peer)),
+        tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+        port,
+    };
+    let lines = req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+    identify(forwarding, connection, request_host(req), Sent::from_lines(forwarding, lines))
 }

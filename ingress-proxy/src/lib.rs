@@ -55,7 +55,7 @@ mod sni;
 mod tls;
 mod upstream;
 
-pub use config::{ClientLimits, ProxyConfig, RouteLimits, RuntimeSettings, Timeouts};
+pub use config::{ClientLimits, Forwarding, ProxyConfig, RouteLimits, RuntimeSettings, Timeouts};
 pub use error::{Error, Result};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

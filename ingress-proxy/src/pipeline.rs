@@ -7,18 +7,21 @@
 //! 1. [`admit`]: the route and its policy, looked up once, and the answers the proxy gives
 //!    without an upstream (`400` for a target with no routable path, `404`, `413`, `503`).
 //! 2. [`Attempts::next`]: the endpoint of each attempt.
-//! 3. [`edits::RequestEdits`]: the header edits of the request going upstream (hop-by-hop and
+//! 3. [`client::identify`]: who the client is (address, scheme, host, port), from the
+//!    connection and, behind a trusted proxy, the forwarding headers.
+//! 4. [`edits::RequestEdits`]: the header edits of the request going upstream (hop-by-hop and
 //!    invalid names dropped, forwarding headers, the route's own edits), one list that each
 //!    driver writes in its own representation.
-//! 4. [`Attempts::connect_failed`] / [`Attempts::exchange_failed`]: after a failure, another
+//! 5. [`Attempts::connect_failed`] / [`Attempts::exchange_failed`]: after a failure, another
 //!    attempt or the status the request ends with.
-//! 5. [`edits::ResponseEdits`]: the route's edits of the response head.
-//! 6. [`log::Finished::record`]: metrics and the access log.
+//! 6. [`edits::ResponseEdits`]: the route's edits of the response head.
+//! 7. [`log::Finished::record`]: metrics and the access log.
 //!
 //! To change what a request gets, change it here (or in the route's policy, in `ingress-core`),
 //! never in a driver.
 
 pub(crate) mod answer;
+pub(crate) mod client;
 pub(crate) mod edits;
 pub(crate) mod log;
 

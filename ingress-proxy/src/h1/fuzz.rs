@@ -7,7 +7,9 @@
 //! `ingress_proxy::fuzz` when the feature is on.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
+use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{HOP_BY_HOP, Names, PROXY_OWNED, RequestEdits, ResponseEdits, is_valid_name};
 
 use super::chunks::{Chunks, LAST_CHUNK};
@@ -93,7 +95,7 @@ pub fn request_head(data: &[u8]) {
 fn summary<'a>(head: &'a Head<'a>) -> impl PartialEq + std::fmt::Debug + 'a {
     (
         (head.len, head.minor, head.method, head.origin_form, head.host, head.absolute, head.close),
-        (head.request_id, head.body, head.expect_continue, head.upgrade, head.forwarded_for),
+        (head.request_id, head.body, head.expect_continue, head.upgrade),
         (head.headers.len(), head.nominated()),
     )
 }
@@ -113,13 +115,25 @@ fn limits_only_refuse(parsed: &Parsed<'_>, small: &Parsed<'_>, data: &[u8]) {
 
 /// Writes `head` upstream as the engine does and checks what was written.
 fn upstream_request(head: &Head<'_>, names: Names, tls: bool) {
+    // Nothing trusted (the default), and every forwarding header believed from every peer.
+    let trusting = crate::config::Forwarding {
+        use_forwarded_headers: true,
+        compute_full_forwarded_for: tls,
+        ..crate::config::Forwarding::default()
+    };
+    for forwarding in [crate::config::Forwarding::default(), trusting] {
+        upstream_request_with(head, names, tls, &forwarding);
+    }
+}
+
+fn upstream_request_with(head: &Head<'_>, names: Names, tls: bool, forwarding: &crate::config::Forwarding) {
+    let port = if tls { "443" } else { "80" };
+    let connection = Connection { peer: Some((IpAddr::from([192, 0, 2, 1]), "192.0.2.1")), tls, port };
+    let sent = Sent::from_lines(forwarding, head.headers.iter().map(|h| (h.name, h.value)));
+    let client = identify(forwarding, connection, head.host, sent);
     let edits = RequestEdits {
-        client_ip: Some("192.0.2.1"),
-        tls,
-        port: Some(if tls { "443" } else { "80" }),
-        host: head.host,
+        client: &client,
         request_id: head.request_id.unwrap_or(REQUEST_ID),
-        prior_forwarded_for: head.forwarded_for,
         nominated: head.nominated(),
         names,
         route: &[],
@@ -180,7 +194,12 @@ fn upstream_request(head: &Head<'_>, names: Names, tls: bool) {
     assert_eq!(values(headers, "upgrade").count(), upgrade, "Upgrade lines: {}", show(&out));
     assert_eq!(values(headers, "connection").count(), upgrade, "Connection lines: {}", show(&out));
     for name in PROXY_OWNED {
-        let want = usize::from(name != "x-forwarded-host" || !head.host.is_empty());
+        let want = usize::from(match name {
+            "x-forwarded-host" => !client.host.is_empty(),
+            "x-original-forwarded-for" => client.original_forwarded_for.is_some(),
+            "x-original-forwarded-host" => client.original_forwarded_host.is_some(),
+            _ => true,
+        });
         assert_eq!(values(headers, name).count(), want, "{name} lines: {}", show(&out));
     }
 }

@@ -92,8 +92,6 @@ pub(crate) struct Head<'b> {
     /// not `h2c`).
     pub(crate) upgrade: Option<&'b str>,
     pub(crate) headers: &'b [httparse::Header<'b>],
-    /// The first `X-Forwarded-For`.
-    pub(crate) forwarded_for: Option<&'b str>,
     nominated: [&'b str; MAX_NOMINATED],
     nominated_len: usize,
 }
@@ -163,7 +161,6 @@ pub(crate) fn parse<'b>(buf: &'b [u8], slots: &'b mut HeaderSlots<'b>, limits: H
         expect_continue: false,
         upgrade: None,
         headers,
-        forwarded_for: None,
         nominated: [""; MAX_NOMINATED],
         nominated_len: 0,
     };
@@ -205,7 +202,7 @@ impl<'b> Head<'b> {
         let bad = |why| Err(Refusal { status: 400, why });
         let (mut hosts, mut length, mut chunked, mut expects) = (0, None::<u64>, false, 0);
         let mut encodings = 0;
-        let (mut connection_upgrade, mut upgrade, mut seen_id, mut seen_xff) = (false, None, false, false);
+        let (mut connection_upgrade, mut upgrade, mut seen_id) = (false, None, false);
         let (mut keep_alive, mut close) = (false, false);
         for h in self.headers {
             let name = h.name;
@@ -270,9 +267,6 @@ impl<'b> Head<'b> {
             } else if name.eq_ignore_ascii_case(X_REQUEST_ID) && !seen_id {
                 seen_id = true;
                 self.request_id = usable_request_id(h.value);
-            } else if name.eq_ignore_ascii_case("x-forwarded-for") && !seen_xff {
-                seen_xff = true;
-                self.forwarded_for = visible(h.value).map(str::trim).filter(|v| !v.is_empty());
             }
         }
         match encodings {
@@ -342,10 +336,7 @@ mod tests {
         let h = head(raw);
         assert_eq!((h.method, h.origin_form, h.host), ("GET", "/a/b?q=1", "Demo.example.com:8080"));
         assert_eq!((h.minor, h.close, h.absolute, h.body), (1, false, false, BodyFraming::None));
-        assert_eq!(
-            (h.request_id, h.forwarded_for, h.nominated()),
-            (Some(&b"rid"[..]), Some("203.0.113.9"), &["X-Secret"][..])
-        );
+        assert_eq!((h.request_id, h.nominated()), (Some(&b"rid"[..]), &["X-Secret"][..]));
         assert_eq!(&raw[h.len..], b"GET /next");
 
         let h = head(

@@ -58,13 +58,20 @@ mod tests {
         let Parsed::Request(head) = parse(raw, &mut slots, HeadLimits { line: 8192, total: 32768 }) else {
             panic!("refused")
         };
-        let edits = RequestEdits {
-            client_ip: Some("10.0.0.9"),
+        let forwarding = crate::config::Forwarding::default();
+        let connection = crate::pipeline::client::Connection {
+            peer: Some((std::net::IpAddr::from([10, 0, 0, 9]), "10.0.0.9")),
             tls: true,
-            port: Some("443"),
-            host: head.host,
+            port: "443",
+        };
+        let sent = crate::pipeline::client::Sent::from_lines(
+            &forwarding,
+            head.headers.iter().map(|h| (h.name, h.value)),
+        );
+        let client = crate::pipeline::client::identify(&forwarding, connection, head.host, sent);
+        let edits = RequestEdits {
+            client: &client,
             request_id: head.request_id.unwrap_or(b"rid"),
-            prior_forwarded_for: head.forwarded_for,
             nominated: head.nominated(),
             names: crate::pipeline::edits::Names { underscores: false, ignore_invalid: true },
             route,
@@ -85,9 +92,10 @@ mod tests {
         assert_eq!(
             up,
             "GET /a/b?q=1 HTTP/1.1\r\nHost: Demo.example.com:8080\r\nAccept: */*\r\n\
-             x-forwarded-for: 203.0.113.9, 10.0.0.9\r\nx-real-ip: 10.0.0.9\r\nx-forwarded-proto: https\r\n\
+             x-real-ip: 10.0.0.9\r\nx-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\n\
              x-forwarded-scheme: https\r\nx-scheme: https\r\n\
-             x-forwarded-host: Demo.example.com:8080\r\nx-forwarded-port: 443\r\nx-request-id: rid\r\n\r\n"
+             x-forwarded-host: Demo.example.com:8080\r\nx-forwarded-port: 443\r\n\
+             x-original-forwarded-for: 203.0.113.9\r\nx-request-id: rid\r\n\r\n"
         );
     }
 

@@ -16,6 +16,8 @@
 
 use ingress_core::{HeaderAction, HeaderOp};
 
+use super::client::Client;
+
 /// `X-Request-ID`: kept from the client when present, so a trace spans hops.
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 
@@ -42,8 +44,10 @@ pub(crate) const HOP_BY_HOP: [&str; 12] = [
 
 /// Request headers the proxy sets itself, whatever the client sent (ingress-nginx sets the
 /// same ones).
-pub(crate) const PROXY_OWNED: [&str; 8] = [
+pub(crate) const PROXY_OWNED: [&str; 10] = [
     "x-forwarded-for",
+    "x-original-forwarded-for",
+    "x-original-forwarded-host",
     "x-real-ip",
     "x-forwarded-proto",
     "x-forwarded-scheme",
@@ -90,18 +94,10 @@ impl Names {
 /// The edits of a request going upstream.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestEdits<'a> {
-    /// The client's IP address, as text (`X-Forwarded-For`, `X-Real-IP`).
-    pub(crate) client_ip: Option<&'a str>,
-    /// Whether the client connected over TLS (`X-Forwarded-Proto`).
-    pub(crate) tls: bool,
-    /// The local port the client connected to, as text (`X-Forwarded-Port`).
-    pub(crate) port: Option<&'a str>,
-    /// The host the request is for (`X-Forwarded-Host`).
-    pub(crate) host: &'a str,
+    /// Who the client is (the forwarding headers).
+    pub(crate) client: &'a Client<'a>,
     /// The request's id (`X-Request-ID`).
     pub(crate) request_id: &'a [u8],
-    /// The client's first `X-Forwarded-For`, which the proxy appends to.
-    pub(crate) prior_forwarded_for: Option<&'a str>,
     /// Headers the client's `Connection` nominated as hop-by-hop.
     pub(crate) nominated: &'a [&'a str],
     /// Which client header names are forwarded at all.
@@ -130,22 +126,28 @@ impl RequestEdits<'_> {
                 line(name, value);
             }
         };
-        if let Some(ip) = self.client_ip {
-            match self.prior_forwarded_for {
-                Some(prior) => own("x-forwarded-for", &[prior.as_bytes(), b", ", ip.as_bytes()]),
-                None => own("x-forwarded-for", &[ip.as_bytes()]),
-            }
-            own("x-real-ip", &[ip.as_bytes()]);
+        let client = self.client;
+        if !client.ip_text.is_empty() {
+            own("x-real-ip", &[client.ip_text.as_bytes()]);
         }
-        let scheme: &[u8] = if self.tls { b"https" } else { b"http" };
+        if !client.forwarded_for.is_empty() {
+            own("x-forwarded-for", &[client.forwarded_for.as_bytes()]);
+        }
+        let scheme = client.scheme.as_bytes();
         own("x-forwarded-proto", &[scheme]);
         own("x-forwarded-scheme", &[scheme]);
         own("x-scheme", &[scheme]);
-        if !self.host.is_empty() {
-            own("x-forwarded-host", &[self.host.as_bytes()]);
+        if !client.host.is_empty() {
+            own("x-forwarded-host", &[client.host.as_bytes()]);
         }
-        if let Some(port) = self.port {
-            own("x-forwarded-port", &[port.as_bytes()]);
+        if !client.port.is_empty() {
+            own("x-forwarded-port", &[client.port.as_bytes()]);
+        }
+        if let Some(original) = &client.original_forwarded_for {
+            own("x-original-forwarded-for", &[original.as_bytes()]);
+        }
+        if let Some(original) = client.original_forwarded_host {
+            own("x-original-forwarded-host", &[original.as_bytes()]);
         }
         own(X_REQUEST_ID, &[self.request_id]);
         route_lines(self.route, line);
@@ -220,14 +222,23 @@ mod tests {
         out
     }
 
-    fn edits<'a>(route: &'a [HeaderOp], nominated: &'a [&'a str]) -> RequestEdits<'a> {
+    fn client() -> Client<'static> {
+        use super::super::client::{Connection, Sent, identify};
+        let forwarding = crate::config::Forwarding::default();
+        let connection =
+            Connection { peer: Some(("10.1.2.3".parse().unwrap(), "10.1.2.3")), tls: false, port: "8080" };
+        let sent = Sent::from_lines(&forwarding, [("X-Forwarded-For", &b"203.0.113.9"[..])].into_iter());
+        identify(&forwarding, connection, "demo.example.com", sent)
+    }
+
+    fn edits<'a>(
+        client: &'a Client<'a>,
+        route: &'a [HeaderOp],
+        nominated: &'a [&'a str],
+    ) -> RequestEdits<'a> {
         RequestEdits {
-            client_ip: Some("10.1.2.3"),
-            tls: false,
-            host: "demo.example.com",
-            port: Some("8080"),
+            client,
             request_id: b"abc",
-            prior_forwarded_for: Some("203.0.113.9"),
             nominated,
             names: Names { underscores: false, ignore_invalid: true },
             route,
@@ -235,18 +246,20 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_headers_append_and_replace() {
-        let e = edits(&[], &["x-secret"]);
+    fn forwarding_headers_replace_the_clients() {
+        let client = client();
+        let e = edits(&client, &[], &["x-secret"]);
         assert_eq!(
             lines(&e),
             [
-                "x-forwarded-for: 203.0.113.9, 10.1.2.3",
                 "x-real-ip: 10.1.2.3",
+                "x-forwarded-for: 10.1.2.3",
                 "x-forwarded-proto: http",
                 "x-forwarded-scheme: http",
                 "x-scheme: http",
                 "x-forwarded-host: demo.example.com",
                 "x-forwarded-port: 8080",
+                "x-original-forwarded-for: 203.0.113.9",
                 "x-request-id: abc",
             ]
         );
@@ -257,6 +270,7 @@ mod tests {
             "Proxy",
             "X-Real-IP",
             "X-Scheme",
+            "X-Original-Forwarded-For",
             "x-secret",
             "X_Real_IP",
             "x.y",
@@ -281,7 +295,8 @@ mod tests {
             HeaderOp::remove("x-request-id").unwrap(),
             HeaderOp::append("accept", "*/*").unwrap(),
         ];
-        let e = edits(&route, &[]);
+        let client = client();
+        let e = edits(&client, &route, &[]);
         let got = lines(&e);
         assert!(got.contains(&"x-forwarded-proto: https".to_owned()), "{got:?}");
         assert!(!got.iter().any(|l| l.starts_with("x-forwarded-proto: http\u{0}")));

@@ -1,6 +1,6 @@
 //! The last phase: a finished request counted in the metrics and written to the access log.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ingress_core::{MatchedBy, Route};
@@ -14,7 +14,8 @@ pub const ACCESS_LOG_TARGET: &str = "ingress_proxy::access";
 /// A finished request, as metrics and the access log see it (whichever driver served it).
 #[derive(Debug)]
 pub(crate) struct Finished<'a> {
-    pub(crate) client: Option<SocketAddr>,
+    /// The client's address (the real one, behind a trusted proxy).
+    pub(crate) client: Option<IpAddr>,
     pub(crate) host: &'a str,
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,

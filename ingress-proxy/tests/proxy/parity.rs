@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ingress_core::{BodyLimit, HeaderOp, RoutePolicy};
-use ingress_proxy::{DEFAULT_BACKEND_BODY, ProxyHandle};
+use ingress_proxy::{DEFAULT_BACKEND_BODY, Forwarding, ProxyHandle, RuntimeSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -206,7 +206,10 @@ fn rows() -> Vec<Row> {
             },
             check: |env, t, got| {
                 assert_eq!(got.status, 200);
-                assert_eq!(got.echoed("x-forwarded-for").as_deref(), Some("203.0.113.9, 127.0.0.1"));
+                // As ingress-nginx: replaced by the peer's address (nothing is trusted by
+                // default), with what the client sent passed on as X-Original-Forwarded-For.
+                assert_eq!(got.echoed("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+                assert_eq!(got.echoed("x-original-forwarded-for").as_deref(), Some("203.0.113.9"));
                 assert_eq!(got.echoed("x-real-ip").as_deref(), Some("127.0.0.1"));
                 let scheme = if t.tls() { "https" } else { "http" };
                 for name in ["x-forwarded-proto", "x-forwarded-scheme", "x-scheme"] {
@@ -350,11 +353,54 @@ async fn run(transport: Transport) {
         (&f["namespace"], &f["ingress"], &f["service"]),
         (&"test".into(), &"parity".into(), &"svc-p".into())
     );
-    assert!(f["client"].as_str().unwrap_or("").starts_with("127.0.0.1:"), "{f}");
+    assert_eq!(f["client"], "127.0.0.1", "{f}");
     assert!(f["bytes"].as_u64().unwrap_or(0) > 0, "{f}");
     // The warm-up request of the kept-alive transports counts too.
     let warm = u64::from(matches!(transport, Transport::KeepAlive | Transport::Tls));
     assert_eq!(requests_total(&env, transport.method()).await, before + 1 + warm, "{transport:?}: metric");
+
+    behind_a_trusted_proxy(&env, transport).await;
+}
+
+/// With `use-forwarded-headers` and the peer trusted, the client address comes from the
+/// forwarded-for list (trusted hops skipped) and the scheme from `X-Forwarded-Proto`; the
+/// access log shows that address.
+async fn behind_a_trusted_proxy(env: &Env, transport: Transport) {
+    let handle = &env.proxy.handle;
+    let before = (*handle.settings()).clone();
+    let forwarding = Forwarding {
+        use_forwarded_headers: true,
+        trusted: ingress_core::parse_cidrs("127.0.0.1/32, 10.0.0.0/8").unwrap(),
+        ..Forwarding::default()
+    };
+    handle.set_settings(RuntimeSettings { forwarding, ..before.clone() });
+    let id = format!("parity-trusted-{transport:?}");
+    let ask = Ask {
+        headers: pairs(&[
+            ("x-forwarded-for", "198.51.100.7, 192.0.2.44, 10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "public.example"),
+            ("x-request-id", &id),
+        ]),
+        ..ask("p.test", "/headers")
+    };
+    let got = send(env, transport, &ask).await;
+    handle.set_settings(before);
+    assert_eq!(got.status, 200, "{transport:?}");
+    assert_eq!(got.echoed("x-real-ip").as_deref(), Some("192.0.2.44"), "{transport:?}: {}", got.text());
+    assert_eq!(got.echoed("x-forwarded-for").as_deref(), Some("192.0.2.44"), "{transport:?}");
+    assert_eq!(got.echoed("x-forwarded-proto").as_deref(), Some("https"), "{transport:?}");
+    assert_eq!(got.echoed("x-forwarded-host").as_deref(), Some("public.example"), "{transport:?}");
+    let mut line = None;
+    for _ in 0..50 {
+        line = log_line_for(&id);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = line.unwrap_or_else(|| panic!("{transport:?}: no access log line"));
+    assert_eq!(line["fields"]["client"], "192.0.2.44", "{transport:?}: {line}");
 }
 
 /// `ferry_requests_total` of the parity route's 2xx answers to `method`.

@@ -202,7 +202,8 @@ async fn forwarding_headers_and_request_id() {
         .unwrap();
     let text = Conn::open(proxy.http).await.send(req).await.text();
     assert_eq!(header(&text, "host"), "h.example.com");
-    assert_eq!(header(&text, "x-forwarded-for"), "203.0.113.7, 127.0.0.1");
+    assert_eq!(header(&text, "x-forwarded-for"), "127.0.0.1", "replaced, as ingress-nginx does");
+    assert_eq!(header(&text, "x-original-forwarded-for"), "203.0.113.7");
     assert_eq!(header(&text, "x-real-ip"), "127.0.0.1");
     assert_eq!(header(&text, "x-forwarded-proto"), "http");
     assert_eq!(header(&text, "x-forwarded-host"), "h.example.com");
