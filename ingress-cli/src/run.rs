@@ -47,7 +47,11 @@ pub(crate) async fn client(source: &SourceArgs) -> anyhow::Result<kube::Client> 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let proxy_config = proxy_config(args);
     ensure_free(&proxy_config)?;
-    let base = RuntimeSettings { access_log: args.access_log == Switch::On, ..RuntimeSettings::default() };
+    let base = RuntimeSettings {
+        access_log: args.access_log == Switch::On,
+        https: ingress_proxy::HttpsSettings { https_port: args.https_port, ..Default::default() },
+        ..RuntimeSettings::default()
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

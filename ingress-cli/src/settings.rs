@@ -22,6 +22,37 @@ const RESTRICTIONS: [&str; 6] = [
     "global-auth-url",
 ];
 
+/// ingress-nginx's HSTS keys, gathered before they make one header value.
+struct Hsts {
+    enabled: bool,
+    max_age: String,
+    include_subdomains: bool,
+    preload: bool,
+}
+
+impl Default for Hsts {
+    fn default() -> Self {
+        Self { enabled: true, max_age: "31536000".into(), include_subdomains: true, preload: false }
+    }
+}
+
+impl Hsts {
+    /// The `Strict-Transport-Security` value, as ingress-nginx's Lua writes it.
+    fn header(&self) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let mut value = format!("max-age={}", self.max_age);
+        if self.include_subdomains {
+            value.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            value.push_str("; preload");
+        }
+        Some(value)
+    }
+}
+
 /// One key that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ignored {
@@ -39,6 +70,7 @@ pub(crate) fn from_configmap(
     s.max_body_size = Some(DEFAULT_BODY_SIZE);
     let mut ignored = Vec::new();
     let mut closing = Vec::new();
+    let mut hsts = Hsts::default();
     for (key, value) in data {
         let value = value.trim();
         let applied = match key.as_str() {
@@ -80,6 +112,30 @@ pub(crate) fn from_configmap(
                     Err(format!("{e}; no peer is trusted until it is fixed"))
                 }
             },
+            "ssl-redirect" => boolean(value).map(|on| s.https.ssl_redirect = on),
+            "force-ssl-redirect" => boolean(value).map(|on| s.https.force_ssl_redirect = on),
+            "http-redirect-code" => match value.parse::<u16>() {
+                Ok(code @ (301 | 302 | 307 | 308)) => {
+                    s.https.redirect_code = code;
+                    Ok(())
+                }
+                _ => Err("expected 301, 302, 307 or 308".to_owned()),
+            },
+            "no-tls-redirect-locations" => {
+                s.https.no_redirect_locations =
+                    value.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+                Ok(())
+            }
+            "hsts" => boolean(value).map(|on| hsts.enabled = on),
+            "hsts-max-age" => match value.parse::<u64>() {
+                Ok(_) => {
+                    hsts.max_age = value.to_owned();
+                    Ok(())
+                }
+                Err(_) => Err("expected whole seconds".to_owned()),
+            },
+            "hsts-include-subdomains" => boolean(value).map(|on| hsts.include_subdomains = on),
+            "hsts-preload" => boolean(value).map(|on| hsts.preload = on),
             restriction if RESTRICTIONS.contains(&restriction) => {
                 if !value.is_empty() {
                     closing.push(key.as_str());
@@ -94,6 +150,7 @@ pub(crate) fn from_configmap(
             ignored.push(Ignored { key: key.clone(), reason: format!("value `{value}`: {reason}") });
         }
     }
+    s.https.hsts = hsts.header();
     if !closing.is_empty() {
         s.closed = Some(format!("ConfigMap access restriction not applied: {}", closing.join(", ")));
     }
@@ -297,6 +354,36 @@ mod tests {
         let (_, ignored) =
             from_configmap(&RuntimeSettings::default(), &data(&[("forwarded-for-header", "x y")]));
         assert_eq!(ignored.len(), 1);
+    }
+
+    #[test]
+    fn https_redirect_and_hsts_keys() {
+        let (s, ignored) = from_configmap(&RuntimeSettings::default(), &BTreeMap::new());
+        assert!(ignored.is_empty());
+        assert_eq!(s.https.hsts.as_deref(), Some("max-age=31536000; includeSubDomains"));
+        assert!(s.https.ssl_redirect && !s.https.force_ssl_redirect);
+        assert_eq!(s.https.redirect_code, 308);
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[
+                ("hsts-max-age", "600"),
+                ("hsts-include-subdomains", "false"),
+                ("hsts-preload", "true"),
+                ("http-redirect-code", "301"),
+                ("no-tls-redirect-locations", "/a, /b"),
+                ("force-ssl-redirect", "true"),
+            ]),
+        );
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(s.https.hsts.as_deref(), Some("max-age=600; preload"));
+        assert_eq!((s.https.redirect_code, s.https.force_ssl_redirect), (301, true));
+        assert_eq!(s.https.no_redirect_locations, ["/a", "/b"]);
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[("hsts", "false"), ("http-redirect-code", "303"), ("hsts-max-age", "1y")]),
+        );
+        assert_eq!(ignored.len(), 2, "{ignored:?}");
+        assert_eq!((s.https.hsts, s.https.redirect_code), (None, 308));
     }
 
     #[test]

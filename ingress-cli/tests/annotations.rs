@@ -117,6 +117,77 @@ fn annotations_shape_requests_and_access_restrictions_fail_closed() -> Result<()
     Ok(())
 }
 
+/// A response's header, from a raw HTTP/1.1 exchange.
+fn head_of(port: u16, host: &str, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    Ok(raw.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase())
+}
+
+#[test]
+fn redirect_annotations_and_the_default_https_redirect() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo_backend("echo"))]))?;
+    // A TLS section without a Secret: the host is still served over TLS (default
+    // certificate), so plain HTTP is redirected, as ingress-nginx does.
+    let with_tls = |doc: String, host: &str| format!("{doc}  tls:\n  - hosts: [{host}]\n");
+    write_ingresses(
+        &dir,
+        &[
+            with_tls(ingress("secure", "secure.test", "echo", &[]), "secure.test"),
+            with_tls(ingress("opt-out", "optout.test", "echo", &[("ssl-redirect", "false")]), "optout.test"),
+            ingress(
+                "forced",
+                "forced.test",
+                "echo",
+                &[("force-ssl-redirect", "true"), ("preserve-trailing-slash", "true")],
+            ),
+            ingress("plain", "plain.test", "echo", &[("app-root", "/app1")]),
+            ingress(
+                "moved",
+                "moved.test",
+                "echo",
+                &[
+                    ("permanent-redirect", "https://new.example.com/landing"),
+                    ("permanent-redirect-code", "308"),
+                ],
+            ),
+            ingress(
+                "bad",
+                "bad.test",
+                "echo",
+                &[("permanent-redirect", "https://x.test/%0d%0aSet-Cookie:a=b")],
+            ),
+        ],
+    )?;
+    let c = start(&dir)?;
+    let h = head_of(c.http, "secure.test:8080", "/cart/?id=7/")?;
+    assert!(h.starts_with("http/1.1 308"), "{h}");
+    assert!(h.contains("\r\nlocation: https://secure.test/cart/?id=7\r\n"), "{h}");
+    assert_eq!(get(c.http, "optout.test", "/")?.status, 200, "ssl-redirect: false");
+    let h = head_of(c.http, "forced.test", "/a/")?;
+    assert!(h.starts_with("http/1.1 308") && h.contains("location: https://forced.test/a/\r\n"), "{h}");
+    assert_eq!(get(c.http, "plain.test", "/x")?.status, 200, "no TLS, no redirect");
+    let h = head_of(c.http, "plain.test", "/")?;
+    assert!(h.starts_with("http/1.1 302") && h.contains("location: http://plain.test/app1\r\n"), "{h}");
+    let h = head_of(c.http, "moved.test", "/anything")?;
+    assert!(
+        h.starts_with("http/1.1 308") && h.contains("location: https://new.example.com/landing\r\n"),
+        "{h}"
+    );
+    // A rejected URL is never sent: the route is served as if it had none.
+    let h = head_of(c.http, "bad.test", "/")?;
+    assert!(h.starts_with("http/1.1 200") && !h.contains("set-cookie"), "{h}");
+    Ok(())
+}
+
 #[test]
 fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Result<()> {
     let tmp = tempfile::tempdir()?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use support::cluster::{ApiServer, create, delete, namespace, replace, slice};
-use support::{Controller, echo_backend, eventually, get, served_cn};
+use support::{Controller, echo_backend, eventually, get, get_tls, served_cn};
 
 fn demo_file(name: &str, ns: &str) -> Result<String> {
     let path = format!("{}/../examples/demo/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -93,7 +93,12 @@ async fn seed_tutorial_through_the_proxy() -> Result<()> {
     assert_eq!((r.status, r.body.as_str()), (404, "default backend - 404"));
     // curl https://webapp.example.com:30443/ -k
     assert_eq!(served_cn(c.https, Some("webapp.example.com"))?, "webapp.example.com");
-    assert_eq!(get(c.http, "webapp.example.com", "/")?.body, "backend=webapp path=/");
+    let (r, head) = get_tls(c.https, "webapp.example.com", "/")?;
+    assert_eq!((r.status, r.body.as_str()), (200, "backend=webapp path=/"));
+    assert!(head.contains("\r\nstrict-transport-security: max-age=31536000; includesubdomains"), "{head}");
+    // … and over plain HTTP the TLS host is redirected to HTTPS, as ingress-nginx does.
+    let r = get(c.http, "webapp.example.com", "/")?;
+    assert_eq!(r.status, 308, "{r:?}");
     // kubectl get ingress shows the ADDRESS.
     eventually(Duration::from_secs(20), || {
         let out = api.kubectl(&[

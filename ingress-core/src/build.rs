@@ -186,6 +186,8 @@ struct HostAcc<'a> {
     pattern: HostPattern,
     routes: Vec<PendingRoute<'a>>,
     default: Option<Target>,
+    /// An Ingress with a TLS section has a rule for this host.
+    tls: bool,
 }
 
 struct State<'a, 'e> {
@@ -254,7 +256,7 @@ impl<'a, 'e> State<'a, 'e> {
         }
         let h = index(self.hosts.len());
         self.host_index.insert(pattern.clone(), h);
-        self.hosts.push(HostAcc { pattern, routes: Vec::with_capacity(paths), default: None });
+        self.hosts.push(HostAcc { pattern, routes: Vec::with_capacity(paths), default: None, tls: false });
         h
     }
 
@@ -341,6 +343,11 @@ impl<'a, 'e> State<'a, 'e> {
                     rule: ri,
                     index: index(pi),
                 });
+            }
+        }
+        if ing.tls_section || !ing.tls.is_empty() {
+            for &h in &rule_hosts {
+                self.hosts[h as usize].tls = true;
             }
         }
         self.add_tls(ing, &rule_hosts);

@@ -57,7 +57,9 @@ pub use model::{
     BackendRef, CertificateRef, HostRule, Ingress, Origin, PathRule, PathType, PortRef, Service, ServicePort,
     TlsRule,
 };
-pub use policy::{BodyLimit, HeaderAction, HeaderOp, InvalidHeader, RESERVED_HEADERS, RoutePolicy, is_token};
+pub use policy::{
+    BodyLimit, HeaderAction, HeaderOp, InvalidHeader, RESERVED_HEADERS, Redirect, RoutePolicy, is_token,
+};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};
 pub use uri::{InvalidTarget, normalize_path};

@@ -247,12 +247,23 @@ pub struct Ingress {
     pub tls: Vec<TlsRule>,
     /// What the Ingress's routes (its paths and its default backend) do besides routing.
     pub policy: Arc<RoutePolicy>,
+    /// The Ingress has a TLS section, even if none of its entries made it into `tls` (no
+    /// Secret, a bad one): its rule hosts are served over TLS all the same (with the default
+    /// certificate), as ingress-nginx serves them. See [`RouteTable::serves_tls`](crate::RouteTable::serves_tls).
+    pub tls_section: bool,
 }
 
 impl Ingress {
     /// An Ingress with no rules yet.
     pub fn new(origin: Origin) -> Self {
-        Self { origin, default_backend: None, rules: Vec::new(), tls: Vec::new(), policy: Arc::default() }
+        Self {
+            origin,
+            default_backend: None,
+            rules: Vec::new(),
+            tls: Vec::new(),
+            policy: Arc::default(),
+            tls_section: false,
+        }
     }
 
     /// The same Ingress with one more host rule.
@@ -273,6 +284,13 @@ impl Ingress {
     #[must_use]
     pub fn policy(mut self, policy: RoutePolicy) -> Self {
         self.policy = Arc::new(policy);
+        self
+    }
+
+    /// The same Ingress, marked as having a TLS section ([`Ingress::tls_section`]).
+    #[must_use]
+    pub fn with_tls_section(mut self) -> Self {
+        self.tls_section = true;
         self
     }
 

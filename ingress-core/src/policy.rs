@@ -55,6 +55,53 @@ pub struct RoutePolicy {
     /// ranges, client certificates, limits) is asked for but cannot be applied, so every
     /// request is answered `503` rather than served more openly than asked. Fail closed.
     pub closed: Option<String>,
+    /// Every request is answered with this redirect instead of being proxied
+    /// (`permanent-redirect`, `temporal-redirect`).
+    pub redirect: Option<Redirect>,
+    /// Requests for `/` are redirected (`302`) to this path on the same host (`app-root`).
+    pub app_root: Option<String>,
+    /// Whether plain HTTP requests are redirected to HTTPS on hosts served over TLS
+    /// (`ssl-redirect`); `None` follows the global setting.
+    pub ssl_redirect: Option<bool>,
+    /// Whether plain HTTP requests are redirected to HTTPS on every host
+    /// (`force-ssl-redirect`); `None` follows the global setting.
+    pub force_ssl_redirect: Option<bool>,
+    /// Whether the HTTPS redirect keeps a trailing `/` of the target (`preserve-trailing-slash`;
+    /// ingress-nginx drops it by default).
+    pub preserve_trailing_slash: bool,
+    /// Whether the HTTPS redirect names the proxy's HTTPS port (`use-port-in-redirects`).
+    pub use_port_in_redirects: bool,
+}
+
+/// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
+/// header (no control characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    code: u16,
+    location: Box<str>,
+}
+
+impl Redirect {
+    /// A redirect with `code` (a 3xx status) to `location`.
+    pub fn new(code: u16, location: &str) -> Result<Self, InvalidHeader> {
+        if !(300..=399).contains(&code)
+            || location.is_empty()
+            || !location.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(InvalidHeader::Value("location".into()));
+        }
+        Ok(Self { code, location: location.into() })
+    }
+
+    /// The status.
+    pub fn code(&self) -> u16 {
+        self.code
+    }
+
+    /// Where to.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
 }
 
 impl RoutePolicy {
@@ -89,6 +136,24 @@ impl RoutePolicy {
         }
         if let Some(on) = self.access_log {
             out.push(format!("access log {}", if on { "on" } else { "off" }));
+        }
+        if let Some(r) = &self.redirect {
+            out.push(format!("every request redirected: {} {}", r.code(), r.location()));
+        }
+        if let Some(root) = &self.app_root {
+            out.push(format!("`/` redirected (302) to {root}"));
+        }
+        if let Some(on) = self.ssl_redirect {
+            out.push(format!("HTTPS redirect on hosts with TLS {}", if on { "on" } else { "off" }));
+        }
+        if let Some(on) = self.force_ssl_redirect {
+            out.push(format!("HTTPS redirect on every host {}", if on { "on" } else { "off" }));
+        }
+        if self.preserve_trailing_slash {
+            out.push("HTTPS redirect keeps a trailing slash".to_owned());
+        }
+        if self.use_port_in_redirects {
+            out.push("HTTPS redirect names the HTTPS port".to_owned());
         }
         out.extend(self.request_headers.iter().map(|op| format!("request: {op}")));
         out.extend(self.response_headers.iter().map(|op| format!("response: {op}")));

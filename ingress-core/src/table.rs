@@ -130,6 +130,8 @@ pub(crate) struct HostEntry {
     pub(crate) name: Span,
     pub(crate) routes: (u32, u32),
     pub(crate) default: Option<Target>,
+    /// Whether the host is served over TLS (see [`RouteTable::serves_tls`]).
+    pub(crate) tls: bool,
 }
 
 /// One compiled path rule.
@@ -229,6 +231,14 @@ impl RouteTable {
             }
         }
         self.fallback()
+    }
+
+    /// Whether `host` (as [`RouteTable::lookup`] takes it) is one of the hosts served over TLS:
+    /// a host (exact or wildcard) that an Ingress with a TLS section has a rule for, whatever
+    /// its certificate (ingress-nginx's "server with a certificate"). Plain HTTP requests for
+    /// these hosts are redirected to HTTPS under `ssl-redirect`.
+    pub fn serves_tls(&self, host: &str) -> bool {
+        self.find_host(host).is_some_and(|h| h.tls)
     }
 
     /// The index of the most specific host entry matching `host`.

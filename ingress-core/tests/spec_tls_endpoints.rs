@@ -122,3 +122,41 @@ fn prune_keeps_slots_in_use() {
     store.prune();
     assert!(store.is_empty());
 }
+
+/// ingress-nginx's "server with a certificate", which `ssl-redirect` redirects to HTTPS: every
+/// rule host of an Ingress with a TLS section (listed there or not, with a usable Secret or
+/// not), exact or wildcard; never the catch-all.
+#[test]
+fn hosts_served_over_tls_are_the_rule_hosts_of_ingresses_with_tls() {
+    let web = BackendRef::new("ns", "web", 80);
+    let rule = |host: &str| HostRule::host(host).path(PathRule::prefix("/", web.clone()));
+    let mut b = TableBuilder::new();
+    b.ingress(
+        Ingress::new(Origin::new("ns", "secure"))
+            .rule(rule("secure.example.com"))
+            .rule(rule("unlisted.example.com"))
+            .rule(rule("*.wild.example.com"))
+            .tls(["secure.example.com"], cert("c")),
+    )
+    .ingress(
+        Ingress::new(Origin::new("ns", "no-secret")).rule(rule("nosecret.example.com")).with_tls_section(),
+    )
+    .ingress(
+        Ingress::new(Origin::new("ns", "plain"))
+            .rule(rule("plain.example.com"))
+            .rule(HostRule::any_host().path(PathRule::prefix("/", web.clone()))),
+    );
+    let t = b.build(&mut EndpointStore::new()).table;
+    for host in [
+        "secure.example.com",
+        "SECURE.example.com:80",
+        "unlisted.example.com",
+        "a.wild.example.com",
+        "nosecret.example.com",
+    ] {
+        assert!(t.serves_tls(host), "{host}");
+    }
+    for host in ["plain.example.com", "other.example.com", "wild.example.com", ""] {
+        assert!(!t.serves_tls(host), "{host}");
+    }
+}

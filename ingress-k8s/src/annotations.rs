@@ -12,6 +12,7 @@
 //! its paths answer `503` rather than being served more openly than ingress-nginx would.
 
 mod proxy;
+mod redirect;
 mod table;
 mod values;
 
@@ -112,6 +113,7 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
         .collect();
     let mut policy = RoutePolicy::default();
     let mut outcomes = proxy::read(&ours, &mut policy);
+    outcomes.extend(redirect::read(&ours, &mut policy));
     let mut reports = Vec::new();
     let mut closed = Vec::new();
     for (&name, &value) in &ours {
@@ -189,7 +191,8 @@ pub fn markdown_table() -> String {
     for k in table::KNOWN {
         let status = match k.support {
             table::Support::Applied => {
-                format!("applied{}", proxy::doc(k.name).map(|d| format!(": {d}")).unwrap_or_default())
+                let doc = proxy::doc(k.name).or_else(|| redirect::doc(k.name));
+                format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),
             table::Support::Restricts(why) => format!("**fail closed** (503): {why}"),

@@ -340,6 +340,9 @@ fn add_ingress(
             index.rules.push((index_u32(r), kept));
         }
     }
+    if spec.tls.as_ref().is_some_and(|t| !t.is_empty()) {
+        core = core.with_tls_section();
+    }
     for (t, tls) in spec.tls.iter().flatten().enumerate() {
         // No secret: the hosts get the default certificate, as in ingress-nginx.
         let Some(secret) = tls.secret_name.clone().filter(|s| !s.is_empty()) else { continue };

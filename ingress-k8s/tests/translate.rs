@@ -79,7 +79,37 @@ fn every_problem_is_named_and_the_rest_keeps_working() {
     has("bad-tls", "spec.tls[1].secretName", Severity::Rejected, "tls.crt");
     has("bad-tls", "spec.tls[2].secretName", Severity::Rejected, "not found");
     has("late-duplicate", "spec.rules[0].http.paths[0]", Severity::Rejected, "shop/good");
-    assert_eq!(found.len(), 6, "{found:#?}");
+    // Annotations: one problem per annotation not applied; an access restriction closes the
+    // Ingress and is Rejected, the others are Warnings, a bad value is Rejected.
+    let annotation = |name: &str| format!("metadata.annotations[nginx.ingress.kubernetes.io/{name}]");
+    has(
+        "annotated",
+        &annotation("auth-url"),
+        Severity::Rejected,
+        "ignored: authentication is not supported yet",
+    );
+    has(
+        "annotated",
+        &annotation("auth-url"),
+        Severity::Rejected,
+        "answer 503 until this is fixed (fail closed)",
+    );
+    has(
+        "annotated",
+        &annotation("configuration-snippet"),
+        Severity::Warning,
+        "ignored: configuration snippets",
+    );
+    has(
+        "annotated",
+        &annotation("proxy-bdy-size"),
+        Severity::Warning,
+        "unknown: not an ingress-nginx annotation",
+    );
+    has("annotated", &annotation("proxy-read-timeout"), Severity::Rejected, "rejected: value `60s`");
+    assert_eq!(found.len(), 10, "{found:#?}");
+    let annotated = built.table.lookup("annotated.example.com", "/").unwrap();
+    assert!(annotated.policy.closed.is_some(), "closed, not open");
 
     // The good Ingress routes to its ready, non-terminating endpoint at the target port.
     assert_eq!(addrs(&built.table, "good.example.com", "/"), ["10.1.0.1:8080"]);

@@ -108,6 +108,41 @@ pub struct RuntimeSettings {
     pub closed: Option<String>,
     /// Which forwarding headers from clients are believed, and how the proxy's are written.
     pub forwarding: Forwarding,
+    /// Redirects to HTTPS, and HSTS.
+    pub https: HttpsSettings,
+}
+
+/// Redirects to HTTPS and HSTS: ingress-nginx's ConfigMap keys and defaults (in parentheses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsSettings {
+    /// Plain HTTP requests for hosts served over TLS are redirected to HTTPS, unless a route
+    /// says otherwise (`ssl-redirect`, on).
+    pub ssl_redirect: bool,
+    /// Plain HTTP requests for every host are redirected (`force-ssl-redirect`, off).
+    pub force_ssl_redirect: bool,
+    /// The redirect's status (`http-redirect-code`, 308).
+    pub redirect_code: u16,
+    /// Rule paths never redirected, by prefix (`no-tls-redirect-locations`,
+    /// `/.well-known/acme-challenge`: certificate challenges stay on HTTP).
+    pub no_redirect_locations: Vec<String>,
+    /// The `Strict-Transport-Security` value sent on every HTTPS response, `None` for none
+    /// (`hsts`, on; `hsts-max-age` 31536000; `hsts-include-subdomains`, on; `hsts-preload`, off).
+    pub hsts: Option<String>,
+    /// The port the redirect names under `use-port-in-redirects` (the HTTPS listener's).
+    pub https_port: u16,
+}
+
+impl Default for HttpsSettings {
+    fn default() -> Self {
+        Self {
+            ssl_redirect: true,
+            force_ssl_redirect: false,
+            redirect_code: 308,
+            no_redirect_locations: vec!["/.well-known/acme-challenge".into()],
+            hsts: Some("max-age=31536000; includeSubDomains".into()),
+            https_port: 443,
+        }
+    }
 }
 
 /// How the client's address, scheme and host are found and forwarded: ingress-nginx's
@@ -210,6 +245,7 @@ impl Default for RuntimeSettings {
             client: ClientLimits::default(),
             closed: None,
             forwarding: Forwarding::default(),
+            https: HttpsSettings::default(),
         }
     }
 }

@@ -50,7 +50,7 @@ use crate::config::{ClientLimits, RouteLimits, RuntimeSettings};
 use crate::handle::Shared;
 use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::client::{Connection, Sent, identify};
-use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
+use crate::pipeline::edits::{HSTS, Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::log::{Finished, route_labels};
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
@@ -258,7 +258,7 @@ impl Front {
     async fn refuse(&self, status: u16, settings: &RuntimeSettings, conn: &mut Conn) {
         let started = Instant::now();
         let mut outcome = Outcome::default();
-        answer(conn, status, true, false, &mut outcome).await;
+        answer(conn, status, true, false, &[], &mut outcome).await;
         Finished {
             client: conn.peer.map(|a| a.ip()),
             host: "",
@@ -303,7 +303,15 @@ impl Front {
         let connection = from.connection();
         let sent = Sent::from_lines(&settings.forwarding, head.headers.iter().map(|h| (h.name, h.value)));
         let client = identify(&settings.forwarding, connection, head.host, sent);
-        let facts = Facts { host: head.host, target: head.origin_form, length: declared };
+        let facts = Facts {
+            host: head.host,
+            target: head.origin_form,
+            length: declared,
+            tls: from.tls,
+            scheme: client.scheme,
+            forwarded_host: client.host,
+        };
+        let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let admitted = admit(snapshot.as_deref().map(|s| &*s.table), settings, &facts);
         upload.limit(admitted.limits.max_body_size);
         let mut outcome = Outcome::default();
@@ -317,14 +325,23 @@ impl Front {
                     route: &route.policy.request_headers,
                 };
                 request::write(head, &edits, &mut conn.request);
-                self.proxy(head, upload, route, &admitted.limits, close, conn, &mut outcome).await
+                self.proxy(head, upload, route, &admitted.limits, close, hsts, conn, &mut outcome).await
             }
             // Answered without the body: the connection stays only if the body was all read
             // with the head, and never after a 400 or 413 (as nginx closes it).
             (status, _) => {
                 let status = status.unwrap_or(404);
                 let close = close || matches!(status, 400 | 413) || !upload.skip_prefix();
-                answer(conn, status, close, head.method == "HEAD", &mut outcome).await
+                let mut extra: [(&str, &str); 2] = [("", ""); 2];
+                let mut n = 0;
+                for line in [admitted.location.as_deref().map(|l| ("location", l)), hsts.map(|h| (HSTS, h))]
+                    .into_iter()
+                    .flatten()
+                {
+                    extra[n] = line;
+                    n += 1;
+                }
+                answer(conn, status, close, head.method == "HEAD", &extra[..n], &mut outcome).await
             }
         };
         Finished {
@@ -354,6 +371,7 @@ impl Front {
         route: &Route<'_>,
         limits: &RouteLimits,
         close: bool,
+        hsts: Option<&str>,
         conn: &mut Conn,
         outcome: &mut Outcome,
     ) -> Next {
@@ -363,13 +381,15 @@ impl Front {
         }
         let asked =
             Asked { head: head.method == "HEAD", minor: head.minor, close, upgrade: head.upgrade.is_some() };
-        let edits = ResponseEdits { route: &route.policy.response_headers };
+        let edits = ResponseEdits { hsts, route: &route.policy.response_headers };
+        let hsts_line = hsts.map(|h| [(HSTS, h)]);
+        let extra: &[(&str, &str)] = hsts_line.as_ref().map_or(&[], |l| &l[..]);
         let mut attempts = Attempts::new(limits);
         let mut sent_before = false;
         loop {
             let addr = match attempts.next(&*self.selector, route.backend) {
                 Ok(addr) => addr,
-                Err(status) => return answer(conn, status, true, asked.head, outcome).await,
+                Err(status) => return answer(conn, status, true, asked.head, extra, outcome).await,
             };
             outcome.upstream = Some(addr);
             let (mut up, reused) = match self.pool.take(addr) {
@@ -385,7 +405,7 @@ impl Front {
                             AfterFailure::Retry => continue,
                             AfterFailure::Fail(status) => {
                                 tracing::debug!(error = %e, "connecting upstream failed");
-                                return answer(conn, status, true, asked.head, outcome).await;
+                                return answer(conn, status, true, asked.head, extra, outcome).await;
                             }
                         },
                     }
@@ -419,7 +439,7 @@ impl Front {
                         }
                         AfterFailure::Fail(status) => {
                             tracing::debug!(error = %e, "upstream exchange failed");
-                            return answer(conn, status, true, asked.head, outcome).await;
+                            return answer(conn, status, true, asked.head, extra, outcome).await;
                         }
                     }
                 }

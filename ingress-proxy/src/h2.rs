@@ -35,7 +35,7 @@ use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::answer::{body_for, status_for};
 use crate::pipeline::client::{Client, Connection, Sent, identify};
 use crate::pipeline::edits::{
-    Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
+    HSTS, Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
 };
 use crate::pipeline::log::{Finished, route_labels};
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
@@ -151,11 +151,22 @@ fn apply(
 }
 
 /// Writes a complete response with a fixed text body.
-async fn write_text(session: &mut Session, status: u16) -> Result<()> {
+async fn write_text(
+    session: &mut Session,
+    status: u16,
+    location: Option<&str>,
+    hsts: Option<&str>,
+) -> Result<()> {
     let body = body_for(status);
-    let mut header = ResponseHeader::build(status, Some(3))?;
+    let mut header = ResponseHeader::build(status, Some(5))?;
     header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    if let Some(location) = location {
+        header.insert_header(http::header::LOCATION, location)?;
+    }
+    if let Some(hsts) = hsts {
+        header.insert_header(HSTS, hsts)?;
+    }
     session.write_response_header(Box::new(header), body.is_empty()).await?;
     if !body.is_empty() {
         session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
@@ -201,19 +212,29 @@ impl ProxyHttp for H2 {
         };
         ctx.snapshot = self.shared.snapshot.load_full();
         let (peer, port) = peer_text(session);
-        ctx.client = client_of(session, &ctx.settings.forwarding, &peer, &port).ip;
+        let settings = Arc::clone(&ctx.settings);
+        let client = client_of(session, &settings.forwarding, &peer, &port);
+        ctx.client = client.ip;
         let req = session.req_header();
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
-        let facts = Facts { host: request_host(req), target, length: content_length(req) };
+        let facts = Facts {
+            host: request_host(req),
+            target,
+            length: content_length(req),
+            tls: is_tls(session),
+            scheme: client.scheme,
+            forwarded_host: client.host,
+        };
         let snapshot = ctx.snapshot.clone();
-        let admitted = admit(snapshot.as_deref().map(|s| &*s.table), &ctx.settings, &facts);
+        let admitted = admit(snapshot.as_deref().map(|s| &*s.table), &settings, &facts);
         ctx.route = admitted.route.map(|r| r.id());
         ctx.path = admitted.path.into_owned();
         ctx.limits = admitted.limits;
         ctx.attempts = Attempts::new(&admitted.limits);
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
-        write_text(session, status).await?;
+        let hsts = settings.https.hsts.as_deref().filter(|_| is_tls(session));
+        write_text(session, status, admitted.location.as_deref(), hsts).await?;
         Ok(true)
     }
 
@@ -286,13 +307,14 @@ impl ProxyHttp for H2 {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_status = Some(response.status.as_u16());
         let route = ctx.route();
-        let edits = ResponseEdits { route: route.as_ref().map_or(&[], |r| &r.policy.response_headers) };
+        let hsts = ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session));
+        let edits = ResponseEdits { hsts, route: route.as_ref().map_or(&[], |r| &r.policy.response_headers) };
         if edits.is_empty() {
             return Ok(());
         }
@@ -335,7 +357,14 @@ impl ProxyHttp for H2 {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let mut code = status_for(e.etype(), e.esource());
         if code > 0 && session.response_written().is_none() {
-            if let Err(write) = write_text(session, code).await {
+            if let Err(write) = write_text(
+                session,
+                code,
+                None,
+                ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session)),
+            )
+            .await
+            {
                 tracing::debug!(error = %write, "could not send error response");
             }
         } else if session.response_written().is_some() {
@@ -387,9 +416,14 @@ fn client_of<'a>(session: &'a Session, forwarding: &Forwarding, peer: &'a str, p
     let req = session.req_header();
     let connection = Connection {
         peer: session.client_addr().and_then(|a| a.as_inet()).map(|a| (a.ip(), peer)),
-        tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+        tls: is_tls(session),
         port,
     };
     let lines = req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
     identify(forwarding, connection, request_host(req), Sent::from_lines(forwarding, lines))
+}
+
+/// Whether the client's connection is TLS.
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }

@@ -55,7 +55,9 @@ mod sni;
 mod tls;
 mod upstream;
 
-pub use config::{ClientLimits, Forwarding, ProxyConfig, RouteLimits, RuntimeSettings, Timeouts};
+pub use config::{
+    ClientLimits, Forwarding, HttpsSettings, ProxyConfig, RouteLimits, RuntimeSettings, Timeouts,
+};
 pub use error::{Error, Result};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

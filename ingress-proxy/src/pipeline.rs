@@ -24,6 +24,7 @@ pub(crate) mod answer;
 pub(crate) mod client;
 pub(crate) mod edits;
 pub(crate) mod log;
+pub(crate) mod redirect;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -43,6 +44,12 @@ pub(crate) struct Facts<'a> {
     pub(crate) target: &'a str,
     /// The declared body length, if any.
     pub(crate) length: Option<u64>,
+    /// The connection is TLS.
+    pub(crate) tls: bool,
+    /// The scheme the client used ([`client::Client::scheme`]).
+    pub(crate) scheme: &'a str,
+    /// The host the client asked for, as forwarded ([`client::Client::host`]).
+    pub(crate) forwarded_host: &'a str,
 }
 
 /// The outcome of [`admit`].
@@ -56,13 +63,15 @@ pub(crate) struct Admitted<'t> {
     pub(crate) limits: RouteLimits,
     /// A status the proxy answers itself with instead of going upstream.
     pub(crate) answer: Option<u16>,
+    /// The `Location` of that answer, when it is a redirect.
+    pub(crate) location: Option<String>,
 }
 
 /// Phase 1: finds the route (once per request) and decides whether the request goes upstream.
 ///
 /// The proxy answers itself, in this order: `400` when the target has no routable path
 /// (malformed escapes, `..` above the root), `404` without a route (the built-in default
-/// backend), `503` when the route is closed (an access restriction it asks for cannot be
+/// backend), the route's redirects ([`redirect::redirect`]), `503` when the route is closed (an access restriction it asks for cannot be
 /// applied), `413` when the declared body is over the route's limit, `503` when the route's
 /// backend has no endpoint.
 pub(crate) fn admit<'t>(
@@ -75,14 +84,18 @@ pub(crate) fn admit<'t>(
         path,
         limits: settings.limits_for(&RoutePolicy::default()),
         answer: Some(answer),
+        location: None,
     };
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
     };
-    let Some(route) = table.and_then(|t| t.lookup(facts.host, &path)) else {
+    let Some((table, route)) = table.and_then(|t| Some((t, t.lookup(facts.host, &path)?))) else {
         return no_route(path, 404);
     };
     let limits = settings.limits_for(route.policy);
+    if let Some((code, location)) = redirect::redirect(table, &route, &settings.https, facts, &path) {
+        return Admitted { route: Some(route), path, limits, answer: Some(code), location: Some(location) };
+    }
     let answer = if route.policy.closed.is_some() || settings.closed.is_some() {
         Some(503)
     } else if limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
@@ -92,7 +105,7 @@ pub(crate) fn admit<'t>(
     } else {
         None
     };
-    Admitted { route: Some(route), path, limits, answer }
+    Admitted { route: Some(route), path, limits, answer, location: None }
 }
 
 /// The attempts of one request: which endpoints were tried, and how many tries are left.
@@ -224,7 +237,14 @@ mod tests {
     fn admission_answers_in_order() {
         let settings = RuntimeSettings { max_body_size: Some(10), ..RuntimeSettings::default() };
         let t = table(&[addr(1)], RoutePolicy::default());
-        let facts = |target, length| Facts { host: "h.example.com", target, length };
+        let facts = |target, length| Facts {
+            host: "h.example.com",
+            target,
+            length,
+            tls: false,
+            scheme: "http",
+            forwarded_host: "h.example.com",
+        };
         let a = admit(Some(&t), &settings, &facts("/%61dmin//x?q", Some(10)));
         assert_eq!((a.answer, &*a.path), (None, "/admin/x"), "normalized path routes");
         assert!(a.route.is_some());

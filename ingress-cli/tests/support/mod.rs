@@ -154,6 +154,26 @@ pub fn served_cn(port: u16, sni: Option<&str>) -> Result<String> {
     Ok(cn)
 }
 
+/// `curl -k https://<host>:<port><path>`: one HTTP/1.1 GET over TLS (SNI `host`, any
+/// certificate); the status, the raw head (lower-case) and the body.
+pub fn get_tls(port: u16, host: &str, path: &str) -> Result<(Response, String)> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_verify(SslVerifyMode::NONE);
+    let connector = b.build();
+    let mut config = connector.configure()?;
+    config.set_verify_hostname(false);
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = config.connect(host, tcp).map_err(|e| anyhow::anyhow!("TLS handshake: {e}"))?;
+    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let head =
+        String::from_utf8_lossy(&raw).split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    Ok((parse(&raw)?, head))
+}
+
 /// Polls `f` until it returns `Ok(true)` or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
     let start = Instant::now();

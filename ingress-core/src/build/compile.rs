@@ -82,6 +82,7 @@ impl State<'_, '_> {
                 name,
                 routes: (start, index(routes.len())),
                 default: acc.default,
+                tls: acc.tls && kind != 2,
             });
         }
 

@@ -167,14 +167,15 @@ async fn duplex(
     (result, relay.sent, relay.started)
 }
 
-/// Answers without an upstream: the pipeline's local answers (`404`, `503`, `413`…), and the
-/// status a failure became; to a `HEAD` request (`head_request`) without the body. Errors close
-/// the connection.
+/// Answers without an upstream: the pipeline's local answers (`404`, `503`, `413`, redirects…),
+/// and the status a failure became, with `extra` header lines (`Location`, HSTS); to a `HEAD`
+/// request (`head_request`) without the body. Errors close the connection.
 pub(super) async fn answer(
     conn: &mut Conn,
     status: u16,
     close: bool,
     head_request: bool,
+    extra: &[(&str, &str)],
     outcome: &mut Outcome,
 ) -> Next {
     let body = body_for(status);
@@ -188,6 +189,11 @@ pub(super) async fn answer(
     out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
     out.extend_from_slice(digits.format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
+    for (name, value) in extra {
+        for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
     response::end_head(out, close);
     // A response to `HEAD` says how long the body would be, and sends none.
     let body = if head_request { "" } else { body };

@@ -323,18 +323,19 @@ pub fn response_head(data: &[u8]) {
         upgrade: flags & 8 != 0,
     };
     let mut out = Vec::new();
-    let (status, len, last) = match response::parse(buf, &asked, &ResponseEdits { route: &[] }, &mut out) {
-        Err(_) | Ok(response::Parsed::Partial) => return,
-        Ok(response::Parsed::Interim(len)) => {
-            assert!(0 < len && len <= buf.len(), "interim head of {len} bytes in {}", buf.len());
-            return;
-        }
-        Ok(response::Parsed::Switching(len)) => {
-            assert!(asked.upgrade, "101 to a request without an upgrade");
-            (101, len, None)
-        }
-        Ok(response::Parsed::Final(f)) => (f.status, f.len, Some(f)),
-    };
+    let (status, len, last) =
+        match response::parse(buf, &asked, &ResponseEdits { hsts: None, route: &[] }, &mut out) {
+            Err(_) | Ok(response::Parsed::Partial) => return,
+            Ok(response::Parsed::Interim(len)) => {
+                assert!(0 < len && len <= buf.len(), "interim head of {len} bytes in {}", buf.len());
+                return;
+            }
+            Ok(response::Parsed::Switching(len)) => {
+                assert!(asked.upgrade, "101 to a request without an upgrade");
+                (101, len, None)
+            }
+            Ok(response::Parsed::Final(f)) => (f.status, f.len, Some(f)),
+        };
     assert!(len <= buf.len(), "head of {len} bytes in a buffer of {}", buf.len());
 
     let mut headers = [httparse::EMPTY_HEADER; MAX_WRITTEN_HEADERS];

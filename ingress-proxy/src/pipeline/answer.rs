@@ -36,6 +36,11 @@ pub(crate) fn status_for(etype: &ErrorType, source: &ErrorSource) -> u16 {
 /// The short text body of a status the proxy generates.
 pub(crate) fn body_for(status: u16) -> &'static str {
     match status {
+        301 => "301 Moved Permanently\n",
+        302 => "302 Found\n",
+        303 => "303 See Other\n",
+        307 => "307 Temporary Redirect\n",
+        308 => "308 Permanent Redirect\n",
         400 => "400 Bad Request\n",
         404 => DEFAULT_BACKEND_BODY,
         405 => "405 Method Not Allowed\n",

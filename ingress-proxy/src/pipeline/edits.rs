@@ -154,28 +154,39 @@ impl RequestEdits<'_> {
     }
 }
 
-/// The edits of a response going to the client: the route's.
+/// The edits of a response going to the client: HSTS, then the route's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ResponseEdits<'a> {
+    /// `Strict-Transport-Security`, replacing the upstream's (HTTPS responses, `hsts`).
+    pub(crate) hsts: Option<&'a str>,
     /// The route's edits.
     pub(crate) route: &'a [HeaderOp],
 }
+
+/// The HSTS header's name.
+pub(crate) const HSTS: &str = "strict-transport-security";
 
 impl ResponseEdits<'_> {
     /// Whether an upstream response header line named `name` goes to the client (the framing
     /// and connection headers are the driver's business, not this list's).
     pub(crate) fn keeps(&self, name: &str) -> bool {
-        !replaced_by(self.route, name)
+        let ours = self.hsts.is_some() && name.eq_ignore_ascii_case(HSTS);
+        !ours && !replaced_by(self.route, name)
     }
 
-    /// Calls `line(name, value)` for each line the route adds, in order.
-    pub(crate) fn added(&self, line: impl FnMut(&str, &[&[u8]])) {
+    /// Calls `line(name, value)` for each line the proxy and the route add, in order.
+    pub(crate) fn added(&self, mut line: impl FnMut(&str, &[&[u8]])) {
+        if let Some(hsts) = self.hsts
+            && !replaced_by(self.route, HSTS)
+        {
+            line(HSTS, &[hsts.as_bytes()]);
+        }
         route_lines(self.route, line);
     }
 
     /// Whether there is nothing to edit.
     pub(crate) fn is_empty(&self) -> bool {
-        self.route.is_empty()
+        self.route.is_empty() && self.hsts.is_none()
     }
 }
 
@@ -303,7 +314,7 @@ mod tests {
         assert_eq!(got.iter().filter(|l| l.starts_with("x-forwarded-proto")).count(), 1);
         assert!(!got.iter().any(|l| l.starts_with("x-request-id")));
         assert!(e.keeps("accept"), "append keeps the client's lines");
-        let r = ResponseEdits { route: &route };
+        let r = ResponseEdits { hsts: None, route: &route };
         assert!(!r.keeps("X-Request-Id") && r.keeps("accept"));
     }
 

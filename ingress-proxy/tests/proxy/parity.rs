@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use ingress_core::{BodyLimit, HeaderOp, RoutePolicy};
+use ingress_core::{
+    BackendRef, BodyLimit, HeaderOp, HostRule, Ingress, Origin, PathRule, Redirect, RoutePolicy,
+};
 use ingress_proxy::{DEFAULT_BACKEND_BODY, Forwarding, ProxyHandle, RuntimeSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -118,6 +120,24 @@ async fn env() -> Env {
             &[backend.addr],
             RoutePolicy { closed: Some("auth-url not applied".into()), ..RoutePolicy::default() },
         );
+    routes.route_with(
+        "moved",
+        "moved.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy {
+            redirect: Some(Redirect::new(301, "https://new.example/").unwrap()),
+            ..RoutePolicy::default()
+        },
+    );
+    // A host of an Ingress with a TLS section: plain HTTP is redirected to HTTPS.
+    let secure = BackendRef::new("test", "svc-p", 80);
+    routes.builder.ingress(
+        Ingress::new(Origin::new("test", "secure"))
+            .rule(HostRule::host("secure.test").path(PathRule::prefix("/", secure)))
+            .with_tls_section(),
+    );
     let store = routes.install(&handle);
     Env { proxy: Proxy::start(handle), backend, _store: store }
 }
@@ -277,6 +297,42 @@ fn rows() -> Vec<Row> {
             name: "a closed route (an access restriction not applied) is 503, never served",
             ask: ask("closed.test", "/"),
             check: |_, _, got| assert_eq!(got.status, 503),
+        },
+        Row {
+            name: "HSTS on every HTTPS response, never on plain HTTP",
+            ask: ask("p.test", "/headers"),
+            check: |_, t, got| {
+                let hsts = got.header("strict-transport-security");
+                assert_eq!(
+                    hsts,
+                    t.tls().then_some("max-age=31536000; includeSubDomains"),
+                    "{:?}",
+                    got.headers
+                );
+            },
+        },
+        Row {
+            name: "a permanent-redirect route is answered by the proxy",
+            ask: ask("moved.test", "/x?y=1"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 301);
+                assert_eq!(got.header("location"), Some("https://new.example/"));
+            },
+        },
+        Row {
+            name: "plain HTTP to a host served over TLS is redirected to HTTPS (308)",
+            ask: ask("secure.test", "/a/b/"),
+            check: |_, t, got| {
+                if t.tls() {
+                    assert_eq!(got.status, 200, "already HTTPS");
+                    assert!(got.header("strict-transport-security").is_some());
+                } else {
+                    assert_eq!(got.status, 308);
+                    // ingress-nginx drops a trailing slash (preserve-trailing-slash keeps it).
+                    assert_eq!(got.header("location"), Some("https://secure.test/a/b"));
+                    assert_eq!(got.header("strict-transport-security"), None);
+                }
+            },
         },
         Row {
             name: "a refused endpoint is 502",
