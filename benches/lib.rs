@@ -39,23 +39,44 @@ pub fn paths() -> Vec<(PathType, &'static str)> {
 /// The Ingresses of a table with `hosts` hosts × [`PATHS_PER_HOST`] paths: one Ingress per host,
 /// two Services per Ingress.
 pub fn ingresses(hosts: usize) -> Vec<Ingress> {
+    ingresses_with_regex(hosts, 0)
+}
+
+/// [`ingresses`], with every `regex_every`-th host (0: none) in regex mode: its Ingress has the
+/// `rewrite-target: /$2` idiom, its `/admin` path is a regex of its own
+/// (`/admin(/|$)(.*)-<i>`, so no two hosts share a compiled regex), the others become
+/// case-insensitive prefixes.
+pub fn ingresses_with_regex(hosts: usize, regex_every: usize) -> Vec<Ingress> {
     (0..hosts)
         .map(|i| {
             let ns = format!("team-{}", i % 50);
+            let regex = regex_every > 0 && i % regex_every == 0;
             let mut rule = HostRule::host(host_name(i));
             for (j, (t, p)) in paths().into_iter().enumerate() {
                 let svc = if j % 2 == 0 { format!("web-{i}") } else { format!("api-{i}") };
+                let p = if regex && p == "/admin" { format!("/admin(/|$)(.*)-{i}") } else { p.to_owned() };
                 rule = rule.path(PathRule::new(p, t, BackendRef::new(ns.clone(), svc, 8080)));
             }
-            Ingress::new(Origin::new(ns, format!("ing-{i}")).created_at(i as i64)).rule(rule)
+            let ingress = Ingress::new(Origin::new(ns, format!("ing-{i}")).created_at(i as i64)).rule(rule);
+            if regex {
+                let target = "/$2".parse().ok();
+                ingress.policy(ingress_core::RoutePolicy { rewrite_target: target, ..Default::default() })
+            } else {
+                ingress
+            }
         })
         .collect()
 }
 
 /// Builds the table for `hosts` hosts, with two endpoints per backend.
 pub fn build(hosts: usize, endpoints: &mut EndpointStore) -> RouteTable {
+    build_with_regex(hosts, 0, endpoints)
+}
+
+/// [`build`] of [`ingresses_with_regex`].
+pub fn build_with_regex(hosts: usize, regex_every: usize, endpoints: &mut EndpointStore) -> RouteTable {
     let mut b = TableBuilder::new();
-    for ing in ingresses(hosts) {
+    for ing in ingresses_with_regex(hosts, regex_every) {
         b.ingress(ing);
     }
     let table = b.build(endpoints).table;

@@ -35,6 +35,15 @@ fn lookup(c: &mut Criterion) {
                 }
             });
         });
+        // 10 % of the hosts in regex mode (`rewrite-target`), the same requests.
+        let regex_table = ferry_benches::build_with_regex(hosts, 10, &mut EndpointStore::new());
+        g.bench_with_input(BenchmarkId::new("hit-regex10", routes), &hit, |b, reqs| {
+            b.iter(|| {
+                for (h, p) in reqs {
+                    black_box(regex_table.lookup(black_box(h), black_box(p)));
+                }
+            });
+        });
         g.bench_with_input(BenchmarkId::new("miss", routes), &miss, |b, reqs| {
             b.iter(|| {
                 for (h, p) in reqs {
@@ -49,21 +58,31 @@ fn lookup(c: &mut Criterion) {
 fn build_time(c: &mut Criterion) {
     let mut g = c.benchmark_group("build");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
-    for hosts in [1_000, 10_000] {
-        let ingresses = ferry_benches::ingresses(hosts);
-        let mut builder = ingress_core::TableBuilder::new();
-        for i in ingresses {
-            builder.ingress(i);
-        }
-        g.bench_with_input(BenchmarkId::from_parameter(hosts * PATHS_PER_HOST), &builder, |b, builder| {
-            // A fresh endpoint store each time: the worst case, every slot is new. Dropping the
-            // table afterwards is not part of building it.
-            b.iter_with_large_drop(|| {
-                let mut store = EndpointStore::new();
-                let built = builder.build(&mut store);
-                (built, store)
+    for (name, regex_every) in [("plain", 0), ("regex10", 10)] {
+        for hosts in [1_000, 10_000] {
+            let ingresses = ferry_benches::ingresses_with_regex(hosts, regex_every);
+            let mut builder = ingress_core::TableBuilder::new();
+            for i in ingresses {
+                builder.ingress(i);
+            }
+            let routes = hosts * PATHS_PER_HOST;
+            // `build/<routes>` for the plain table (as before), `build/regex10/<routes>` for 10 %
+            // of the hosts in regex mode.
+            let id = if regex_every == 0 {
+                BenchmarkId::from_parameter(routes)
+            } else {
+                BenchmarkId::new(name, routes)
+            };
+            g.bench_with_input(id, &builder, |b, builder| {
+                // A fresh endpoint store each time: the worst case, every slot is new. Dropping
+                // the table afterwards is not part of building it.
+                b.iter_with_large_drop(|| {
+                    let mut store = EndpointStore::new();
+                    let built = builder.build(&mut store);
+                    (built, store)
+                });
             });
-        });
+        }
     }
     g.finish();
 }

@@ -189,6 +189,29 @@ fn redirect_annotations_and_the_default_https_redirect() -> Result<()> {
 }
 
 #[test]
+fn the_rewrite_idiom_routes_and_rewrites() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    let (api, web) = (echo_backend("api"), echo_backend("web"));
+    std::fs::write(dir.join("services.yaml"), services(&[("api", 80, api), ("web", 80, web)]))?;
+    // The idiom from ingress-nginx's docs, and a plain Ingress on the same host: regex mode
+    // is host-wide, longest path first.
+    let rewrite = ingress("api", "app.test", "api", &[("use-regex", "true"), ("rewrite-target", "/$2")])
+        .replace("{path: /, pathType: Prefix", "{path: \"/api(/|$)(.*)\", pathType: ImplementationSpecific");
+    write_ingresses(&dir, &[rewrite, ingress("web", "app.test", "web", &[])])?;
+    let c = start(&dir)?;
+    let r = get(c.http, "app.test", "/api/users/7?expand=1")?;
+    assert_eq!((r.status, r.body.as_str()), (200, "backend=api path=/users/7?expand=1"));
+    assert_eq!(get(c.http, "app.test", "/api")?.body, "backend=api path=/");
+    assert_eq!(get(c.http, "app.test", "/API/x%20y")?.body, "backend=api path=/x%20y", "re-escaped as nginx");
+    assert_eq!(get(c.http, "app.test", "/apis")?.body, "backend=web path=/apis", "`/` is a regex too");
+    assert_eq!(get(c.http, "app.test", "/")?.body, "backend=web path=/");
+    Ok(())
+}
+
+#[test]
 fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("manifests");

@@ -165,7 +165,12 @@ type TlsHost = Result<HostPattern, (String, String)>;
 /// A path rule accepted so far. Its path borrows the input (compiling a path only trims it), so
 /// accepting a rule allocates nothing.
 struct PendingRoute<'a> {
+    /// The path as matched outside regex mode (a `Prefix` path without its trailing slash).
     path: &'a str,
+    /// The path as written: the regex in regex mode.
+    written: &'a str,
+    /// Its Ingress asks for regex mode on its hosts.
+    regex: bool,
     kind: MatchKind,
     path_type: PathType,
     backend: u32,
@@ -316,7 +321,11 @@ impl<'a, 'e> State<'a, 'e> {
             }
             for (pi, p) in rule.paths.iter().enumerate() {
                 let field = Field::Path { rule: ri, path: index(pi) };
-                let compiled = match path::compile(&p.path, p.path_type) {
+                // A path that asks for regex mode (`use-regex`, or a rewrite to something else)
+                // may hold regex syntax (`?`): it is checked as a regex when its host is built.
+                let regex = ing.policy.use_regex
+                    || ing.policy.rewrite_target.as_ref().is_some_and(|t| t.as_str() != p.path);
+                let compiled = match path::compile(&p.path, p.path_type, regex) {
                     Ok(c) => c,
                     Err(why) => {
                         self.reject(&ing.origin, field, Reason::InvalidPath { path: p.path.clone(), why });
@@ -336,6 +345,8 @@ impl<'a, 'e> State<'a, 'e> {
                 }
                 self.hosts[host as usize].routes.push(PendingRoute {
                     path: compiled,
+                    written: if p.path.is_empty() { "/" } else { &p.path },
+                    regex,
                     kind: MatchKind::of(p.path_type),
                     path_type: p.path_type,
                     backend,

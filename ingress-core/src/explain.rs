@@ -133,7 +133,7 @@ impl RouteTable {
         if let Some(h) = chosen {
             let entry = &self.hosts[h as usize];
             for r in &self.routes[entry.routes.0 as usize..entry.routes.1 as usize] {
-                let verdict = if !path::matches(r.kind, self.bytes(r.path), path.as_bytes()) {
+                let verdict = if !path::matches(r.kind, self.bytes(r.path), path.as_bytes(), &self.regexes) {
                     Verdict::NoMatch
                 } else if let Some(w) = winner {
                     Verdict::Lost(lost_because(w, r, self))
@@ -158,7 +158,15 @@ impl RouteTable {
         let (decision, reason) = match (winner, route.map(|r| r.matched_by)) {
             (Some(w), _) => (
                 Decision::Path { origin: self.origins[w.origin as usize].clone(), field: w.field() },
-                format!("{} path `{}` is the longest match for `{path}`", w.path_type, self.text(w.path)),
+                if w.kind.is_regex_host() {
+                    format!(
+                        "regex `^{}` (case-insensitive) is the first to match `{path}` on this regex host \
+                         (use-regex/rewrite-target: every path of the host is a regex, longest first)",
+                        self.text(w.path)
+                    )
+                } else {
+                    format!("{} path `{}` is the longest match for `{path}`", w.path_type, self.text(w.path))
+                },
             ),
             (None, Some(crate::MatchedBy::IngressDefault { origin })) => (
                 Decision::IngressDefault { origin: origin.clone() },
@@ -199,7 +207,9 @@ impl RouteTable {
 
 /// Why `loser` (which matched) lost to `winner`, in the terms of the precedence rules.
 fn lost_because(winner: &CompiledRoute, loser: &CompiledRoute, table: &RouteTable) -> String {
-    if winner.path.len > loser.path.len {
+    if winner.kind.is_regex_host() {
+        format!("the regex `{}` comes first (longer) and matched", table.text(winner.path))
+    } else if winner.path.len > loser.path.len {
         format!("shorter than the winning path `{}`", table.text(winner.path))
     } else if winner.kind != loser.kind {
         format!("{} loses to {} at equal length", loser.path_type, winner.path_type)

@@ -43,6 +43,7 @@ mod host;
 mod model;
 mod path;
 mod policy;
+mod rewrite;
 mod table;
 mod tls;
 mod uri;
@@ -60,6 +61,7 @@ pub use model::{
 pub use policy::{
     BodyLimit, HeaderAction, HeaderOp, InvalidHeader, RESERVED_HEADERS, Redirect, RoutePolicy, is_token,
 };
+pub use rewrite::{InvalidRewrite, RewriteTarget};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};
 pub use uri::{InvalidTarget, normalize_path};

@@ -1,14 +1,33 @@
 //! Paths: validating rule paths and matching them against request paths.
 
+use regex::bytes::Regex;
+
 use crate::PathType;
 use crate::host::eq_bytes;
 
 /// How a compiled path compares with request paths. `ImplementationSpecific` compiles to
-/// `Prefix` today; a regex variant joins here when annotations bring `use-regex`.
+/// `Prefix`. Every path of a regex host (`use-regex`) is the regex `(?i)^<path>`: a `Regex`
+/// (the index of its regex in the table), or, when the path has no regex syntax at all,
+/// `Folded`: the same match (an ASCII case-insensitive prefix) without a regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum MatchKind {
     Exact,
     Prefix,
+    Regex(u32),
+    Folded,
+}
+
+impl MatchKind {
+    /// Whether the path matches as a regex host's path.
+    pub(crate) fn is_regex_host(self) -> bool {
+        matches!(self, MatchKind::Regex(_) | MatchKind::Folded)
+    }
+}
+
+/// Whether a path written on a regex host has regex syntax (else it matches as
+/// [`MatchKind::Folded`]).
+pub(crate) fn has_regex_syntax(path: &str) -> bool {
+    path.contains(['\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$'])
 }
 
 impl MatchKind {
@@ -27,8 +46,9 @@ const INVALID_SUFFIXES: [&str; 2] = ["/..", "/."];
 
 /// Validates a rule path and returns the form it is matched in: `Prefix` paths lose their
 /// trailing slash (`/foo/` matches like `/foo`), `ImplementationSpecific` may be empty
-/// (the `extensions/v1beta1` default), meaning `/`.
-pub(crate) fn compile(path: &str, path_type: PathType) -> Result<&str, String> {
+/// (the `extensions/v1beta1` default), meaning `/`. A path meant as a regex (`regex`) may hold
+/// `?` (a quantifier there); it is checked as a regex later.
+pub(crate) fn compile(path: &str, path_type: PathType, regex: bool) -> Result<&str, String> {
     let path = if path.is_empty() && path_type == PathType::ImplementationSpecific { "/" } else { path };
     if !path.starts_with('/') {
         return Err("must be an absolute path starting with `/`".into());
@@ -39,7 +59,8 @@ pub(crate) fn compile(path: &str, path_type: PathType) -> Result<&str, String> {
     let bytes = path.as_bytes();
     let at = |i: usize| bytes.get(i).copied();
     let suspicious = bytes.iter().enumerate().any(|(i, &b)| match b {
-        0..=0x20 | 0x7f | b'?' | b'#' | 0x80.. => true,
+        0..=0x20 | 0x7f | b'#' | 0x80.. => true,
+        b'?' => !regex,
         // `//`, `/./`, `/../`, and `/.` or `/..` at the end.
         b'/' if strict => matches!(
             (at(i + 1), at(i + 2), at(i + 3)),
@@ -51,23 +72,23 @@ pub(crate) fn compile(path: &str, path_type: PathType) -> Result<&str, String> {
         _ => false,
     });
     if suspicious {
-        explain_invalid(path, strict)?;
+        explain_invalid(path, strict, regex)?;
     }
     Ok(match MatchKind::of(path_type) {
-        MatchKind::Exact => path,
         MatchKind::Prefix => {
             let trimmed = path.trim_end_matches('/');
             if trimmed.is_empty() { "/" } else { trimmed }
         }
+        _ => path,
     })
 }
 
 /// The slow path of [`compile`]: the first problem of a path the fast scan flagged, if any.
-fn explain_invalid(path: &str, strict: bool) -> Result<(), String> {
+fn explain_invalid(path: &str, strict: bool, regex: bool) -> Result<(), String> {
     if let Some(c) = path.chars().find(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!("must not contain whitespace or control characters (found {c:?})"));
     }
-    if path.contains(['?', '#']) {
+    if path.contains('#') || (!regex && path.contains('?')) {
         return Err("must not contain `?` or `#`: query strings and fragments are not matched".into());
     }
     if strict {
@@ -81,9 +102,10 @@ fn explain_invalid(path: &str, strict: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a compiled rule path matches a request path (already without its query string).
+/// Whether a compiled rule path matches a request path (already without its query string);
+/// a regex path by its regex in `regexes`.
 #[inline]
-pub(crate) fn matches(kind: MatchKind, rule: &[u8], request: &[u8]) -> bool {
+pub(crate) fn matches(kind: MatchKind, rule: &[u8], request: &[u8], regexes: &[Regex]) -> bool {
     match kind {
         MatchKind::Exact => eq_bytes(rule, request),
         MatchKind::Prefix => {
@@ -91,6 +113,8 @@ pub(crate) fn matches(kind: MatchKind, rule: &[u8], request: &[u8]) -> bool {
                 || (matches!(request.get(rule.len()), None | Some(b'/'))
                     && request.get(..rule.len()).is_some_and(|head| eq_bytes(head, rule)))
         }
+        MatchKind::Folded => request.get(..rule.len()).is_some_and(|head| head.eq_ignore_ascii_case(rule)),
+        MatchKind::Regex(i) => regexes.get(i as usize).is_some_and(|r| r.is_match(request)),
     }
 }
 
@@ -110,22 +134,31 @@ mod tests {
 
     #[test]
     fn prefix_is_element_wise() {
-        assert!(matches(MatchKind::Prefix, b"/foo", b"/foo"));
-        assert!(matches(MatchKind::Prefix, b"/foo", b"/foo/"));
-        assert!(matches(MatchKind::Prefix, b"/foo", b"/foo/bar"));
-        assert!(!matches(MatchKind::Prefix, b"/foo", b"/foobar"));
-        assert!(matches(MatchKind::Prefix, b"/", b"anything"));
+        let m = |rule: &[u8], request: &[u8]| matches(MatchKind::Prefix, rule, request, &[]);
+        assert!(m(b"/foo", b"/foo"));
+        assert!(m(b"/foo", b"/foo/"));
+        assert!(m(b"/foo", b"/foo/bar"));
+        assert!(!m(b"/foo", b"/foobar"));
+        assert!(m(b"/", b"anything"));
+        let folded = |rule: &[u8], request: &[u8]| matches(MatchKind::Folded, rule, request, &[]);
+        assert!(folded(b"/Foo", b"/fOObar") && !folded(b"/foo", b"/fo") && !folded(b"/foo", b"/x/foo"));
+        assert!(
+            !has_regex_syntax("/foo/bar-baz_1~") && has_regex_syntax("/v1.0") && has_regex_syntax("/a(b)")
+        );
     }
 
     #[test]
     fn compile_normalises_prefix() {
-        assert_eq!(compile("/foo/", PathType::Prefix), Ok("/foo"));
-        assert_eq!(compile("/", PathType::Prefix), Ok("/"));
-        assert_eq!(compile("/foo/", PathType::Exact), Ok("/foo/"));
-        assert_eq!(compile("", PathType::ImplementationSpecific), Ok("/"));
-        assert!(compile("", PathType::Prefix).is_err());
-        assert!(compile("/a//b", PathType::Prefix).is_err());
-        assert!(compile("/a b", PathType::Exact).is_err());
+        assert_eq!(compile("/foo/", PathType::Prefix, false), Ok("/foo"));
+        assert_eq!(compile("/", PathType::Prefix, false), Ok("/"));
+        assert_eq!(compile("/foo/", PathType::Exact, false), Ok("/foo/"));
+        assert_eq!(compile("", PathType::ImplementationSpecific, false), Ok("/"));
+        assert!(compile("", PathType::Prefix, false).is_err());
+        assert!(compile("/a//b", PathType::Prefix, false).is_err());
+        assert!(compile("/a b", PathType::Exact, false).is_err());
+        assert!(compile("/a/?", PathType::ImplementationSpecific, false).is_err());
+        assert_eq!(compile("/a/?", PathType::ImplementationSpecific, true), Ok("/a/?"));
+        assert!(compile("/a #", PathType::ImplementationSpecific, true).is_err());
     }
 
     #[test]

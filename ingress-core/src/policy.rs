@@ -71,6 +71,12 @@ pub struct RoutePolicy {
     pub preserve_trailing_slash: bool,
     /// Whether the HTTPS redirect names the proxy's HTTPS port (`use-port-in-redirects`).
     pub use_port_in_redirects: bool,
+    /// Whether this Ingress's paths are regular expressions (`use-regex`). Regex paths apply
+    /// to every path of each of its hosts, whatever Ingress wrote them, as in ingress-nginx.
+    pub use_regex: bool,
+    /// The path requests are sent upstream with (`rewrite-target`); a target other than a
+    /// path's own text makes that path's host a regex host too.
+    pub rewrite_target: Option<crate::RewriteTarget>,
 }
 
 /// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
@@ -154,6 +160,12 @@ impl RoutePolicy {
         }
         if self.use_port_in_redirects {
             out.push("HTTPS redirect names the HTTPS port".to_owned());
+        }
+        if self.use_regex {
+            out.push("paths are regular expressions (case-insensitive, anchored at the start)".to_owned());
+        }
+        if let Some(target) = &self.rewrite_target {
+            out.push(format!("path rewritten to {target} upstream"));
         }
         out.extend(self.request_headers.iter().map(|op| format!("request: {op}")));
         out.extend(self.response_headers.iter().map(|op| format!("response: {op}")));

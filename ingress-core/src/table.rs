@@ -77,6 +77,10 @@ pub struct Route<'t> {
     pub policy: &'t RoutePolicy,
     /// Where the route is in its table, to find it again without matching.
     pub(crate) id: RouteId,
+    /// The path's regex, when it matched on a regex host.
+    pub(crate) regex: Option<&'t regex::bytes::Regex>,
+    /// Whether the path matched as a regex host's path.
+    pub(crate) regex_host: bool,
 }
 
 impl Route<'_> {
@@ -85,6 +89,29 @@ impl Route<'_> {
     /// calls but cannot keep the borrow.
     pub fn id(&self) -> RouteId {
         self.id
+    }
+
+    /// The path (bytes) the request (routed on `path`, nginx's normalized `$uri`) goes upstream with
+    /// when its Ingress rewrites (`rewrite-target`): the target with `$1`…`$9` filled from the
+    /// path regex's groups. `None` keeps the request's own path (no rewrite, or a target that
+    /// is the path itself, as ingress-nginx leaves it).
+    pub fn rewritten(&self, path: &str) -> Option<Vec<u8>> {
+        let target = self.policy.rewrite_target.as_ref()?;
+        let MatchedBy::Path { path: written, .. } = self.matched_by else { return None };
+        if !self.regex_host || target.as_str() == written {
+            return None;
+        }
+        let path = crate::path::strip_query(path).as_bytes();
+        match self.regex {
+            Some(regex) => target.apply(regex, path),
+            // A path without regex syntax has no groups.
+            None => Some(target.without_groups()),
+        }
+    }
+
+    /// Whether the path matched as a regex (its host is a regex host).
+    pub fn is_regex(&self) -> bool {
+        self.regex_host
     }
 }
 
@@ -212,6 +239,8 @@ pub struct RouteTable {
     pub(crate) controller_default: Option<u32>,
     pub(crate) tls: TlsMap,
     pub(crate) shadowed: Vec<Shadowed>,
+    /// The regexes of the paths of regex hosts, by [`MatchKind::Regex`] index.
+    pub(crate) regexes: Vec<regex::bytes::Regex>,
 }
 
 impl RouteTable {
@@ -222,8 +251,10 @@ impl RouteTable {
         let path = path::strip_query(path);
         if let Some(entry) = self.find_host(host) {
             let routes = &self.routes[entry.routes.0 as usize..entry.routes.1 as usize];
-            let path = path.as_bytes();
-            if let Some(i) = routes.iter().position(|r| path::matches(r.kind, self.bytes(r.path), path)) {
+            if let Some(i) = routes
+                .iter()
+                .position(|r| path::matches(r.kind, self.bytes(r.path), path.as_bytes(), &self.regexes))
+            {
                 return Some(self.route_match(entry.routes.0 + index_u32(i)));
             }
             if let Some(t) = entry.default {
@@ -324,6 +355,11 @@ impl RouteTable {
                 path_type: r.path_type,
             },
             policy: self.policy_of(r.origin),
+            regex: match r.kind {
+                MatchKind::Regex(i) => self.regexes.get(i as usize),
+                _ => None,
+            },
+            regex_host: r.kind.is_regex_host(),
         }
     }
 
@@ -338,6 +374,8 @@ impl RouteTable {
             backend: &self.backends[t.backend as usize],
             matched_by: MatchedBy::IngressDefault { origin: &self.origins[t.origin as usize] },
             policy: self.policy_of(t.origin),
+            regex: None,
+            regex_host: false,
         }
     }
 
@@ -355,6 +393,8 @@ impl RouteTable {
             backend: &self.backends[backend as usize],
             matched_by: MatchedBy::ControllerDefault,
             policy: &self.no_policy,
+            regex: None,
+            regex_host: false,
         }
     }
 

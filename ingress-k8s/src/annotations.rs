@@ -13,6 +13,7 @@
 
 mod proxy;
 mod redirect;
+mod rewrite;
 mod table;
 mod values;
 
@@ -114,6 +115,7 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
     let mut policy = RoutePolicy::default();
     let mut outcomes = proxy::read(&ours, &mut policy);
     outcomes.extend(redirect::read(&ours, &mut policy));
+    outcomes.extend(rewrite::read(&ours, &mut policy));
     let mut reports = Vec::new();
     let mut closed = Vec::new();
     for (&name, &value) in &ours {
@@ -191,7 +193,8 @@ pub fn markdown_table() -> String {
     for k in table::KNOWN {
         let status = match k.support {
             table::Support::Applied => {
-                let doc = proxy::doc(k.name).or_else(|| redirect::doc(k.name));
+                let doc =
+                    proxy::doc(k.name).or_else(|| redirect::doc(k.name)).or_else(|| rewrite::doc(k.name));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),

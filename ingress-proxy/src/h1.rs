@@ -318,6 +318,7 @@ impl Front {
         let next = match (admitted.answer, &admitted.route) {
             (None, Some(route)) => {
                 let edits = RequestEdits {
+                    target: admitted.upstream_target.as_deref(),
                     client: &client,
                     request_id,
                     nominated: head.nominated(),

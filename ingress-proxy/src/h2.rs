@@ -66,6 +66,8 @@ pub(crate) struct Ctx {
     local_status: Option<u16>,
     /// The client's address (the real one, behind a trusted proxy), for the log.
     client: Option<IpAddr>,
+    /// The request target upstream when the route rewrites the path.
+    upstream_target: Option<String>,
     connect_started: Option<Instant>,
     upstream_status: Option<u16>,
     body_bytes: u64,
@@ -195,6 +197,7 @@ impl ProxyHttp for H2 {
             upstream_status: None,
             body_bytes: 0,
             client: None,
+            upstream_target: None,
             _active: ActiveRequest::start(&self.metrics),
         }
     }
@@ -231,6 +234,7 @@ impl ProxyHttp for H2 {
         ctx.path = admitted.path.into_owned();
         ctx.limits = admitted.limits;
         ctx.attempts = Attempts::new(&admitted.limits);
+        ctx.upstream_target = admitted.upstream_target;
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
         let hsts = settings.https.hsts.as_deref().filter(|_| is_tls(session));
@@ -280,7 +284,13 @@ impl ProxyHttp for H2 {
         let (peer, port) = peer_text(session);
         let client = client_of(session, &ctx.settings.forwarding, &peer, &port);
         let route = ctx.route();
+        if let Some(target) = &ctx.upstream_target {
+            let uri = http::Uri::try_from(target.as_str())
+                .map_err(|e| Error::because(pingora::ErrorType::InvalidHTTPHeader, "rewritten target", e))?;
+            upstream.set_uri(uri);
+        }
         let edits = RequestEdits {
+            target: None,
             client: &client,
             request_id: ctx.request_id.as_bytes(),
             nominated: &[],

@@ -65,6 +65,8 @@ pub(crate) struct Admitted<'t> {
     pub(crate) answer: Option<u16>,
     /// The `Location` of that answer, when it is a redirect.
     pub(crate) location: Option<String>,
+    /// The request target upstream when the route rewrites the path (`rewrite-target`).
+    pub(crate) upstream_target: Option<String>,
 }
 
 /// Phase 1: finds the route (once per request) and decides whether the request goes upstream.
@@ -85,6 +87,7 @@ pub(crate) fn admit<'t>(
         limits: settings.limits_for(&RoutePolicy::default()),
         answer: Some(answer),
         location: None,
+        upstream_target: None,
     };
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
@@ -94,7 +97,15 @@ pub(crate) fn admit<'t>(
     };
     let limits = settings.limits_for(route.policy);
     if let Some((code, location)) = redirect::redirect(table, &route, &settings.https, facts, &path) {
-        return Admitted { route: Some(route), path, limits, answer: Some(code), location: Some(location) };
+        let location = Some(location);
+        return Admitted {
+            route: Some(route),
+            path,
+            limits,
+            answer: Some(code),
+            location,
+            upstream_target: None,
+        };
     }
     let answer = if route.policy.closed.is_some() || settings.closed.is_some() {
         Some(503)
@@ -105,7 +116,34 @@ pub(crate) fn admit<'t>(
     } else {
         None
     };
-    Admitted { route: Some(route), path, limits, answer, location: None }
+    let upstream_target = route.rewritten(&path).map(|rewritten| with_query(&rewritten, facts.target));
+    Admitted { route: Some(route), path, limits, answer, location: None, upstream_target }
+}
+
+/// A rewritten path as it goes upstream: escaped as nginx escapes a changed `$uri`
+/// (`ngx_escape_uri`: controls, space, `#`, `%`, `?`, DEL and non-ASCII), with the client's
+/// query string after it.
+fn with_query(path: &[u8], target: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(path.len() + target.len());
+    // A target without a leading `/` (`$1` with a group that does not start with one) would
+    // not be a path at all upstream.
+    if path.first() != Some(&b'/') {
+        out.push('/');
+    }
+    for &b in path {
+        if b <= b' ' || matches!(b, b'#' | b'%' | b'?' | 0x7f..) {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    if let Some(at) = target.find('?') {
+        out.push_str(&target[at..]);
+    }
+    out
 }
 
 /// The attempts of one request: which endpoints were tried, and how many tries are left.

@@ -8,6 +8,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::{Built, PendingRoute, State, index};
+use crate::path::MatchKind;
 use crate::table::{CompiledRoute, HostEntry, Shadowed, Span};
 use crate::{HostPattern, Reason, Rejection, RoutePolicy, RouteTable};
 
@@ -23,9 +24,20 @@ fn precedence<'a>(a: &PendingRoute<'a>, b: &PendingRoute<'a>) -> Ordering {
     key(a).cmp(&key(b))
 }
 
-/// Whether `b` claims what `a` already claimed: same host (implied), same path, same kind.
-fn same_claim(a: &PendingRoute<'_>, b: &PendingRoute<'_>) -> bool {
-    a.kind == b.kind && a.path == b.path
+/// The order of routes on a regex host, as ingress-nginx writes its locations: the longest
+/// path as written first; at equal length the older Ingress, then the order written (nginx
+/// then takes the first regex that matches).
+fn regex_order<'a>(a: &PendingRoute<'a>, b: &PendingRoute<'a>) -> Ordering {
+    fn key(r: &PendingRoute<'_>) -> (Reverse<usize>, u32, u32, u32) {
+        (Reverse(r.written.len()), r.origin, r.rule, r.index)
+    }
+    key(a).cmp(&key(b))
+}
+
+/// Whether `b` claims what `a` already claimed: same host (implied), same path, same kind; on
+/// a regex host, the same path as written.
+fn same_claim(a: &PendingRoute<'_>, b: &PendingRoute<'_>, regex_host: bool) -> bool {
+    if regex_host { a.written == b.written } else { a.kind == b.kind && a.path == b.path }
 }
 
 impl State<'_, '_> {
@@ -33,7 +45,7 @@ impl State<'_, '_> {
         let mut hosts = std::mem::take(&mut self.hosts);
         let arena_len: usize = hosts
             .iter()
-            .map(|h| host_name(&h.pattern).len() + h.routes.iter().map(|r| r.path.len()).sum::<usize>())
+            .map(|h| host_name(&h.pattern).len() + h.routes.iter().map(|r| r.written.len()).sum::<usize>())
             .sum();
         let route_count: usize = hosts.iter().map(|h| h.routes.len()).sum();
         let mut arena = String::with_capacity(arena_len);
@@ -45,16 +57,25 @@ impl State<'_, '_> {
         let mut entries = Vec::with_capacity(hosts.len());
         let mut routes = Vec::with_capacity(route_count);
         let mut shadowed = Vec::new();
+        let mut regexes = Vec::new();
+        let mut seen = std::collections::HashMap::new();
         let mut any = None;
         for (host, acc) in hosts.iter_mut().enumerate() {
             let host = index(host);
             let name = push(host_name(&acc.pattern));
-            acc.routes.sort_unstable_by(precedence);
+            let regex_host = acc.routes.iter().any(|r| r.regex);
+            if regex_host {
+                acc.routes.sort_by(regex_order);
+                self.compile_regexes(acc, &mut regexes, &mut seen);
+            } else {
+                acc.routes.sort_unstable_by(precedence);
+            }
             let start = index(routes.len());
             let mut winner: Option<(usize, u32)> = None;
             for (i, r) in acc.routes.iter().enumerate() {
+                let text = if regex_host { r.written } else { r.path };
                 match winner {
-                    Some((w, w_at)) if same_claim(&acc.routes[w], r) => {
+                    Some((w, w_at)) if same_claim(&acc.routes[w], r, regex_host) => {
                         let w = &acc.routes[w];
                         self.rejected.push(Rejection {
                             origin: self.origins[r.origin as usize].clone(),
@@ -64,11 +85,11 @@ impl State<'_, '_> {
                                 winner_field: w.field(),
                             },
                         });
-                        shadowed.push(Shadowed { host, route: compiled(r, push(r.path)), winner: w_at });
+                        shadowed.push(Shadowed { host, route: compiled(r, push(text)), winner: w_at });
                     }
                     _ => {
                         winner = Some((i, index(routes.len())));
-                        routes.push(compiled(r, push(r.path)));
+                        routes.push(compiled(r, push(text)));
                     }
                 }
             }
@@ -123,9 +144,53 @@ impl State<'_, '_> {
                 controller_default: self.controller_default,
                 tls: self.tls,
                 shadowed,
+                regexes,
             },
             rejected: self.rejected,
         }
+    }
+}
+
+impl State<'_, '_> {
+    /// Compiles each route of a regex host: a path without regex syntax matches as
+    /// [`MatchKind::Folded`], any other as a [`MatchKind::Regex`] in `regexes` (one regex per
+    /// distinct pattern, however many hosts use it). A path that is not a usable regex is
+    /// rejected and left out.
+    fn compile_regexes<'a>(
+        &mut self,
+        acc: &mut super::HostAcc<'a>,
+        regexes: &mut Vec<regex::bytes::Regex>,
+        seen: &mut std::collections::HashMap<&'a str, u32>,
+    ) {
+        let origins = &self.origins;
+        let rejected = &mut self.rejected;
+        acc.routes.retain_mut(|r| {
+            if !crate::path::has_regex_syntax(r.written) {
+                r.kind = MatchKind::Folded;
+                return true;
+            }
+            if let Some(&i) = seen.get(r.written) {
+                r.kind = MatchKind::Regex(i);
+                return true;
+            }
+            match crate::rewrite::location_regex(r.written) {
+                Ok(regex) => {
+                    let i = index(regexes.len());
+                    seen.insert(r.written, i);
+                    r.kind = MatchKind::Regex(i);
+                    regexes.push(regex);
+                    true
+                }
+                Err(why) => {
+                    rejected.push(Rejection {
+                        origin: origins[r.origin as usize].clone(),
+                        field: r.field(),
+                        reason: Reason::InvalidPath { path: r.written.to_owned(), why },
+                    });
+                    false
+                }
+            }
+        });
     }
 }
 

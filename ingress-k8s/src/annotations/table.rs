@@ -166,7 +166,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("proxy-ssl-verify", "proxy", Ignored(PROTOCOLS)),
     known("proxy-ssl-verify-depth", "proxy", Ignored(PROTOCOLS)),
     known("relative-redirects", "redirect", Ignored(NOT_YET)),
-    known("rewrite-target", "rewrite", Ignored(NOT_YET)),
+    known("rewrite-target", "rewrite", Applied),
     known("satisfy", "authentication", Restricts(AUTH)),
     known("server-alias", "alias", Ignored(NOT_YET)),
     known("server-snippet", "snippets", Ignored(SNIPPET)),
@@ -192,7 +192,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("upstream-hash-by-subset-size", "backend", Ignored(BALANCING)),
     known("upstream-vhost", "backend", Ignored(NOT_YET)),
     known("use-port-in-redirects", "redirect", Applied),
-    known("use-regex", "rewrite", Ignored(NOT_YET)),
+    known("use-regex", "rewrite", Applied),
     known("whitelist-source-range", "acl", Restricts(SOURCE_RANGES)),
     known("x-forwarded-prefix", "backend", Ignored(NOT_YET)),
 ];

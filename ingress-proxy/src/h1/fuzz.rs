@@ -132,6 +132,7 @@ fn upstream_request_with(head: &Head<'_>, names: Names, tls: bool, forwarding: &
     let sent = Sent::from_lines(forwarding, head.headers.iter().map(|h| (h.name, h.value)));
     let client = identify(forwarding, connection, head.host, sent);
     let edits = RequestEdits {
+        target: None,
         client: &client,
         request_id: head.request_id.unwrap_or(REQUEST_ID),
         nominated: head.nominated(),

@@ -8,7 +8,8 @@ use crate::pipeline::edits::RequestEdits;
 /// Writes `head` as it goes upstream into `out`.
 pub(crate) fn write(head: &Head<'_>, edits: &RequestEdits<'_>, out: &mut Vec<u8>) {
     out.clear();
-    for part in [head.method.as_bytes(), b" ", head.origin_form.as_bytes(), b" HTTP/1.1\r\n"] {
+    let target = edits.target.unwrap_or(head.origin_form);
+    for part in [head.method.as_bytes(), b" ", target.as_bytes(), b" HTTP/1.1\r\n"] {
         out.extend_from_slice(part);
     }
     // An absolute-form target names the host (RFC 9112 section 3.2.2); HTTP/1.0 may have
@@ -70,6 +71,7 @@ mod tests {
         );
         let client = crate::pipeline::client::identify(&forwarding, connection, head.host, sent);
         let edits = RequestEdits {
+            target: None,
             client: &client,
             request_id: head.request_id.unwrap_or(b"rid"),
             nominated: head.nominated(),

@@ -94,6 +94,9 @@ impl Names {
 /// The edits of a request going upstream.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestEdits<'a> {
+    /// The request target upstream when the route rewrites it (`rewrite-target`); `None`
+    /// keeps the client's.
+    pub(crate) target: Option<&'a str>,
     /// Who the client is (the forwarding headers).
     pub(crate) client: &'a Client<'a>,
     /// The request's id (`X-Request-ID`).
@@ -248,6 +251,7 @@ mod tests {
         nominated: &'a [&'a str],
     ) -> RequestEdits<'a> {
         RequestEdits {
+            target: None,
             client,
             request_id: b"abc",
             nominated,

@@ -131,6 +131,15 @@ async fn env() -> Env {
             ..RoutePolicy::default()
         },
     );
+    // The rewrite idiom: `/api/<rest>` goes upstream as `/<rest>`.
+    routes.route_with(
+        "rewrite",
+        "rw.test",
+        "/api(/|$)(.*)",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy { rewrite_target: Some("/$2".parse().unwrap()), ..RoutePolicy::default() },
+    );
     // A host of an Ingress with a TLS section: plain HTTP is redirected to HTTPS.
     let secure = BackendRef::new("test", "svc-p", 80);
     routes.builder.ingress(
@@ -297,6 +306,19 @@ fn rows() -> Vec<Row> {
             name: "a closed route (an access restriction not applied) is 503, never served",
             ask: ask("closed.test", "/"),
             check: |_, _, got| assert_eq!(got.status, 503),
+        },
+        Row {
+            name: "a rewrite-target route sends the rewritten path, query kept",
+            ask: ask("rw.test", "/API/headers?q=1"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 200, "{}", got.text());
+                assert_eq!(got.echoed("host").as_deref(), Some("rw.test"), "{}", got.text());
+            },
+        },
+        Row {
+            name: "a regex host answers 404 where no regex matches",
+            ask: ask("rw.test", "/apis"),
+            check: |_, _, got| assert_eq!(got.status, 404),
         },
         Row {
             name: "HSTS on every HTTPS response, never on plain HTTP",
