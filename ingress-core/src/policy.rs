@@ -77,6 +77,13 @@ pub struct RoutePolicy {
     /// The path requests are sent upstream with (`rewrite-target`); a target other than a
     /// path's own text makes that path's host a regex host too.
     pub rewrite_target: Option<crate::RewriteTarget>,
+    /// `X-Forwarded-Prefix` sent upstream when the path is rewritten (`x-forwarded-prefix`).
+    pub forwarded_prefix: Option<String>,
+    /// The `Host` header sent upstream instead of the client's (`upstream-vhost`).
+    pub upstream_host: Option<String>,
+    /// How long a request may spend trying endpoints before the last failure is its answer
+    /// (`proxy-next-upstream-timeout`); `None` is no limit.
+    pub next_upstream_timeout: Option<Duration>,
 }
 
 /// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
@@ -166,6 +173,15 @@ impl RoutePolicy {
         }
         if let Some(target) = &self.rewrite_target {
             out.push(format!("path rewritten to {target} upstream"));
+        }
+        if let Some(prefix) = &self.forwarded_prefix {
+            out.push(format!("X-Forwarded-Prefix: {prefix} when rewritten"));
+        }
+        if let Some(host) = &self.upstream_host {
+            out.push(format!("Host: {host} upstream"));
+        }
+        if let Some(d) = &self.next_upstream_timeout {
+            out.push(format!("retries stop after {}", secs(d)));
         }
         out.extend(self.request_headers.iter().map(|op| format!("request: {op}")));
         out.extend(self.response_headers.iter().map(|op| format!("response: {op}")));

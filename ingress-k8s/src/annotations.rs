@@ -15,6 +15,7 @@ mod proxy;
 mod redirect;
 mod rewrite;
 mod table;
+mod upstream;
 mod values;
 
 use std::collections::BTreeMap;
@@ -105,6 +106,30 @@ pub struct Annotations {
 /// with what was expected.
 type Outcome = Result<String, String>;
 
+/// The same answer, for families where a valid value may still be one Ferry does not act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Read {
+    /// In force; what it does.
+    Applied(String),
+    /// A valid value Ferry does not act on; why, and what happens instead.
+    Ignored(String),
+    /// Not valid; what was expected.
+    Rejected(String),
+}
+
+impl From<Outcome> for Read {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Ok(what) => Read::Applied(what),
+            Err(expected) => Read::Rejected(expected),
+        }
+    }
+}
+
+fn reads(outcomes: BTreeMap<&str, Outcome>) -> impl Iterator<Item = (&str, Read)> {
+    outcomes.into_iter().map(|(name, outcome)| (name, outcome.into()))
+}
+
 /// Reads the annotations of one Ingress (all of them; those without `prefix/` are not ours
 /// and are skipped).
 pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations {
@@ -113,9 +138,10 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
         .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.strip_prefix('/')?, v.as_str())))
         .collect();
     let mut policy = RoutePolicy::default();
-    let mut outcomes = proxy::read(&ours, &mut policy);
-    outcomes.extend(redirect::read(&ours, &mut policy));
-    outcomes.extend(rewrite::read(&ours, &mut policy));
+    let mut outcomes: BTreeMap<&str, Read> = reads(proxy::read(&ours, &mut policy)).collect();
+    outcomes.extend(reads(redirect::read(&ours, &mut policy)));
+    outcomes.extend(reads(rewrite::read(&ours, &mut policy)));
+    outcomes.extend(upstream::read(&ours, &mut policy));
     let mut reports = Vec::new();
     let mut closed = Vec::new();
     for (&name, &value) in &ours {
@@ -125,8 +151,9 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
             Some(table::Support::Ignored(why)) => (Verdict::Ignored, why.to_owned(), false),
             Some(table::Support::Restricts(why)) => (Verdict::Ignored, why.to_owned(), true),
             Some(table::Support::Applied) => match outcomes.remove(name) {
-                Some(Ok(what)) => (Verdict::Applied, what, false),
-                Some(Err(expected)) => {
+                Some(Read::Applied(what)) => (Verdict::Applied, what, false),
+                Some(Read::Ignored(why)) => (Verdict::Ignored, why, false),
+                Some(Read::Rejected(expected)) => {
                     (Verdict::Rejected, format!("value `{value}`: {expected}; the default stays"), false)
                 }
                 // A modifier whose main annotation is absent (nothing to modify).
@@ -193,8 +220,10 @@ pub fn markdown_table() -> String {
     for k in table::KNOWN {
         let status = match k.support {
             table::Support::Applied => {
-                let doc =
-                    proxy::doc(k.name).or_else(|| redirect::doc(k.name)).or_else(|| rewrite::doc(k.name));
+                let doc = proxy::doc(k.name)
+                    .or_else(|| redirect::doc(k.name))
+                    .or_else(|| rewrite::doc(k.name))
+                    .or_else(|| upstream::doc(k.name));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),

@@ -263,6 +263,7 @@ impl RuntimeSettings {
             max_body_size: policy.max_body_size.map_or(self.max_body_size, BodyLimit::bytes),
             max_attempts: policy.max_attempts.map_or(self.max_attempts, |n| n as usize).max(1),
             access_log: policy.access_log.unwrap_or(self.access_log),
+            next_upstream_timeout: policy.next_upstream_timeout,
         }
     }
 }
@@ -278,6 +279,8 @@ pub struct RouteLimits {
     pub max_attempts: usize,
     /// Whether the request is written to the access log.
     pub access_log: bool,
+    /// How long a request may spend trying endpoints (`None`: no limit).
+    pub next_upstream_timeout: Option<Duration>,
 }
 
 #[cfg(test)]

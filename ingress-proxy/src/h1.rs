@@ -319,6 +319,12 @@ impl Front {
             (None, Some(route)) => {
                 let edits = RequestEdits {
                     target: admitted.upstream_target.as_deref(),
+                    host: route.policy.upstream_host.as_deref(),
+                    forwarded_prefix: route
+                        .policy
+                        .forwarded_prefix
+                        .as_deref()
+                        .filter(|_| admitted.upstream_target.is_some()),
                     client: &client,
                     request_id,
                     nominated: head.nominated(),

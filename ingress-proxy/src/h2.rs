@@ -289,8 +289,16 @@ impl ProxyHttp for H2 {
                 .map_err(|e| Error::because(pingora::ErrorType::InvalidHTTPHeader, "rewritten target", e))?;
             upstream.set_uri(uri);
         }
+        let policy = route.as_ref().map(|r| r.policy);
+        if let Some(host) = policy.and_then(|p| p.upstream_host.as_deref()) {
+            upstream.insert_header(http::header::HOST, host)?;
+        }
         let edits = RequestEdits {
             target: None,
+            host: None,
+            forwarded_prefix: policy
+                .and_then(|p| p.forwarded_prefix.as_deref())
+                .filter(|_| ctx.upstream_target.is_some()),
             client: &client,
             request_id: ctx.request_id.as_bytes(),
             nominated: &[],

@@ -157,6 +157,9 @@ pub(crate) struct Attempts {
     failure: Option<u16>,
     /// The endpoint of the attempt in progress (or of the last one).
     current: Option<SocketAddr>,
+    /// How long attempts may go on (`proxy-next-upstream-timeout`), from the first.
+    budget: Option<std::time::Duration>,
+    first: Option<std::time::Instant>,
 }
 
 /// What follows a failed attempt.
@@ -184,12 +187,28 @@ pub(crate) struct Exchange {
 impl Attempts {
     /// No attempt yet; at most `limits.max_attempts`.
     pub(crate) fn new(limits: &RouteLimits) -> Self {
-        Self { tried: Vec::new(), made: 0, max: limits.max_attempts, failure: None, current: None }
+        Self {
+            tried: Vec::new(),
+            made: 0,
+            max: limits.max_attempts,
+            failure: None,
+            current: None,
+            budget: limits.next_upstream_timeout,
+            first: None,
+        }
     }
 
     /// Phase 2: the endpoint of the next attempt, chosen by `selector` among those not tried;
     /// `Err(status)` when none is left (`503`, or the status of the last failure).
     pub(crate) fn next(&mut self, selector: &dyn Selector, backend: &Backend) -> Result<SocketAddr, u16> {
+        if let (Some(budget), Some(first)) = (self.budget, self.first)
+            && first.elapsed() >= budget
+        {
+            return Err(self.failure.unwrap_or(503));
+        }
+        if self.budget.is_some() && self.first.is_none() {
+            self.first = Some(std::time::Instant::now());
+        }
         let endpoints = backend.endpoints();
         let Some(endpoint) = selector.select(backend, &endpoints, &self.tried) else {
             return Err(self.failure.unwrap_or(503));
@@ -310,6 +329,14 @@ mod tests {
         assert_ne!(first, second, "a failed endpoint is not chosen again");
         assert_eq!(attempts.connect_failed(&refused), AfterFailure::Retry);
         assert_eq!(attempts.next(&RoundRobin, route.backend), Err(502), "every endpoint failed");
+
+        // proxy-next-upstream-timeout: once spent, the last failure is the answer, however
+        // many endpoints are left.
+        let spent = RouteLimits { next_upstream_timeout: Some(std::time::Duration::ZERO), ..limits };
+        let mut attempts = Attempts::new(&spent);
+        attempts.next(&RoundRobin, route.backend).unwrap();
+        assert_eq!(attempts.connect_failed(&refused), AfterFailure::Retry);
+        assert_eq!(attempts.next(&RoundRobin, route.backend), Err(502), "no time left to retry");
 
         let mut attempts = Attempts::new(&limits);
         attempts.next(&RoundRobin, route.backend).unwrap();

@@ -133,6 +133,8 @@ fn upstream_request_with(head: &Head<'_>, names: Names, tls: bool, forwarding: &
     let client = identify(forwarding, connection, head.host, sent);
     let edits = RequestEdits {
         target: None,
+        host: None,
+        forwarded_prefix: None,
         client: &client,
         request_id: head.request_id.unwrap_or(REQUEST_ID),
         nominated: head.nominated(),

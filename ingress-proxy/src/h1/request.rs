@@ -14,9 +14,9 @@ pub(crate) fn write(head: &Head<'_>, edits: &RequestEdits<'_>, out: &mut Vec<u8>
     }
     // An absolute-form target names the host (RFC 9112 section 3.2.2); HTTP/1.0 may have
     // sent none, and HTTP/1.1 upstream needs the line (empty when there is no authority).
-    let own_host = head.absolute || head.host.is_empty();
+    let own_host = head.absolute || head.host.is_empty() || edits.host.is_some();
     if own_host {
-        line(out, b"host", &[head.host.as_bytes()]);
+        line(out, b"host", &[edits.host.unwrap_or(head.host).as_bytes()]);
     }
     for h in head.headers {
         if (own_host && h.name.eq_ignore_ascii_case("host")) || !edits.keeps(h.name) {
@@ -72,6 +72,8 @@ mod tests {
         let client = crate::pipeline::client::identify(&forwarding, connection, head.host, sent);
         let edits = RequestEdits {
             target: None,
+            host: None,
+            forwarded_prefix: None,
             client: &client,
             request_id: head.request_id.unwrap_or(b"rid"),
             nominated: head.nominated(),

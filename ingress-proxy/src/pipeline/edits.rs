@@ -97,6 +97,10 @@ pub(crate) struct RequestEdits<'a> {
     /// The request target upstream when the route rewrites it (`rewrite-target`); `None`
     /// keeps the client's.
     pub(crate) target: Option<&'a str>,
+    /// The `Host` upstream instead of the client's (`upstream-vhost`).
+    pub(crate) host: Option<&'a str>,
+    /// `X-Forwarded-Prefix`, replacing the client's (`x-forwarded-prefix`, when rewritten).
+    pub(crate) forwarded_prefix: Option<&'a str>,
     /// Who the client is (the forwarding headers).
     pub(crate) client: &'a Client<'a>,
     /// The request's id (`X-Request-ID`).
@@ -113,11 +117,15 @@ impl RequestEdits<'_> {
     /// Whether a client header line named `name` goes upstream.
     pub(crate) fn keeps(&self, name: &str) -> bool {
         let is = |n: &&str| name.eq_ignore_ascii_case(n);
+        // Lines the route's policy writes itself.
+        let policy_owned = (self.host.is_some() && is(&"host"))
+            || (self.forwarded_prefix.is_some() && is(&"x-forwarded-prefix"));
         self.names.forwards(name)
             && !HOP_BY_HOP.iter().any(is)
             && !PROXY_OWNED.iter().any(is)
             && !self.nominated.iter().any(is)
             && !replaced_by(self.route, name)
+            && !policy_owned
     }
 
     /// Calls `line(name, value_parts)` for each line the proxy adds, in order: the forwarding
@@ -151,6 +159,9 @@ impl RequestEdits<'_> {
         }
         if let Some(original) = client.original_forwarded_host {
             own("x-original-forwarded-host", &[original.as_bytes()]);
+        }
+        if let Some(prefix) = self.forwarded_prefix {
+            own("x-forwarded-prefix", &[prefix.as_bytes()]);
         }
         own(X_REQUEST_ID, &[self.request_id]);
         route_lines(self.route, line);
@@ -252,6 +263,8 @@ mod tests {
     ) -> RequestEdits<'a> {
         RequestEdits {
             target: None,
+            host: None,
+            forwarded_prefix: None,
             client,
             request_id: b"abc",
             nominated,

@@ -138,7 +138,19 @@ async fn env() -> Env {
         "/api(/|$)(.*)",
         "svc-p",
         &[backend.addr],
-        RoutePolicy { rewrite_target: Some("/$2".parse().unwrap()), ..RoutePolicy::default() },
+        RoutePolicy {
+            rewrite_target: Some("/$2".parse().unwrap()),
+            forwarded_prefix: Some("/api".into()),
+            ..RoutePolicy::default()
+        },
+    );
+    routes.route_with(
+        "vhost",
+        "vhost.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy { upstream_host: Some("internal.svc:8080".into()), ..RoutePolicy::default() },
     );
     // A host of an Ingress with a TLS section: plain HTTP is redirected to HTTPS.
     let secure = BackendRef::new("test", "svc-p", 80);
@@ -313,6 +325,24 @@ fn rows() -> Vec<Row> {
             check: |_, _, got| {
                 assert_eq!(got.status, 200, "{}", got.text());
                 assert_eq!(got.echoed("host").as_deref(), Some("rw.test"), "{}", got.text());
+                assert_eq!(got.echoed("x-forwarded-prefix").as_deref(), Some("/api"), "{}", got.text());
+            },
+        },
+        Row {
+            name: "upstream-vhost replaces the Host sent upstream",
+            ask: Ask {
+                headers: pairs(&[("x-forwarded-prefix", "/spoofed")]),
+                ..ask("vhost.test", "/headers")
+            },
+            check: |_, _, got| {
+                assert_eq!(got.status, 200);
+                assert_eq!(got.echoed("host").as_deref(), Some("internal.svc:8080"), "{}", got.text());
+                assert_eq!(got.echoed("x-forwarded-host").as_deref(), Some("vhost.test"));
+                assert_eq!(
+                    got.echoed("x-forwarded-prefix").as_deref(),
+                    Some("/spoofed"),
+                    "not rewritten: kept"
+                );
             },
         },
         Row {
