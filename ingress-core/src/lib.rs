@@ -36,6 +36,7 @@
 
 mod build;
 mod cidr;
+mod cors;
 mod endpoints;
 mod error;
 mod explain;
@@ -50,6 +51,7 @@ mod uri;
 
 pub use build::{Built, TableBuilder};
 pub use cidr::{Cidr, InvalidCidr, canonical as canonical_ip, parse_cidrs};
+pub use cors::{Cors, CorsOrigins, InvalidOrigin, OriginPattern};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
 pub use error::{Field, Reason, Rejection};
 pub use explain::{Decision, Explanation, HostCandidate, PathCandidate, Verdict};

@@ -84,6 +84,8 @@ pub struct RoutePolicy {
     /// How long a request may spend trying endpoints before the last failure is its answer
     /// (`proxy-next-upstream-timeout`); `None` is no limit.
     pub next_upstream_timeout: Option<Duration>,
+    /// CORS (`enable-cors`): preflights answered by the proxy, headers on responses.
+    pub cors: Option<crate::Cors>,
 }
 
 /// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
@@ -179,6 +181,15 @@ impl RoutePolicy {
         }
         if let Some(host) = &self.upstream_host {
             out.push(format!("Host: {host} upstream"));
+        }
+        if let Some(cors) = &self.cors {
+            let origins = match &cors.origins {
+                crate::CorsOrigins::Any => "*".to_owned(),
+                crate::CorsOrigins::List(list) => {
+                    list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                }
+            };
+            out.push(format!("CORS for {origins} (preflights answered 204 by the proxy)"));
         }
         if let Some(d) = &self.next_upstream_timeout {
             out.push(format!("retries stop after {}", secs(d)));

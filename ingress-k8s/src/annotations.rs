@@ -11,6 +11,7 @@
 //! is not applied, or whose value is rejected, closes the Ingress ([`RoutePolicy::closed`]):
 //! its paths answer `503` rather than being served more openly than ingress-nginx would.
 
+mod cors;
 mod proxy;
 mod redirect;
 mod rewrite;
@@ -142,6 +143,7 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
     outcomes.extend(reads(redirect::read(&ours, &mut policy)));
     outcomes.extend(reads(rewrite::read(&ours, &mut policy)));
     outcomes.extend(upstream::read(&ours, &mut policy));
+    outcomes.extend(reads(cors::read(&ours, &mut policy)));
     let mut reports = Vec::new();
     let mut closed = Vec::new();
     for (&name, &value) in &ours {
@@ -223,7 +225,8 @@ pub fn markdown_table() -> String {
                 let doc = proxy::doc(k.name)
                     .or_else(|| redirect::doc(k.name))
                     .or_else(|| rewrite::doc(k.name))
-                    .or_else(|| upstream::doc(k.name));
+                    .or_else(|| upstream::doc(k.name))
+                    .or_else(|| cors::doc(k.name));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),

@@ -29,6 +29,7 @@ mod target;
 mod tunnel;
 mod upload;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,7 +51,7 @@ use crate::config::{ClientLimits, RouteLimits, RuntimeSettings};
 use crate::handle::Shared;
 use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::client::{Connection, Sent, identify};
-use crate::pipeline::edits::{HSTS, Names, RequestEdits, ResponseEdits, new_request_id};
+use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::log::{Finished, route_labels};
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
@@ -87,6 +88,15 @@ struct Conn {
     head: Vec<u8>,
     /// Bytes read from the upstream.
     upstream: BytesMut,
+}
+
+/// What the proxy adds to a response it makes itself after trying the upstream (a `502`,
+/// `504`…), and to the upstream's.
+struct Local<'a> {
+    hsts: Option<&'a str>,
+    cors: Option<(&'a ingress_core::Cors, &'a str)>,
+    /// The header lines of the proxy's own answers.
+    headers: Vec<(&'static str, Cow<'a, str>)>,
 }
 
 /// Where a connection comes from, formatted once for the forwarding headers of its requests.
@@ -310,6 +320,8 @@ impl Front {
             tls: from.tls,
             scheme: client.scheme,
             forwarded_host: client.host,
+            method: head.method,
+            origin: client.origin,
         };
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let admitted = admit(snapshot.as_deref().map(|s| &*s.table), settings, &facts);
@@ -332,23 +344,16 @@ impl Front {
                     route: &route.policy.request_headers,
                 };
                 request::write(head, &edits, &mut conn.request);
-                self.proxy(head, upload, route, &admitted.limits, close, hsts, conn, &mut outcome).await
+                let local = Local { hsts, cors: admitted.cors, headers: admitted.answer_headers(hsts) };
+                self.proxy(head, upload, route, &admitted.limits, close, &local, conn, &mut outcome).await
             }
             // Answered without the body: the connection stays only if the body was all read
             // with the head, and never after a 400 or 413 (as nginx closes it).
             (status, _) => {
                 let status = status.unwrap_or(404);
                 let close = close || matches!(status, 400 | 413) || !upload.skip_prefix();
-                let mut extra: [(&str, &str); 2] = [("", ""); 2];
-                let mut n = 0;
-                for line in [admitted.location.as_deref().map(|l| ("location", l)), hsts.map(|h| (HSTS, h))]
-                    .into_iter()
-                    .flatten()
-                {
-                    extra[n] = line;
-                    n += 1;
-                }
-                answer(conn, status, close, head.method == "HEAD", &extra[..n], &mut outcome).await
+                let extra = admitted.answer_headers(hsts);
+                answer(conn, status, close, head.method == "HEAD", &extra, &mut outcome).await
             }
         };
         Finished {
@@ -378,7 +383,7 @@ impl Front {
         route: &Route<'_>,
         limits: &RouteLimits,
         close: bool,
-        hsts: Option<&str>,
+        local: &Local<'_>,
         conn: &mut Conn,
         outcome: &mut Outcome,
     ) -> Next {
@@ -388,9 +393,9 @@ impl Front {
         }
         let asked =
             Asked { head: head.method == "HEAD", minor: head.minor, close, upgrade: head.upgrade.is_some() };
-        let edits = ResponseEdits { hsts, route: &route.policy.response_headers };
-        let hsts_line = hsts.map(|h| [(HSTS, h)]);
-        let extra: &[(&str, &str)] = hsts_line.as_ref().map_or(&[], |l| &l[..]);
+        let edits =
+            ResponseEdits { hsts: local.hsts, cors: local.cors, route: &route.policy.response_headers };
+        let extra = &local.headers[..];
         let mut attempts = Attempts::new(limits);
         let mut sent_before = false;
         loop {

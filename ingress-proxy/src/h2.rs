@@ -68,6 +68,8 @@ pub(crate) struct Ctx {
     client: Option<IpAddr>,
     /// The request target upstream when the route rewrites the path.
     upstream_target: Option<String>,
+    /// `Access-Control-Allow-Origin` when the request gets CORS headers.
+    cors_origin: Option<String>,
     connect_started: Option<Instant>,
     upstream_status: Option<u16>,
     body_bytes: u64,
@@ -153,21 +155,16 @@ fn apply(
 }
 
 /// Writes a complete response with a fixed text body.
-async fn write_text(
-    session: &mut Session,
-    status: u16,
-    location: Option<&str>,
-    hsts: Option<&str>,
-) -> Result<()> {
+async fn write_text(session: &mut Session, status: u16, lines: &[(&'static str, String)]) -> Result<()> {
     let body = body_for(status);
-    let mut header = ResponseHeader::build(status, Some(5))?;
-    header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    if let Some(location) = location {
-        header.insert_header(http::header::LOCATION, location)?;
+    let mut header = ResponseHeader::build(status, Some(3 + lines.len()))?;
+    // A 204 has no content, and says nothing about it (as nginx strips both headers).
+    if status != 204 {
+        header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     }
-    if let Some(hsts) = hsts {
-        header.insert_header(HSTS, hsts)?;
+    for (name, value) in lines {
+        header.append_header(*name, value.as_str())?;
     }
     session.write_response_header(Box::new(header), body.is_empty()).await?;
     if !body.is_empty() {
@@ -198,6 +195,7 @@ impl ProxyHttp for H2 {
             body_bytes: 0,
             client: None,
             upstream_target: None,
+            cors_origin: None,
             _active: ActiveRequest::start(&self.metrics),
         }
     }
@@ -227,18 +225,24 @@ impl ProxyHttp for H2 {
             tls: is_tls(session),
             scheme: client.scheme,
             forwarded_host: client.host,
+            method: req.method.as_str(),
+            origin: client.origin,
         };
         let snapshot = ctx.snapshot.clone();
         let admitted = admit(snapshot.as_deref().map(|s| &*s.table), &settings, &facts);
         ctx.route = admitted.route.map(|r| r.id());
-        ctx.path = admitted.path.into_owned();
+        ctx.path = admitted.path.to_string();
         ctx.limits = admitted.limits;
         ctx.attempts = Attempts::new(&admitted.limits);
-        ctx.upstream_target = admitted.upstream_target;
+        ctx.upstream_target = admitted.upstream_target.clone();
+        ctx.cors_origin = admitted.cors.map(|(_, origin)| origin.to_owned());
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
         let hsts = settings.https.hsts.as_deref().filter(|_| is_tls(session));
-        write_text(session, status, admitted.location.as_deref(), hsts).await?;
+        let lines: Vec<(&'static str, String)> =
+            admitted.answer_headers(hsts).into_iter().map(|(n, v)| (n, v.into_owned())).collect();
+        drop(client);
+        write_text(session, status, &lines).await?;
         Ok(true)
     }
 
@@ -332,7 +336,9 @@ impl ProxyHttp for H2 {
         ctx.upstream_status = Some(response.status.as_u16());
         let route = ctx.route();
         let hsts = ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session));
-        let edits = ResponseEdits { hsts, route: route.as_ref().map_or(&[], |r| &r.policy.response_headers) };
+        let policy = route.as_ref().map(|r| r.policy);
+        let cors = policy.and_then(|p| p.cors.as_ref()).zip(ctx.cors_origin.as_deref());
+        let edits = ResponseEdits { hsts, cors, route: policy.map_or(&[], |p| &p.response_headers) };
         if edits.is_empty() {
             return Ok(());
         }
@@ -375,14 +381,16 @@ impl ProxyHttp for H2 {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let mut code = status_for(e.etype(), e.esource());
         if code > 0 && session.response_written().is_none() {
-            if let Err(write) = write_text(
-                session,
-                code,
-                None,
-                ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session)),
-            )
-            .await
-            {
+            let mut lines = Vec::new();
+            if let Some(hsts) = ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session)) {
+                lines.push((HSTS, hsts.to_owned()));
+            }
+            let route = ctx.route();
+            let cors = route.as_ref().and_then(|r| r.policy.cors.as_ref()).zip(ctx.cors_origin.as_deref());
+            if let Some((cors, origin)) = cors {
+                lines.extend(cors.headers(origin).map(|(n, v)| (n, v.into_owned())));
+            }
+            if let Err(write) = write_text(session, code, &lines).await {
                 tracing::debug!(error = %write, "could not send error response");
             }
         } else if session.response_written().is_some() {

@@ -29,7 +29,7 @@ pub(crate) mod redirect;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use ingress_core::{Backend, Route, RoutePolicy, RouteTable, normalize_path};
+use ingress_core::{Backend, Cors, Route, RoutePolicy, RouteTable, normalize_path};
 use pingora::Error;
 
 use crate::config::{RouteLimits, RuntimeSettings};
@@ -50,6 +50,10 @@ pub(crate) struct Facts<'a> {
     pub(crate) scheme: &'a str,
     /// The host the client asked for, as forwarded ([`client::Client::host`]).
     pub(crate) forwarded_host: &'a str,
+    /// The method.
+    pub(crate) method: &'a str,
+    /// `Origin`, for CORS.
+    pub(crate) origin: Option<&'a str>,
 }
 
 /// The outcome of [`admit`].
@@ -67,6 +71,27 @@ pub(crate) struct Admitted<'t> {
     pub(crate) location: Option<String>,
     /// The request target upstream when the route rewrites the path (`rewrite-target`).
     pub(crate) upstream_target: Option<String>,
+    /// The route's CORS policy and the `Access-Control-Allow-Origin` value, when the request
+    /// gets CORS headers (on the proxy's own answer too).
+    pub(crate) cors: Option<(&'t Cors, &'t str)>,
+}
+
+impl Admitted<'_> {
+    /// The header lines of the proxy's own answer to this request (besides the framing):
+    /// `Location`, HSTS (`hsts`, on HTTPS), CORS.
+    pub(crate) fn answer_headers<'a>(&'a self, hsts: Option<&'a str>) -> Vec<(&'static str, Cow<'a, str>)> {
+        let mut lines = Vec::new();
+        if let Some(location) = &self.location {
+            lines.push(("location", Cow::Borrowed(location.as_str())));
+        }
+        if let Some(hsts) = hsts {
+            lines.push((edits::HSTS, Cow::Borrowed(hsts)));
+        }
+        if let Some((cors, origin)) = self.cors {
+            lines.extend(cors.headers(origin));
+        }
+        lines
+    }
 }
 
 /// Phase 1: finds the route (once per request) and decides whether the request goes upstream.
@@ -88,6 +113,7 @@ pub(crate) fn admit<'t>(
         answer: Some(answer),
         location: None,
         upstream_target: None,
+        cors: None,
     };
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
@@ -96,16 +122,26 @@ pub(crate) fn admit<'t>(
         return no_route(path, 404);
     };
     let limits = settings.limits_for(route.policy);
-    if let Some((code, location)) = redirect::redirect(table, &route, &settings.https, facts, &path) {
-        let location = Some(location);
-        return Admitted {
-            route: Some(route),
-            path,
-            limits,
-            answer: Some(code),
-            location,
-            upstream_target: None,
-        };
+    let cors = route.policy.cors.as_ref().and_then(|c| Some((c, c.allow_origin(facts.origin)?)));
+    let local = |answer, location| Admitted {
+        route: Some(route),
+        path: path.clone(),
+        limits,
+        answer: Some(answer),
+        location,
+        upstream_target: None,
+        cors,
+    };
+    // ingress-nginx's rewrite phase, in its order: app-root, the CORS preflight, the fixed
+    // redirects, the HTTPS redirect.
+    if let Some((code, location)) = redirect::app_root(&route, facts, &path) {
+        return local(code, Some(location));
+    }
+    if cors.is_some() && facts.method == "OPTIONS" {
+        return local(204, None);
+    }
+    if let Some((code, location)) = redirect::redirect(table, &route, &settings.https, facts) {
+        return local(code, Some(location));
     }
     let answer = if route.policy.closed.is_some() || settings.closed.is_some() {
         Some(503)
@@ -117,7 +153,7 @@ pub(crate) fn admit<'t>(
         None
     };
     let upstream_target = route.rewritten(&path).map(|rewritten| with_query(&rewritten, facts.target));
-    Admitted { route: Some(route), path, limits, answer, location: None, upstream_target }
+    Admitted { route: Some(route), path, limits, answer, location: None, upstream_target, cors }
 }
 
 /// A rewritten path as it goes upstream: escaped as nginx escapes a changed `$uri`
@@ -301,6 +337,8 @@ mod tests {
             tls: false,
             scheme: "http",
             forwarded_host: "h.example.com",
+            method: "GET",
+            origin: None,
         };
         let a = admit(Some(&t), &settings, &facts("/%61dmin//x?q", Some(10)));
         assert_eq!((a.answer, &*a.path), (None, "/admin/x"), "normalized path routes");

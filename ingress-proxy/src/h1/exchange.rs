@@ -175,7 +175,7 @@ pub(super) async fn answer(
     status: u16,
     close: bool,
     head_request: bool,
-    extra: &[(&str, &str)],
+    extra: &[(&str, std::borrow::Cow<'_, str>)],
     outcome: &mut Outcome,
 ) -> Next {
     let body = body_for(status);
@@ -186,9 +186,12 @@ pub(super) async fn answer(
     for part in [&b"HTTP/1.1 "[..], digits.format(status).as_bytes(), b" ", reason.as_bytes(), b"\r\n"] {
         out.extend_from_slice(part);
     }
-    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
-    out.extend_from_slice(digits.format(body.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    // A 204 has no content, and says nothing about it (as nginx strips both headers).
+    if status != 204 {
+        out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
+        out.extend_from_slice(digits.format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in extra {
         for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);

@@ -327,7 +327,7 @@ pub fn response_head(data: &[u8]) {
     };
     let mut out = Vec::new();
     let (status, len, last) =
-        match response::parse(buf, &asked, &ResponseEdits { hsts: None, route: &[] }, &mut out) {
+        match response::parse(buf, &asked, &ResponseEdits { hsts: None, cors: None, route: &[] }, &mut out) {
             Err(_) | Ok(response::Parsed::Partial) => return,
             Ok(response::Parsed::Interim(len)) => {
                 assert!(0 < len && len <= buf.len(), "interim head of {len} bytes in {}", buf.len());

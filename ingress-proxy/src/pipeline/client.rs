@@ -21,6 +21,8 @@ pub(crate) struct Sent<'a> {
     pub(crate) host: Option<&'a str>,
     /// `X-Forwarded-Port`.
     pub(crate) port: Option<&'a str>,
+    /// `Origin` (read in the same pass, for CORS).
+    pub(crate) origin: Option<&'a str>,
 }
 
 impl<'a> Sent<'a> {
@@ -35,6 +37,8 @@ impl<'a> Sent<'a> {
         for (name, value) in lines {
             if name.eq_ignore_ascii_case(for_name) {
                 join(&mut sent.forwarded_for, value);
+            } else if name.eq_ignore_ascii_case("origin") {
+                sent.origin = sent.origin.or_else(|| text(value));
             } else if !name.starts_with(['x', 'X']) {
                 continue;
             } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
@@ -86,6 +90,8 @@ pub(crate) struct Client<'a> {
     pub(crate) original_forwarded_for: Option<Cow<'a, str>>,
     /// `X-Forwarded-Host` as the client sent it (`X-Original-Forwarded-Host`).
     pub(crate) original_forwarded_host: Option<&'a str>,
+    /// The request's `Origin`, for CORS.
+    pub(crate) origin: Option<&'a str>,
 }
 
 /// The connection a request came on.
@@ -150,6 +156,7 @@ pub(crate) fn identify<'a>(
         port,
         original_forwarded_for: sent.forwarded_for,
         original_forwarded_host: sent.host,
+        origin: sent.origin,
     }
 }
 

@@ -168,11 +168,14 @@ impl RequestEdits<'_> {
     }
 }
 
-/// The edits of a response going to the client: HSTS, then the route's.
+/// The edits of a response going to the client: HSTS, CORS, then the route's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ResponseEdits<'a> {
     /// `Strict-Transport-Security`, replacing the upstream's (HTTPS responses, `hsts`).
     pub(crate) hsts: Option<&'a str>,
+    /// The route's CORS policy and `Access-Control-Allow-Origin`, when the request gets CORS
+    /// headers; they replace the upstream's.
+    pub(crate) cors: Option<(&'a ingress_core::Cors, &'a str)>,
     /// The route's edits.
     pub(crate) route: &'a [HeaderOp],
 }
@@ -184,7 +187,8 @@ impl ResponseEdits<'_> {
     /// Whether an upstream response header line named `name` goes to the client (the framing
     /// and connection headers are the driver's business, not this list's).
     pub(crate) fn keeps(&self, name: &str) -> bool {
-        let ours = self.hsts.is_some() && name.eq_ignore_ascii_case(HSTS);
+        let ours = (self.hsts.is_some() && name.eq_ignore_ascii_case(HSTS))
+            || (self.cors.is_some() && is_cors_header(name));
         !ours && !replaced_by(self.route, name)
     }
 
@@ -195,13 +199,28 @@ impl ResponseEdits<'_> {
         {
             line(HSTS, &[hsts.as_bytes()]);
         }
+        if let Some((cors, origin)) = self.cors {
+            for (name, value) in cors.headers(origin) {
+                if !replaced_by(self.route, name) {
+                    line(name, &[value.as_bytes()]);
+                }
+            }
+        }
         route_lines(self.route, line);
     }
 
     /// Whether there is nothing to edit.
     pub(crate) fn is_empty(&self) -> bool {
-        self.route.is_empty() && self.hsts.is_none()
+        self.route.is_empty() && self.hsts.is_none() && self.cors.is_none()
     }
+}
+
+/// Whether `name` is one of the CORS response headers the proxy sets.
+fn is_cors_header(name: &str) -> bool {
+    const ALLOW: &[u8] = b"access-control-allow-";
+    name.as_bytes().get(..ALLOW.len()).is_some_and(|p| p.eq_ignore_ascii_case(ALLOW))
+        || name.eq_ignore_ascii_case("access-control-expose-headers")
+        || name.eq_ignore_ascii_case("access-control-max-age")
 }
 
 /// Whether the route's edits set or remove `name` (so earlier lines of it go).
@@ -331,7 +350,7 @@ mod tests {
         assert_eq!(got.iter().filter(|l| l.starts_with("x-forwarded-proto")).count(), 1);
         assert!(!got.iter().any(|l| l.starts_with("x-request-id")));
         assert!(e.keeps("accept"), "append keeps the client's lines");
-        let r = ResponseEdits { hsts: None, route: &route };
+        let r = ResponseEdits { hsts: None, cors: None, route: &route };
         assert!(!r.keeps("X-Request-Id") && r.keeps("accept"));
     }
 

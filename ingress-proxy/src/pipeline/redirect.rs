@@ -1,29 +1,31 @@
 //! The redirects the proxy answers itself, in ingress-nginx's order: `app-root` (a server-level
 //! `return`), `permanent-redirect`/`temporal-redirect` (a location `return`), then the
-//! redirect to HTTPS (its Lua rewrite phase, which comes after both).
+//! redirect to HTTPS (its Lua rewrite phase, which comes after both). The pipeline answers a
+//! CORS preflight between the first two, where ingress-nginx's location `if` does.
 
 use ingress_core::{MatchedBy, Route, RouteTable};
 
 use super::Facts;
 use crate::config::HttpsSettings;
 
-/// The redirect `route` gives the request of `facts` (routed on `path`), if any: its status and
+/// The `app-root` redirect of a request for `/` (routed on `path`): ingress-nginx's
+/// server-level `return 302 $scheme://$http_host<app-root>` (the connection's scheme).
+pub(crate) fn app_root(route: &Route<'_>, facts: &Facts<'_>, path: &str) -> Option<(u16, String)> {
+    let root = route.policy.app_root.as_ref().filter(|_| path == "/")?;
+    let scheme = if facts.tls { "https" } else { "http" };
+    Some((302, format!("{scheme}://{}{root}", facts.host)))
+}
+
+/// The redirect `route` gives the request of `facts`, if any: a fixed redirect
+/// (`permanent-redirect`, `temporal-redirect`), else the redirect to HTTPS; its status and
 /// `Location`.
 pub(crate) fn redirect(
     table: &RouteTable,
     route: &Route<'_>,
     https: &HttpsSettings,
     facts: &Facts<'_>,
-    path: &str,
 ) -> Option<(u16, String)> {
     let policy = route.policy;
-    if let Some(root) = &policy.app_root
-        && path == "/"
-    {
-        // nginx: `return 302 $scheme://$http_host<app-root>` (the connection's scheme).
-        let scheme = if facts.tls { "https" } else { "http" };
-        return Some((302, format!("{scheme}://{}{root}", facts.host)));
-    }
     if let Some(r) = &policy.redirect {
         return Some((r.code(), r.location().to_owned()));
     }
@@ -96,7 +98,16 @@ mod tests {
     }
 
     fn facts<'a>(host: &'a str, target: &'a str, scheme: &'a str) -> Facts<'a> {
-        Facts { host, target, length: None, tls: scheme == "https", scheme, forwarded_host: host }
+        Facts {
+            host,
+            target,
+            length: None,
+            tls: scheme == "https",
+            scheme,
+            forwarded_host: host,
+            method: "GET",
+            origin: None,
+        }
     }
 
     fn ask(
@@ -110,7 +121,7 @@ mod tests {
         let f = facts(host, target, scheme);
         let path = ingress_core::normalize_path(target).unwrap();
         let route = t.lookup(host, &path).unwrap();
-        redirect(&t, &route, https, &f, &path)
+        app_root(&route, &f, &path).or_else(|| redirect(&t, &route, https, &f))
     }
 
     #[test]

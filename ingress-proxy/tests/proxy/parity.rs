@@ -11,7 +11,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ingress_core::{
-    BackendRef, BodyLimit, HeaderOp, HostRule, Ingress, Origin, PathRule, Redirect, RoutePolicy,
+    BackendRef, BodyLimit, Cors, CorsOrigins, HeaderOp, HostRule, Ingress, Origin, PathRule, Redirect,
+    RoutePolicy,
 };
 use ingress_proxy::{DEFAULT_BACKEND_BODY, Forwarding, ProxyHandle, RuntimeSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -57,6 +58,8 @@ struct Ask {
     /// Headers only HTTP/1 can carry (HTTP/2 forbids connection-specific ones).
     h1_headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
+    /// The method, when not the transport's own.
+    method: Option<&'static str>,
 }
 
 /// A response as any transport gives it back.
@@ -151,6 +154,24 @@ async fn env() -> Env {
         "svc-p",
         &[backend.addr],
         RoutePolicy { upstream_host: Some("internal.svc:8080".into()), ..RoutePolicy::default() },
+    );
+    routes.route_with(
+        "cors",
+        "cors.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy {
+            cors: Some(Cors {
+                origins: CorsOrigins::List(vec!["https://*.app.test".parse().unwrap()]),
+                allow_methods: "GET, PUT".into(),
+                allow_headers: "X-A".into(),
+                allow_credentials: true,
+                expose_headers: None,
+                max_age: 60,
+            }),
+            ..RoutePolicy::default()
+        },
     );
     // A host of an Ingress with a TLS section: plain HTTP is redirected to HTTPS.
     let secure = BackendRef::new("test", "svc-p", 80);
@@ -349,6 +370,46 @@ fn rows() -> Vec<Row> {
             name: "a regex host answers 404 where no regex matches",
             ask: ask("rw.test", "/apis"),
             check: |_, _, got| assert_eq!(got.status, 404),
+        },
+        Row {
+            name: "CORS headers for an allowed origin replace the upstream's",
+            ask: Ask {
+                headers: pairs(&[("origin", "https://web.app.test")]),
+                ..ask("cors.test", "/headers")
+            },
+            check: |_, _, got| {
+                assert_eq!(got.status, 200);
+                assert_eq!(got.header("access-control-allow-origin"), Some("https://web.app.test"));
+                assert_eq!(got.header("access-control-allow-credentials"), Some("true"));
+                assert_eq!(got.header("access-control-max-age"), Some("60"));
+            },
+        },
+        Row {
+            name: "a CORS preflight is answered 204 by the proxy",
+            ask: Ask {
+                method: Some("OPTIONS"),
+                headers: pairs(&[
+                    ("origin", "https://web.app.test"),
+                    ("access-control-request-method", "PUT"),
+                ]),
+                ..ask("cors.test", "/headers")
+            },
+            check: |_, _, got| {
+                assert_eq!(got.status, 204, "{}", got.text());
+                assert!(got.body.is_empty());
+                assert_eq!(got.header("access-control-allow-origin"), Some("https://web.app.test"));
+                assert_eq!(got.header("access-control-allow-methods"), Some("GET, PUT"));
+                assert_eq!(got.header("access-control-allow-headers"), Some("X-A"));
+                assert_eq!(got.header("content-length"), None, "a 204 has none");
+            },
+        },
+        Row {
+            name: "no CORS headers for another origin",
+            ask: Ask { headers: pairs(&[("origin", "https://evil.test")]), ..ask("cors.test", "/headers") },
+            check: |_, _, got| {
+                assert_eq!(got.status, 200);
+                assert_eq!(got.header("access-control-allow-origin"), None);
+            },
         },
         Row {
             name: "HSTS on every HTTPS response, never on plain HTTP",
@@ -555,7 +616,8 @@ async fn send_h1<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, transport: T
         (None, Transport::Expect) => Some(b"ping".to_vec()),
         (None, _) => None,
     };
-    let mut head = format!("{} {} {version}\r\nHost: {}\r\n", transport.method(), ask.path, ask.host);
+    let method = ask.method.unwrap_or(transport.method());
+    let mut head = format!("{method} {} {version}\r\nHost: {}\r\n", ask.path, ask.host);
     let mut connection = Vec::new();
     for (name, value) in ask.headers.iter().chain(&ask.h1_headers) {
         if name == "connection" {
@@ -624,7 +686,10 @@ async fn read_reply<S: AsyncRead + Unpin>(stream: &mut S, pending: &mut Vec<u8>,
             }
             continue;
         }
-        let body = if let Some(length) = header("content-length") {
+        // RFC 9112 section 6.3: a 204 or 304 has no body, whatever its headers say.
+        let body = if matches!(status, 204 | 304) {
+            Vec::new()
+        } else if let Some(length) = header("content-length") {
             let length: usize = length.parse().unwrap();
             while pending.len() < length {
                 assert!(fill(stream, pending).await > 0, "closed inside a body");
@@ -672,7 +737,7 @@ async fn send_h2(env: &Env, ask: &Ask) -> Got {
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
     let mut req = hyper::Request::builder()
-        .method(if ask.body.is_some() { "POST" } else { "GET" })
+        .method(ask.method.unwrap_or(if ask.body.is_some() { "POST" } else { "GET" }))
         .uri(format!("https://{}{}", ask.host, ask.path));
     for (name, value) in &ask.headers {
         req = req.header(name, value);
