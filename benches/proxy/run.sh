@@ -6,6 +6,8 @@
 #   ROUNDS=11 DURATION=5 CONNS=64 benches/proxy/run.sh
 #   FERRY_WORK_STEALING=1 benches/proxy/run.sh   # Pingora's work-stealing runtime instead
 #   BODY=1024 benches/proxy/run.sh       # POSTs with a 1024-byte body instead of bodyless GETs
+#   SHAPE=rewrite benches/proxy/run.sh   # GET /api/x through the rewrite-target idiom
+#                                        # (/api(/|$)(.*) → /$2) with a response header added
 #
 # Layout (2 cores): both proxies pinned to core 0 (taskset), one worker each; the wrk load
 # generators and the upstream (nginx returning a fixed 13-byte body) share core 1. Keep-alive on
@@ -27,6 +29,7 @@ ROUNDS="${ROUNDS:-7}"
 DURATION="${DURATION:-4}"
 CONNS="${CONNS:-32}"
 BODY="${BODY:-0}"
+SHAPE="${SHAPE:-plain}"
 PROXY_CORE="${PROXY_CORE:-0}"
 LOAD_CORE="${LOAD_CORE:-1}"
 UP_PORT=18080 NGINX_PORT=18081 FERRY_PORT=18082
@@ -60,19 +63,28 @@ CONF
 }
 
 nginx_conf upstream "server { listen 127.0.0.1:$UP_PORT; location / { return 200 'hello, world\n'; } }"
-nginx_conf proxy "upstream up { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server { listen 127.0.0.1:$NGINX_PORT; location / {
-    proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection '';
+PROXY_COMMON="proxy_http_version 1.1; proxy_set_header Connection '';
     proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_set_header X-Real-IP \$remote_addr; proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_set_header X-Request-ID \$request_id; proxy_buffering on; } }"
+    proxy_set_header X-Request-ID \$request_id; proxy_buffering on;"
+if [ "$SHAPE" = rewrite ]; then
+  # What ingress-nginx writes for the idiom, and an added response header.
+  LOCATION="location ~* \"^/api(/|\$)(.*)\" { rewrite \"(?i)/api(/|\$)(.*)\" /\$2 break;
+    proxy_pass http://up; $PROXY_COMMON add_header X-Frame-Options DENY always; }"
+  REQUEST_PATH=/api/x
+else
+  LOCATION="location / { proxy_pass http://up; $PROXY_COMMON }"
+  REQUEST_PATH=/
+fi
+nginx_conf proxy "upstream up { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server { listen 127.0.0.1:$NGINX_PORT; $LOCATION }"
 
 taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" & PIDS+=($!)
 taskset -c "$PROXY_CORE" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" & PIDS+=($!); NGINX_PID=$!
-FERRY_WORK_STEALING="${FERRY_WORK_STEALING:-0}" taskset -c "$PROXY_CORE" "$FERRY_BIN" "127.0.0.1:$FERRY_PORT" "127.0.0.1:$UP_PORT" 1 & PIDS+=($!); FERRY_PID=$!
+FERRY_BENCH_SHAPE="$SHAPE" FERRY_WORK_STEALING="${FERRY_WORK_STEALING:-0}" taskset -c "$PROXY_CORE" "$FERRY_BIN" "127.0.0.1:$FERRY_PORT" "127.0.0.1:$UP_PORT" 1 & PIDS+=($!); FERRY_PID=$!
 
 for port in $UP_PORT $NGINX_PORT $FERRY_PORT; do
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" -H 'Host: bench.local' && break; sleep 0.1; done
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port$REQUEST_PATH" -H 'Host: bench.local' && break; sleep 0.1; done
 done
 
 # CPU ticks (utime+stime) of a process and its children.
@@ -95,7 +107,7 @@ if [ "$BODY" -gt 0 ]; then
 fi
 
 load() { # port seconds → wrk's report
-  taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${2}s" --latency "${SCRIPT[@]}" -H 'Host: bench.local' "http://127.0.0.1:$1/"
+  taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${2}s" --latency "${SCRIPT[@]}" -H 'Host: bench.local' "http://127.0.0.1:$1$REQUEST_PATH"
 }
 
 run() { # name port pid → "rps p50 p99 cpu_per_req", the proxy alone
@@ -160,4 +172,5 @@ printf 'median ratio ours/nginx: req/s %.2fx, p50 %.2fx, p99 %.2fx, CPU/request 
   "$(awk '{print $1}' "$WORK/ratios" | median)" "$(awk '{print $2}' "$WORK/ratios" | median)" \
   "$(awk '{print $3}' "$WORK/ratios" | median)" "$(awk '{print $4}' "$WORK/ratios" | median)"
 requests="bodyless GETs"; [ "$BODY" -gt 0 ] && requests="POSTs of $BODY bytes"
+[ "$SHAPE" = rewrite ] && requests="$requests of $REQUEST_PATH, rewritten, with a response header"
 echo "(${MODE}: ${ROUNDS} rounds of ${DURATION}s per proxy, ${CONNS} connections, $requests, proxy on core $PROXY_CORE, wrk + upstream on core $LOAD_CORE)"

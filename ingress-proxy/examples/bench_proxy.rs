@@ -3,14 +3,17 @@
 //! The proxy as the benchmark runs it (`benches/proxy/run.sh`): one static route
 //! (`bench.local`, and every other host through the default backend) to one upstream, plain
 //! HTTP, access log off, `threads` worker threads, mimalloc, Pingora's single-threaded
-//! runtimes unless `FERRY_WORK_STEALING=1`. Stops on SIGTERM/SIGINT.
+//! runtimes unless `FERRY_WORK_STEALING=1`. With `FERRY_BENCH_SHAPE=rewrite` the route is the
+//! `rewrite-target` idiom (`/api(/|$)(.*)` → `/$2`) with a response header
+//! (`X-Frame-Options: DENY`). Stops on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ingress_core::{
-    BackendRef, EndpointSet, EndpointStore, HostRule, Ingress, Origin, PathRule, TableBuilder,
+    BackendRef, EndpointSet, EndpointStore, HeaderOp, HostRule, Ingress, Origin, PathRule, PathType,
+    RoutePolicy, TableBuilder,
 };
 use ingress_proxy::{ClientLimits, ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
 
@@ -29,11 +32,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut endpoints = EndpointStore::new();
     endpoints.set(&backend, EndpointSet::new([upstream]));
     let mut builder = TableBuilder::new();
-    builder.ingress(
-        Ingress::new(Origin::new("bench", "bench"))
-            .default_backend(backend.clone())
-            .rule(HostRule::host("bench.local").path(PathRule::prefix("/", backend))),
-    );
+    let ingress = Ingress::new(Origin::new("bench", "bench")).default_backend(backend.clone());
+    let ingress = if std::env::var("FERRY_BENCH_SHAPE").is_ok_and(|v| v == "rewrite") {
+        let path = PathRule::new("/api(/|$)(.*)", PathType::ImplementationSpecific, backend);
+        ingress.rule(HostRule::host("bench.local").path(path)).policy(RoutePolicy {
+            rewrite_target: Some("/$2".parse()?),
+            response_headers: vec![HeaderOp::set("x-frame-options", "DENY")?],
+            ..RoutePolicy::default()
+        })
+    } else {
+        ingress.rule(HostRule::host("bench.local").path(PathRule::prefix("/", backend)))
+    };
+    builder.ingress(ingress);
     // `keep-alive-requests` as high as the nginx it is compared with (`keepalive_requests`), so
     // neither proxy's clients reconnect during a round.
     let client = ClientLimits { keepalive_requests: 1_000_000, ..ClientLimits::default() };
