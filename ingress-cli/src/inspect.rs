@@ -100,7 +100,19 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let endpoints: Vec<String> = route
         .map(|r| r.backend.endpoints().as_slice().iter().map(|e| e.addr.to_string()).collect())
         .unwrap_or_default();
-    let policy = route.map(|r| r.policy.describe()).unwrap_or_default();
+    let mut policy = route.map(|r| r.policy.describe()).unwrap_or_default();
+    if let Some(canary) = route.and_then(|r| r.canary) {
+        let rule = canary.rule;
+        let mut how = Vec::new();
+        if let Some(h) = &rule.header {
+            how.push(format!("header {h}"));
+        }
+        if let Some(c) = &rule.cookie {
+            how.push(format!("cookie {c}"));
+        }
+        how.push(format!("weight {}/{}", rule.weight, canary.weight_total()));
+        policy.push(format!("canary: {} by {}", canary.backend.key(), how.join(", then ")));
+    }
     let winner = match &e.decision {
         ingress_core::Decision::Path { origin, .. } | ingress_core::Decision::IngressDefault { origin } => {
             Some((origin.namespace.clone(), origin.name.clone()))

@@ -212,6 +212,66 @@ fn the_rewrite_idiom_routes_and_rewrites() -> Result<()> {
 }
 
 #[test]
+fn a_canary_pair_splits_by_header_then_weight() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    let (v1, v2) = (echo_backend("v1"), echo_backend("v2"));
+    std::fs::write(dir.join("services.yaml"), services(&[("v1", 80, v1), ("v2", 80, v2)]))?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress("shop", "shop.test", "v1", &[]),
+            ingress(
+                "shop-canary",
+                "shop.test",
+                "v2",
+                &[("canary", "true"), ("canary-by-header", "X-Canary"), ("canary-weight", "0")],
+            ),
+            ingress("api", "api.test", "v1", &[]),
+            ingress(
+                "api-canary",
+                "api.test",
+                "v2",
+                &[
+                    ("canary", "true"),
+                    ("canary-by-cookie", "beta"),
+                    ("canary-weight", "100"),
+                    ("proxy-body-size", "1k"),
+                ],
+            ),
+        ],
+    )?;
+    let c = start(&dir)?;
+    let with_header = |host: &str, header: &str| -> Result<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", c.http))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\n{header}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw)?;
+        Ok(raw.rsplit("\r\n\r\n").next().unwrap_or_default().to_owned())
+    };
+    // The header decides first; without it, weight 0 keeps everything on the main backend.
+    assert_eq!(with_header("shop.test", "X-Canary: always")?, "backend=v2 path=/");
+    assert_eq!(with_header("shop.test", "X-Canary: never")?, "backend=v1 path=/");
+    for _ in 0..20 {
+        assert_eq!(get(c.http, "shop.test", "/")?.body, "backend=v1 path=/");
+    }
+    // Weight 100: every request, unless the cookie says never.
+    for _ in 0..20 {
+        assert_eq!(get(c.http, "api.test", "/")?.body, "backend=v2 path=/");
+    }
+    assert_eq!(with_header("api.test", "Cookie: a=1; beta=never")?, "backend=v1 path=/");
+    // The canary's own proxy-body-size is ignored: the main route's settings apply.
+    assert_eq!(request(c.http, "api.test", "POST", "/", &[b'x'; 4096])?.status, 200);
+    Ok(())
+}
+
+#[test]
 fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("manifests");

@@ -118,8 +118,14 @@ impl TableBuilder {
         if let Some(b) = &self.default_backend {
             state.controller_default = Some(state.backend(b));
         }
-        for ingress in ingresses {
+        let (canaries, mains): (Vec<&Ingress>, Vec<&Ingress>) =
+            ingresses.into_iter().partition(|i| i.canary.is_some());
+        for ingress in mains {
             state.add_ingress(ingress, &self.services);
+        }
+        // Canaries after every route exists, oldest first: each path splits the route it names.
+        for ingress in canaries {
+            state.add_canary(ingress, &self.services);
         }
         if let Some(cert) = &self.default_certificate {
             state.tls.default =
@@ -171,6 +177,8 @@ struct PendingRoute<'a> {
     written: &'a str,
     /// Its Ingress asks for regex mode on its hosts.
     regex: bool,
+    /// The canary splitting this route's traffic, by index in `State::canaries`.
+    canary: Option<u32>,
     kind: MatchKind,
     path_type: PathType,
     backend: u32,
@@ -209,6 +217,7 @@ struct State<'a, 'e> {
     tls: TlsMap,
     tls_claims: HashMap<HostPattern, (u32, Field)>,
     rejected: Vec<Rejection>,
+    canaries: Vec<crate::table::CompiledCanary>,
 }
 
 fn index(n: usize) -> u32 {
@@ -233,6 +242,7 @@ impl<'a, 'e> State<'a, 'e> {
             tls: TlsMap::default(),
             tls_claims: HashMap::new(),
             rejected: Vec::new(),
+            canaries: Vec::new(),
         }
     }
 
@@ -347,6 +357,7 @@ impl<'a, 'e> State<'a, 'e> {
                     path: compiled,
                     written: if p.path.is_empty() { "/" } else { &p.path },
                     regex,
+                    canary: None,
                     kind: MatchKind::of(p.path_type),
                     path_type: p.path_type,
                     backend,
@@ -362,6 +373,76 @@ impl<'a, 'e> State<'a, 'e> {
             }
         }
         self.add_tls(ing, &rule_hosts);
+    }
+
+    /// A canary Ingress: each of its paths becomes the alternative backend of the route with
+    /// the same host, path and path type; the rest of it routes nothing.
+    fn add_canary(&mut self, ing: &'a Ingress, services: &Services) {
+        let Some(rule) = &ing.canary else { return };
+        let origin = index(self.origins.len());
+        self.origins.push(ing.origin.clone());
+        self.policies.push(Arc::clone(&ing.policy));
+        let pattern = match rule.header_pattern.as_deref().map(crate::canary::header_pattern).transpose() {
+            Ok(pattern) => pattern,
+            Err(why) => {
+                self.reject(
+                    &ing.origin,
+                    Field::Object,
+                    Reason::Canary { why: format!("canary-by-header-pattern {why}") },
+                );
+                return;
+            }
+        };
+        if ing.default_backend.is_some() {
+            let why = "a canary's default backend is not supported (only its paths split traffic)".to_owned();
+            self.reject(&ing.origin, Field::DefaultBackend, Reason::Canary { why });
+        }
+        for (ri, r) in ing.rules.iter().enumerate() {
+            let ri = index(ri);
+            let host =
+                HostPattern::parse(r.host.as_deref()).ok().and_then(|p| self.host_index.get(&p).copied());
+            for (pi, p) in r.paths.iter().enumerate() {
+                let field = Field::Path { rule: ri, path: index(pi) };
+                let written = if p.path.is_empty() { "/" } else { p.path.as_str() };
+                let found = host.and_then(|h| {
+                    let routes = &self.hosts[h as usize].routes;
+                    routes
+                        .iter()
+                        .position(|m| m.written == written && m.path_type == p.path_type)
+                        .map(|i| (h, i))
+                });
+                let Some((h, i)) = found else {
+                    let why = format!(
+                        "no other Ingress routes host `{}`, path `{written}` ({}): nothing to split",
+                        r.host.as_deref().unwrap_or("*"),
+                        p.path_type
+                    );
+                    self.reject(&ing.origin, field, Reason::Canary { why });
+                    continue;
+                };
+                if let Some(other) = self.hosts[h as usize].routes[i].canary {
+                    let winner = self.origins[self.canaries[other as usize].origin as usize].clone();
+                    let why = format!("{winner} already splits this route (the older canary wins)");
+                    self.reject(&ing.origin, field, Reason::Canary { why });
+                    continue;
+                }
+                let backend = match self.resolved_backend(&p.backend, services) {
+                    Ok(b) => b,
+                    Err(reason) => {
+                        self.reject(&ing.origin, field, reason);
+                        continue;
+                    }
+                };
+                let canary = index(self.canaries.len());
+                self.canaries.push(crate::table::CompiledCanary {
+                    backend,
+                    origin,
+                    rule: rule.clone(),
+                    pattern: pattern.clone(),
+                });
+                self.hosts[h as usize].routes[i].canary = Some(canary);
+            }
+        }
     }
 
     fn add_tls(&mut self, ing: &Ingress, rule_hosts: &[u32]) {

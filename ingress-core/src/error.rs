@@ -97,6 +97,13 @@ pub enum Reason {
     /// The Ingress has neither rules nor a default backend, so it routes nothing.
     #[error("has neither rules nor a default backend")]
     Empty,
+    /// A canary path that no route of another Ingress has (same host, path and path type), or
+    /// that another canary already splits: it carries no traffic.
+    #[error("canary: {why}")]
+    Canary {
+        /// Why the canary path carries no traffic.
+        why: String,
+    },
 }
 
 /// A rule the builder refused, with where it came from and why. Everything else still routes.

@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod build;
+mod canary;
 mod cidr;
 mod cors;
 mod endpoints;
@@ -50,6 +51,7 @@ mod tls;
 mod uri;
 
 pub use build::{Built, TableBuilder};
+pub use canary::{CanaryRoute, CanaryRule, cookie_value};
 pub use cidr::{Cidr, InvalidCidr, canonical as canonical_ip, parse_cidrs};
 pub use cors::{Cors, CorsOrigins, InvalidOrigin, OriginPattern};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};

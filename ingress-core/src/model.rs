@@ -251,6 +251,10 @@ pub struct Ingress {
     /// Secret, a bad one): its rule hosts are served over TLS all the same (with the default
     /// certificate), as ingress-nginx serves them. See [`RouteTable::serves_tls`](crate::RouteTable::serves_tls).
     pub tls_section: bool,
+    /// Set for a canary Ingress (`canary: "true"`): it adds no routes; each of its paths splits
+    /// the traffic of the route with the same host, path and path type (another Ingress's) by
+    /// this rule. See [`CanaryRule`](crate::CanaryRule).
+    pub canary: Option<crate::CanaryRule>,
 }
 
 impl Ingress {
@@ -263,6 +267,7 @@ impl Ingress {
             tls: Vec::new(),
             policy: Arc::default(),
             tls_section: false,
+            canary: None,
         }
     }
 
@@ -284,6 +289,13 @@ impl Ingress {
     #[must_use]
     pub fn policy(mut self, policy: RoutePolicy) -> Self {
         self.policy = Arc::new(policy);
+        self
+    }
+
+    /// The same Ingress as a canary of the routes it names ([`Ingress::canary`]).
+    #[must_use]
+    pub fn as_canary(mut self, rule: crate::CanaryRule) -> Self {
+        self.canary = Some(rule);
         self
     }
 

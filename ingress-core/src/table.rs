@@ -81,6 +81,8 @@ pub struct Route<'t> {
     pub(crate) regex: Option<&'t regex::bytes::Regex>,
     /// Whether the path matched as a regex host's path.
     pub(crate) regex_host: bool,
+    /// The canary that splits this route's traffic (`canary` Ingresses), if any.
+    pub canary: Option<crate::CanaryRoute<'t>>,
 }
 
 impl Route<'_> {
@@ -171,6 +173,17 @@ pub(crate) struct CompiledRoute {
     pub(crate) index: u32,
     pub(crate) kind: MatchKind,
     pub(crate) path_type: PathType,
+    /// The canary splitting this route's traffic, by index in `RouteTable::canaries`.
+    pub(crate) canary: Option<u32>,
+}
+
+/// A canary of one route: its backend, its Ingress, the split.
+#[derive(Debug)]
+pub(crate) struct CompiledCanary {
+    pub(crate) backend: u32,
+    pub(crate) origin: u32,
+    pub(crate) rule: crate::CanaryRule,
+    pub(crate) pattern: Option<regex::bytes::Regex>,
 }
 
 impl CompiledRoute {
@@ -241,6 +254,8 @@ pub struct RouteTable {
     pub(crate) shadowed: Vec<Shadowed>,
     /// The regexes of the paths of regex hosts, by [`MatchKind::Regex`] index.
     pub(crate) regexes: Vec<regex::bytes::Regex>,
+    /// The canaries of routes, by `CompiledRoute::canary` index.
+    pub(crate) canaries: Vec<CompiledCanary>,
 }
 
 impl RouteTable {
@@ -360,6 +375,11 @@ impl RouteTable {
                 _ => None,
             },
             regex_host: r.kind.is_regex_host(),
+            canary: r.canary.and_then(|c| self.canaries.get(c as usize)).map(|c| crate::CanaryRoute {
+                backend: &self.backends[c.backend as usize],
+                rule: &c.rule,
+                pattern: c.pattern.as_ref(),
+            }),
         }
     }
 
@@ -376,6 +396,7 @@ impl RouteTable {
             policy: self.policy_of(t.origin),
             regex: None,
             regex_host: false,
+            canary: None,
         }
     }
 
@@ -395,6 +416,7 @@ impl RouteTable {
             policy: &self.no_policy,
             regex: None,
             regex_host: false,
+            canary: None,
         }
     }
 

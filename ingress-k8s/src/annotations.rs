@@ -11,6 +11,7 @@
 //! is not applied, or whose value is rejected, closes the Ingress ([`RoutePolicy::closed`]):
 //! its paths answer `503` rather than being served more openly than ingress-nginx would.
 
+mod canary;
 mod cors;
 mod proxy;
 mod redirect;
@@ -99,6 +100,8 @@ impl fmt::Display for AnnotationReport {
 pub struct Annotations {
     /// The policy of the Ingress's routes.
     pub policy: RoutePolicy,
+    /// The split, when the Ingress is a canary (`canary: "true"`).
+    pub canary: Option<ingress_core::CanaryRule>,
     /// One report per annotation under the prefix, sorted by key.
     pub reports: Vec<AnnotationReport>,
 }
@@ -144,11 +147,19 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
     outcomes.extend(reads(rewrite::read(&ours, &mut policy)));
     outcomes.extend(upstream::read(&ours, &mut policy));
     outcomes.extend(reads(cors::read(&ours, &mut policy)));
+    let (canary_outcomes, canary) = canary::read(&ours);
+    outcomes.extend(reads(canary_outcomes));
     let mut reports = Vec::new();
     let mut closed = Vec::new();
     for (&name, &value) in &ours {
         let key = format!("{prefix}/{name}");
-        let (verdict, note, closes) = match table::find(name).map(|k| k.support) {
+        let found = table::find(name).map(|k| k.support);
+        let inherited =
+            canary.is_some() && found.is_some() && !INHERITED_BY_CANARY.iter().any(|p| name.starts_with(p));
+        let (verdict, note, closes) = match found {
+            // ingress-nginx ignores a canary's other annotations: its traffic gets the main
+            // route's settings (access restrictions included).
+            _ if inherited => (Verdict::Ignored, CANARY_INHERITS.to_owned(), false),
             None => (Verdict::Unknown, unknown_note(name), false),
             Some(table::Support::Ignored(why)) => (Verdict::Ignored, why.to_owned(), false),
             Some(table::Support::Restricts(why)) => (Verdict::Ignored, why.to_owned(), true),
@@ -170,8 +181,16 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
     if !closed.is_empty() {
         policy.closed = Some(format!("access restriction not applied: {}", closed.join(", ")));
     }
-    Annotations { policy, reports }
+    Annotations { policy, canary, reports }
 }
+
+/// Annotations a canary Ingress keeps (its own split, and, in ingress-nginx, balancing and
+/// affinity); the others follow the main Ingress.
+const INHERITED_BY_CANARY: [&str; 5] =
+    ["canary", "load-balance", "upstream-hash-by", "affinity", "session-cookie"];
+
+const CANARY_INHERITS: &str =
+    "a canary Ingress's requests get the main Ingress's settings (as in ingress-nginx)";
 
 /// How many Ingresses (each given by its reports) have at least one annotation of each
 /// verdict, in [`Verdict::ALL`] order: the `ferry_ingress_annotations` metric.
@@ -226,7 +245,8 @@ pub fn markdown_table() -> String {
                     .or_else(|| redirect::doc(k.name))
                     .or_else(|| rewrite::doc(k.name))
                     .or_else(|| upstream::doc(k.name))
-                    .or_else(|| cors::doc(k.name));
+                    .or_else(|| cors::doc(k.name))
+                    .or_else(|| canary::doc(k.name));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),

@@ -280,6 +280,9 @@ fn add_ingress(
     let closed = read.policy.closed.clone();
     let mut core =
         ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);
+    if let Some(rule) = read.canary {
+        core = core.as_canary(rule);
+    }
     let mut index = IndexMap::default();
     let mut problems = Vec::new();
     let mut problem = |field: String, reason: String, severity| {

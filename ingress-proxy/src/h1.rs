@@ -53,7 +53,7 @@ use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::log::{Finished, route_labels};
-use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
+use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
 use crate::upstream::Selector;
 
@@ -397,9 +397,10 @@ impl Front {
             ResponseEdits { hsts: local.hsts, cors: local.cors, route: &route.policy.response_headers };
         let extra = &local.headers[..];
         let mut attempts = Attempts::new(limits);
+        let backend = backend_for(route, head.headers.iter().map(|h| (h.name, h.value)));
         let mut sent_before = false;
         loop {
-            let addr = match attempts.next(&*self.selector, route.backend) {
+            let addr = match attempts.next(&*self.selector, backend) {
                 Ok(addr) => addr,
                 Err(status) => return answer(conn, status, true, asked.head, extra, outcome).await,
             };
@@ -429,7 +430,7 @@ impl Front {
                 Ok(Exchanged::Answered { reusable }) => {
                     if reusable {
                         let keepalive = self.shared.settings.load().upstream_keepalive_timeout;
-                        self.pool.put(addr, route.backend.shared_slot(), up, keepalive);
+                        self.pool.put(addr, backend.shared_slot(), up, keepalive);
                     }
                     let keep = !close && !outcome.closing && upload.is_complete();
                     return if keep { Next::KeepAlive } else { Next::Close };

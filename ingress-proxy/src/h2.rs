@@ -38,7 +38,7 @@ use crate::pipeline::edits::{
     HSTS, Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
 };
 use crate::pipeline::log::{Finished, route_labels};
-use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, is_idempotent};
+use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::upstream::Selector;
 
 /// The HTTP/2 driver Pingora runs.
@@ -70,6 +70,8 @@ pub(crate) struct Ctx {
     upstream_target: Option<String>,
     /// `Access-Control-Allow-Origin` when the request gets CORS headers.
     cors_origin: Option<String>,
+    /// The request goes to its route's canary.
+    canary: bool,
     connect_started: Option<Instant>,
     upstream_status: Option<u16>,
     body_bytes: u64,
@@ -196,6 +198,7 @@ impl ProxyHttp for H2 {
             client: None,
             upstream_target: None,
             cors_origin: None,
+            canary: false,
             _active: ActiveRequest::start(&self.metrics),
         }
     }
@@ -235,6 +238,10 @@ impl ProxyHttp for H2 {
         ctx.limits = admitted.limits;
         ctx.attempts = Attempts::new(&admitted.limits);
         ctx.upstream_target = admitted.upstream_target.clone();
+        ctx.canary = admitted.route.as_ref().is_some_and(|route| {
+            let lines = req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+            route.canary.is_some() && !std::ptr::eq(backend_for(route, lines), route.backend)
+        });
         ctx.cors_origin = admitted.cors.map(|(_, origin)| origin.to_owned());
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
@@ -252,7 +259,10 @@ impl ProxyHttp for H2 {
             .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
         let addr = ctx
             .attempts
-            .next(&*self.selector, route.backend)
+            .next(
+                &*self.selector,
+                if ctx.canary { route.canary.map_or(route.backend, |c| c.backend) } else { route.backend },
+            )
             .map_err(|status| Error::explain(HTTPStatus(status), "no endpoint left to try"))?;
         let timeouts = ctx.limits.timeouts;
         let mut peer = HttpPeer::new(addr, false, String::new());

@@ -156,6 +156,30 @@ pub(crate) fn admit<'t>(
     Admitted { route: Some(route), path, limits, answer, location: None, upstream_target, cors }
 }
 
+/// Phase 2b: the backend of a request on `route`: its canary's when the route has one and the
+/// split says so (`canary-by-header`, then `-cookie`, then `-weight`), else the route's.
+/// `headers` are the request's header lines.
+pub(crate) fn backend_for<'t, 'h>(
+    route: &Route<'t>,
+    headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+) -> &'t Backend {
+    let Some(canary) = route.canary else { return route.backend };
+    let wanted = canary.rule.header.as_deref().unwrap_or("");
+    let (mut header, mut cookie) = (None, None);
+    for (name, value) in headers {
+        if !wanted.is_empty() && header.is_none() && name.eq_ignore_ascii_case(wanted) {
+            header = std::str::from_utf8(value).ok().map(str::trim);
+        } else if name.eq_ignore_ascii_case("cookie")
+            && let Some(name) = canary.rule.cookie.as_deref()
+            && cookie.is_none()
+        {
+            cookie = std::str::from_utf8(value).ok().and_then(|v| ingress_core::cookie_value(v, name));
+        }
+    }
+    let roll = |total: u32| rand::Rng::gen_range(&mut rand::thread_rng(), 1..=total);
+    if canary.chooses(header, cookie, roll) { canary.backend } else { route.backend }
+}
+
 /// A rewritten path as it goes upstream: escaped as nginx escapes a changed `$uri`
 /// (`ngx_escape_uri`: controls, space, `#`, `%`, `?`, DEL and non-ASCII), with the client's
 /// query string after it.

@@ -145,6 +145,7 @@ impl State<'_, '_> {
                 tls: self.tls,
                 shadowed,
                 regexes,
+                canaries: self.canaries,
             },
             rejected: self.rejected,
         }
@@ -211,5 +212,6 @@ fn compiled(r: &PendingRoute<'_>, path: Span) -> CompiledRoute {
         index: r.index,
         kind: r.kind,
         path_type: r.path_type,
+        canary: r.canary,
     }
 }

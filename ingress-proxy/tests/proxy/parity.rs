@@ -11,8 +11,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ingress_core::{
-    BackendRef, BodyLimit, Cors, CorsOrigins, HeaderOp, HostRule, Ingress, Origin, PathRule, Redirect,
-    RoutePolicy,
+    BackendRef, BodyLimit, CanaryRule, Cors, CorsOrigins, EndpointSet, HeaderOp, HostRule, Ingress, Origin,
+    PathRule, Redirect, RoutePolicy,
 };
 use ingress_proxy::{DEFAULT_BACKEND_BODY, Forwarding, ProxyHandle, RuntimeSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -89,6 +89,7 @@ impl Got {
 struct Env {
     proxy: Proxy,
     backend: Backend,
+    _canary: Backend,
     _store: ingress_core::EndpointStore,
 }
 
@@ -173,6 +174,21 @@ async fn env() -> Env {
             ..RoutePolicy::default()
         },
     );
+    // A canary pair: the main route to the parity backend, the canary (by header) to another.
+    let canary_backend = Backend::start("canary").await;
+    routes.route("main", "canary.test", "/", "svc-p", &[backend.addr]);
+    let canary_ref = BackendRef::new("test", "svc-canary", 80);
+    routes.store.set(&canary_ref, EndpointSet::new([canary_backend.addr]));
+    routes.builder.ingress(
+        Ingress::new(Origin::new("test", "main-canary"))
+            .rule(HostRule::host("canary.test").path(PathRule::prefix("/", canary_ref)))
+            .as_canary(CanaryRule {
+                header: Some("x-canary".into()),
+                weight: 0,
+                weight_total: 100,
+                ..CanaryRule::default()
+            }),
+    );
     // A host of an Ingress with a TLS section: plain HTTP is redirected to HTTPS.
     let secure = BackendRef::new("test", "svc-p", 80);
     routes.builder.ingress(
@@ -181,7 +197,7 @@ async fn env() -> Env {
             .with_tls_section(),
     );
     let store = routes.install(&handle);
-    Env { proxy: Proxy::start(handle), backend, _store: store }
+    Env { proxy: Proxy::start(handle), backend, _canary: canary_backend, _store: store }
 }
 
 /// A backend that answers the first request on a connection (once it has read its whole body,
@@ -410,6 +426,16 @@ fn rows() -> Vec<Row> {
                 assert_eq!(got.status, 200);
                 assert_eq!(got.header("access-control-allow-origin"), None);
             },
+        },
+        Row {
+            name: "a canary header sends to the canary backend, its absence to the main one",
+            ask: Ask { headers: pairs(&[("x-canary", "always")]), ..ask("canary.test", "/sleep/0") },
+            check: |_, _, got| assert_eq!((got.status, got.text().as_str()), (200, "canary slept")),
+        },
+        Row {
+            name: "without the canary header, the main backend",
+            ask: Ask { headers: pairs(&[("x-canary", "never")]), ..ask("canary.test", "/sleep/0") },
+            check: |_, _, got| assert_eq!((got.status, got.text().as_str()), (200, "parity slept")),
         },
         Row {
             name: "HSTS on every HTTPS response, never on plain HTTP",
