@@ -265,7 +265,7 @@ impl Ingress {
             default_backend: None,
             rules: Vec::new(),
             tls: Vec::new(),
-            policy: Arc::default(),
+            policy: no_policy(),
             tls_section: false,
             canary: None,
         }
@@ -316,6 +316,13 @@ impl Ingress {
         self.tls.push(TlsRule { hosts: hosts.into_iter().map(Into::into).collect(), certificate });
         self
     }
+}
+
+/// The empty policy, one allocation shared by every Ingress without a policy of its own (a
+/// `RoutePolicy` is a few hundred bytes: one per Ingress would cost tens of bytes per route).
+fn no_policy() -> Arc<RoutePolicy> {
+    static EMPTY: std::sync::LazyLock<Arc<RoutePolicy>> = std::sync::LazyLock::new(Arc::default);
+    Arc::clone(&EMPTY)
 }
 
 /// A Service's port, used to resolve [`PortRef::Name`] and to check port numbers.

@@ -347,6 +347,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_policy_stays_small() {
+        // One per Ingress with annotations: its size is paid per Ingress (see `benches/memory.rs`).
+        assert!(std::mem::size_of::<RoutePolicy>() <= 512, "{}", std::mem::size_of::<RoutePolicy>());
+    }
+
+    #[test]
     fn header_ops_are_validated_and_lower_cased() {
         let op = HeaderOp::append("Cache-Control", "  no-store ").unwrap();
         assert_eq!((op.name(), op.value()), ("cache-control", "no-store"));

@@ -83,6 +83,9 @@ pub struct Route<'t> {
     pub(crate) regex_host: bool,
     /// The canary that splits this route's traffic (`canary` Ingresses), if any.
     pub canary: Option<crate::CanaryRoute<'t>>,
+    /// Whether the host the request matched is served over TLS ([`RouteTable::serves_tls`]),
+    /// found by the same lookup.
+    pub host_tls: bool,
 }
 
 impl Route<'_> {
@@ -270,10 +273,13 @@ impl RouteTable {
                 .iter()
                 .position(|r| path::matches(r.kind, self.bytes(r.path), path.as_bytes(), &self.regexes))
             {
-                return Some(self.route_match(entry.routes.0 + index_u32(i)));
+                return Some(Route {
+                    host_tls: entry.tls,
+                    ..self.route_match(entry.routes.0 + index_u32(i))
+                });
             }
             if let Some(t) = entry.default {
-                return Some(self.default_match(t));
+                return Some(Route { host_tls: entry.tls, ..self.default_match(t) });
             }
         }
         self.fallback()
@@ -375,6 +381,7 @@ impl RouteTable {
                 _ => None,
             },
             regex_host: r.kind.is_regex_host(),
+            host_tls: false,
             canary: r.canary.and_then(|c| self.canaries.get(c as usize)).map(|c| crate::CanaryRoute {
                 backend: &self.backends[c.backend as usize],
                 rule: &c.rule,
@@ -397,6 +404,7 @@ impl RouteTable {
             regex: None,
             regex_host: false,
             canary: None,
+            host_tls: false,
         }
     }
 
@@ -417,6 +425,7 @@ impl RouteTable {
             regex: None,
             regex_host: false,
             canary: None,
+            host_tls: false,
         }
     }
 

@@ -159,4 +159,8 @@ fn hosts_served_over_tls_are_the_rule_hosts_of_ingresses_with_tls() {
     for host in ["plain.example.com", "other.example.com", "wild.example.com", ""] {
         assert!(!t.serves_tls(host), "{host}");
     }
+    // The lookup says the same about the host it matched.
+    assert!(t.lookup("a.wild.example.com", "/x").unwrap().host_tls);
+    assert!(!t.lookup("plain.example.com", "/x").unwrap().host_tls);
+    assert!(!t.lookup("other.example.com", "/x").unwrap().host_tls, "the catch-all");
 }

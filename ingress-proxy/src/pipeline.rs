@@ -118,7 +118,7 @@ pub(crate) fn admit<'t>(
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
     };
-    let Some((table, route)) = table.and_then(|t| Some((t, t.lookup(facts.host, &path)?))) else {
+    let Some(route) = table.and_then(|t| t.lookup(facts.host, &path)) else {
         return no_route(path, 404);
     };
     let limits = settings.limits_for(route.policy);
@@ -140,7 +140,7 @@ pub(crate) fn admit<'t>(
     if cors.is_some() && facts.method == "OPTIONS" {
         return local(204, None);
     }
-    if let Some((code, location)) = redirect::redirect(table, &route, &settings.https, facts) {
+    if let Some((code, location)) = redirect::redirect(&route, &settings.https, facts) {
         return local(code, Some(location));
     }
     let answer = if route.policy.closed.is_some() || settings.closed.is_some() {

@@ -3,7 +3,7 @@
 //! redirect to HTTPS (its Lua rewrite phase, which comes after both). The pipeline answers a
 //! CORS preflight between the first two, where ingress-nginx's location `if` does.
 
-use ingress_core::{MatchedBy, Route, RouteTable};
+use ingress_core::{MatchedBy, Route};
 
 use super::Facts;
 use crate::config::HttpsSettings;
@@ -19,12 +19,7 @@ pub(crate) fn app_root(route: &Route<'_>, facts: &Facts<'_>, path: &str) -> Opti
 /// The redirect `route` gives the request of `facts`, if any: a fixed redirect
 /// (`permanent-redirect`, `temporal-redirect`), else the redirect to HTTPS; its status and
 /// `Location`.
-pub(crate) fn redirect(
-    table: &RouteTable,
-    route: &Route<'_>,
-    https: &HttpsSettings,
-    facts: &Facts<'_>,
-) -> Option<(u16, String)> {
+pub(crate) fn redirect(route: &Route<'_>, https: &HttpsSettings, facts: &Facts<'_>) -> Option<(u16, String)> {
     let policy = route.policy;
     if let Some(r) = &policy.redirect {
         return Some((r.code(), r.location().to_owned()));
@@ -41,7 +36,7 @@ pub(crate) fn redirect(
     }
     let force = policy.force_ssl_redirect.unwrap_or(https.force_ssl_redirect);
     let ssl = policy.ssl_redirect.unwrap_or(https.ssl_redirect);
-    let wanted = force || (ssl && table.serves_tls(facts.host));
+    let wanted = force || (ssl && route.host_tls);
     if !wanted {
         return None;
     }
@@ -72,7 +67,8 @@ fn without_port(host: &str) -> &str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use ingress_core::{
-        BackendRef, EndpointStore, HostRule, Ingress, Origin, PathRule, Redirect, RoutePolicy, TableBuilder,
+        BackendRef, EndpointStore, HostRule, Ingress, Origin, PathRule, Redirect, RoutePolicy, RouteTable,
+        TableBuilder,
     };
 
     use super::*;
@@ -121,7 +117,7 @@ mod tests {
         let f = facts(host, target, scheme);
         let path = ingress_core::normalize_path(target).unwrap();
         let route = t.lookup(host, &path).unwrap();
-        app_root(&route, &f, &path).or_else(|| redirect(&t, &route, https, &f))
+        app_root(&route, &f, &path).or_else(|| redirect(&route, https, &f))
     }
 
     #[test]
