@@ -272,7 +272,10 @@ pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<bool> {
             continue;
         }
         // Annotations: one line each, whatever the verdict (their problems say the same).
-        let reports = loaded.annotations.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let reports = match kind {
+            Kind::Ingress => loaded.annotations.get(&key).map(Vec::as_slice).unwrap_or_default(),
+            _ => &[],
+        };
         for r in reports {
             if r.verdict == AnnotationVerdict::Rejected || r.closes {
                 rejected += 1;

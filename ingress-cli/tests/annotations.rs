@@ -271,6 +271,98 @@ fn a_canary_pair_splits_by_header_then_weight() -> Result<()> {
     Ok(())
 }
 
+/// A raw HTTP/1.1 exchange: the status, the head (lower-case) and the body.
+fn exchange(port: u16, request: &str) -> Result<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(request.as_bytes())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("0").parse()?;
+    Ok((status, head.to_ascii_lowercase(), body.to_owned()))
+}
+
+#[test]
+fn realistic_ingress_nginx_apps_applied_unchanged() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ingress-nginx-apps.yaml");
+    std::fs::copy(fixture, dir.join("apps.yaml"))?;
+    let (http_svc, production, canary) =
+        (echo_backend("http-svc"), echo_backend("production"), echo_backend("canary"));
+    std::fs::write(
+        dir.join("services.yaml"),
+        services(&[("http-svc", 80, http_svc), ("production", 80, production), ("canary", 80, canary)]),
+    )?;
+    let c = start(&dir)?;
+
+    // The rewrite idiom from ingress-nginx's rewrite example.
+    let r = get(c.http, "rewrite.bar.com", "/something/new?x=1")?;
+    assert_eq!(r.body, "backend=http-svc path=/new?x=1");
+    assert_eq!(get(c.http, "rewrite.bar.com", "/something")?.body, "backend=http-svc path=/");
+
+    // The TLS app: plain HTTP is redirected (its Secret is missing: the default certificate
+    // serves it, as in ingress-nginx), HTTPS is served with HSTS.
+    let (status, head, _) =
+        exchange(c.http, "GET /cart HTTP/1.1\r\nHost: secure.bar.com\r\nConnection: close\r\n\r\n")?;
+    assert_eq!(status, 308);
+    assert!(head.contains("\r\nlocation: https://secure.bar.com/cart"), "{head}");
+    let (r, head) = support::get_tls(c.https, "secure.bar.com", "/cart")?;
+    assert_eq!(r.body, "backend=http-svc path=/cart");
+    assert!(head.contains("strict-transport-security: max-age=31536000; includesubdomains"), "{head}");
+
+    // The canary pair: the header decides, else half the requests by weight.
+    let canary_get = |value: &str| {
+        exchange(
+            c.http,
+            &format!(
+                "GET / HTTP/1.1\r\nHost: echo.bar.com\r\nX-Canary: {value}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    assert_eq!(canary_get("always")?.2, "backend=canary path=/");
+    assert_eq!(canary_get("never")?.2, "backend=production path=/");
+    let to_canary = (0..200)
+        .filter(|_| get(c.http, "echo.bar.com", "/").is_ok_and(|r| r.body.starts_with("backend=canary")))
+        .count();
+    // Weight 50 of 200 requests: far outside 60..140 only by a broken split.
+    assert!((60..=140).contains(&to_canary), "{to_canary} of 200 to the canary");
+
+    // The CORS API: a preflight answered by the proxy for an allowed origin, none for others.
+    let (status, head, _) = exchange(
+        c.http,
+        "OPTIONS /v1/items HTTP/1.1\r\nHost: api.bar.com\r\nOrigin: https://x.tools.bar.com\r\n\
+         Access-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n",
+    )?;
+    assert_eq!(status, 204, "{head}");
+    assert!(head.contains("access-control-allow-origin: https://x.tools.bar.com"), "{head}");
+    assert!(head.contains("access-control-allow-methods: put, get, post, options"), "{head}");
+    assert!(head.contains("access-control-max-age: 600"), "{head}");
+    let (status, head, body) = exchange(
+        c.http,
+        "GET /v1/items HTTP/1.1\r\nHost: api.bar.com\r\nOrigin: https://evil.com\r\nConnection: close\r\n\r\n",
+    )?;
+    assert_eq!((status, body.as_str()), (200, "backend=http-svc path=/v1/items"));
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+
+    // Every annotation was applied, and `check` says so; the one problem it reports is the
+    // missing Secret (so it exits 1).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+        .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().filter(|l| l.starts_with("applied ")).count(), 10, "{text}");
+    let problems: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("rejected") || l.starts_with("warning")).collect();
+    assert_eq!(problems.len(), 1, "{text}");
+    assert!(problems[0].contains("secure-bar-tls not found"), "{text}");
+    assert!(!out.status.success());
+    Ok(())
+}
+
 #[test]
 fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Result<()> {
     let tmp = tempfile::tempdir()?;
