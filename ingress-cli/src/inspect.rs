@@ -101,6 +101,13 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         .map(|r| r.backend.endpoints().as_slice().iter().map(|e| e.addr.to_string()).collect())
         .unwrap_or_default();
     let mut policy = route.map(|r| r.policy.describe()).unwrap_or_default();
+    if let Some(fallback) = route.and_then(|r| r.fallback) {
+        let ready = fallback.endpoints().len();
+        policy.push(format!(
+            "default-backend: {} ({ready} ready) while the route's backend has none",
+            fallback.key()
+        ));
+    }
     if let Some(canary) = route.and_then(|r| r.canary) {
         let rule = canary.rule;
         let mut how = Vec::new();

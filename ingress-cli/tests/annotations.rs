@@ -364,6 +364,31 @@ fn realistic_ingress_nginx_apps_applied_unchanged() -> Result<()> {
 }
 
 #[test]
+fn default_backend_takes_requests_while_the_route_has_no_endpoint() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    let mut svcs = services(&[("fallback", 80, echo_backend("fallback"))]);
+    // A Service with no ready endpoint.
+    svcs.push_str("---\napiVersion: v1\nkind: Service\nmetadata: {name: down, namespace: default}\nspec:\n  ports: [{name: http, port: 80}]\n");
+    std::fs::write(dir.join("services.yaml"), svcs)?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress("covered", "covered.test", "down", &[("default-backend", "fallback")]),
+            ingress("bare", "bare.test", "down", &[]),
+            ingress("typo", "typo.test", "down", &[("default-backend", "fallbak")]),
+        ],
+    )?;
+    let c = start(&dir)?;
+    assert_eq!(get(c.http, "covered.test", "/x")?.body, "backend=fallback path=/x", "{}", c.logs());
+    assert_eq!(get(c.http, "bare.test", "/x")?.status, 503);
+    assert_eq!(get(c.http, "typo.test", "/x")?.status, 503, "a Service that does not exist is rejected");
+    Ok(())
+}
+
+#[test]
 fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("manifests");

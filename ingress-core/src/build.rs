@@ -218,6 +218,8 @@ struct State<'a, 'e> {
     tls_claims: HashMap<HostPattern, (u32, Field)>,
     rejected: Vec<Rejection>,
     canaries: Vec<crate::table::CompiledCanary>,
+    /// The fallback backend of each origin (`default-backend`), by the same index.
+    fallbacks: Vec<Option<u32>>,
 }
 
 fn index(n: usize) -> u32 {
@@ -243,6 +245,7 @@ impl<'a, 'e> State<'a, 'e> {
             tls_claims: HashMap::new(),
             rejected: Vec::new(),
             canaries: Vec::new(),
+            fallbacks: Vec::new(),
         }
     }
 
@@ -287,6 +290,15 @@ impl<'a, 'e> State<'a, 'e> {
         let origin = index(self.origins.len());
         self.origins.push(ing.origin.clone());
         self.policies.push(Arc::clone(&ing.policy));
+        let fallback = match ing.fallback.as_ref().map(|b| self.resolved_backend(b, services)) {
+            None => None,
+            Some(Ok(backend)) => Some(backend),
+            Some(Err(reason)) => {
+                self.reject(&ing.origin, Field::Object, reason);
+                None
+            }
+        };
+        self.fallbacks.push(fallback);
 
         let default = match ing.default_backend.as_ref().map(|b| self.resolved_backend(b, services)) {
             None => None,
@@ -382,6 +394,7 @@ impl<'a, 'e> State<'a, 'e> {
         let origin = index(self.origins.len());
         self.origins.push(ing.origin.clone());
         self.policies.push(Arc::clone(&ing.policy));
+        self.fallbacks.push(None);
         let pattern = match rule.header_pattern.as_deref().map(crate::canary::header_pattern).transpose() {
             Ok(pattern) => pattern,
             Err(why) => {

@@ -255,6 +255,9 @@ pub struct Ingress {
     /// the traffic of the route with the same host, path and path type (another Ingress's) by
     /// this rule. See [`CanaryRule`](crate::CanaryRule).
     pub canary: Option<crate::CanaryRule>,
+    /// Where this Ingress's routes send requests while their own backend has no ready
+    /// endpoint (`default-backend`), instead of answering `503`.
+    pub fallback: Option<BackendRef>,
 }
 
 impl Ingress {
@@ -268,6 +271,7 @@ impl Ingress {
             policy: no_policy(),
             tls_section: false,
             canary: None,
+            fallback: None,
         }
     }
 
@@ -289,6 +293,13 @@ impl Ingress {
     #[must_use]
     pub fn policy(mut self, policy: RoutePolicy) -> Self {
         self.policy = Arc::new(policy);
+        self
+    }
+
+    /// The same Ingress with a fallback backend for its routes ([`Ingress::fallback`]).
+    #[must_use]
+    pub fn fallback(mut self, backend: BackendRef) -> Self {
+        self.fallback = Some(backend);
         self
     }
 

@@ -86,6 +86,8 @@ pub struct Route<'t> {
     /// Whether the host the request matched is served over TLS ([`RouteTable::serves_tls`]),
     /// found by the same lookup.
     pub host_tls: bool,
+    /// Where requests go while `backend` has no ready endpoint (`default-backend`).
+    pub fallback: Option<&'t Backend>,
 }
 
 impl Route<'_> {
@@ -259,6 +261,8 @@ pub struct RouteTable {
     pub(crate) regexes: Vec<regex::bytes::Regex>,
     /// The canaries of routes, by `CompiledRoute::canary` index.
     pub(crate) canaries: Vec<CompiledCanary>,
+    /// The fallback backend of each origin (`default-backend`), by origin index.
+    pub(crate) fallbacks: Vec<Option<u32>>,
 }
 
 impl RouteTable {
@@ -387,7 +391,14 @@ impl RouteTable {
                 rule: &c.rule,
                 pattern: c.pattern.as_ref(),
             }),
+            fallback: self.fallback_of(r.origin),
         }
+    }
+
+    /// The fallback backend of an origin (`default-backend`).
+    fn fallback_of(&self, origin: u32) -> Option<&Backend> {
+        let b = self.fallbacks.get(origin as usize).copied().flatten()?;
+        self.backends.get(b as usize)
     }
 
     /// The policy of an origin.
@@ -405,6 +416,7 @@ impl RouteTable {
             regex_host: false,
             canary: None,
             host_tls: false,
+            fallback: self.fallback_of(t.origin),
         }
     }
 
@@ -426,6 +438,7 @@ impl RouteTable {
             regex_host: false,
             canary: None,
             host_tls: false,
+            fallback: None,
         }
     }
 

@@ -164,3 +164,22 @@ fn hosts_served_over_tls_are_the_rule_hosts_of_ingresses_with_tls() {
     assert!(!t.lookup("plain.example.com", "/x").unwrap().host_tls);
     assert!(!t.lookup("other.example.com", "/x").unwrap().host_tls, "the catch-all");
 }
+
+/// `default-backend`: the route carries its Ingress's fallback, with the fallback's endpoints.
+#[test]
+fn a_route_carries_its_fallback_backend() {
+    let (down, spare) = (BackendRef::new("ns", "down", 80), BackendRef::new("ns", "spare", 80));
+    let mut store = EndpointStore::new();
+    store.set(&spare, EndpointSet::new(["10.0.0.9:80".parse::<SocketAddr>().unwrap()]));
+    let mut b = TableBuilder::new();
+    b.ingress(
+        Ingress::new(Origin::new("ns", "web"))
+            .rule(HostRule::host("a.example.com").path(PathRule::prefix("/", down)))
+            .fallback(spare.clone()),
+    );
+    let t = b.build(&mut store).table;
+    let route = t.lookup("a.example.com", "/x").unwrap();
+    assert!(route.backend.endpoints().is_empty());
+    let fallback = route.fallback.expect("the fallback");
+    assert_eq!((fallback.key(), fallback.endpoints().len()), (&spare, 1));
+}

@@ -102,6 +102,9 @@ pub struct Annotations {
     pub policy: RoutePolicy,
     /// The split, when the Ingress is a canary (`canary: "true"`).
     pub canary: Option<ingress_core::CanaryRule>,
+    /// `default-backend`: the Service (of the Ingress's namespace) and port that take requests
+    /// while a route's own backend has no ready endpoint.
+    pub fallback: Option<(String, u16)>,
     /// One report per annotation under the prefix, sorted by key.
     pub reports: Vec<AnnotationReport>,
 }
@@ -135,8 +138,18 @@ fn reads(outcomes: BTreeMap<&str, Outcome>) -> impl Iterator<Item = (&str, Read)
 }
 
 /// Reads the annotations of one Ingress (all of them; those without `prefix/` are not ours
-/// and are skipped).
+/// and are skipped), knowing no Services (so `default-backend` finds none).
 pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations {
+    read_with(annotations, prefix, &|_| None)
+}
+
+/// [`read`], with the first port of each Service of the Ingress's namespace (`service_port`),
+/// for `default-backend`.
+pub fn read_with(
+    annotations: &BTreeMap<String, String>,
+    prefix: &str,
+    service_port: &dyn Fn(&str) -> Option<u16>,
+) -> Annotations {
     let ours: BTreeMap<&str, &str> = annotations
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.strip_prefix('/')?, v.as_str())))
@@ -146,6 +159,22 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
     outcomes.extend(reads(redirect::read(&ours, &mut policy)));
     outcomes.extend(reads(rewrite::read(&ours, &mut policy)));
     outcomes.extend(upstream::read(&ours, &mut policy));
+    let mut fallback = None;
+    if let Some((&name, &value)) = ours.get_key_value("default-backend") {
+        let read = upstream::default_backend(value, service_port);
+        if let Ok((service, port)) = &read {
+            fallback = Some((service.clone(), *port));
+        }
+        outcomes.insert(
+            name,
+            match read {
+                Ok((service, port)) => Read::Applied(format!(
+                    "requests go to service {service} port {port} while the route's own has no ready endpoint"
+                )),
+                Err(e) => Read::Rejected(e),
+            },
+        );
+    }
     outcomes.extend(reads(cors::read(&ours, &mut policy)));
     let (canary_outcomes, canary) = canary::read(&ours);
     outcomes.extend(reads(canary_outcomes));
@@ -181,7 +210,7 @@ pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations
     if !closed.is_empty() {
         policy.closed = Some(format!("access restriction not applied: {}", closed.join(", ")));
     }
-    Annotations { policy, canary, reports }
+    Annotations { policy, canary, fallback, reports }
 }
 
 /// Annotations a canary Ingress keeps (its own split, and, in ingress-nginx, balancing and
@@ -246,7 +275,8 @@ pub fn markdown_table() -> String {
                     .or_else(|| rewrite::doc(k.name))
                     .or_else(|| upstream::doc(k.name))
                     .or_else(|| cors::doc(k.name))
-                    .or_else(|| canary::doc(k.name));
+                    .or_else(|| canary::doc(k.name))
+                    .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),

@@ -276,12 +276,20 @@ fn add_ingress(
     let created = meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
     let no_annotations = BTreeMap::new();
     let annotations = meta.annotations.as_ref().unwrap_or(&no_annotations);
-    let read = annotations::read(annotations, &config.annotations_prefix);
+    let service_port = |name: &str| {
+        let service = objects.services.get(&(key.0.clone(), name.to_owned()))?;
+        let port = service.spec.as_ref()?.ports.as_ref()?.first()?.port;
+        u16::try_from(port).ok()
+    };
+    let read = annotations::read_with(annotations, &config.annotations_prefix, &service_port);
     let closed = read.policy.closed.clone();
     let mut core =
         ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);
     if let Some(rule) = read.canary {
         core = core.as_canary(rule);
+    }
+    if let Some((service, port)) = read.fallback {
+        core = core.fallback(BackendRef::new(&key.0, service, port));
     }
     let mut index = IndexMap::default();
     let mut problems = Vec::new();
@@ -294,7 +302,9 @@ fn add_ingress(
         } else {
             Severity::Warning
         };
-        problem(format!("metadata.annotations[{}]", report.key), report.to_string(), severity);
+        // A rejected value's problem is already `rejected`; other verdicts say theirs.
+        let reason = if report.verdict == Verdict::Rejected { report.detail() } else { report.to_string() };
+        problem(format!("metadata.annotations[{}]", report.key), reason, severity);
     }
     let empty = k8s_openapi::api::networking::v1::IngressSpec::default();
     let spec = ingress.spec.as_ref().unwrap_or(&empty);

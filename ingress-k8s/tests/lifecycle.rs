@@ -198,7 +198,7 @@ async fn bad_objects_get_warning_events_and_the_rest_keeps_working() -> Result<(
             "metadata.annotations[nginx.ingress.kubernetes.io/auth-url]: ignored: authentication is not \
              supported yet; the Ingress's paths answer 503",
         ),
-        ("annotated", "proxy-read-timeout]: rejected: value `60s`: expected whole seconds"),
+        ("annotated", "proxy-read-timeout]: value `60s`: expected whole seconds"),
         (
             "annotated",
             "proxy-bdy-size]: unknown: not an ingress-nginx annotation (did you mean `proxy-body-size`?)",

@@ -106,7 +106,12 @@ fn every_problem_is_named_and_the_rest_keeps_working() {
         Severity::Warning,
         "unknown: not an ingress-nginx annotation",
     );
-    has("annotated", &annotation("proxy-read-timeout"), Severity::Rejected, "rejected: value `60s`");
+    has(
+        "annotated",
+        &annotation("proxy-read-timeout"),
+        Severity::Rejected,
+        "value `60s`: expected whole seconds",
+    );
     assert_eq!(found.len(), 10, "{found:#?}");
     let annotated = built.table.lookup("annotated.example.com", "/").unwrap();
     assert!(annotated.policy.closed.is_some(), "closed, not open");

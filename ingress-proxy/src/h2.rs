@@ -48,6 +48,24 @@ pub(crate) struct H2 {
     pub(crate) metrics: Arc<Metrics>,
 }
 
+/// Which of a route's backends a request goes to (decided once, in `request_filter`).
+#[derive(Debug, Clone, Copy)]
+enum Chosen {
+    Route,
+    Canary,
+    Fallback,
+}
+
+impl Chosen {
+    fn of<'t>(self, route: &Route<'t>) -> &'t ingress_core::Backend {
+        match self {
+            Chosen::Canary => route.canary.map_or(route.backend, |c| c.backend),
+            Chosen::Fallback => route.fallback.unwrap_or(route.backend),
+            Chosen::Route => route.backend,
+        }
+    }
+}
+
 /// Per-request state, carried across phases.
 pub(crate) struct Ctx {
     started: Instant,
@@ -70,8 +88,8 @@ pub(crate) struct Ctx {
     upstream_target: Option<String>,
     /// `Access-Control-Allow-Origin` when the request gets CORS headers.
     cors_origin: Option<String>,
-    /// The request goes to its route's canary.
-    canary: bool,
+    /// Which of its route's backends the request goes to.
+    backend: Chosen,
     connect_started: Option<Instant>,
     upstream_status: Option<u16>,
     body_bytes: u64,
@@ -198,7 +216,7 @@ impl ProxyHttp for H2 {
             client: None,
             upstream_target: None,
             cors_origin: None,
-            canary: false,
+            backend: Chosen::Route,
             _active: ActiveRequest::start(&self.metrics),
         }
     }
@@ -238,10 +256,21 @@ impl ProxyHttp for H2 {
         ctx.limits = admitted.limits;
         ctx.attempts = Attempts::new(&admitted.limits);
         ctx.upstream_target = admitted.upstream_target.clone();
-        ctx.canary = admitted.route.as_ref().is_some_and(|route| {
-            let lines = req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
-            route.canary.is_some() && !std::ptr::eq(backend_for(route, lines), route.backend)
-        });
+        ctx.backend = admitted
+            .route
+            .as_ref()
+            .map(|route| {
+                let lines = req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+                let chosen = backend_for(route, lines);
+                if std::ptr::eq(chosen, route.backend) {
+                    Chosen::Route
+                } else if route.canary.is_some_and(|c| std::ptr::eq(chosen, c.backend)) {
+                    Chosen::Canary
+                } else {
+                    Chosen::Fallback
+                }
+            })
+            .unwrap_or(Chosen::Route);
         ctx.cors_origin = admitted.cors.map(|(_, origin)| origin.to_owned());
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
@@ -259,10 +288,7 @@ impl ProxyHttp for H2 {
             .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
         let addr = ctx
             .attempts
-            .next(
-                &*self.selector,
-                if ctx.canary { route.canary.map_or(route.backend, |c| c.backend) } else { route.backend },
-            )
+            .next(&*self.selector, ctx.backend.of(&route))
             .map_err(|status| Error::explain(HTTPStatus(status), "no endpoint left to try"))?;
         let timeouts = ctx.limits.timeouts;
         let mut peer = HttpPeer::new(addr, false, String::new());

@@ -147,7 +147,8 @@ pub(crate) fn admit<'t>(
         Some(503)
     } else if limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
         Some(413)
-    } else if route.backend.endpoints().is_empty() {
+    } else if route.backend.endpoints().is_empty() && route.fallback.is_none_or(|f| f.endpoints().is_empty())
+    {
         Some(503)
     } else {
         None
@@ -157,12 +158,22 @@ pub(crate) fn admit<'t>(
 }
 
 /// Phase 2b: the backend of a request on `route`: its canary's when the route has one and the
-/// split says so (`canary-by-header`, then `-cookie`, then `-weight`), else the route's.
-/// `headers` are the request's header lines.
+/// split says so (`canary-by-header`, then `-cookie`, then `-weight`), else the route's; the
+/// route's fallback (`default-backend`) while that one has no ready endpoint. `headers` are
+/// the request's header lines.
 pub(crate) fn backend_for<'t, 'h>(
     route: &Route<'t>,
     headers: impl Iterator<Item = (&'h str, &'h [u8])>,
 ) -> &'t Backend {
+    let chosen = split(route, headers);
+    match route.fallback {
+        Some(fallback) if chosen.endpoints().is_empty() => fallback,
+        _ => chosen,
+    }
+}
+
+/// The canary split of [`backend_for`].
+fn split<'t, 'h>(route: &Route<'t>, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> &'t Backend {
     let Some(canary) = route.canary else { return route.backend };
     let wanted = canary.rule.header.as_deref().unwrap_or("");
     let (mut header, mut cookie) = (None, None);
@@ -376,6 +387,37 @@ mod tests {
             table(&[], RoutePolicy { max_body_size: Some(BodyLimit::Unlimited), ..RoutePolicy::default() });
         let a = admit(Some(&t), &settings, &facts("/admin", Some(1 << 30)));
         assert_eq!(a.answer, Some(503), "no endpoints (the body is within the route's limit)");
+    }
+
+    #[test]
+    fn a_fallback_takes_requests_while_the_route_has_no_endpoint() {
+        let (down, spare) = (BackendRef::new("ns", "down", 80), BackendRef::new("ns", "spare", 80));
+        let mut store = EndpointStore::new();
+        store.set(&spare, EndpointSet::new([addr(9)]));
+        let mut builder = TableBuilder::new();
+        builder.ingress(
+            Ingress::new(Origin::new("ns", "i"))
+                .rule(
+                    ingress_core::HostRule::host("h.example.com")
+                        .path(ingress_core::PathRule::prefix("/", down)),
+                )
+                .fallback(spare.clone()),
+        );
+        let t = builder.build(&mut store).table;
+        let facts = Facts {
+            host: "h.example.com",
+            target: "/x",
+            length: None,
+            tls: false,
+            scheme: "http",
+            forwarded_host: "h.example.com",
+            method: "GET",
+            origin: None,
+        };
+        let a = admit(Some(&t), &RuntimeSettings::default(), &facts);
+        assert_eq!(a.answer, None, "the fallback has an endpoint");
+        let route = a.route.unwrap();
+        assert_eq!(backend_for(&route, std::iter::empty()).key(), &spare);
     }
 
     #[test]

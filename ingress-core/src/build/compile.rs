@@ -146,6 +146,7 @@ impl State<'_, '_> {
                 shadowed,
                 regexes,
                 canaries: self.canaries,
+                fallbacks: self.fallbacks,
             },
             rejected: self.rejected,
         }

@@ -106,7 +106,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("cors-max-age", "cors", Applied),
     known("custom-headers", "backend", Ignored(NOT_YET)),
     known("custom-http-errors", "backend", Ignored(NOT_YET)),
-    known("default-backend", "backend", Ignored(NOT_YET)),
+    known("default-backend", "backend", Applied),
     known("denylist-source-range", "acl", Restricts(SOURCE_RANGES)),
     known("disable-proxy-intercept-errors", "backend", Ignored(NOT_YET)),
     known("enable-access-log", "log", Applied),

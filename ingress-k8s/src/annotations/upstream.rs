@@ -33,6 +33,30 @@ pub(super) fn doc(name: &str) -> Option<&'static str> {
     })
 }
 
+/// What `default-backend` does, for the documentation.
+pub(super) const DEFAULT_BACKEND_DOC: &str = "a Service of the Ingress's namespace (its first port) that takes requests while the route's own backend has no ready endpoint, instead of 503";
+
+/// `default-backend`: a Service name (a DNS-1035 label, as ingress-nginx validates it) of the
+/// Ingress's namespace, and its first port (`service_port`).
+pub(super) fn default_backend(
+    value: &str,
+    service_port: &dyn Fn(&str) -> Option<u16>,
+) -> Result<(String, u16), String> {
+    let value = value.trim();
+    let label = !value.is_empty()
+        && value.len() <= 63
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && !value.ends_with('-')
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !label {
+        return Err("expected a Service name of the Ingress's namespace".into());
+    }
+    match service_port(value) {
+        Some(port) => Ok((value.to_owned(), port)),
+        None => Err(format!("service {value} not found in the Ingress's namespace, or it has no port")),
+    }
+}
+
 /// The conditions Ferry retries on, as `proxy-next-upstream` names them.
 const RETRIED: [&str; 2] = ["error", "timeout"];
 /// Every condition ingress-nginx accepts.
