@@ -287,6 +287,19 @@ pub fn markdown_table() -> String {
     out
 }
 
+/// Runs one family's `read` over `pairs` (names without the prefix): the policy it made and
+/// its outcomes. For the families' tests.
+#[cfg(test)]
+fn read_family<T>(
+    pairs: &[(&'static str, &'static str)],
+    read: impl FnOnce(&BTreeMap<&'static str, &'static str>, &mut RoutePolicy) -> BTreeMap<&'static str, T>,
+) -> (RoutePolicy, BTreeMap<&'static str, T>) {
+    let ours: BTreeMap<&str, &str> = pairs.iter().copied().collect();
+    let mut policy = RoutePolicy::default();
+    let outcomes = read(&ours, &mut policy);
+    (policy, outcomes)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use ingress_core::CanaryRule;
 
 use super::Outcome;
-use super::values::{go_bool, go_int};
+use super::values::{go_bool, go_int, only};
 
 /// What each annotation of the family does, for the documentation.
 pub(super) fn doc(name: &str) -> Option<&'static str> {
@@ -107,8 +107,7 @@ fn weight(value: &str) -> Result<u32, String> {
 
 /// ingress-nginx's `BasicCharsRegex`: letters, digits and `-._~/:`.
 fn basic(value: &str) -> Result<String, String> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~/:".contains(&b);
-    if value.is_empty() || !value.bytes().all(allowed) {
+    if !only(value, b"-._~/:") {
         return Err("expected letters, digits and `-._~/:`".into());
     }
     Ok(value.to_owned())
@@ -116,8 +115,7 @@ fn basic(value: &str) -> Result<String, String> {
 
 /// A header pattern: ingress-nginx's `IsValidRegex` characters, and a regex this proxy runs.
 fn pattern(value: &str) -> Result<String, String> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"/-._~:^$[](){}*+?|&=\\".contains(&b);
-    if value.is_empty() || !value.bytes().all(allowed) {
+    if !only(value, b"/-._~:^$[](){}*+?|&=\\") {
         return Err("expected a regular expression of letters, digits and regex characters".into());
     }
     regex::bytes::Regex::new(value).map_err(|_| "not a regular expression this proxy can run".to_owned())?;

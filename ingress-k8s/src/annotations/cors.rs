@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use ingress_core::{Cors, CorsOrigins, OriginPattern, RoutePolicy};
 
 use super::Outcome;
-use super::values::{go_bool, go_int};
+use super::values::{go_bool, go_int, only};
 
 const DEFAULT_METHODS: &str = "GET, PUT, POST, DELETE, PATCH, OPTIONS";
 const DEFAULT_HEADERS: &str = "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization";
@@ -121,8 +121,7 @@ pub(super) fn read<'a>(
 fn origins(value: &str) -> Result<(CorsOrigins, Vec<String>), String> {
     let expected =
         || "expected `*` or origins such as `https://app.example.com, https://*.example.com`".to_owned();
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-.:/*,".contains(&b) || b == b' ';
-    if !value.bytes().all(allowed) {
+    if !only(value, b"-.:/*, ") {
         return Err(expected());
     }
     let mut list = Vec::new();
@@ -163,10 +162,7 @@ mod tests {
     use super::*;
 
     fn read_all(pairs: &[(&'static str, &'static str)]) -> (RoutePolicy, BTreeMap<&'static str, Outcome>) {
-        let ours: BTreeMap<&str, &str> = pairs.iter().copied().collect();
-        let mut policy = RoutePolicy::default();
-        let outcomes = read(&ours, &mut policy);
-        (policy, outcomes)
+        super::super::read_family(pairs, read)
     }
 
     #[test]

@@ -86,10 +86,7 @@ mod tests {
     use super::*;
 
     fn read_all(pairs: &[(&'static str, &'static str)]) -> (RoutePolicy, BTreeMap<&'static str, Outcome>) {
-        let ours: BTreeMap<&str, &str> = pairs.iter().copied().collect();
-        let mut policy = RoutePolicy::default();
-        let outcomes = read(&ours, &mut policy);
-        (policy, outcomes)
+        super::super::read_family(pairs, read)
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use ingress_core::{Redirect, RoutePolicy};
 
 use super::Outcome;
-use super::values::{go_bool, go_int};
+use super::values::{go_bool, go_int, only};
 
 /// What each annotation of the family does, for the documentation.
 pub(super) fn doc(name: &str) -> Option<&'static str> {
@@ -124,8 +124,7 @@ fn fixed_redirects<'a>(
 /// ingress-nginx's `URLIsValidRegex`: letters, digits and `-._~/:,?&=` only (no `%`, no
 /// spaces). `temporal-redirect` must also be an http(s) URL.
 fn redirect_url(url: &str, http_only: bool) -> Result<&str, String> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~/:,?&=".contains(&b);
-    if url.is_empty() || !url.bytes().all(allowed) {
+    if !only(url, b"-._~/:,?&=") {
         return Err(
             "expected a URL of letters, digits and `-._~/:,?&=` (as ingress-nginx validates it)".into()
         );
@@ -139,8 +138,7 @@ fn redirect_url(url: &str, http_only: bool) -> Result<&str, String> {
 /// `app-root`: a path (`/app`), not a URL, of ingress-nginx's `RegexPathWithCapture`
 /// characters.
 fn app_root(value: &str) -> Result<String, String> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b);
-    if !value.starts_with('/') || !value.bytes().all(allowed) {
+    if !value.starts_with('/') || !only(value, b"-._~/:$") {
         return Err("expected a path such as `/app1` (letters, digits and `-._~/:`)".into());
     }
     Ok(value.to_owned())
@@ -152,10 +150,7 @@ mod tests {
     use super::*;
 
     fn read_all(pairs: &[(&'static str, &'static str)]) -> (RoutePolicy, BTreeMap<&'static str, Outcome>) {
-        let ours: BTreeMap<&str, &str> = pairs.iter().copied().collect();
-        let mut policy = RoutePolicy::default();
-        let outcomes = read(&ours, &mut policy);
-        (policy, outcomes)
+        super::super::read_family(pairs, read)
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use ingress_core::{RewriteTarget, RoutePolicy};
 
 use super::Outcome;
-use super::values::go_bool;
+use super::values::{go_bool, only};
 
 /// What each annotation of the family does, for the documentation.
 pub(super) fn doc(name: &str) -> Option<&'static str> {
@@ -57,8 +57,7 @@ pub(super) fn read<'a>(
 /// ingress-nginx's `RegexPathWithCapture` (letters, digits, `-._~/:$`), and `$` only before a
 /// group number.
 fn target(value: &str) -> Result<RewriteTarget, String> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b);
-    if value.is_empty() || !value.bytes().all(allowed) {
+    if !only(value, b"-._~/:$") {
         return Err("expected a path such as `/$2` (letters, digits, `-._~/:` and `$1`…`$9`)".into());
     }
     value.parse::<RewriteTarget>().map_err(|e| e.why.to_owned())
@@ -70,10 +69,7 @@ mod tests {
     use super::*;
 
     fn read_all(pairs: &[(&'static str, &'static str)]) -> (RoutePolicy, BTreeMap<&'static str, Outcome>) {
-        let ours: BTreeMap<&str, &str> = pairs.iter().copied().collect();
-        let mut policy = RoutePolicy::default();
-        let outcomes = read(&ours, &mut policy);
-        (policy, outcomes)
+        super::super::read_family(pairs, read)
     }
 
     #[test]

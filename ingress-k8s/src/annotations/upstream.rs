@@ -12,7 +12,7 @@ use std::time::Duration;
 use ingress_core::RoutePolicy;
 
 use super::Read;
-use super::values::{go_int, size};
+use super::values::{go_int, only, size};
 
 /// What each annotation of the family does, for the documentation.
 pub(super) fn doc(name: &str) -> Option<&'static str> {
@@ -166,8 +166,7 @@ fn server_name(value: &str) -> Result<String, String> {
     if value.contains('$') {
         return Err("nginx variables (`$host`, `$namespace`…) are not supported; name the host".into());
     }
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~:[]".contains(&b);
-    if value.is_empty() || !value.bytes().all(allowed) {
+    if !only(value, b"-._~:[]") {
         return Err("expected a host name such as `api.internal` or `api.internal:8080`".into());
     }
     Ok(value.to_owned())
@@ -175,8 +174,7 @@ fn server_name(value: &str) -> Result<String, String> {
 
 /// An `X-Forwarded-Prefix` value: ingress-nginx's `RegexPathWithCapture` characters.
 fn prefix(value: &str) -> Result<String, String> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~/:".contains(&b);
-    if value.is_empty() || !value.bytes().all(allowed) {
+    if !only(value, b"-._~/:") {
         return Err("expected a path such as `/api` (letters, digits and `-._~/:`)".into());
     }
     Ok(value.to_owned())
@@ -188,10 +186,7 @@ mod tests {
     use super::*;
 
     fn read_all(pairs: &[(&'static str, &'static str)]) -> (RoutePolicy, BTreeMap<&'static str, Read>) {
-        let ours: BTreeMap<&str, &str> = pairs.iter().copied().collect();
-        let mut policy = RoutePolicy::default();
-        let outcomes = read(&ours, &mut policy);
-        (policy, outcomes)
+        super::super::read_family(pairs, read)
     }
 
     fn verdict(r: &Read) -> &'static str {

@@ -21,6 +21,13 @@ pub(crate) fn go_int(v: &str) -> Result<i64, String> {
     v.parse().map_err(|_| "the number is too large".into())
 }
 
+/// Whether `value` is not empty and made of ASCII letters, digits and `extra` bytes only: the
+/// character classes ingress-nginx's annotation validators are built from (`BasicCharsRegex`,
+/// `URLIsValidRegex`…), and what keeps a value from carrying anything but what it names.
+pub(crate) fn only(value: &str, extra: &[u8]) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
 /// Whole seconds above zero: ingress-nginx's `proxy-*-timeout` values (it appends the `s`).
 pub(crate) fn seconds(v: &str) -> Result<std::time::Duration, String> {
     match go_int(v) {
@@ -77,6 +84,14 @@ mod tests {
         }
         assert!(seconds("0").is_err() && seconds("-5").is_err() && seconds("5s").is_err());
         assert_eq!(seconds("600"), Ok(std::time::Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn character_classes() {
+        assert!(only("a-b.c", b"-."));
+        assert!(!only("", b"-"));
+        assert!(!only("a b", b"-"));
+        assert!(!only("a\r\nb", b"-"));
     }
 
     #[test]
