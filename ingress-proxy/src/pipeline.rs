@@ -98,9 +98,11 @@ impl Admitted<'_> {
 ///
 /// The proxy answers itself, in this order: `400` when the target has no routable path
 /// (malformed escapes, `..` above the root), `404` without a route (the built-in default
-/// backend), the route's redirects ([`redirect::redirect`]), `503` when the route is closed (an access restriction it asks for cannot be
-/// applied), `413` when the declared body is over the route's limit, `503` when the route's
-/// backend has no endpoint.
+/// backend); then ingress-nginx's rewrite phase: `app-root`, a CORS preflight (`204`), the
+/// fixed redirects and the redirect to HTTPS ([`redirect`]); then `503` when the route is
+/// closed (an access restriction it asks for cannot be applied), `413` when the declared body
+/// is over the route's limit, `503` when neither the route's backend nor its fallback has an
+/// endpoint. A rewrite (`rewrite-target`) gives the upstream target.
 pub(crate) fn admit<'t>(
     table: Option<&'t RouteTable>,
     settings: &RuntimeSettings,
