@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ingress_proxy::RuntimeSettings;
 
+mod keys;
+
 /// ingress-nginx's default `proxy-body-size` (nginx's `client_max_body_size`).
 const DEFAULT_BODY_SIZE: u64 = 1024 * 1024;
 
@@ -144,7 +146,7 @@ pub(crate) fn from_configmap(
                      until the key is removed (fail closed)"
                     .to_owned())
             }
-            _ => Err("unknown key (not an ingress-nginx setting Ferry supports)".to_owned()),
+            _ => Err(keys::not_applied(key)),
         };
         if let Err(reason) = applied {
             ignored.push(Ignored { key: key.clone(), reason: format!("value `{value}`: {reason}") });

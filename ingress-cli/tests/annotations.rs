@@ -189,6 +189,73 @@ fn redirect_annotations_and_the_default_https_redirect() -> Result<()> {
 }
 
 #[test]
+fn server_alias_and_the_www_redirect() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    let (site, own) = (echo_backend("site"), echo_backend("own"));
+    std::fs::write(dir.join("services.yaml"), services(&[("site", 80, site), ("own", 80, own)]))?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress(
+                "site",
+                "example.test",
+                "site",
+                &[("from-to-www-redirect", "true"), ("server-alias", "alias.test, *.eu.test, own.test")],
+            ),
+            ingress("own", "own.test", "own", &[]),
+            ingress("www-first", "www.first.test", "site", &[("from-to-www-redirect", "true")]),
+            ingress("regex-alias", "regex.test", "site", &[("server-alias", "~^r[0-9]+\\.test$")]),
+            ingress("bad-alias", "badalias.test", "site", &[("server-alias", "bad..alias")]),
+        ],
+    )?;
+    let c = start(&dir)?;
+    assert!(get(c.http, "alias.test", "/x")?.body.starts_with("backend=site "), "an alias serves its host");
+    assert!(get(c.http, "shop.eu.test", "/")?.body.starts_with("backend=site "), "a wildcard alias");
+    assert!(
+        get(c.http, "own.test", "/")?.body.starts_with("backend=own "),
+        "a host of its own keeps its routes"
+    );
+    // ingress-nginx's ngx_srv_redirect.lua: the client's scheme and port, always named, and
+    // the request target without one trailing slash; ConfigMap `http-redirect-code` (308).
+    let h = head_of(c.http, "www.example.test", "/shop/?q=1/")?;
+    assert!(h.starts_with("http/1.1 308"), "{h}");
+    assert!(h.contains(&format!("\r\nlocation: http://example.test:{}/shop/?q=1\r\n", c.http)), "{h}");
+    let h = head_of(c.http, "first.test", "/")?;
+    assert!(h.contains(&format!("\r\nlocation: http://www.first.test:{}\r\n", c.http)), "{h}");
+    assert_eq!(get(c.http, "www.first.test", "/")?.status, 200);
+    assert_eq!(get(c.http, "www.own.test", "/")?.status, 404, "no annotation, no redirect");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+        .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |verdict: &str, name: &str, rest: &str| {
+        text.lines()
+            .any(|l| l.starts_with(verdict) && l.contains(&format!("default/{name} ")) && l.contains(rest))
+    };
+    assert!(
+        line("applied", "site", "server-alias: also served as *.eu.test, alias.test, own.test"),
+        "{text}"
+    );
+    assert!(
+        line("warning", "site", "alias `own.test`: is a host of its own, which takes precedence"),
+        "{text}"
+    );
+    assert!(line("ignored", "regex-alias", "nginx regex and trailing-wildcard server names"), "{text}");
+    assert!(line("rejected", "bad-alias", "server-alias: value `bad..alias`"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+        .args(["explain", "http://www.example.test/x", "--manifests", dir.to_str().unwrap_or_default()])
+        .args(["--ingress-class", "nginx"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("www.example.test is the `www.` twin of example.test"), "{text}");
+    Ok(())
+}
+
+#[test]
 fn the_rewrite_idiom_routes_and_rewrites() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("manifests");

@@ -201,6 +201,10 @@ struct HostAcc<'a> {
     default: Option<Target>,
     /// An Ingress with a TLS section has a rule for this host.
     tls: bool,
+    /// The host's aliases (`server-alias`) and the Ingress that named them first (by origin).
+    aliases: Option<(u32, &'a [String])>,
+    /// An Ingress with a rule for this host asks for `from-to-www-redirect`.
+    www_redirect: bool,
 }
 
 struct State<'a, 'e> {
@@ -274,7 +278,14 @@ impl<'a, 'e> State<'a, 'e> {
         }
         let h = index(self.hosts.len());
         self.host_index.insert(pattern.clone(), h);
-        self.hosts.push(HostAcc { pattern, routes: Vec::with_capacity(paths), default: None, tls: false });
+        self.hosts.push(HostAcc {
+            pattern,
+            routes: Vec::with_capacity(paths),
+            default: None,
+            tls: false,
+            aliases: None,
+            www_redirect: false,
+        });
         h
     }
 
@@ -379,9 +390,29 @@ impl<'a, 'e> State<'a, 'e> {
                 });
             }
         }
-        if ing.tls_section || !ing.tls.is_empty() {
-            for &h in &rule_hosts {
-                self.hosts[h as usize].tls = true;
+        let tls = ing.tls_section || !ing.tls.is_empty();
+        for &h in &rule_hosts {
+            let acc = &mut self.hosts[h as usize];
+            acc.tls |= tls;
+            acc.www_redirect |= ing.www_redirect;
+            match acc.aliases {
+                _ if ing.aliases.is_empty() => {}
+                None => acc.aliases = Some((origin, &ing.aliases)),
+                // ingress-nginx keeps the first Ingress's aliases for a host, and skips the rest.
+                Some((first, _)) if first != origin => {
+                    let why = format!(
+                        "host `{}` already has the aliases of {}, which takes precedence (older, or first)",
+                        acc.pattern, self.origins[first as usize]
+                    );
+                    for alias in &ing.aliases {
+                        self.reject(
+                            &ing.origin,
+                            Field::Annotation("server-alias"),
+                            Reason::Alias { alias: alias.clone(), why: why.clone() },
+                        );
+                    }
+                }
+                Some(_) => {}
             }
         }
         self.add_tls(ing, &rule_hosts);

@@ -31,6 +31,8 @@ pub enum Field {
         /// Index in the entry's `hosts`.
         host: Option<u32>,
     },
+    /// An annotation that shapes the table (`server-alias`), by its name without the prefix.
+    Annotation(&'static str),
 }
 
 impl fmt::Display for Field {
@@ -42,6 +44,7 @@ impl fmt::Display for Field {
             Field::Path { rule, path } => write!(f, "spec.rules[{rule}].http.paths[{path}]"),
             Field::Tls { entry, host: Some(h) } => write!(f, "spec.tls[{entry}].hosts[{h}]"),
             Field::Tls { entry, host: None } => write!(f, "spec.tls[{entry}]"),
+            Field::Annotation(name) => write!(f, "annotation {name}"),
         }
     }
 }
@@ -97,6 +100,14 @@ pub enum Reason {
     /// The Ingress has neither rules nor a default backend, so it routes nothing.
     #[error("has neither rules nor a default backend")]
     Empty,
+    /// A `server-alias` name that is not served (not a valid name, or taken).
+    #[error("alias `{alias}`: {why}")]
+    Alias {
+        /// The alias as written.
+        alias: String,
+        /// Why it is not served.
+        why: String,
+    },
     /// A canary path that no route of another Ingress has (same host, path and path type), or
     /// that another canary already splits: it carries no traffic.
     #[error("canary: {why}")]

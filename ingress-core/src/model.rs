@@ -258,6 +258,14 @@ pub struct Ingress {
     /// Where this Ingress's routes send requests while their own backend has no ready
     /// endpoint (`default-backend`), instead of answering `503`.
     pub fallback: Option<BackendRef>,
+    /// More names for the hosts of this Ingress's rules (`server-alias`): each serves what its
+    /// host serves, unless it is a host of its own. The oldest Ingress that names aliases for
+    /// a host sets them, as in ingress-nginx.
+    pub aliases: Vec<String>,
+    /// `from-to-www-redirect`: requests for the `www.` twin of each exact host of this
+    /// Ingress's rules (or, for a `www.` host, for the name without it) are redirected to it,
+    /// unless the twin is a host of its own. See [`RouteTable::host_redirect`](crate::RouteTable::host_redirect).
+    pub www_redirect: bool,
 }
 
 impl Ingress {
@@ -272,6 +280,8 @@ impl Ingress {
             tls_section: false,
             canary: None,
             fallback: None,
+            aliases: Vec::new(),
+            www_redirect: false,
         }
     }
 
@@ -307,6 +317,20 @@ impl Ingress {
     #[must_use]
     pub fn as_canary(mut self, rule: crate::CanaryRule) -> Self {
         self.canary = Some(rule);
+        self
+    }
+
+    /// The same Ingress with more names for its rules' hosts ([`Ingress::aliases`]).
+    #[must_use]
+    pub fn aliases(mut self, aliases: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.aliases.extend(aliases.into_iter().map(Into::into));
+        self
+    }
+
+    /// The same Ingress, redirecting the `www.` twins of its hosts ([`Ingress::www_redirect`]).
+    #[must_use]
+    pub fn with_www_redirect(mut self) -> Self {
+        self.www_redirect = true;
         self
     }
 

@@ -168,6 +168,13 @@ pub(crate) struct HostEntry {
     pub(crate) tls: bool,
 }
 
+/// A `from-to-www-redirect`: requests for `from` are redirected to `to` (both in the arena).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostRedirect {
+    pub(crate) from: Span,
+    pub(crate) to: Span,
+}
+
 /// One compiled path rule.
 #[derive(Debug)]
 pub(crate) struct CompiledRoute {
@@ -263,6 +270,8 @@ pub struct RouteTable {
     pub(crate) canaries: Vec<CompiledCanary>,
     /// The fallback backend of each origin (`default-backend`), by origin index.
     pub(crate) fallbacks: Vec<Option<u32>>,
+    /// The `www.` twins redirected to their host (`from-to-www-redirect`), by the twin's name.
+    pub(crate) redirects: HashTable<HostRedirect>,
 }
 
 impl RouteTable {
@@ -295,6 +304,24 @@ impl RouteTable {
     /// these hosts are redirected to HTTPS under `ssl-redirect`.
     pub fn serves_tls(&self, host: &str) -> bool {
         self.find_host(host).is_some_and(|h| h.tls)
+    }
+
+    /// The host that requests for `host` are redirected to (`from-to-www-redirect`): the
+    /// `www.` twin of a host whose Ingress asks for it (or the name without `www.` of a `www.`
+    /// host), when the twin is not a host or alias of its own. Checked before [`lookup`]: the
+    /// twin is an exact name, which takes precedence over wildcards and host-less rules, as
+    /// nginx's `server_name` does.
+    ///
+    /// [`lookup`]: RouteTable::lookup
+    pub fn host_redirect(&self, host: &str) -> Option<&str> {
+        if self.redirects.is_empty() {
+            return None;
+        }
+        let (host, upper) = trim_host(host)?;
+        let mut buf: HostBuf = [0; 254];
+        let host = if upper { lowercase_into(host, &mut buf)? } else { host };
+        let hash = self.hasher.hash_one(host);
+        self.redirects.find(hash, |r| eq_bytes(self.bytes(r.from), host.as_bytes())).map(|r| self.text(r.to))
     }
 
     /// The index of the most specific host entry matching `host`.

@@ -105,6 +105,10 @@ pub struct Annotations {
     /// `default-backend`: the Service (of the Ingress's namespace) and port that take requests
     /// while a route's own backend has no ready endpoint.
     pub fallback: Option<(String, u16)>,
+    /// `server-alias`: more names for the Ingress's hosts.
+    pub aliases: Vec<String>,
+    /// `from-to-www-redirect`.
+    pub www_redirect: bool,
     /// One report per annotation under the prefix, sorted by key.
     pub reports: Vec<AnnotationReport>,
 }
@@ -176,6 +180,8 @@ pub fn read_with(
         );
     }
     outcomes.extend(reads(cors::read(&ours, &mut policy)));
+    let (name_outcomes, names) = redirect::names(&ours);
+    outcomes.extend(name_outcomes);
     let (canary_outcomes, canary) = canary::read(&ours);
     outcomes.extend(reads(canary_outcomes));
     let mut reports = Vec::new();
@@ -210,7 +216,14 @@ pub fn read_with(
     if !closed.is_empty() {
         policy.closed = Some(format!("access restriction not applied: {}", closed.join(", ")));
     }
-    Annotations { policy, canary, fallback, reports }
+    Annotations {
+        policy,
+        canary,
+        fallback,
+        aliases: names.aliases,
+        www_redirect: names.www_redirect,
+        reports,
+    }
 }
 
 /// Annotations a canary Ingress keeps (its own split, and, in ingress-nginx, balancing and

@@ -98,6 +98,8 @@ pub struct Translation {
     /// Per Ingress, where each core rule and path came from in the Kubernetes object, so core
     /// rejections name the field as written.
     index: HashMap<(String, String), IndexMap>,
+    /// `--annotations-prefix`, to name annotations in problems.
+    prefix: String,
 }
 
 /// Core indices → Kubernetes indices for one Ingress (paths without a usable backend are
@@ -150,13 +152,19 @@ impl Translation {
                     None => format!("spec.tls[{ke}]"),
                 }
             }
+            Field::Annotation(name) => format!("metadata.annotations[{}/{name}]", self.prefix),
         };
         Problem {
             kind: Kind::Ingress,
             object: key,
             field,
             reason: rejection.reason.to_string(),
-            severity: Severity::Rejected,
+            // An alias left to the host of that name is served as ingress-nginx serves it.
+            severity: if matches!(rejection.reason, ingress_core::Reason::Alias { .. }) {
+                Severity::Warning
+            } else {
+                Severity::Rejected
+            },
         }
     }
 }
@@ -164,7 +172,7 @@ impl Translation {
 /// Translates the stores' contents into the routing model's input. Pure: the same objects
 /// and config always give the same translation (certificate validity aside).
 pub fn translate(objects: &Objects, config: &Config) -> Translation {
-    let mut out = Translation::default();
+    let mut out = Translation { prefix: config.annotations_prefix.clone(), ..Translation::default() };
     let mut certs: HashMap<Key, Result<(), String>> = HashMap::new();
 
     let slices = slices_by_service(objects);
@@ -290,6 +298,10 @@ fn add_ingress(
     }
     if let Some((service, port)) = read.fallback {
         core = core.fallback(BackendRef::new(&key.0, service, port));
+    }
+    core = core.aliases(read.aliases);
+    if read.www_redirect {
+        core = core.with_www_redirect();
     }
     let mut index = IndexMap::default();
     let mut problems = Vec::new();

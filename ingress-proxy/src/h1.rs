@@ -320,6 +320,7 @@ impl Front {
             tls: from.tls,
             scheme: client.scheme,
             forwarded_host: client.host,
+            port: client.port,
             method: head.method,
             origin: client.origin,
         };

@@ -246,6 +246,7 @@ impl ProxyHttp for H2 {
             tls: is_tls(session),
             scheme: client.scheme,
             forwarded_host: client.host,
+            port: client.port,
             method: req.method.as_str(),
             origin: client.origin,
         };

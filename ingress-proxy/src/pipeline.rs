@@ -50,6 +50,8 @@ pub(crate) struct Facts<'a> {
     pub(crate) scheme: &'a str,
     /// The host the client asked for, as forwarded ([`client::Client::host`]).
     pub(crate) forwarded_host: &'a str,
+    /// The port the client connected to, as forwarded ([`client::Client::port`]).
+    pub(crate) port: &'a str,
     /// The method.
     pub(crate) method: &'a str,
     /// `Origin`, for CORS.
@@ -97,7 +99,8 @@ impl Admitted<'_> {
 /// Phase 1: finds the route (once per request) and decides whether the request goes upstream.
 ///
 /// The proxy answers itself, in this order: `400` when the target has no routable path
-/// (malformed escapes, `..` above the root), `404` without a route (the built-in default
+/// (malformed escapes, `..` above the root), the `www.` redirect of a host twin
+/// (`from-to-www-redirect`, a server of its own in ingress-nginx), `404` without a route (the built-in default
 /// backend); then ingress-nginx's rewrite phase: `app-root`, a CORS preflight (`204`), the
 /// fixed redirects and the redirect to HTTPS ([`redirect`]); then `503` when the route is
 /// closed (an access restriction it asks for cannot be applied), `413` when the declared body
@@ -120,6 +123,10 @@ pub(crate) fn admit<'t>(
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
     };
+    if let Some(to) = table.and_then(|t| t.host_redirect(facts.host)) {
+        let location = redirect::www(to, facts);
+        return Admitted { location: Some(location), ..no_route(path, settings.https.redirect_code) };
+    }
     let Some(route) = table.and_then(|t| t.lookup(facts.host, &path)) else {
         return no_route(path, 404);
     };
@@ -374,6 +381,7 @@ mod tests {
             tls: false,
             scheme: "http",
             forwarded_host: "h.example.com",
+            port: "80",
             method: "GET",
             origin: None,
         };
@@ -413,6 +421,7 @@ mod tests {
             tls: false,
             scheme: "http",
             forwarded_host: "h.example.com",
+            port: "80",
             method: "GET",
             origin: None,
         };

@@ -7,10 +7,13 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use super::{Built, PendingRoute, State, index};
+use super::{Built, HostAcc, PendingRoute, State, index};
 use crate::path::MatchKind;
-use crate::table::{CompiledRoute, HostEntry, Shadowed, Span};
-use crate::{HostPattern, Reason, Rejection, RoutePolicy, RouteTable};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
+use crate::table::{CompiledRoute, HostEntry, HostRedirect, Shadowed, Span};
+use crate::{Field, HostPattern, Reason, Rejection, RoutePolicy, RouteTable};
 
 /// The order of routes within a host, and so the whole of path precedence: the longest path
 /// first, `Exact` before `Prefix` at equal length; then, among rules claiming the same path and
@@ -107,6 +110,8 @@ impl State<'_, '_> {
             });
         }
 
+        let (aliases, host_redirects) = self.aliases_and_redirects(&hosts, &entries, &mut push);
+
         let hasher = RandomState::default();
         // Hash exactly what lookups hash: the name as `&str`.
         let hash = |e: &HostEntry| {
@@ -116,7 +121,7 @@ impl State<'_, '_> {
         };
         let mut exact = HashTable::with_capacity(entries.iter().filter(|e| e.kind == 0).count());
         let mut wildcard = HashTable::with_capacity(entries.iter().filter(|e| e.kind == 1).count());
-        for e in &entries {
+        for e in entries.iter().chain(&aliases) {
             match e.kind {
                 0 => {
                     exact.insert_unique(hash(e), *e, hash);
@@ -126,6 +131,15 @@ impl State<'_, '_> {
                 }
                 _ => {}
             }
+        }
+        let mut redirects = HashTable::with_capacity(host_redirects.len());
+        for r in host_redirects {
+            let hash_from = |r: &HostRedirect| {
+                hasher.hash_one(
+                    arena.get(r.from.start as usize..(r.from.start + r.from.len) as usize).unwrap_or(""),
+                )
+            };
+            redirects.insert_unique(hash_from(&r), r, hash_from);
         }
         Built {
             table: RouteTable {
@@ -147,9 +161,79 @@ impl State<'_, '_> {
                 regexes,
                 canaries: self.canaries,
                 fallbacks: self.fallbacks,
+                redirects,
             },
             rejected: self.rejected,
         }
+    }
+}
+
+impl<'a> State<'a, '_> {
+    /// The extra names of the hosts: an entry per alias (`server-alias`), a copy of its host's
+    /// entry under the alias's name, and the `www.` redirects (`from-to-www-redirect`). A name
+    /// that is a host of its own is left to that host, as ingress-nginx leaves it; an alias
+    /// that is not a valid name, or already another host's alias, is rejected.
+    fn aliases_and_redirects(
+        &mut self,
+        hosts: &[HostAcc<'a>],
+        entries: &[HostEntry],
+        push: &mut impl FnMut(&str) -> Span,
+    ) -> (Vec<HostEntry>, Vec<HostRedirect>) {
+        let mut taken: HashMap<HostPattern, u32> = HashMap::new();
+        let mut aliases = Vec::new();
+        for (acc, entry) in hosts.iter().zip(entries) {
+            let Some((origin, names)) = acc.aliases else { continue };
+            for name in names {
+                let why = match HostPattern::parse(Some(name)) {
+                    Err(why) => why,
+                    Ok(HostPattern::Any) => "must not be empty".to_owned(),
+                    Ok(p) if p == acc.pattern => continue,
+                    Ok(p) if self.host_index.contains_key(&p) => {
+                        "is a host of its own, which takes precedence".to_owned()
+                    }
+                    Ok(p) => match taken.entry(p) {
+                        Entry::Occupied(o) if *o.get() == entry.id => continue,
+                        Entry::Occupied(o) => {
+                            format!("already an alias of host `{}`", hosts[*o.get() as usize].pattern)
+                        }
+                        Entry::Vacant(v) => {
+                            let kind = v.key().specificity();
+                            let name = push(host_name(v.key()));
+                            v.insert(entry.id);
+                            aliases.push(HostEntry { kind, name, ..*entry });
+                            continue;
+                        }
+                    },
+                };
+                let origin = self.origins[origin as usize].clone();
+                self.reject(
+                    &origin,
+                    Field::Annotation("server-alias"),
+                    Reason::Alias { alias: name.clone(), why },
+                );
+            }
+        }
+        let mut redirects = Vec::new();
+        let mut redirected = HashSet::new();
+        for (acc, entry) in hosts.iter().zip(entries) {
+            let HostPattern::Exact(to) = &acc.pattern else { continue };
+            if !acc.www_redirect {
+                continue;
+            }
+            let twin = match to.strip_prefix("www.") {
+                Some(bare) => bare.to_owned(),
+                None => format!("www.{to}"),
+            };
+            let Ok(twin @ HostPattern::Exact(_)) = HostPattern::parse(Some(&twin)) else { continue };
+            if self.host_index.contains_key(&twin)
+                || taken.contains_key(&twin)
+                || !redirected.insert(twin.clone())
+            {
+                continue;
+            }
+            redirects.push(HostRedirect { from: push(host_name(&twin)), to: entry.name });
+        }
+        (aliases, redirects)
     }
 }
 

@@ -29,6 +29,14 @@ pub(super) fn doc(name: &str) -> Option<&'static str> {
         }
         "temporal-redirect-code" => "its status (300–307, else 302)",
         "app-root" => "requests for `/` redirected (302) to this path",
+        "from-to-www-redirect" => {
+            "requests for the `www.` twin of each host (or the bare name of a `www.` host) are redirected to it \
+             (ConfigMap `http-redirect-code`, 308), unless the twin is a host of its own"
+        }
+        "server-alias" => {
+            "more names for the Ingress's hosts (exact or `*.` wildcards; not nginx regex names), \
+             unless a name is a host of its own"
+        }
         _ => return None,
     })
 }
@@ -69,6 +77,66 @@ pub(super) fn read<'a>(
     }
     fixed_redirects(ours, policy, &mut outcomes);
     outcomes
+}
+
+/// The names a family's Ingress adds to its hosts: `server-alias` and
+/// `from-to-www-redirect`.
+#[derive(Debug, Default)]
+pub(super) struct Names {
+    pub(super) aliases: Vec<String>,
+    pub(super) www_redirect: bool,
+}
+
+/// Reads `server-alias` and `from-to-www-redirect`.
+pub(super) fn names<'a>(ours: &BTreeMap<&'a str, &str>) -> (BTreeMap<&'a str, super::Read>, Names) {
+    use super::Read;
+    let mut names = Names::default();
+    let mut outcomes = BTreeMap::new();
+    if let Some((&key, &value)) = ours.get_key_value("from-to-www-redirect") {
+        let read = match go_bool(value) {
+            Ok(on) => {
+                names.www_redirect = on;
+                Read::Applied(if on {
+                    "the `www.` twin of each host redirects to it".to_owned()
+                } else {
+                    "no `www.` redirect".to_owned()
+                })
+            }
+            Err(e) => Read::Rejected(e),
+        };
+        outcomes.insert(key, read);
+    }
+    if let Some((&key, &value)) = ours.get_key_value("server-alias") {
+        let (mut served, mut regex, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+        for alias in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match ingress_core::HostPattern::parse(Some(alias)) {
+                Ok(ingress_core::HostPattern::Any) => {}
+                Ok(p) => served.push(p.to_string()),
+                // nginx's regex and trailing-wildcard server names, which ingress-nginx accepts.
+                Err(_) if alias.starts_with('~') || alias.ends_with(".*") => regex.push(alias),
+                Err(why) => bad.push(format!("`{alias}`: {why}")),
+            }
+        }
+        served.sort();
+        served.dedup();
+        let read = if !bad.is_empty() {
+            Read::Rejected(format!("expected comma-separated host names ({})", bad.join("; ")))
+        } else if !regex.is_empty() {
+            Read::Ignored(format!(
+                "nginx regex and trailing-wildcard server names are not supported: {}{}",
+                regex.join(", "),
+                if served.is_empty() { String::new() } else { "; no alias is served".to_owned() }
+            ))
+        } else if served.is_empty() {
+            Read::Rejected("expected comma-separated host names".to_owned())
+        } else {
+            let what = format!("also served as {}", served.join(", "));
+            names.aliases = served;
+            Read::Applied(what)
+        };
+        outcomes.insert(key, read);
+    }
+    (outcomes, names)
 }
 
 /// `temporal-redirect` (with its code), else `permanent-redirect` (with its code).

@@ -55,6 +55,14 @@ pub(crate) fn redirect(route: &Route<'_>, https: &HttpsSettings, facts: &Facts<'
     Some((https.redirect_code, location))
 }
 
+/// The `Location` of a `from-to-www-redirect` to host `to`, as ingress-nginx's
+/// `ngx_srv_redirect.lua` writes it: the scheme and port the client used (always named, even
+/// the default one), and the request target without one trailing `/`.
+pub(crate) fn www(to: &str, facts: &Facts<'_>) -> String {
+    let target = facts.target.strip_suffix('/').unwrap_or(facts.target);
+    format!("{}://{to}:{}{target}", facts.scheme, facts.port)
+}
+
 /// `host[:port]` or `[v6]:port` without the port.
 fn without_port(host: &str) -> &str {
     if host.starts_with('[') {
@@ -101,6 +109,7 @@ mod tests {
             tls: scheme == "https",
             scheme,
             forwarded_host: host,
+            port: if scheme == "https" { "443" } else { "80" },
             method: "GET",
             origin: None,
         }

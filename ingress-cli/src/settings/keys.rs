@@ -1,0 +1,612 @@
+//! Every ConfigMap key of ingress-nginx, and what Ferry does with it.
+//!
+//! One table, read by [`super::from_configmap`] (a key it does not apply is reported with the
+//! table's reason, or as unknown with the closest known name) and by the documentation
+//! (`docs/annotations.md` carries it, generated and checked by a test), so the two cannot
+//! drift. The keys are those ingress-nginx documents (`configmap.md`), those its
+//! `config.Configuration` and `defaults.Backend` read (their `json` tags), and those its
+//! `ReadConfig` parses by hand.
+
+/// What Ferry does with a known key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Support {
+    /// Applied by [`super::from_configmap`].
+    Applied {
+        /// What Ferry does with it, with the value's form and ingress-nginx's default in
+        /// parentheses (shown by the docs).
+        note: &'static str,
+        /// A valid value, fed to the parser by the tests.
+        sample: &'static str,
+    },
+    /// Known to ingress-nginx, not applied here, for this reason: reported, and the default
+    /// stays.
+    Ignored(&'static str),
+    /// An access restriction Ferry does not apply yet, for this reason: a non-empty value
+    /// closes every route (`503`) rather than serve more openly than ingress-nginx would.
+    Restricts(&'static str),
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key {
+    /// The ConfigMap key.
+    pub(crate) name: &'static str,
+    /// What Ferry does with it.
+    pub(crate) support: Support,
+}
+
+/// A row for a key Ferry does not apply ([`Ignored`] or [`Restricts`]).
+const fn key(name: &'static str, support: Support) -> Key {
+    Key { name, support }
+}
+
+/// A row for a key [`super::from_configmap`] applies.
+const fn applied(name: &'static str, note: &'static str, sample: &'static str) -> Key {
+    Key { name, support: Support::Applied { note, sample } }
+}
+
+/// Keys being implemented now, each marked with this in [`KEYS`]: `add-headers`,
+/// `custom-http-errors`, `hide-headers`, `proxy-set-headers`, `server-tokens`. Each becomes
+/// `applied(name, note, sample)` when its match arm lands in [`super::from_configmap`].
+const IN_PROGRESS: Support = Ignored(NOT_YET);
+
+const NOT_YET: &str = "not supported yet";
+const SNIPPET: &str =
+    "configuration snippets are never supported: Ferry generates and runs no configuration text";
+const ANNOTATION_ONLY: &str =
+    "not supported in the ConfigMap yet (the annotation of the same name is applied)";
+
+// Access restrictions (fail closed) and the keys that only shape them.
+const SOURCE_RANGES: &str = "source address ranges are not supported yet";
+const BLOCKLISTS: &str = "blocklists are not supported yet";
+const GLOBAL_AUTH: &str = "global external authentication is not supported yet";
+const GLOBAL_AUTH_PART: &str = "only takes effect with `global-auth-url`, which closes every route until \
+                                global authentication is supported";
+const NO_AUTH: &str = "exempts paths from `global-auth-url`, which is not supported yet and closes every \
+                       route, these paths included";
+const LIMIT_SHAPING: &str =
+    "only shapes the `limit-*` annotations, which close their routes until rate limits are supported";
+const BANDWIDTH: &str = "response bandwidth limits are not supported yet: responses go at full speed \
+                         (a throttle, not an access restriction, so routes stay open)";
+const NGINX_STATUS: &str =
+    "restricts nginx's status page, which Ferry does not have (its `/metrics` is on the admin port)";
+
+// Annotation policy.
+const RISK_LEVEL: &str = "not supported: Ferry does not grade annotations by risk (none it applies is rated \
+                          High or Critical by ingress-nginx; snippets never run)";
+const WORD_BLOCKLIST: &str =
+    "not supported: Ferry parses annotation values and never copies them into configuration text";
+const CROSS_NAMESPACE: &str =
+    "not needed yet: no annotation Ferry applies refers to another namespace's resources";
+const ALLOWED_RESPONSE_HEADERS: &str =
+    "only limits the `custom-headers` annotation, which Ferry does not apply yet";
+const PATH_TYPE: &str = "not supported: Ferry checks `Exact` and `Prefix` paths with its own rules \
+                         (the Kubernetes API's), whatever this says";
+
+// The process: nginx's workers and listeners, Ferry's flags.
+const NGINX_TUNING: &str =
+    "nginx tuning with no counterpart in Ferry (it has no nginx workers, hash tables or reloads)";
+const WORKERS: &str = "set with the `--threads` flag (the proxy's worker threads, default one per CPU)";
+const SHUTDOWN: &str =
+    "set with the `--shutdown-grace-period` flag (seconds in-flight requests get after SIGTERM, 30)";
+const LUA: &str = "Ferry runs no Lua: there are no shared dictionaries to size";
+const BIND: &str = "set with the `--bind-address` flag (one address for every listener)";
+const IPV6: &str = "not supported: Ferry listens on the one `--bind-address` (default `0.0.0.0`, IPv4 only)";
+const DNS: &str = "Ferry resolves no names: it sends to the addresses in EndpointSlices";
+const PROXY_PROTOCOL: &str = "the PROXY protocol is not supported yet";
+const STREAM: &str = "TCP and UDP services (nginx's stream module) are not supported";
+
+// Logs and tracing.
+const LOG_OUTPUT: &str =
+    "Ferry writes no log files and no syslog: the access log goes to stdout, diagnostics to stderr";
+const LOG_LEVEL: &str =
+    "not supported: the diagnostics' level is set with the `RUST_LOG` environment variable";
+const DEBUG_LOG: &str = "nginx's per-connection debug log has no counterpart";
+const LOG_FORMAT: &str =
+    "not supported yet: the access log is one JSON object per request, in Ferry's own fields";
+const LOG_SELECTION: &str = "choosing which requests are logged is not supported yet \
+                             (`disable-access-log` turns the whole access log off)";
+const TRACING: &str = "OpenTelemetry tracing is not supported yet";
+const JAEGER: &str =
+    "documented, but no longer read by ingress-nginx (its OpenTracing was removed); Ferry does not trace";
+
+// Requests, responses and upstreams.
+const BUFFERS: &str = "Ferry streams responses without nginx's buffers; there is nothing to size";
+const REQUEST_BUFFER: &str = "Ferry streams request bodies; there is no request buffer to size";
+const RESPONSE_BUFFERING: &str =
+    "not supported: Ferry streams responses, as `off` (ingress-nginx's default) does";
+const REQUEST_BUFFERING: &str =
+    "not supported: Ferry streams request bodies, as `off` does (ingress-nginx's default is `on`)";
+const HTTP_VERSION: &str =
+    "not supported: Ferry speaks HTTP/1.1 to endpoints (ingress-nginx's default); `1.0` is not offered";
+const COMPRESSION: &str =
+    "response compression is not supported yet: responses go out as the backend sent them";
+const GEOIP: &str = "GeoIP lookups are not supported";
+const MODSECURITY: &str =
+    "ModSecurity is not supported (ingress-nginx's default mode only detects, it does not block)";
+const REQUEST_ID: &str = "not supported: Ferry always sends `X-Request-ID` upstream, the client's or a \
+                          generated one (ingress-nginx's default)";
+const BALANCING: &str = "not supported yet: Ferry balances round-robin, without session affinity";
+const SERVICE_UPSTREAM: &str = "not supported yet: Ferry sends to the Service's ready endpoints";
+const KEEPALIVE_POOL: &str =
+    "not supported yet: the idle upstream connection pool's size is fixed at start-up";
+const PROXY_SSL: &str = "only affects the `proxy-ssl-*` annotations, which Ferry does not apply \
+                         (it speaks plain HTTP to endpoints)";
+
+// TLS and HTTP/2.
+const TLS_VERSIONS: &str = "not supported yet: Ferry accepts TLS 1.2 and newer (ingress-nginx's default \
+                            protocols) with its TLS library's default ciphers; a narrower list is not \
+                            applied";
+const TLS_TUNING: &str = "not supported yet: the TLS library's defaults apply";
+const REJECT_HANDSHAKE: &str =
+    "not supported yet: a handshake for an unknown name gets the default certificate";
+const HTTP2: &str = "not supported yet: HTTPS always offers HTTP/2 (ALPN `h2`, then `http/1.1`) \
+                     with Pingora's HTTP/2 settings";
+const HTTP2_DEPRECATED: &str = "deprecated by ingress-nginx (nginx removed the directive); not supported";
+
+use Support::{Ignored, Restricts};
+
+/// Every key, sorted by name.
+pub(crate) const KEYS: &[Key] = &[
+    key("access-log-params", Ignored(LOG_OUTPUT)),
+    key("access-log-path", Ignored(LOG_OUTPUT)),
+    key("add-headers", IN_PROGRESS),
+    key("allow-backend-server-header", Ignored(NOT_YET)),
+    key("allow-cross-namespace-resources", Ignored(CROSS_NAMESPACE)),
+    key("allow-snippet-annotations", Ignored(SNIPPET)),
+    key("annotation-value-word-blocklist", Ignored(WORD_BLOCKLIST)),
+    key("annotations-risk-level", Ignored(RISK_LEVEL)),
+    key("app-root", Ignored(ANNOTATION_ONLY)),
+    key("bind-address", Ignored(BIND)),
+    key("bind-address-ipv4", Ignored(BIND)),
+    key("bind-address-ipv6", Ignored(BIND)),
+    key("block-cidrs", Restricts(BLOCKLISTS)),
+    key("block-referers", Restricts(BLOCKLISTS)),
+    key("block-user-agents", Restricts(BLOCKLISTS)),
+    key("brotli-level", Ignored(COMPRESSION)),
+    key("brotli-min-length", Ignored(COMPRESSION)),
+    key("brotli-types", Ignored(COMPRESSION)),
+    key("client-body-buffer-size", Ignored(REQUEST_BUFFER)),
+    applied("client-body-timeout", "how long each read of a request body may wait (whole seconds, 60)", "20"),
+    applied(
+        "client-header-buffer-size",
+        "a request head line may always be this long (nginx size, `1k`)",
+        "2k",
+    ),
+    applied(
+        "client-header-timeout",
+        "how long a request head may take to arrive; the connection is then closed (whole seconds, 60)",
+        "10",
+    ),
+    applied(
+        "compute-full-forwarded-for",
+        "with `use-forwarded-headers`, `X-Forwarded-For` upstream is the client's list with the peer appended (bool, off)",
+        "true",
+    ),
+    key("custom-http-errors", IN_PROGRESS),
+    key("debug-connections", Ignored(DEBUG_LOG)),
+    key("default-type", Ignored(NOT_YET)),
+    key("denylist-source-range", Restricts(SOURCE_RANGES)),
+    applied("disable-access-log", "no access log line per request (bool, off)", "true"),
+    key("disable-http-access-log", Ignored(LOG_SELECTION)),
+    key("disable-ipv6", Ignored(IPV6)),
+    key("disable-ipv6-dns", Ignored(DNS)),
+    key("disable-proxy-intercept-errors", Ignored(NOT_YET)),
+    key("disable-stream-access-log", Ignored(STREAM)),
+    applied(
+        "enable-access-log",
+        "the access log on or off (bool, on); not an ingress-nginx ConfigMap key (only its annotation), read here too",
+        "false",
+    ),
+    key("enable-access-log-for-default-backend", Ignored(LOG_SELECTION)),
+    key("enable-aio-write", Ignored(NGINX_TUNING)),
+    key("enable-auth-access-log", Ignored(LOG_SELECTION)),
+    key("enable-brotli", Ignored(COMPRESSION)),
+    key("enable-modsecurity", Ignored(MODSECURITY)),
+    key("enable-multi-accept", Ignored(NGINX_TUNING)),
+    key("enable-ocsp", Ignored(TLS_TUNING)),
+    key("enable-opentelemetry", Ignored(TRACING)),
+    key("enable-owasp-modsecurity-crs", Ignored(MODSECURITY)),
+    applied(
+        "enable-real-ip",
+        "the client address from a trusted peer's forwarded-for header, without the other forwarding headers (bool, off)",
+        "true",
+    ),
+    key("enable-serial-reloads", Ignored(NGINX_TUNING)),
+    key("enable-syslog", Ignored(LOG_OUTPUT)),
+    applied(
+        "enable-underscores-in-headers",
+        "header names with `_` are forwarded, not dropped (bool, off)",
+        "true",
+    ),
+    key("error-log-level", Ignored(LOG_LEVEL)),
+    key("error-log-path", Ignored(LOG_OUTPUT)),
+    applied("force-ssl-redirect", "plain HTTP to every host is redirected to HTTPS (bool, off)", "true"),
+    applied(
+        "forwarded-for-header",
+        "the header the client address is read from (header name, `X-Forwarded-For`)",
+        "X-Client-IP",
+    ),
+    key("forwarded-for-proxy-protocol-header", Ignored(PROXY_PROTOCOL)),
+    key("forwarded-host-header", Ignored(NOT_YET)),
+    key("generate-request-id", Ignored(REQUEST_ID)),
+    key("geoip2-autoreload-in-minutes", Ignored(GEOIP)),
+    key("global-allowed-response-headers", Ignored(ALLOWED_RESPONSE_HEADERS)),
+    key("global-auth-always-set-cookie", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-cache-duration", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-cache-key", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-method", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-request-redirect", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-response-headers", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-signin", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-signin-redirect-param", Ignored(GLOBAL_AUTH_PART)),
+    key("global-auth-snippet", Ignored(SNIPPET)),
+    key("global-auth-url", Restricts(GLOBAL_AUTH)),
+    key("grpc-buffer-size-kb", Ignored(BUFFERS)),
+    key("gzip-disable", Ignored(COMPRESSION)),
+    key("gzip-level", Ignored(COMPRESSION)),
+    key("gzip-min-length", Ignored(COMPRESSION)),
+    key("gzip-types", Ignored(COMPRESSION)),
+    key("hide-headers", IN_PROGRESS),
+    applied("hsts", "`Strict-Transport-Security` on HTTPS responses (bool, on)", "false"),
+    applied("hsts-include-subdomains", "`includeSubDomains` in it (bool, on)", "false"),
+    applied("hsts-max-age", "its `max-age` (whole seconds, 31536000)", "600"),
+    applied("hsts-preload", "`preload` in it (bool, off)", "true"),
+    key("http-access-log-path", Ignored(LOG_OUTPUT)),
+    applied("http-redirect-code", "the status of the redirects to HTTPS (301, 302, 307 or 308; 308)", "301"),
+    key("http-snippet", Ignored(SNIPPET)),
+    key("http2-max-concurrent-streams", Ignored(HTTP2)),
+    key("http2-max-field-size", Ignored(HTTP2_DEPRECATED)),
+    key("http2-max-header-size", Ignored(HTTP2_DEPRECATED)),
+    key("http2-max-requests", Ignored(HTTP2_DEPRECATED)),
+    applied(
+        "ignore-invalid-headers",
+        "header names with anything but letters, digits and `-` (and `_` when allowed) are dropped (bool, on)",
+        "false",
+    ),
+    key("jaeger-baggage-header", Ignored(JAEGER)),
+    key("jaeger-collector-host", Ignored(JAEGER)),
+    key("jaeger-collector-port", Ignored(JAEGER)),
+    key("jaeger-debug-header", Ignored(JAEGER)),
+    key("jaeger-endpoint", Ignored(JAEGER)),
+    key("jaeger-propagation-format", Ignored(JAEGER)),
+    key("jaeger-sampler-host", Ignored(JAEGER)),
+    key("jaeger-sampler-param", Ignored(JAEGER)),
+    key("jaeger-sampler-port", Ignored(JAEGER)),
+    key("jaeger-sampler-type", Ignored(JAEGER)),
+    key("jaeger-service-name", Ignored(JAEGER)),
+    key("jaeger-trace-baggage-header-prefix", Ignored(JAEGER)),
+    key("jaeger-trace-context-header-name", Ignored(JAEGER)),
+    applied(
+        "keep-alive",
+        "how long a client connection may idle between requests; `0` turns keep-alive off (whole seconds, 75)",
+        "0",
+    ),
+    applied("keep-alive-requests", "requests served on one client connection (count, 1000)", "50"),
+    applied(
+        "large-client-header-buffers",
+        "the longest request line (else `414`) or header line (else `431`), and the head's total (`<count> <size>`, `4 8k`)",
+        "8 16k",
+    ),
+    key("limit-conn-status-code", Ignored(LIMIT_SHAPING)),
+    key("limit-conn-zone-variable", Ignored(LIMIT_SHAPING)),
+    key("limit-rate", Ignored(BANDWIDTH)),
+    key("limit-rate-after", Ignored(BANDWIDTH)),
+    key("limit-req-status-code", Ignored(LIMIT_SHAPING)),
+    key("load-balance", Ignored(BALANCING)),
+    key("location-snippet", Ignored(SNIPPET)),
+    key("log-format-escape-json", Ignored(LOG_FORMAT)),
+    key("log-format-escape-none", Ignored(LOG_FORMAT)),
+    key("log-format-stream", Ignored(STREAM)),
+    key("log-format-upstream", Ignored(LOG_FORMAT)),
+    key("lua-shared-dicts", Ignored(LUA)),
+    key("main-snippet", Ignored(SNIPPET)),
+    key("map-hash-bucket-size", Ignored(NGINX_TUNING)),
+    key("max-worker-connections", Ignored(NGINX_TUNING)),
+    key("max-worker-open-files", Ignored(NGINX_TUNING)),
+    key("modsecurity-snippet", Ignored(SNIPPET)),
+    key("nginx-status-ipv4-whitelist", Ignored(NGINX_STATUS)),
+    key("nginx-status-ipv6-whitelist", Ignored(NGINX_STATUS)),
+    key("no-auth-locations", Ignored(NO_AUTH)),
+    applied(
+        "no-tls-redirect-locations",
+        "path prefixes never redirected to HTTPS (comma-separated, `/.well-known/acme-challenge`)",
+        "/a, /b",
+    ),
+    key("opentelemetry-config", Ignored(TRACING)),
+    key("opentelemetry-operation-name", Ignored(TRACING)),
+    key("opentelemetry-trust-incoming-span", Ignored(TRACING)),
+    key("otel-max-export-batch-size", Ignored(TRACING)),
+    key("otel-max-queuesize", Ignored(TRACING)),
+    key("otel-sampler", Ignored(TRACING)),
+    key("otel-sampler-parent-based", Ignored(TRACING)),
+    key("otel-sampler-ratio", Ignored(TRACING)),
+    key("otel-schedule-delay-millis", Ignored(TRACING)),
+    key("otel-service-name", Ignored(TRACING)),
+    key("otlp-collector-host", Ignored(TRACING)),
+    key("otlp-collector-port", Ignored(TRACING)),
+    key("preserve-trailing-slash", Ignored(ANNOTATION_ONLY)),
+    key("proxy-add-original-uri-header", Ignored(NOT_YET)),
+    applied(
+        "proxy-body-size",
+        "the largest request body, larger ones get `413`; `0` is unlimited (nginx size, `1m`)",
+        "8m",
+    ),
+    key("proxy-buffer-size", Ignored(BUFFERS)),
+    key("proxy-buffering", Ignored(RESPONSE_BUFFERING)),
+    key("proxy-buffers-number", Ignored(BUFFERS)),
+    key("proxy-busy-buffers-size", Ignored(BUFFERS)),
+    applied(
+        "proxy-connect-timeout",
+        "connecting to an endpoint; exceeding it answers `504` (seconds, or nginx time such as `500ms`; 5)",
+        "2",
+    ),
+    key("proxy-cookie-domain", Ignored(NOT_YET)),
+    key("proxy-cookie-path", Ignored(NOT_YET)),
+    key("proxy-headers-hash-bucket-size", Ignored(NGINX_TUNING)),
+    key("proxy-headers-hash-max-size", Ignored(NGINX_TUNING)),
+    key("proxy-http-version", Ignored(HTTP_VERSION)),
+    key("proxy-max-temp-file-size", Ignored(BUFFERS)),
+    key("proxy-next-upstream", Ignored(ANNOTATION_ONLY)),
+    key("proxy-next-upstream-timeout", Ignored(ANNOTATION_ONLY)),
+    applied(
+        "proxy-next-upstream-tries",
+        "attempts per request when connecting fails, each on the next endpoint; `0` and more than 10 mean 10 (count, 3)",
+        "2",
+    ),
+    key("proxy-protocol-header-timeout", Ignored(PROXY_PROTOCOL)),
+    applied(
+        "proxy-read-timeout",
+        "waiting for the next bytes from the endpoint; exceeding it answers `504` (seconds or nginx time, 60)",
+        "120s",
+    ),
+    applied(
+        "proxy-real-ip-cidr",
+        "the peers whose forwarded-for header is believed; a bad list trusts no one (comma-separated CIDRs, `0.0.0.0/0`)",
+        "10.0.0.0/8, 192.168.0.0/16",
+    ),
+    key("proxy-redirect-from", Ignored(NOT_YET)),
+    key("proxy-redirect-to", Ignored(NOT_YET)),
+    key("proxy-request-buffering", Ignored(REQUEST_BUFFERING)),
+    applied(
+        "proxy-send-timeout",
+        "waiting to send the next bytes to the endpoint; exceeding it answers `504` (seconds or nginx time, 60)",
+        "1m",
+    ),
+    key("proxy-set-headers", IN_PROGRESS),
+    key("proxy-ssl-location-only", Ignored(PROXY_SSL)),
+    key("proxy-stream-next-upstream", Ignored(STREAM)),
+    key("proxy-stream-next-upstream-timeout", Ignored(STREAM)),
+    key("proxy-stream-next-upstream-tries", Ignored(STREAM)),
+    key("proxy-stream-responses", Ignored(STREAM)),
+    key("proxy-stream-timeout", Ignored(STREAM)),
+    key("relative-redirects", Ignored(NOT_YET)),
+    key("retry-non-idempotent", Ignored(NOT_YET)),
+    key("reuse-port", Ignored(NGINX_TUNING)),
+    key("server-name-hash-bucket-size", Ignored(NGINX_TUNING)),
+    key("server-name-hash-max-size", Ignored(NGINX_TUNING)),
+    key("server-snippet", Ignored(SNIPPET)),
+    key("server-tokens", IN_PROGRESS),
+    key("service-upstream", Ignored(SERVICE_UPSTREAM)),
+    key("skip-access-log-urls", Ignored(LOG_SELECTION)),
+    key("ssl-buffer-size", Ignored(TLS_TUNING)),
+    key("ssl-ciphers", Ignored(TLS_VERSIONS)),
+    key("ssl-dh-param", Ignored(TLS_TUNING)),
+    key("ssl-early-data", Ignored(TLS_TUNING)),
+    key("ssl-ecdh-curve", Ignored(TLS_TUNING)),
+    key("ssl-protocols", Ignored(TLS_VERSIONS)),
+    applied("ssl-redirect", "plain HTTP to hosts with TLS is redirected to HTTPS (bool, on)", "false"),
+    key("ssl-reject-handshake", Ignored(REJECT_HANDSHAKE)),
+    key("ssl-session-cache", Ignored(TLS_TUNING)),
+    key("ssl-session-cache-size", Ignored(TLS_TUNING)),
+    key("ssl-session-ticket-key", Ignored(TLS_TUNING)),
+    key("ssl-session-tickets", Ignored(TLS_TUNING)),
+    key("ssl-session-timeout", Ignored(TLS_TUNING)),
+    key("stream-access-log-path", Ignored(STREAM)),
+    key("stream-snippet", Ignored(SNIPPET)),
+    key("strict-validate-path-type", Ignored(PATH_TYPE)),
+    key("syslog-host", Ignored(LOG_OUTPUT)),
+    key("syslog-port", Ignored(LOG_OUTPUT)),
+    key("upstream-hash-by", Ignored(BALANCING)),
+    key("upstream-hash-by-subset", Ignored(BALANCING)),
+    key("upstream-hash-by-subset-size", Ignored(BALANCING)),
+    key("upstream-keepalive-connections", Ignored(KEEPALIVE_POOL)),
+    key("upstream-keepalive-requests", Ignored(NOT_YET)),
+    key("upstream-keepalive-time", Ignored(NOT_YET)),
+    applied(
+        "upstream-keepalive-timeout",
+        "how long an idle upstream connection is kept (seconds or nginx time, 60)",
+        "30",
+    ),
+    applied(
+        "use-forwarded-headers",
+        "believe `X-Forwarded-Proto`, `-Host` and `-Port`, and take the client address from a trusted peer's forwarded-for header (bool, off)",
+        "true",
+    ),
+    key("use-geoip", Ignored(GEOIP)),
+    key("use-geoip2", Ignored(GEOIP)),
+    key("use-gzip", Ignored(COMPRESSION)),
+    key("use-http2", Ignored(HTTP2)),
+    key("use-port-in-redirects", Ignored(ANNOTATION_ONLY)),
+    key("use-proxy-protocol", Ignored(PROXY_PROTOCOL)),
+    key("variables-hash-bucket-size", Ignored(NGINX_TUNING)),
+    key("variables-hash-max-size", Ignored(NGINX_TUNING)),
+    key("whitelist-source-range", Restricts(SOURCE_RANGES)),
+    key("worker-cpu-affinity", Ignored(NGINX_TUNING)),
+    key("worker-processes", Ignored(WORKERS)),
+    key("worker-shutdown-timeout", Ignored(SHUTDOWN)),
+];
+
+/// The row of `name`.
+pub(crate) fn find(name: &str) -> Option<&'static Key> {
+    KEYS.binary_search_by(|k| k.name.cmp(name)).ok().map(|i| &KEYS[i])
+}
+
+/// Why [`super::from_configmap`] does not apply `name`, a key its match does not handle: the
+/// table's reason for an ingress-nginx key, else the closest key name when one is close.
+pub(crate) fn not_applied(name: &str) -> String {
+    match find(name).map(|k| k.support) {
+        Some(Ignored(why) | Restricts(why)) => format!("ingress-nginx key, not applied: {why}"),
+        // The match applies every `Applied` key (a test checks it); this would be a bug.
+        Some(Support::Applied { .. }) => {
+            "ingress-nginx key, not applied (a bug: Ferry should apply it)".into()
+        }
+        None => {
+            let closest =
+                KEYS.iter().map(|k| (edit_distance(name, k.name), k.name)).min().filter(|&(d, _)| d <= 3);
+            match closest {
+                Some((_, known)) => {
+                    format!("unknown key (not an ingress-nginx ConfigMap key; did you mean `{known}`?)")
+                }
+                None => "unknown key (not an ingress-nginx ConfigMap key)".into(),
+            }
+        }
+    }
+}
+
+/// Levenshtein distance, for typo hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The Markdown table of every key and what Ferry does with it, as `docs/annotations.md`
+/// carries it between its configmap-table markers.
+#[cfg_attr(not(test), expect(dead_code, reason = "only the docs test renders the table"))]
+pub(crate) fn markdown_table() -> String {
+    let mut out = String::from("| Key | Ferry | Notes |\n|---|---|---|\n");
+    for k in KEYS {
+        let (status, notes) = match k.support {
+            Support::Applied { note, .. } => ("applied", note),
+            Ignored(why) => ("ignored", why),
+            Restricts(why) => ("**fail closed** (503)", why),
+        };
+        out.push_str(&format!("| `{}` | {status} | {notes} |\n", k.name));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ingress_proxy::RuntimeSettings;
+
+    use super::super::{Ignored as Report, RESTRICTIONS};
+    use super::*;
+
+    /// What the parser makes of a ConfigMap holding `name: value` alone.
+    fn one(name: &str, value: &str) -> (RuntimeSettings, Vec<Report>) {
+        super::super::from_configmap(
+            &RuntimeSettings::default(),
+            &BTreeMap::from([(name.to_owned(), value.to_owned())]),
+        )
+    }
+
+    #[test]
+    fn sorted_and_unique_so_lookup_works() {
+        assert!(KEYS.windows(2).all(|w| w[0].name < w[1].name), "KEYS must be sorted and unique");
+        assert!(matches!(find("proxy-body-size").map(|k| k.support), Some(Support::Applied { .. })));
+        assert!(find("proxy-body-sizes").is_none());
+    }
+
+    /// The table says `Applied` exactly for the keys the match applies: each applied key's
+    /// sample is taken, every other key is reported.
+    #[test]
+    fn applied_in_the_table_is_applied_by_the_parser() {
+        for k in KEYS {
+            match k.support {
+                Support::Applied { sample, .. } => {
+                    let (s, ignored) = one(k.name, sample);
+                    assert!(ignored.is_empty(), "{}: {ignored:?}", k.name);
+                    assert!(s.closed.is_none(), "{}", k.name);
+                }
+                Ignored(why) => {
+                    let (s, ignored) = one(k.name, "1");
+                    assert_eq!(ignored.len(), 1, "{} is not reported", k.name);
+                    assert_eq!(
+                        ignored[0].reason,
+                        format!("value `1`: ingress-nginx key, not applied: {why}")
+                    );
+                    assert!(s.closed.is_none(), "{} closed the routes", k.name);
+                }
+                Restricts(_) => {
+                    let (s, ignored) = one(k.name, "1");
+                    assert_eq!(ignored.len(), 1, "{} is not reported", k.name);
+                    assert!(s.closed.is_some_and(|c| c.contains(k.name)), "{} does not close", k.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn restrictions_are_the_ones_that_close() {
+        let restricts: Vec<&str> =
+            KEYS.iter().filter(|k| matches!(k.support, Restricts(_))).map(|k| k.name).collect();
+        let mut closing = RESTRICTIONS.to_vec();
+        closing.sort_unstable();
+        assert_eq!(restricts, closing);
+        for k in KEYS {
+            if k.name.ends_with("-source-range")
+                || k.name.starts_with("block-")
+                || k.name == "global-auth-url"
+            {
+                assert!(matches!(k.support, Restricts(_)), "{} would fail open", k.name);
+            }
+        }
+    }
+
+    #[test]
+    fn snippets_are_never_applied() {
+        for k in KEYS.iter().filter(|k| k.name.ends_with("snippet")) {
+            assert_eq!(k.support, Ignored(SNIPPET), "{}", k.name);
+        }
+    }
+
+    #[test]
+    fn unknown_keys_get_the_closest_name() {
+        let (_, ignored) = one("proxy-conect-timeout", "5");
+        assert!(ignored[0].reason.ends_with("did you mean `proxy-connect-timeout`?)"), "{ignored:?}");
+        let (_, ignored) = one("completely-unrelated-setting", "5");
+        assert!(
+            ignored[0].reason.ends_with("unknown key (not an ingress-nginx ConfigMap key)"),
+            "{ignored:?}"
+        );
+        let (_, ignored) = one("use-gzip", "true");
+        assert!(ignored[0].reason.contains("ingress-nginx key, not applied: response compression"));
+    }
+
+    const BEGIN: &str = "<!-- BEGIN GENERATED: configmap table (ingress-cli/src/settings/keys.rs) -->\n";
+    const END: &str = "<!-- END GENERATED: configmap table -->";
+
+    /// `docs/annotations.md` carries this table, generated: this test fails when they differ.
+    /// `FERRY_BLESS=1 cargo test -p ingress-cli --bin ingress-controller settings::keys`
+    /// rewrites it.
+    #[test]
+    fn the_documented_table_is_the_parsers_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/annotations.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let start = doc.find(BEGIN).expect("no configmap BEGIN marker in docs/annotations.md");
+        let end = start + doc[start..].find(END).expect("no configmap END marker in docs/annotations.md");
+        let generated = format!("{}{BEGIN}{}{}", &doc[..start], markdown_table(), &doc[end..]);
+        if std::env::var_os("FERRY_BLESS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+            return;
+        }
+        assert!(
+            generated == doc,
+            "docs/annotations.md is out of date with the ConfigMap key table; run \
+             FERRY_BLESS=1 cargo test -p ingress-cli --bin ingress-controller settings::keys"
+        );
+    }
+}
