@@ -61,7 +61,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let (controller, source) = runtime.block_on(start_source(args))?;
 
-    let (initial, ignored) = settings::from_configmap(&base, &Default::default());
+    let (initial, ignored) = settings::from_configmap(&base, &Default::default(), &Default::default());
     debug_assert!(ignored.is_empty());
     let handle = ProxyHandle::with_settings(initial);
     let running =
@@ -157,13 +157,15 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(snapshot) = snapshot {
-            if last_config.as_ref() != Some(&snapshot.config) {
-                let (settings, ignored) = settings::from_configmap(&base, &snapshot.config);
+            let config = (Arc::clone(&snapshot.config), Arc::clone(&snapshot.config_references));
+            if last_config.as_ref() != Some(&config) {
+                let (settings, ignored) =
+                    settings::from_configmap(&base, &snapshot.config, &snapshot.config_references);
                 for i in ignored {
                     tracing::warn!(key = %i.key, reason = %i.reason, "ConfigMap setting ignored");
                 }
                 handle.set_settings(settings);
-                last_config = Some(Arc::clone(&snapshot.config));
+                last_config = Some(config);
             }
             let installed = handle.install(Arc::clone(&snapshot.table));
             let per_verdict = ingress_k8s::annotations::ingresses_per_verdict(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ingress_proxy::RuntimeSettings;
 
+mod headers;
 mod keys;
 
 /// ingress-nginx's default `proxy-body-size` (nginx's `client_max_body_size`).
@@ -63,16 +64,19 @@ pub(crate) struct Ignored {
 }
 
 /// The settings for ConfigMap `data`, on top of `base` (what the flags say), and the keys that
-/// were ignored.
+/// were ignored. `references` holds the data of the ConfigMaps that `data` names
+/// (`add-headers`, `proxy-set-headers`), by the value naming them.
 pub(crate) fn from_configmap(
     base: &RuntimeSettings,
     data: &BTreeMap<String, String>,
+    references: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> (RuntimeSettings, Vec<Ignored>) {
     let mut s = base.clone();
     s.max_body_size = Some(DEFAULT_BODY_SIZE);
     let mut ignored = Vec::new();
     let mut closing = Vec::new();
     let mut hsts = Hsts::default();
+    let mut header_keys = headers::HeaderKeys::default();
     for (key, value) in data {
         let value = value.trim();
         let applied = match key.as_str() {
@@ -138,6 +142,19 @@ pub(crate) fn from_configmap(
             },
             "hsts-include-subdomains" => boolean(value).map(|on| hsts.include_subdomains = on),
             "hsts-preload" => boolean(value).map(|on| hsts.preload = on),
+            "proxy-set-headers" => reference(value).map(|r| header_keys.proxy_set_headers = Some(r)),
+            "add-headers" => reference(value).map(|r| header_keys.add_headers = Some(r)),
+            "hide-headers" => {
+                header_keys.hide_headers =
+                    value.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+                Ok(())
+            }
+            "server-tokens" => boolean(value).map(|on| header_keys.server_tokens = on),
+            "allow-backend-server-header" => {
+                boolean(value).map(|on| header_keys.allow_backend_server_header = on)
+            }
+            // Read with the Ingresses' annotations (it limits `custom-headers`).
+            "global-allowed-response-headers" => Ok(()),
             restriction if RESTRICTIONS.contains(&restriction) => {
                 if !value.is_empty() {
                     closing.push(key.as_str());
@@ -153,10 +170,21 @@ pub(crate) fn from_configmap(
         }
     }
     s.https.hsts = hsts.header();
+    let (request, response, left_out) = headers::edits(&header_keys, references);
+    (s.request_headers, s.response_headers) = (request, response);
+    ignored.extend(left_out.into_iter().map(|(key, reason)| Ignored { key: key.to_owned(), reason }));
     if !closing.is_empty() {
         s.closed = Some(format!("ConfigMap access restriction not applied: {}", closing.join(", ")));
     }
     (s, ignored)
+}
+
+/// A ConfigMap named as `namespace/name`.
+fn reference(v: &str) -> Result<String, String> {
+    match v.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => Ok(v.to_owned()),
+        _ => Err("expected a ConfigMap as `namespace/name`".to_owned()),
+    }
 }
 
 /// nginx time: plain seconds, or a number with `ms`, `s`, `m`, `h`.
@@ -280,6 +308,7 @@ mod tests {
                 ("proxy-next-upstream-tries", "2"),
                 ("disable-access-log", "true"),
             ]),
+            &BTreeMap::new(),
         );
         assert!(ignored.is_empty(), "{ignored:?}");
         assert_eq!(s.timeouts.connect, Duration::from_secs(2));
@@ -304,6 +333,7 @@ mod tests {
                 ("enable-underscores-in-headers", "true"),
                 ("ignore-invalid-headers", "false"),
             ]),
+            &BTreeMap::new(),
         );
         assert!(ignored.is_empty(), "{ignored:?}");
         let c = s.client;
@@ -324,6 +354,7 @@ mod tests {
                 ("large-client-header-buffers", "8k"),
                 ("client-header-buffer-size", "0"),
             ]),
+            &BTreeMap::new(),
         );
         assert_eq!(ignored.len(), 4, "{ignored:?}");
         assert_eq!(s.client, ingress_proxy::ClientLimits::default());
@@ -339,6 +370,7 @@ mod tests {
                 ("forwarded-for-header", "X-Client-IP"),
                 ("proxy-real-ip-cidr", "10.0.0.0/8, 192.168.0.0/16"),
             ]),
+            &BTreeMap::new(),
         );
         assert!(ignored.is_empty(), "{ignored:?}");
         let f = &s.forwarding;
@@ -350,17 +382,21 @@ mod tests {
         let (s, ignored) = from_configmap(
             &RuntimeSettings::default(),
             &data(&[("proxy-real-ip-cidr", "10.0.0.0/8,10.0.0.0/99")]),
+            &BTreeMap::new(),
         );
         assert_eq!(ignored.len(), 1);
         assert!(s.forwarding.trusted.is_empty(), "a bad list trusts no one, not everyone");
-        let (_, ignored) =
-            from_configmap(&RuntimeSettings::default(), &data(&[("forwarded-for-header", "x y")]));
+        let (_, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[("forwarded-for-header", "x y")]),
+            &BTreeMap::new(),
+        );
         assert_eq!(ignored.len(), 1);
     }
 
     #[test]
     fn https_redirect_and_hsts_keys() {
-        let (s, ignored) = from_configmap(&RuntimeSettings::default(), &BTreeMap::new());
+        let (s, ignored) = from_configmap(&RuntimeSettings::default(), &BTreeMap::new(), &BTreeMap::new());
         assert!(ignored.is_empty());
         assert_eq!(s.https.hsts.as_deref(), Some("max-age=31536000; includeSubDomains"));
         assert!(s.https.ssl_redirect && !s.https.force_ssl_redirect);
@@ -375,6 +411,7 @@ mod tests {
                 ("no-tls-redirect-locations", "/a, /b"),
                 ("force-ssl-redirect", "true"),
             ]),
+            &BTreeMap::new(),
         );
         assert!(ignored.is_empty(), "{ignored:?}");
         assert_eq!(s.https.hsts.as_deref(), Some("max-age=600; preload"));
@@ -383,6 +420,7 @@ mod tests {
         let (s, ignored) = from_configmap(
             &RuntimeSettings::default(),
             &data(&[("hsts", "false"), ("http-redirect-code", "303"), ("hsts-max-age", "1y")]),
+            &BTreeMap::new(),
         );
         assert_eq!(ignored.len(), 2, "{ignored:?}");
         assert_eq!((s.https.hsts, s.https.redirect_code), (None, 308));
@@ -393,6 +431,7 @@ mod tests {
         let (s, ignored) = from_configmap(
             &RuntimeSettings::default(),
             &data(&[("whitelist-source-range", "10.0.0.0/8"), ("block-cidrs", ""), ("keep-alive", "5")]),
+            &BTreeMap::new(),
         );
         assert_eq!(ignored.len(), 2, "{ignored:?}");
         let closed = s.closed.unwrap();
@@ -402,11 +441,12 @@ mod tests {
 
     #[test]
     fn defaults_follow_ingress_nginx() {
-        let (s, ignored) = from_configmap(&RuntimeSettings::default(), &BTreeMap::new());
+        let (s, ignored) = from_configmap(&RuntimeSettings::default(), &BTreeMap::new(), &BTreeMap::new());
         assert!(ignored.is_empty());
         assert_eq!(s.max_body_size, Some(1 << 20));
         assert_eq!(s.timeouts.connect, Duration::from_secs(5));
-        let (s, _) = from_configmap(&RuntimeSettings::default(), &data(&[("proxy-body-size", "0")]));
+        let (s, _) =
+            from_configmap(&RuntimeSettings::default(), &data(&[("proxy-body-size", "0")]), &BTreeMap::new());
         assert_eq!(s.max_body_size, None);
     }
 
@@ -415,6 +455,7 @@ mod tests {
         let (s, ignored) = from_configmap(
             &RuntimeSettings::default(),
             &data(&[("proxy-read-timeout", "soon"), ("no-such-key", "1"), ("proxy-connect-timeout", "3")]),
+            &BTreeMap::new(),
         );
         let keys: Vec<&str> = ignored.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["no-such-key", "proxy-read-timeout"]);

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use support::{Controller, echo_backend, eventually, get, request, services, slow_backend};
+use support::{
+    Controller, echo_backend, eventually, get, head_echo_backend, request, services, slow_backend,
+};
 
 const PREFIX: &str = "nginx.ingress.kubernetes.io";
 
@@ -529,5 +531,120 @@ fn a_configmap_access_restriction_closes_every_route() -> Result<()> {
     assert!(c.logs().contains("whitelist-source-range"), "the key is reported");
     std::fs::write(dir.join("configmap.yaml"), configmap("  keep-alive: \"5\"\n"))?;
     eventually(Duration::from_secs(10), || Ok(get(c.http, "web.test", "/")?.status == 200))?;
+    Ok(())
+}
+
+/// A ConfigMap manifest.
+fn config_map(name: &str, data: &[(&str, &str)]) -> String {
+    let mut doc = format!(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\ndata:\n"
+    );
+    for (k, v) in data {
+        doc.push_str(&format!("  {k}: {v:?}\n"));
+    }
+    doc
+}
+
+#[test]
+fn header_keys_and_custom_headers_shape_requests_and_responses() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("app", 80, head_echo_backend("app"))]))?;
+    let controller_config = |allowed: &str| {
+        config_map(
+            "cfg",
+            &[
+                ("add-headers", "default/response-headers"),
+                ("proxy-set-headers", "default/request-headers"),
+                ("hide-headers", "X-Powered-By"),
+                ("global-allowed-response-headers", allowed),
+            ],
+        )
+    };
+    let maps = [
+        config_map("response-headers", &[("X-Global", "everywhere"), ("X-Frame-Options", "SAMEORIGIN")]),
+        config_map("request-headers", &[("X-Team", "web"), ("X-Start", "t=${msec}")]),
+        config_map(
+            "app-headers",
+            &[("X-Frame-Options", "DENY"), ("Content-Security-Policy", "default-src 'self'")],
+        ),
+    ];
+    std::fs::write(dir.join("configmaps.yaml"), maps.concat())?;
+    std::fs::write(dir.join("cfg.yaml"), controller_config("X-Frame-Options,Content-Security-Policy"))?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress("plain", "plain.test", "app", &[]),
+            ingress("custom", "custom.test", "app", &[("custom-headers", "default/app-headers")]),
+            ingress("missing", "missing.test", "app", &[("custom-headers", "default/no-such-map")]),
+        ],
+    )?;
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    let c = Controller::start(
+        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
+        tmp.path(),
+    )?;
+    let ask = |host: &str, path: &str| {
+        exchange(c.http, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+    };
+
+    // Every response: add-headers set, hide-headers and the upstream's Server removed
+    // (server-tokens off: no Server at all); every request: proxy-set-headers.
+    let (status, head, body) = ask("plain.test", "/")?;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("\r\nx-global: everywhere") && head.contains("\r\nx-frame-options: sameorigin"),
+        "{head}"
+    );
+    assert!(!head.contains("x-powered-by") && !head.contains("\r\nserver:"), "{head}");
+    assert!(body.contains("\r\nx-team: web\r\n"), "{body}");
+    assert!(
+        !body.to_ascii_lowercase().contains("x-start"),
+        "an entry with an nginx variable is left out, not sent literally"
+    );
+    // The proxy's own answers get add-headers too.
+    let (status, head, _) = ask("unknown.test", "/")?;
+    assert!(status == 404 && head.contains("\r\nx-global: everywhere"), "{head}");
+    // custom-headers: the Ingress's own, over the global ones of the same name.
+    let (status, head, _) = ask("custom.test", "/")?;
+    assert_eq!(status, 200);
+    assert!(head.contains("\r\nx-frame-options: deny") && !head.contains("sameorigin"), "{head}");
+    assert!(head.contains("\r\ncontent-security-policy: default-src 'self'"), "{head}");
+    assert!(head.contains("\r\nx-global: everywhere"), "{head}");
+    // A missing ConfigMap denies the Ingress, as ingress-nginx does.
+    assert_eq!(ask("missing.test", "/")?.0, 503);
+    assert_eq!(ask("plain.test", "/")?.0, 200, "other Ingresses are untouched");
+
+    // A header not in global-allowed-response-headers denies the Ingress; allowing it opens it.
+    std::fs::write(dir.join("cfg.yaml"), controller_config("X-Frame-Options"))?;
+    eventually(Duration::from_secs(10), || Ok(ask("custom.test", "/")?.0 == 503))?;
+    std::fs::write(dir.join("cfg.yaml"), controller_config("X-Frame-Options,Content-Security-Policy"))?;
+    eventually(Duration::from_secs(10), || Ok(ask("custom.test", "/")?.0 == 200))?;
+    // A change in the named ConfigMap applies without touching the Ingress.
+    let changed = config_map("app-headers", &[("X-Frame-Options", "ALLOW-FROM https://x.test")]);
+    std::fs::write(dir.join("configmaps.yaml"), [maps[0].clone(), maps[1].clone(), changed].concat())?;
+    eventually(Duration::from_secs(10), || {
+        Ok(ask("custom.test", "/")?.1.contains("\r\nx-frame-options: allow-from https://x.test"))
+    })?;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+        .args(["check", "--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("applied")
+            && l.contains("default/custom")
+            && l.contains("sets X-Frame-Options")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("rejected")
+            && l.contains("default/missing")
+            && l.contains("ConfigMap default/no-such-map not found")),
+        "{text}"
+    );
+    assert!(c.logs().contains("nginx variables"), "the left-out entry is reported");
     Ok(())
 }

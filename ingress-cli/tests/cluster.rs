@@ -1,6 +1,7 @@
 //! The binary against a real kube-apiserver: the seed tutorial replayed through the proxy
 //! (`extensions/v1beta1` Ingresses, class annotation `nginx`), status, live changes, the
-//! propagation latency through the proxy, and `deploy/` passing server-side dry-run.
+//! propagation latency through the proxy, the ConfigMaps that Ingresses and the controller
+//! ConfigMap name (watched by name), and `deploy/` passing server-side dry-run.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use support::cluster::{ApiServer, create, delete, namespace, replace, slice};
-use support::{Controller, echo_backend, eventually, get, get_tls, served_cn};
+use support::{Controller, echo_backend, eventually, get, get_tls, head_echo_backend, served_cn};
 
 fn demo_file(name: &str, ns: &str) -> Result<String> {
     let path = format!("{}/../examples/demo/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -143,6 +144,68 @@ fn until(t0: Instant, mut done: impl FnMut() -> bool) -> Result<Duration> {
         std::thread::sleep(Duration::from_millis(1));
     }
     anyhow::bail!("change did not reach the proxy within 10 s")
+}
+
+/// The response head of `GET /` for `host`, lower-cased, and its status.
+fn head(port: u16, host: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw.split_whitespace().nth(1).unwrap_or("0").parse()?;
+    Ok((status, raw.to_ascii_lowercase()))
+}
+
+/// `custom-headers` and `add-headers` name ConfigMaps that the controller watches by name:
+/// their changes apply live, a deleted one denies the Ingress (`503`, as ingress-nginx), and
+/// recreating it opens it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_config_maps_are_watched_and_applied() -> Result<()> {
+    let api = ApiServer::ensure()?;
+    let client = api.client().await?;
+    let ns = namespace(&client, "cli-headers").await?;
+    let class = ns.clone();
+    create(&client, "", &format!("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {class}}}\nspec: {{controller: ferry.dev/ingress-controller}}\n")).await?;
+    create(&client, &ns, "apiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec:\n  ports: [{name: http, port: 80, protocol: TCP}]\n").await?;
+    create(&client, &ns, &slice("app-1", "app", head_echo_backend("app"))).await?;
+    let config_map = |name: &str, data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata:\n{data}")
+    };
+    create(
+        &client,
+        &ns,
+        &config_map(
+            "cfg",
+            &format!("  add-headers: {ns}/global\n  global-allowed-response-headers: X-Frame-Options\n"),
+        ),
+    )
+    .await?;
+    create(&client, &ns, &config_map("global", "  X-Global: one\n")).await?;
+    create(&client, &ns, &config_map("app-headers", "  X-Frame-Options: DENY\n")).await?;
+    create(&client, &ns, &format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: app\n  annotations:\n    nginx.ingress.kubernetes.io/custom-headers: {ns}/app-headers\nspec:\n  ingressClassName: {class}\n  rules:\n  - host: app.test\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: app, port: {{number: 80}}}}}}}}\n"
+    )).await?;
+    let cfg = format!("{ns}/cfg");
+    let c = controller(&api, &ns, &class, &["--configmap", &cfg])?;
+
+    eventually(Duration::from_secs(20), || {
+        let (status, head) = head(c.http, "app.test")?;
+        Ok(status == 200 && head.contains("\r\nx-frame-options: deny") && head.contains("\r\nx-global: one"))
+    })
+    .with_context(|| c.logs())?;
+    replace(&client, &ns, &config_map("app-headers", "  X-Frame-Options: SAMEORIGIN\n")).await?;
+    replace(&client, &ns, &config_map("global", "  X-Global: two\n")).await?;
+    eventually(Duration::from_secs(10), || {
+        let (_, head) = head(c.http, "app.test")?;
+        Ok(head.contains("\r\nx-frame-options: sameorigin") && head.contains("\r\nx-global: two"))
+    })?;
+    delete(&client, &ns, &config_map("app-headers", "")).await?;
+    eventually(Duration::from_secs(10), || Ok(head(c.http, "app.test")?.0 == 503))?;
+    create(&client, &ns, &config_map("app-headers", "  X-Frame-Options: DENY\n")).await?;
+    eventually(Duration::from_secs(10), || Ok(head(c.http, "app.test")?.0 == 200))?;
+    Ok(())
 }
 
 /// API write acknowledged → first request routed accordingly, over 120 changes (Ingress

@@ -13,6 +13,7 @@
 
 mod canary;
 mod cors;
+mod headers;
 mod proxy;
 mod redirect;
 mod rewrite;
@@ -109,6 +110,9 @@ pub struct Annotations {
     pub aliases: Vec<String>,
     /// `from-to-www-redirect`.
     pub www_redirect: bool,
+    /// The ConfigMaps the annotations name (`custom-headers`), by namespace and name: the
+    /// controller watches these.
+    pub config_maps: Vec<(String, String)>,
     /// One report per annotation under the prefix, sorted by key.
     pub reports: Vec<AnnotationReport>,
 }
@@ -141,19 +145,41 @@ fn reads(outcomes: BTreeMap<&str, Outcome>) -> impl Iterator<Item = (&str, Read)
     outcomes.into_iter().map(|(name, outcome)| (name, outcome.into()))
 }
 
-/// Reads the annotations of one Ingress (all of them; those without `prefix/` are not ours
-/// and are skipped), knowing no Services (so `default-backend` finds none).
-pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations {
-    read_with(annotations, prefix, &|_| None)
+/// Finds a ConfigMap's data by namespace and name.
+pub type ConfigMapLookup<'a> = dyn Fn(&str, &str) -> Option<BTreeMap<String, String>> + 'a;
+
+/// What reading an Ingress's annotations may look up besides the Ingress itself.
+pub struct Lookup<'a> {
+    /// The first port of a Service of the Ingress's namespace, by name (`default-backend`).
+    pub service_port: &'a dyn Fn(&str) -> Option<u16>,
+    /// A ConfigMap's data, by namespace and name (`custom-headers`).
+    pub config_map: &'a ConfigMapLookup<'a>,
+    /// The controller ConfigMap's `global-allowed-response-headers` (`custom-headers`).
+    pub allowed_response_headers: &'a [String],
 }
 
-/// [`read`], with the first port of each Service of the Ingress's namespace (`service_port`),
-/// for `default-backend`.
-pub fn read_with(
-    annotations: &BTreeMap<String, String>,
-    prefix: &str,
-    service_port: &dyn Fn(&str) -> Option<u16>,
-) -> Annotations {
+impl Lookup<'_> {
+    /// A lookup that finds nothing.
+    pub const NOTHING: Lookup<'static> =
+        Lookup { service_port: &|_| None, config_map: &|_, _| None, allowed_response_headers: &[] };
+}
+
+impl fmt::Debug for Lookup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lookup").field("allowed_response_headers", &self.allowed_response_headers).finish()
+    }
+}
+
+/// Reads the annotations of one Ingress (all of them; those without `prefix/` are not ours
+/// and are skipped), finding no other object (so `default-backend` and `custom-headers` find
+/// nothing).
+pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations {
+    read_with(annotations, prefix, &Lookup::NOTHING)
+}
+
+/// [`read`], with what `lookup` finds.
+pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &Lookup<'_>) -> Annotations {
+    let service_port = lookup.service_port;
     let ours: BTreeMap<&str, &str> = annotations
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.strip_prefix('/')?, v.as_str())))
@@ -182,6 +208,19 @@ pub fn read_with(
     outcomes.extend(reads(cors::read(&ours, &mut policy)));
     let (name_outcomes, names) = redirect::names(&ours);
     outcomes.extend(name_outcomes);
+    // Annotations whose rejected value denies the Ingress in ingress-nginx (`503`).
+    let mut denied = Vec::new();
+    let mut config_maps = Vec::new();
+    if let Some((&name, &value)) = ours.get_key_value("custom-headers") {
+        if let Ok((ns, cm)) = headers::reference(value) {
+            config_maps.push((ns.to_owned(), cm.to_owned()));
+        }
+        let read = headers::read(value, lookup.config_map, lookup.allowed_response_headers, &mut policy);
+        if read.is_err() {
+            denied.push(name);
+        }
+        outcomes.insert(name, read.into());
+    }
     let (canary_outcomes, canary) = canary::read(&ours);
     outcomes.extend(reads(canary_outcomes));
     let mut reports = Vec::new();
@@ -201,6 +240,9 @@ pub fn read_with(
             Some(table::Support::Applied) => match outcomes.remove(name) {
                 Some(Read::Applied(what)) => (Verdict::Applied, what, false),
                 Some(Read::Ignored(why)) => (Verdict::Ignored, why, false),
+                Some(Read::Rejected(expected)) if denied.contains(&name) => {
+                    (Verdict::Rejected, format!("value `{value}`: {expected}"), true)
+                }
                 Some(Read::Rejected(expected)) => {
                     (Verdict::Rejected, format!("value `{value}`: {expected}; the default stays"), false)
                 }
@@ -214,7 +256,7 @@ pub fn read_with(
         reports.push(AnnotationReport { key, value: value.to_owned(), verdict, note, closes });
     }
     if !closed.is_empty() {
-        policy.closed = Some(format!("access restriction not applied: {}", closed.join(", ")));
+        policy.closed = Some(format!("access restriction not applied or denied: {}", closed.join(", ")));
     }
     Annotations {
         policy,
@@ -222,6 +264,7 @@ pub fn read_with(
         fallback,
         aliases: names.aliases,
         www_redirect: names.www_redirect,
+        config_maps,
         reports,
     }
 }
@@ -289,6 +332,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| upstream::doc(k.name))
                     .or_else(|| cors::doc(k.name))
                     .or_else(|| canary::doc(k.name))
+                    .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }

@@ -43,6 +43,12 @@ impl Controller {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
         source::spawn(&client, &config, slices, &tx, &mut tasks);
+        tasks.spawn(source::referenced_config_maps(
+            client.clone(),
+            config.clone(),
+            snapshots.clone(),
+            tx.clone(),
+        ));
         drop(tx);
         tasks.spawn(engine::run(engine, rx));
         let (leader_tx, leader) = watch::channel(false);

@@ -23,6 +23,12 @@ pub struct Snapshot {
     pub table: Arc<RouteTable>,
     /// The `--configmap` ConfigMap's data.
     pub config: Arc<std::collections::BTreeMap<String, String>>,
+    /// The data of the ConfigMaps `config` names (`add-headers`, `proxy-set-headers`), by
+    /// the value naming them.
+    pub config_references:
+        Arc<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
+    /// Every ConfigMap something names (see [`translate::Translation::referenced_config_maps`]).
+    pub referenced_config_maps: Arc<BTreeSet<Key>>,
     /// Every problem found: translation problems and the core builder's rejections.
     pub problems: Arc<Vec<Problem>>,
     /// Our Ingresses (for status and events).
@@ -109,6 +115,12 @@ impl Engine {
                 dirty.rebuild = true;
                 self.waiting.clear();
             }
+            Change::RelistOne(kind, _, _) => {
+                dirty.rebuild = true;
+                if self.waiting.remove(kind) && self.waiting.is_empty() {
+                    tracing::info!("initial sync complete");
+                }
+            }
             _ => dirty.rebuild = true,
         }
         if let Change::Relist(Kind::EndpointSlice, _) = &change {
@@ -173,6 +185,8 @@ impl Engine {
         let snapshot = Snapshot {
             table: Arc::new(table),
             config: Arc::new(std::mem::take(&mut translation.config)),
+            config_references: Arc::new(std::mem::take(&mut translation.config_references)),
+            referenced_config_maps: Arc::new(std::mem::take(&mut translation.referenced_config_maps)),
             problems: Arc::new(problems),
             ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
             status_addresses: Arc::new(std::mem::take(&mut translation.status_addresses)),

@@ -117,6 +117,9 @@ pub enum Change {
     Relist(Kind, Vec<Object>),
     /// A complete set of every kind (manifest files): replaces the whole store at once.
     Replace(Box<Objects>),
+    /// A complete (re)list of one named object (a watch by name: the `--configmap`, the
+    /// ConfigMaps something names): replaces that object only; `None` when it does not exist.
+    RelistOne(Kind, Key, Option<Object>),
 }
 
 /// Everything the controller knows, as plain maps: the input of [`translate`](crate::translate).
@@ -194,6 +197,12 @@ impl Objects {
                 }
             }
             Change::Replace(objects) => *self = *objects,
+            Change::RelistOne(kind, key, object) => {
+                self.remove(kind, &key);
+                if let Some(object) = object.filter(|o| o.kind() == kind && o.key() == key) {
+                    self.insert(object);
+                }
+            }
         }
     }
 
@@ -229,5 +238,25 @@ mod tests {
         assert_eq!(objects.ingress_classes.len(), 1);
         objects.apply(Change::Delete(Kind::Service, ("a".into(), "three".into())));
         assert!(objects.services.is_empty());
+    }
+
+    #[test]
+    fn relist_one_replaces_that_object_only() {
+        let config_map = |name: &str| {
+            let mut c = ConfigMap::default();
+            c.metadata.namespace = Some("a".into());
+            c.metadata.name = Some(name.into());
+            Object::ConfigMap(c)
+        };
+        let mut objects = Objects::new();
+        objects.extend([config_map("main"), config_map("headers")]);
+        let key = ("a".to_owned(), "headers".to_owned());
+        objects.apply(Change::RelistOne(Kind::ConfigMap, key.clone(), None));
+        assert_eq!(objects.config_maps.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["main"]);
+        objects.apply(Change::RelistOne(Kind::ConfigMap, key.clone(), Some(config_map("headers"))));
+        assert_eq!(objects.config_maps.len(), 2);
+        // Another object than the one named is not taken.
+        objects.apply(Change::RelistOne(Kind::ConfigMap, key, Some(config_map("other"))));
+        assert_eq!(objects.config_maps.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["main"]);
     }
 }

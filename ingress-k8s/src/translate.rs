@@ -93,6 +93,12 @@ pub struct Translation {
     pub ingresses: Vec<IngressInfo>,
     /// The `--configmap` ConfigMap's data (empty when absent).
     pub config: BTreeMap<String, String>,
+    /// The data of the ConfigMaps that `config` names (`add-headers`, `proxy-set-headers`), by
+    /// the value naming them (`namespace/name`); a missing one is absent.
+    pub config_references: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every ConfigMap something names (the controller ConfigMap's references, `custom-headers`
+    /// of our Ingresses): the cluster source watches these, and only these.
+    pub referenced_config_maps: std::collections::BTreeSet<Key>,
     /// The addresses to write into our Ingresses' status.
     pub status_addresses: Vec<String>,
     /// Per Ingress, where each core rule and path came from in the Kubernetes object, so core
@@ -169,11 +175,30 @@ impl Translation {
     }
 }
 
+/// The controller ConfigMap's keys whose value names another ConfigMap (`namespace/name`).
+const CONFIG_REFERENCES: [&str; 2] = ["add-headers", "proxy-set-headers"];
+
 /// Translates the stores' contents into the routing model's input. Pure: the same objects
 /// and config always give the same translation (certificate validity aside).
 pub fn translate(objects: &Objects, config: &Config) -> Translation {
     let mut out = Translation { prefix: config.annotations_prefix.clone(), ..Translation::default() };
     let mut certs: HashMap<Key, Result<(), String>> = HashMap::new();
+    if let Some(name) = &config.configmap {
+        let key = (name.namespace.clone(), name.name.clone());
+        if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
+            out.config = data;
+        }
+    }
+    // The ConfigMaps the controller ConfigMap names (`add-headers`, `proxy-set-headers`).
+    for key in CONFIG_REFERENCES {
+        let Some(value) = out.config.get(key) else { continue };
+        let Some((ns, name)) = value.trim().split_once('/') else { continue };
+        let key = (ns.to_owned(), name.to_owned());
+        if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
+            out.config_references.insert(value.trim().to_owned(), data);
+        }
+        out.referenced_config_maps.insert(key);
+    }
 
     let slices = slices_by_service(objects);
     for (key, service) in &objects.services {
@@ -212,12 +237,6 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
                 out.builder.default_certificate(certificate);
             }
             Err(why) => out.problems.push(controller_problem("--default-ssl-certificate", why)),
-        }
-    }
-    if let Some(name) = &config.configmap {
-        let key = (name.namespace.clone(), name.name.clone());
-        if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
-            out.config = data;
         }
     }
     out.status_addresses = status_addresses(objects, config);
@@ -289,7 +308,21 @@ fn add_ingress(
         let port = service.spec.as_ref()?.ports.as_ref()?.first()?.port;
         u16::try_from(port).ok()
     };
-    let read = annotations::read_with(annotations, &config.annotations_prefix, &service_port);
+    let config_map = |ns: &str, name: &str| {
+        objects.config_maps.get(&(ns.to_owned(), name.to_owned())).map(|c| c.data.clone().unwrap_or_default())
+    };
+    let allowed: Vec<String> = out
+        .config
+        .get("global-allowed-response-headers")
+        .map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let lookup = annotations::Lookup {
+        service_port: &service_port,
+        config_map: &config_map,
+        allowed_response_headers: &allowed,
+    };
+    let read = annotations::read_with(annotations, &config.annotations_prefix, &lookup);
+    out.referenced_config_maps.extend(read.config_maps.iter().cloned());
     let closed = read.policy.closed.clone();
     let mut core =
         ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);

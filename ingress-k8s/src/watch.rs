@@ -20,7 +20,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use crate::objects::{Change, Object, key_of};
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::task::AbortHandle;
+
+use crate::objects::{Change, Key, Object, key_of};
 use crate::{Config, Error, Kind, Result};
 
 /// Which EndpointSlice API the server offers.
@@ -89,6 +93,7 @@ pub(crate) fn spawn(
         Kind::Ingress,
         |o| Some(Object::Ingress(o)),
         tx.clone(),
+        None,
     ));
     tasks.spawn(watch(
         Api::<IngressClass>::all(client.clone()),
@@ -96,6 +101,7 @@ pub(crate) fn spawn(
         Kind::IngressClass,
         |o| Some(Object::IngressClass(o)),
         tx.clone(),
+        None,
     ));
     tasks.spawn(watch(
         api::<Service>(client, ns),
@@ -103,6 +109,7 @@ pub(crate) fn spawn(
         Kind::Service,
         |o| Some(Object::Service(o)),
         tx.clone(),
+        None,
     ));
     tasks.spawn(watch(
         api::<Secret>(client, ns),
@@ -110,6 +117,7 @@ pub(crate) fn spawn(
         Kind::Secret,
         |o| Some(Object::Secret(o)),
         tx.clone(),
+        None,
     ));
     if let Some(cm) = &config.configmap {
         tasks.spawn(watch(
@@ -118,6 +126,7 @@ pub(crate) fn spawn(
             Kind::ConfigMap,
             |o| Some(Object::ConfigMap(o)),
             tx.clone(),
+            Some((cm.namespace.clone(), cm.name.clone())),
         ));
     }
     match slices {
@@ -127,6 +136,7 @@ pub(crate) fn spawn(
             Kind::EndpointSlice,
             |o| Some(Object::EndpointSlice(o)),
             tx.clone(),
+            None,
         )),
         SliceApi::V1beta1 => {
             let resource = ApiResource::from_gvk_with_plural(
@@ -137,9 +147,69 @@ pub(crate) fn spawn(
                 Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
                 None => Api::<DynamicObject>::all_with(client.clone(), &resource),
             };
-            tasks.spawn(watch(api, plain(), Kind::EndpointSlice, v1beta1_slice, tx.clone()))
+            tasks.spawn(watch(api, plain(), Kind::EndpointSlice, v1beta1_slice, tx.clone(), None))
         }
     };
+}
+
+/// Watches the ConfigMaps that the published snapshots name (`custom-headers`, `add-headers`,
+/// `proxy-set-headers`), each by name, and only those: a watcher starts when a ConfigMap is
+/// first named and stops (its object forgotten) when nothing names it any more. ConfigMaps
+/// outside `--watch-namespace` are not watched (ingress-nginx does not see them either), nor
+/// the `--configmap`, which has its own watcher.
+pub(crate) async fn referenced_config_maps(
+    client: Client,
+    config: Config,
+    mut snapshots: crate::engine::Snapshots,
+    tx: UnboundedSender<Change>,
+) {
+    let own = config.configmap.as_ref().map(|c| (c.namespace.clone(), c.name.clone()));
+    let mut tasks = JoinSet::new();
+    let mut running: BTreeMap<Key, AbortHandle> = BTreeMap::new();
+    loop {
+        let wanted: BTreeSet<Key> = snapshots
+            .borrow_and_update()
+            .as_ref()
+            .map(|s| {
+                s.referenced_config_maps
+                    .iter()
+                    .filter(|k| Some(*k) != own.as_ref())
+                    .filter(|k| config.watch_namespace.as_ref().is_none_or(|ns| *ns == k.0))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let gone: Vec<Key> = running.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        for key in gone {
+            if let Some(task) = running.remove(&key) {
+                task.abort();
+            }
+            tracing::debug!(namespace = %key.0, name = %key.1, "ConfigMap no longer named; not watched");
+            if tx.send(Change::Delete(Kind::ConfigMap, key)).is_err() {
+                return;
+            }
+        }
+        for key in wanted {
+            if running.contains_key(&key) {
+                continue;
+            }
+            tracing::debug!(namespace = %key.0, name = %key.1, "watching a named ConfigMap");
+            let task = tasks.spawn(watch(
+                Api::<ConfigMap>::namespaced(client.clone(), &key.0),
+                watcher::Config::default().fields(&format!("metadata.name={}", key.1)),
+                Kind::ConfigMap,
+                |o| Some(Object::ConfigMap(o)),
+                tx.clone(),
+                Some(key.clone()),
+            ));
+            running.insert(key, task);
+        }
+        // Reap finished tasks (none finish unless the engine is gone).
+        while tasks.try_join_next().is_some() {}
+        if snapshots.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A v1beta1 EndpointSlice read into the v1 type: the fields the controller needs are the same
@@ -198,13 +268,16 @@ impl KubeBackoff for Backoff {
     }
 }
 
-/// Runs one watcher forever (retrying with [`Backoff`] on errors), forwarding changes.
+/// Runs one watcher forever (retrying with [`Backoff`] on errors), forwarding changes. A
+/// watcher of one `named` object (its `config` selects it by name) hands its lists over as
+/// [`Change::RelistOne`], so it replaces that object and no other of its kind.
 async fn watch<K>(
     api: Api<K>,
     config: watcher::Config,
     kind: Kind,
     convert: fn(K) -> Option<Object>,
     tx: UnboundedSender<Change>,
+    named: Option<Key>,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
@@ -224,7 +297,12 @@ async fn watch<K>(
             }
             Ok(Event::InitDone) => {
                 tracing::debug!(%kind, objects = buffer.len(), "listed");
-                Some(Change::Relist(kind, std::mem::take(&mut buffer)))
+                Some(match &named {
+                    Some(key) => {
+                        Change::RelistOne(kind, key.clone(), buffer.drain(..).find(|o| o.key() == *key))
+                    }
+                    None => Change::Relist(kind, std::mem::take(&mut buffer)),
+                })
             }
             Err(error) => {
                 tracing::warn!(%kind, %error, "watch failed; retrying");

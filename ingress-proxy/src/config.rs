@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ingress_core::{BodyLimit, CertificatePem, RoutePolicy};
+use ingress_core::{BodyLimit, CertificatePem, HeaderOp, RoutePolicy};
 
 /// Start-up configuration of the proxy server, built once by the embedding binary.
 ///
@@ -110,6 +110,13 @@ pub struct RuntimeSettings {
     pub forwarding: Forwarding,
     /// Redirects to HTTPS, and HSTS.
     pub https: HttpsSettings,
+    /// Edits of every request going upstream, before the route's own (`proxy-set-headers`).
+    pub request_headers: Vec<HeaderOp>,
+    /// Edits of every response, before the route's own: the upstream's `Server` removed
+    /// (unless `allow-backend-server-header`), `hide-headers`, `server-tokens`, `add-headers`
+    /// (which the proxy's own answers get too). The default removes `Server`, as ingress-nginx
+    /// sends none (`server-tokens` off, nginx's `proxy_hide_header Server`).
+    pub response_headers: Vec<HeaderOp>,
 }
 
 /// Redirects to HTTPS and HSTS: ingress-nginx's ConfigMap keys and defaults (in parentheses).
@@ -246,6 +253,8 @@ impl Default for RuntimeSettings {
             closed: None,
             forwarding: Forwarding::default(),
             https: HttpsSettings::default(),
+            request_headers: Vec::new(),
+            response_headers: HeaderOp::remove("server").into_iter().collect(),
         }
     }
 }

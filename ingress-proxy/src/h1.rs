@@ -95,8 +95,10 @@ struct Conn {
 struct Local<'a> {
     hsts: Option<&'a str>,
     cors: Option<(&'a ingress_core::Cors, &'a str)>,
+    /// The edits of every response (`add-headers`, `hide-headers`, `Server`).
+    global: &'a [ingress_core::HeaderOp],
     /// The header lines of the proxy's own answers.
-    headers: Vec<(&'static str, Cow<'a, str>)>,
+    headers: Vec<(&'a str, Cow<'a, str>)>,
 }
 
 /// Where a connection comes from, formatted once for the forwarding headers of its requests.
@@ -342,10 +344,17 @@ impl Front {
                     request_id,
                     nominated: head.nominated(),
                     names: Names::of(&settings.client),
+                    global: &settings.request_headers,
                     route: &route.policy.request_headers,
                 };
                 request::write(head, &edits, &mut conn.request);
-                let local = Local { hsts, cors: admitted.cors, headers: admitted.answer_headers(hsts) };
+                let global = &settings.response_headers[..];
+                let local = Local {
+                    hsts,
+                    cors: admitted.cors,
+                    global,
+                    headers: admitted.answer_headers(hsts, global),
+                };
                 self.proxy(head, upload, route, &admitted.limits, close, &local, conn, &mut outcome).await
             }
             // Answered without the body: the connection stays only if the body was all read
@@ -353,7 +362,7 @@ impl Front {
             (status, _) => {
                 let status = status.unwrap_or(404);
                 let close = close || matches!(status, 400 | 413) || !upload.skip_prefix();
-                let extra = admitted.answer_headers(hsts);
+                let extra = admitted.answer_headers(hsts, &settings.response_headers);
                 answer(conn, status, close, head.method == "HEAD", &extra, &mut outcome).await
             }
         };
@@ -394,8 +403,12 @@ impl Front {
         }
         let asked =
             Asked { head: head.method == "HEAD", minor: head.minor, close, upgrade: head.upgrade.is_some() };
-        let edits =
-            ResponseEdits { hsts: local.hsts, cors: local.cors, route: &route.policy.response_headers };
+        let edits = ResponseEdits {
+            hsts: local.hsts,
+            cors: local.cors,
+            global: local.global,
+            route: &route.policy.response_headers,
+        };
         let extra = &local.headers[..];
         let mut attempts = Attempts::new(limits);
         let backend = backend_for(route, head.headers.iter().map(|h| (h.name, h.value)));

@@ -175,7 +175,7 @@ fn apply(
 }
 
 /// Writes a complete response with a fixed text body.
-async fn write_text(session: &mut Session, status: u16, lines: &[(&'static str, String)]) -> Result<()> {
+async fn write_text(session: &mut Session, status: u16, lines: &[(String, String)]) -> Result<()> {
     let body = body_for(status);
     let mut header = ResponseHeader::build(status, Some(3 + lines.len()))?;
     // A 204 has no content, and says nothing about it (as nginx strips both headers).
@@ -184,7 +184,7 @@ async fn write_text(session: &mut Session, status: u16, lines: &[(&'static str, 
         header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     }
     for (name, value) in lines {
-        header.append_header(*name, value.as_str())?;
+        header.append_header(name.clone(), value.as_str())?;
     }
     session.write_response_header(Box::new(header), body.is_empty()).await?;
     if !body.is_empty() {
@@ -276,8 +276,11 @@ impl ProxyHttp for H2 {
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
         let hsts = settings.https.hsts.as_deref().filter(|_| is_tls(session));
-        let lines: Vec<(&'static str, String)> =
-            admitted.answer_headers(hsts).into_iter().map(|(n, v)| (n, v.into_owned())).collect();
+        let lines: Vec<(String, String)> = admitted
+            .answer_headers(hsts, &settings.response_headers)
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.into_owned()))
+            .collect();
         drop(client);
         write_text(session, status, &lines).await?;
         Ok(true)
@@ -344,6 +347,7 @@ impl ProxyHttp for H2 {
             request_id: ctx.request_id.as_bytes(),
             nominated: &[],
             names: Names::of(&ctx.settings.client),
+            global: &ctx.settings.request_headers,
             route: route.as_ref().map_or(&[], |r| &r.policy.request_headers),
         };
         apply(upstream, |name| edits.keeps(name), |line| edits.added(line))
@@ -375,7 +379,12 @@ impl ProxyHttp for H2 {
         let hsts = ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session));
         let policy = route.as_ref().map(|r| r.policy);
         let cors = policy.and_then(|p| p.cors.as_ref()).zip(ctx.cors_origin.as_deref());
-        let edits = ResponseEdits { hsts, cors, route: policy.map_or(&[], |p| &p.response_headers) };
+        let edits = ResponseEdits {
+            hsts,
+            cors,
+            global: &ctx.settings.response_headers,
+            route: policy.map_or(&[], |p| &p.response_headers),
+        };
         if edits.is_empty() {
             return Ok(());
         }
@@ -420,13 +429,19 @@ impl ProxyHttp for H2 {
         if code > 0 && session.response_written().is_none() {
             let mut lines = Vec::new();
             if let Some(hsts) = ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session)) {
-                lines.push((HSTS, hsts.to_owned()));
+                lines.push((HSTS.to_owned(), hsts.to_owned()));
             }
             let route = ctx.route();
             let cors = route.as_ref().and_then(|r| r.policy.cors.as_ref()).zip(ctx.cors_origin.as_deref());
             if let Some((cors, origin)) = cors {
-                lines.extend(cors.headers(origin).map(|(n, v)| (n, v.into_owned())));
+                lines.extend(cors.headers(origin).map(|(n, v)| (n.to_owned(), v.into_owned())));
             }
+            let global = ctx.settings.response_headers.iter();
+            lines.extend(
+                global
+                    .filter(|op| op.action() == ingress_core::HeaderAction::Set)
+                    .map(|op| (op.name().to_owned(), op.value().to_owned())),
+            );
             if let Err(write) = write_text(session, code, &lines).await {
                 tracing::debug!(error = %write, "could not send error response");
             }

@@ -29,7 +29,7 @@ pub(crate) mod redirect;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use ingress_core::{Backend, Cors, Route, RoutePolicy, RouteTable, normalize_path};
+use ingress_core::{Backend, Cors, HeaderAction, HeaderOp, Route, RoutePolicy, RouteTable, normalize_path};
 use pingora::Error;
 
 use crate::config::{RouteLimits, RuntimeSettings};
@@ -80,9 +80,15 @@ pub(crate) struct Admitted<'t> {
 
 impl Admitted<'_> {
     /// The header lines of the proxy's own answer to this request (besides the framing):
-    /// `Location`, HSTS (`hsts`, on HTTPS), CORS.
-    pub(crate) fn answer_headers<'a>(&'a self, hsts: Option<&'a str>) -> Vec<(&'static str, Cow<'a, str>)> {
-        let mut lines = Vec::new();
+    /// `Location`, HSTS (`hsts`, on HTTPS), CORS, then the `set` lines of the edits of every
+    /// response (`global`: `add-headers`, `server-tokens`), as nginx's http-level
+    /// `more_set_headers` reaches its own answers too.
+    pub(crate) fn answer_headers<'a>(
+        &'a self,
+        hsts: Option<&'a str>,
+        global: &'a [HeaderOp],
+    ) -> Vec<(&'a str, Cow<'a, str>)> {
+        let mut lines: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
         if let Some(location) = &self.location {
             lines.push(("location", Cow::Borrowed(location.as_str())));
         }
@@ -90,7 +96,12 @@ impl Admitted<'_> {
             lines.push((edits::HSTS, Cow::Borrowed(hsts)));
         }
         if let Some((cors, origin)) = self.cors {
-            lines.extend(cors.headers(origin));
+            for (name, value) in cors.headers(origin) {
+                lines.push((name, value));
+            }
+        }
+        for op in global.iter().filter(|op| op.action() == HeaderAction::Set) {
+            lines.push((op.name(), Cow::Borrowed(op.value())));
         }
         lines
     }

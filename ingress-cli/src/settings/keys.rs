@@ -45,8 +45,7 @@ const fn applied(name: &'static str, note: &'static str, sample: &'static str) -
     Key { name, support: Support::Applied { note, sample } }
 }
 
-/// Keys being implemented now, each marked with this in [`KEYS`]: `add-headers`,
-/// `custom-http-errors`, `hide-headers`, `proxy-set-headers`, `server-tokens`. Each becomes
+/// Keys being implemented now, each marked with this in [`KEYS`]: `custom-http-errors`. Each becomes
 /// `applied(name, note, sample)` when its match arm lands in [`super::from_configmap`].
 const IN_PROGRESS: Support = Ignored(NOT_YET);
 
@@ -78,8 +77,6 @@ const WORD_BLOCKLIST: &str =
     "not supported: Ferry parses annotation values and never copies them into configuration text";
 const CROSS_NAMESPACE: &str =
     "not needed yet: no annotation Ferry applies refers to another namespace's resources";
-const ALLOWED_RESPONSE_HEADERS: &str =
-    "only limits the `custom-headers` annotation, which Ferry does not apply yet";
 const PATH_TYPE: &str = "not supported: Ferry checks `Exact` and `Prefix` paths with its own rules \
                          (the Kubernetes API's), whatever this says";
 
@@ -150,8 +147,16 @@ use Support::{Ignored, Restricts};
 pub(crate) const KEYS: &[Key] = &[
     key("access-log-params", Ignored(LOG_OUTPUT)),
     key("access-log-path", Ignored(LOG_OUTPUT)),
-    key("add-headers", IN_PROGRESS),
-    key("allow-backend-server-header", Ignored(NOT_YET)),
+    applied(
+        "add-headers",
+        "a ConfigMap (`namespace/name`, watched) whose entries are set on every response, the proxy's own answers included; entries with nginx `$variables` are left out and reported",
+        "ns/headers",
+    ),
+    applied(
+        "allow-backend-server-header",
+        "with `server-tokens` on, the upstream's `Server` is passed instead of Ferry's (off)",
+        "true",
+    ),
     key("allow-cross-namespace-resources", Ignored(CROSS_NAMESPACE)),
     key("allow-snippet-annotations", Ignored(SNIPPET)),
     key("annotation-value-word-blocklist", Ignored(WORD_BLOCKLIST)),
@@ -231,7 +236,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("forwarded-host-header", Ignored(NOT_YET)),
     key("generate-request-id", Ignored(REQUEST_ID)),
     key("geoip2-autoreload-in-minutes", Ignored(GEOIP)),
-    key("global-allowed-response-headers", Ignored(ALLOWED_RESPONSE_HEADERS)),
+    applied(
+        "global-allowed-response-headers",
+        "the headers `custom-headers` may set, comma-separated and compared as written; any other denies the Ingress (503), as in ingress-nginx (empty)",
+        "X-Frame-Options,Content-Security-Policy",
+    ),
     key("global-auth-always-set-cookie", Ignored(GLOBAL_AUTH_PART)),
     key("global-auth-cache-duration", Ignored(GLOBAL_AUTH_PART)),
     key("global-auth-cache-key", Ignored(GLOBAL_AUTH_PART)),
@@ -247,7 +256,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("gzip-level", Ignored(COMPRESSION)),
     key("gzip-min-length", Ignored(COMPRESSION)),
     key("gzip-types", Ignored(COMPRESSION)),
-    key("hide-headers", IN_PROGRESS),
+    applied(
+        "hide-headers",
+        "upstream response headers removed, comma-separated (none)",
+        "X-Powered-By,X-AspNet-Version",
+    ),
     applied("hsts", "`Strict-Transport-Security` on HTTPS responses (bool, on)", "false"),
     applied("hsts-include-subdomains", "`includeSubDomains` in it (bool, on)", "false"),
     applied("hsts-max-age", "its `max-age` (whole seconds, 31536000)", "600"),
@@ -373,7 +386,11 @@ pub(crate) const KEYS: &[Key] = &[
         "waiting to send the next bytes to the endpoint; exceeding it answers `504` (seconds or nginx time, 60)",
         "1m",
     ),
-    key("proxy-set-headers", IN_PROGRESS),
+    applied(
+        "proxy-set-headers",
+        "a ConfigMap (`namespace/name`, watched) whose entries are set on every request upstream (an empty value removes the header); entries with nginx `$variables` are left out and reported",
+        "ns/headers",
+    ),
     key("proxy-ssl-location-only", Ignored(PROXY_SSL)),
     key("proxy-stream-next-upstream", Ignored(STREAM)),
     key("proxy-stream-next-upstream-timeout", Ignored(STREAM)),
@@ -386,7 +403,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("server-name-hash-bucket-size", Ignored(NGINX_TUNING)),
     key("server-name-hash-max-size", Ignored(NGINX_TUNING)),
     key("server-snippet", Ignored(SNIPPET)),
-    key("server-tokens", IN_PROGRESS),
+    applied(
+        "server-tokens",
+        "off: no `Server` header at all, the upstream's removed too; on: `Server: ferry/<version>` (off)",
+        "true",
+    ),
     key("service-upstream", Ignored(SERVICE_UPSTREAM)),
     key("skip-access-log-urls", Ignored(LOG_SELECTION)),
     key("ssl-buffer-size", Ignored(TLS_TUNING)),
@@ -507,9 +528,12 @@ mod tests {
 
     /// What the parser makes of a ConfigMap holding `name: value` alone.
     fn one(name: &str, value: &str) -> (RuntimeSettings, Vec<Report>) {
+        // The ConfigMap the samples of `add-headers` and `proxy-set-headers` name.
+        let named = BTreeMap::from([("X-Sample".to_owned(), "1".to_owned())]);
         super::super::from_configmap(
             &RuntimeSettings::default(),
             &BTreeMap::from([(name.to_owned(), value.to_owned())]),
+            &BTreeMap::from([("ns/headers".to_owned(), named)]),
         )
     }
 

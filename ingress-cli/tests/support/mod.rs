@@ -27,6 +27,42 @@ pub fn echo_backend(name: &'static str) -> SocketAddr {
     addr
 }
 
+/// A local backend that answers `GET /status/<code>` with that status (any other path with
+/// `200`), the headers `Server: upstream/1.0` and `X-Powered-By: test`, and the request head
+/// it received as the body (so tests see the headers that went upstream), prefixed by
+/// `backend=<name>`.
+pub fn head_echo_backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while find(&buf, b"\r\n\r\n").is_none() {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let head = head.split("\r\n\r\n").next().unwrap_or_default();
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let status: u16 =
+                    path.strip_prefix("/status/").and_then(|c| c.get(..3)?.parse().ok()).unwrap_or(200);
+                let body = format!("backend={name}\r\n{head}\r\n");
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nServer: upstream/1.0\r\nX-Powered-By: test\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(resp.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
 /// A backend that reads a request head and answers only after `delay`.
 pub fn slow_backend(delay: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

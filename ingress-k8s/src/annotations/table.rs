@@ -104,7 +104,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("cors-allow-origin", "cors", Applied),
     known("cors-expose-headers", "cors", Applied),
     known("cors-max-age", "cors", Applied),
-    known("custom-headers", "backend", Ignored(NOT_YET)),
+    known("custom-headers", "backend", Applied),
     known("custom-http-errors", "backend", Ignored(NOT_YET)),
     known("default-backend", "backend", Applied),
     known("denylist-source-range", "acl", Restricts(SOURCE_RANGES)),

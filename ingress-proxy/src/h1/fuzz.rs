@@ -139,6 +139,7 @@ fn upstream_request_with(head: &Head<'_>, names: Names, tls: bool, forwarding: &
         request_id: head.request_id.unwrap_or(REQUEST_ID),
         nominated: head.nominated(),
         names,
+        global: &[],
         route: &[],
     };
     let mut out = Vec::new();
@@ -326,19 +327,23 @@ pub fn response_head(data: &[u8]) {
         upgrade: flags & 8 != 0,
     };
     let mut out = Vec::new();
-    let (status, len, last) =
-        match response::parse(buf, &asked, &ResponseEdits { hsts: None, cors: None, route: &[] }, &mut out) {
-            Err(_) | Ok(response::Parsed::Partial) => return,
-            Ok(response::Parsed::Interim(len)) => {
-                assert!(0 < len && len <= buf.len(), "interim head of {len} bytes in {}", buf.len());
-                return;
-            }
-            Ok(response::Parsed::Switching(len)) => {
-                assert!(asked.upgrade, "101 to a request without an upgrade");
-                (101, len, None)
-            }
-            Ok(response::Parsed::Final(f)) => (f.status, f.len, Some(f)),
-        };
+    let (status, len, last) = match response::parse(
+        buf,
+        &asked,
+        &ResponseEdits { hsts: None, cors: None, global: &[], route: &[] },
+        &mut out,
+    ) {
+        Err(_) | Ok(response::Parsed::Partial) => return,
+        Ok(response::Parsed::Interim(len)) => {
+            assert!(0 < len && len <= buf.len(), "interim head of {len} bytes in {}", buf.len());
+            return;
+        }
+        Ok(response::Parsed::Switching(len)) => {
+            assert!(asked.upgrade, "101 to a request without an upgrade");
+            (101, len, None)
+        }
+        Ok(response::Parsed::Final(f)) => (f.status, f.len, Some(f)),
+    };
     assert!(len <= buf.len(), "head of {len} bytes in a buffer of {}", buf.len());
 
     let mut headers = [httparse::EMPTY_HEADER; MAX_WRITTEN_HEADERS];

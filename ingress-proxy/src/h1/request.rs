@@ -78,6 +78,7 @@ mod tests {
             request_id: head.request_id.unwrap_or(b"rid"),
             nominated: head.nominated(),
             names: crate::pipeline::edits::Names { underscores: false, ignore_invalid: true },
+            global: &[],
             route,
         };
         let mut out = Vec::new();

@@ -311,7 +311,8 @@ mod tests {
     use ingress_core::HeaderOp;
 
     const GET: Asked = Asked { head: false, minor: 1, close: false, upgrade: false };
-    const NO_EDITS: ResponseEdits<'static> = ResponseEdits { hsts: None, cors: None, route: &[] };
+    const NO_EDITS: ResponseEdits<'static> =
+        ResponseEdits { hsts: None, cors: None, global: &[], route: &[] };
 
     /// The final head and what the client gets, its (per-second) `date` line masked.
     fn final_head(raw: &[u8], asked: Asked) -> (Final, String) {
@@ -385,7 +386,7 @@ mod tests {
     #[test]
     fn route_edits_and_switching() {
         let route = [HeaderOp::set("x-frame-options", "DENY").unwrap(), HeaderOp::remove("server").unwrap()];
-        let edits = ResponseEdits { hsts: None, cors: None, route: &route };
+        let edits = ResponseEdits { hsts: None, cors: None, global: &[], route: &route };
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 200 OK\r\nServer: x\r\nX-Frame-Options: ALLOW\r\nContent-Length: 0\r\n\r\n";
         assert!(matches!(parse(raw, &GET, &edits, &mut out), Ok(Parsed::Final(_))));

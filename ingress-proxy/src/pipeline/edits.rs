@@ -109,6 +109,8 @@ pub(crate) struct RequestEdits<'a> {
     pub(crate) nominated: &'a [&'a str],
     /// Which client header names are forwarded at all.
     pub(crate) names: Names,
+    /// The edits of every request (`proxy-set-headers`).
+    pub(crate) global: &'a [HeaderOp],
     /// The route's edits.
     pub(crate) route: &'a [HeaderOp],
 }
@@ -125,15 +127,17 @@ impl RequestEdits<'_> {
             && !PROXY_OWNED.iter().any(is)
             && !self.nominated.iter().any(is)
             && !replaced_by(self.route, name)
+            && !replaced_by(self.global, name)
             && !policy_owned
     }
 
     /// Calls `line(name, value_parts)` for each line the proxy adds, in order: the forwarding
-    /// headers (minus those the route sets or removes), then the route's `set` and `append`
-    /// edits. A value comes in parts so nothing is joined on the way.
+    /// headers (minus those the global or the route's edits set or remove), then the global
+    /// `set` and `append` edits (minus those the route's replace), then the route's. A value
+    /// comes in parts so nothing is joined on the way.
     pub(crate) fn added(&self, mut line: impl FnMut(&str, &[&[u8]])) {
         let mut own = |name: &str, value: &[&[u8]]| {
-            if !replaced_by(self.route, name) {
+            if !replaced_by(self.route, name) && !replaced_by(self.global, name) {
                 line(name, value);
             }
         };
@@ -164,6 +168,7 @@ impl RequestEdits<'_> {
             own("x-forwarded-prefix", &[prefix.as_bytes()]);
         }
         own(X_REQUEST_ID, &[self.request_id]);
+        global_lines(self.global, self.route, &mut line);
         route_lines(self.route, line);
     }
 }
@@ -176,6 +181,8 @@ pub(crate) struct ResponseEdits<'a> {
     /// The route's CORS policy and `Access-Control-Allow-Origin`, when the request gets CORS
     /// headers; they replace the upstream's.
     pub(crate) cors: Option<(&'a ingress_core::Cors, &'a str)>,
+    /// The edits of every response (`hide-headers`, `add-headers`, `Server`).
+    pub(crate) global: &'a [HeaderOp],
     /// The route's edits.
     pub(crate) route: &'a [HeaderOp],
 }
@@ -189,29 +196,31 @@ impl ResponseEdits<'_> {
     pub(crate) fn keeps(&self, name: &str) -> bool {
         let ours = (self.hsts.is_some() && name.eq_ignore_ascii_case(HSTS))
             || (self.cors.is_some() && is_cors_header(name));
-        !ours && !replaced_by(self.route, name)
+        !ours && !replaced_by(self.route, name) && !replaced_by(self.global, name)
     }
 
     /// Calls `line(name, value)` for each line the proxy and the route add, in order.
     pub(crate) fn added(&self, mut line: impl FnMut(&str, &[&[u8]])) {
+        let replaced = |name: &str| replaced_by(self.route, name) || replaced_by(self.global, name);
         if let Some(hsts) = self.hsts
-            && !replaced_by(self.route, HSTS)
+            && !replaced(HSTS)
         {
             line(HSTS, &[hsts.as_bytes()]);
         }
         if let Some((cors, origin)) = self.cors {
             for (name, value) in cors.headers(origin) {
-                if !replaced_by(self.route, name) {
+                if !replaced(name) {
                     line(name, &[value.as_bytes()]);
                 }
             }
         }
+        global_lines(self.global, self.route, &mut line);
         route_lines(self.route, line);
     }
 
     /// Whether there is nothing to edit.
     pub(crate) fn is_empty(&self) -> bool {
-        self.route.is_empty() && self.hsts.is_none() && self.cors.is_none()
+        self.route.is_empty() && self.global.is_empty() && self.hsts.is_none() && self.cors.is_none()
     }
 }
 
@@ -226,6 +235,16 @@ fn is_cors_header(name: &str) -> bool {
 /// Whether the route's edits set or remove `name` (so earlier lines of it go).
 fn replaced_by(route: &[HeaderOp], name: &str) -> bool {
     route.iter().any(|op| op.action() != HeaderAction::Append && op.name().eq_ignore_ascii_case(name))
+}
+
+/// The lines of the global `set` and `append` edits whose names the route's edits do not set
+/// or remove.
+fn global_lines(global: &[HeaderOp], route: &[HeaderOp], line: &mut impl FnMut(&str, &[&[u8]])) {
+    for op in global.iter().filter(|op| op.action() != HeaderAction::Remove) {
+        if !replaced_by(route, op.name()) {
+            line(op.name(), &[op.value().as_bytes()]);
+        }
+    }
 }
 
 /// The lines of the route's `set` and `append` edits.
@@ -288,6 +307,7 @@ mod tests {
             request_id: b"abc",
             nominated,
             names: Names { underscores: false, ignore_invalid: true },
+            global: &[],
             route,
         }
     }
@@ -350,8 +370,31 @@ mod tests {
         assert_eq!(got.iter().filter(|l| l.starts_with("x-forwarded-proto")).count(), 1);
         assert!(!got.iter().any(|l| l.starts_with("x-request-id")));
         assert!(e.keeps("accept"), "append keeps the client's lines");
-        let r = ResponseEdits { hsts: None, cors: None, route: &route };
+        let r = ResponseEdits { hsts: None, cors: None, global: &[], route: &route };
         assert!(!r.keeps("X-Request-Id") && r.keeps("accept"));
+    }
+
+    #[test]
+    fn global_edits_come_before_the_routes_which_win() {
+        let global = [
+            HeaderOp::remove("server").unwrap(),
+            HeaderOp::set("x-frame-options", "SAMEORIGIN").unwrap(),
+            HeaderOp::set("x-global", "1").unwrap(),
+        ];
+        let route = [HeaderOp::set("x-frame-options", "DENY").unwrap()];
+        let r = ResponseEdits { hsts: Some("max-age=1"), cors: None, global: &global, route: &route };
+        assert!(!r.keeps("Server") && !r.keeps("x-frame-options") && r.keeps("x-other"));
+        let mut got = Vec::new();
+        r.added(|name, value| got.push(format!("{name}: {}", String::from_utf8_lossy(&value.concat()))));
+        assert_eq!(got, ["strict-transport-security: max-age=1", "x-global: 1", "x-frame-options: DENY"]);
+        // The same for requests: a global `set` replaces the forwarding header of that name.
+        let client = client();
+        let set = [HeaderOp::set("x-forwarded-proto", "https").unwrap()];
+        let e = RequestEdits { global: &set, ..edits(&client, &[], &[]) };
+        let got = lines(&e);
+        assert_eq!(got.iter().filter(|l| l.starts_with("x-forwarded-proto")).count(), 1, "{got:?}");
+        assert!(got.contains(&"x-forwarded-proto: https".to_owned()));
+        assert!(!e.keeps("x-forwarded-proto"));
     }
 
     #[test]
