@@ -648,3 +648,76 @@ fn header_keys_and_custom_headers_shape_requests_and_responses() -> Result<()> {
     assert!(c.logs().contains("nginx variables"), "the left-out entry is reported");
     Ok(())
 }
+
+#[test]
+fn proxy_redirect_and_cookie_annotations_rewrite_upstream_headers() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("app", 80, head_echo_backend("app"))]))?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress(
+                "rewritten",
+                "rewritten.test",
+                "app",
+                &[
+                    ("proxy-redirect-from", "http://internal.svc/"),
+                    ("proxy-redirect-to", "https://shop.test/"),
+                    ("proxy-cookie-domain", "internal.svc shop.test"),
+                    ("proxy-cookie-path", "/app/ /"),
+                ],
+            ),
+            ingress("plain", "plain.test", "app", &[]),
+            ingress(
+                "half",
+                "half.test",
+                "app",
+                &[
+                    ("proxy-redirect-from", "default"),
+                    ("proxy-redirect-to", "https://x.test/"),
+                    ("proxy-cookie-path", "/app/"),
+                ],
+            ),
+        ],
+    )?;
+    let c = start(&dir)?;
+    let ask = |host: &str| {
+        exchange(c.http, &format!("GET /redirect HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+    };
+    let (status, head, _) = ask("rewritten.test")?;
+    assert_eq!(status, 302);
+    assert!(head.contains("\r\nlocation: https://shop.test/next\r\n"), "{head}");
+    assert!(head.contains("\r\nrefresh: 0; url=https://shop.test/next\r\n"), "{head}");
+    assert!(head.contains("\r\nset-cookie: sid=1; domain=shop.test; path=/x; httponly\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nset-cookie: pref=2; path=/other\r\n"),
+        "an unmatched cookie is unchanged: {head}"
+    );
+    // The defaults (off) and `default` change nothing; a one-word cookie path is rejected.
+    for host in ["plain.test", "half.test"] {
+        let (_, head, _) = ask(host)?;
+        assert!(head.contains("\r\nlocation: http://internal.svc/next\r\n"), "{host}: {head}");
+        assert!(head.contains("domain=internal.svc; path=/app/x"), "{host}: {head}");
+    }
+    // HTTP/2 and the other transports: the parity row of the same rewrites.
+    let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+        .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("rejected")
+            && l.contains("default/half")
+            && l.contains("proxy-cookie-path")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("ignored")
+            && l.contains("default/half")
+            && l.contains("proxy-redirect-to")),
+        "{text}"
+    );
+    Ok(())
+}

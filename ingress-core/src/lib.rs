@@ -41,6 +41,7 @@ mod cors;
 mod endpoints;
 mod error;
 mod explain;
+mod header_rewrite;
 mod host;
 mod model;
 mod path;
@@ -57,6 +58,7 @@ pub use cors::{Cors, CorsOrigins, InvalidOrigin, OriginPattern};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
 pub use error::{Field, Reason, Rejection};
 pub use explain::{Decision, Explanation, HostCandidate, PathCandidate, Verdict};
+pub use header_rewrite::{PrefixRewrite, ResponseRewrites};
 pub use host::{HostPattern, normalize_host};
 pub use model::{
     BackendRef, CertificateRef, HostRule, Ingress, Origin, PathRule, PathType, PortRef, Service, ServicePort,

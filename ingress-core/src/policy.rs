@@ -86,6 +86,10 @@ pub struct RoutePolicy {
     pub next_upstream_timeout: Option<Duration>,
     /// CORS (`enable-cors`): preflights answered by the proxy, headers on responses.
     pub cors: Option<crate::Cors>,
+    /// Rewrites of upstream `Location`, `Refresh` and `Set-Cookie` values
+    /// (`proxy-redirect-from`/`-to`, `proxy-cookie-domain`, `proxy-cookie-path`); boxed, as
+    /// few routes have them.
+    pub response_rewrites: Option<Box<crate::ResponseRewrites>>,
 }
 
 /// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
@@ -193,6 +197,18 @@ impl RoutePolicy {
         }
         if let Some(d) = &self.next_upstream_timeout {
             out.push(format!("retries stop after {}", secs(d)));
+        }
+        if let Some(rw) = &self.response_rewrites {
+            let pairs = [
+                ("Location/Refresh", &rw.redirect),
+                ("cookie domain", &rw.cookie_domain),
+                ("cookie path", &rw.cookie_path),
+            ];
+            for (what, pair) in pairs {
+                if let Some(p) = pair {
+                    out.push(format!("upstream {what} `{}` rewritten to `{}`", p.from, p.to));
+                }
+            }
         }
         out.extend(self.request_headers.iter().map(|op| format!("request: {op}")));
         out.extend(self.response_headers.iter().map(|op| format!("response: {op}")));

@@ -16,6 +16,7 @@ mod cors;
 mod headers;
 mod proxy;
 mod redirect;
+mod response;
 mod rewrite;
 mod table;
 mod upstream;
@@ -206,6 +207,7 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         );
     }
     outcomes.extend(reads(cors::read(&ours, &mut policy)));
+    outcomes.extend(response::read(&ours, &mut policy));
     let (name_outcomes, names) = redirect::names(&ours);
     outcomes.extend(name_outcomes);
     // Annotations whose rejected value denies the Ingress in ingress-nginx (`503`).
@@ -332,6 +334,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| upstream::doc(k.name))
                     .or_else(|| cors::doc(k.name))
                     .or_else(|| canary::doc(k.name))
+                    .or_else(|| response::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())

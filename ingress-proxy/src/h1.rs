@@ -408,6 +408,7 @@ impl Front {
             cors: local.cors,
             global: local.global,
             route: &route.policy.response_headers,
+            rewrites: route.policy.response_rewrites.as_deref(),
         };
         let extra = &local.headers[..];
         let mut attempts = Attempts::new(limits);

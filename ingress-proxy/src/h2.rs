@@ -153,6 +153,27 @@ impl Headers for ResponseHeader {
     }
 }
 
+/// Rewrites the upstream header values the route rewrites (`Location`, `Refresh`,
+/// `Set-Cookie`), each line in its place among its name's lines.
+fn rewrite_values(response: &mut ResponseHeader, edits: &ResponseEdits<'_>) -> Result<()> {
+    if edits.rewrites.is_none() {
+        return Ok(());
+    }
+    for name in [http::header::LOCATION, http::header::REFRESH, http::header::SET_COOKIE] {
+        let values: Vec<Vec<u8>> =
+            response.headers.get_all(&name).iter().map(|v| v.as_bytes().to_vec()).collect();
+        let new: Vec<Option<String>> = values.iter().map(|v| edits.rewritten(name.as_str(), v)).collect();
+        if new.iter().all(Option::is_none) {
+            continue;
+        }
+        response.remove_header(&name);
+        for (old, new) in values.into_iter().zip(new) {
+            response.append_header(name.clone(), new.map_or(old, String::into_bytes))?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies one of the pipeline's edit lists: the lines `keeps` refuses go, then the lines
 /// `added` gives are appended.
 fn apply(
@@ -384,10 +405,12 @@ impl ProxyHttp for H2 {
             cors,
             global: &ctx.settings.response_headers,
             route: policy.map_or(&[], |p| &p.response_headers),
+            rewrites: policy.and_then(|p| p.response_rewrites.as_deref()),
         };
         if edits.is_empty() {
             return Ok(());
         }
+        rewrite_values(response, &edits)?;
         apply(response, |name| edits.keeps(name), |line| edits.added(line))
     }
 

@@ -30,7 +30,8 @@ pub fn echo_backend(name: &'static str) -> SocketAddr {
 /// A local backend that answers `GET /status/<code>` with that status (any other path with
 /// `200`), the headers `Server: upstream/1.0` and `X-Powered-By: test`, and the request head
 /// it received as the body (so tests see the headers that went upstream), prefixed by
-/// `backend=<name>`.
+/// `backend=<name>`. `GET /redirect` is a `302` to `http://internal.svc/next`, with the same
+/// URL in `Refresh` and two cookies for `internal.svc`, path `/app/…`.
 pub fn head_echo_backend(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -52,8 +53,18 @@ pub fn head_echo_backend(name: &'static str) -> SocketAddr {
                 let status: u16 =
                     path.strip_prefix("/status/").and_then(|c| c.get(..3)?.parse().ok()).unwrap_or(200);
                 let body = format!("backend={name}\r\n{head}\r\n");
+                let (status, extra) = if path == "/redirect" {
+                    (
+                        302,
+                        "Location: http://internal.svc/next\r\nRefresh: 0; url=http://internal.svc/next\r\n\
+                         Set-Cookie: sid=1; Domain=internal.svc; Path=/app/x; HttpOnly\r\n\
+                         Set-Cookie: pref=2; Path=/other\r\n",
+                    )
+                } else {
+                    (status, "")
+                };
                 let resp = format!(
-                    "HTTP/1.1 {status} X\r\nServer: upstream/1.0\r\nX-Powered-By: test\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\nServer: upstream/1.0\r\nX-Powered-By: test\r\n{extra}Content-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(resp.as_bytes());

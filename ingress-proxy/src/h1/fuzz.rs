@@ -330,7 +330,7 @@ pub fn response_head(data: &[u8]) {
     let (status, len, last) = match response::parse(
         buf,
         &asked,
-        &ResponseEdits { hsts: None, cors: None, global: &[], route: &[] },
+        &ResponseEdits { hsts: None, cors: None, global: &[], route: &[], rewrites: None },
         &mut out,
     ) {
         Err(_) | Ok(response::Parsed::Partial) => return,

@@ -251,7 +251,9 @@ fn write_headers(
                 && (edits.is_empty() || edits.keeps(name))
         };
         if keep {
-            for part in [name.as_bytes(), b": ", h.value, b"\r\n"] {
+            let rewritten = edits.rewritten(name, h.value);
+            let value = rewritten.as_ref().map_or(h.value, |v| v.as_bytes());
+            for part in [name.as_bytes(), b": ", value, b"\r\n"] {
                 out.extend_from_slice(part);
             }
         }
@@ -312,7 +314,7 @@ mod tests {
 
     const GET: Asked = Asked { head: false, minor: 1, close: false, upgrade: false };
     const NO_EDITS: ResponseEdits<'static> =
-        ResponseEdits { hsts: None, cors: None, global: &[], route: &[] };
+        ResponseEdits { hsts: None, cors: None, global: &[], route: &[], rewrites: None };
 
     /// The final head and what the client gets, its (per-second) `date` line masked.
     fn final_head(raw: &[u8], asked: Asked) -> (Final, String) {
@@ -386,7 +388,7 @@ mod tests {
     #[test]
     fn route_edits_and_switching() {
         let route = [HeaderOp::set("x-frame-options", "DENY").unwrap(), HeaderOp::remove("server").unwrap()];
-        let edits = ResponseEdits { hsts: None, cors: None, global: &[], route: &route };
+        let edits = ResponseEdits { hsts: None, cors: None, global: &[], route: &route, rewrites: None };
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 200 OK\r\nServer: x\r\nX-Frame-Options: ALLOW\r\nContent-Length: 0\r\n\r\n";
         assert!(matches!(parse(raw, &GET, &edits, &mut out), Ok(Parsed::Final(_))));

@@ -14,7 +14,7 @@
 //!
 //! Then come the proxy's forwarding headers, then the route's own edits.
 
-use ingress_core::{HeaderAction, HeaderOp};
+use ingress_core::{HeaderAction, HeaderOp, ResponseRewrites};
 
 use super::client::Client;
 
@@ -185,6 +185,8 @@ pub(crate) struct ResponseEdits<'a> {
     pub(crate) global: &'a [HeaderOp],
     /// The route's edits.
     pub(crate) route: &'a [HeaderOp],
+    /// The route's rewrites of upstream `Location`, `Refresh` and `Set-Cookie` values.
+    pub(crate) rewrites: Option<&'a ResponseRewrites>,
 }
 
 /// The HSTS header's name.
@@ -218,9 +220,20 @@ impl ResponseEdits<'_> {
         route_lines(self.route, line);
     }
 
+    /// The new value of a kept upstream header line, when the route rewrites it
+    /// (`proxy-redirect-*`, `proxy-cookie-*`); `None` keeps it as it is.
+    pub(crate) fn rewritten(&self, name: &str, value: &[u8]) -> Option<String> {
+        let rewrites = self.rewrites.filter(|r| r.touches(name))?;
+        rewrites.rewrite(name, std::str::from_utf8(value).ok()?)
+    }
+
     /// Whether there is nothing to edit.
     pub(crate) fn is_empty(&self) -> bool {
-        self.route.is_empty() && self.global.is_empty() && self.hsts.is_none() && self.cors.is_none()
+        self.route.is_empty()
+            && self.global.is_empty()
+            && self.hsts.is_none()
+            && self.cors.is_none()
+            && self.rewrites.is_none()
     }
 }
 
@@ -370,7 +383,7 @@ mod tests {
         assert_eq!(got.iter().filter(|l| l.starts_with("x-forwarded-proto")).count(), 1);
         assert!(!got.iter().any(|l| l.starts_with("x-request-id")));
         assert!(e.keeps("accept"), "append keeps the client's lines");
-        let r = ResponseEdits { hsts: None, cors: None, global: &[], route: &route };
+        let r = ResponseEdits { hsts: None, cors: None, global: &[], route: &route, rewrites: None };
         assert!(!r.keeps("X-Request-Id") && r.keeps("accept"));
     }
 
@@ -382,7 +395,13 @@ mod tests {
             HeaderOp::set("x-global", "1").unwrap(),
         ];
         let route = [HeaderOp::set("x-frame-options", "DENY").unwrap()];
-        let r = ResponseEdits { hsts: Some("max-age=1"), cors: None, global: &global, route: &route };
+        let r = ResponseEdits {
+            hsts: Some("max-age=1"),
+            cors: None,
+            global: &global,
+            route: &route,
+            rewrites: None,
+        };
         assert!(!r.keeps("Server") && !r.keeps("x-frame-options") && r.keeps("x-other"));
         let mut got = Vec::new();
         r.added(|name, value| got.push(format!("{name}: {}", String::from_utf8_lossy(&value.concat()))));

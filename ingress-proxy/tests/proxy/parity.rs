@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ingress_core::{
     BackendRef, BodyLimit, CanaryRule, Cors, CorsOrigins, EndpointSet, HeaderOp, HostRule, Ingress, Origin,
-    PathRule, Redirect, RoutePolicy,
+    PathRule, PrefixRewrite, Redirect, ResponseRewrites, RoutePolicy,
 };
 use ingress_proxy::{DEFAULT_BACKEND_BODY, Forwarding, ProxyHandle, RuntimeSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -171,6 +171,24 @@ async fn env() -> Env {
                 expose_headers: None,
                 max_age: 60,
             }),
+            ..RoutePolicy::default()
+        },
+    );
+    routes.route_with(
+        "rewrites",
+        "rewrites.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy {
+            response_rewrites: Some(Box::new(ResponseRewrites {
+                redirect: Some(PrefixRewrite {
+                    from: "http://internal.svc/".into(),
+                    to: "https://shop.test/".into(),
+                }),
+                cookie_domain: Some(PrefixRewrite { from: "internal.svc".into(), to: "shop.test".into() }),
+                cookie_path: Some(PrefixRewrite { from: "/app/".into(), to: "/".into() }),
+            })),
             ..RoutePolicy::default()
         },
     );
@@ -380,6 +398,30 @@ fn rows() -> Vec<Row> {
                     Some("/spoofed"),
                     "not rewritten: kept"
                 );
+            },
+        },
+        Row {
+            name: "upstream Location and Set-Cookie values are rewritten as the route says",
+            ask: ask("rewrites.test", "/redirect"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 302);
+                assert_eq!(got.header("location"), Some("https://shop.test/next"));
+                let cookies: Vec<&str> =
+                    got.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.as_str()).collect();
+                assert_eq!(cookies, ["sid=1; Domain=shop.test; Path=/x", "pref=2; Path=/other"]);
+                assert_eq!(got.header("server"), None, "server-tokens off: no Server, not the upstream's");
+            },
+        },
+        Row {
+            name: "without rewrites, upstream values pass unchanged (and still no Server)",
+            ask: ask("p.test", "/redirect"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 302);
+                assert_eq!(got.header("location"), Some("http://internal.svc/next"));
+                assert!(
+                    got.headers.iter().any(|(n, v)| n == "set-cookie" && v.contains("Domain=internal.svc"))
+                );
+                assert_eq!(got.header("server"), None);
             },
         },
         Row {

@@ -34,7 +34,9 @@ pub(crate) fn local(port: u16) -> SocketAddr {
 /// `/download/<bytes>` (Content-Length body streamed in 64 KiB chunks), `/upload` (counts the
 /// streamed body), `/ws` (WebSocket echo; `?greet=<text>` sends `<text>` first),
 /// `/ws-refused` (403 to an upgrade request), `/chunked` (a chunked body), `/echo` (the request
-/// body streamed back, the response head sent before any of it is read).
+/// body streamed back, the response head sent before any of it is read), `/redirect` (a `302`
+/// to `http://internal.svc/next` with `Server: upstream/1.0` and two cookies for
+/// `internal.svc`, one with path `/app/x`).
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
     pub(crate) name: &'static str,
@@ -63,6 +65,20 @@ async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<B
             text.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
         }
         return Ok(Response::new(full(text)));
+    }
+    if path == "/redirect" {
+        let mut resp = Response::new(full("moved"));
+        *resp.status_mut() = hyper::StatusCode::FOUND;
+        let h = resp.headers_mut();
+        h.insert(
+            hyper::header::LOCATION,
+            hyper::header::HeaderValue::from_static("http://internal.svc/next"),
+        );
+        h.insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static("upstream/1.0"));
+        for cookie in ["sid=1; Domain=internal.svc; Path=/app/x", "pref=2; Path=/other"] {
+            h.append(hyper::header::SET_COOKIE, hyper::header::HeaderValue::from_static(cookie));
+        }
+        return Ok(resp);
     }
     if let Some(ms) = path.strip_prefix("/sleep/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
