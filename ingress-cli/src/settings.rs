@@ -153,6 +153,15 @@ pub(crate) fn from_configmap(
             "allow-backend-server-header" => {
                 boolean(value).map(|on| header_keys.allow_backend_server_header = on)
             }
+            "custom-http-errors" => {
+                let (codes, bad) = status_list(value);
+                s.custom_errors = codes;
+                if bad.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("not statuses 400–599, left out: {}", bad.join(", ")))
+                }
+            }
             // Read with the Ingresses' annotations (it limits `custom-headers`).
             "global-allowed-response-headers" => Ok(()),
             restriction if RESTRICTIONS.contains(&restriction) => {
@@ -177,6 +186,20 @@ pub(crate) fn from_configmap(
         s.closed = Some(format!("ConfigMap access restriction not applied: {}", closing.join(", ")));
     }
     (s, ignored)
+}
+
+/// `custom-http-errors`: comma-separated statuses; as ingress-nginx, an entry that is not one
+/// is left out (reported) and the others apply.
+fn status_list(v: &str) -> (Vec<u16>, Vec<String>) {
+    let mut codes = Vec::new();
+    let mut bad = Vec::new();
+    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.parse::<u16>() {
+            Ok(code) if (400..600).contains(&code) => codes.push(code),
+            _ => bad.push(format!("`{entry}`")),
+        }
+    }
+    (codes, bad)
 }
 
 /// A ConfigMap named as `namespace/name`.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use support::{
-    Controller, echo_backend, eventually, get, head_echo_backend, request, services, slow_backend,
+    Controller, custom_error_backend, echo_backend, eventually, free_port, get, head_echo_backend, request,
+    services, slow_backend,
 };
 
 const PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -719,5 +720,89 @@ fn proxy_redirect_and_cookie_annotations_rewrite_upstream_headers() -> Result<()
             && l.contains("proxy-redirect-to")),
         "{text}"
     );
+    Ok(())
+}
+
+#[test]
+fn custom_http_errors_are_answered_by_the_error_backend() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    std::fs::write(
+        dir.join("services.yaml"),
+        services(&[
+            ("app", 80, head_echo_backend("app")),
+            ("errors", 80, custom_error_backend()),
+            ("global-errors", 80, custom_error_backend()),
+            ("dead", 80, dead),
+        ]),
+    )?;
+    std::fs::write(dir.join("cfg.yaml"), config_map("cfg", &[("custom-http-errors", "502, 504")]))?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress(
+                "app",
+                "app.test",
+                "app",
+                &[("custom-http-errors", "404, 503"), ("default-backend", "errors")],
+            ),
+            ingress("dead", "dead.test", "dead", &[]),
+            ingress("bad", "bad.test", "app", &[("custom-http-errors", "200,abc")]),
+        ],
+    )?;
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    let c = Controller::start(
+        &[
+            "--manifests",
+            &dir_s,
+            "--ingress-class",
+            "nginx",
+            "--configmap",
+            "default/cfg",
+            "--default-backend-service",
+            "default/global-errors",
+        ],
+        tmp.path(),
+    )?;
+    let ask = |method: &str, host: &str, path: &str| {
+        exchange(
+            c.http,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nX-Request-ID: rid-7\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    // An upstream 503 on a listed status: the Ingress's default-backend answers, with
+    // ingress-nginx's headers, and its status is the client's.
+    let (status, head, body) = ask("GET", "app.test", "/status/503?q=1")?;
+    assert_eq!(status, 503, "{head}{body}");
+    assert!(head.contains("\r\ncontent-type: text/html"), "{head}");
+    assert_eq!(
+        body,
+        "error 503 uri=/status/503?q=1 ns=default ingress=app service=app:80 format=text/html id=rid-7 path=/?q=1"
+    );
+    let (status, _, body) = ask("GET", "app.test", "/status/404")?;
+    assert_eq!((status, body.starts_with("error 404 ")), (404, true), "{body}");
+    // Not listed: the upstream's own answer; the Ingress's list replaces the ConfigMap's.
+    let (status, _, body) = ask("GET", "app.test", "/status/500")?;
+    assert_eq!((status, body.starts_with("backend=app")), (500, true), "{body}");
+    let (status, _, body) = ask("GET", "app.test", "/")?;
+    assert_eq!((status, body.starts_with("backend=app")), (200, true), "{body}");
+    // HEAD: the status and headers, no body.
+    let (status, head, body) = ask("HEAD", "app.test", "/status/503")?;
+    assert_eq!((status, body.as_str()), (503, ""), "{head}");
+    // The ConfigMap's list, on a route without its own: the proxy's 502 (refused endpoint)
+    // is answered by the controller's default backend.
+    let (status, _, body) = ask("GET", "dead.test", "/x")?;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.starts_with("error 502 uri=/x ns=default ingress=dead service=dead:80"), "{body}");
+    // A rejected list leaves the ConfigMap's in force.
+    let (status, _, body) = ask("GET", "bad.test", "/status/503")?;
+    assert_eq!((status, body.starts_with("backend=app")), (503, true), "{body}");
+    let (status, _, body) = ask("GET", "bad.test", "/status/502")?;
+    assert_eq!((status, body.starts_with("error 502 ")), (502, true), "{body}");
     Ok(())
 }

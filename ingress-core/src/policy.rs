@@ -90,6 +90,9 @@ pub struct RoutePolicy {
     /// (`proxy-redirect-from`/`-to`, `proxy-cookie-domain`, `proxy-cookie-path`); boxed, as
     /// few routes have them.
     pub response_rewrites: Option<Box<crate::ResponseRewrites>>,
+    /// The statuses answered by an error backend instead (`custom-http-errors`); `None`
+    /// follows the global list.
+    pub custom_errors: Option<Box<[u16]>>,
 }
 
 /// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
@@ -197,6 +200,13 @@ impl RoutePolicy {
         }
         if let Some(d) = &self.next_upstream_timeout {
             out.push(format!("retries stop after {}", secs(d)));
+        }
+        if let Some(codes) = &self.custom_errors {
+            let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();
+            out.push(format!(
+                "statuses {} answered by the error backend (custom-http-errors)",
+                codes.join(", ")
+            ));
         }
         if let Some(rw) = &self.response_rewrites {
             let pairs = [

@@ -469,6 +469,11 @@ impl RouteTable {
         }
     }
 
+    /// The controller's default backend (`--default-backend-service`), if any.
+    pub fn default_backend(&self) -> Option<&Backend> {
+        self.backends.get(self.controller_default? as usize)
+    }
+
     /// The TLS SNI map compiled with this table.
     pub fn tls(&self) -> &TlsMap {
         &self.tls

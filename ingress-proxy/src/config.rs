@@ -117,6 +117,9 @@ pub struct RuntimeSettings {
     /// (which the proxy's own answers get too). The default removes `Server`, as ingress-nginx
     /// sends none (`server-tokens` off, nginx's `proxy_hide_header Server`).
     pub response_headers: Vec<HeaderOp>,
+    /// The statuses answered by the default backend instead, on routes without their own list
+    /// (`custom-http-errors`).
+    pub custom_errors: Vec<u16>,
 }
 
 /// Redirects to HTTPS and HSTS: ingress-nginx's ConfigMap keys and defaults (in parentheses).
@@ -255,6 +258,7 @@ impl Default for RuntimeSettings {
             https: HttpsSettings::default(),
             request_headers: Vec::new(),
             response_headers: HeaderOp::remove("server").into_iter().collect(),
+            custom_errors: Vec::new(),
         }
     }
 }

@@ -18,7 +18,7 @@
 //! - pipelined requests are served in order.
 
 mod body;
-mod chunks;
+pub(crate) mod chunks;
 mod exchange;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
@@ -43,15 +43,16 @@ use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
 
-use self::exchange::{Exchanged, answer, continue_100, exchange};
+use self::exchange::{Exchanged, Reply, answer, continue_100, exchange, write_reply};
 use self::head::{BodyFraming, Head, HeadLimits, Parsed};
 use self::response::Asked;
 use self::upload::Upload;
-use crate::config::{ClientLimits, RouteLimits, RuntimeSettings};
+use crate::config::{ClientLimits, RouteLimits, RuntimeSettings, Timeouts};
 use crate::handle::Shared;
 use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
+use crate::pipeline::errors::{self, ErrorPages, PageRequest};
 use crate::pipeline::log::{Finished, route_labels};
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
@@ -99,6 +100,11 @@ struct Local<'a> {
     global: &'a [ingress_core::HeaderOp],
     /// The header lines of the proxy's own answers.
     headers: Vec<(&'a str, Cow<'a, str>)>,
+    /// The request is a `HEAD`: answers have no body.
+    head_request: bool,
+    /// The statuses the route answers with an error page (`custom-http-errors`), and what
+    /// the error backend is told.
+    pages: Option<(ErrorPages<'a>, PageRequest<'a>)>,
 }
 
 /// Where a connection comes from, formatted once for the forwarding headers of its requests.
@@ -327,9 +333,35 @@ impl Front {
             origin: client.origin,
         };
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
-        let admitted = admit(snapshot.as_deref().map(|s| &*s.table), settings, &facts);
+        let table = snapshot.as_deref().map(|s| &*s.table);
+        let admitted = admit(table, settings, &facts);
         upload.limit(admitted.limits.max_body_size);
         let mut outcome = Outcome::default();
+        let global = &settings.response_headers[..];
+        let pages = ErrorPages::of(admitted.route.as_ref(), table, settings).map(|pages| {
+            let request = PageRequest {
+                code: 0,
+                head: head.method == "HEAD",
+                host: head.host,
+                target: head.origin_form,
+                accept: head
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("accept"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()),
+                request_id: std::str::from_utf8(request_id).unwrap_or(""),
+                client: &client.ip_text,
+            };
+            (pages, request)
+        });
+        let local = Local {
+            hsts,
+            cors: admitted.cors,
+            global,
+            headers: admitted.answer_headers(hsts, global),
+            head_request: head.method == "HEAD",
+            pages,
+        };
         let next = match (admitted.answer, &admitted.route) {
             (None, Some(route)) => {
                 let edits = RequestEdits {
@@ -348,22 +380,15 @@ impl Front {
                     route: &route.policy.request_headers,
                 };
                 request::write(head, &edits, &mut conn.request);
-                let global = &settings.response_headers[..];
-                let local = Local {
-                    hsts,
-                    cors: admitted.cors,
-                    global,
-                    headers: admitted.answer_headers(hsts, global),
-                };
                 self.proxy(head, upload, route, &admitted.limits, close, &local, conn, &mut outcome).await
             }
             // Answered without the body: the connection stays only if the body was all read
             // with the head, and never after a 400 or 413 (as nginx closes it).
-            (status, _) => {
+            (status, route) => {
                 let status = status.unwrap_or(404);
                 let close = close || matches!(status, 400 | 413) || !upload.skip_prefix();
-                let extra = admitted.answer_headers(hsts, &settings.response_headers);
-                answer(conn, status, close, head.method == "HEAD", &extra, &mut outcome).await
+                let timeouts = &admitted.limits.timeouts;
+                self.respond(conn, status, close, route.as_ref(), &local, timeouts, &mut outcome).await
             }
         };
         Finished {
@@ -381,6 +406,40 @@ impl Front {
         }
         .record(&self.metrics, admitted.limits.access_log);
         next
+    }
+
+    /// Answers with `status` (the proxy's own answer, with `local`'s header lines), or with the
+    /// error page the route gives that status (`custom-http-errors`).
+    #[allow(clippy::too_many_arguments)] // one answer's parts, each borrowed separately
+    async fn respond(
+        &self,
+        conn: &mut Conn,
+        status: u16,
+        close: bool,
+        route: Option<&Route<'_>>,
+        local: &Local<'_>,
+        timeouts: &Timeouts,
+        outcome: &mut Outcome,
+    ) -> Next {
+        let head_request = local.head_request;
+        let Some(((pages, request), route)) =
+            local.pages.as_ref().zip(route).filter(|((p, _), _)| p.wants(status))
+        else {
+            return answer(conn, status, close, head_request, &local.headers, outcome).await;
+        };
+        let request = PageRequest { code: status, ..*request };
+        let page = errors::fetch(pages, route, &request, &*self.selector, timeouts).await;
+        // The error backend's lines, minus those every response has replaced or removed.
+        let every =
+            ResponseEdits { hsts: None, cors: None, global: local.global, route: &[], rewrites: None };
+        let headers: Vec<(&str, &str)> = page
+            .headers
+            .iter()
+            .filter(|(n, _)| every.keeps(n))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let reply = Reply { status: page.status, headers: &headers, body: &page.body };
+        write_reply(conn, &reply, close, head_request, &local.headers, outcome).await
     }
 
     /// Sends the request to the route's endpoints until one answers or the pipeline says to
@@ -410,14 +469,17 @@ impl Front {
             route: &route.policy.response_headers,
             rewrites: route.policy.response_rewrites.as_deref(),
         };
-        let extra = &local.headers[..];
         let mut attempts = Attempts::new(limits);
         let backend = backend_for(route, head.headers.iter().map(|h| (h.name, h.value)));
         let mut sent_before = false;
         loop {
             let addr = match attempts.next(&*self.selector, backend) {
                 Ok(addr) => addr,
-                Err(status) => return answer(conn, status, true, asked.head, extra, outcome).await,
+                Err(status) => {
+                    return self
+                        .respond(conn, status, true, Some(route), local, &limits.timeouts, outcome)
+                        .await;
+                }
             };
             outcome.upstream = Some(addr);
             let (mut up, reused) = match self.pool.take(addr) {
@@ -433,15 +495,39 @@ impl Front {
                             AfterFailure::Retry => continue,
                             AfterFailure::Fail(status) => {
                                 tracing::debug!(error = %e, "connecting upstream failed");
-                                return answer(conn, status, true, asked.head, extra, outcome).await;
+                                let timeouts = &limits.timeouts;
+                                return self
+                                    .respond(conn, status, true, Some(route), local, timeouts, outcome)
+                                    .await;
                             }
                         },
                     }
                 }
             };
             let retry = std::mem::replace(&mut sent_before, true);
-            match exchange(asked, &edits, upload, retry, &mut up, &limits.timeouts, conn, outcome).await {
+            let intercepts = |status| local.pages.as_ref().is_some_and(|(pages, _)| pages.wants(status));
+            match exchange(
+                asked,
+                &edits,
+                &intercepts,
+                upload,
+                retry,
+                &mut up,
+                &limits.timeouts,
+                conn,
+                outcome,
+            )
+            .await
+            {
                 Ok(Exchanged::Switched) => return Next::Close,
+                // The upstream connection is left unread, so it goes; so does the client's if
+                // its body was not all read.
+                Ok(Exchanged::Intercepted { status }) => {
+                    let close = close || !upload.is_complete();
+                    return self
+                        .respond(conn, status, close, Some(route), local, &limits.timeouts, outcome)
+                        .await;
+                }
                 Ok(Exchanged::Answered { reusable }) => {
                     if reusable {
                         let keepalive = self.shared.settings.load().upstream_keepalive_timeout;
@@ -467,7 +553,9 @@ impl Front {
                         }
                         AfterFailure::Fail(status) => {
                             tracing::debug!(error = %e, "upstream exchange failed");
-                            return answer(conn, status, true, asked.head, extra, outcome).await;
+                            return self
+                                .respond(conn, status, true, Some(route), local, &limits.timeouts, outcome)
+                                .await;
                         }
                     }
                 }

@@ -37,6 +37,7 @@ use crate::pipeline::client::{Client, Connection, Sent, identify};
 use crate::pipeline::edits::{
     HSTS, Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
 };
+use crate::pipeline::errors::{self, ErrorPages, Page, PageRequest};
 use crate::pipeline::log::{Finished, route_labels};
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::upstream::Selector;
@@ -214,6 +215,72 @@ async fn write_text(session: &mut Session, status: u16, lines: &[(String, String
     Ok(())
 }
 
+/// Writes an error page (`custom-http-errors`): the error backend's status, headers (minus
+/// those every response has replaced or removed, `global`) and body, then `lines`.
+async fn write_page(
+    session: &mut Session,
+    page: &Page,
+    lines: &[(String, String)],
+    global: &[ingress_core::HeaderOp],
+) -> Result<()> {
+    let every = ResponseEdits { hsts: None, cors: None, global, route: &[], rewrites: None };
+    let mut header = ResponseHeader::build(page.status, Some(2 + page.headers.len() + lines.len()))?;
+    for (name, value) in page.headers.iter().filter(|(n, _)| every.keeps(n)) {
+        header.append_header(name.clone(), value.as_str())?;
+    }
+    if page.status != 204 {
+        header.insert_header(http::header::CONTENT_LENGTH, page.body.len())?;
+    }
+    for (name, value) in lines {
+        header.append_header(name.clone(), value.as_str())?;
+    }
+    let head_request = session.req_header().method == http::Method::HEAD;
+    let no_body = page.body.is_empty() || head_request;
+    session.write_response_header(Box::new(header), no_body).await?;
+    if !no_body {
+        session.write_response_body(Some(page.body.clone()), true).await?;
+    }
+    Ok(())
+}
+
+impl H2 {
+    /// Writes `status` as the proxy's own answer with `lines`, or the error page the
+    /// request's route gives that status (`custom-http-errors`); returns the status sent.
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+        status: u16,
+        lines: &[(String, String)],
+    ) -> Result<u16> {
+        let snapshot = ctx.snapshot.clone();
+        let route = route_in(snapshot.as_deref(), ctx.route);
+        let table = snapshot.as_deref().map(|s| &*s.table);
+        let pages = ErrorPages::of(route.as_ref(), table, &ctx.settings).filter(|p| p.wants(status));
+        let (Some(pages), Some(route)) = (pages, route) else {
+            write_text(session, status, lines).await?;
+            return Ok(status);
+        };
+        let req = session.req_header();
+        let host = request_host(req).to_owned();
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let accept = req.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let client = ctx.client.map(|ip| ip.to_string()).unwrap_or_default();
+        let request = PageRequest {
+            code: status,
+            head: req.method == http::Method::HEAD,
+            host: &host,
+            target: &target,
+            accept: accept.as_deref(),
+            request_id: &ctx.request_id,
+            client: &client,
+        };
+        let page = errors::fetch(&pages, &route, &request, &*self.selector, &ctx.limits.timeouts).await;
+        write_page(session, &page, lines, &ctx.settings.response_headers).await?;
+        Ok(page.status)
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for H2 {
     type CTX = Ctx;
@@ -303,7 +370,7 @@ impl ProxyHttp for H2 {
             .map(|(n, v)| (n.to_owned(), v.into_owned()))
             .collect();
         drop(client);
-        write_text(session, status, &lines).await?;
+        ctx.local_status = Some(self.answer(session, ctx, status, &lines).await?);
         Ok(true)
     }
 
@@ -395,8 +462,14 @@ impl ProxyHttp for H2 {
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        ctx.upstream_status = Some(response.status.as_u16());
+        let status = response.status.as_u16();
+        ctx.upstream_status = Some(status);
         let route = ctx.route();
+        let table = ctx.snapshot.as_deref().map(|s| &*s.table);
+        if ErrorPages::of(route.as_ref(), table, &ctx.settings).is_some_and(|p| p.wants(status)) {
+            // `fail_to_proxy` answers with the error page instead.
+            return Err(Error::explain(HTTPStatus(status), "answered with an error page"));
+        }
         let hsts = ctx.settings.https.hsts.as_deref().filter(|_| is_tls(session));
         let policy = route.as_ref().map(|r| r.policy);
         let cors = policy.and_then(|p| p.cors.as_ref()).zip(ctx.cors_origin.as_deref());
@@ -465,8 +538,9 @@ impl ProxyHttp for H2 {
                     .filter(|op| op.action() == ingress_core::HeaderAction::Set)
                     .map(|op| (op.name().to_owned(), op.value().to_owned())),
             );
-            if let Err(write) = write_text(session, code, &lines).await {
-                tracing::debug!(error = %write, "could not send error response");
+            match self.answer(session, ctx, code, &lines).await {
+                Ok(sent) => code = sent,
+                Err(write) => tracing::debug!(error = %write, "could not send error response"),
             }
         } else if session.response_written().is_some() {
             // Headers already went out: the status the client saw stands.

@@ -23,6 +23,7 @@
 pub(crate) mod answer;
 pub(crate) mod client;
 pub(crate) mod edits;
+pub(crate) mod errors;
 pub(crate) mod log;
 pub(crate) mod redirect;
 

@@ -45,10 +45,6 @@ const fn applied(name: &'static str, note: &'static str, sample: &'static str) -
     Key { name, support: Support::Applied { note, sample } }
 }
 
-/// Keys being implemented now, each marked with this in [`KEYS`]: `custom-http-errors`. Each becomes
-/// `applied(name, note, sample)` when its match arm lands in [`super::from_configmap`].
-const IN_PROGRESS: Support = Ignored(NOT_YET);
-
 const NOT_YET: &str = "not supported yet";
 const SNIPPET: &str =
     "configuration snippets are never supported: Ferry generates and runs no configuration text";
@@ -188,7 +184,11 @@ pub(crate) const KEYS: &[Key] = &[
         "with `use-forwarded-headers`, `X-Forwarded-For` upstream is the client's list with the peer appended (bool, off)",
         "true",
     ),
-    key("custom-http-errors", IN_PROGRESS),
+    applied(
+        "custom-http-errors",
+        "statuses (from endpoints or the proxy) answered by the default backend with ingress-nginx's `X-Code` … headers, on routes without the annotation; comma-separated 400–599 (none)",
+        "404,503",
+    ),
     key("debug-connections", Ignored(DEBUG_LOG)),
     key("default-type", Ignored(NOT_YET)),
     key("denylist-source-range", Restricts(SOURCE_RANGES)),

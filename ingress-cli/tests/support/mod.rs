@@ -74,6 +74,61 @@ pub fn head_echo_backend(name: &'static str) -> SocketAddr {
     addr
 }
 
+/// A custom error backend as ingress-nginx's examples write one: it answers with the status
+/// its `X-Code` header names (200 without one), `Content-Type: text/html`, and a body that
+/// reports the ingress-nginx headers it got:
+/// `error <code> uri=<X-Original-URI> ns=<X-Namespace> ingress=<X-Ingress-Name>
+/// service=<X-Service-Name>:<X-Service-Port> format=<X-Format> id=<X-Request-ID> path=<path>`.
+pub fn custom_error_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while find(&buf, b"\r\n\r\n").is_none() {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (n, v) = l.split_once(':')?;
+                            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                        })
+                        .unwrap_or_default()
+                };
+                let code = header("x-code");
+                let status: u16 = code.parse().unwrap_or(200);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let method = head.split_whitespace().next().unwrap_or("").to_owned();
+                let body = format!(
+                    "error {code} uri={} ns={} ingress={} service={}:{} format={} id={} path={path}",
+                    header("x-original-uri"),
+                    header("x-namespace"),
+                    header("x-ingress-name"),
+                    header("x-service-name"),
+                    header("x-service-port"),
+                    header("x-format"),
+                    header("x-request-id"),
+                );
+                let body = if method == "HEAD" { String::new() } else { body };
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(resp.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
 /// A backend that reads a request head and answers only after `delay`.
 pub fn slow_backend(delay: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -105,7 +105,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("cors-expose-headers", "cors", Applied),
     known("cors-max-age", "cors", Applied),
     known("custom-headers", "backend", Applied),
-    known("custom-http-errors", "backend", Ignored(NOT_YET)),
+    known("custom-http-errors", "backend", Applied),
     known("default-backend", "backend", Applied),
     known("denylist-source-range", "acl", Restricts(SOURCE_RANGES)),
     known("disable-proxy-intercept-errors", "backend", Ignored(NOT_YET)),

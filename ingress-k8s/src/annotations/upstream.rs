@@ -29,8 +29,28 @@ pub(super) fn doc(name: &str) -> Option<&'static str> {
             "`error timeout` (Ferry's retries) or `off`; other conditions are ignored with a note"
         }
         "proxy-next-upstream-timeout" => "seconds a request may spend on retries (`0`: no limit)",
+        "custom-http-errors" => {
+            "these statuses (from the endpoint or the proxy) are answered by the `default-backend` Service \
+             (else the controller's default backend, else the built-in 404) with ingress-nginx's `X-Code` … \
+             headers; replaces the ConfigMap's list"
+        }
         _ => return None,
     })
+}
+
+/// `custom-http-errors`: statuses 400–599, comma-separated (ingress-nginx's
+/// `^(?:[4,5]\d{2},?)*$`, spaces removed first).
+pub(crate) fn custom_errors(value: &str) -> Result<Vec<u16>, String> {
+    let compact: String = value.chars().filter(|c| *c != ' ').collect();
+    let codes: Option<Vec<u16>> = compact
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(|c| c.parse::<u16>().ok().filter(|n| (400..600).contains(n) && c.len() == 3))
+        .collect();
+    match codes {
+        Some(codes) if !codes.is_empty() => Ok(codes),
+        _ => Err("expected HTTP statuses 400–599, comma-separated, such as `404,503`".to_owned()),
+    }
 }
 
 /// What `default-backend` does, for the documentation.
@@ -120,6 +140,17 @@ pub(super) fn read<'a>(ours: &BTreeMap<&'a str, &str>, policy: &mut RoutePolicy)
             },
             "client-body-buffer-size" => match size(value.trim()) {
                 Ok(_) => Read::Ignored("Ferry streams request bodies: there is no buffer to size".into()),
+                Err(e) => Read::Rejected(e),
+            },
+            "custom-http-errors" => match custom_errors(value) {
+                Ok(codes) => {
+                    let list: Vec<String> = codes.iter().map(ToString::to_string).collect();
+                    policy.custom_errors = Some(codes.into());
+                    Read::Applied(format!(
+                        "statuses {} answered by the default-backend Service, else the controller's default backend",
+                        list.join(", ")
+                    ))
+                }
                 Err(e) => Read::Rejected(e),
             },
             "proxy-next-upstream" => next_upstream(value, policy),

@@ -26,14 +26,19 @@ pub(super) enum Exchanged {
     Answered { reusable: bool },
     /// The connection switched protocols and the tunnel over it has ended.
     Switched,
+    /// The response's status is one the route answers with an error page instead
+    /// (`custom-http-errors`): nothing was relayed, and the upstream connection is done.
+    Intercepted { status: u16 },
 }
 
 /// One request/response exchange: the request (in `conn.request`) goes out with its body,
-/// interim responses are dropped, the final one is relayed with `edits`.
+/// interim responses are dropped, the final one is relayed with `edits` (unless its status is
+/// one `intercepts` takes).
 #[allow(clippy::too_many_arguments)] // the exchange's parts, each borrowed separately
 pub(super) async fn exchange(
     asked: Asked,
     edits: &ResponseEdits<'_>,
+    intercepts: &(dyn Fn(u16) -> bool + Sync),
     upload: &mut Upload<'_>,
     retry: bool,
     up: &mut Upstream,
@@ -72,8 +77,11 @@ pub(super) async fn exchange(
             }
         }
     };
-    conn.upstream.advance(last.len);
     outcome.upstream_status = Some(last.status);
+    if intercepts(last.status) {
+        return Ok(Exchanged::Intercepted { status: last.status });
+    }
+    conn.upstream.advance(last.len);
     outcome.closing = last.close;
     let (result, sent, started) = if upload.is_written() {
         let mut relay = Relay {
@@ -178,7 +186,31 @@ pub(super) async fn answer(
     extra: &[(&str, std::borrow::Cow<'_, str>)],
     outcome: &mut Outcome,
 ) -> Next {
-    let body = body_for(status);
+    // A 204 has no content, and says nothing about it (as nginx strips both headers).
+    let own: &[(&str, &str)] =
+        if status == 204 { &[] } else { &[("content-type", "text/plain; charset=utf-8")] };
+    let reply = Reply { status, headers: own, body: body_for(status).as_bytes() };
+    write_reply(conn, &reply, close, head_request, extra, outcome).await
+}
+
+/// An answer the proxy writes: status, header lines besides the framing, body.
+pub(super) struct Reply<'a> {
+    pub(super) status: u16,
+    pub(super) headers: &'a [(&'a str, &'a str)],
+    pub(super) body: &'a [u8],
+}
+
+/// Writes `reply` with `extra` header lines (`Content-Length` unless a `204`); to a `HEAD`
+/// request without the body. Errors close the connection.
+pub(super) async fn write_reply(
+    conn: &mut Conn,
+    reply: &Reply<'_>,
+    close: bool,
+    head_request: bool,
+    extra: &[(&str, std::borrow::Cow<'_, str>)],
+    outcome: &mut Outcome,
+) -> Next {
+    let status = reply.status;
     let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     let digits = &mut itoa::Buffer::new();
     let out = &mut conn.head;
@@ -186,21 +218,24 @@ pub(super) async fn answer(
     for part in [&b"HTTP/1.1 "[..], digits.format(status).as_bytes(), b" ", reason.as_bytes(), b"\r\n"] {
         out.extend_from_slice(part);
     }
-    // A 204 has no content, and says nothing about it (as nginx strips both headers).
-    if status != 204 {
-        out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
-        out.extend_from_slice(digits.format(body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in extra {
+    let mut line = |name: &str, value: &str| {
         for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);
         }
+    };
+    for &(name, value) in reply.headers {
+        line(name, value);
+    }
+    if status != 204 {
+        line("content-length", digits.format(reply.body.len()));
+    }
+    for (name, value) in extra {
+        line(name, value);
     }
     response::end_head(out, close);
     // A response to `HEAD` says how long the body would be, and sends none.
-    let body = if head_request { "" } else { body };
-    out.extend_from_slice(body.as_bytes());
+    let body = if head_request { &[][..] } else { reply.body };
+    out.extend_from_slice(body);
     outcome.status = status;
     outcome.committed = true;
     match body::write(&mut conn.client, &[out], super::SEND_TIMEOUT).await {

@@ -90,6 +90,7 @@ struct Env {
     proxy: Proxy,
     backend: Backend,
     _canary: Backend,
+    _errors: Backend,
     _store: ingress_core::EndpointStore,
 }
 
@@ -192,6 +193,23 @@ async fn env() -> Env {
             ..RoutePolicy::default()
         },
     );
+    // custom-http-errors: the route's 503s (upstream's or the proxy's) go to its fallback.
+    let errors_ref = BackendRef::new("test", "svc-errors", 80);
+    let errors_backend = Backend::start("errors").await;
+    routes.store.set(&errors_ref, EndpointSet::new([errors_backend.addr]));
+    let pages = RoutePolicy { custom_errors: Some(Box::new([503, 502])), ..RoutePolicy::default() };
+    for (name, host, addr) in
+        [("errors", "errors.test", backend.addr), ("errors-down", "errors-down.test", local(free_port()))]
+    {
+        let own = BackendRef::new("test", format!("svc-{name}-own"), 80);
+        routes.store.set(&own, EndpointSet::new([addr]));
+        routes.builder.ingress(
+            Ingress::new(Origin::new("test", name))
+                .rule(HostRule::host(host).path(PathRule::prefix("/", own)))
+                .policy(pages.clone())
+                .fallback(errors_ref.clone()),
+        );
+    }
     // A canary pair: the main route to the parity backend, the canary (by header) to another.
     let canary_backend = Backend::start("canary").await;
     routes.route("main", "canary.test", "/", "svc-p", &[backend.addr]);
@@ -215,7 +233,13 @@ async fn env() -> Env {
             .with_tls_section(),
     );
     let store = routes.install(&handle);
-    Env { proxy: Proxy::start(handle), backend, _canary: canary_backend, _store: store }
+    Env {
+        proxy: Proxy::start(handle),
+        backend,
+        _canary: canary_backend,
+        _errors: errors_backend,
+        _store: store,
+    }
 }
 
 /// A backend that answers the first request on a connection (once it has read its whole body,
@@ -422,6 +446,37 @@ fn rows() -> Vec<Row> {
                     got.headers.iter().any(|(n, v)| n == "set-cookie" && v.contains("Domain=internal.svc"))
                 );
                 assert_eq!(got.header("server"), None);
+            },
+        },
+        Row {
+            name: "custom-http-errors: an upstream status the route lists is answered by its error backend",
+            ask: Ask {
+                headers: pairs(&[("accept", "application/json")]),
+                ..ask("errors.test", "/status/503?x=1")
+            },
+            check: |_, _, got| {
+                assert_eq!(got.status, 503, "{}", got.text());
+                assert!(got.text().starts_with("errors error page for /?x=1\n"), "{}", got.text());
+                assert_eq!(got.echoed("x-code").as_deref(), Some("503"));
+                assert_eq!(got.echoed("x-original-uri").as_deref(), Some("/status/503?x=1"));
+                assert_eq!(got.echoed("x-format").as_deref(), Some("application/json"));
+                assert_eq!(got.echoed("x-namespace").as_deref(), Some("test"));
+                assert_eq!(got.echoed("x-ingress-name").as_deref(), Some("errors"));
+                assert_eq!(got.echoed("x-service-name").as_deref(), Some("svc-errors-own"));
+                assert_eq!(got.echoed("host").as_deref(), Some("errors.test"));
+            },
+        },
+        Row {
+            name: "custom-http-errors: a status the route does not list passes",
+            ask: ask("errors.test", "/status/500"),
+            check: |_, _, got| assert_eq!((got.status, got.text().as_str()), (500, "parity status 500")),
+        },
+        Row {
+            name: "custom-http-errors: the proxy's own 502 (refused endpoint) is answered by the error backend",
+            ask: ask("errors-down.test", "/"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 502, "{}", got.text());
+                assert_eq!(got.echoed("x-code").as_deref(), Some("502"), "{}", got.text());
             },
         },
         Row {

@@ -36,7 +36,9 @@ pub(crate) fn local(port: u16) -> SocketAddr {
 /// `/ws-refused` (403 to an upgrade request), `/chunked` (a chunked body), `/echo` (the request
 /// body streamed back, the response head sent before any of it is read), `/redirect` (a `302`
 /// to `http://internal.svc/next` with `Server: upstream/1.0` and two cookies for
-/// `internal.svc`, one with path `/app/x`).
+/// `internal.svc`, one with path `/app/x`), `/status/<code>` (that status); and a request with
+/// an `X-Code` header is answered as an error backend would: that status, the request headers
+/// as the body.
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
     pub(crate) name: &'static str,
@@ -65,6 +67,21 @@ async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<B
             text.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
         }
         return Ok(Response::new(full(text)));
+    }
+    // As a custom error backend: the status `X-Code` names, the request headers as the body.
+    if let Some(code) = req.headers().get("x-code").and_then(|v| v.to_str().ok()?.parse::<u16>().ok()) {
+        let mut text = format!("{name} error page for {}\n", req.uri());
+        for (k, v) in req.headers() {
+            text.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
+        }
+        let mut resp = Response::new(full(text));
+        *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::OK);
+        return Ok(resp);
+    }
+    if let Some(code) = path.strip_prefix("/status/").and_then(|c| c.parse::<u16>().ok()) {
+        let mut resp = Response::new(full(format!("{name} status {code}")));
+        *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::OK);
+        return Ok(resp);
     }
     if path == "/redirect" {
         let mut resp = Response::new(full("moved"));
