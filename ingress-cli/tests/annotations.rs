@@ -212,6 +212,7 @@ fn server_alias_and_the_www_redirect() -> Result<()> {
             ingress("www-first", "www.first.test", "site", &[("from-to-www-redirect", "true")]),
             ingress("regex-alias", "regex.test", "site", &[("server-alias", "~^r[0-9]+\\.test$")]),
             ingress("bad-alias", "badalias.test", "site", &[("server-alias", "bad..alias")]),
+            ingress("bad-www", "badwww.test", "site", &[("from-to-www-redirect", "yes")]),
         ],
     )?;
     let c = start(&dir)?;
@@ -230,6 +231,7 @@ fn server_alias_and_the_www_redirect() -> Result<()> {
     assert!(h.contains(&format!("\r\nlocation: http://www.first.test:{}\r\n", c.http)), "{h}");
     assert_eq!(get(c.http, "www.first.test", "/")?.status, 200);
     assert_eq!(get(c.http, "www.own.test", "/")?.status, 404, "no annotation, no redirect");
+    assert_eq!(get(c.http, "www.badwww.test", "/")?.status, 404, "a rejected value: no redirect (the default)");
 
     let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
         .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
@@ -249,6 +251,7 @@ fn server_alias_and_the_www_redirect() -> Result<()> {
     );
     assert!(line("ignored", "regex-alias", "nginx regex and trailing-wildcard server names"), "{text}");
     assert!(line("rejected", "bad-alias", "server-alias: value `bad..alias`"), "{text}");
+    assert!(line("rejected", "bad-www", "from-to-www-redirect: value `yes`: expected `true` or `false`"), "{text}");
     let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
         .args(["explain", "http://www.example.test/x", "--manifests", dir.to_str().unwrap_or_default()])
         .args(["--ingress-class", "nginx"])
@@ -363,9 +366,16 @@ fn realistic_ingress_nginx_apps_applied_unchanged() -> Result<()> {
     std::fs::copy(fixture, dir.join("apps.yaml"))?;
     let (http_svc, production, canary) =
         (echo_backend("http-svc"), echo_backend("production"), echo_backend("canary"));
+    let (shop, error_pages) = (head_echo_backend("shop"), custom_error_backend());
     std::fs::write(
         dir.join("services.yaml"),
-        services(&[("http-svc", 80, http_svc), ("production", 80, production), ("canary", 80, canary)]),
+        services(&[
+            ("http-svc", 80, http_svc),
+            ("production", 80, production),
+            ("canary", 80, canary),
+            ("shop", 80, shop),
+            ("error-pages", 80, error_pages),
+        ]),
     )?;
     let c = start(&dir)?;
 
@@ -418,13 +428,35 @@ fn realistic_ingress_nginx_apps_applied_unchanged() -> Result<()> {
     assert_eq!((status, body.as_str()), (200, "backend=http-svc path=/v1/items"));
     assert!(!head.contains("access-control-allow-origin"), "{head}");
 
+    // The shop: its 404s and 503s come from the error backend, the rest from the shop; its
+    // www. twin redirects to it.
+    let shop_get = |host: &str, path: &str| {
+        exchange(
+            c.http,
+            &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let (status, _, body) = shop_get("shop.bar.com", "/status/404")?;
+    assert_eq!(status, 404);
+    assert!(
+        body.starts_with(
+            "error 404 uri=/status/404 ns=default ingress=shop service=shop:80 format=text/html"
+        ),
+        "{body}"
+    );
+    let (status, _, body) = shop_get("shop.bar.com", "/cart")?;
+    assert_eq!((status, body.starts_with("backend=shop")), (200, true), "{body}");
+    let (status, head, _) = shop_get("www.shop.bar.com", "/cart")?;
+    assert_eq!(status, 308);
+    assert!(head.contains(&format!("\r\nlocation: http://shop.bar.com:{}/cart\r\n", c.http)), "{head}");
+
     // Every annotation was applied, and `check` says so; the one problem it reports is the
     // missing Secret (so it exits 1).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
         .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().filter(|l| l.starts_with("applied ")).count(), 10, "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("applied ")).count(), 13, "{text}");
     let problems: Vec<&str> =
         text.lines().filter(|l| l.starts_with("rejected") || l.starts_with("warning")).collect();
     assert_eq!(problems.len(), 1, "{text}");
