@@ -231,7 +231,11 @@ fn server_alias_and_the_www_redirect() -> Result<()> {
     assert!(h.contains(&format!("\r\nlocation: http://www.first.test:{}\r\n", c.http)), "{h}");
     assert_eq!(get(c.http, "www.first.test", "/")?.status, 200);
     assert_eq!(get(c.http, "www.own.test", "/")?.status, 404, "no annotation, no redirect");
-    assert_eq!(get(c.http, "www.badwww.test", "/")?.status, 404, "a rejected value: no redirect (the default)");
+    assert_eq!(
+        get(c.http, "www.badwww.test", "/")?.status,
+        404,
+        "a rejected value: no redirect (the default)"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
         .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
@@ -251,7 +255,10 @@ fn server_alias_and_the_www_redirect() -> Result<()> {
     );
     assert!(line("ignored", "regex-alias", "nginx regex and trailing-wildcard server names"), "{text}");
     assert!(line("rejected", "bad-alias", "server-alias: value `bad..alias`"), "{text}");
-    assert!(line("rejected", "bad-www", "from-to-www-redirect: value `yes`: expected `true` or `false`"), "{text}");
+    assert!(
+        line("rejected", "bad-www", "from-to-www-redirect: value `yes`: expected `true` or `false`"),
+        "{text}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
         .args(["explain", "http://www.example.test/x", "--manifests", dir.to_str().unwrap_or_default()])
         .args(["--ingress-class", "nginx"])

@@ -297,12 +297,16 @@ pub fn ingresses_per_verdict<'a>(
 
 /// The note of an unknown name: the known name it is closest to, if one is close.
 fn unknown_note(name: &str) -> String {
-    let closest =
-        table::KNOWN.iter().map(|k| (edit_distance(name, k.name), k.name)).min().filter(|&(d, _)| d <= 3);
-    match closest {
-        Some((_, known)) => format!("not an ingress-nginx annotation (did you mean `{known}`?)"),
+    match closest_name(name, table::KNOWN.iter().map(|k| k.name)) {
+        Some(known) => format!("not an ingress-nginx annotation (did you mean `{known}`?)"),
         None => "not an ingress-nginx annotation".to_owned(),
     }
+}
+
+/// The name of `known` closest to `name` (a likely typo of it), if one is within an edit
+/// distance of 3: the hint for unknown annotation names and ConfigMap keys.
+pub fn closest_name<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known.into_iter().map(|k| (edit_distance(name, k), k)).min().filter(|&(d, _)| d <= 3).map(|(_, k)| k)
 }
 
 /// Levenshtein distance, for typo hints on short names.

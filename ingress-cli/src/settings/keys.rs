@@ -472,33 +472,13 @@ pub(crate) fn not_applied(name: &str) -> String {
         Some(Support::Applied { .. }) => {
             "ingress-nginx key, not applied (a bug: Ferry should apply it)".into()
         }
-        None => {
-            let closest =
-                KEYS.iter().map(|k| (edit_distance(name, k.name), k.name)).min().filter(|&(d, _)| d <= 3);
-            match closest {
-                Some((_, known)) => {
-                    format!("unknown key (not an ingress-nginx ConfigMap key; did you mean `{known}`?)")
-                }
-                None => "unknown key (not an ingress-nginx ConfigMap key)".into(),
+        None => match ingress_k8s::annotations::closest_name(name, KEYS.iter().map(|k| k.name)) {
+            Some(known) => {
+                format!("unknown key (not an ingress-nginx ConfigMap key; did you mean `{known}`?)")
             }
-        }
+            None => "unknown key (not an ingress-nginx ConfigMap key)".into(),
+        },
     }
-}
-
-/// Levenshtein distance, for typo hints on short names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(above + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// The Markdown table of every key and what Ferry does with it, as `docs/annotations.md`

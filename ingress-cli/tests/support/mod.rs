@@ -38,16 +38,7 @@ pub fn head_echo_backend(name: &'static str) -> SocketAddr {
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while find(&buf, b"\r\n\r\n").is_none() {
-                    match stream.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).to_string();
+                let Some(head) = read_head(&mut stream) else { return };
                 let head = head.split("\r\n\r\n").next().unwrap_or_default();
                 let path = head.split_whitespace().nth(1).unwrap_or("/");
                 let status: u16 =
@@ -85,16 +76,7 @@ pub fn custom_error_backend() -> SocketAddr {
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while find(&buf, b"\r\n\r\n").is_none() {
-                    match stream.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).to_string();
+                let Some(head) = read_head(&mut stream) else { return };
                 let header = |name: &str| {
                     head.lines()
                         .find_map(|l| {
@@ -192,6 +174,20 @@ fn serve(mut stream: TcpStream, name: &str) {
             return;
         }
     }
+}
+
+/// One request head from `stream` (what came with it too), or `None` if it closes first.
+fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while find(&buf, b"\r\n\r\n").is_none() {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).to_string())
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

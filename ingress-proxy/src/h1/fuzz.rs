@@ -384,3 +384,36 @@ pub fn response_head(data: &[u8]) {
     let want: &[u8] = if f.close { b"close" } else { b"keep-alive" };
     assert_eq!(connection, [want], "Connection for close={}: {}", f.close, show(&out));
 }
+
+/// An error backend's response (`custom-http-errors`) and the header rewrites a route applies
+/// to upstream values. The first byte holds flags: `1` a `HEAD` request, `2` the connection
+/// ended after the bytes. Checks that a page parsed before the end parses the same at the end
+/// (more bytes cannot change a whole response), that its body is no longer than the input and
+/// its status final, that no header value carries CR, LF or NUL, and that rewriting a value
+/// (`Location`, `Set-Cookie`) adds none either.
+pub fn error_page(data: &[u8]) {
+    use crate::pipeline::errors::parse;
+    let Some((&flags, buf)) = data.split_first() else { return };
+    let (head, eof) = (flags & 1 != 0, flags & 2 != 0);
+    let Ok(Some(page)) = parse(buf, head, eof) else { return };
+    if !eof {
+        assert_eq!(parse(buf, head, true), Ok(Some(page.clone())), "{}", show(buf));
+    }
+    assert!((200..600).contains(&page.status), "{}", show(buf));
+    assert!(page.body.len() <= buf.len(), "{}", show(buf));
+    assert!(!head || page.body.is_empty(), "a body for HEAD: {}", show(buf));
+    let rewrites = ingress_core::ResponseRewrites {
+        redirect: Some(ingress_core::PrefixRewrite { from: "http://a/".into(), to: "https://b/".into() }),
+        cookie_domain: Some(ingress_core::PrefixRewrite { from: "a".into(), to: "b.example".into() }),
+        cookie_path: Some(ingress_core::PrefixRewrite { from: "/".into(), to: "/app/".into() }),
+    };
+    for (name, value) in &page.headers {
+        let clean = |v: &str| !v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
+        assert!(clean(value), "{name}: {value:?}");
+        for as_name in ["location", "refresh", "set-cookie"] {
+            if let Some(new) = rewrites.rewrite(as_name, value) {
+                assert!(clean(&new), "{as_name}: {value:?} -> {new:?}");
+            }
+        }
+    }
+}
