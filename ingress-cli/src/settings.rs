@@ -16,14 +16,11 @@ const DEFAULT_BODY_SIZE: u64 = 1024 * 1024;
 
 /// ingress-nginx ConfigMap keys that restrict access on every route. Ferry does not apply them
 /// yet, so a non-empty one closes every route (`503`) rather than leaving them open.
-const RESTRICTIONS: [&str; 6] = [
-    "whitelist-source-range",
-    "denylist-source-range",
-    "block-cidrs",
-    "block-user-agents",
-    "block-referers",
-    "global-auth-url",
-];
+const RESTRICTIONS: [&str; 3] = ["block-user-agents", "block-referers", "global-auth-url"];
+
+/// The source range keys: applied, and, like the restrictions, a value that cannot be read
+/// closes every route rather than leave it open.
+const SOURCE_RANGES: [&str; 3] = ["whitelist-source-range", "denylist-source-range", "block-cidrs"];
 
 /// ingress-nginx's HSTS keys, gathered before they make one header value.
 struct Hsts {
@@ -164,6 +161,20 @@ pub(crate) fn from_configmap(
             }
             // Read with the Ingresses' annotations (it limits `custom-headers`).
             "global-allowed-response-headers" => Ok(()),
+            range if SOURCE_RANGES.contains(&range) => match ingress_core::parse_cidrs(value) {
+                Ok(list) => {
+                    match range {
+                        "whitelist-source-range" => s.access.allow = list,
+                        "denylist-source-range" => s.access.deny = list,
+                        _ => s.access.block = list,
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    closing.push(key.as_str());
+                    Err(format!("{e}: every route answers 503 until it is fixed (fail closed)"))
+                }
+            },
             restriction if RESTRICTIONS.contains(&restriction) => {
                 if !value.is_empty() {
                     closing.push(key.as_str());
@@ -453,13 +464,35 @@ mod tests {
     fn access_restrictions_close_every_route_until_applied() {
         let (s, ignored) = from_configmap(
             &RuntimeSettings::default(),
-            &data(&[("whitelist-source-range", "10.0.0.0/8"), ("block-cidrs", ""), ("keep-alive", "5")]),
+            &data(&[("global-auth-url", "http://auth/"), ("block-user-agents", ""), ("keep-alive", "5")]),
             &BTreeMap::new(),
         );
         assert_eq!(ignored.len(), 2, "{ignored:?}");
         let closed = s.closed.unwrap();
-        assert!(closed.contains("whitelist-source-range") && !closed.contains("block-cidrs"), "{closed}");
+        assert!(closed.contains("global-auth-url") && !closed.contains("block-user-agents"), "{closed}");
         assert_eq!(s.client.keepalive_timeout, Duration::from_secs(5), "the other keys apply");
+    }
+
+    #[test]
+    fn source_ranges_apply_and_a_bad_one_closes_every_route() {
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[
+                ("whitelist-source-range", "10.0.0.0/8, 2001:db8::/32"),
+                ("denylist-source-range", "10.9.0.0/16"),
+                ("block-cidrs", "192.0.2.1,"),
+            ]),
+            &BTreeMap::new(),
+        );
+        assert!(ignored.is_empty() && s.closed.is_none(), "{ignored:?}");
+        assert_eq!((s.access.allow.len(), s.access.deny.len(), s.access.block.len()), (2, 1, 1));
+        let (s, ignored) = from_configmap(
+            &RuntimeSettings::default(),
+            &data(&[("block-cidrs", "10.0.0.0/8, nope")]),
+            &BTreeMap::new(),
+        );
+        assert_eq!(ignored.len(), 1);
+        assert!(s.closed.unwrap().contains("block-cidrs"), "fail closed");
     }
 
     #[test]

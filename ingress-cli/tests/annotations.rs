@@ -540,12 +540,19 @@ fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Re
         "{out}"
     );
 
-    write_ingresses(
-        &dir,
-        &[ingress("web", "web.test", "echo", &[("whitelist-source-range", "10.0.0.0/8")])],
-    )?;
+    write_ingresses(&dir, &[ingress("web", "web.test", "echo", &[("auth-url", "http://auth.test/")])])?;
     let (ok, out) = check(&dir)?;
     assert!(!ok, "a closed Ingress: exit 1\n{out}");
+    assert!(out.contains("answer 503 until this is fixed (fail closed)"), "{out}");
+
+    // An applied restriction with a value that cannot be read closes the Ingress too.
+    write_ingresses(
+        &dir,
+        &[ingress("web", "web.test", "echo", &[("whitelist-source-range", "10.0.0.0/8,")])],
+    )?;
+    let (ok, out) = check(&dir)?;
+    assert!(!ok, "a denied Ingress: exit 1\n{out}");
+    assert!(out.contains("whitelist-source-range: value `10.0.0.0/8,`"), "{out}");
     assert!(out.contains("answer 503 until this is fixed (fail closed)"), "{out}");
     Ok(())
 }
@@ -561,14 +568,14 @@ fn a_configmap_access_restriction_closes_every_route() -> Result<()> {
     let configmap = |data: &str| {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: default}}\ndata:\n{data}")
     };
-    std::fs::write(dir.join("configmap.yaml"), configmap("  whitelist-source-range: \"10.0.0.0/8\"\n"))?;
+    std::fs::write(dir.join("configmap.yaml"), configmap("  global-auth-url: \"http://auth.test/\"\n"))?;
     let dir_s = dir.to_str().unwrap_or_default().to_owned();
     let c = Controller::start(
         &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
         tmp.path(),
     )?;
     assert_eq!(get(c.http, "web.test", "/")?.status, 503);
-    assert!(c.logs().contains("whitelist-source-range"), "the key is reported");
+    assert!(c.logs().contains("global-auth-url"), "the key is reported");
     std::fs::write(dir.join("configmap.yaml"), configmap("  keep-alive: \"5\"\n"))?;
     eventually(Duration::from_secs(10), || Ok(get(c.http, "web.test", "/")?.status == 200))?;
     Ok(())
@@ -843,5 +850,68 @@ fn custom_http_errors_are_answered_by_the_error_backend() -> Result<()> {
     assert_eq!((status, body.starts_with("backend=app")), (503, true), "{body}");
     let (status, _, body) = ask("GET", "bad.test", "/status/502")?;
     assert_eq!((status, body.starts_with("error 502 ")), (502, true), "{body}");
+    Ok(())
+}
+
+#[test]
+fn source_ranges_let_in_only_the_listed_clients() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo_backend("echo"))]))?;
+    let cfg = |data: &[(&str, &str)]| std::fs::write(dir.join("cfg.yaml"), config_map("cfg", data));
+    cfg(&[("whitelist-source-range", "10.0.0.0/8")])?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress("open", "open.test", "echo", &[]),
+            ingress("local", "local.test", "echo", &[("whitelist-source-range", "127.0.0.0/8, ::1")]),
+            ingress("primary", "primary.test", "echo", &[("allowlist-source-range", "127.0.0.1/32")]),
+            ingress(
+                "denied",
+                "denied.test",
+                "echo",
+                &[("whitelist-source-range", "127.0.0.0/8"), ("denylist-source-range", "127.0.0.1")],
+            ),
+            ingress("typo", "typo.test", "echo", &[("whitelist-source-range", "127.0.0.0/8,")]),
+            ingress("v6", "v6.test", "echo", &[("whitelist-source-range", "2001:db8::/32")]),
+        ],
+    )?;
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    let c = Controller::start(
+        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
+        tmp.path(),
+    )?;
+    // The client is 127.0.0.1: the ConfigMap's allowlist keeps it out of Ingresses without
+    // their own, an Ingress's own list replaces it.
+    assert_eq!(get(c.http, "open.test", "/")?.status, 403);
+    assert_eq!(get(c.http, "local.test", "/")?.status, 200);
+    assert_eq!(get(c.http, "primary.test", "/")?.status, 200);
+    assert_eq!(get(c.http, "denied.test", "/")?.status, 403, "the denylist comes first");
+    assert_eq!(get(c.http, "typo.test", "/")?.status, 503, "a bad list denies the Ingress, as ingress-nginx");
+    assert_eq!(get(c.http, "unknown.test", "/")?.status, 404);
+    // No ConfigMap allowlist: open again; block-cidrs keeps the client out everywhere.
+    cfg(&[])?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "open.test", "/")?.status == 200))?;
+    cfg(&[("block-cidrs", "127.0.0.1")])?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "local.test", "/")?.status == 403))?;
+    assert_eq!(get(c.http, "unknown.test", "/")?.status, 403, "blocked before the default backend");
+    // Behind a trusted proxy, the ranges apply to the address it forwards (IPv4 and IPv6).
+    cfg(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "127.0.0.1/32")])?;
+    let from = |host: &str, client: &str| {
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
+        );
+        exchange(c.http, &request).map(|(status, _, _)| status)
+    };
+    eventually(Duration::from_secs(10), || Ok(from("v6.test", "2001:db8::7")? == 200))?;
+    assert_eq!(from("v6.test", "2001:db9::7")?, 403);
+    assert_eq!(from("v6.test", "127.0.0.1")?, 403, "the forwarded address counts, not the peer's");
+    assert_eq!(from("local.test", "10.1.2.3")?, 403);
+    assert_eq!(from("local.test", "127.0.0.9")?, 200);
+    // An unreadable ConfigMap range closes every route rather than leave it open.
+    cfg(&[("block-cidrs", "127.0.0.1, nope")])?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "open.test", "/")?.status == 503))?;
     Ok(())
 }

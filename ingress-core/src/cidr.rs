@@ -105,6 +105,29 @@ pub fn parse_cidrs(list: &str) -> Result<Vec<Cidr>, InvalidCidr> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect()
 }
 
+/// Whether a client at `ip` may reach a route, as nginx's access phase decides it from
+/// ingress-nginx's source ranges: `deny` entries first (`denylist-source-range`), then, when
+/// `allow` is not empty, only its entries (`whitelist-source-range`, then `deny all`). A
+/// request without an address (none over a Unix socket) is refused by a non-empty `allow`.
+///
+/// # Examples
+///
+/// ```
+/// use ingress_core::{admits, parse_cidrs};
+///
+/// let allow = parse_cidrs("10.0.0.0/8")?;
+/// let deny = parse_cidrs("10.9.0.0/16")?;
+/// assert!(admits(Some("10.1.2.3".parse()?), &allow, &deny));
+/// assert!(!admits(Some("10.9.0.1".parse()?), &allow, &deny), "denied first");
+/// assert!(!admits(Some("192.0.2.1".parse()?), &allow, &deny), "not allowed");
+/// assert!(admits(Some("192.0.2.1".parse()?), &[], &deny), "no allowlist: all but the denied");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn admits(ip: Option<IpAddr>, allow: &[Cidr], deny: &[Cidr]) -> bool {
+    let Some(ip) = ip else { return allow.is_empty() };
+    !deny.iter().any(|c| c.contains(ip)) && (allow.is_empty() || allow.iter().any(|c| c.contains(ip)))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -53,7 +53,7 @@ mod uri;
 
 pub use build::{Built, TableBuilder};
 pub use canary::{CanaryRoute, CanaryRule, cookie_value};
-pub use cidr::{Cidr, InvalidCidr, canonical as canonical_ip, parse_cidrs};
+pub use cidr::{Cidr, InvalidCidr, admits, canonical as canonical_ip, parse_cidrs};
 pub use cors::{Cors, CorsOrigins, InvalidOrigin, OriginPattern};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
 pub use error::{Field, Reason, Rejection};

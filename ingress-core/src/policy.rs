@@ -93,6 +93,12 @@ pub struct RoutePolicy {
     /// The statuses answered by an error backend instead (`custom-http-errors`); `None`
     /// follows the global list.
     pub custom_errors: Option<Box<[u16]>>,
+    /// The only client addresses let in (`whitelist-source-range`/`allowlist-source-range`);
+    /// `None` follows the ConfigMap's. Others get `403`.
+    pub allow_ranges: Option<Box<[crate::Cidr]>>,
+    /// Client addresses kept out, before the allowlist (`denylist-source-range`); `None`
+    /// follows the ConfigMap's.
+    pub deny_ranges: Option<Box<[crate::Cidr]>>,
 }
 
 /// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
@@ -200,6 +206,13 @@ impl RoutePolicy {
         }
         if let Some(d) = &self.next_upstream_timeout {
             out.push(format!("retries stop after {}", secs(d)));
+        }
+        let list = |l: &[crate::Cidr]| l.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        if let Some(allow) = &self.allow_ranges {
+            out.push(format!("only clients from {} (others 403)", list(allow)));
+        }
+        if let Some(deny) = &self.deny_ranges {
+            out.push(format!("clients from {} refused (403)", list(deny)));
         }
         if let Some(codes) = &self.custom_errors {
             let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();

@@ -7,10 +7,11 @@
 //! (not an ingress-nginx name: likely a typo). Every name comes from one table
 //! ([`table::KNOWN`]); each family of annotations is read by its own small module.
 //!
-//! Fail closed: an access restriction (`auth-*`, `*-source-range`, `limit-*`, `satisfy`) that
-//! is not applied, or whose value is rejected, closes the Ingress ([`RoutePolicy::closed`]):
+//! Fail closed: an access restriction (`auth-*`, `limit-*`, `satisfy`) that is not applied, or
+//! whose value is rejected (a source range list too), closes the Ingress ([`RoutePolicy::closed`]):
 //! its paths answer `503` rather than being served more openly than ingress-nginx would.
 
+mod access;
 mod canary;
 mod cors;
 mod headers;
@@ -212,6 +213,12 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
     outcomes.extend(name_outcomes);
     // Annotations whose rejected value denies the Ingress in ingress-nginx (`503`).
     let mut denied = Vec::new();
+    for (name, read) in access::read(&ours, &mut policy) {
+        if matches!(read, Read::Rejected(_)) {
+            denied.push(name);
+        }
+        outcomes.insert(name, read);
+    }
     let mut config_maps = Vec::new();
     if let Some((&name, &value)) = ours.get_key_value("custom-headers") {
         if let Ok((ns, cm)) = headers::reference(value) {
@@ -339,6 +346,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| cors::doc(k.name))
                     .or_else(|| canary::doc(k.name))
                     .or_else(|| response::doc(k.name))
+                    .or_else(|| access::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
@@ -406,14 +414,22 @@ mod tests {
 
     #[test]
     fn access_restrictions_not_applied_close_the_ingress() {
-        let read = read(
-            &annotations(&[("auth-url", "http://auth/"), ("whitelist-source-range", "10.0.0.0/8")]),
-            DEFAULT_PREFIX,
-        );
+        let read = read(&annotations(&[("auth-url", "http://auth/"), ("limit-rps", "5")]), DEFAULT_PREFIX);
         assert!(read.reports.iter().all(|r| r.closes && r.verdict == Verdict::Ignored));
         let closed = read.policy.closed.unwrap();
-        assert!(closed.contains("auth-url") && closed.contains("whitelist-source-range"), "{closed}");
+        assert!(closed.contains("auth-url") && closed.contains("limit-rps"), "{closed}");
         assert!(read.reports[0].to_string().contains("503"));
+    }
+
+    #[test]
+    fn an_applied_restriction_with_a_bad_value_closes_the_ingress() {
+        let ok = read(&annotations(&[("whitelist-source-range", "10.0.0.0/8")]), DEFAULT_PREFIX);
+        assert!(ok.policy.closed.is_none() && ok.policy.allow_ranges.is_some());
+        assert_eq!(ok.reports[0].verdict, Verdict::Applied);
+        let bad = read(&annotations(&[("whitelist-source-range", "10.0.0.0/8,")]), DEFAULT_PREFIX);
+        assert_eq!((bad.reports[0].verdict, bad.reports[0].closes), (Verdict::Rejected, true));
+        assert!(bad.policy.closed.unwrap().contains("whitelist-source-range"));
+        assert!(bad.policy.allow_ranges.is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ingress_core::{BodyLimit, CertificatePem, HeaderOp, RoutePolicy};
+use ingress_core::{BodyLimit, CertificatePem, Cidr, HeaderOp, RoutePolicy};
 
 /// Start-up configuration of the proxy server, built once by the embedding binary.
 ///
@@ -120,6 +120,19 @@ pub struct RuntimeSettings {
     /// The statuses answered by the default backend instead, on routes without their own list
     /// (`custom-http-errors`).
     pub custom_errors: Vec<u16>,
+    /// Who may connect, by address (the ConfigMap's source ranges).
+    pub access: AccessRanges,
+}
+
+/// The ConfigMap's source ranges, on the client's real address: requests from `block` get
+/// `403` everywhere (`block-cidrs`); on routes without their own ranges, `deny` is refused
+/// and, when not empty, only `allow` is let in (`denylist-source-range`,
+/// `whitelist-source-range`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessRanges {
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+    pub block: Vec<Cidr>,
 }
 
 /// Redirects to HTTPS and HSTS: ingress-nginx's ConfigMap keys and defaults (in parentheses).
@@ -259,6 +272,7 @@ impl Default for RuntimeSettings {
             request_headers: Vec::new(),
             response_headers: HeaderOp::remove("server").into_iter().collect(),
             custom_errors: Vec::new(),
+            access: AccessRanges::default(),
         }
     }
 }

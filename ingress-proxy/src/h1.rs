@@ -331,6 +331,7 @@ impl Front {
             port: client.port,
             method: head.method,
             origin: client.origin,
+            client: client.ip,
         };
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let table = snapshot.as_deref().map(|s| &*s.table);

@@ -337,6 +337,7 @@ impl ProxyHttp for H2 {
             port: client.port,
             method: req.method.as_str(),
             origin: client.origin,
+            client: client.ip,
         };
         let snapshot = ctx.snapshot.clone();
         let admitted = admit(snapshot.as_deref().map(|s| &*s.table), &settings, &facts);

@@ -30,7 +30,9 @@ pub(crate) mod redirect;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use ingress_core::{Backend, Cors, HeaderAction, HeaderOp, Route, RoutePolicy, RouteTable, normalize_path};
+use ingress_core::{
+    Backend, Cors, HeaderAction, HeaderOp, Route, RoutePolicy, RouteTable, admits, normalize_path,
+};
 use pingora::Error;
 
 use crate::config::{RouteLimits, RuntimeSettings};
@@ -57,6 +59,8 @@ pub(crate) struct Facts<'a> {
     pub(crate) method: &'a str,
     /// `Origin`, for CORS.
     pub(crate) origin: Option<&'a str>,
+    /// The client's address ([`client::Client::ip`]), for the source ranges.
+    pub(crate) client: Option<std::net::IpAddr>,
 }
 
 /// The outcome of [`admit`].
@@ -112,12 +116,14 @@ impl Admitted<'_> {
 ///
 /// The proxy answers itself, in this order: `400` when the target has no routable path
 /// (malformed escapes, `..` above the root), the `www.` redirect of a host twin
-/// (`from-to-www-redirect`, a server of its own in ingress-nginx), `404` without a route (the built-in default
-/// backend); then ingress-nginx's rewrite phase: `app-root`, a CORS preflight (`204`), the
-/// fixed redirects and the redirect to HTTPS ([`redirect`]); then `503` when the route is
-/// closed (an access restriction it asks for cannot be applied), `413` when the declared body
-/// is over the route's limit, `503` when neither the route's backend nor its fallback has an
-/// endpoint. A rewrite (`rewrite-target`) gives the upstream target.
+/// (`from-to-www-redirect`, a server of its own in ingress-nginx), `404` without a route (the
+/// built-in default backend; `403` for a client in `block-cidrs`); then ingress-nginx's rewrite
+/// phase: `app-root`, a CORS preflight (`204`), the fixed redirects and the redirect to HTTPS
+/// ([`redirect`]); then `503` when the route is closed (an access restriction it asks for
+/// cannot be applied), nginx's access phase: `403` for a client the source ranges keep out
+/// (`block-cidrs`, `denylist-source-range`, `whitelist-source-range`), then `413` when the
+/// declared body is over the route's limit, `503` when neither the route's backend nor its
+/// fallback has an endpoint. A rewrite (`rewrite-target`) gives the upstream target.
 pub(crate) fn admit<'t>(
     table: Option<&'t RouteTable>,
     settings: &RuntimeSettings,
@@ -139,8 +145,9 @@ pub(crate) fn admit<'t>(
         let location = redirect::www(to, facts);
         return Admitted { location: Some(location), ..no_route(path, settings.https.redirect_code) };
     }
+    let blocked = !admits(facts.client, &[], &settings.access.block);
     let Some(route) = table.and_then(|t| t.lookup(facts.host, &path)) else {
-        return no_route(path, 404);
+        return no_route(path, if blocked { 403 } else { 404 });
     };
     let limits = settings.limits_for(route.policy);
     let cors = route.policy.cors.as_ref().and_then(|c| Some((c, c.allow_origin(facts.origin)?)));
@@ -164,8 +171,12 @@ pub(crate) fn admit<'t>(
     if let Some((code, location)) = redirect::redirect(&route, &settings.https, facts) {
         return local(code, Some(location));
     }
+    let allow = route.policy.allow_ranges.as_deref().unwrap_or(&settings.access.allow);
+    let deny = route.policy.deny_ranges.as_deref().unwrap_or(&settings.access.deny);
     let answer = if route.policy.closed.is_some() || settings.closed.is_some() {
         Some(503)
+    } else if blocked || !admits(facts.client, allow, deny) {
+        Some(403)
     } else if limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
         Some(413)
     } else if route.backend.endpoints().is_empty() && route.fallback.is_none_or(|f| f.endpoints().is_empty())
@@ -396,6 +407,7 @@ mod tests {
             port: "80",
             method: "GET",
             origin: None,
+            client: None,
         };
         let a = admit(Some(&t), &settings, &facts("/%61dmin//x?q", Some(10)));
         assert_eq!((a.answer, &*a.path), (None, "/admin/x"), "normalized path routes");
@@ -436,6 +448,7 @@ mod tests {
             port: "80",
             method: "GET",
             origin: None,
+            client: None,
         };
         let a = admit(Some(&t), &RuntimeSettings::default(), &facts);
         assert_eq!(a.answer, None, "the fallback has an endpoint");

@@ -52,7 +52,6 @@ const ANNOTATION_ONLY: &str =
     "not supported in the ConfigMap yet (the annotation of the same name is applied)";
 
 // Access restrictions (fail closed) and the keys that only shape them.
-const SOURCE_RANGES: &str = "source address ranges are not supported yet";
 const BLOCKLISTS: &str = "blocklists are not supported yet";
 const GLOBAL_AUTH: &str = "global external authentication is not supported yet";
 const GLOBAL_AUTH_PART: &str = "only takes effect with `global-auth-url`, which closes every route until \
@@ -161,7 +160,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("bind-address", Ignored(BIND)),
     key("bind-address-ipv4", Ignored(BIND)),
     key("bind-address-ipv6", Ignored(BIND)),
-    key("block-cidrs", Restricts(BLOCKLISTS)),
+    applied(
+        "block-cidrs",
+        "clients from these addresses and CIDR ranges get 403 on every host (the real client address); a bad list closes every route (none)",
+        "192.0.2.0/24, 2001:db8::1",
+    ),
     key("block-referers", Restricts(BLOCKLISTS)),
     key("block-user-agents", Restricts(BLOCKLISTS)),
     key("brotli-level", Ignored(COMPRESSION)),
@@ -191,7 +194,11 @@ pub(crate) const KEYS: &[Key] = &[
     ),
     key("debug-connections", Ignored(DEBUG_LOG)),
     key("default-type", Ignored(NOT_YET)),
-    key("denylist-source-range", Restricts(SOURCE_RANGES)),
+    applied(
+        "denylist-source-range",
+        "clients from these ranges get 403, on routes without the annotation; a bad list closes every route (none)",
+        "10.9.0.0/16",
+    ),
     applied("disable-access-log", "no access log line per request (bool, off)", "true"),
     key("disable-http-access-log", Ignored(LOG_SELECTION)),
     key("disable-ipv6", Ignored(IPV6)),
@@ -452,7 +459,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("use-proxy-protocol", Ignored(PROXY_PROTOCOL)),
     key("variables-hash-bucket-size", Ignored(NGINX_TUNING)),
     key("variables-hash-max-size", Ignored(NGINX_TUNING)),
-    key("whitelist-source-range", Restricts(SOURCE_RANGES)),
+    applied(
+        "whitelist-source-range",
+        "only clients from these ranges are let in (others 403), on routes without the annotation; a bad list closes every route (none)",
+        "10.0.0.0/8",
+    ),
     key("worker-cpu-affinity", Ignored(NGINX_TUNING)),
     key("worker-processes", Ignored(WORKERS)),
     key("worker-shutdown-timeout", Ignored(SHUTDOWN)),
@@ -565,8 +576,21 @@ mod tests {
                 || k.name.starts_with("block-")
                 || k.name == "global-auth-url"
             {
-                assert!(matches!(k.support, Restricts(_)), "{} would fail open", k.name);
+                assert!(
+                    matches!(k.support, Restricts(_) | Support::Applied { .. }),
+                    "{} would fail open",
+                    k.name
+                );
             }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_source_range_closes_every_route() {
+        for name in super::super::SOURCE_RANGES {
+            let (s, ignored) = one(name, "10.0.0.0/8, not-a-range");
+            assert_eq!(ignored.len(), 1, "{name}");
+            assert!(s.closed.is_some(), "{name} would fail open");
         }
     }
 

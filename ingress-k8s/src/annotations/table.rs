@@ -36,7 +36,6 @@ const SNIPPET: &str =
     "configuration snippets are never supported: Ferry generates and runs no configuration text";
 const AUTH: &str = "authentication is not supported yet";
 const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
-const SOURCE_RANGES: &str = "source address ranges are not supported yet";
 const LIMITS: &str = "rate and connection limits are not supported yet";
 const GLOBAL_AUTH: &str = "global external authentication is not supported yet (nothing to opt out of)";
 const BALANCING: &str = "not supported yet: Ferry balances round-robin, without session affinity";
@@ -61,7 +60,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("affinity", "affinity", Ignored(BALANCING)),
     known("affinity-canary-behavior", "affinity", Ignored(BALANCING)),
     known("affinity-mode", "affinity", Ignored(BALANCING)),
-    known("allowlist-source-range", "acl", Restricts(SOURCE_RANGES)),
+    known("allowlist-source-range", "acl", Applied),
     known("app-root", "rewrite", Applied),
     known("auth-always-set-cookie", "authentication", Restricts(AUTH)),
     known("auth-cache-duration", "authentication", Restricts(AUTH)),
@@ -107,7 +106,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("custom-headers", "backend", Applied),
     known("custom-http-errors", "backend", Applied),
     known("default-backend", "backend", Applied),
-    known("denylist-source-range", "acl", Restricts(SOURCE_RANGES)),
+    known("denylist-source-range", "acl", Applied),
     known("disable-proxy-intercept-errors", "backend", Ignored(NOT_YET)),
     known("enable-access-log", "log", Applied),
     known("enable-cors", "cors", Applied),
@@ -193,7 +192,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("upstream-vhost", "backend", Applied),
     known("use-port-in-redirects", "redirect", Applied),
     known("use-regex", "rewrite", Applied),
-    known("whitelist-source-range", "acl", Restricts(SOURCE_RANGES)),
+    known("whitelist-source-range", "acl", Applied),
     known("x-forwarded-prefix", "backend", Applied),
 ];
 

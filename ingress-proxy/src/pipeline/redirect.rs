@@ -112,6 +112,7 @@ mod tests {
             port: if scheme == "https" { "443" } else { "80" },
             method: "GET",
             origin: None,
+            client: None,
         }
     }
 

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ingress_core::{
     BackendRef, BodyLimit, CanaryRule, Cors, CorsOrigins, EndpointSet, HeaderOp, HostRule, Ingress, Origin,
-    PathRule, PrefixRewrite, Redirect, ResponseRewrites, RoutePolicy,
+    PathRule, PrefixRewrite, Redirect, ResponseRewrites, RoutePolicy, parse_cidrs,
 };
 use ingress_proxy::{DEFAULT_BACKEND_BODY, Forwarding, ProxyHandle, RuntimeSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -192,6 +192,29 @@ async fn env() -> Env {
             })),
             ..RoutePolicy::default()
         },
+    );
+    // Source ranges on the client's address (127.0.0.1 here).
+    let ranges = |allow: &str, deny: &str| RoutePolicy {
+        allow_ranges: (!allow.is_empty()).then(|| parse_cidrs(allow).unwrap().into()),
+        deny_ranges: (!deny.is_empty()).then(|| parse_cidrs(deny).unwrap().into()),
+        ..RoutePolicy::default()
+    };
+    routes.route_with("allowed", "allowed.test", "/", "svc-p", &[backend.addr], ranges("127.0.0.0/8", ""));
+    routes.route_with(
+        "elsewhere",
+        "elsewhere.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        ranges("10.0.0.0/8, ::1", ""),
+    );
+    routes.route_with(
+        "denied",
+        "denied.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        ranges("127.0.0.0/8", "127.0.0.1"),
     );
     // custom-http-errors: the route's 503s (upstream's or the proxy's) go to its fallback.
     let errors_ref = BackendRef::new("test", "svc-errors", 80);
@@ -478,6 +501,21 @@ fn rows() -> Vec<Row> {
                 assert_eq!(got.status, 502, "{}", got.text());
                 assert_eq!(got.echoed("x-code").as_deref(), Some("502"), "{}", got.text());
             },
+        },
+        Row {
+            name: "a client inside the route's allowlist is served",
+            ask: ask("allowed.test", "/"),
+            check: |_, _, got| assert_eq!(got.status, 200),
+        },
+        Row {
+            name: "a client outside the route's allowlist is 403",
+            ask: ask("elsewhere.test", "/"),
+            check: |_, _, got| assert_eq!(got.status, 403),
+        },
+        Row {
+            name: "the denylist comes before the allowlist (403)",
+            ask: ask("denied.test", "/"),
+            check: |_, _, got| assert_eq!(got.status, 403),
         },
         Row {
             name: "a regex host answers 404 where no regex matches",
