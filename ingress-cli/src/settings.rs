@@ -159,6 +159,8 @@ pub(crate) fn from_configmap(
                     Err(format!("not statuses 400–599, left out: {}", bad.join(", ")))
                 }
             }
+            "limit-req-status-code" => status_code(value).map(|code| s.limit_req_status = code),
+            "limit-conn-status-code" => status_code(value).map(|code| s.limit_conn_status = code),
             // Read with the Ingresses' annotations (it limits `custom-headers`).
             "global-allowed-response-headers" => Ok(()),
             range if SOURCE_RANGES.contains(&range) => match ingress_core::parse_cidrs(value) {
@@ -197,6 +199,14 @@ pub(crate) fn from_configmap(
         s.closed = Some(format!("ConfigMap access restriction not applied: {}", closing.join(", ")));
     }
     (s, ignored)
+}
+
+/// A status nginx's `limit_req_status`/`limit_conn_status` take: 400–599.
+fn status_code(v: &str) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|c| (400..600).contains(c))
+        .ok_or_else(|| "expected a status from 400 to 599".to_owned())
 }
 
 /// `custom-http-errors`: comma-separated statuses; as ingress-nginx, an entry that is not one

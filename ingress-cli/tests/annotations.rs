@@ -915,3 +915,58 @@ fn source_ranges_let_in_only_the_listed_clients() -> Result<()> {
     eventually(Duration::from_secs(10), || Ok(get(c.http, "open.test", "/")?.status == 503))?;
     Ok(())
 }
+
+#[test]
+fn rate_and_connection_limits_per_client_address() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    let (echo, slow) = (echo_backend("echo"), slow_backend(Duration::from_millis(1500)));
+    std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo), ("slow", 80, slow)]))?;
+    std::fs::write(
+        dir.join("cfg.yaml"),
+        config_map("cfg", &[("limit-req-status-code", "429"), ("limit-conn-status-code", "503")]),
+    )?;
+    write_ingresses(
+        &dir,
+        &[
+            ingress("limited", "limited.test", "echo", &[("limit-rpm", "60")]),
+            ingress(
+                "exempt",
+                "exempt.test",
+                "echo",
+                &[("limit-rpm", "60"), ("limit-whitelist", "127.0.0.0/8")],
+            ),
+            ingress("one-at-a-time", "slow.test", "slow", &[("limit-connections", "1")]),
+            ingress("typo", "typo.test", "echo", &[("limit-rps", "10r/s")]),
+        ],
+    )?;
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    let c = Controller::start(
+        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
+        tmp.path(),
+    )?;
+    // 60 r/min with ingress-nginx's burst of 5 × 60: 301 requests pass at once (at most a few
+    // more leak in while they run), then the ConfigMap's status.
+    let started = Instant::now();
+    let statuses: Vec<u16> =
+        (0..340).map(|_| get(c.http, "limited.test", "/").map(|r| r.status)).collect::<Result<_>>()?;
+    let leaked = started.elapsed().as_secs() as usize + 1;
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert!((301..=301 + leaked).contains(&passed), "{passed} passed in {:?}", started.elapsed());
+    assert!(statuses.iter().all(|s| matches!(s, 200 | 429)), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429));
+    // An allowlisted client is never counted.
+    assert!((0..340).all(|_| get(c.http, "exempt.test", "/").is_ok_and(|r| r.status == 200)));
+    // One request in flight per client: a second one meanwhile is refused.
+    let port = c.http;
+    let first = std::thread::spawn(move || get(port, "slow.test", "/").map(|r| r.status));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(get(c.http, "slow.test", "/")?.status, 503);
+    assert_eq!(first.join().map_err(|_| anyhow::anyhow!("request thread panicked"))??, 200);
+    assert_eq!(get(c.http, "slow.test", "/")?.status, 200, "the count ends with the request");
+    // A limit that cannot be read closes the Ingress (ingress-nginx would drop the limit).
+    assert_eq!(get(c.http, "typo.test", "/")?.status, 503);
+    Ok(())
+}

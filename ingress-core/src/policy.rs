@@ -99,6 +99,28 @@ pub struct RoutePolicy {
     /// Client addresses kept out, before the allowlist (`denylist-source-range`); `None`
     /// follows the ConfigMap's.
     pub deny_ranges: Option<Box<[crate::Cidr]>>,
+    /// Request and connection limits per client address (`limit-rps`, `limit-rpm`,
+    /// `limit-connections`); boxed, as few routes have them.
+    pub rate_limit: Option<Box<RateLimit>>,
+}
+
+/// ingress-nginx's per-Ingress limits, counted per client address (per replica, as there):
+/// nginx's `limit_req` (a leaky bucket with `burst = limit × burst_multiplier`, `nodelay`)
+/// and `limit_conn` (requests in flight).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// The Ingress whose routes share the counts (`namespace/name`): its zone.
+    pub zone: String,
+    /// Requests per second (`limit-rps`); 0 is none.
+    pub rps: u32,
+    /// Requests per minute (`limit-rpm`); 0 is none.
+    pub rpm: u32,
+    /// Requests in flight (`limit-connections`); 0 is none.
+    pub connections: u32,
+    /// The burst over the rate, as a multiple of it (`limit-burst-multiplier`, 5).
+    pub burst_multiplier: u32,
+    /// Client addresses never limited (`limit-allowlist`, `limit-whitelist`).
+    pub allowlist: Vec<crate::Cidr>,
 }
 
 /// A redirect the proxy answers itself: a status and a `Location` checked to be safe in a
@@ -213,6 +235,27 @@ impl RoutePolicy {
         }
         if let Some(deny) = &self.deny_ranges {
             out.push(format!("clients from {} refused (403)", list(deny)));
+        }
+        if let Some(rl) = &self.rate_limit {
+            let mut parts = Vec::new();
+            if rl.rps > 0 {
+                parts.push(format!(
+                    "{} req/s (burst {})",
+                    rl.rps,
+                    rl.rps.saturating_mul(rl.burst_multiplier)
+                ));
+            }
+            if rl.rpm > 0 {
+                parts.push(format!(
+                    "{} req/min (burst {})",
+                    rl.rpm,
+                    rl.rpm.saturating_mul(rl.burst_multiplier)
+                ));
+            }
+            if rl.connections > 0 {
+                parts.push(format!("{} requests in flight", rl.connections));
+            }
+            out.push(format!("per client address: {}", parts.join(", ")));
         }
         if let Some(codes) = &self.custom_errors {
             let codes: Vec<String> = codes.iter().map(ToString::to_string).collect();

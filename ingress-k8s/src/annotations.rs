@@ -15,6 +15,7 @@ mod access;
 mod canary;
 mod cors;
 mod headers;
+mod limits;
 mod proxy;
 mod redirect;
 mod response;
@@ -219,6 +220,12 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         }
         outcomes.insert(name, read);
     }
+    for (name, read) in limits::read(&ours, &mut policy) {
+        if matches!(read, Read::Rejected(_)) && limits::denies(name) {
+            denied.push(name);
+        }
+        outcomes.insert(name, read);
+    }
     let mut config_maps = Vec::new();
     if let Some((&name, &value)) = ours.get_key_value("custom-headers") {
         if let Ok((ns, cm)) = headers::reference(value) {
@@ -347,6 +354,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| canary::doc(k.name))
                     .or_else(|| response::doc(k.name))
                     .or_else(|| access::doc(k.name))
+                    .or_else(|| limits::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
@@ -414,10 +422,10 @@ mod tests {
 
     #[test]
     fn access_restrictions_not_applied_close_the_ingress() {
-        let read = read(&annotations(&[("auth-url", "http://auth/"), ("limit-rps", "5")]), DEFAULT_PREFIX);
+        let read = read(&annotations(&[("auth-url", "http://auth/"), ("limit-rate", "100")]), DEFAULT_PREFIX);
         assert!(read.reports.iter().all(|r| r.closes && r.verdict == Verdict::Ignored));
         let closed = read.policy.closed.unwrap();
-        assert!(closed.contains("auth-url") && closed.contains("limit-rps"), "{closed}");
+        assert!(closed.contains("auth-url") && closed.contains("limit-rate"), "{closed}");
         assert!(read.reports[0].to_string().contains("503"));
     }
 

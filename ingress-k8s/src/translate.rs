@@ -321,7 +321,11 @@ fn add_ingress(
         config_map: &config_map,
         allowed_response_headers: &allowed,
     };
-    let read = annotations::read_with(annotations, &config.annotations_prefix, &lookup);
+    let mut read = annotations::read_with(annotations, &config.annotations_prefix, &lookup);
+    if let Some(limit) = read.policy.rate_limit.as_mut() {
+        // The Ingress's routes share one count per client address, as its nginx zone.
+        limit.zone = format!("{}/{}", key.0, key.1);
+    }
     out.referenced_config_maps.extend(read.config_maps.iter().cloned());
     let closed = read.policy.closed.clone();
     let mut core =

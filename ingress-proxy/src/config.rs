@@ -122,6 +122,10 @@ pub struct RuntimeSettings {
     pub custom_errors: Vec<u16>,
     /// Who may connect, by address (the ConfigMap's source ranges).
     pub access: AccessRanges,
+    /// The status of a request over `limit-rps`/`limit-rpm` (`limit-req-status-code`, 503).
+    pub limit_req_status: u16,
+    /// The status of a request over `limit-connections` (`limit-conn-status-code`, 503).
+    pub limit_conn_status: u16,
 }
 
 /// The ConfigMap's source ranges, on the client's real address: requests from `block` get
@@ -273,6 +277,8 @@ impl Default for RuntimeSettings {
             response_headers: HeaderOp::remove("server").into_iter().collect(),
             custom_errors: Vec::new(),
             access: AccessRanges::default(),
+            limit_req_status: 503,
+            limit_conn_status: 503,
         }
     }
 }

@@ -335,7 +335,7 @@ impl Front {
         };
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let table = snapshot.as_deref().map(|s| &*s.table);
-        let admitted = admit(table, settings, &facts);
+        let admitted = admit(table, settings, &self.shared.limits, &facts);
         upload.limit(admitted.limits.max_body_size);
         let mut outcome = Outcome::default();
         let global = &settings.response_headers[..];

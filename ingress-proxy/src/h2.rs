@@ -91,6 +91,8 @@ pub(crate) struct Ctx {
     cors_origin: Option<String>,
     /// Which of its route's backends the request goes to.
     backend: Chosen,
+    /// The request's place in its route's `limit-connections` count, until it ends.
+    in_flight: Option<crate::pipeline::limits::InFlight>,
     connect_started: Option<Instant>,
     upstream_status: Option<u16>,
     body_bytes: u64,
@@ -305,6 +307,7 @@ impl ProxyHttp for H2 {
             upstream_target: None,
             cors_origin: None,
             backend: Chosen::Route,
+            in_flight: None,
             _active: ActiveRequest::start(&self.metrics),
         }
     }
@@ -340,7 +343,9 @@ impl ProxyHttp for H2 {
             client: client.ip,
         };
         let snapshot = ctx.snapshot.clone();
-        let admitted = admit(snapshot.as_deref().map(|s| &*s.table), &settings, &facts);
+        let mut admitted =
+            admit(snapshot.as_deref().map(|s| &*s.table), &settings, &self.shared.limits, &facts);
+        ctx.in_flight = admitted.in_flight.take();
         ctx.route = admitted.route.map(|r| r.id());
         ctx.path = admitted.path.to_string();
         ctx.limits = admitted.limits;

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     certs: Mutex<CertCache>,
     /// Ingresses per annotation verdict, as the feed last counted them.
     verdicts: Mutex<Vec<(String, u64)>>,
+    /// The per-client counts of the Ingresses with limits (`limit-rps`…), kept across tables.
+    pub(crate) limits: crate::pipeline::limits::Limits,
 }
 
 /// What [`ProxyHandle::install`] did.
@@ -106,6 +108,7 @@ impl ProxyHandle {
                 swaps: AtomicU64::new(0),
                 certs: Mutex::new(CertCache::default()),
                 verdicts: Mutex::new(Vec::new()),
+                limits: crate::pipeline::limits::Limits::default(),
             }),
         }
     }

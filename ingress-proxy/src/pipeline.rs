@@ -24,6 +24,7 @@ pub(crate) mod answer;
 pub(crate) mod client;
 pub(crate) mod edits;
 pub(crate) mod errors;
+pub(crate) mod limits;
 pub(crate) mod log;
 pub(crate) mod redirect;
 
@@ -81,6 +82,8 @@ pub(crate) struct Admitted<'t> {
     /// The route's CORS policy and the `Access-Control-Allow-Origin` value, when the request
     /// gets CORS headers (on the proxy's own answer too).
     pub(crate) cors: Option<(&'t Cors, &'t str)>,
+    /// The request's place in its route's `limit-connections` count, held until it ends.
+    pub(crate) in_flight: Option<limits::InFlight>,
 }
 
 impl Admitted<'_> {
@@ -127,6 +130,7 @@ impl Admitted<'_> {
 pub(crate) fn admit<'t>(
     table: Option<&'t RouteTable>,
     settings: &RuntimeSettings,
+    limits: &limits::Limits,
     facts: &Facts<'t>,
 ) -> Admitted<'t> {
     let no_route = |path, answer| Admitted {
@@ -137,6 +141,7 @@ pub(crate) fn admit<'t>(
         location: None,
         upstream_target: None,
         cors: None,
+        in_flight: None,
     };
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
@@ -149,16 +154,17 @@ pub(crate) fn admit<'t>(
     let Some(route) = table.and_then(|t| t.lookup(facts.host, &path)) else {
         return no_route(path, if blocked { 403 } else { 404 });
     };
-    let limits = settings.limits_for(route.policy);
+    let route_limits = settings.limits_for(route.policy);
     let cors = route.policy.cors.as_ref().and_then(|c| Some((c, c.allow_origin(facts.origin)?)));
     let local = |answer, location| Admitted {
         route: Some(route),
         path: path.clone(),
-        limits,
+        limits: route_limits,
         answer: Some(answer),
         location,
         upstream_target: None,
         cors,
+        in_flight: None,
     };
     // ingress-nginx's rewrite phase, in its order: app-root, the CORS preflight, the fixed
     // redirects, the HTTPS redirect.
@@ -173,11 +179,24 @@ pub(crate) fn admit<'t>(
     }
     let allow = route.policy.allow_ranges.as_deref().unwrap_or(&settings.access.allow);
     let deny = route.policy.deny_ranges.as_deref().unwrap_or(&settings.access.deny);
-    let answer = if route.policy.closed.is_some() || settings.closed.is_some() {
+    let closed = route.policy.closed.is_some() || settings.closed.is_some();
+    // nginx's preaccess phase (limit_req, limit_conn) comes after the rewrite phase's answers.
+    let limited = match route.policy.rate_limit.as_deref().filter(|_| !closed) {
+        Some(limit) => limits.admit(limit, facts.client, std::time::Instant::now()),
+        None => Ok(None),
+    };
+    let (in_flight, refused) = match limited {
+        Ok(held) => (held, None),
+        Err(limits::Refused::Requests) => (None, Some(settings.limit_req_status)),
+        Err(limits::Refused::Connections) => (None, Some(settings.limit_conn_status)),
+    };
+    let answer = if closed {
         Some(503)
+    } else if refused.is_some() {
+        refused
     } else if blocked || !admits(facts.client, allow, deny) {
         Some(403)
-    } else if limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
+    } else if route_limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
         Some(413)
     } else if route.backend.endpoints().is_empty() && route.fallback.is_none_or(|f| f.endpoints().is_empty())
     {
@@ -186,7 +205,16 @@ pub(crate) fn admit<'t>(
         None
     };
     let upstream_target = route.rewritten(&path).map(|rewritten| with_query(&rewritten, facts.target));
-    Admitted { route: Some(route), path, limits, answer, location: None, upstream_target, cors }
+    Admitted {
+        route: Some(route),
+        path,
+        limits: route_limits,
+        answer,
+        location: None,
+        upstream_target,
+        cors,
+        in_flight,
+    }
 }
 
 /// Phase 2b: the backend of a request on `route`: its canary's when the route has one and the
@@ -409,17 +437,29 @@ mod tests {
             origin: None,
             client: None,
         };
-        let a = admit(Some(&t), &settings, &facts("/%61dmin//x?q", Some(10)));
+        let a = admit(Some(&t), &settings, &limits::Limits::default(), &facts("/%61dmin//x?q", Some(10)));
         assert_eq!((a.answer, &*a.path), (None, "/admin/x"), "normalized path routes");
         assert!(a.route.is_some());
-        assert_eq!(admit(Some(&t), &settings, &facts("/admin", Some(11))).answer, Some(413));
-        assert_eq!(admit(Some(&t), &settings, &facts("/other", None)).answer, Some(404));
-        assert_eq!(admit(Some(&t), &settings, &facts("/../admin", None)).answer, Some(400));
-        assert_eq!(admit(None, &settings, &facts("/admin", None)).answer, Some(404));
+        assert_eq!(
+            admit(Some(&t), &settings, &limits::Limits::default(), &facts("/admin", Some(11))).answer,
+            Some(413)
+        );
+        assert_eq!(
+            admit(Some(&t), &settings, &limits::Limits::default(), &facts("/other", None)).answer,
+            Some(404)
+        );
+        assert_eq!(
+            admit(Some(&t), &settings, &limits::Limits::default(), &facts("/../admin", None)).answer,
+            Some(400)
+        );
+        assert_eq!(
+            admit(None, &settings, &limits::Limits::default(), &facts("/admin", None)).answer,
+            Some(404)
+        );
         // The route's own limit wins over the settings'.
         let t =
             table(&[], RoutePolicy { max_body_size: Some(BodyLimit::Unlimited), ..RoutePolicy::default() });
-        let a = admit(Some(&t), &settings, &facts("/admin", Some(1 << 30)));
+        let a = admit(Some(&t), &settings, &limits::Limits::default(), &facts("/admin", Some(1 << 30)));
         assert_eq!(a.answer, Some(503), "no endpoints (the body is within the route's limit)");
     }
 
@@ -450,7 +490,7 @@ mod tests {
             origin: None,
             client: None,
         };
-        let a = admit(Some(&t), &RuntimeSettings::default(), &facts);
+        let a = admit(Some(&t), &RuntimeSettings::default(), &limits::Limits::default(), &facts);
         assert_eq!(a.answer, None, "the fallback has an endpoint");
         let route = a.route.unwrap();
         assert_eq!(backend_for(&route, std::iter::empty()).key(), &spare);

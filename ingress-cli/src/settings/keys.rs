@@ -59,7 +59,7 @@ const GLOBAL_AUTH_PART: &str = "only takes effect with `global-auth-url`, which 
 const NO_AUTH: &str = "exempts paths from `global-auth-url`, which is not supported yet and closes every \
                        route, these paths included";
 const LIMIT_SHAPING: &str =
-    "only shapes the `limit-*` annotations, which close their routes until rate limits are supported";
+    "not supported: the `limit-*` annotations count per client address (`$binary_remote_addr`, the default)";
 const BANDWIDTH: &str = "response bandwidth limits are not supported yet: responses go at full speed \
                          (a throttle, not an access restriction, so routes stay open)";
 const NGINX_STATUS: &str =
@@ -308,11 +308,11 @@ pub(crate) const KEYS: &[Key] = &[
         "the longest request line (else `414`) or header line (else `431`), and the head's total (`<count> <size>`, `4 8k`)",
         "8 16k",
     ),
-    key("limit-conn-status-code", Ignored(LIMIT_SHAPING)),
+    applied("limit-conn-status-code", "the status of a request over `limit-connections` (503)", "429"),
     key("limit-conn-zone-variable", Ignored(LIMIT_SHAPING)),
     key("limit-rate", Ignored(BANDWIDTH)),
     key("limit-rate-after", Ignored(BANDWIDTH)),
-    key("limit-req-status-code", Ignored(LIMIT_SHAPING)),
+    applied("limit-req-status-code", "the status of a request over `limit-rps`/`limit-rpm` (503)", "429"),
     key("load-balance", Ignored(BALANCING)),
     key("location-snippet", Ignored(SNIPPET)),
     key("log-format-escape-json", Ignored(LOG_FORMAT)),

@@ -36,7 +36,7 @@ const SNIPPET: &str =
     "configuration snippets are never supported: Ferry generates and runs no configuration text";
 const AUTH: &str = "authentication is not supported yet";
 const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
-const LIMITS: &str = "rate and connection limits are not supported yet";
+const LIMITS: &str = "response bandwidth limits are not supported yet";
 const GLOBAL_AUTH: &str = "global external authentication is not supported yet (nothing to opt out of)";
 const BALANCING: &str = "not supported yet: Ferry balances round-robin, without session affinity";
 const PROTOCOLS: &str =
@@ -120,14 +120,14 @@ pub(crate) const KNOWN: &[Known] = &[
     known("force-ssl-redirect", "rewrite", Applied),
     known("from-to-www-redirect", "redirect", Applied),
     known("http2-push-preload", "http2", Ignored(PUSH)),
-    known("limit-allowlist", "rate-limit", Restricts(LIMITS)),
-    known("limit-burst-multiplier", "rate-limit", Restricts(LIMITS)),
-    known("limit-connections", "rate-limit", Restricts(LIMITS)),
+    known("limit-allowlist", "rate-limit", Applied),
+    known("limit-burst-multiplier", "rate-limit", Applied),
+    known("limit-connections", "rate-limit", Applied),
     known("limit-rate", "rate-limit", Restricts(LIMITS)),
     known("limit-rate-after", "rate-limit", Restricts(LIMITS)),
-    known("limit-rpm", "rate-limit", Restricts(LIMITS)),
-    known("limit-rps", "rate-limit", Restricts(LIMITS)),
-    known("limit-whitelist", "rate-limit", Restricts(LIMITS)),
+    known("limit-rpm", "rate-limit", Applied),
+    known("limit-rps", "rate-limit", Applied),
+    known("limit-whitelist", "rate-limit", Applied),
     known("load-balance", "backend", Ignored(BALANCING)),
     known("mirror-host", "mirror", Ignored(MIRROR)),
     known("mirror-request-body", "mirror", Ignored(MIRROR)),
