@@ -25,6 +25,8 @@ pub(crate) struct Loaded {
     pub(crate) ours: BTreeSet<(String, String)>,
     /// The verdicts on each of our Ingresses' annotations.
     pub(crate) annotations: BTreeMap<(String, String), Vec<AnnotationReport>>,
+    /// The `--configmap` ConfigMap's data and that of the ConfigMaps it names.
+    pub(crate) config: (BTreeMap<String, String>, BTreeMap<String, BTreeMap<String, String>>),
 }
 
 fn annotations_of(ingresses: &[IngressInfo]) -> BTreeMap<(String, String), Vec<AnnotationReport>> {
@@ -47,6 +49,7 @@ pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
             objects: Some(objects),
             ours: translation.ingresses.iter().map(|i| i.key.clone()).collect(),
             annotations: annotations_of(&translation.ingresses),
+            config: (translation.config, translation.config_references),
         });
     }
     let client = crate::run::client(source).await?;
@@ -63,6 +66,7 @@ pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
         objects: None,
         ours: snapshot.ingresses.iter().map(|i| i.key.clone()).collect(),
         annotations: annotations_of(&snapshot.ingresses),
+        config: ((*snapshot.config).clone(), (*snapshot.config_references).clone()),
     })
 }
 
@@ -316,6 +320,27 @@ pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<bool> {
                     writeln!(out, "rejected  {label} {}: {}", p.field, p.reason)?;
                 }
                 Severity::Warning => writeln!(out, "warning   {label} {}: {}", p.field, p.reason)?,
+            }
+        }
+    }
+    // The controller ConfigMap's keys: one line each, as the annotations.
+    if let Some(name) = &args.source.k8s_config().configmap {
+        let (data, references) = &loaded.config;
+        let (settings, ignored) =
+            crate::settings::from_configmap(&ingress_proxy::RuntimeSettings::default(), data, references);
+        let closed = settings.closed.unwrap_or_default();
+        for key in data.keys() {
+            let reports: Vec<&crate::settings::Ignored> = ignored.iter().filter(|i| &i.key == key).collect();
+            if reports.is_empty() {
+                writeln!(out, "applied   ConfigMap {name} {key}")?;
+            }
+            for i in reports {
+                if closed.contains(key.as_str()) {
+                    rejected += 1;
+                    writeln!(out, "rejected  ConfigMap {name} {key}: {}", i.reason)?;
+                } else {
+                    writeln!(out, "ignored   ConfigMap {name} {key}: {}", i.reason)?;
+                }
             }
         }
     }

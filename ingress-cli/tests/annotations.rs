@@ -693,6 +693,13 @@ fn header_keys_and_custom_headers_shape_requests_and_responses() -> Result<()> {
         "{text}"
     );
     assert!(c.logs().contains("nginx variables"), "the left-out entry is reported");
+    // `check` gives the ConfigMap's keys a line each too.
+    assert!(text.lines().any(|l| l == "applied   ConfigMap default/cfg hide-headers"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("ignored   ConfigMap default/cfg proxy-set-headers:")
+            && l.contains("`X-Start`: nginx variables")),
+        "{text}"
+    );
     Ok(())
 }
 
