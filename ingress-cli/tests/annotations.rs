@@ -977,3 +977,71 @@ fn rate_and_connection_limits_per_client_address() -> Result<()> {
     assert_eq!(get(c.http, "typo.test", "/")?.status, 503);
     Ok(())
 }
+
+/// An Opaque Secret manifest with `data` (values base64-encoded here).
+fn secret(name: &str, data: &[(&str, &str)]) -> String {
+    let mut doc = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: Opaque\ndata:\n"
+    );
+    for (k, v) in data {
+        doc.push_str(&format!("  {k}: {}\n", openssl::base64::encode_block(v.as_bytes())));
+    }
+    doc
+}
+
+#[test]
+fn basic_auth_with_htpasswd_users() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo_backend("echo"))]))?;
+    // htpasswd -b (apr1), htpasswd -B -C 5 (bcrypt), htpasswd -s (SHA-1), all for "password".
+    let file = "alice:$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00\n\
+                bob:$2y$05$bvIG6Nmid91Mu9RcmmWZfO5HJIMCT8riNW0hEp8f6/FuA2/mHZFpe\n\
+                carol:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n";
+    std::fs::write(
+        dir.join("secrets.yaml"),
+        [secret("basic-auth", &[("auth", file)]), secret("by-user", &[("dave", "{PLAIN}s3cret")])].concat(),
+    )?;
+    fn basic(secret: &str) -> Vec<(&str, &str)> {
+        vec![("auth-type", "basic"), ("auth-secret", secret), ("auth-realm", "Authentication Required - foo")]
+    }
+    let mut map = basic("by-user");
+    map.push(("auth-secret-type", "auth-map"));
+    write_ingresses(
+        &dir,
+        &[
+            ingress("file", "file.test", "echo", &basic("basic-auth")),
+            ingress("map", "map.test", "echo", &map),
+            ingress(
+                "digest",
+                "digest.test",
+                "echo",
+                &[("auth-type", "digest"), ("auth-secret", "basic-auth")],
+            ),
+            ingress("missing", "missing.test", "echo", &basic("no-such-secret")),
+        ],
+    )?;
+    let c = start(&dir)?;
+    let ask = |host: &str, creds: Option<&str>| {
+        let auth = creds.map_or(String::new(), |c| {
+            format!("Authorization: Basic {}\r\n", openssl::base64::encode_block(c.as_bytes()))
+        });
+        exchange(c.http, &format!("GET / HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"))
+    };
+    let (status, head, _) = ask("file.test", None)?;
+    assert_eq!(status, 401);
+    assert!(head.contains("\r\nwww-authenticate: basic realm=\"authentication required - foo\""), "{head}");
+    for user in ["alice", "bob", "carol"] {
+        assert_eq!(ask("file.test", Some(&format!("{user}:password")))?.0, 200, "{user}");
+        assert_eq!(ask("file.test", Some(&format!("{user}:wrong")))?.0, 401, "{user}");
+    }
+    assert_eq!(ask("file.test", Some("mallory:password"))?.0, 401);
+    assert_eq!(ask("map.test", Some("dave:s3cret"))?.0, 200);
+    assert_eq!(ask("map.test", Some("alice:password"))?.0, 401, "another Secret's users");
+    // What cannot be applied denies the Ingress rather than serve it without authentication.
+    assert_eq!(ask("digest.test", None)?.0, 503);
+    assert_eq!(ask("missing.test", Some("alice:password"))?.0, 503);
+    Ok(())
+}

@@ -158,9 +158,9 @@ fn head(port: u16, host: &str) -> Result<(u16, String)> {
     Ok((status, raw.to_ascii_lowercase()))
 }
 
-/// `custom-headers` and `add-headers` name ConfigMaps that the controller watches by name:
-/// their changes apply live, a deleted one denies the Ingress (`503`, as ingress-nginx), and
-/// recreating it opens it again.
+/// `custom-headers` and `add-headers` name ConfigMaps, `auth-secret` a Secret, that the
+/// controller watches by name: their changes apply live, a deleted one denies the Ingress
+/// (`503`, as ingress-nginx), and recreating it opens it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn named_config_maps_are_watched_and_applied() -> Result<()> {
     let api = ApiServer::ensure()?;
@@ -205,6 +205,18 @@ async fn named_config_maps_are_watched_and_applied() -> Result<()> {
     eventually(Duration::from_secs(10), || Ok(head(c.http, "app.test")?.0 == 503))?;
     create(&client, &ns, &config_map("app-headers", "  X-Frame-Options: DENY\n")).await?;
     eventually(Duration::from_secs(10), || Ok(head(c.http, "app.test")?.0 == 200))?;
+
+    // auth-secret: an Opaque Secret, read only because an Ingress names it (the Secrets
+    // watcher lists TLS Secrets only). Until it exists the Ingress is denied (503).
+    create(&client, &ns, &format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: admin\n  annotations:\n    nginx.ingress.kubernetes.io/auth-type: basic\n    nginx.ingress.kubernetes.io/auth-secret: admin-users\nspec:\n  ingressClassName: {class}\n  rules:\n  - host: admin.test\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: app, port: {{number: 80}}}}}}}}\n"
+    )).await?;
+    eventually(Duration::from_secs(10), || Ok(head(c.http, "admin.test")?.0 == 503))?;
+    let users = "apiVersion: v1\nkind: Secret\nmetadata: {name: admin-users}\ntype: Opaque\nstringData:\n  auth: \"alice:{PLAIN}s3cret\"\n";
+    create(&client, &ns, users).await?;
+    eventually(Duration::from_secs(10), || Ok(head(c.http, "admin.test")?.0 == 401))?;
+    delete(&client, &ns, users).await?;
+    eventually(Duration::from_secs(10), || Ok(head(c.http, "admin.test")?.0 == 503))?;
     Ok(())
 }
 

@@ -65,8 +65,8 @@ pub use model::{
     TlsRule,
 };
 pub use policy::{
-    BodyLimit, HeaderAction, HeaderOp, InvalidHeader, RESERVED_HEADERS, RateLimit, Redirect, RoutePolicy,
-    is_token,
+    BasicAuth, BodyLimit, HeaderAction, HeaderOp, InvalidHeader, RESERVED_HEADERS, RateLimit, Redirect,
+    RoutePolicy, is_token,
 };
 pub use rewrite::{InvalidRewrite, RewriteTarget};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};

@@ -102,6 +102,19 @@ pub struct RoutePolicy {
     /// Request and connection limits per client address (`limit-rps`, `limit-rpm`,
     /// `limit-connections`); boxed, as few routes have them.
     pub rate_limit: Option<Box<RateLimit>>,
+    /// Basic authentication (`auth-type: basic`): requests without a listed user's password
+    /// get `401`.
+    pub basic_auth: Option<std::sync::Arc<BasicAuth>>,
+}
+
+/// The users of basic authentication (`auth-secret`) and the realm their browsers are told
+/// (`auth-realm`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// `WWW-Authenticate: Basic realm="…"`.
+    pub realm: String,
+    /// User → htpasswd hash.
+    pub users: std::collections::BTreeMap<String, String>,
 }
 
 /// ingress-nginx's per-Ingress limits, counted per client address (per replica, as there):
@@ -235,6 +248,9 @@ impl RoutePolicy {
         }
         if let Some(deny) = &self.deny_ranges {
             out.push(format!("clients from {} refused (403)", list(deny)));
+        }
+        if let Some(auth) = &self.basic_auth {
+            out.push(format!("basic authentication, realm {:?}, {} users", auth.realm, auth.users.len()));
         }
         if let Some(rl) = &self.rate_limit {
             let mut parts = Vec::new();

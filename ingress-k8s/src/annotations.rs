@@ -12,6 +12,7 @@
 //! its paths answer `503` rather than being served more openly than ingress-nginx would.
 
 mod access;
+mod auth;
 mod canary;
 mod cors;
 mod headers;
@@ -116,6 +117,9 @@ pub struct Annotations {
     /// The ConfigMaps the annotations name (`custom-headers`), by namespace and name: the
     /// controller watches these.
     pub config_maps: Vec<(String, String)>,
+    /// The Secrets the annotations name (`auth-secret`), by namespace and name: the controller
+    /// watches these.
+    pub secrets: Vec<(String, String)>,
     /// One report per annotation under the prefix, sorted by key.
     pub reports: Vec<AnnotationReport>,
 }
@@ -159,12 +163,23 @@ pub struct Lookup<'a> {
     pub config_map: &'a ConfigMapLookup<'a>,
     /// The controller ConfigMap's `global-allowed-response-headers` (`custom-headers`).
     pub allowed_response_headers: &'a [String],
+    /// The Ingress's namespace (`auth-secret` names a Secret of it).
+    pub namespace: &'a str,
+    /// A Secret's data, by namespace and name (`auth-secret`).
+    pub secret: &'a SecretLookup<'a>,
 }
+
+pub use auth::SecretLookup;
 
 impl Lookup<'_> {
     /// A lookup that finds nothing.
-    pub const NOTHING: Lookup<'static> =
-        Lookup { service_port: &|_| None, config_map: &|_, _| None, allowed_response_headers: &[] };
+    pub const NOTHING: Lookup<'static> = Lookup {
+        service_port: &|_| None,
+        config_map: &|_, _| None,
+        allowed_response_headers: &[],
+        namespace: "",
+        secret: &|_, _| None,
+    };
 }
 
 impl fmt::Debug for Lookup<'_> {
@@ -226,6 +241,13 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         }
         outcomes.insert(name, read);
     }
+    let (auth_outcomes, secret) = auth::read(&ours, lookup.namespace, lookup.secret, &mut policy);
+    for (name, read) in auth_outcomes {
+        if matches!(read, Read::Rejected(_)) {
+            denied.push(name);
+        }
+        outcomes.insert(name, read);
+    }
     let mut config_maps = Vec::new();
     if let Some((&name, &value)) = ours.get_key_value("custom-headers") {
         if let Ok((ns, cm)) = headers::reference(value) {
@@ -281,6 +303,7 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         aliases: names.aliases,
         www_redirect: names.www_redirect,
         config_maps,
+        secrets: secret.into_iter().collect(),
         reports,
     }
 }
@@ -355,6 +378,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| response::doc(k.name))
                     .or_else(|| access::doc(k.name))
                     .or_else(|| limits::doc(k.name))
+                    .or_else(|| auth::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())

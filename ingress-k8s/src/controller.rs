@@ -43,7 +43,7 @@ impl Controller {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
         source::spawn(&client, &config, slices, &tx, &mut tasks);
-        tasks.spawn(source::referenced_config_maps(
+        tasks.spawn(source::referenced_objects(
             client.clone(),
             config.clone(),
             snapshots.clone(),

@@ -29,6 +29,8 @@ pub struct Snapshot {
         Arc<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
     /// Every ConfigMap something names (see [`translate::Translation::referenced_config_maps`]).
     pub referenced_config_maps: Arc<BTreeSet<Key>>,
+    /// Every Secret our Ingresses name besides their TLS ones (`auth-secret`).
+    pub referenced_secrets: Arc<BTreeSet<Key>>,
     /// Every problem found: translation problems and the core builder's rejections.
     pub problems: Arc<Vec<Problem>>,
     /// Our Ingresses (for status and events).
@@ -187,6 +189,7 @@ impl Engine {
             config: Arc::new(std::mem::take(&mut translation.config)),
             config_references: Arc::new(std::mem::take(&mut translation.config_references)),
             referenced_config_maps: Arc::new(std::mem::take(&mut translation.referenced_config_maps)),
+            referenced_secrets: Arc::new(std::mem::take(&mut translation.referenced_secrets)),
             problems: Arc::new(problems),
             ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
             status_addresses: Arc::new(std::mem::take(&mut translation.status_addresses)),

@@ -27,7 +27,7 @@ pub enum Kind {
     Service,
     /// `discovery.k8s.io` EndpointSlice (v1, or v1beta1 read into the v1 type).
     EndpointSlice,
-    /// core/v1 Secret of type `kubernetes.io/tls`.
+    /// core/v1 Secret: of type `kubernetes.io/tls`, or one an Ingress names (`auth-secret`).
     Secret,
     /// core/v1 ConfigMap (the one named by `--configmap`).
     ConfigMap,
@@ -104,6 +104,9 @@ impl Object {
 pub fn key_of(meta: &ObjectMeta) -> Key {
     (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
 }
+
+/// The type of the Secrets the Secrets watcher lists (the others are watched by name).
+pub(crate) const TLS_SECRET: &str = "kubernetes.io/tls";
 
 /// A change to the stores: what a watcher event or a manifest reload amounts to.
 #[derive(Debug, Clone)]
@@ -188,6 +191,11 @@ impl Objects {
         match change {
             Change::Apply(object) => self.insert(object),
             Change::Delete(kind, key) => self.remove(kind, &key),
+            // The Secrets watcher lists TLS Secrets only: the others (watched by name) stay.
+            Change::Relist(Kind::Secret, objects) => {
+                self.secrets.retain(|_, s| s.type_.as_deref() != Some(TLS_SECRET));
+                self.extend(objects.into_iter().filter(|o| o.kind() == Kind::Secret));
+            }
             Change::Relist(kind, objects) => {
                 self.clear(kind);
                 for object in objects {

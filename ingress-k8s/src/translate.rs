@@ -99,6 +99,9 @@ pub struct Translation {
     /// Every ConfigMap something names (the controller ConfigMap's references, `custom-headers`
     /// of our Ingresses): the cluster source watches these, and only these.
     pub referenced_config_maps: std::collections::BTreeSet<Key>,
+    /// Every Secret an Ingress of ours names besides its TLS ones (`auth-secret`): the cluster
+    /// source watches these by name; only these are read whatever their type.
+    pub referenced_secrets: std::collections::BTreeSet<Key>,
     /// The addresses to write into our Ingresses' status.
     pub status_addresses: Vec<String>,
     /// Per Ingress, where each core rule and path came from in the Kubernetes object, so core
@@ -316,10 +319,16 @@ fn add_ingress(
         .get("global-allowed-response-headers")
         .map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
+    let secret = |ns: &str, name: &str| {
+        let s = objects.secrets.get(&(ns.to_owned(), name.to_owned()))?;
+        Some(s.data.as_ref()?.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+    };
     let lookup = annotations::Lookup {
         service_port: &service_port,
         config_map: &config_map,
         allowed_response_headers: &allowed,
+        namespace: &key.0,
+        secret: &secret,
     };
     let mut read = annotations::read_with(annotations, &config.annotations_prefix, &lookup);
     if let Some(limit) = read.policy.rate_limit.as_mut() {
@@ -327,6 +336,7 @@ fn add_ingress(
         limit.zone = format!("{}/{}", key.0, key.1);
     }
     out.referenced_config_maps.extend(read.config_maps.iter().cloned());
+    out.referenced_secrets.extend(read.secrets.iter().cloned());
     let closed = read.policy.closed.clone();
     let mut core =
         ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);

@@ -152,57 +152,70 @@ pub(crate) fn spawn(
     };
 }
 
-/// Watches the ConfigMaps that the published snapshots name (`custom-headers`, `add-headers`,
-/// `proxy-set-headers`), each by name, and only those: a watcher starts when a ConfigMap is
-/// first named and stops (its object forgotten) when nothing names it any more. ConfigMaps
+/// Watches the objects that the published snapshots name, each by name, and only those: the
+/// ConfigMaps of `custom-headers`, `add-headers` and `proxy-set-headers`, and the Secrets of
+/// `auth-secret` (so no other Secret's contents are ever read). A watcher starts when an object
+/// is first named and stops (its object forgotten) when nothing names it any more. Objects
 /// outside `--watch-namespace` are not watched (ingress-nginx does not see them either), nor
 /// the `--configmap`, which has its own watcher.
-pub(crate) async fn referenced_config_maps(
+pub(crate) async fn referenced_objects(
     client: Client,
     config: Config,
     mut snapshots: crate::engine::Snapshots,
     tx: UnboundedSender<Change>,
 ) {
-    let own = config.configmap.as_ref().map(|c| (c.namespace.clone(), c.name.clone()));
+    let own = config.configmap.as_ref().map(|c| (Kind::ConfigMap, (c.namespace.clone(), c.name.clone())));
     let mut tasks = JoinSet::new();
-    let mut running: BTreeMap<Key, AbortHandle> = BTreeMap::new();
+    let mut running: BTreeMap<(Kind, Key), AbortHandle> = BTreeMap::new();
     loop {
-        let wanted: BTreeSet<Key> = snapshots
+        let wanted: BTreeSet<(Kind, Key)> = snapshots
             .borrow_and_update()
             .as_ref()
             .map(|s| {
-                s.referenced_config_maps
-                    .iter()
-                    .filter(|k| Some(*k) != own.as_ref())
-                    .filter(|k| config.watch_namespace.as_ref().is_none_or(|ns| *ns == k.0))
-                    .cloned()
+                let maps = s.referenced_config_maps.iter().map(|k| (Kind::ConfigMap, k.clone()));
+                let secrets = s.referenced_secrets.iter().map(|k| (Kind::Secret, k.clone()));
+                maps.chain(secrets)
+                    .filter(|k| Some(k) != own.as_ref())
+                    .filter(|(_, k)| config.watch_namespace.as_ref().is_none_or(|ns| *ns == k.0))
                     .collect()
             })
             .unwrap_or_default();
-        let gone: Vec<Key> = running.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
-        for key in gone {
-            if let Some(task) = running.remove(&key) {
+        let gone: Vec<(Kind, Key)> = running.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        for (kind, key) in gone {
+            if let Some(task) = running.remove(&(kind, key.clone())) {
                 task.abort();
             }
-            tracing::debug!(namespace = %key.0, name = %key.1, "ConfigMap no longer named; not watched");
-            if tx.send(Change::Delete(Kind::ConfigMap, key)).is_err() {
+            tracing::debug!(%kind, namespace = %key.0, name = %key.1, "no longer named; not watched");
+            if tx.send(Change::Delete(kind, key)).is_err() {
                 return;
             }
         }
-        for key in wanted {
-            if running.contains_key(&key) {
+        for (kind, key) in wanted {
+            if running.contains_key(&(kind, key.clone())) {
                 continue;
             }
-            tracing::debug!(namespace = %key.0, name = %key.1, "watching a named ConfigMap");
-            let task = tasks.spawn(watch(
-                Api::<ConfigMap>::namespaced(client.clone(), &key.0),
-                watcher::Config::default().fields(&format!("metadata.name={}", key.1)),
-                Kind::ConfigMap,
-                |o| Some(Object::ConfigMap(o)),
-                tx.clone(),
-                Some(key.clone()),
-            ));
-            running.insert(key, task);
+            tracing::debug!(%kind, namespace = %key.0, name = %key.1, "watching a named object");
+            let by_name = watcher::Config::default().fields(&format!("metadata.name={}", key.1));
+            let named = Some(key.clone());
+            let task = match kind {
+                Kind::Secret => tasks.spawn(watch(
+                    Api::<Secret>::namespaced(client.clone(), &key.0),
+                    by_name,
+                    Kind::Secret,
+                    |o| Some(Object::Secret(o)),
+                    tx.clone(),
+                    named,
+                )),
+                _ => tasks.spawn(watch(
+                    Api::<ConfigMap>::namespaced(client.clone(), &key.0),
+                    by_name,
+                    Kind::ConfigMap,
+                    |o| Some(Object::ConfigMap(o)),
+                    tx.clone(),
+                    named,
+                )),
+            };
+            running.insert((kind, key), task);
         }
         // Reap finished tasks (none finish unless the engine is gone).
         while tasks.try_join_next().is_some() {}

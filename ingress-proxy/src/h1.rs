@@ -332,10 +332,15 @@ impl Front {
             method: head.method,
             origin: client.origin,
             client: client.ip,
+            authorization: head
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()),
         };
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let table = snapshot.as_deref().map(|s| &*s.table);
-        let admitted = admit(table, settings, &self.shared.limits, &facts);
+        let admitted = admit(table, settings, &self.shared.state, &facts);
         upload.limit(admitted.limits.max_body_size);
         let mut outcome = Outcome::default();
         let global = &settings.response_headers[..];

@@ -341,10 +341,11 @@ impl ProxyHttp for H2 {
             method: req.method.as_str(),
             origin: client.origin,
             client: client.ip,
+            authorization: req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
         };
         let snapshot = ctx.snapshot.clone();
         let mut admitted =
-            admit(snapshot.as_deref().map(|s| &*s.table), &settings, &self.shared.limits, &facts);
+            admit(snapshot.as_deref().map(|s| &*s.table), &settings, &self.shared.state, &facts);
         ctx.in_flight = admitted.in_flight.take();
         ctx.route = admitted.route.map(|r| r.id());
         ctx.path = admitted.path.to_string();

@@ -43,8 +43,9 @@ pub(crate) struct Shared {
     certs: Mutex<CertCache>,
     /// Ingresses per annotation verdict, as the feed last counted them.
     verdicts: Mutex<Vec<(String, u64)>>,
-    /// The per-client counts of the Ingresses with limits (`limit-rps`…), kept across tables.
-    pub(crate) limits: crate::pipeline::limits::Limits,
+    /// The per-client counts of the Ingresses with limits (`limit-rps`…) and the verified
+    /// credentials, kept across tables.
+    pub(crate) state: crate::pipeline::State,
 }
 
 /// What [`ProxyHandle::install`] did.
@@ -108,7 +109,7 @@ impl ProxyHandle {
                 swaps: AtomicU64::new(0),
                 certs: Mutex::new(CertCache::default()),
                 verdicts: Mutex::new(Vec::new()),
-                limits: crate::pipeline::limits::Limits::default(),
+                state: crate::pipeline::State::default(),
             }),
         }
     }

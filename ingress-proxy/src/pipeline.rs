@@ -21,6 +21,7 @@
 //! never in a driver.
 
 pub(crate) mod answer;
+pub(crate) mod auth;
 pub(crate) mod client;
 pub(crate) mod edits;
 pub(crate) mod errors;
@@ -62,6 +63,16 @@ pub(crate) struct Facts<'a> {
     pub(crate) origin: Option<&'a str>,
     /// The client's address ([`client::Client::ip`]), for the source ranges.
     pub(crate) client: Option<std::net::IpAddr>,
+    /// `Authorization`, for basic authentication.
+    pub(crate) authorization: Option<&'a str>,
+}
+
+/// What the pipeline keeps across requests and tables: the limits' counts and the verified
+/// credentials.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) limits: limits::Limits,
+    pub(crate) verified: auth::Verified,
 }
 
 /// The outcome of [`admit`].
@@ -108,6 +119,14 @@ impl Admitted<'_> {
                 lines.push((name, value));
             }
         }
+        if let Some(auth) = self
+            .route
+            .as_ref()
+            .and_then(|r| r.policy.basic_auth.as_ref())
+            .filter(|_| self.answer == Some(401))
+        {
+            lines.push(("www-authenticate", Cow::Owned(format!("Basic realm=\"{}\"", auth.realm))));
+        }
         for op in global.iter().filter(|op| op.action() == HeaderAction::Set) {
             lines.push((op.name(), Cow::Borrowed(op.value())));
         }
@@ -130,7 +149,7 @@ impl Admitted<'_> {
 pub(crate) fn admit<'t>(
     table: Option<&'t RouteTable>,
     settings: &RuntimeSettings,
-    limits: &limits::Limits,
+    state: &State,
     facts: &Facts<'t>,
 ) -> Admitted<'t> {
     let no_route = |path, answer| Admitted {
@@ -182,7 +201,7 @@ pub(crate) fn admit<'t>(
     let closed = route.policy.closed.is_some() || settings.closed.is_some();
     // nginx's preaccess phase (limit_req, limit_conn) comes after the rewrite phase's answers.
     let limited = match route.policy.rate_limit.as_deref().filter(|_| !closed) {
-        Some(limit) => limits.admit(limit, facts.client, std::time::Instant::now()),
+        Some(limit) => state.limits.admit(limit, facts.client, std::time::Instant::now()),
         None => Ok(None),
     };
     let (in_flight, refused) = match limited {
@@ -196,6 +215,9 @@ pub(crate) fn admit<'t>(
         refused
     } else if blocked || !admits(facts.client, allow, deny) {
         Some(403)
+    } else if route.policy.basic_auth.as_ref().is_some_and(|a| !state.verified.admits(a, facts.authorization))
+    {
+        Some(401)
     } else if route_limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
         Some(413)
     } else if route.backend.endpoints().is_empty() && route.fallback.is_none_or(|f| f.endpoints().is_empty())
@@ -436,30 +458,25 @@ mod tests {
             method: "GET",
             origin: None,
             client: None,
+            authorization: None,
         };
-        let a = admit(Some(&t), &settings, &limits::Limits::default(), &facts("/%61dmin//x?q", Some(10)));
+        let a = admit(Some(&t), &settings, &State::default(), &facts("/%61dmin//x?q", Some(10)));
         assert_eq!((a.answer, &*a.path), (None, "/admin/x"), "normalized path routes");
         assert!(a.route.is_some());
         assert_eq!(
-            admit(Some(&t), &settings, &limits::Limits::default(), &facts("/admin", Some(11))).answer,
+            admit(Some(&t), &settings, &State::default(), &facts("/admin", Some(11))).answer,
             Some(413)
         );
+        assert_eq!(admit(Some(&t), &settings, &State::default(), &facts("/other", None)).answer, Some(404));
         assert_eq!(
-            admit(Some(&t), &settings, &limits::Limits::default(), &facts("/other", None)).answer,
-            Some(404)
-        );
-        assert_eq!(
-            admit(Some(&t), &settings, &limits::Limits::default(), &facts("/../admin", None)).answer,
+            admit(Some(&t), &settings, &State::default(), &facts("/../admin", None)).answer,
             Some(400)
         );
-        assert_eq!(
-            admit(None, &settings, &limits::Limits::default(), &facts("/admin", None)).answer,
-            Some(404)
-        );
+        assert_eq!(admit(None, &settings, &State::default(), &facts("/admin", None)).answer, Some(404));
         // The route's own limit wins over the settings'.
         let t =
             table(&[], RoutePolicy { max_body_size: Some(BodyLimit::Unlimited), ..RoutePolicy::default() });
-        let a = admit(Some(&t), &settings, &limits::Limits::default(), &facts("/admin", Some(1 << 30)));
+        let a = admit(Some(&t), &settings, &State::default(), &facts("/admin", Some(1 << 30)));
         assert_eq!(a.answer, Some(503), "no endpoints (the body is within the route's limit)");
     }
 
@@ -489,8 +506,9 @@ mod tests {
             method: "GET",
             origin: None,
             client: None,
+            authorization: None,
         };
-        let a = admit(Some(&t), &RuntimeSettings::default(), &limits::Limits::default(), &facts);
+        let a = admit(Some(&t), &RuntimeSettings::default(), &State::default(), &facts);
         assert_eq!(a.answer, None, "the fallback has an endpoint");
         let route = a.route.unwrap();
         assert_eq!(backend_for(&route, std::iter::empty()).key(), &spare);

@@ -42,6 +42,7 @@ pub(crate) fn body_for(status: u16) -> &'static str {
         307 => "307 Temporary Redirect\n",
         308 => "308 Permanent Redirect\n",
         400 => "400 Bad Request\n",
+        401 => "401 Authorization Required\n",
         403 => "403 Forbidden\n",
         404 => DEFAULT_BACKEND_BODY,
         405 => "405 Method Not Allowed\n",

@@ -113,6 +113,7 @@ mod tests {
             method: "GET",
             origin: None,
             client: None,
+            authorization: None,
         }
     }
 
