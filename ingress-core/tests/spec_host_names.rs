@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ingress_core::{
-    BackendRef, EndpointStore, Field, HostRule, Ingress, Origin, PathRule, Reason, TableBuilder,
+    BackendRef, CertificateRef, EndpointStore, Field, HostRule, Ingress, Origin, PathRule, Reason,
+    TableBuilder,
 };
 
 fn svc(name: &str) -> BackendRef {
@@ -50,6 +51,25 @@ fn an_alias_serves_every_path_of_its_host_unless_it_is_a_host_itself() {
     assert!(
         matches!(&r.reason, Reason::Alias { alias, why } if alias == "Taken.test" && why.contains("host of its own"))
     );
+}
+
+#[test]
+fn an_alias_gets_its_hosts_certificate_unless_it_has_its_own() {
+    let (shop_cert, own_cert) = (CertificateRef::new("ns", "shop-tls"), CertificateRef::new("ns", "own-tls"));
+    let mut b = TableBuilder::new();
+    b.ingress(
+        ingress("shop", 1)
+            .rule(rule("shop.test", "/", "web"))
+            .tls(["shop.test"], shop_cert.clone())
+            .aliases(["store.test", "own.store.test"]),
+    )
+    .ingress(
+        ingress("own", 2).rule(rule("other.test", "/", "web")).tls(["own.store.test"], own_cert.clone()),
+    );
+    let t = b.build(&mut EndpointStore::new()).table;
+    let cert = |name: &str| t.tls().certificate_for(Some(name)).map(|e| e.certificate.clone());
+    assert_eq!(cert("store.test"), Some(shop_cert));
+    assert_eq!(cert("own.store.test"), Some(own_cert), "a TLS entry of its own wins");
 }
 
 #[test]

@@ -64,6 +64,8 @@ pub(crate) struct Engine {
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     generation: u64,
     relists: u64,
+    /// The ConfigMaps and Secrets the last table named (watched by name), as in its snapshot.
+    named: (Arc<BTreeSet<Key>>, Arc<BTreeSet<Key>>),
 }
 
 impl Engine {
@@ -79,6 +81,7 @@ impl Engine {
             tx,
             generation: 0,
             relists: 0,
+            named: Default::default(),
         };
         (engine, rx)
     }
@@ -86,6 +89,9 @@ impl Engine {
     /// Applies one change to the stores and says what it dirtied. Endpoint-slice changes only
     /// dirty their Service's endpoints; everything else needs a new table.
     pub(crate) fn apply(&mut self, change: Change, dirty: &mut Dirty) {
+        if self.stale(&change) {
+            return;
+        }
         if let Change::Relist(kind, _) = &change
             && !self.waiting.contains(kind)
         {
@@ -129,6 +135,30 @@ impl Engine {
             self.waiting.remove(&Kind::EndpointSlice);
         }
         self.objects.apply(change);
+    }
+
+    /// Whether `change` is an update of a ConfigMap or Secret that is watched by name but no
+    /// longer named: its watcher was stopped (and its object forgotten) after it had sent it.
+    fn stale(&self, change: &Change) -> bool {
+        let (key, named) = match change {
+            Change::Apply(Object::ConfigMap(c)) => {
+                let key = crate::objects::key_of(&c.metadata);
+                let own =
+                    self.config.configmap.as_ref().is_some_and(|o| o.namespace == key.0 && o.name == key.1);
+                (key, own || self.named.0.contains(&crate::objects::key_of(&c.metadata)))
+            }
+            Change::Apply(Object::Secret(s)) => {
+                let tls = s.type_.as_deref() == Some(crate::objects::TLS_SECRET);
+                let key = crate::objects::key_of(&s.metadata);
+                let named = tls || self.named.1.contains(&key);
+                (key, named)
+            }
+            _ => return false,
+        };
+        if !named {
+            tracing::debug!(namespace = %key.0, name = %key.1, "update of an object no longer named, dropped");
+        }
+        !named && self.generation > 0
     }
 
     /// Whether every source has delivered its initial list.
@@ -196,6 +226,7 @@ impl Engine {
             generation: self.generation,
             relists: self.relists,
         };
+        self.named = (Arc::clone(&snapshot.referenced_config_maps), Arc::clone(&snapshot.referenced_secrets));
         tracing::info!(
             generation = self.generation,
             routes = snapshot.table.route_count(),
@@ -260,6 +291,36 @@ mod tests {
         object(&format!(
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: app-1, namespace: default, labels: {{kubernetes.io/service-name: app}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n"
         ))
+    }
+
+    #[test]
+    fn a_late_update_of_an_object_no_longer_named_is_dropped() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
+        let step = |engine: &mut Engine, change| {
+            let mut dirty = Dirty::default();
+            engine.apply(change, &mut dirty);
+            engine.flush(&dirty);
+        };
+        let named = INGRESS.replace(
+            "metadata: {name: app, namespace: default}",
+            "metadata: {name: app, namespace: default, annotations: {nginx.ingress.kubernetes.io/custom-headers: default/hdrs}}",
+        );
+        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(&named)]));
+        let map = |v: &str| {
+            object(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: hdrs, namespace: default}}\ndata: {{X-A: \"{v}\"}}\n"
+            ))
+        };
+        step(&mut engine, Change::Apply(map("1")));
+        assert!(engine.objects.config_maps.contains_key(&("default".into(), "hdrs".into())), "named: kept");
+        // The Ingress stops naming it: its watcher is stopped and the object forgotten; an
+        // update that watcher had already sent must not bring it back.
+        step(&mut engine, Change::Apply(object(INGRESS)));
+        step(&mut engine, Change::Delete(Kind::ConfigMap, ("default".into(), "hdrs".into())));
+        step(&mut engine, Change::Apply(map("2")));
+        assert!(engine.objects.config_maps.is_empty());
+        assert!(rx.borrow().as_ref().unwrap().referenced_config_maps.is_empty());
     }
 
     #[test]

@@ -195,7 +195,11 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
     // The ConfigMaps the controller ConfigMap names (`add-headers`, `proxy-set-headers`).
     for key in CONFIG_REFERENCES {
         let Some(value) = out.config.get(key) else { continue };
+        // `namespace/name`, as the settings read it (they report anything else).
         let Some((ns, name)) = value.trim().split_once('/') else { continue };
+        if ns.is_empty() || name.is_empty() || name.contains('/') {
+            continue;
+        }
         let key = (ns.to_owned(), name.to_owned());
         if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
             out.config_references.insert(value.trim().to_owned(), data);

@@ -13,6 +13,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use crate::table::{CompiledRoute, HostEntry, HostRedirect, Shadowed, Span};
+use crate::tls::TlsEntry;
 use crate::{Field, HostPattern, Reason, Rejection, RoutePolicy, RouteTable};
 
 /// The order of routes within a host, and so the whole of path precedence: the longest path
@@ -199,6 +200,7 @@ impl<'a> State<'a, '_> {
                         Entry::Vacant(v) => {
                             let kind = v.key().specificity();
                             let name = push(host_name(v.key()));
+                            self.alias_certificate(&acc.pattern, v.key());
                             v.insert(entry.id);
                             aliases.push(HostEntry { kind, name, ..*entry });
                             continue;
@@ -234,6 +236,23 @@ impl<'a> State<'a, '_> {
             redirects.push(HostRedirect { from: push(host_name(&twin)), to: entry.name });
         }
         (aliases, redirects)
+    }
+}
+
+impl State<'_, '_> {
+    /// Serves an alias with its host's certificate, unless a TLS entry names the alias itself
+    /// (ingress-nginx gives an alias its server's certificate; when that does not cover the
+    /// name, the client sees a mismatch either way).
+    fn alias_certificate(&mut self, host: &HostPattern, alias: &HostPattern) {
+        let Some(&(i, field)) = self.tls_claims.get(host) else { return };
+        if self.tls_claims.contains_key(alias) {
+            return;
+        }
+        let Some(e) = self.tls.entries.get(i as usize) else { return };
+        let entry =
+            TlsEntry { host: alias.clone(), certificate: e.certificate.clone(), origin: e.origin.clone() };
+        self.tls_claims.insert(alias.clone(), (index(self.tls.entries.len()), field));
+        self.tls.insert(entry);
     }
 }
 

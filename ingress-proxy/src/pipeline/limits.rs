@@ -80,10 +80,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// nginx's leaky bucket: the excess (thousandths of a request) after `ms` milliseconds at
-/// `per_sec_milli` thousandths per second, plus this request.
+/// nginx's leaky bucket: the excess (thousandths of a request) with this request, after `ms`
+/// milliseconds at `per_sec_milli` thousandths per second: `max(0, excess + 1000 - leaked)`.
 fn leak(excess: u64, per_sec_milli: u64, ms: u64) -> u64 {
-    excess.saturating_sub(per_sec_milli.saturating_mul(ms) / 1000) + 1000
+    (excess + 1000).saturating_sub(per_sec_milli.saturating_mul(ms) / 1000)
 }
 
 impl Limits {
@@ -103,7 +103,7 @@ impl Limits {
         let zone = self.zone(limit, now);
         let mut clients = lock(&zone.clients);
         if clients.len() >= MAX_CLIENTS && !clients.contains_key(&ip) {
-            forget_idlest(&mut clients);
+            forget(&mut clients, now);
         }
         let known = clients.contains_key(&ip);
         let c = clients.entry(ip).or_insert(Client { excess_rps: 0, excess_rpm: 0, last: now, in_flight: 0 });
@@ -156,11 +156,13 @@ impl Limits {
             *lock(&zone.used) = now;
             return Arc::clone(zone);
         }
+        // A new zone: drop those unused for ten minutes (of deleted Ingresses, or old limits),
+        // and, past the bound, the half used longest ago.
+        zones.retain(|_, z| now.saturating_duration_since(*lock(&z.used)).as_secs() < 600);
         if zones.len() >= MAX_ZONES {
-            // Drop the half used longest ago (a zone of a deleted Ingress, or of old limits).
             let mut used: Vec<Instant> = zones.values().map(|z| *lock(&z.used)).collect();
             used.sort_unstable();
-            let cut = used[used.len() / 2];
+            let cut = used.get(used.len() / 2).copied().unwrap_or(now);
             zones.retain(|_, z| *lock(&z.used) > cut);
         }
         let zone = Arc::new(Zone { clients: Mutex::new(HashMap::new()), used: Mutex::new(now) });
@@ -169,11 +171,14 @@ impl Limits {
     }
 }
 
-/// Forgets the client idle longest that has nothing in flight (or, failing that, any).
-fn forget_idlest(clients: &mut HashMap<IpAddr, Client>) {
-    let idlest = clients.iter().min_by_key(|(_, c)| (c.in_flight > 0, c.last)).map(|(ip, _)| *ip);
-    if let Some(ip) = idlest {
-        clients.remove(&ip);
+/// Makes room in a full zone, in one pass so a flood of new addresses costs amortized
+/// constant time per request: first the clients idle for a minute; if that frees less than a
+/// tenth, every client without a request in flight (their counts start afresh). A client with
+/// requests in flight is never forgotten, so its `limit-connections` count stays right.
+fn forget(clients: &mut HashMap<IpAddr, Client>, now: Instant) {
+    clients.retain(|_, c| c.in_flight > 0 || now.saturating_duration_since(c.last).as_secs() < 60);
+    if clients.len() > MAX_CLIENTS - MAX_CLIENTS / 10 {
+        clients.retain(|_, c| c.in_flight > 0);
     }
 }
 
@@ -208,6 +213,43 @@ mod tests {
         // A minute idle with the bucket drained starts afresh (nginx expires the node).
         let much_later = t0 + Duration::from_secs(61);
         assert_eq!((0..20).take_while(|_| limits.admit(&l, ip("10.0.0.1"), much_later).is_ok()).count(), 11);
+    }
+
+    #[test]
+    fn a_zero_burst_lets_a_client_at_the_rate_through() {
+        let limits = Limits::default();
+        let l = RateLimit { burst_multiplier: 0, ..limit(1, 0, 0) };
+        let t0 = Instant::now();
+        for second in 0..5 {
+            let at = t0 + Duration::from_secs(second);
+            assert!(limits.admit(&l, ip("10.0.0.1"), at).is_ok(), "second {second}");
+            assert!(limits.admit(&l, ip("10.0.0.1"), at).is_err(), "a second request in second {second}");
+        }
+    }
+
+    #[test]
+    fn a_full_zone_makes_room_without_forgetting_requests_in_flight() {
+        let mut clients = HashMap::new();
+        let now = Instant::now() + Duration::from_secs(600);
+        let old = now - Duration::from_secs(120);
+        for i in 0..u32::try_from(MAX_CLIENTS).unwrap() {
+            let last = if i % 2 == 0 { old } else { now };
+            let in_flight = u32::from(i == 1);
+            clients.insert(
+                IpAddr::from(i.to_be_bytes()),
+                Client { excess_rps: 0, excess_rpm: 0, last, in_flight },
+            );
+        }
+        forget(&mut clients, now);
+        assert_eq!(clients.len(), MAX_CLIENTS / 2, "the idle half goes first");
+        let more = u32::try_from(MAX_CLIENTS / 2).unwrap();
+        clients.extend((0..more).map(|i| {
+            let c = Client { excess_rps: 0, excess_rpm: 0, last: now, in_flight: 0 };
+            (IpAddr::from((i + (1 << 24)).to_be_bytes()), c)
+        }));
+        forget(&mut clients, now);
+        assert_eq!(clients.len(), 1, "all but the one with a request in flight");
+        assert!(clients.contains_key(&IpAddr::from(1u32.to_be_bytes())));
     }
 
     #[test]
