@@ -611,7 +611,10 @@ fn header_keys_and_custom_headers_shape_requests_and_responses() -> Result<()> {
         )
     };
     let maps = [
-        config_map("response-headers", &[("X-Global", "everywhere"), ("X-Frame-Options", "SAMEORIGIN")]),
+        config_map(
+            "response-headers",
+            &[("X-Global", "everywhere"), ("X-Frame-Options", "SAMEORIGIN"), ("Content-Type", "text/html")],
+        ),
         config_map("request-headers", &[("X-Team", "web"), ("X-Start", "t=${msec}")]),
         config_map(
             "app-headers",
@@ -654,6 +657,8 @@ fn header_keys_and_custom_headers_shape_requests_and_responses() -> Result<()> {
     // The proxy's own answers get add-headers too.
     let (status, head, _) = ask("unknown.test", "/")?;
     assert!(status == 404 && head.contains("\r\nx-global: everywhere"), "{head}");
+    assert_eq!(head.matches("\r\ncontent-type:").count(), 1, "replaced, not added: {head}");
+    assert!(head.contains("\r\ncontent-type: text/html"), "{head}");
     // custom-headers: the Ingress's own, over the global ones of the same name.
     let (status, head, _) = ask("custom.test", "/")?;
     assert_eq!(status, 200);

@@ -208,7 +208,12 @@ async fn write_text(session: &mut Session, status: u16, lines: &[(String, String
         header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     }
     for (name, value) in lines {
-        header.append_header(name.clone(), value.as_str())?;
+        // An `add-headers` `Content-Type` replaces the proxy's.
+        if name.eq_ignore_ascii_case("content-type") {
+            header.insert_header(http::header::CONTENT_TYPE, value.as_str())?;
+        } else {
+            header.append_header(name.clone(), value.as_str())?;
+        }
     }
     session.write_response_header(Box::new(header), body.is_empty()).await?;
     if !body.is_empty() {

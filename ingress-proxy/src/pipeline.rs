@@ -127,7 +127,9 @@ impl Admitted<'_> {
         {
             lines.push(("www-authenticate", Cow::Owned(format!("Basic realm=\"{}\"", auth.realm))));
         }
+        // `add-headers` replaces a line of the same name, as nginx's `more_set_headers` does.
         for op in global.iter().filter(|op| op.action() == HeaderAction::Set) {
+            lines.retain(|(name, _)| !name.eq_ignore_ascii_case(op.name()));
             lines.push((op.name(), Cow::Borrowed(op.value())));
         }
         lines

@@ -186,9 +186,11 @@ pub(super) async fn answer(
     extra: &[(&str, std::borrow::Cow<'_, str>)],
     outcome: &mut Outcome,
 ) -> Next {
-    // A 204 has no content, and says nothing about it (as nginx strips both headers).
+    // A 204 has no content, and says nothing about it (as nginx strips both headers); an
+    // `add-headers` `Content-Type` (in `extra`) replaces the proxy's.
+    let replaced = extra.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
     let own: &[(&str, &str)] =
-        if status == 204 { &[] } else { &[("content-type", "text/plain; charset=utf-8")] };
+        if status == 204 || replaced { &[] } else { &[("content-type", "text/plain; charset=utf-8")] };
     let reply = Reply { status, headers: own, body: body_for(status).as_bytes() };
     write_reply(conn, &reply, close, head_request, extra, outcome).await
 }

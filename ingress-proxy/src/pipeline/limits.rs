@@ -83,7 +83,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// nginx's leaky bucket: the excess (thousandths of a request) with this request, after `ms`
 /// milliseconds at `per_sec_milli` thousandths per second: `max(0, excess + 1000 - leaked)`.
 fn leak(excess: u64, per_sec_milli: u64, ms: u64) -> u64 {
-    (excess + 1000).saturating_sub(per_sec_milli.saturating_mul(ms) / 1000)
+    excess.saturating_add(1000).saturating_sub(per_sec_milli.saturating_mul(ms) / 1000)
 }
 
 impl Limits {
