@@ -44,8 +44,8 @@ fn count(value: &str) -> Result<u32, String> {
     }
 }
 
-/// Reads the family's annotations present in `ours` into `policy`; the names of the rejected
-/// ones that deny the Ingress are returned with the outcomes' keys.
+/// Reads the family's annotations present in `ours` into `policy` (the limits only when every
+/// value is valid); which rejected outcomes deny the Ingress is [`denies`].
 pub(super) fn read<'a>(ours: &BTreeMap<&'a str, &str>, policy: &mut RoutePolicy) -> BTreeMap<&'a str, Read> {
     let mut outcomes = BTreeMap::new();
     let mut limit = RateLimit { burst_multiplier: DEFAULT_BURST_MULTIPLIER, ..RateLimit::default() };
