@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ingress_proxy::RuntimeSettings;
 
+mod global_auth;
 mod headers;
 mod keys;
 
@@ -16,7 +17,7 @@ const DEFAULT_BODY_SIZE: u64 = 1024 * 1024;
 
 /// ingress-nginx ConfigMap keys that restrict access on every route. Ferry does not apply them
 /// yet, so a non-empty one closes every route (`503`) rather than leaving them open.
-const RESTRICTIONS: [&str; 3] = ["block-user-agents", "block-referers", "global-auth-url"];
+const RESTRICTIONS: [&str; 2] = ["block-user-agents", "block-referers"];
 
 /// The source range keys: applied, and, like the restrictions, a value that cannot be read
 /// closes every route rather than leave it open.
@@ -74,8 +75,12 @@ pub(crate) fn from_configmap(
     let mut closing = Vec::new();
     let mut hsts = Hsts::default();
     let mut header_keys = headers::HeaderKeys::default();
+    let mut auth_keys = global_auth::GlobalAuthKeys::default();
     for (key, value) in data {
         let value = value.trim();
+        if auth_keys.take(key, value) {
+            continue;
+        }
         let applied = match key.as_str() {
             "proxy-connect-timeout" => seconds(value).map(|d| s.timeouts.connect = d),
             "proxy-read-timeout" => seconds(value).map(|d| s.timeouts.read = d),
@@ -161,6 +166,11 @@ pub(crate) fn from_configmap(
             }
             "limit-req-status-code" => status_code(value).map(|code| s.limit_req_status = code),
             "limit-conn-status-code" => status_code(value).map(|code| s.limit_conn_status = code),
+            "no-auth-locations" => {
+                s.no_auth_locations =
+                    value.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+                Ok(())
+            }
             // Read with the Ingresses' annotations (it limits `custom-headers`).
             "global-allowed-response-headers" => Ok(()),
             range if SOURCE_RANGES.contains(&range) => match ingress_core::parse_cidrs(value) {
@@ -195,6 +205,15 @@ pub(crate) fn from_configmap(
     let (request, response, left_out) = headers::edits(&header_keys, references);
     (s.request_headers, s.response_headers) = (request, response);
     ignored.extend(left_out.into_iter().map(|(key, reason)| Ignored { key: key.to_owned(), reason }));
+    let global = global_auth::build(&auth_keys);
+    s.global_auth = global.auth;
+    for (key, reason) in global.reported {
+        let value = data.get(key).map_or("", |v| v.trim());
+        ignored.push(Ignored { key: key.to_owned(), reason: format!("value `{value}`: {reason}") });
+    }
+    if global.close {
+        closing.push("global-auth-url");
+    }
     if !closing.is_empty() {
         s.closed = Some(format!("ConfigMap access restriction not applied: {}", closing.join(", ")));
     }
@@ -474,12 +493,12 @@ mod tests {
     fn access_restrictions_close_every_route_until_applied() {
         let (s, ignored) = from_configmap(
             &RuntimeSettings::default(),
-            &data(&[("global-auth-url", "http://auth/"), ("block-user-agents", ""), ("keep-alive", "5")]),
+            &data(&[("block-referers", "~evil"), ("block-user-agents", ""), ("keep-alive", "5")]),
             &BTreeMap::new(),
         );
         assert_eq!(ignored.len(), 2, "{ignored:?}");
         let closed = s.closed.unwrap();
-        assert!(closed.contains("global-auth-url") && !closed.contains("block-user-agents"), "{closed}");
+        assert!(closed.contains("block-referers") && !closed.contains("block-user-agents"), "{closed}");
         assert_eq!(s.client.keepalive_timeout, Duration::from_secs(5), "the other keys apply");
     }
 

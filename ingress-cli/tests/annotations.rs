@@ -8,39 +8,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use support::manifests::{
+    CLASS, config_map, exchange, ingress, secret, start, start_with_configmap, write_ingresses,
+};
 use support::{
     Controller, custom_error_backend, echo_backend, eventually, free_port, get, head_echo_backend, request,
     services, slow_backend,
 };
-
-const PREFIX: &str = "nginx.ingress.kubernetes.io";
-
-/// An Ingress of class `nginx` for `host` → `service:80`, with annotations (names without the
-/// prefix).
-fn ingress(name: &str, host: &str, service: &str, annotations: &[(&str, &str)]) -> String {
-    let mut meta = format!("  name: {name}\n  namespace: default\n");
-    if !annotations.is_empty() {
-        meta.push_str("  annotations:\n");
-        for (k, v) in annotations {
-            meta.push_str(&format!("    {PREFIX}/{k}: {v:?}\n"));
-        }
-    }
-    format!(
-        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n{meta}spec:\n  ingressClassName: nginx\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}\n"
-    )
-}
-
-const CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: ferry.dev/ingress-controller}\n";
-
-fn write_ingresses(dir: &Path, docs: &[String]) -> Result<()> {
-    std::fs::write(dir.join("ingresses.yaml"), docs.concat())?;
-    Ok(())
-}
-
-fn start(dir: &Path) -> Result<Controller> {
-    let dir_s = dir.to_str().unwrap_or_default().to_owned();
-    Controller::start(&["--manifests", &dir_s, "--ingress-class", "nginx"], dir.parent().unwrap_or(dir))
-}
 
 #[test]
 fn annotations_shape_requests_and_access_restrictions_fail_closed() -> Result<()> {
@@ -52,7 +26,7 @@ fn annotations_shape_requests_and_access_restrictions_fail_closed() -> Result<()
     std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo), ("slow", 80, slow)]))?;
     let guarded = |auth: bool| {
         let annotations: &[(&str, &str)] =
-            if auth { &[("auth-url", "http://auth.default.svc/")] } else { &[] };
+            if auth { &[("auth-tls-secret", "default/client-ca")] } else { &[] };
         ingress("guarded", "guarded.test", "echo", annotations)
     };
     let docs = |auth: bool| {
@@ -99,7 +73,8 @@ fn annotations_shape_requests_and_access_restrictions_fail_closed() -> Result<()
     eventually(Duration::from_secs(5), || Ok(c.access_log().contains("/loud-marker")))?;
     assert!(!c.access_log().contains("/quiet-marker"), "{}", c.access_log());
 
-    // Fail closed: auth-url is not applied yet, so the Ingress answers 503, never 200 …
+    // Fail closed: client certificates (auth-tls-*) are not applied yet, so the Ingress answers
+    // 503, never 200 …
     let r = get(c.http, "guarded.test", "/")?;
     assert_eq!(r.status, 503, "{r:?}");
     // … until the annotation goes (live, no restart).
@@ -351,19 +326,6 @@ fn a_canary_pair_splits_by_header_then_weight() -> Result<()> {
     Ok(())
 }
 
-/// A raw HTTP/1.1 exchange: the status, the head (lower-case) and the body.
-fn exchange(port: u16, request: &str) -> Result<(u16, String, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(request.as_bytes())?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split_whitespace().nth(1).unwrap_or("0").parse()?;
-    Ok((status, head.to_ascii_lowercase(), body.to_owned()))
-}
-
 #[test]
 fn realistic_ingress_nginx_apps_applied_unchanged() -> Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -540,7 +502,10 @@ fn check_prints_a_verdict_per_annotation_and_fails_on_rejected_or_closed() -> Re
         "{out}"
     );
 
-    write_ingresses(&dir, &[ingress("web", "web.test", "echo", &[("auth-url", "http://auth.test/")])])?;
+    write_ingresses(
+        &dir,
+        &[ingress("web", "web.test", "echo", &[("auth-tls-secret", "default/client-ca")])],
+    )?;
     let (ok, out) = check(&dir)?;
     assert!(!ok, "a closed Ingress: exit 1\n{out}");
     assert!(out.contains("answer 503 until this is fixed (fail closed)"), "{out}");
@@ -568,28 +533,13 @@ fn a_configmap_access_restriction_closes_every_route() -> Result<()> {
     let configmap = |data: &str| {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: default}}\ndata:\n{data}")
     };
-    std::fs::write(dir.join("configmap.yaml"), configmap("  global-auth-url: \"http://auth.test/\"\n"))?;
-    let dir_s = dir.to_str().unwrap_or_default().to_owned();
-    let c = Controller::start(
-        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
-        tmp.path(),
-    )?;
+    std::fs::write(dir.join("configmap.yaml"), configmap("  block-referers: \"~evil\"\n"))?;
+    let c = start_with_configmap(&dir)?;
     assert_eq!(get(c.http, "web.test", "/")?.status, 503);
-    assert!(c.logs().contains("global-auth-url"), "the key is reported");
+    assert!(c.logs().contains("block-referers"), "the key is reported");
     std::fs::write(dir.join("configmap.yaml"), configmap("  keep-alive: \"5\"\n"))?;
     eventually(Duration::from_secs(10), || Ok(get(c.http, "web.test", "/")?.status == 200))?;
     Ok(())
-}
-
-/// A ConfigMap manifest.
-fn config_map(name: &str, data: &[(&str, &str)]) -> String {
-    let mut doc = format!(
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\ndata:\n"
-    );
-    for (k, v) in data {
-        doc.push_str(&format!("  {k}: {v:?}\n"));
-    }
-    doc
 }
 
 #[test]
@@ -631,11 +581,7 @@ fn header_keys_and_custom_headers_shape_requests_and_responses() -> Result<()> {
             ingress("missing", "missing.test", "app", &[("custom-headers", "default/no-such-map")]),
         ],
     )?;
-    let dir_s = dir.to_str().unwrap_or_default().to_owned();
-    let c = Controller::start(
-        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
-        tmp.path(),
-    )?;
+    let c = start_with_configmap(&dir)?;
     let ask = |host: &str, path: &str| {
         exchange(c.http, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
     };
@@ -681,6 +627,7 @@ fn header_keys_and_custom_headers_shape_requests_and_responses() -> Result<()> {
         Ok(ask("custom.test", "/")?.1.contains("\r\nx-frame-options: allow-from https://x.test"))
     })?;
 
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
     let out = Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
         .args(["check", "--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"])
         .output()?;
@@ -890,11 +837,7 @@ fn source_ranges_let_in_only_the_listed_clients() -> Result<()> {
             ingress("v6", "v6.test", "echo", &[("whitelist-source-range", "2001:db8::/32")]),
         ],
     )?;
-    let dir_s = dir.to_str().unwrap_or_default().to_owned();
-    let c = Controller::start(
-        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
-        tmp.path(),
-    )?;
+    let c = start_with_configmap(&dir)?;
     // The client is 127.0.0.1: the ConfigMap's allowlist keeps it out of Ingresses without
     // their own, an Ingress's own list replaces it.
     assert_eq!(get(c.http, "open.test", "/")?.status, 403);
@@ -954,11 +897,7 @@ fn rate_and_connection_limits_per_client_address() -> Result<()> {
             ingress("typo", "typo.test", "echo", &[("limit-rps", "10r/s")]),
         ],
     )?;
-    let dir_s = dir.to_str().unwrap_or_default().to_owned();
-    let c = Controller::start(
-        &["--manifests", &dir_s, "--ingress-class", "nginx", "--configmap", "default/cfg"],
-        tmp.path(),
-    )?;
+    let c = start_with_configmap(&dir)?;
     // 60 r/min with ingress-nginx's burst of 5 × 60: 301 requests pass at once (at most a few
     // more leak in while they run), then the ConfigMap's status.
     let started = Instant::now();
@@ -981,17 +920,6 @@ fn rate_and_connection_limits_per_client_address() -> Result<()> {
     // A limit that cannot be read closes the Ingress (ingress-nginx would drop the limit).
     assert_eq!(get(c.http, "typo.test", "/")?.status, 503);
     Ok(())
-}
-
-/// An Opaque Secret manifest with `data` (values base64-encoded here).
-fn secret(name: &str, data: &[(&str, &str)]) -> String {
-    let mut doc = format!(
-        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: Opaque\ndata:\n"
-    );
-    for (k, v) in data {
-        doc.push_str(&format!("  {k}: {}\n", openssl::base64::encode_block(v.as_bytes())));
-    }
-    doc
 }
 
 #[test]

@@ -41,6 +41,7 @@ mod cors;
 mod endpoints;
 mod error;
 mod explain;
+mod external_auth;
 mod header_rewrite;
 mod host;
 mod model;
@@ -50,6 +51,7 @@ mod rewrite;
 mod table;
 mod tls;
 mod uri;
+mod vars;
 
 pub use build::{Built, TableBuilder};
 pub use canary::{CanaryRoute, CanaryRule, cookie_value};
@@ -58,6 +60,10 @@ pub use cors::{Cors, CorsOrigins, InvalidOrigin, OriginPattern};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
 pub use error::{Field, Reason, Rejection};
 pub use explain::{Decision, Explanation, HostCandidate, PathCandidate, Verdict};
+pub use external_auth::{
+    AuthCache, CacheValid, DEFAULT_CACHE_DURATION, ExternalAuth, InvalidAuth, UrlParts, parse_cache_duration,
+    signin_url, split_url, valid_auth_header, valid_auth_method,
+};
 pub use header_rewrite::{PrefixRewrite, ResponseRewrites};
 pub use host::{HostPattern, normalize_host};
 pub use model::{
@@ -72,3 +78,4 @@ pub use rewrite::{InvalidRewrite, RewriteTarget};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};
 pub use uri::{InvalidTarget, normalize_path};
+pub use vars::{Template, UnknownVariable, Var, Vars, escape_uri_component};

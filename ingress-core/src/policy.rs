@@ -105,6 +105,14 @@ pub struct RoutePolicy {
     /// Basic authentication (`auth-type: basic`): requests without a listed user's password
     /// get `401`.
     pub basic_auth: Option<std::sync::Arc<BasicAuth>>,
+    /// External authentication (`auth-url`): requests the auth service does not let through
+    /// get its `401`/`403` (or the sign-in redirect), or `500`.
+    pub external_auth: Option<std::sync::Arc<crate::ExternalAuth>>,
+    /// `satisfy: any`: one passing access check (source ranges, basic or external
+    /// authentication) lets a request through; otherwise all must pass.
+    pub satisfy_any: bool,
+    /// `enable-global-auth: "false"`: the ConfigMap's `global-auth-url` does not apply.
+    pub no_global_auth: bool,
 }
 
 /// The users of basic authentication (`auth-secret`) and the realm their browsers are told
@@ -251,6 +259,16 @@ impl RoutePolicy {
         }
         if let Some(auth) = &self.basic_auth {
             out.push(format!("basic authentication, realm {:?}, {} users", auth.realm, auth.users.len()));
+        }
+        if let Some(auth) = &self.external_auth {
+            let signin = auth.signin.as_ref().map_or(String::new(), |s| format!(", 401 redirected to {s}"));
+            out.push(format!("external authentication by {}{signin}", auth.url));
+        }
+        if self.satisfy_any {
+            out.push("one passing access check is enough (satisfy any)".to_owned());
+        }
+        if self.no_global_auth {
+            out.push("global external authentication off".to_owned());
         }
         if let Some(rl) = &self.rate_limit {
             let mut parts = Vec::new();

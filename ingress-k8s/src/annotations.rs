@@ -15,6 +15,7 @@ mod access;
 mod auth;
 mod canary;
 mod cors;
+mod external_auth;
 mod headers;
 mod limits;
 mod proxy;
@@ -114,7 +115,8 @@ pub struct Annotations {
     pub aliases: Vec<String>,
     /// `from-to-www-redirect`.
     pub www_redirect: bool,
-    /// The ConfigMaps the annotations name (`custom-headers`), by namespace and name: the
+    /// The ConfigMaps the annotations name (`custom-headers`, `auth-proxy-set-headers`), by
+    /// namespace and name: the
     /// controller watches these.
     pub config_maps: Vec<(String, String)>,
     /// The Secrets the annotations name (`auth-secret`), by namespace and name: the controller
@@ -249,6 +251,10 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         outcomes.insert(name, read);
     }
     let mut config_maps = Vec::new();
+    let external = external_auth::read(&ours, lookup.namespace, lookup.config_map, &mut policy);
+    denied.extend(external.denied);
+    outcomes.extend(external.outcomes);
+    config_maps.extend(external.config_map);
     if let Some((&name, &value)) = ours.get_key_value("custom-headers") {
         if let Ok((ns, cm)) = headers::reference(value) {
             config_maps.push((ns.to_owned(), cm.to_owned()));
@@ -379,6 +385,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| access::doc(k.name))
                     .or_else(|| limits::doc(k.name))
                     .or_else(|| auth::doc(k.name))
+                    .or_else(|| external_auth::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
@@ -446,10 +453,14 @@ mod tests {
 
     #[test]
     fn access_restrictions_not_applied_close_the_ingress() {
-        let read = read(&annotations(&[("auth-url", "http://auth/"), ("limit-rate", "100")]), DEFAULT_PREFIX);
+        let read =
+            read(&annotations(&[("auth-tls-secret", "app/ca"), ("limit-rate", "100")]), DEFAULT_PREFIX);
         assert!(read.reports.iter().all(|r| r.closes && r.verdict == Verdict::Ignored));
         let closed = read.policy.closed.unwrap();
-        assert!(closed.contains("auth-url") && closed.contains("limit-rate"), "{closed}");
+        assert!(closed.contains("auth-tls-secret") && closed.contains("limit-rate"), "{closed}");
+        let bad = super::read(&annotations(&[("auth-url", "auth.example.com/check")]), DEFAULT_PREFIX);
+        assert_eq!((bad.reports[0].verdict, bad.reports[0].closes), (Verdict::Rejected, true));
+        assert!(bad.policy.closed.is_some() && bad.policy.external_auth.is_none());
         assert!(read.reports[0].to_string().contains("503"));
     }
 

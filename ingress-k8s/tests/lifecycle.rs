@@ -174,7 +174,7 @@ async fn bad_objects_get_warning_events_and_the_rest_keeps_working() -> Result<(
     assert!(routed(&s, "badport.example.com", "/ok").is_some());
     // The annotated Ingress is routed, closed (503), with its applied annotation in force.
     let annotated = s.table.lookup("annotated.example.com", "/").unwrap();
-    assert!(annotated.policy.closed.as_deref().unwrap_or_default().contains("auth-url"));
+    assert!(annotated.policy.closed.as_deref().unwrap_or_default().contains("auth-tls-secret"));
     assert_eq!(annotated.policy.send_timeout, Some(Duration::from_secs(120)));
     assert_eq!(annotated.policy.read_timeout, None, "the rejected value leaves the default");
 
@@ -195,8 +195,8 @@ async fn bad_objects_get_warning_events_and_the_rest_keeps_working() -> Result<(
         ("late-duplicate", "duplicate of"),
         (
             "annotated",
-            "metadata.annotations[nginx.ingress.kubernetes.io/auth-url]: ignored: authentication is not \
-             supported yet; the Ingress's paths answer 503",
+            "metadata.annotations[nginx.ingress.kubernetes.io/auth-tls-secret]: ignored: client certificate \
+             authentication is not supported yet; the Ingress's paths answer 503",
         ),
         ("annotated", "proxy-read-timeout]: value `60s`: expected whole seconds"),
         (

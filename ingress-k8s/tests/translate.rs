@@ -84,13 +84,13 @@ fn every_problem_is_named_and_the_rest_keeps_working() {
     let annotation = |name: &str| format!("metadata.annotations[nginx.ingress.kubernetes.io/{name}]");
     has(
         "annotated",
-        &annotation("auth-url"),
+        &annotation("auth-tls-secret"),
         Severity::Rejected,
-        "ignored: authentication is not supported yet",
+        "ignored: client certificate authentication is not supported yet",
     );
     has(
         "annotated",
-        &annotation("auth-url"),
+        &annotation("auth-tls-secret"),
         Severity::Rejected,
         "answer 503 until this is fixed (fail closed)",
     );

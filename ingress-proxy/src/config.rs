@@ -126,6 +126,12 @@ pub struct RuntimeSettings {
     pub limit_req_status: u16,
     /// The status of a request over `limit-connections` (`limit-conn-status-code`, 503).
     pub limit_conn_status: u16,
+    /// External authentication of every route without its own (`global-auth-url`), except
+    /// those with `enable-global-auth: "false"` and the paths of `no_auth_locations`.
+    pub global_auth: Option<std::sync::Arc<ingress_core::ExternalAuth>>,
+    /// Path prefixes `global_auth` leaves alone (`no-auth-locations`, by default
+    /// `/.well-known/acme-challenge`), compared with the rule's path as written.
+    pub no_auth_locations: Vec<String>,
 }
 
 /// The ConfigMap's source ranges, on the client's real address: requests from `block` get
@@ -279,6 +285,8 @@ impl Default for RuntimeSettings {
             access: AccessRanges::default(),
             limit_req_status: 503,
             limit_conn_status: 503,
+            global_auth: None,
+            no_auth_locations: vec!["/.well-known/acme-challenge".to_owned()],
         }
     }
 }

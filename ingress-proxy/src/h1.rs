@@ -53,7 +53,9 @@ use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::errors::{self, ErrorPages, PageRequest};
+use crate::pipeline::external_auth::{self, Granted, Verdict};
 use crate::pipeline::log::{Finished, route_labels};
+use crate::pipeline::request_vars::RequestVars;
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
 use crate::upstream::Selector;
@@ -340,7 +342,35 @@ impl Front {
         };
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let table = snapshot.as_deref().map(|s| &*s.table);
-        let admitted = admit(table, settings, &self.shared.state, &facts);
+        let mut admitted = admit(table, settings, &self.shared.state, &facts);
+        let granted = match (admitted.auth.take(), admitted.route.as_ref()) {
+            (Some(pending), Some(route)) => {
+                let lines: Vec<(&str, &[u8])> = head.headers.iter().map(|h| (h.name, h.value)).collect();
+                let vars = RequestVars {
+                    method: head.method,
+                    target: head.origin_form,
+                    path: &admitted.path,
+                    host: head.host,
+                    headers: &lines,
+                    client: &client,
+                    tls: from.tls,
+                    request_id: std::str::from_utf8(request_id).unwrap_or(""),
+                    route,
+                };
+                let names = Names::of(&settings.client);
+                let cache = &self.shared.state.auth_cache;
+                external_auth::ask(pending, &vars, names, &admitted.limits.timeouts, cache).await
+            }
+            _ => Verdict::Allowed(Granted::default()),
+        };
+        let granted = match granted {
+            Verdict::Allowed(granted) => granted,
+            Verdict::Refused { status, lines } => {
+                admitted.answer = Some(status);
+                admitted.auth_lines = lines;
+                Granted::default()
+            }
+        };
         upload.limit(admitted.limits.max_body_size);
         let mut outcome = Outcome::default();
         let global = &settings.response_headers[..];
@@ -384,9 +414,11 @@ impl Front {
                     names: Names::of(&settings.client),
                     global: &settings.request_headers,
                     route: &route.policy.request_headers,
+                    auth: &granted.upstream,
                 };
                 request::write(head, &edits, &mut conn.request);
-                self.proxy(head, upload, route, &admitted.limits, close, &local, conn, &mut outcome).await
+                let limits = &admitted.limits;
+                self.proxy(head, upload, route, limits, close, &local, &granted, conn, &mut outcome).await
             }
             // Answered without the body: the connection stays only if the body was all read
             // with the head, and never after a 400 or 413 (as nginx closes it).
@@ -436,8 +468,7 @@ impl Front {
         let request = PageRequest { code: status, ..*request };
         let page = errors::fetch(pages, route, &request, &*self.selector, timeouts).await;
         // The error backend's lines, minus those every response has replaced or removed.
-        let every =
-            ResponseEdits { hsts: None, cors: None, global: local.global, route: &[], rewrites: None };
+        let every = ResponseEdits { global: local.global, ..ResponseEdits::default() };
         let headers: Vec<(&str, &str)> = page
             .headers
             .iter()
@@ -459,6 +490,7 @@ impl Front {
         limits: &RouteLimits,
         close: bool,
         local: &Local<'_>,
+        granted: &Granted,
         conn: &mut Conn,
         outcome: &mut Outcome,
     ) -> Next {
@@ -474,6 +506,8 @@ impl Front {
             global: local.global,
             route: &route.policy.response_headers,
             rewrites: route.policy.response_rewrites.as_deref(),
+            auth: &granted.cookies,
+            auth_always: granted.always,
         };
         let mut attempts = Attempts::new(limits);
         let backend = backend_for(route, head.headers.iter().map(|h| (h.name, h.value)));

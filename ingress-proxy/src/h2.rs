@@ -37,8 +37,11 @@ use crate::pipeline::client::{Client, Connection, Sent, identify};
 use crate::pipeline::edits::{
     HSTS, Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
 };
-use crate::pipeline::errors::{self, ErrorPages, Page, PageRequest};
+use crate::pipeline::errors::{self, ErrorPages, PageRequest};
+use crate::pipeline::external_auth::{self, Granted, Verdict};
 use crate::pipeline::log::{Finished, route_labels};
+use crate::pipeline::request_vars::RequestVars;
+use crate::pipeline::subrequest::Page;
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::upstream::Selector;
 
@@ -93,6 +96,8 @@ pub(crate) struct Ctx {
     backend: Chosen,
     /// The request's place in its route's `limit-connections` count, until it ends.
     in_flight: Option<crate::pipeline::limits::InFlight>,
+    /// What the auth service's answer adds to the upstream request and the response.
+    granted: Granted,
     connect_started: Option<Instant>,
     upstream_status: Option<u16>,
     body_bytes: u64,
@@ -230,7 +235,7 @@ async fn write_page(
     lines: &[(String, String)],
     global: &[ingress_core::HeaderOp],
 ) -> Result<()> {
-    let every = ResponseEdits { hsts: None, cors: None, global, route: &[], rewrites: None };
+    let every = ResponseEdits { global, ..ResponseEdits::default() };
     let mut header = ResponseHeader::build(page.status, Some(2 + page.headers.len() + lines.len()))?;
     for (name, value) in page.headers.iter().filter(|(n, _)| every.keeps(n)) {
         header.append_header(name.clone(), value.as_str())?;
@@ -313,6 +318,7 @@ impl ProxyHttp for H2 {
             cors_origin: None,
             backend: Chosen::Route,
             in_flight: None,
+            granted: Granted::default(),
             _active: ActiveRequest::start(&self.metrics),
         }
     }
@@ -373,6 +379,30 @@ impl ProxyHttp for H2 {
             })
             .unwrap_or(Chosen::Route);
         ctx.cors_origin = admitted.cors.map(|(_, origin)| origin.to_owned());
+        if let (Some(pending), Some(route)) = (admitted.auth.take(), admitted.route.as_ref()) {
+            let lines: Vec<(&str, &[u8])> =
+                req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect();
+            let vars = RequestVars {
+                method: req.method.as_str(),
+                target,
+                path: &admitted.path,
+                host: facts.host,
+                headers: &lines,
+                client: &client,
+                tls: facts.tls,
+                request_id: &ctx.request_id,
+                route,
+            };
+            let names = Names::of(&settings.client);
+            let cache = &self.shared.state.auth_cache;
+            match external_auth::ask(pending, &vars, names, &admitted.limits.timeouts, cache).await {
+                Verdict::Allowed(granted) => ctx.granted = granted,
+                Verdict::Refused { status, lines } => {
+                    admitted.answer = Some(status);
+                    admitted.auth_lines = lines;
+                }
+            }
+        }
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
         let hsts = settings.https.hsts.as_deref().filter(|_| is_tls(session));
@@ -449,6 +479,7 @@ impl ProxyHttp for H2 {
             names: Names::of(&ctx.settings.client),
             global: &ctx.settings.request_headers,
             route: route.as_ref().map_or(&[], |r| &r.policy.request_headers),
+            auth: &ctx.granted.upstream,
         };
         apply(upstream, |name| edits.keeps(name), |line| edits.added(line))
     }
@@ -491,7 +522,10 @@ impl ProxyHttp for H2 {
             global: &ctx.settings.response_headers,
             route: policy.map_or(&[], |p| &p.response_headers),
             rewrites: policy.and_then(|p| p.response_rewrites.as_deref()),
-        };
+            auth: &ctx.granted.cookies,
+            auth_always: ctx.granted.always,
+        }
+        .at(status);
         if edits.is_empty() {
             return Ok(());
         }

@@ -25,9 +25,12 @@ pub(crate) mod auth;
 pub(crate) mod client;
 pub(crate) mod edits;
 pub(crate) mod errors;
+pub(crate) mod external_auth;
 pub(crate) mod limits;
 pub(crate) mod log;
 pub(crate) mod redirect;
+pub(crate) mod request_vars;
+pub(crate) mod subrequest;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -67,12 +70,13 @@ pub(crate) struct Facts<'a> {
     pub(crate) authorization: Option<&'a str>,
 }
 
-/// What the pipeline keeps across requests and tables: the limits' counts and the verified
-/// credentials.
+/// What the pipeline keeps across requests and tables: the limits' counts, the verified
+/// credentials and the auth service's kept answers.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) limits: limits::Limits,
     pub(crate) verified: auth::Verified,
+    pub(crate) auth_cache: external_auth::Cache,
 }
 
 /// The outcome of [`admit`].
@@ -95,6 +99,11 @@ pub(crate) struct Admitted<'t> {
     pub(crate) cors: Option<(&'t Cors, &'t str)>,
     /// The request's place in its route's `limit-connections` count, held until it ends.
     pub(crate) in_flight: Option<limits::InFlight>,
+    /// The external authentication to ask before anything else happens to the request (its
+    /// refusal replaces `answer`): [`external_auth::ask`].
+    pub(crate) auth: Option<external_auth::Pending<'t>>,
+    /// Header lines of the auth service's refusal, for the answer.
+    pub(crate) auth_lines: Vec<(String, String)>,
 }
 
 impl Admitted<'_> {
@@ -127,6 +136,9 @@ impl Admitted<'_> {
         {
             lines.push(("www-authenticate", Cow::Owned(format!("Basic realm=\"{}\"", auth.realm))));
         }
+        for (name, value) in &self.auth_lines {
+            lines.push((name.as_str(), Cow::Borrowed(value.as_str())));
+        }
         // `add-headers` replaces a line of the same name, as nginx's `more_set_headers` does.
         for op in global.iter().filter(|op| op.action() == HeaderAction::Set) {
             lines.retain(|(name, _)| !name.eq_ignore_ascii_case(op.name()));
@@ -150,7 +162,7 @@ impl Admitted<'_> {
 /// fallback has an endpoint. A rewrite (`rewrite-target`) gives the upstream target.
 pub(crate) fn admit<'t>(
     table: Option<&'t RouteTable>,
-    settings: &RuntimeSettings,
+    settings: &'t RuntimeSettings,
     state: &State,
     facts: &Facts<'t>,
 ) -> Admitted<'t> {
@@ -163,6 +175,8 @@ pub(crate) fn admit<'t>(
         upstream_target: None,
         cors: None,
         in_flight: None,
+        auth: None,
+        auth_lines: Vec::new(),
     };
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
@@ -186,6 +200,8 @@ pub(crate) fn admit<'t>(
         upstream_target: None,
         cors,
         in_flight: None,
+        auth: None,
+        auth_lines: Vec::new(),
     };
     // ingress-nginx's rewrite phase, in its order: app-root, the CORS preflight, the fixed
     // redirects, the HTTPS redirect.
@@ -211,15 +227,16 @@ pub(crate) fn admit<'t>(
         Err(limits::Refused::Requests) => (None, Some(settings.limit_req_status)),
         Err(limits::Refused::Connections) => (None, Some(settings.limit_conn_status)),
     };
+    let external = route.policy.external_auth.as_deref().or_else(|| global_auth(&route, settings));
+    let (access, auth) = access(&route, facts, state, allow, deny, external);
     let answer = if closed {
         Some(503)
     } else if refused.is_some() {
         refused
-    } else if blocked || !admits(facts.client, allow, deny) {
+    } else if blocked {
         Some(403)
-    } else if route.policy.basic_auth.as_ref().is_some_and(|a| !state.verified.admits(a, facts.authorization))
-    {
-        Some(401)
+    } else if access.is_some() {
+        access
     } else if route_limits.max_body_size.zip(facts.length).is_some_and(|(limit, n)| n > limit) {
         Some(413)
     } else if route.backend.endpoints().is_empty() && route.fallback.is_none_or(|f| f.endpoints().is_empty())
@@ -238,7 +255,74 @@ pub(crate) fn admit<'t>(
         upstream_target,
         cors,
         in_flight,
+        auth: auth.filter(|_| !closed && refused.is_none() && !blocked),
+        auth_lines: Vec::new(),
     }
+}
+
+/// nginx's access phase over the route's checks (source ranges, basic authentication, then
+/// external authentication): the refusal, or the external authentication still to ask.
+///
+/// With `satisfy all` (the default) the first refusal stands. With `satisfy any` one passing
+/// check is enough, a check without rules for the client counts for nothing, and when all
+/// that apply refuse, `401` wins over `403`, as nginx decides.
+fn access<'t>(
+    route: &Route<'t>,
+    facts: &Facts<'_>,
+    state: &State,
+    allow: &[ingress_core::Cidr],
+    deny: &[ingress_core::Cidr],
+    external: Option<&'t ingress_core::ExternalAuth>,
+) -> (Option<u16>, Option<external_auth::Pending<'t>>) {
+    let in_deny = facts.client.is_some_and(|ip| deny.iter().any(|c| c.contains(ip)));
+    let ranges = if !allow.is_empty() {
+        Some(admits(facts.client, allow, deny))
+    } else if in_deny {
+        Some(false)
+    } else {
+        None
+    };
+    let basic = route.policy.basic_auth.as_ref().map(|a| state.verified.admits(a, facts.authorization));
+    if route.policy.satisfy_any {
+        if ranges == Some(true) || basic == Some(true) {
+            return (None, None);
+        }
+        let prior = if basic == Some(false) {
+            Some(401)
+        } else if ranges == Some(false) {
+            Some(403)
+        } else {
+            None
+        };
+        return match external {
+            Some(auth) => (None, Some(external_auth::Pending { auth, prior })),
+            None => (prior, None),
+        };
+    }
+    if ranges == Some(false) {
+        (Some(403), None)
+    } else if basic == Some(false) {
+        (Some(401), None)
+    } else {
+        (None, external.map(|auth| external_auth::Pending { auth, prior: None }))
+    }
+}
+
+/// The global external authentication (`global-auth-url`) of a route without its own: not
+/// with `enable-global-auth: "false"`, nor on a path of `no-auth-locations`, nor on the
+/// controller's default backend.
+fn global_auth<'s>(
+    route: &Route<'_>,
+    settings: &'s RuntimeSettings,
+) -> Option<&'s ingress_core::ExternalAuth> {
+    let auth = settings.global_auth.as_deref()?;
+    let path = match route.matched_by {
+        ingress_core::MatchedBy::Path { path, .. } => path,
+        ingress_core::MatchedBy::IngressDefault { .. } => "/",
+        ingress_core::MatchedBy::ControllerDefault => return None,
+    };
+    let exempt = settings.no_auth_locations.iter().any(|l| path.starts_with(l.as_str()));
+    (!route.policy.no_global_auth && !exempt).then_some(auth)
 }
 
 /// Phase 2b: the backend of a request on `route`: its canary's when the route has one and the
@@ -441,18 +525,12 @@ mod tests {
         builder.build(&mut store).table
     }
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    #[test]
-    fn admission_answers_in_order() {
-        let settings = RuntimeSettings { max_body_size: Some(10), ..RuntimeSettings::default() };
-        let t = table(&[addr(1)], RoutePolicy::default());
-        let facts = |target, length| Facts {
+    /// A `GET target` on `h.example.com` from no known address.
+    fn facts(target: &str) -> Facts<'_> {
+        Facts {
             host: "h.example.com",
             target,
-            length,
+            length: None,
             tls: false,
             scheme: "http",
             forwarded_host: "h.example.com",
@@ -461,7 +539,18 @@ mod tests {
             origin: None,
             client: None,
             authorization: None,
-        };
+        }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn admission_answers_in_order() {
+        let settings = RuntimeSettings { max_body_size: Some(10), ..RuntimeSettings::default() };
+        let t = table(&[addr(1)], RoutePolicy::default());
+        let facts = |target, length| Facts { length, ..facts(target) };
         let a = admit(Some(&t), &settings, &State::default(), &facts("/%61dmin//x?q", Some(10)));
         assert_eq!((a.answer, &*a.path), (None, "/admin/x"), "normalized path routes");
         assert!(a.route.is_some());
@@ -483,6 +572,42 @@ mod tests {
     }
 
     #[test]
+    fn satisfy_any_lets_one_passing_check_through_as_nginx() {
+        let users = std::collections::BTreeMap::from([("u".to_owned(), "{PLAIN}p".to_owned())]);
+        let basic = Some(std::sync::Arc::new(ingress_core::BasicAuth { realm: "r".into(), users }));
+        let external = std::sync::Arc::new(ingress_core::ExternalAuth::new("http://auth/").unwrap());
+        let outside = ingress_core::parse_cidrs("10.0.0.0/8").unwrap();
+        let credentials = format!("Basic {}", openssl::base64::encode_block(b"u:p"));
+        let answer = |any: bool, ranges: bool, basic_on: bool, external_on: bool, creds: Option<&str>| {
+            let policy = RoutePolicy {
+                satisfy_any: any,
+                allow_ranges: ranges.then(|| outside.clone().into()),
+                basic_auth: basic.clone().filter(|_| basic_on),
+                external_auth: Some(external.clone()).filter(|_| external_on),
+                ..RoutePolicy::default()
+            };
+            let t = table(&[addr(1)], policy);
+            let facts =
+                Facts { client: Some("127.0.0.1".parse().unwrap()), authorization: creds, ..facts("/admin") };
+            let settings = RuntimeSettings::default();
+            let a = admit(Some(&t), &settings, &State::default(), &facts);
+            (a.answer, a.auth.map(|p| p.prior))
+        };
+        let good = Some(credentials.as_str());
+        // satisfy all: the first refusal stands, and external auth is asked only after the others pass.
+        assert_eq!(answer(false, true, true, true, good), (Some(403), None));
+        assert_eq!(answer(false, false, true, true, None), (Some(401), None));
+        assert_eq!(answer(false, false, true, true, good), (None, Some(None)));
+        // satisfy any: a passing check is enough, the others are not asked.
+        assert_eq!(answer(true, true, true, true, good), (None, None));
+        // All that apply refuse: 401 over 403, after external auth has its say.
+        assert_eq!(answer(true, true, true, true, None), (None, Some(Some(401))));
+        assert_eq!(answer(true, true, true, false, None), (Some(401), None));
+        assert_eq!(answer(true, true, false, false, None), (Some(403), None));
+        assert_eq!(answer(true, false, false, true, None), (None, Some(None)));
+    }
+
+    #[test]
     fn a_fallback_takes_requests_while_the_route_has_no_endpoint() {
         let (down, spare) = (BackendRef::new("ns", "down", 80), BackendRef::new("ns", "spare", 80));
         let mut store = EndpointStore::new();
@@ -497,20 +622,9 @@ mod tests {
                 .fallback(spare.clone()),
         );
         let t = builder.build(&mut store).table;
-        let facts = Facts {
-            host: "h.example.com",
-            target: "/x",
-            length: None,
-            tls: false,
-            scheme: "http",
-            forwarded_host: "h.example.com",
-            port: "80",
-            method: "GET",
-            origin: None,
-            client: None,
-            authorization: None,
-        };
-        let a = admit(Some(&t), &RuntimeSettings::default(), &State::default(), &facts);
+        let facts = facts("/x");
+        let settings = RuntimeSettings::default();
+        let a = admit(Some(&t), &settings, &State::default(), &facts);
         assert_eq!(a.answer, None, "the fallback has an endpoint");
         let route = a.route.unwrap();
         assert_eq!(backend_for(&route, std::iter::empty()).key(), &spare);

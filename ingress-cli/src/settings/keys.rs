@@ -53,11 +53,6 @@ const ANNOTATION_ONLY: &str =
 
 // Access restrictions (fail closed) and the keys that only shape them.
 const BLOCKLISTS: &str = "blocklists are not supported yet";
-const GLOBAL_AUTH: &str = "global external authentication is not supported yet";
-const GLOBAL_AUTH_PART: &str = "only takes effect with `global-auth-url`, which closes every route until \
-                                global authentication is supported";
-const NO_AUTH: &str = "exempts paths from `global-auth-url`, which is not supported yet and closes every \
-                       route, these paths included";
 const LIMIT_SHAPING: &str =
     "not supported: the `limit-*` annotations count per client address (`$binary_remote_addr`, the default)";
 const BANDWIDTH: &str = "response bandwidth limits are not supported yet: responses go at full speed \
@@ -248,16 +243,44 @@ pub(crate) const KEYS: &[Key] = &[
         "the headers `custom-headers` may set, comma-separated and compared as written; any other denies the Ingress (503), as in ingress-nginx (empty)",
         "X-Frame-Options,Content-Security-Policy",
     ),
-    key("global-auth-always-set-cookie", Ignored(GLOBAL_AUTH_PART)),
-    key("global-auth-cache-duration", Ignored(GLOBAL_AUTH_PART)),
-    key("global-auth-cache-key", Ignored(GLOBAL_AUTH_PART)),
-    key("global-auth-method", Ignored(GLOBAL_AUTH_PART)),
-    key("global-auth-request-redirect", Ignored(GLOBAL_AUTH_PART)),
-    key("global-auth-response-headers", Ignored(GLOBAL_AUTH_PART)),
-    key("global-auth-signin", Ignored(GLOBAL_AUTH_PART)),
-    key("global-auth-signin-redirect-param", Ignored(GLOBAL_AUTH_PART)),
+    applied(
+        "global-auth-always-set-cookie",
+        "the auth service's `Set-Cookie` on every response (`false`)",
+        "true",
+    ),
+    applied(
+        "global-auth-cache-duration",
+        "`[code …] time` entries, as `auth-cache-duration` (`200 202 401 5m`)",
+        "200 202 5m",
+    ),
+    applied(
+        "global-auth-cache-key",
+        "answers kept per this key (nginx variables), as `auth-cache-key`",
+        "$remote_addr",
+    ),
+    applied("global-auth-method", "the auth request's method (`GET`)", "POST"),
+    applied(
+        "global-auth-request-redirect",
+        "`X-Auth-Request-Redirect` of the auth request (the request target)",
+        "https://example.com/",
+    ),
+    applied(
+        "global-auth-response-headers",
+        "headers copied onto the upstream request, as `auth-response-headers`; a bad name closes every route (503)",
+        "X-Auth-Request-User",
+    ),
+    applied(
+        "global-auth-signin",
+        "where a `401` redirects, as `auth-signin`",
+        "https://auth.example.com/start",
+    ),
+    applied("global-auth-signin-redirect-param", "the sign-in redirect parameter (`rd`)", "next"),
     key("global-auth-snippet", Ignored(SNIPPET)),
-    key("global-auth-url", Restricts(GLOBAL_AUTH)),
+    applied(
+        "global-auth-url",
+        "external authentication of every route without its own, as `auth-url` (except `enable-global-auth: \"false\"` and `no-auth-locations`); a bad URL closes every route (503)",
+        "http://auth.example.com/check",
+    ),
     key("grpc-buffer-size-kb", Ignored(BUFFERS)),
     key("gzip-disable", Ignored(COMPRESSION)),
     key("gzip-level", Ignored(COMPRESSION)),
@@ -327,7 +350,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("modsecurity-snippet", Ignored(SNIPPET)),
     key("nginx-status-ipv4-whitelist", Ignored(NGINX_STATUS)),
     key("nginx-status-ipv6-whitelist", Ignored(NGINX_STATUS)),
-    key("no-auth-locations", Ignored(NO_AUTH)),
+    applied(
+        "no-auth-locations",
+        "comma-separated path prefixes `global-auth-url` leaves alone (`/.well-known/acme-challenge`)",
+        "/public,/health",
+    ),
     applied(
         "no-tls-redirect-locations",
         "path prefixes never redirected to HTTPS (comma-separated, `/.well-known/acme-challenge`)",
@@ -574,7 +601,7 @@ mod tests {
         for k in KEYS {
             if k.name.ends_with("-source-range")
                 || k.name.starts_with("block-")
-                || k.name == "global-auth-url"
+                || (k.name.starts_with("global-auth-") && !k.name.ends_with("snippet"))
             {
                 assert!(
                     matches!(k.support, Restricts(_) | Support::Applied { .. }),

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod manifests;
+
 #[path = "../../../ingress-proxy/tests/proxy/ports.rs"]
 mod ports;
 pub use ports::free_port;

@@ -68,6 +68,10 @@ pub(super) fn read<'a>(
                 outcomes.insert(key, Read::Applied(what.clone()));
             }
             policy.basic_auth = Some(Arc::new(auth));
+            // ingress-nginx's `proxy_set_header Authorization ""`: the password stays here.
+            if let Ok(op) = ingress_core::HeaderOp::remove("authorization") {
+                policy.request_headers.push(op);
+            }
         }
         // The reason goes on `auth-type` (what closes the Ingress); the others say where.
         Err((culprit, why)) => {

@@ -34,10 +34,9 @@ const fn known(name: &'static str, group: &'static str, support: Support) -> Kno
 
 const SNIPPET: &str =
     "configuration snippets are never supported: Ferry generates and runs no configuration text";
-const AUTH: &str = "authentication is not supported yet";
+const AUTH_KEEPALIVE: &str = "Ferry opens a connection per auth request (nginx's default); keep-alive to the auth service is not supported yet";
 const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
 const LIMITS: &str = "response bandwidth limits are not supported yet";
-const GLOBAL_AUTH: &str = "global external authentication is not supported yet (nothing to opt out of)";
 const BALANCING: &str = "not supported yet: Ferry balances round-robin, without session affinity";
 const PROTOCOLS: &str =
     "not supported yet: Ferry speaks plain HTTP/1.1 to endpoints and terminates TLS itself";
@@ -62,22 +61,22 @@ pub(crate) const KNOWN: &[Known] = &[
     known("affinity-mode", "affinity", Ignored(BALANCING)),
     known("allowlist-source-range", "acl", Applied),
     known("app-root", "rewrite", Applied),
-    known("auth-always-set-cookie", "authentication", Restricts(AUTH)),
-    known("auth-cache-duration", "authentication", Restricts(AUTH)),
-    known("auth-cache-key", "authentication", Restricts(AUTH)),
-    known("auth-keepalive", "authentication", Restricts(AUTH)),
-    known("auth-keepalive-requests", "authentication", Restricts(AUTH)),
-    known("auth-keepalive-share-vars", "authentication", Restricts(AUTH)),
-    known("auth-keepalive-timeout", "authentication", Restricts(AUTH)),
-    known("auth-method", "authentication", Restricts(AUTH)),
-    known("auth-proxy-set-headers", "authentication", Restricts(AUTH)),
+    known("auth-always-set-cookie", "authentication", Applied),
+    known("auth-cache-duration", "authentication", Applied),
+    known("auth-cache-key", "authentication", Applied),
+    known("auth-keepalive", "authentication", Ignored(AUTH_KEEPALIVE)),
+    known("auth-keepalive-requests", "authentication", Ignored(AUTH_KEEPALIVE)),
+    known("auth-keepalive-share-vars", "authentication", Ignored(AUTH_KEEPALIVE)),
+    known("auth-keepalive-timeout", "authentication", Ignored(AUTH_KEEPALIVE)),
+    known("auth-method", "authentication", Applied),
+    known("auth-proxy-set-headers", "authentication", Applied),
     known("auth-realm", "authentication", Applied),
-    known("auth-request-redirect", "authentication", Restricts(AUTH)),
-    known("auth-response-headers", "authentication", Restricts(AUTH)),
+    known("auth-request-redirect", "authentication", Applied),
+    known("auth-response-headers", "authentication", Applied),
     known("auth-secret", "authentication", Applied),
     known("auth-secret-type", "authentication", Applied),
-    known("auth-signin", "authentication", Restricts(AUTH)),
-    known("auth-signin-redirect-param", "authentication", Restricts(AUTH)),
+    known("auth-signin", "authentication", Applied),
+    known("auth-signin-redirect-param", "authentication", Applied),
     known("auth-snippet", "authentication", Ignored(SNIPPET)),
     known("auth-tls-error-page", "authentication", Restricts(CLIENT_CERTS)),
     known("auth-tls-match-cn", "authentication", Restricts(CLIENT_CERTS)),
@@ -86,7 +85,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("auth-tls-verify-client", "authentication", Restricts(CLIENT_CERTS)),
     known("auth-tls-verify-depth", "authentication", Restricts(CLIENT_CERTS)),
     known("auth-type", "authentication", Applied),
-    known("auth-url", "authentication", Restricts(AUTH)),
+    known("auth-url", "authentication", Applied),
     known("backend-protocol", "backend", Ignored(PROTOCOLS)),
     known("canary", "canary", Applied),
     known("canary-by-cookie", "canary", Applied),
@@ -111,7 +110,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("disable-proxy-intercept-errors", "backend", Ignored(NOT_YET)),
     known("enable-access-log", "log", Applied),
     known("enable-cors", "cors", Applied),
-    known("enable-global-auth", "authentication", Ignored(GLOBAL_AUTH)),
+    known("enable-global-auth", "authentication", Applied),
     known("enable-modsecurity", "modsecurity", Ignored(MODSECURITY)),
     known("enable-opentelemetry", "opentelemetry", Ignored(TRACING)),
     known("enable-owasp-core-rules", "modsecurity", Ignored(MODSECURITY)),
@@ -167,7 +166,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("proxy-ssl-verify-depth", "proxy", Ignored(PROTOCOLS)),
     known("relative-redirects", "redirect", Ignored(NOT_YET)),
     known("rewrite-target", "rewrite", Applied),
-    known("satisfy", "authentication", Restricts(AUTH)),
+    known("satisfy", "authentication", Applied),
     known("server-alias", "alias", Applied),
     known("server-snippet", "snippets", Ignored(SNIPPET)),
     known("service-upstream", "backend", Ignored(SERVICE_UPSTREAM)),
@@ -227,7 +226,8 @@ mod tests {
                 || k.name.ends_with("-source-range")
                 || k.name.starts_with("limit-")
                 || k.name == "satisfy";
-            if restricting && !k.name.ends_with("snippet") {
+            // Snippets are never applied; keep-alive to the auth service restricts nothing.
+            if restricting && !k.name.ends_with("snippet") && !k.name.starts_with("auth-keepalive") {
                 assert!(matches!(k.support, Applied | Restricts(_)), "{} would fail open", k.name);
             }
         }

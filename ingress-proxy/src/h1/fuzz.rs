@@ -141,6 +141,7 @@ fn upstream_request_with(head: &Head<'_>, names: Names, tls: bool, forwarding: &
         names,
         global: &[],
         route: &[],
+        auth: &[],
     };
     let mut out = Vec::new();
     request::write(head, &edits, &mut out);
@@ -327,12 +328,7 @@ pub fn response_head(data: &[u8]) {
         upgrade: flags & 8 != 0,
     };
     let mut out = Vec::new();
-    let (status, len, last) = match response::parse(
-        buf,
-        &asked,
-        &ResponseEdits { hsts: None, cors: None, global: &[], route: &[], rewrites: None },
-        &mut out,
-    ) {
+    let (status, len, last) = match response::parse(buf, &asked, &ResponseEdits::default(), &mut out) {
         Err(_) | Ok(response::Parsed::Partial) => return,
         Ok(response::Parsed::Interim(len)) => {
             assert!(0 < len && len <= buf.len(), "interim head of {len} bytes in {}", buf.len());
@@ -392,7 +388,7 @@ pub fn response_head(data: &[u8]) {
 /// its status final, that no header value carries CR, LF or NUL, and that rewriting a value
 /// (`Location`, `Set-Cookie`) adds none either.
 pub fn error_page(data: &[u8]) {
-    use crate::pipeline::errors::parse;
+    use crate::pipeline::subrequest::parse;
     let Some((&flags, buf)) = data.split_first() else { return };
     let (head, eof) = (flags & 1 != 0, flags & 2 != 0);
     let Ok(Some(page)) = parse(buf, head, eof) else { return };

@@ -80,6 +80,7 @@ mod tests {
             names: crate::pipeline::edits::Names { underscores: false, ignore_invalid: true },
             global: &[],
             route,
+            auth: &[],
         };
         let mut out = Vec::new();
         write(&head, &edits, &mut out);

@@ -106,6 +106,7 @@ pub(crate) fn parse(
         // httparse takes any three digits; a status below 100 is no status.
         return Err("malformed status line");
     };
+    let edits = &edits.at(status);
     if status == 101 && !asked.upgrade {
         return Err("101 answer to a request without Upgrade");
     }
@@ -313,8 +314,15 @@ mod tests {
     use ingress_core::HeaderOp;
 
     const GET: Asked = Asked { head: false, minor: 1, close: false, upgrade: false };
-    const NO_EDITS: ResponseEdits<'static> =
-        ResponseEdits { hsts: None, cors: None, global: &[], route: &[], rewrites: None };
+    const NO_EDITS: ResponseEdits<'static> = ResponseEdits {
+        hsts: None,
+        cors: None,
+        global: &[],
+        route: &[],
+        rewrites: None,
+        auth: &[],
+        auth_always: false,
+    };
 
     /// The final head and what the client gets, its (per-second) `date` line masked.
     fn final_head(raw: &[u8], asked: Asked) -> (Final, String) {
@@ -388,7 +396,7 @@ mod tests {
     #[test]
     fn route_edits_and_switching() {
         let route = [HeaderOp::set("x-frame-options", "DENY").unwrap(), HeaderOp::remove("server").unwrap()];
-        let edits = ResponseEdits { hsts: None, cors: None, global: &[], route: &route, rewrites: None };
+        let edits = ResponseEdits { route: &route, ..ResponseEdits::default() };
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 200 OK\r\nServer: x\r\nX-Frame-Options: ALLOW\r\nContent-Length: 0\r\n\r\n";
         assert!(matches!(parse(raw, &GET, &edits, &mut out), Ok(Parsed::Final(_))));

@@ -113,6 +113,8 @@ pub(crate) struct RequestEdits<'a> {
     pub(crate) global: &'a [HeaderOp],
     /// The route's edits.
     pub(crate) route: &'a [HeaderOp],
+    /// The edits the auth service's answer asks for (`auth-response-headers`); they win.
+    pub(crate) auth: &'a [HeaderOp],
 }
 
 impl RequestEdits<'_> {
@@ -128,6 +130,7 @@ impl RequestEdits<'_> {
             && !self.nominated.iter().any(is)
             && !replaced_by(self.route, name)
             && !replaced_by(self.global, name)
+            && !replaced_by(self.auth, name)
             && !policy_owned
     }
 
@@ -135,7 +138,13 @@ impl RequestEdits<'_> {
     /// headers (minus those the global or the route's edits set or remove), then the global
     /// `set` and `append` edits (minus those the route's replace), then the route's. A value
     /// comes in parts so nothing is joined on the way.
-    pub(crate) fn added(&self, mut line: impl FnMut(&str, &[&[u8]])) {
+    pub(crate) fn added(&self, mut emit: impl FnMut(&str, &[&[u8]])) {
+        let auth = self.auth;
+        let mut line = |name: &str, value: &[&[u8]]| {
+            if !replaced_by(auth, name) {
+                emit(name, value);
+            }
+        };
         let mut own = |name: &str, value: &[&[u8]]| {
             if !replaced_by(self.route, name) && !replaced_by(self.global, name) {
                 line(name, value);
@@ -169,12 +178,14 @@ impl RequestEdits<'_> {
         }
         own(X_REQUEST_ID, &[self.request_id]);
         global_lines(self.global, self.route, &mut line);
-        route_lines(self.route, line);
+        route_lines(self.route, &mut line);
+        route_lines(auth, emit);
     }
 }
 
-/// The edits of a response going to the client: HSTS, CORS, then the route's.
-#[derive(Debug, Clone, Copy)]
+/// The edits of a response going to the client: HSTS, CORS, then the route's. The default
+/// edits nothing.
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ResponseEdits<'a> {
     /// `Strict-Transport-Security`, replacing the upstream's (HTTPS responses, `hsts`).
     pub(crate) hsts: Option<&'a str>,
@@ -187,6 +198,11 @@ pub(crate) struct ResponseEdits<'a> {
     pub(crate) route: &'a [HeaderOp],
     /// The route's rewrites of upstream `Location`, `Refresh` and `Set-Cookie` values.
     pub(crate) rewrites: Option<&'a ResponseRewrites>,
+    /// Lines the auth service's answer adds (its `Set-Cookie`): on `2xx`/`3xx` responses only
+    /// (nginx's `add_header`), or on all with `auth_always` ([`Self::at`]).
+    pub(crate) auth: &'a [HeaderOp],
+    /// `auth-always-set-cookie`.
+    pub(crate) auth_always: bool,
 }
 
 /// The HSTS header's name.
@@ -217,7 +233,8 @@ impl ResponseEdits<'_> {
             }
         }
         global_lines(self.global, self.route, &mut line);
-        route_lines(self.route, line);
+        route_lines(self.route, &mut line);
+        route_lines(self.auth, line);
     }
 
     /// The new value of a kept upstream header line, when the route rewrites it
@@ -227,6 +244,13 @@ impl ResponseEdits<'_> {
         rewrites.rewrite(name, std::str::from_utf8(value).ok()?)
     }
 
+    /// These edits for a response with `status`: the auth service's lines only where nginx's
+    /// `add_header` (without `always`) adds them.
+    pub(crate) fn at(self, status: u16) -> Self {
+        let added = matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308);
+        if self.auth_always || added { self } else { Self { auth: &[], ..self } }
+    }
+
     /// Whether there is nothing to edit.
     pub(crate) fn is_empty(&self) -> bool {
         self.route.is_empty()
@@ -234,6 +258,7 @@ impl ResponseEdits<'_> {
             && self.hsts.is_none()
             && self.cors.is_none()
             && self.rewrites.is_none()
+            && self.auth.is_empty()
     }
 }
 
@@ -260,7 +285,7 @@ fn global_lines(global: &[HeaderOp], route: &[HeaderOp], line: &mut impl FnMut(&
     }
 }
 
-/// The lines of the route's `set` and `append` edits.
+/// The lines of the `set` and `append` edits of `route`.
 fn route_lines(route: &[HeaderOp], mut line: impl FnMut(&str, &[&[u8]])) {
     for op in route.iter().filter(|op| op.action() != HeaderAction::Remove) {
         line(op.name(), &[op.value().as_bytes()]);
@@ -322,6 +347,7 @@ mod tests {
             names: Names { underscores: false, ignore_invalid: true },
             global: &[],
             route,
+            auth: &[],
         }
     }
 
@@ -383,7 +409,7 @@ mod tests {
         assert_eq!(got.iter().filter(|l| l.starts_with("x-forwarded-proto")).count(), 1);
         assert!(!got.iter().any(|l| l.starts_with("x-request-id")));
         assert!(e.keeps("accept"), "append keeps the client's lines");
-        let r = ResponseEdits { hsts: None, cors: None, global: &[], route: &route, rewrites: None };
+        let r = ResponseEdits { route: &route, ..ResponseEdits::default() };
         assert!(!r.keeps("X-Request-Id") && r.keeps("accept"));
     }
 
@@ -397,10 +423,9 @@ mod tests {
         let route = [HeaderOp::set("x-frame-options", "DENY").unwrap()];
         let r = ResponseEdits {
             hsts: Some("max-age=1"),
-            cors: None,
             global: &global,
             route: &route,
-            rewrites: None,
+            ..ResponseEdits::default()
         };
         assert!(!r.keeps("Server") && !r.keeps("x-frame-options") && r.keeps("x-other"));
         let mut got = Vec::new();

@@ -248,6 +248,19 @@ async fn env() -> Env {
                 ..CanaryRule::default()
             }),
     );
+    // External authentication (auth-url) by an oauth2-proxy-shaped service.
+    let auth = auth_service().await;
+    let mut external = ingress_core::ExternalAuth::new(&format!("http://{auth}/oauth2/auth")).unwrap();
+    external.signin = Some(ingress_core::signin_url("https://login.test/start", "").unwrap());
+    external.response_headers = vec!["x-auth-request-user".into(), "x-auth-request-email".into()];
+    routes.route_with(
+        "authed",
+        "authed.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy { external_auth: Some(std::sync::Arc::new(external)), ..RoutePolicy::default() },
+    );
     // A host of an Ingress with a TLS section: plain HTTP is redirected to HTTPS.
     let secure = BackendRef::new("test", "svc-p", 80);
     routes.builder.ingress(
@@ -282,6 +295,38 @@ async fn stale_backend() -> std::net::SocketAddr {
                 let (head, _) = read_request(&mut stream, &mut pending).await?;
                 STALE_HITS.lock().unwrap().push(head.lines().next().unwrap_or("").to_owned());
                 Some(())
+            });
+        }
+    });
+    addr
+}
+
+/// An auth service shaped as oauth2-proxy's `/oauth2/auth`: cookie `session=ok` is let
+/// through (`200` with the user's headers and a renewed cookie), `session=no` is refused
+/// (`403`), anything else is not signed in (`401`).
+async fn auth_service() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (head, _) = read_request(&mut stream, &mut Vec::new()).await?;
+                let cookie = head.lines().find_map(|l| {
+                    let (name, value) = l.split_once(": ")?;
+                    name.eq_ignore_ascii_case("cookie").then(|| value.to_owned())
+                });
+                let answer = match cookie.as_deref() {
+                    Some("session=ok") => {
+                        "HTTP/1.1 202 Accepted\r\nX-Auth-Request-User: alice\r\n\
+                                           Set-Cookie: session=renewed; Path=/\r\nContent-Length: 0\r\n\r\n"
+                    }
+                    Some("session=no") => "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+                    _ => {
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n\
+                          Set-Cookie: csrf=1\r\nContent-Length: 0\r\n\r\n"
+                    }
+                };
+                stream.write_all(answer.as_bytes()).await.ok()
             });
         }
     });
@@ -420,6 +465,42 @@ fn rows() -> Vec<Row> {
             name: "a closed route (an access restriction not applied) is 503, never served",
             ask: ask("closed.test", "/"),
             check: |_, _, got| assert_eq!(got.status, 503),
+        },
+        Row {
+            name: "external authentication: not signed in is redirected to the sign-in URL",
+            ask: ask("authed.test", "/headers?q=1"),
+            check: |_, t, got| {
+                assert_eq!(got.status, 302, "{}", got.text());
+                let scheme = if t.tls() { "https" } else { "http" };
+                let location = got.header("location").unwrap_or_default();
+                assert!(
+                    location.starts_with(&format!("https://login.test/start?rd={scheme}://authed.test")),
+                    "{location}"
+                );
+                assert!(location.ends_with("%2Fheaders%3Fq%3D1"), "{location}");
+                assert_eq!(got.header("set-cookie"), Some("csrf=1"), "the auth service's cookie");
+            },
+        },
+        Row {
+            name: "external authentication: a signed-in request goes upstream with the user's headers",
+            ask: Ask {
+                headers: pairs(&[("cookie", "session=ok"), ("x-auth-request-email", "forged@evil.test")]),
+                ..ask("authed.test", "/headers")
+            },
+            check: |_, _, got| {
+                assert_eq!(got.status, 200, "{}", got.text());
+                assert_eq!(got.echoed("x-auth-request-user").as_deref(), Some("alice"), "{}", got.text());
+                assert_eq!(got.echoed("x-auth-request-email"), None, "the client's own is removed");
+                assert_eq!(got.header("set-cookie"), Some("session=renewed; Path=/"));
+            },
+        },
+        Row {
+            name: "external authentication: a refusal is 403",
+            ask: Ask { headers: pairs(&[("cookie", "session=no")]), ..ask("authed.test", "/headers") },
+            check: |_, _, got| {
+                assert_eq!(got.status, 403);
+                assert_eq!(got.echoed("x-from-route"), None, "never upstream");
+            },
         },
         Row {
             name: "a rewrite-target route sends the rewritten path, query kept",
