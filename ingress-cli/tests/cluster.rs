@@ -190,11 +190,27 @@ async fn named_config_maps_are_watched_and_applied() -> Result<()> {
     let cfg = format!("{ns}/cfg");
     let c = controller(&api, &ns, &class, &["--configmap", &cfg])?;
 
-    eventually(Duration::from_secs(20), || {
-        let (status, head) = head(c.http, "app.test")?;
-        Ok(status == 200 && head.contains("\r\nx-frame-options: deny") && head.contains("\r\nx-global: one"))
-    })
-    .with_context(|| c.logs())?;
+    // Ready means the named ConfigMaps are in: the first request already gets their headers
+    // (no start-up window where the Ingress answers 503 for want of them).
+    let (status, head_seen) = head(c.http, "app.test")?;
+    assert_eq!(status, 200, "{head_seen}\n{}", c.logs());
+    assert!(
+        head_seen.contains("\r\nx-frame-options: deny") && head_seen.contains("\r\nx-global: one"),
+        "{head_seen}"
+    );
+    // … and the first table was built with them (not a 503 table mended a moment later).
+    let logs: String = {
+        // Without the terminal colours: `\x1b[…m` sequences.
+        let mut plain = String::new();
+        let mut rest = c.logs();
+        while let Some(at) = rest.find('\x1b') {
+            plain.push_str(&rest[..at]);
+            rest = rest[at..].split_once('m').map_or(String::new(), |(_, r)| r.to_owned());
+        }
+        plain + &rest
+    };
+    let first = logs.lines().find(|l| l.contains("published route table")).unwrap_or_default();
+    assert!(first.contains("generation=1") && first.contains("problems=0"), "{first}\n{logs}");
     replace(&client, &ns, &config_map("app-headers", "  X-Frame-Options: SAMEORIGIN\n")).await?;
     replace(&client, &ns, &config_map("global", "  X-Global: two\n")).await?;
     eventually(Duration::from_secs(10), || {

@@ -39,16 +39,12 @@ impl Controller {
     pub async fn start(client: Client, config: Config) -> Result<Self> {
         let slices = source::discover_slice_api(&client).await?;
         tracing::info!(?slices, namespace = ?config.watch_namespace, class = %config.ingress_class, "starting");
-        let (engine, snapshots) = Engine::new(config.clone(), source::kinds(&config));
+        let (mut engine, snapshots) = Engine::new(config.clone(), source::kinds(&config));
+        let named = engine.watch_by_name();
         let (tx, rx) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
         source::spawn(&client, &config, slices, &tx, &mut tasks);
-        tasks.spawn(source::referenced_objects(
-            client.clone(),
-            config.clone(),
-            snapshots.clone(),
-            tx.clone(),
-        ));
+        tasks.spawn(source::referenced_objects(client.clone(), config.clone(), named, tx.clone()));
         drop(tx);
         tasks.spawn(engine::run(engine, rx));
         let (leader_tx, leader) = watch::channel(false);

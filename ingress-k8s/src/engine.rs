@@ -47,6 +47,18 @@ pub struct Snapshot {
 /// The receiving end of the publish channel: `None` until the initial sync is complete.
 pub type Snapshots = watch::Receiver<Option<Arc<Snapshot>>>;
 
+/// The ConfigMaps and Secrets the configuration names, to be watched by name (see
+/// [`crate::watch::referenced_objects`]): published with every table, and before the first one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub(crate) config_maps: Arc<BTreeSet<Key>>,
+    pub(crate) secrets: Arc<BTreeSet<Key>>,
+}
+
+/// How long the first table waits for the named objects' first lists (then it is published
+/// without the missing ones, whose Ingresses answer 503 until they arrive).
+const NAMED_WAIT: Duration = Duration::from_secs(10);
+
 /// What a batch of changes requires.
 #[derive(Debug, Default)]
 pub(crate) struct Dirty {
@@ -66,6 +78,15 @@ pub(crate) struct Engine {
     relists: u64,
     /// The ConfigMaps and Secrets the last table named (watched by name), as in its snapshot.
     named: (Arc<BTreeSet<Key>>, Arc<BTreeSet<Key>>),
+    /// Where the named sets go before and with every table; `None` when the named objects come
+    /// with the others (manifest mode), so nothing waits for them.
+    named_tx: Option<watch::Sender<Named>>,
+    /// The named objects whose first list arrived.
+    listed: HashSet<(Kind, Key)>,
+    /// Until when the first table waits for named objects not listed yet.
+    hold_until: Option<Instant>,
+    /// How long it waits at most ([`NAMED_WAIT`]).
+    hold_for: Duration,
 }
 
 impl Engine {
@@ -82,8 +103,21 @@ impl Engine {
             generation: 0,
             relists: 0,
             named: Default::default(),
+            named_tx: None,
+            listed: HashSet::new(),
+            hold_until: None,
+            hold_for: NAMED_WAIT,
         };
         (engine, rx)
+    }
+
+    /// Cluster mode: the named objects are watched by name from the sets this returns, and
+    /// the first table waits (a while) for their first lists, so no Ingress that names one
+    /// answers 503 at start-up for want of it.
+    pub(crate) fn watch_by_name(&mut self) -> watch::Receiver<Named> {
+        let (tx, rx) = watch::channel(Named::default());
+        self.named_tx = Some(tx);
+        rx
     }
 
     /// Applies one change to the stores and says what it dirtied. Endpoint-slice changes only
@@ -123,7 +157,8 @@ impl Engine {
                 dirty.rebuild = true;
                 self.waiting.clear();
             }
-            Change::RelistOne(kind, _, _) => {
+            Change::RelistOne(kind, key, _) => {
+                self.listed.insert((*kind, key.clone()));
                 dirty.rebuild = true;
                 if self.waiting.remove(kind) && self.waiting.is_empty() {
                     tracing::info!("initial sync complete");
@@ -173,10 +208,55 @@ impl Engine {
         }
         let first = self.generation == 0;
         if dirty.rebuild || first {
-            self.rebuild();
+            let started = std::time::Instant::now();
+            let translation = translate::translate(&self.objects, &self.config);
+            if first && self.hold(&translation) {
+                return;
+            }
+            self.rebuild(translation, started);
         } else if !dirty.services.is_empty() {
             self.update_endpoints(&dirty.services);
         }
+    }
+
+    /// Before the first table: whether to wait for named objects whose first list has not
+    /// arrived (their watchers are asked for here), until the deadline.
+    fn hold(&mut self, translation: &translate::Translation) -> bool {
+        let Some(tx) = &self.named_tx else { return false };
+        let wanted = Named {
+            config_maps: Arc::new(translation.referenced_config_maps.clone()),
+            secrets: Arc::new(translation.referenced_secrets.clone()),
+        };
+        let missing: Vec<(Kind, &Key)> = wanted
+            .config_maps
+            .iter()
+            .map(|k| (Kind::ConfigMap, k))
+            .chain(wanted.secrets.iter().map(|k| (Kind::Secret, k)))
+            .filter(|(kind, key)| crate::watch::watched_by_name(&self.config, *kind, key))
+            .filter(|(kind, key)| !self.listed.contains(&(*kind, (*key).clone())))
+            .collect();
+        if missing.is_empty() {
+            return false;
+        }
+        let deadline = *self.hold_until.get_or_insert_with(|| Instant::now() + self.hold_for);
+        if Instant::now() >= deadline {
+            let names: Vec<String> =
+                missing.iter().map(|(kind, k)| format!("{kind} {}/{}", k.0, k.1)).collect();
+            tracing::warn!(missing = %names.join(", "), "named objects not listed in time; publishing without them");
+            return false;
+        }
+        tracing::debug!(missing = missing.len(), "first table waits for named objects");
+        tx.send_if_modified(|named| {
+            let changed = *named != wanted;
+            *named = wanted;
+            changed
+        });
+        true
+    }
+
+    /// The deadline the first table is waiting until, if it is waiting.
+    pub(crate) fn holding_until(&self) -> Option<Instant> {
+        self.hold_until.filter(|_| self.generation == 0)
     }
 
     fn update_endpoints(&mut self, services: &BTreeSet<Key>) {
@@ -192,9 +272,8 @@ impl Engine {
         tracing::debug!(services = services.len(), "endpoints updated in place");
     }
 
-    fn rebuild(&mut self) {
-        let started = std::time::Instant::now();
-        let mut translation = translate::translate(&self.objects, &self.config);
+    /// Publishes the table of `translation` (made from `started` on).
+    fn rebuild(&mut self, mut translation: translate::Translation, started: std::time::Instant) {
         let translated = started.elapsed();
         let mut keys: HashMap<Key, Vec<BackendRef>> = HashMap::new();
         for (backend, _) in &translation.endpoints {
@@ -227,6 +306,14 @@ impl Engine {
             relists: self.relists,
         };
         self.named = (Arc::clone(&snapshot.referenced_config_maps), Arc::clone(&snapshot.referenced_secrets));
+        if let Some(tx) = &self.named_tx {
+            let named = Named { config_maps: Arc::clone(&self.named.0), secrets: Arc::clone(&self.named.1) };
+            tx.send_if_modified(|old| {
+                let changed = *old != named;
+                *old = named;
+                changed
+            });
+        }
         tracing::info!(
             generation = self.generation,
             routes = snapshot.table.route_count(),
@@ -246,7 +333,19 @@ impl Engine {
 pub(crate) async fn run(mut engine: Engine, mut rx: mpsc::UnboundedReceiver<Change>) {
     let window: Duration = engine.config.coalesce_window;
     let mut last_flush: Option<Instant> = None;
-    while let Some(change) = rx.recv().await {
+    loop {
+        // While the first table waits for named objects, the deadline publishes it anyway.
+        let change = match engine.holding_until() {
+            Some(deadline) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(change) => change,
+                Err(_) => {
+                    engine.flush(&Dirty { rebuild: true, ..Dirty::default() });
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(change) = change else { break };
         let mut dirty = Dirty::default();
         engine.apply(change, &mut dirty);
         if let Some(last) = last_flush {
@@ -321,6 +420,44 @@ mod tests {
         step(&mut engine, Change::Apply(map("2")));
         assert!(engine.objects.config_maps.is_empty());
         assert!(rx.borrow().as_ref().unwrap().referenced_config_maps.is_empty());
+    }
+
+    #[test]
+    fn the_first_table_waits_for_the_named_objects_a_while() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let named_ingress = INGRESS.replace(
+            "metadata: {name: app, namespace: default}",
+            "metadata: {name: app, namespace: default, annotations: {nginx.ingress.kubernetes.io/custom-headers: default/hdrs}}",
+        );
+        let hdrs = object(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hdrs, namespace: default}\ndata: {X-A: \"1\"}\n",
+        );
+        let key: Key = ("default".into(), "hdrs".into());
+        let (mut engine, rx) = Engine::new(config.clone(), [Kind::Ingress]);
+        let named = engine.watch_by_name();
+        let step = |engine: &mut Engine, change| {
+            let mut dirty = Dirty::default();
+            engine.apply(change, &mut dirty);
+            engine.flush(&dirty);
+        };
+        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(&named_ingress)]));
+        assert!(rx.borrow().is_none(), "not published before the named ConfigMap is listed");
+        assert!(engine.holding_until().is_some());
+        assert!(named.borrow().config_maps.contains(&key), "its watcher is asked for");
+        step(&mut engine, Change::RelistOne(Kind::ConfigMap, key.clone(), Some(hdrs)));
+        let first = rx.borrow().clone().expect("published once listed");
+        assert!(first.referenced_config_maps.contains(&key));
+        assert!(engine.holding_until().is_none());
+
+        // A named object that never lists does not hold the table past the deadline.
+        let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
+        let _named = engine.watch_by_name();
+        engine.hold_for = Duration::from_millis(50);
+        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(&named_ingress)]));
+        assert!(rx.borrow().is_none(), "the first flush waits");
+        std::thread::sleep(Duration::from_millis(60));
+        engine.flush(&Dirty { rebuild: true, ..Dirty::default() });
+        assert!(rx.borrow().is_some(), "the deadline publishes");
     }
 
     #[test]

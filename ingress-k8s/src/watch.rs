@@ -161,25 +161,18 @@ pub(crate) fn spawn(
 pub(crate) async fn referenced_objects(
     client: Client,
     config: Config,
-    mut snapshots: crate::engine::Snapshots,
+    mut named: tokio::sync::watch::Receiver<crate::engine::Named>,
     tx: UnboundedSender<Change>,
 ) {
-    let own = config.configmap.as_ref().map(|c| (Kind::ConfigMap, (c.namespace.clone(), c.name.clone())));
     let mut tasks = JoinSet::new();
     let mut running: BTreeMap<(Kind, Key), AbortHandle> = BTreeMap::new();
     loop {
-        let wanted: BTreeSet<(Kind, Key)> = snapshots
-            .borrow_and_update()
-            .as_ref()
-            .map(|s| {
-                let maps = s.referenced_config_maps.iter().map(|k| (Kind::ConfigMap, k.clone()));
-                let secrets = s.referenced_secrets.iter().map(|k| (Kind::Secret, k.clone()));
-                maps.chain(secrets)
-                    .filter(|k| Some(k) != own.as_ref())
-                    .filter(|(_, k)| config.watch_namespace.as_ref().is_none_or(|ns| *ns == k.0))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let wanted: BTreeSet<(Kind, Key)> = {
+            let named = named.borrow_and_update();
+            let maps = named.config_maps.iter().map(|k| (Kind::ConfigMap, k.clone()));
+            let secrets = named.secrets.iter().map(|k| (Kind::Secret, k.clone()));
+            maps.chain(secrets).filter(|(kind, key)| watched_by_name(&config, *kind, key)).collect()
+        };
         let gone: Vec<(Kind, Key)> = running.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
         for (kind, key) in gone {
             if let Some(task) = running.remove(&(kind, key.clone())) {
@@ -219,10 +212,18 @@ pub(crate) async fn referenced_objects(
         }
         // Reap finished tasks (none finish unless the engine is gone).
         while tasks.try_join_next().is_some() {}
-        if snapshots.changed().await.is_err() {
+        if named.changed().await.is_err() {
             return;
         }
     }
+}
+
+/// Whether a named object gets a watcher of its own: not the `--configmap` (it has one), nor
+/// an object outside `--watch-namespace` (ingress-nginx does not see those either).
+pub(crate) fn watched_by_name(config: &Config, kind: Kind, key: &Key) -> bool {
+    let own = kind == Kind::ConfigMap
+        && config.configmap.as_ref().is_some_and(|c| c.namespace == key.0 && c.name == key.1);
+    !own && config.watch_namespace.as_ref().is_none_or(|ns| *ns == key.0)
 }
 
 /// A v1beta1 EndpointSlice read into the v1 type: the fields the controller needs are the same
