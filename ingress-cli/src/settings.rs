@@ -164,6 +164,17 @@ pub(crate) fn from_configmap(
                     Err(format!("not statuses 400–599, left out: {}", bad.join(", ")))
                 }
             }
+            "load-balance" => match value {
+                "round_robin" => {
+                    s.load_balance = ingress_core::LoadBalance::RoundRobin;
+                    Ok(())
+                }
+                "ewma" => {
+                    s.load_balance = ingress_core::LoadBalance::Ewma;
+                    Ok(())
+                }
+                _ => Err("expected `round_robin` or `ewma`".to_owned()),
+            },
             "limit-req-status-code" => status_code(value).map(|code| s.limit_req_status = code),
             "limit-conn-status-code" => status_code(value).map(|code| s.limit_conn_status = code),
             "no-auth-locations" => {

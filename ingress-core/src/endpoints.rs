@@ -27,10 +27,20 @@ impl From<SocketAddr> for Endpoint {
 }
 
 /// The ready endpoints of one backend at one moment, in a stable order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct EndpointSet {
     endpoints: Vec<Endpoint>,
+    /// The consistent-hash ring over them, built on first use.
+    ring: std::sync::OnceLock<crate::HashRing>,
 }
+
+impl PartialEq for EndpointSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.endpoints == other.endpoints
+    }
+}
+
+impl Eq for EndpointSet {}
 
 impl EndpointSet {
     /// A set from any endpoints; sorted and deduplicated so equal sets compare equal.
@@ -38,7 +48,16 @@ impl EndpointSet {
         let mut endpoints: Vec<Endpoint> = endpoints.into_iter().map(Into::into).collect();
         endpoints.sort_unstable();
         endpoints.dedup();
-        Self { endpoints }
+        Self { endpoints, ring: std::sync::OnceLock::new() }
+    }
+
+    /// The consistent-hash ring over these endpoints (`upstream-hash-by`, balanced affinity),
+    /// built once per set.
+    pub fn ring(&self) -> &crate::HashRing {
+        self.ring.get_or_init(|| {
+            let addrs: Vec<SocketAddr> = self.endpoints.iter().map(|e| e.addr).collect();
+            crate::HashRing::of_endpoints(&addrs)
+        })
     }
 
     /// The endpoints, sorted by address.

@@ -34,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod balance;
 mod build;
 mod canary;
 mod cidr;
@@ -53,6 +54,10 @@ mod tls;
 mod uri;
 mod vars;
 
+pub use balance::{
+    Affinity, Balance, DEFAULT_SESSION_COOKIE, HashBy, HashRing, LoadBalance, SessionCookie, crc32,
+    samesite_none_incompatible,
+};
 pub use build::{Built, TableBuilder};
 pub use canary::{CanaryRoute, CanaryRule, cookie_value};
 pub use cidr::{Cidr, InvalidCidr, admits, canonical as canonical_ip, parse_cidrs};

@@ -113,6 +113,9 @@ pub struct RoutePolicy {
     pub satisfy_any: bool,
     /// `enable-global-auth: "false"`: the ConfigMap's `global-auth-url` does not apply.
     pub no_global_auth: bool,
+    /// How requests are spread over the endpoints (`load-balance`, `upstream-hash-by`,
+    /// `affinity`); `None` follows the ConfigMap's `load-balance`.
+    pub balance: Option<Box<crate::Balance>>,
 }
 
 /// The users of basic authentication (`auth-secret`) and the realm their browsers are told
@@ -269,6 +272,20 @@ impl RoutePolicy {
         }
         if self.no_global_auth {
             out.push("global external authentication off".to_owned());
+        }
+        if let Some(b) = &self.balance {
+            if let Some(a) = &b.affinity {
+                let mode = if a.persistent { "persistent" } else { "balanced" };
+                out.push(format!("sticky sessions by cookie {} ({mode})", a.cookie.name));
+            } else if let Some(h) = &b.hash_by {
+                let subset = h.subset.map_or(String::new(), |n| format!(", subsets of {n}"));
+                out.push(format!("consistent hashing by {}{subset}", h.key));
+            } else if let Some(lb) = b.load_balance {
+                out.push(format!(
+                    "balancing {}",
+                    if lb == crate::LoadBalance::Ewma { "ewma" } else { "round_robin" }
+                ));
+            }
         }
         if let Some(rl) = &self.rate_limit {
             let mut parts = Vec::new();

@@ -13,6 +13,7 @@
 
 mod access;
 mod auth;
+mod balance;
 mod canary;
 mod cors;
 mod external_auth;
@@ -226,6 +227,7 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         );
     }
     outcomes.extend(reads(cors::read(&ours, &mut policy)));
+    outcomes.extend(balance::read(&ours, &mut policy));
     outcomes.extend(response::read(&ours, &mut policy));
     let (name_outcomes, names) = redirect::names(&ours);
     outcomes.extend(name_outcomes);
@@ -314,10 +316,10 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
     }
 }
 
-/// Annotations a canary Ingress keeps (its own split, and, in ingress-nginx, balancing and
-/// affinity); the others follow the main Ingress.
-const INHERITED_BY_CANARY: [&str; 5] =
-    ["canary", "load-balance", "upstream-hash-by", "affinity", "session-cookie"];
+/// Annotations a canary Ingress keeps (its own split); the others follow the main Ingress,
+/// balancing and affinity included (a canary's sessions stick by the main Ingress's cookie, as
+/// ingress-nginx's default `affinity-canary-behavior: sticky` copies it).
+const INHERITED_BY_CANARY: [&str; 1] = ["canary"];
 
 const CANARY_INHERITS: &str =
     "a canary Ingress's requests get the main Ingress's settings (as in ingress-nginx)";
@@ -386,6 +388,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| limits::doc(k.name))
                     .or_else(|| auth::doc(k.name))
                     .or_else(|| external_auth::doc(k.name))
+                    .or_else(|| balance::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())

@@ -132,6 +132,8 @@ pub struct RuntimeSettings {
     /// Path prefixes `global_auth` leaves alone (`no-auth-locations`, by default
     /// `/.well-known/acme-challenge`), compared with the rule's path as written.
     pub no_auth_locations: Vec<String>,
+    /// How routes without their own balancing spread requests (`load-balance`).
+    pub load_balance: ingress_core::LoadBalance,
 }
 
 /// The ConfigMap's source ranges, on the client's real address: requests from `block` get
@@ -287,6 +289,7 @@ impl Default for RuntimeSettings {
             limit_conn_status: 503,
             global_auth: None,
             no_auth_locations: vec!["/.well-known/acme-challenge".to_owned()],
+            load_balance: ingress_core::LoadBalance::RoundRobin,
         }
     }
 }

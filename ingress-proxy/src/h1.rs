@@ -50,6 +50,7 @@ use self::upload::Upload;
 use crate::config::{ClientLimits, RouteLimits, RuntimeSettings, Timeouts};
 use crate::handle::Shared;
 use crate::metrics::{ActiveRequest, Metrics};
+use crate::pipeline::balance::Choice;
 use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::errors::{self, ErrorPages, PageRequest};
@@ -343,23 +344,29 @@ impl Front {
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let table = snapshot.as_deref().map(|s| &*s.table);
         let mut admitted = admit(table, settings, &self.shared.state, &facts);
-        let granted = match (admitted.auth.take(), admitted.route.as_ref()) {
-            (Some(pending), Some(route)) => {
-                let lines: Vec<(&str, &[u8])> = head.headers.iter().map(|h| (h.name, h.value)).collect();
-                let vars = RequestVars {
-                    method: head.method,
-                    target: head.origin_form,
-                    path: &admitted.path,
-                    host: head.host,
-                    headers: &lines,
-                    client: &client,
-                    tls: from.tls,
-                    request_id: std::str::from_utf8(request_id).unwrap_or(""),
-                    route,
-                };
+        // The request's variables, for external authentication and the balancing that reads
+        // the request (hashing, affinity).
+        let pending = admitted.auth.take();
+        let needs_vars = pending.is_some() || admitted.route.as_ref().is_some_and(Choice::needs_request);
+        let lines: Vec<(&str, &[u8])> =
+            if needs_vars { head.headers.iter().map(|h| (h.name, h.value)).collect() } else { Vec::new() };
+        let vars = admitted.route.as_ref().filter(|_| needs_vars).map(|route| RequestVars {
+            method: head.method,
+            target: head.origin_form,
+            path: &admitted.path,
+            host: head.host,
+            headers: &lines,
+            client: &client,
+            tls: from.tls,
+            request_id: std::str::from_utf8(request_id).unwrap_or(""),
+            route,
+        });
+        let choice = admitted.route.as_ref().map(|route| Choice::of(route, settings, vars.as_ref()));
+        let granted = match (pending, vars.as_ref()) {
+            (Some(pending), Some(vars)) => {
                 let names = Names::of(&settings.client);
                 let cache = &self.shared.state.auth_cache;
-                external_auth::ask(pending, &vars, names, &admitted.limits.timeouts, cache).await
+                external_auth::ask(pending, vars, names, &admitted.limits.timeouts, cache).await
             }
             _ => Verdict::Allowed(Granted::default()),
         };
@@ -417,8 +424,10 @@ impl Front {
                     auth: &granted.upstream,
                 };
                 request::write(head, &edits, &mut conn.request);
+                let attempts = Attempts::new(&admitted.limits).choosing(choice.unwrap_or_default());
                 let limits = &admitted.limits;
-                self.proxy(head, upload, route, limits, close, &local, &granted, conn, &mut outcome).await
+                self.proxy(head, upload, route, limits, attempts, close, &local, &granted, conn, &mut outcome)
+                    .await
             }
             // Answered without the body: the connection stays only if the body was all read
             // with the head, and never after a 400 or 413 (as nginx closes it).
@@ -488,6 +497,7 @@ impl Front {
         upload: &mut Upload<'_>,
         route: &Route<'_>,
         limits: &RouteLimits,
+        mut attempts: Attempts,
         close: bool,
         local: &Local<'_>,
         granted: &Granted,
@@ -508,12 +518,13 @@ impl Front {
             rewrites: route.policy.response_rewrites.as_deref(),
             auth: &granted.cookies,
             auth_always: granted.always,
+            set_cookie: None,
         };
-        let mut attempts = Attempts::new(limits);
         let backend = backend_for(route, head.headers.iter().map(|h| (h.name, h.value)));
         let mut sent_before = false;
         loop {
-            let addr = match attempts.next(&*self.selector, backend) {
+            let attempt_started = Instant::now();
+            let addr = match attempts.next(&*self.selector, backend, &self.shared.state) {
                 Ok(addr) => addr,
                 Err(status) => {
                     return self
@@ -546,19 +557,15 @@ impl Front {
             };
             let retry = std::mem::replace(&mut sent_before, true);
             let intercepts = |status| local.pages.as_ref().is_some_and(|(pages, _)| pages.wants(status));
-            match exchange(
-                asked,
-                &edits,
-                &intercepts,
-                upload,
-                retry,
-                &mut up,
-                &limits.timeouts,
-                conn,
-                outcome,
-            )
-            .await
-            {
+            let cookie = attempts.set_cookie().map(str::to_owned);
+            let edits = ResponseEdits { set_cookie: cookie.as_deref(), ..edits };
+            let exchanged =
+                exchange(asked, &edits, &intercepts, upload, retry, &mut up, &limits.timeouts, conn, outcome)
+                    .await;
+            if attempts.measures_latency() {
+                self.shared.state.ewma.observe(addr, attempt_started.elapsed());
+            }
+            match exchanged {
                 Ok(Exchanged::Switched) => return Next::Close,
                 // The upstream connection is left unread, so it goes; so does the client's if
                 // its body was not all read.

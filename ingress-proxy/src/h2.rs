@@ -33,6 +33,7 @@ use crate::config::{Forwarding, RouteLimits, RuntimeSettings};
 use crate::handle::{Shared, Snapshot};
 use crate::metrics::{ActiveRequest, Metrics};
 use crate::pipeline::answer::{body_for, status_for};
+use crate::pipeline::balance::Choice;
 use crate::pipeline::client::{Client, Connection, Sent, identify};
 use crate::pipeline::edits::{
     HSTS, Names, RequestEdits, ResponseEdits, X_REQUEST_ID, new_request_id, usable_request_id,
@@ -361,14 +362,34 @@ impl ProxyHttp for H2 {
         ctx.route = admitted.route.map(|r| r.id());
         ctx.path = admitted.path.to_string();
         ctx.limits = admitted.limits;
-        ctx.attempts = Attempts::new(&admitted.limits);
         ctx.upstream_target = admitted.upstream_target.clone();
+        let lines: Vec<(&str, &[u8])> = if admitted.route.is_some() {
+            req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect()
+        } else {
+            Vec::new()
+        };
+        // The request's variables, for external authentication and the balancing that reads
+        // the request (hashing, affinity).
+        let pending = admitted.auth.take();
+        let needs_vars = pending.is_some() || admitted.route.as_ref().is_some_and(Choice::needs_request);
+        let vars = admitted.route.as_ref().filter(|_| needs_vars).map(|route| RequestVars {
+            method: req.method.as_str(),
+            target,
+            path: &admitted.path,
+            host: facts.host,
+            headers: &lines,
+            client: &client,
+            tls: facts.tls,
+            request_id: &ctx.request_id,
+            route,
+        });
+        let choice = admitted.route.as_ref().map(|route| Choice::of(route, &settings, vars.as_ref()));
+        ctx.attempts = Attempts::new(&admitted.limits).choosing(choice.unwrap_or_default());
         ctx.backend = admitted
             .route
             .as_ref()
             .map(|route| {
-                let lines = req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
-                let chosen = backend_for(route, lines);
+                let chosen = backend_for(route, lines.iter().copied());
                 if std::ptr::eq(chosen, route.backend) {
                     Chosen::Route
                 } else if route.canary.is_some_and(|c| std::ptr::eq(chosen, c.backend)) {
@@ -379,23 +400,10 @@ impl ProxyHttp for H2 {
             })
             .unwrap_or(Chosen::Route);
         ctx.cors_origin = admitted.cors.map(|(_, origin)| origin.to_owned());
-        if let (Some(pending), Some(route)) = (admitted.auth.take(), admitted.route.as_ref()) {
-            let lines: Vec<(&str, &[u8])> =
-                req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect();
-            let vars = RequestVars {
-                method: req.method.as_str(),
-                target,
-                path: &admitted.path,
-                host: facts.host,
-                headers: &lines,
-                client: &client,
-                tls: facts.tls,
-                request_id: &ctx.request_id,
-                route,
-            };
+        if let (Some(pending), Some(vars)) = (pending, vars.as_ref()) {
             let names = Names::of(&settings.client);
             let cache = &self.shared.state.auth_cache;
-            match external_auth::ask(pending, &vars, names, &admitted.limits.timeouts, cache).await {
+            match external_auth::ask(pending, vars, names, &admitted.limits.timeouts, cache).await {
                 Verdict::Allowed(granted) => ctx.granted = granted,
                 Verdict::Refused { status, lines } => {
                     admitted.answer = Some(status);
@@ -422,7 +430,7 @@ impl ProxyHttp for H2 {
             .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
         let addr = ctx
             .attempts
-            .next(&*self.selector, ctx.backend.of(&route))
+            .next(&*self.selector, ctx.backend.of(&route), &self.shared.state)
             .map_err(|status| Error::explain(HTTPStatus(status), "no endpoint left to try"))?;
         let timeouts = ctx.limits.timeouts;
         let mut peer = HttpPeer::new(addr, false, String::new());
@@ -524,6 +532,7 @@ impl ProxyHttp for H2 {
             rewrites: policy.and_then(|p| p.response_rewrites.as_deref()),
             auth: &ctx.granted.cookies,
             auth_always: ctx.granted.always,
+            set_cookie: ctx.attempts.set_cookie(),
         }
         .at(status);
         if edits.is_empty() {
@@ -604,6 +613,11 @@ impl ProxyHttp for H2 {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if let (true, Some(addr), Some(started)) =
+            (ctx.attempts.measures_latency(), ctx.attempts.upstream(), ctx.connect_started)
+        {
+            self.shared.state.ewma.observe(addr, started.elapsed());
+        }
         let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0);
         let req = session.req_header();
         let route = ctx.route();

@@ -22,6 +22,7 @@
 
 pub(crate) mod answer;
 pub(crate) mod auth;
+pub(crate) mod balance;
 pub(crate) mod client;
 pub(crate) mod edits;
 pub(crate) mod errors;
@@ -77,6 +78,7 @@ pub(crate) struct State {
     pub(crate) limits: limits::Limits,
     pub(crate) verified: auth::Verified,
     pub(crate) auth_cache: external_auth::Cache,
+    pub(crate) ewma: balance::Ewma,
 }
 
 /// The outcome of [`admit`].
@@ -331,7 +333,7 @@ fn global_auth<'s>(
 /// the request's header lines.
 pub(crate) fn backend_for<'t, 'h>(
     route: &Route<'t>,
-    headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+    headers: impl Iterator<Item = (&'h str, &'h [u8])> + Clone,
 ) -> &'t Backend {
     let chosen = split(route, headers);
     match route.fallback {
@@ -340,9 +342,22 @@ pub(crate) fn backend_for<'t, 'h>(
     }
 }
 
-/// The canary split of [`backend_for`].
-fn split<'t, 'h>(route: &Route<'t>, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> &'t Backend {
+/// The canary split of [`backend_for`]: a session an affinity cookie pins to one of the pair
+/// stays there (ingress-nginx's `affinity-canary-behavior: sticky`), then the header, cookie
+/// and weight rules.
+fn split<'t, 'h>(
+    route: &Route<'t>,
+    headers: impl Iterator<Item = (&'h str, &'h [u8])> + Clone,
+) -> &'t Backend {
     let Some(canary) = route.canary else { return route.backend };
+    if let Some(pinned) = balance::affinity_backend(route, headers.clone()) {
+        if pinned == balance::backend_key(route.backend.key()) {
+            return route.backend;
+        }
+        if pinned == balance::backend_key(canary.backend.key()) {
+            return canary.backend;
+        }
+    }
     let wanted = canary.rule.header.as_deref().unwrap_or("");
     let (mut header, mut cookie) = (None, None);
     for (name, value) in headers {
@@ -399,6 +414,10 @@ pub(crate) struct Attempts {
     /// How long attempts may go on (`proxy-next-upstream-timeout`), from the first.
     budget: Option<std::time::Duration>,
     first: Option<std::time::Instant>,
+    /// How endpoints are chosen ([`balance`]).
+    choice: balance::Choice,
+    /// The affinity cookie of the last pick, when it chose a new endpoint for the session.
+    cookie: Option<String>,
 }
 
 /// What follows a failed attempt.
@@ -434,12 +453,34 @@ impl Attempts {
             current: None,
             budget: limits.next_upstream_timeout,
             first: None,
+            choice: balance::Choice::RoundRobin,
+            cookie: None,
         }
+    }
+
+    /// The same, choosing endpoints by `choice` (the route's balancing).
+    pub(crate) fn choosing(self, choice: balance::Choice) -> Self {
+        Self { choice, ..self }
+    }
+
+    /// The `Set-Cookie` value of the affinity cookie, when the session got a new endpoint.
+    pub(crate) fn set_cookie(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+
+    /// Whether attempts' latencies feed the EWMA balancer ([`balance::Ewma::observe`]).
+    pub(crate) fn measures_latency(&self) -> bool {
+        matches!(self.choice, balance::Choice::Ewma)
     }
 
     /// Phase 2: the endpoint of the next attempt, chosen by `selector` among those not tried;
     /// `Err(status)` when none is left (`503`, or the status of the last failure).
-    pub(crate) fn next(&mut self, selector: &dyn Selector, backend: &Backend) -> Result<SocketAddr, u16> {
+    pub(crate) fn next(
+        &mut self,
+        selector: &dyn Selector,
+        backend: &Backend,
+        state: &State,
+    ) -> Result<SocketAddr, u16> {
         if let (Some(budget), Some(first)) = (self.budget, self.first)
             && first.elapsed() >= budget
         {
@@ -449,9 +490,16 @@ impl Attempts {
             self.first = Some(std::time::Instant::now());
         }
         let endpoints = backend.endpoints();
-        let Some(endpoint) = selector.select(backend, &endpoints, &self.tried) else {
+        let rotate = || selector.select(backend, &endpoints, &self.tried);
+        let retry = self.made > 0;
+        let picked =
+            balance::pick(&self.choice, backend, &endpoints, &self.tried, retry, &state.ewma, rotate);
+        let Some((endpoint, cookie)) = picked else {
             return Err(self.failure.unwrap_or(503));
         };
+        if cookie.is_some() {
+            self.cookie = cookie;
+        }
         self.made += 1;
         self.current = Some(endpoint.addr);
         Ok(endpoint.addr)
@@ -608,6 +656,42 @@ mod tests {
     }
 
     #[test]
+    fn an_affinity_cookie_keeps_a_session_on_its_side_of_a_canary_pair() {
+        let (main, canary) = (BackendRef::new("ns", "main", 80), BackendRef::new("ns", "canary", 80));
+        let mut store = EndpointStore::new();
+        store.set(&main, EndpointSet::new([addr(1)]));
+        store.set(&canary, EndpointSet::new([addr(2)]));
+        let affinity = ingress_core::Affinity {
+            persistent: false,
+            canary_legacy: false,
+            change_on_failure: false,
+            cookie: ingress_core::SessionCookie::default(),
+        };
+        let balance = ingress_core::Balance { load_balance: None, hash_by: None, affinity: Some(affinity) };
+        let mut builder = TableBuilder::new();
+        let rule = |b: &BackendRef| {
+            ingress_core::HostRule::host("h.example.com").path(ingress_core::PathRule::prefix("/", b.clone()))
+        };
+        builder.ingress(
+            Ingress::new(Origin::new("ns", "main"))
+                .rule(rule(&main))
+                .policy(RoutePolicy { balance: Some(Box::new(balance)), ..RoutePolicy::default() }),
+        );
+        builder.ingress(Ingress::new(Origin::new("ns", "canary")).rule(rule(&canary)).as_canary(
+            ingress_core::CanaryRule { weight: 0, weight_total: 100, ..ingress_core::CanaryRule::default() },
+        ));
+        let t = builder.build(&mut store).table;
+        let route = t.lookup("h.example.com", "/").unwrap();
+        let cookie = |b: &BackendRef| format!("INGRESSCOOKIE=1.2.3|{}", balance::backend_key(b));
+        for (pinned, expected) in [(&canary, &canary), (&main, &main)] {
+            let value = cookie(pinned);
+            let lines = [("cookie", value.as_bytes())];
+            assert_eq!(backend_for(&route, lines.iter().copied()).key(), expected);
+        }
+        assert_eq!(backend_for(&route, std::iter::empty()).key(), &main, "weight 0: the main side");
+    }
+
+    #[test]
     fn a_fallback_takes_requests_while_the_route_has_no_endpoint() {
         let (down, spare) = (BackendRef::new("ns", "down", 80), BackendRef::new("ns", "spare", 80));
         let mut store = EndpointStore::new();
@@ -636,24 +720,32 @@ mod tests {
         let route = t.lookup("h.example.com", "/admin").unwrap();
         let limits = RuntimeSettings::default().limits_for(route.policy);
         let mut attempts = Attempts::new(&limits);
-        let first = attempts.next(&RoundRobin, route.backend).unwrap();
+        let first = attempts.next(&RoundRobin, route.backend, &State::default()).unwrap();
         let refused = Error::explain(ErrorType::ConnectRefused, "no");
         assert_eq!(attempts.connect_failed(&refused), AfterFailure::Retry);
-        let second = attempts.next(&RoundRobin, route.backend).unwrap();
+        let second = attempts.next(&RoundRobin, route.backend, &State::default()).unwrap();
         assert_ne!(first, second, "a failed endpoint is not chosen again");
         assert_eq!(attempts.connect_failed(&refused), AfterFailure::Retry);
-        assert_eq!(attempts.next(&RoundRobin, route.backend), Err(502), "every endpoint failed");
+        assert_eq!(
+            attempts.next(&RoundRobin, route.backend, &State::default()),
+            Err(502),
+            "every endpoint failed"
+        );
 
         // proxy-next-upstream-timeout: once spent, the last failure is the answer, however
         // many endpoints are left.
         let spent = RouteLimits { next_upstream_timeout: Some(std::time::Duration::ZERO), ..limits };
         let mut attempts = Attempts::new(&spent);
-        attempts.next(&RoundRobin, route.backend).unwrap();
+        attempts.next(&RoundRobin, route.backend, &State::default()).unwrap();
         assert_eq!(attempts.connect_failed(&refused), AfterFailure::Retry);
-        assert_eq!(attempts.next(&RoundRobin, route.backend), Err(502), "no time left to retry");
+        assert_eq!(
+            attempts.next(&RoundRobin, route.backend, &State::default()),
+            Err(502),
+            "no time left to retry"
+        );
 
         let mut attempts = Attempts::new(&limits);
-        attempts.next(&RoundRobin, route.backend).unwrap();
+        attempts.next(&RoundRobin, route.backend, &State::default()).unwrap();
         let stale = Error::explain(ErrorType::ConnectionClosed, "closed").into_up();
         let ok = Exchange { reused: true, idempotent: true, replayable: true, committed: false };
         assert_eq!(attempts.exchange_failed(&stale, ok), AfterFailure::Retry);

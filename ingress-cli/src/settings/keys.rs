@@ -113,7 +113,8 @@ const MODSECURITY: &str =
     "ModSecurity is not supported (ingress-nginx's default mode only detects, it does not block)";
 const REQUEST_ID: &str = "not supported: Ferry always sends `X-Request-ID` upstream, the client's or a \
                           generated one (ingress-nginx's default)";
-const BALANCING: &str = "not supported yet: Ferry balances round-robin, without session affinity";
+const HASH_BY_UNREAD: &str =
+    "ingress-nginx reads this key nowhere (only the annotation of the same name hashes); nor does Ferry";
 const SERVICE_UPSTREAM: &str = "not supported yet: Ferry sends to the Service's ready endpoints";
 const KEEPALIVE_POOL: &str =
     "not supported yet: the idle upstream connection pool's size is fixed at start-up";
@@ -336,7 +337,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("limit-rate", Ignored(BANDWIDTH)),
     key("limit-rate-after", Ignored(BANDWIDTH)),
     applied("limit-req-status-code", "the status of a request over `limit-rps`/`limit-rpm` (503)", "429"),
-    key("load-balance", Ignored(BALANCING)),
+    applied(
+        "load-balance",
+        "`round_robin` or `ewma` for routes without their own `load-balance` (`round_robin`)",
+        "ewma",
+    ),
     key("location-snippet", Ignored(SNIPPET)),
     key("log-format-escape-json", Ignored(LOG_FORMAT)),
     key("log-format-escape-none", Ignored(LOG_FORMAT)),
@@ -462,9 +467,9 @@ pub(crate) const KEYS: &[Key] = &[
     key("strict-validate-path-type", Ignored(PATH_TYPE)),
     key("syslog-host", Ignored(LOG_OUTPUT)),
     key("syslog-port", Ignored(LOG_OUTPUT)),
-    key("upstream-hash-by", Ignored(BALANCING)),
-    key("upstream-hash-by-subset", Ignored(BALANCING)),
-    key("upstream-hash-by-subset-size", Ignored(BALANCING)),
+    key("upstream-hash-by", Ignored(HASH_BY_UNREAD)),
+    key("upstream-hash-by-subset", Ignored(HASH_BY_UNREAD)),
+    key("upstream-hash-by-subset-size", Ignored(HASH_BY_UNREAD)),
     key("upstream-keepalive-connections", Ignored(KEEPALIVE_POOL)),
     key("upstream-keepalive-requests", Ignored(NOT_YET)),
     key("upstream-keepalive-time", Ignored(NOT_YET)),

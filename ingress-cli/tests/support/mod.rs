@@ -137,7 +137,25 @@ pub fn slow_backend(delay: Duration) -> SocketAddr {
     addr
 }
 
-fn serve(mut stream: TcpStream, name: &str) {
+/// [`echo_backend`] on `ip` and `port` (another loopback address than 127.0.0.1 lets several
+/// endpoints of one EndpointSlice share a port), answering each request after `delay`; `None`
+/// when the address is taken.
+pub fn echo_backend_on(ip: [u8; 4], port: u16, name: &'static str, delay: Duration) -> Option<SocketAddr> {
+    let listener = TcpListener::bind((std::net::Ipv4Addr::from(ip), port)).ok()?;
+    let addr = listener.local_addr().ok()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_after(stream, name, delay));
+        }
+    });
+    Some(addr)
+}
+
+fn serve(stream: TcpStream, name: &str) {
+    serve_after(stream, name, Duration::ZERO);
+}
+
+fn serve_after(mut stream: TcpStream, name: &str, delay: Duration) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -167,6 +185,7 @@ fn serve(mut stream: TcpStream, name: &str) {
         }
         buf.drain(..head_end + len);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        std::thread::sleep(delay);
         let body = format!("backend={name} path={path}");
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",

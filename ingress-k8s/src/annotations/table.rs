@@ -37,7 +37,7 @@ const SNIPPET: &str =
 const AUTH_KEEPALIVE: &str = "Ferry opens a connection per auth request (nginx's default); keep-alive to the auth service is not supported yet";
 const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
 const LIMITS: &str = "response bandwidth limits are not supported yet";
-const BALANCING: &str = "not supported yet: Ferry balances round-robin, without session affinity";
+const CANARY_AFFINITY: &str = "a canary's requests keep the main Ingress's affinity (ingress-nginx's default, `sticky`); `legacy` is not supported";
 const PROTOCOLS: &str =
     "not supported yet: Ferry speaks plain HTTP/1.1 to endpoints and terminates TLS itself";
 const MODSECURITY: &str =
@@ -56,9 +56,9 @@ use Support::{Applied, Ignored, Restricts};
 
 /// Every annotation, sorted by name.
 pub(crate) const KNOWN: &[Known] = &[
-    known("affinity", "affinity", Ignored(BALANCING)),
-    known("affinity-canary-behavior", "affinity", Ignored(BALANCING)),
-    known("affinity-mode", "affinity", Ignored(BALANCING)),
+    known("affinity", "affinity", Applied),
+    known("affinity-canary-behavior", "affinity", Ignored(CANARY_AFFINITY)),
+    known("affinity-mode", "affinity", Applied),
     known("allowlist-source-range", "acl", Applied),
     known("app-root", "rewrite", Applied),
     known("auth-always-set-cookie", "authentication", Applied),
@@ -128,7 +128,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("limit-rpm", "rate-limit", Applied),
     known("limit-rps", "rate-limit", Applied),
     known("limit-whitelist", "rate-limit", Applied),
-    known("load-balance", "backend", Ignored(BALANCING)),
+    known("load-balance", "backend", Applied),
     known("mirror-host", "mirror", Ignored(MIRROR)),
     known("mirror-request-body", "mirror", Ignored(MIRROR)),
     known("mirror-target", "mirror", Ignored(MIRROR)),
@@ -170,15 +170,15 @@ pub(crate) const KNOWN: &[Known] = &[
     known("server-alias", "alias", Applied),
     known("server-snippet", "snippets", Ignored(SNIPPET)),
     known("service-upstream", "backend", Ignored(SERVICE_UPSTREAM)),
-    known("session-cookie-change-on-failure", "affinity", Ignored(BALANCING)),
-    known("session-cookie-conditional-samesite-none", "affinity", Ignored(BALANCING)),
-    known("session-cookie-domain", "affinity", Ignored(BALANCING)),
-    known("session-cookie-expires", "affinity", Ignored(BALANCING)),
-    known("session-cookie-max-age", "affinity", Ignored(BALANCING)),
-    known("session-cookie-name", "affinity", Ignored(BALANCING)),
-    known("session-cookie-path", "affinity", Ignored(BALANCING)),
-    known("session-cookie-samesite", "affinity", Ignored(BALANCING)),
-    known("session-cookie-secure", "affinity", Ignored(BALANCING)),
+    known("session-cookie-change-on-failure", "affinity", Applied),
+    known("session-cookie-conditional-samesite-none", "affinity", Applied),
+    known("session-cookie-domain", "affinity", Applied),
+    known("session-cookie-expires", "affinity", Applied),
+    known("session-cookie-max-age", "affinity", Applied),
+    known("session-cookie-name", "affinity", Applied),
+    known("session-cookie-path", "affinity", Applied),
+    known("session-cookie-samesite", "affinity", Applied),
+    known("session-cookie-secure", "affinity", Applied),
     known("ssl-ciphers", "backend", Ignored(PROTOCOLS)),
     known("ssl-passthrough", "sslpassthrough", Ignored(PROTOCOLS)),
     known("ssl-prefer-server-ciphers", "backend", Ignored(PROTOCOLS)),
@@ -186,9 +186,9 @@ pub(crate) const KNOWN: &[Known] = &[
     known("stream-snippet", "snippets", Ignored(SNIPPET)),
     known("temporal-redirect", "redirect", Applied),
     known("temporal-redirect-code", "redirect", Applied),
-    known("upstream-hash-by", "backend", Ignored(BALANCING)),
-    known("upstream-hash-by-subset", "backend", Ignored(BALANCING)),
-    known("upstream-hash-by-subset-size", "backend", Ignored(BALANCING)),
+    known("upstream-hash-by", "backend", Applied),
+    known("upstream-hash-by-subset", "backend", Applied),
+    known("upstream-hash-by-subset-size", "backend", Applied),
     known("upstream-vhost", "backend", Applied),
     known("use-port-in-redirects", "redirect", Applied),
     known("use-regex", "rewrite", Applied),

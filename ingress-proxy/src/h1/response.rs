@@ -322,6 +322,7 @@ mod tests {
         rewrites: None,
         auth: &[],
         auth_always: false,
+        set_cookie: None,
     };
 
     /// The final head and what the client gets, its (per-second) `date` line masked.

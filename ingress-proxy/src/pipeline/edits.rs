@@ -203,6 +203,8 @@ pub(crate) struct ResponseEdits<'a> {
     pub(crate) auth: &'a [HeaderOp],
     /// `auth-always-set-cookie`.
     pub(crate) auth_always: bool,
+    /// The affinity cookie, when the session got a new endpoint (`affinity: cookie`).
+    pub(crate) set_cookie: Option<&'a str>,
 }
 
 /// The HSTS header's name.
@@ -234,7 +236,10 @@ impl ResponseEdits<'_> {
         }
         global_lines(self.global, self.route, &mut line);
         route_lines(self.route, &mut line);
-        route_lines(self.auth, line);
+        route_lines(self.auth, &mut line);
+        if let Some(cookie) = self.set_cookie {
+            line("set-cookie", &[cookie.as_bytes()]);
+        }
     }
 
     /// The new value of a kept upstream header line, when the route rewrites it
@@ -259,6 +264,7 @@ impl ResponseEdits<'_> {
             && self.cors.is_none()
             && self.rewrites.is_none()
             && self.auth.is_empty()
+            && self.set_cookie.is_none()
     }
 }
 

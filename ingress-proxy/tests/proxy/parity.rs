@@ -261,6 +261,25 @@ async fn env() -> Env {
         &[backend.addr],
         RoutePolicy { external_auth: Some(std::sync::Arc::new(external)), ..RoutePolicy::default() },
     );
+    // Cookie affinity.
+    let sticky = ingress_core::Balance {
+        load_balance: None,
+        hash_by: None,
+        affinity: Some(ingress_core::Affinity {
+            persistent: false,
+            canary_legacy: false,
+            change_on_failure: false,
+            cookie: ingress_core::SessionCookie::default(),
+        }),
+    };
+    routes.route_with(
+        "sticky",
+        "sticky.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy { balance: Some(Box::new(sticky)), ..RoutePolicy::default() },
+    );
     // A host of an Ingress with a TLS section: plain HTTP is redirected to HTTPS.
     let secure = BackendRef::new("test", "svc-p", 80);
     routes.builder.ingress(
@@ -500,6 +519,28 @@ fn rows() -> Vec<Row> {
             check: |_, _, got| {
                 assert_eq!(got.status, 403);
                 assert_eq!(got.echoed("x-from-route"), None, "never upstream");
+            },
+        },
+        Row {
+            name: "cookie affinity: a new session gets its cookie",
+            ask: ask("sticky.test", "/headers"),
+            check: |_, t, got| {
+                assert_eq!(got.status, 200);
+                let cookie = got.header("set-cookie").unwrap_or_default();
+                assert!(cookie.starts_with("INGRESSCOOKIE=") && cookie.contains('|'), "{cookie}");
+                let secure = if t.tls() { "; Secure" } else { "" };
+                assert!(cookie.ends_with(&format!("; Path=/{secure}; HttpOnly")), "{cookie}");
+            },
+        },
+        Row {
+            name: "cookie affinity: a pinned session gets no new cookie",
+            ask: Ask {
+                headers: pairs(&[("cookie", "INGRESSCOOKIE=1.2.3|abc")]),
+                ..ask("sticky.test", "/headers")
+            },
+            check: |_, _, got| {
+                assert_eq!(got.status, 200);
+                assert_eq!(got.header("set-cookie"), None);
             },
         },
         Row {
