@@ -184,6 +184,12 @@ pub(crate) fn from_configmap(
             }
             // Read with the Ingresses' annotations (it limits `custom-headers`).
             "global-allowed-response-headers" => Ok(()),
+            // Read with the Ingresses (the default of their `service-upstream`).
+            "service-upstream" => match value {
+                "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false"
+                | "False" => Ok(()),
+                _ => Err("expected `true` or `false`".to_owned()),
+            },
             range if SOURCE_RANGES.contains(&range) => match ingress_core::parse_cidrs(value) {
                 Ok(list) => {
                     match range {

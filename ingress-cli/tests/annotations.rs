@@ -929,10 +929,16 @@ fn basic_auth_with_htpasswd_users() -> Result<()> {
     std::fs::create_dir(&dir)?;
     std::fs::write(dir.join("class.yaml"), CLASS)?;
     std::fs::write(dir.join("services.yaml"), services(&[("echo", 80, echo_backend("echo"))]))?;
-    // htpasswd -b (apr1), htpasswd -B -C 5 (bcrypt), htpasswd -s (SHA-1), all for "password".
+    // htpasswd -b (apr1), htpasswd -B -C 5 (bcrypt), htpasswd -s (SHA-1), salted SHA-1, and
+    // crypt(3): DES (htpasswd -d), MD5, SHA-256 and SHA-512; all for "password".
     let file = "alice:$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00\n\
                 bob:$2y$05$bvIG6Nmid91Mu9RcmmWZfO5HJIMCT8riNW0hEp8f6/FuA2/mHZFpe\n\
-                carol:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n";
+                carol:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n\
+                dan:{SSHA}Ixeqctr6CgfwWvR7qi44j5Xc9vMxMjM0NTY3OA==\n\
+                dave:abJnggxhB/yWI\n\
+                erin:$1$saltsalt$qjXMvbEw8oaL.CzflDtaK/\n\
+                frank:$5$saltsalt$gOjOtoMpVhru2uyjeJSEc/JaLQWOXMNmlOnj6T4AtC.\n\
+                grace:$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/\n";
     std::fs::write(
         dir.join("secrets.yaml"),
         [secret("basic-auth", &[("auth", file)]), secret("by-user", &[("dave", "{PLAIN}s3cret")])].concat(),
@@ -966,7 +972,7 @@ fn basic_auth_with_htpasswd_users() -> Result<()> {
     let (status, head, _) = ask("file.test", None)?;
     assert_eq!(status, 401);
     assert!(head.contains("\r\nwww-authenticate: basic realm=\"authentication required - foo\""), "{head}");
-    for user in ["alice", "bob", "carol"] {
+    for user in ["alice", "bob", "carol", "dan", "dave", "erin", "frank", "grace"] {
         assert_eq!(ask("file.test", Some(&format!("{user}:password")))?.0, 200, "{user}");
         assert_eq!(ask("file.test", Some(&format!("{user}:wrong")))?.0, 401, "{user}");
     }

@@ -203,3 +203,48 @@ fn ewma_sends_less_to_a_slow_pod() -> Result<()> {
     assert!(ewma <= 4, "ewma sent {ewma} of 30 to the slow pod");
     Ok(())
 }
+
+#[test]
+fn service_upstream_sends_to_the_cluster_ip() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    // The pod on 127.0.0.1, the Service's cluster IP on 127.0.0.9, both on one port.
+    let mut port = 0;
+    for _ in 0..20 {
+        let p = free_port();
+        if echo_backend_on([127, 0, 0, 9], p, "cluster", Duration::ZERO).is_some()
+            && echo_backend_on([127, 0, 0, 1], p, "pod", Duration::ZERO).is_some()
+        {
+            port = p;
+            break;
+        }
+    }
+    assert_ne!(port, 0, "no port free on both addresses");
+    let service = |name: &str, cluster_ip: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  clusterIP: \"{cluster_ip}\"\n  ports: [{{name: http, port: {port}, targetPort: {port}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-pods\n  namespace: default\n  labels: {{kubernetes.io/service-name: {name}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints: [{{addresses: [\"127.0.0.1\"]}}]\n"
+        )
+    };
+    std::fs::write(dir.join("class.yaml"), CLASS)?;
+    std::fs::write(
+        dir.join("services.yaml"),
+        [service("app", "127.0.0.9"), service("headless", "None")].concat(),
+    )?;
+    let to = |name: &str, host: &str, service: &str, on: &[(&str, &str)]| {
+        ingress(name, host, service, on).replace("number: 80", &format!("number: {port}"))
+    };
+    write_ingresses(
+        &dir,
+        &[
+            to("via", "via.test", "app", &[("service-upstream", "true")]),
+            to("pods", "pods.test", "app", &[]),
+            to("headless", "headless.test", "headless", &[("service-upstream", "true")]),
+        ],
+    )?;
+    let c = start(&dir)?;
+    assert_eq!(ask(&c, "via.test", "/", None)?.1, "cluster");
+    assert_eq!(ask(&c, "pods.test", "/", None)?.1, "pod", "the same Service without the annotation");
+    assert_eq!(ask(&c, "headless.test", "/", None)?.1, "pod", "no cluster IP: the endpoints");
+    Ok(())
+}

@@ -98,18 +98,30 @@ pub struct BackendRef {
     pub service: String,
     /// Which port of the Service.
     pub port: PortRef,
+    /// Requests go to the Service's cluster IP instead of its endpoints (ingress-nginx's
+    /// `service-upstream`): a backend of its own, with one endpoint.
+    pub cluster_ip: bool,
 }
 
 impl BackendRef {
     /// A reference to `namespace/service:port`.
     pub fn new(namespace: impl Into<String>, service: impl Into<String>, port: impl Into<PortRef>) -> Self {
-        Self { namespace: namespace.into(), service: service.into(), port: port.into() }
+        Self { namespace: namespace.into(), service: service.into(), port: port.into(), cluster_ip: false }
+    }
+
+    /// The same Service port, reached through its cluster IP (`service-upstream`).
+    pub fn via_cluster_ip(self) -> Self {
+        Self { cluster_ip: true, ..self }
     }
 }
 
 impl fmt::Display for BackendRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}:{}", self.namespace, self.service, self.port)
+        write!(f, "{}/{}:{}", self.namespace, self.service, self.port)?;
+        if self.cluster_ip {
+            f.write_str(" (cluster IP)")?;
+        }
+        Ok(())
     }
 }
 

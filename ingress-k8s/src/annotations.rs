@@ -116,6 +116,9 @@ pub struct Annotations {
     pub aliases: Vec<String>,
     /// `from-to-www-redirect`.
     pub www_redirect: bool,
+    /// `service-upstream`: the Ingress's backends are their Services' cluster IPs; `None`
+    /// follows the ConfigMap's `service-upstream`.
+    pub service_upstream: Option<bool>,
     /// The ConfigMaps the annotations name (`custom-headers`, `auth-proxy-set-headers`), by
     /// namespace and name: the
     /// controller watches these.
@@ -267,6 +270,21 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         }
         outcomes.insert(name, read.into());
     }
+    let mut service_upstream = None;
+    if let Some((&name, &value)) = ours.get_key_value("service-upstream") {
+        let read = match values::go_bool(value.trim()) {
+            Ok(on) => {
+                service_upstream = Some(on);
+                Read::Applied(if on {
+                    "requests go to the Service's cluster IP (its endpoints when it has none)".to_owned()
+                } else {
+                    "requests go to the Service's endpoints".to_owned()
+                })
+            }
+            Err(e) => Read::Rejected(e),
+        };
+        outcomes.insert(name, read);
+    }
     let (canary_outcomes, canary) = canary::read(&ours);
     outcomes.extend(reads(canary_outcomes));
     let mut reports = Vec::new();
@@ -310,11 +328,15 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         fallback,
         aliases: names.aliases,
         www_redirect: names.www_redirect,
+        service_upstream,
         config_maps,
         secrets: secret.into_iter().collect(),
         reports,
     }
 }
+
+const SERVICE_UPSTREAM_DOC: &str = "`true`: requests go to the Service's cluster IP (one endpoint: no balancing, \
+     affinity or retries across pods), or to its endpoints when it has none (headless)";
 
 /// Annotations a canary Ingress keeps (its own split); the others follow the main Ingress,
 /// balancing and affinity included (a canary's sessions stick by the main Ingress's cookie, as
@@ -390,7 +412,8 @@ pub fn markdown_table() -> String {
                     .or_else(|| external_auth::doc(k.name))
                     .or_else(|| balance::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
-                    .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC));
+                    .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC))
+                    .or_else(|| (k.name == "service-upstream").then_some(SERVICE_UPSTREAM_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),

@@ -265,7 +265,14 @@ impl Engine {
         for key in services {
             let Some(service) = self.objects.services.get(key) else { continue };
             let slices = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
-            for (backend, set) in translate::service_endpoints(service, slices) {
+            let sets = translate::service_endpoints(service, slices);
+            // Backends through the cluster IP of a headless Service follow its endpoints.
+            for backend in self.endpoint_keys.get(key).into_iter().flatten().filter(|b| b.cluster_ip) {
+                if let Some((_, set)) = translate::cluster_ip_endpoints(service, backend, &sets) {
+                    self.store.set(backend, set);
+                }
+            }
+            for (backend, set) in sets {
                 self.store.set(&backend, set);
             }
         }

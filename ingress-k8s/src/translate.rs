@@ -16,7 +16,9 @@ use ingress_core::{
 };
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 
-pub(crate) use endpoints::{SERVICE_NAME_LABEL, service_endpoints, slice_service, slices_by_service};
+pub(crate) use endpoints::{
+    SERVICE_NAME_LABEL, cluster_ip_endpoints, service_endpoints, slice_service, slices_by_service,
+};
 
 use crate::annotations::{self, AnnotationReport, Verdict};
 use crate::objects::Key;
@@ -104,6 +106,9 @@ pub struct Translation {
     pub referenced_secrets: std::collections::BTreeSet<Key>,
     /// The addresses to write into our Ingresses' status.
     pub status_addresses: Vec<String>,
+    /// The backends reached through their Service's cluster IP (`service-upstream`), as the
+    /// Ingresses name them (the port may be a name).
+    cluster_ip_backends: std::collections::BTreeSet<BackendRef>,
     /// Per Ingress, where each core rule and path came from in the Kubernetes object, so core
     /// rejections name the field as written.
     index: HashMap<(String, String), IndexMap>,
@@ -217,6 +222,13 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
     for (key, ingress) in &objects.ingresses {
         if class::is_ours(ingress, objects, config) {
             add_ingress(&mut out, &mut certs, objects, config, key, ingress);
+        }
+    }
+
+    for backend in std::mem::take(&mut out.cluster_ip_backends) {
+        let service = objects.services.get(&(backend.namespace.clone(), backend.service.clone()));
+        if let Some(entry) = service.and_then(|s| cluster_ip_endpoints(s, &backend, &out.endpoints)) {
+            out.endpoints.push(entry);
         }
     }
 
@@ -371,6 +383,23 @@ fn add_ingress(
     }
     let empty = k8s_openapi::api::networking::v1::IngressSpec::default();
     let spec = ingress.spec.as_ref().unwrap_or(&empty);
+    // service-upstream: the annotation, else the ConfigMap's (false).
+    let via_cluster_ip = read.service_upstream.unwrap_or_else(|| {
+        out.config
+            .get("service-upstream")
+            .is_some_and(|v| matches!(v.trim(), "1" | "t" | "T" | "TRUE" | "true" | "True"))
+    });
+    let mut through_cluster_ip = Vec::new();
+    let mut backend_ref = |ns: &str, backend: &IngressBackend, objects: &Objects| {
+        backend_ref(ns, backend, objects).map(|(b, warning)| {
+            if via_cluster_ip {
+                through_cluster_ip.push(b.clone().via_cluster_ip());
+                (b.via_cluster_ip(), warning)
+            } else {
+                (b, warning)
+            }
+        })
+    };
 
     if let Some(backend) = &spec.default_backend {
         match backend_ref(&key.0, backend, objects) {
@@ -416,6 +445,7 @@ fn add_ingress(
             index.rules.push((index_u32(r), kept));
         }
     }
+    out.cluster_ip_backends.extend(through_cluster_ip);
     if spec.tls.as_ref().is_some_and(|t| !t.is_empty()) {
         core = core.with_tls_section();
     }

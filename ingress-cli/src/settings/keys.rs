@@ -115,7 +115,6 @@ const REQUEST_ID: &str = "not supported: Ferry always sends `X-Request-ID` upstr
                           generated one (ingress-nginx's default)";
 const HASH_BY_UNREAD: &str =
     "ingress-nginx reads this key nowhere (only the annotation of the same name hashes); nor does Ferry";
-const SERVICE_UPSTREAM: &str = "not supported yet: Ferry sends to the Service's ready endpoints";
 const KEEPALIVE_POOL: &str =
     "not supported yet: the idle upstream connection pool's size is fixed at start-up";
 const PROXY_SSL: &str = "only affects the `proxy-ssl-*` annotations, which Ferry does not apply \
@@ -447,7 +446,11 @@ pub(crate) const KEYS: &[Key] = &[
         "off: no `Server` header at all, the upstream's removed too; on: `Server: ferry/<version>` (off)",
         "true",
     ),
-    key("service-upstream", Ignored(SERVICE_UPSTREAM)),
+    applied(
+        "service-upstream",
+        "the default of the `service-upstream` annotation: requests to the Services' cluster IPs (`false`)",
+        "true",
+    ),
     key("skip-access-log-urls", Ignored(LOG_SELECTION)),
     key("ssl-buffer-size", Ignored(TLS_TUNING)),
     key("ssl-ciphers", Ignored(TLS_VERSIONS)),

@@ -331,7 +331,8 @@ impl Controller {
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ingress-controller").into());
         let child = Command::new(bin)
             .args(args)
-            .args(["--bind-address", "127.0.0.1", "--threads", "2"])
+            .args(if args.contains(&"--bind-address") { &[][..] } else { &["--bind-address", "127.0.0.1"] })
+            .args(["--threads", "2"])
             .args(["--http-port", &http.to_string(), "--https-port", &https.to_string()])
             .args(["--admin-port", &admin.to_string()])
             .stdout(std::fs::File::create(&access)?)

@@ -49,7 +49,6 @@ const PUSH: &str = "HTTP/2 server push is obsolete (browsers and nginx 1.25 remo
 const BUFFERS: &str = "Ferry streams responses without nginx's buffers; there is nothing to size";
 const REWRITE_LOG: &str = "nginx's rewrite debug log has no counterpart";
 const CONNECTION: &str = "Ferry manages the upstream `Connection` header itself (keep-alive)";
-const SERVICE_UPSTREAM: &str = "not supported yet: Ferry sends to the Service's ready endpoints";
 const NOT_YET: &str = "not supported yet";
 
 use Support::{Applied, Ignored, Restricts};
@@ -169,7 +168,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("satisfy", "authentication", Applied),
     known("server-alias", "alias", Applied),
     known("server-snippet", "snippets", Ignored(SNIPPET)),
-    known("service-upstream", "backend", Ignored(SERVICE_UPSTREAM)),
+    known("service-upstream", "backend", Applied),
     known("session-cookie-change-on-failure", "affinity", Applied),
     known("session-cookie-conditional-samesite-none", "affinity", Applied),
     known("session-cookie-domain", "affinity", Applied),

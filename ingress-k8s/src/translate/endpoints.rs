@@ -76,6 +76,35 @@ pub(crate) fn service_endpoints(
         .collect()
 }
 
+/// The endpoint of `backend` (a port of `service`) reached through the Service's cluster IP
+/// (`service-upstream`), keyed as the table keys it (port number resolved): `clusterIP:port`;
+/// for a Service without a cluster IP (headless), its endpoints from `pods`, as ingress-nginx
+/// falls back to them.
+pub(crate) fn cluster_ip_endpoints(
+    service: &Service,
+    backend: &BackendRef,
+    pods: &[(BackendRef, EndpointSet)],
+) -> Option<(BackendRef, EndpointSet)> {
+    let spec = service.spec.as_ref()?;
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    let number = match &backend.port {
+        PortRef::Number(n) => *n,
+        PortRef::Name(name) => {
+            u16::try_from(ports.iter().find(|p| p.name.as_deref() == Some(name))?.port).ok()?
+        }
+    };
+    let key = BackendRef { port: PortRef::Number(number), ..backend.clone() };
+    let ip = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None");
+    let set = match ip.and_then(|ip| ip.parse::<IpAddr>().ok()) {
+        Some(ip) => EndpointSet::new([SocketAddr::new(ip, number)]),
+        None => {
+            let plain = BackendRef { cluster_ip: false, ..key.clone() };
+            pods.iter().find(|(b, _)| *b == plain).map(|(_, set)| set.clone()).unwrap_or_default()
+        }
+    };
+    Some((key, set))
+}
+
 fn find_port(ports: &[EndpointPort], wanted: &str, single_port: bool) -> Option<u16> {
     let by_name = ports.iter().find(|p| p.name.as_deref().unwrap_or("") == wanted);
     let port = match by_name {
