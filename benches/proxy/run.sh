@@ -8,6 +8,9 @@
 #   BODY=1024 benches/proxy/run.sh       # POSTs with a 1024-byte body instead of bodyless GETs
 #   SHAPE=rewrite benches/proxy/run.sh   # GET /api/x through the rewrite-target idiom
 #                                        # (/api(/|$)(.*) → /$2) with a response header added
+#   SHAPE=basic-auth benches/proxy/run.sh  # basic authentication (an apr1 htpasswd line)
+#   SHAPE=hash benches/proxy/run.sh      # upstream-hash-by $request_uri over four upstream
+#                                        # addresses (nginx: hash $request_uri consistent)
 #
 # Layout (2 cores): both proxies pinned to core 0 (taskset), one worker each; the wrk load
 # generators and the upstream (nginx returning a fixed 13-byte body) share core 1. Keep-alive on
@@ -62,7 +65,9 @@ http {
 CONF
 }
 
-nginx_conf upstream "server { listen 127.0.0.1:$UP_PORT; location / { return 200 'hello, world\n'; } }"
+UP_LISTEN="listen 127.0.0.1:$UP_PORT;"
+[ "$SHAPE" = hash ] && UP_LISTEN="listen 127.0.0.1:$UP_PORT; listen 127.0.0.2:$UP_PORT; listen 127.0.0.3:$UP_PORT; listen 127.0.0.4:$UP_PORT;"
+nginx_conf upstream "server { $UP_LISTEN location / { return 200 'hello, world\n'; } }"
 PROXY_COMMON="proxy_http_version 1.1; proxy_set_header Connection '';
     proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_set_header X-Real-IP \$remote_addr; proxy_set_header X-Forwarded-Proto \$scheme;
@@ -72,11 +77,21 @@ if [ "$SHAPE" = rewrite ]; then
   LOCATION="location ~* \"^/api(/|\$)(.*)\" { rewrite \"(?i)/api(/|\$)(.*)\" /\$2 break;
     proxy_pass http://up; $PROXY_COMMON add_header X-Frame-Options DENY always; }"
   REQUEST_PATH=/api/x
+elif [ "$SHAPE" = basic-auth ]; then
+  # The same user and apr1 hash as the bench proxy's (examples/bench_proxy.rs).
+  echo 'bench:$apr1$benchslt$xg8nhdNCXN8cv7mXxgHvB0' >"$WORK/htpasswd"
+  chmod a+rx "$WORK" && chmod a+r "$WORK/htpasswd" # nginx's workers may run as another user
+  LOCATION="location / { auth_basic bench; auth_basic_user_file $WORK/htpasswd;
+    proxy_set_header Authorization ''; proxy_pass http://up; $PROXY_COMMON }"
+  REQUEST_PATH=/
 else
   LOCATION="location / { proxy_pass http://up; $PROXY_COMMON }"
   REQUEST_PATH=/
 fi
-nginx_conf proxy "upstream up { server 127.0.0.1:$UP_PORT; keepalive 128; }
+UPSTREAM="server 127.0.0.1:$UP_PORT;"
+[ "$SHAPE" = hash ] && UPSTREAM="hash \$request_uri consistent; server 127.0.0.1:$UP_PORT; server 127.0.0.2:$UP_PORT;
+  server 127.0.0.3:$UP_PORT; server 127.0.0.4:$UP_PORT;"
+nginx_conf proxy "upstream up { $UPSTREAM keepalive 128; }
   server { listen 127.0.0.1:$NGINX_PORT; $LOCATION }"
 
 taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" & PIDS+=($!)
@@ -85,6 +100,10 @@ FERRY_BENCH_SHAPE="$SHAPE" FERRY_WORK_STEALING="${FERRY_WORK_STEALING:-0}" tasks
 
 for port in $UP_PORT $NGINX_PORT $FERRY_PORT; do
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port$REQUEST_PATH" -H 'Host: bench.local' && break; sleep 0.1; done
+  if [ "$SHAPE" = basic-auth ] && [ "$port" != "$UP_PORT" ]; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' -u bench:bench -H 'Host: bench.local' "http://127.0.0.1:$port/")
+    [ "$code" = 200 ] || { echo "port $port answers $code to the bench user" >&2; exit 1; }
+  fi
 done
 
 # CPU ticks (utime+stime) of a process and its children.
@@ -106,8 +125,11 @@ if [ "$BODY" -gt 0 ]; then
   SCRIPT=(-s "$WORK/post.lua")
 fi
 
+AUTH=()
+[ "$SHAPE" = basic-auth ] && AUTH=(-H "Authorization: Basic $(printf 'bench:bench' | base64)")
+
 load() { # port seconds → wrk's report
-  taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${2}s" --latency "${SCRIPT[@]}" -H 'Host: bench.local' "http://127.0.0.1:$1$REQUEST_PATH"
+  taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${2}s" --latency "${SCRIPT[@]}" "${AUTH[@]}" -H 'Host: bench.local' "http://127.0.0.1:$1$REQUEST_PATH"
 }
 
 run() { # name port pid → "rps p50 p99 cpu_per_req", the proxy alone
@@ -173,4 +195,6 @@ printf 'median ratio ours/nginx: req/s %.2fx, p50 %.2fx, p99 %.2fx, CPU/request 
   "$(awk '{print $3}' "$WORK/ratios" | median)" "$(awk '{print $4}' "$WORK/ratios" | median)"
 requests="bodyless GETs"; [ "$BODY" -gt 0 ] && requests="POSTs of $BODY bytes"
 [ "$SHAPE" = rewrite ] && requests="$requests of $REQUEST_PATH, rewritten, with a response header"
+[ "$SHAPE" = basic-auth ] && requests="$requests with basic authentication (apr1)"
+[ "$SHAPE" = hash ] && requests="$requests hashed by \$request_uri over 4 upstream addresses"
 echo "(${MODE}: ${ROUNDS} rounds of ${DURATION}s per proxy, ${CONNS} connections, $requests, proxy on core $PROXY_CORE, wrk + upstream on core $LOAD_CORE)"

@@ -206,6 +206,19 @@ mod tests {
         let share = moved as f64 / keys as f64;
         assert!((0.05..0.14).contains(&share), "moved {share}");
         assert!(counts.iter().all(|&c| c > keys / 11 / 2), "spread {counts:?}");
+        // And one endpoint fewer: only its keys move, about 1 in 10.
+        let fewer = HashRing::new(&more[..9]);
+        let mut moved = 0;
+        for k in 0..keys {
+            let h = crc32(format!("/item/{k}").as_bytes());
+            let (a, b) = (before.find(h), fewer.find(h));
+            if a != b {
+                moved += 1;
+                assert_eq!(a, 9, "only the leaving endpoint's keys move");
+            }
+        }
+        let share = moved as f64 / keys as f64;
+        assert!((0.05..0.16).contains(&share), "moved {share}");
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct CanaryRule {
     pub weight: u32,
     /// `canary-weight-total` (100; a smaller value counts as 100, as in ingress-nginx).
     pub weight_total: u32,
+    /// `affinity-canary-behavior: legacy`: the canary keeps no sessions by the main route's
+    /// affinity cookie (the split is decided anew on every request not pinned to the main
+    /// side); by default (`sticky`) a session the canary served stays on it.
+    pub legacy_affinity: bool,
 }
 
 /// A compiled header pattern: unanchored, as `ngx.re.match` runs it.

@@ -341,7 +341,7 @@ const SERVICE_UPSTREAM_DOC: &str = "`true`: requests go to the Service's cluster
 /// Annotations a canary Ingress keeps (its own split); the others follow the main Ingress,
 /// balancing and affinity included (a canary's sessions stick by the main Ingress's cookie, as
 /// ingress-nginx's default `affinity-canary-behavior: sticky` copies it).
-const INHERITED_BY_CANARY: [&str; 1] = ["canary"];
+const INHERITED_BY_CANARY: [&str; 2] = ["canary", "affinity-canary-behavior"];
 
 const CANARY_INHERITS: &str =
     "a canary Ingress's requests get the main Ingress's settings (as in ingress-nginx)";

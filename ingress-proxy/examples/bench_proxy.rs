@@ -5,17 +5,25 @@
 //! HTTP, access log off, `threads` worker threads, mimalloc, Pingora's single-threaded
 //! runtimes unless `FERRY_WORK_STEALING=1`. With `FERRY_BENCH_SHAPE=rewrite` the route is the
 //! `rewrite-target` idiom (`/api(/|$)(.*)` → `/$2`) with a response header
-//! (`X-Frame-Options: DENY`). Stops on SIGTERM/SIGINT.
+//! (`X-Frame-Options: DENY`); with `basic-auth`, basic authentication (user `bench`, password
+//! `bench`, an apr1 hash as `htpasswd` writes it); with `hash`, `upstream-hash-by:
+//! $request_uri` over the upstream on 127.0.0.1–127.0.0.4. Stops on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use ingress_core::{
-    BackendRef, EndpointSet, EndpointStore, HeaderOp, HostRule, Ingress, Origin, PathRule, PathType,
-    RoutePolicy, TableBuilder,
+    BackendRef, Balance, BasicAuth, EndpointSet, EndpointStore, HashBy, HeaderOp, HostRule, Ingress, Origin,
+    PathRule, PathType, RoutePolicy, TableBuilder,
 };
 use ingress_proxy::{ClientLimits, ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
+
+/// `htpasswd -nb -m bench bench` (apr1, as `htpasswd` writes by default); `run.sh` gives
+/// nginx the same line.
+const BENCH_APR1: &str = "$apr1$benchslt$xg8nhdNCXN8cv7mXxgHvB0";
 
 // The allocator is the binary's choice; glibc malloc showed up at ~15% of the proxy's profile.
 #[global_allocator]
@@ -28,20 +36,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: usize = args.next().unwrap_or_else(|| "1".into()).parse()?;
     let work_stealing = std::env::var("FERRY_WORK_STEALING").is_ok_and(|v| v == "1");
 
+    let shape = std::env::var("FERRY_BENCH_SHAPE").unwrap_or_default();
     let backend = BackendRef::new("bench", "upstream", 80);
     let mut endpoints = EndpointStore::new();
-    endpoints.set(&backend, EndpointSet::new([upstream]));
+    let addrs: Vec<SocketAddr> = if shape == "hash" {
+        (1..=4).map(|i| SocketAddr::from(([127, 0, 0, i], upstream.port()))).collect()
+    } else {
+        vec![upstream]
+    };
+    endpoints.set(&backend, EndpointSet::new(addrs));
     let mut builder = TableBuilder::new();
     let ingress = Ingress::new(Origin::new("bench", "bench")).default_backend(backend.clone());
-    let ingress = if std::env::var("FERRY_BENCH_SHAPE").is_ok_and(|v| v == "rewrite") {
-        let path = PathRule::new("/api(/|$)(.*)", PathType::ImplementationSpecific, backend);
-        ingress.rule(HostRule::host("bench.local").path(path)).policy(RoutePolicy {
-            rewrite_target: Some("/$2".parse()?),
-            response_headers: vec![HeaderOp::set("x-frame-options", "DENY")?],
-            ..RoutePolicy::default()
-        })
-    } else {
-        ingress.rule(HostRule::host("bench.local").path(PathRule::prefix("/", backend)))
+    let ingress = match shape.as_str() {
+        "rewrite" => {
+            let path = PathRule::new("/api(/|$)(.*)", PathType::ImplementationSpecific, backend);
+            ingress.rule(HostRule::host("bench.local").path(path)).policy(RoutePolicy {
+                rewrite_target: Some("/$2".parse()?),
+                response_headers: vec![HeaderOp::set("x-frame-options", "DENY")?],
+                ..RoutePolicy::default()
+            })
+        }
+        "basic-auth" => {
+            let users = BTreeMap::from([("bench".to_owned(), BENCH_APR1.to_owned())]);
+            let auth = BasicAuth { realm: "bench".to_owned(), users };
+            let route = HostRule::host("bench.local").path(PathRule::prefix("/", backend));
+            ingress
+                .rule(route)
+                .policy(RoutePolicy { basic_auth: Some(Arc::new(auth)), ..RoutePolicy::default() })
+        }
+        "hash" => {
+            let balance = Balance {
+                load_balance: None,
+                hash_by: Some(HashBy { key: "$request_uri".parse()?, subset: None }),
+                affinity: None,
+            };
+            let route = HostRule::host("bench.local").path(PathRule::prefix("/", backend));
+            ingress
+                .rule(route)
+                .policy(RoutePolicy { balance: Some(Box::new(balance)), ..RoutePolicy::default() })
+        }
+        _ => ingress.rule(HostRule::host("bench.local").path(PathRule::prefix("/", backend))),
     };
     builder.ingress(ingress);
     // `keep-alive-requests` as high as the nginx it is compared with (`keepalive_requests`), so

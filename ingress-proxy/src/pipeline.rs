@@ -354,7 +354,7 @@ fn split<'t, 'h>(
         if pinned == balance::backend_key(route.backend.key()) {
             return route.backend;
         }
-        if pinned == balance::backend_key(canary.backend.key()) {
+        if !canary.rule.legacy_affinity && pinned == balance::backend_key(canary.backend.key()) {
             return canary.backend;
         }
     }
@@ -689,6 +689,43 @@ mod tests {
             assert_eq!(backend_for(&route, lines.iter().copied()).key(), expected);
         }
         assert_eq!(backend_for(&route, std::iter::empty()).key(), &main, "weight 0: the main side");
+    }
+
+    #[test]
+    fn a_legacy_canary_keeps_no_sessions() {
+        let (main, canary) = (BackendRef::new("ns", "main", 80), BackendRef::new("ns", "canary", 80));
+        let mut store = EndpointStore::new();
+        store.set(&main, EndpointSet::new([addr(1)]));
+        store.set(&canary, EndpointSet::new([addr(2)]));
+        let affinity = ingress_core::Affinity {
+            persistent: false,
+            canary_legacy: false,
+            change_on_failure: false,
+            cookie: ingress_core::SessionCookie::default(),
+        };
+        let balance = ingress_core::Balance { load_balance: None, hash_by: None, affinity: Some(affinity) };
+        let mut builder = TableBuilder::new();
+        let rule = |b: &BackendRef| {
+            ingress_core::HostRule::host("h.example.com").path(ingress_core::PathRule::prefix("/", b.clone()))
+        };
+        builder.ingress(
+            Ingress::new(Origin::new("ns", "main"))
+                .rule(rule(&main))
+                .policy(RoutePolicy { balance: Some(Box::new(balance)), ..RoutePolicy::default() }),
+        );
+        builder.ingress(Ingress::new(Origin::new("ns", "canary")).rule(rule(&canary)).as_canary(
+            ingress_core::CanaryRule {
+                weight: 0,
+                weight_total: 100,
+                legacy_affinity: true,
+                ..ingress_core::CanaryRule::default()
+            },
+        ));
+        let t = builder.build(&mut store).table;
+        let route = t.lookup("h.example.com", "/").unwrap();
+        let value = format!("INGRESSCOOKIE=1.2.3|{}", balance::backend_key(&canary));
+        let lines = [("cookie", value.as_bytes())];
+        assert_eq!(backend_for(&route, lines.iter().copied()).key(), &main, "not pinned to the canary");
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub(super) fn doc(name: &str) -> Option<&'static str> {
         "canary-by-cookie" => {
             "a cookie that sends to the canary (`always`) or not (`never`); checked after the header"
         }
+        "affinity-canary-behavior" => {
+            "on a canary of a main Ingress with `affinity: cookie`: `sticky` (a session the canary \
+             served stays on it) or `legacy` (the canary keeps no sessions)"
+        }
         _ => return None,
     })
 }
@@ -49,7 +53,7 @@ pub(super) fn read<'a>(ours: &BTreeMap<&'a str, &str>) -> (BTreeMap<&'a str, Out
             }),
         );
     }
-    let others = ours.iter().filter(|(n, _)| n.starts_with("canary-"));
+    let others = ours.iter().filter(|(n, _)| n.starts_with("canary-") || **n == "affinity-canary-behavior");
     if !matches!(enabled, Some((_, Ok(true)))) {
         for (&name, _) in others {
             outcomes.insert(name, Ok("no effect without `canary: \"true\"`".to_owned()));
@@ -91,6 +95,14 @@ pub(super) fn read<'a>(ours: &BTreeMap<&'a str, &str>) -> (BTreeMap<&'a str, Out
                 rule.cookie = Some(c);
                 what
             }),
+            "affinity-canary-behavior" => match value.trim() {
+                "sticky" => Ok("a session the canary served stays on it".to_owned()),
+                "legacy" => {
+                    rule.legacy_affinity = true;
+                    Ok("the canary keeps no sessions by cookie".to_owned())
+                }
+                _ => Err("expected `sticky` or `legacy`".to_owned()),
+            },
             _ => continue,
         };
         outcomes.insert(name, outcome);

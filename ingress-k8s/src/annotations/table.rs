@@ -37,7 +37,6 @@ const SNIPPET: &str =
 const AUTH_KEEPALIVE: &str = "Ferry opens a connection per auth request (nginx's default); keep-alive to the auth service is not supported yet";
 const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
 const LIMITS: &str = "response bandwidth limits are not supported yet";
-const CANARY_AFFINITY: &str = "a canary's requests keep the main Ingress's affinity (ingress-nginx's default, `sticky`); `legacy` is not supported";
 const PROTOCOLS: &str =
     "not supported yet: Ferry speaks plain HTTP/1.1 to endpoints and terminates TLS itself";
 const MODSECURITY: &str =
@@ -56,7 +55,7 @@ use Support::{Applied, Ignored, Restricts};
 /// Every annotation, sorted by name.
 pub(crate) const KNOWN: &[Known] = &[
     known("affinity", "affinity", Applied),
-    known("affinity-canary-behavior", "affinity", Ignored(CANARY_AFFINITY)),
+    known("affinity-canary-behavior", "affinity", Applied),
     known("affinity-mode", "affinity", Applied),
     known("allowlist-source-range", "acl", Applied),
     known("app-root", "rewrite", Applied),

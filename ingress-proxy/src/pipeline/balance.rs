@@ -49,6 +49,9 @@ pub(crate) struct Sticky {
     https: bool,
     /// The browser mishandles `SameSite=None`.
     old_browser: bool,
+    /// A canary that keeps no sessions (`affinity-canary-behavior: legacy`): requests it gets
+    /// are balanced without the cookie.
+    unpinned: Option<BackendRef>,
 }
 
 impl Choice {
@@ -69,6 +72,7 @@ impl Choice {
                 path,
                 https: vars.tls,
                 old_browser: ingress_core::samesite_none_incompatible(&agent),
+                unpinned: route.canary.filter(|c| c.rule.legacy_affinity).map(|c| c.backend.key().clone()),
             }));
         }
         if let (Some(hash_by), Some(vars)) = (balance.and_then(|b| b.hash_by.as_ref()), vars) {
@@ -177,6 +181,9 @@ pub(crate) fn pick(
             let untried: Vec<Endpoint> = members.iter().copied().filter(fresh).collect();
             let from = if untried.is_empty() { all.iter().copied().filter(fresh).collect() } else { untried };
             random(&from).map(|e| (e, None))
+        }
+        Choice::Sticky(sticky) if sticky.unpinned.as_ref() == Some(backend.key()) => {
+            rotate().map(|e| (e, None))
         }
         Choice::Sticky(sticky) => sticky.pick(backend, endpoints, tried, retry),
     }
