@@ -97,6 +97,11 @@ fn auth_url_and_its_modifiers_as_oauth2_proxy_setups_use_them() -> Result<()> {
     let url = format!("http://{auth}/oauth2/auth");
     let check = format!("http://{auth}/check");
     let down = format!("http://127.0.0.1:{}/", free_port());
+    let cached = [
+        ("auth-url", check.as_str()),
+        ("auth-cache-key", "$cookie__oauth2_proxy"),
+        ("auth-cache-duration", "200 1m"),
+    ];
     let oauth2 = [
         ("auth-url", url.as_str()),
         ("auth-signin", "https://$host/oauth2/start?rd=$escaped_request_uri"),
@@ -108,16 +113,8 @@ fn auth_url_and_its_modifiers_as_oauth2_proxy_setups_use_them() -> Result<()> {
         &[
             ingress("app", "app.test", "app", &oauth2),
             ingress("api", "api.test", "app", &[("auth-url", &url)]),
-            ingress(
-                "cached",
-                "cached.test",
-                "app",
-                &[
-                    ("auth-url", &check),
-                    ("auth-cache-key", "$cookie__oauth2_proxy"),
-                    ("auth-cache-duration", "200 1m"),
-                ],
-            ),
+            ingress("cached", "cached.test", "app", &cached),
+            ingress("cached-too", "other.test", "app", &cached),
             ingress(
                 "any",
                 "any.test",
@@ -191,9 +188,11 @@ fn auth_url_and_its_modifiers_as_oauth2_proxy_setups_use_them() -> Result<()> {
         assert_eq!(ask(&c, "cached.test", "/", alice)?.0, 200);
     }
     assert_eq!(seen_count(&seen, "GET /check") - before, 1, "asked once, then kept");
+    assert_eq!(ask(&c, "other.test", "/", alice)?.0, 200);
+    assert_eq!(seen_count(&seen, "GET /check") - before, 2, "another host is asked for itself");
     assert_eq!(ask(&c, "cached.test", "/", "")?.0, 401, "another key is asked");
     assert_eq!(ask(&c, "cached.test", "/", "")?.0, 401);
-    assert_eq!(seen_count(&seen, "GET /check") - before, 3, "a 401 is not kept under `200 1m`");
+    assert_eq!(seen_count(&seen, "GET /check") - before, 4, "a 401 is not kept under `200 1m`");
 
     // satisfy any: an allowed address needs no sign-in; outside the range, the auth decides.
     let before = seen_count(&seen, "GET /check");

@@ -290,6 +290,18 @@ mod tests {
     }
 
     #[test]
+    fn hostile_values_are_refused_or_kept_literal_never_a_panic() {
+        for value in ["${", "$", "${}", "$$$$", "${cookie_é}", "${http_\u{0}}", "é$hostéé", "${host}}{"] {
+            if let Ok(t) = value.parse::<Template>() {
+                let _ = t.render(&Fixed);
+            }
+        }
+        let long = "$host".repeat(10_000);
+        assert_eq!(long.parse::<Template>().unwrap().vars().count(), 10_000);
+        assert_eq!("${cookie_é}".parse::<Template>().unwrap().vars().next(), Some(&Var::Cookie("é".into())));
+    }
+
+    #[test]
     fn uri_components_are_escaped() {
         let mut out = String::new();
         escape_uri_component("/a b?c=d&e~f", &mut out);

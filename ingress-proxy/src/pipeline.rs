@@ -5,8 +5,11 @@
 //! ([`crate::h2`]), the way pingora-proxy's `proxy_h1` and `proxy_h2` drive one `ProxyHttp`.
 //!
 //! 1. [`admit`]: the route and its policy, looked up once, and the answers the proxy gives
-//!    without an upstream (`400` for a target with no routable path, `404`, `413`, `503`).
-//! 2. [`Attempts::next`]: the endpoint of each attempt.
+//!    without an upstream (`400` for a target with no routable path, `404`, `413`, `503`; the
+//!    limits; [`access::check`]: source ranges and basic authentication under `satisfy`);
+//!    then, when the route has it, [`external_auth::ask`], the one phase that waits.
+//! 2. [`Attempts::next`]: the endpoint of each attempt, by the route's balancing
+//!    ([`balance`]).
 //! 3. [`client::identify`]: who the client is (address, scheme, host, port), from the
 //!    connection and, behind a trusted proxy, the forwarding headers.
 //! 4. [`edits::RequestEdits`]: the header edits of the request going upstream (hop-by-hop and
@@ -20,6 +23,7 @@
 //! To change what a request gets, change it here (or in the route's policy, in `ingress-core`),
 //! never in a driver.
 
+pub(crate) mod access;
 pub(crate) mod answer;
 pub(crate) mod auth;
 pub(crate) mod balance;
@@ -229,8 +233,8 @@ pub(crate) fn admit<'t>(
         Err(limits::Refused::Requests) => (None, Some(settings.limit_req_status)),
         Err(limits::Refused::Connections) => (None, Some(settings.limit_conn_status)),
     };
-    let external = route.policy.external_auth.as_deref().or_else(|| global_auth(&route, settings));
-    let (access, auth) = access(&route, facts, state, allow, deny, external);
+    let external = route.policy.external_auth.as_deref().or_else(|| access::global_auth(&route, settings));
+    let (access, auth) = access::check(&route, facts, state, allow, deny, external);
     let answer = if closed {
         Some(503)
     } else if refused.is_some() {
@@ -260,71 +264,6 @@ pub(crate) fn admit<'t>(
         auth: auth.filter(|_| !closed && refused.is_none() && !blocked),
         auth_lines: Vec::new(),
     }
-}
-
-/// nginx's access phase over the route's checks (source ranges, basic authentication, then
-/// external authentication): the refusal, or the external authentication still to ask.
-///
-/// With `satisfy all` (the default) the first refusal stands. With `satisfy any` one passing
-/// check is enough, a check without rules for the client counts for nothing, and when all
-/// that apply refuse, `401` wins over `403`, as nginx decides.
-fn access<'t>(
-    route: &Route<'t>,
-    facts: &Facts<'_>,
-    state: &State,
-    allow: &[ingress_core::Cidr],
-    deny: &[ingress_core::Cidr],
-    external: Option<&'t ingress_core::ExternalAuth>,
-) -> (Option<u16>, Option<external_auth::Pending<'t>>) {
-    let in_deny = facts.client.is_some_and(|ip| deny.iter().any(|c| c.contains(ip)));
-    let ranges = if !allow.is_empty() {
-        Some(admits(facts.client, allow, deny))
-    } else if in_deny {
-        Some(false)
-    } else {
-        None
-    };
-    let basic = route.policy.basic_auth.as_ref().map(|a| state.verified.admits(a, facts.authorization));
-    if route.policy.satisfy_any {
-        if ranges == Some(true) || basic == Some(true) {
-            return (None, None);
-        }
-        let prior = if basic == Some(false) {
-            Some(401)
-        } else if ranges == Some(false) {
-            Some(403)
-        } else {
-            None
-        };
-        return match external {
-            Some(auth) => (None, Some(external_auth::Pending { auth, prior })),
-            None => (prior, None),
-        };
-    }
-    if ranges == Some(false) {
-        (Some(403), None)
-    } else if basic == Some(false) {
-        (Some(401), None)
-    } else {
-        (None, external.map(|auth| external_auth::Pending { auth, prior: None }))
-    }
-}
-
-/// The global external authentication (`global-auth-url`) of a route without its own: not
-/// with `enable-global-auth: "false"`, nor on a path of `no-auth-locations`, nor on the
-/// controller's default backend.
-fn global_auth<'s>(
-    route: &Route<'_>,
-    settings: &'s RuntimeSettings,
-) -> Option<&'s ingress_core::ExternalAuth> {
-    let auth = settings.global_auth.as_deref()?;
-    let path = match route.matched_by {
-        ingress_core::MatchedBy::Path { path, .. } => path,
-        ingress_core::MatchedBy::IngressDefault { .. } => "/",
-        ingress_core::MatchedBy::ControllerDefault => return None,
-    };
-    let exempt = settings.no_auth_locations.iter().any(|l| path.starts_with(l.as_str()));
-    (!route.policy.no_global_auth && !exempt).then_some(auth)
 }
 
 /// Phase 2b: the backend of a request on `route`: its canary's when the route has one and the

@@ -96,7 +96,13 @@ pub(crate) async fn ask(
 ) -> Verdict {
     let auth = pending.auth;
     let url = auth.url.render(vars);
-    let cache_key = auth.cache.as_ref().map(|c| format!("{url}\0{}\0{}", vars.path, c.key.render(vars)));
+    // Kept per host, path and key, as ingress-nginx's `$server.Hostname$authPath$key`: an
+    // answer for one host never lets a request to another through.
+    let cache_key = auth.cache.as_ref().map(|c| {
+        let mut host = String::new();
+        ingress_core::Vars::expand(vars, &ingress_core::Var::Host, &mut host);
+        format!("{url}\0{host}\0{}\0{}", vars.path, c.key.render(vars))
+    });
     let now = Instant::now();
     let cached = cache_key.as_deref().and_then(|k| cache.get(k, now));
     let page = match cached {
