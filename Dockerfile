@@ -13,8 +13,10 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libssl3 ca-certificates libcap2-bin \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /ingress-controller /usr/local/bin/ingress-controller
-# Lets the non-root user bind ports 80/443 with only NET_BIND_SERVICE in its bounding set.
+# Lets the non-root user bind ports 80/443 with only NET_BIND_SERVICE in its bounding set. The
+# second name is ingress-nginx's program, for Deployments that give it as their `command`.
 RUN setcap cap_net_bind_service=+ep /usr/local/bin/ingress-controller \
+    && ln -s /usr/local/bin/ingress-controller /nginx-ingress-controller \
     && apt-get purge -y libcap2-bin && apt-get autoremove -y
 USER 65532:65532
 EXPOSE 80 443 10254

@@ -7,6 +7,7 @@
 
 mod args;
 mod inspect;
+mod nginx_flags;
 mod run;
 mod settings;
 
@@ -22,10 +23,12 @@ use crate::args::{Cli, Command, LogFormat};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // ingress-nginx's arguments, as its manifests and Helm chart give them, start Ferry too.
+    let (argv, ignored) = nginx_flags::translate(std::env::args_os());
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
-        None => start(&cli.run),
-        Some(Command::Run(args)) => start(&args),
+        None => start(&cli.run, &ignored),
+        Some(Command::Run(args)) => start(&args, &ignored),
         Some(Command::Version) => {
             println!("ingress-controller {} (ferry)", env!("CARGO_PKG_VERSION"));
             Ok(true)
@@ -43,8 +46,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn start(args: &args::RunArgs) -> anyhow::Result<bool> {
+fn start(args: &args::RunArgs, ignored: &[nginx_flags::IgnoredFlag]) -> anyhow::Result<bool> {
     init_logging(args.log_format);
+    for flag in ignored {
+        tracing::warn!(flag = %flag.argument, reason = flag.reason, "ingress-nginx flag accepted and not applied");
+    }
     run::run(args).map(|()| true)
 }
 

@@ -169,3 +169,57 @@ fn unreachable_api_server_is_one_clear_error() -> Result<()> {
     assert_clear_error(&o, "unreachable");
     Ok(())
 }
+
+/// ingress-nginx's own deploy manifest (`deploy/static/provider/cloud/deploy.yaml`, the
+/// controller container's `args`), verbatim but for `$(POD_NAMESPACE)`, which Kubernetes
+/// expands before the program sees it. The Helm chart's defaults give the same list.
+const INGRESS_NGINX_ARGS: [&str; 9] = [
+    "/nginx-ingress-controller",
+    "--publish-service=ingress-nginx/ingress-nginx-controller",
+    "--election-id=ingress-nginx-leader",
+    "--controller-class=k8s.io/ingress-nginx",
+    "--ingress-class=nginx",
+    "--configmap=ingress-nginx/ingress-nginx-controller",
+    "--validating-webhook=:8443",
+    "--validating-webhook-certificate=/usr/local/certificates/cert",
+    "--validating-webhook-key=/usr/local/certificates/key",
+];
+
+#[test]
+fn ingress_nginx_arguments_start_the_controller() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    let class = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: k8s.io/ingress-nginx}\n";
+    std::fs::write(dir.join("class.yaml"), class)?;
+    std::fs::write(
+        dir.join("services.yaml"),
+        support::services(&[("web", 80, support::echo_backend("web"))]),
+    )?;
+    std::fs::write(
+        dir.join("ingress.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: default}\nspec:\n  ingressClassName: nginx\n  rules:\n  - host: web.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}\n",
+    )?;
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    let mut args: Vec<&str> = INGRESS_NGINX_ARGS.to_vec();
+    // klog's verbosity as the Helm chart's `extraArgs` often set it, in Go's two forms.
+    args.extend(["--v=2", "-v", "3", "--manifests", &dir_s]);
+    let c = support::Controller::start(&args, tmp.path())?;
+    let r = support::get(c.http, "web.test", "/")?;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "backend=web path=/"),
+        "IngressClass of controller k8s.io/ingress-nginx is ours"
+    );
+    let logs = c.logs();
+    for flag in [
+        "--validating-webhook=:8443",
+        "--validating-webhook-key=/usr/local/certificates/key",
+        "--v=2",
+        "--v=3",
+    ] {
+        assert!(logs.contains(flag), "{flag} reported\n{logs}");
+    }
+    assert!(logs.contains("ingress-nginx flag accepted and not applied"), "{logs}");
+    Ok(())
+}
