@@ -46,6 +46,9 @@ pub(crate) struct SourceArgs {
     /// Also serve Ingresses that name no class.
     #[arg(long, env = "FERRY_WATCH_INGRESS_WITHOUT_CLASS")]
     pub(crate) watch_ingress_without_class: bool,
+    /// The IngressClass named by `--ingress-class` is ours whatever its `spec.controller`.
+    #[arg(long, env = "FERRY_INGRESS_CLASS_BY_NAME")]
+    pub(crate) ingress_class_by_name: bool,
     /// Watch only this namespace (default: all).
     #[arg(long, env = "FERRY_WATCH_NAMESPACE", value_name = "NAMESPACE")]
     pub(crate) watch_namespace: Option<String>,
@@ -129,6 +132,10 @@ pub(crate) struct RunArgs {
     /// Proxy worker threads (default: one per CPU).
     #[arg(long, env = "FERRY_THREADS")]
     pub(crate) threads: Option<usize>,
+    /// Log verbosity as klog's (ingress-nginx's `--v`): up to 2 info, 3–4 Ferry's debug
+    /// lines, 5 and more its trace lines. `RUST_LOG`, when set, decides instead.
+    #[arg(long = "v", env = "FERRY_V", default_value_t = 0, value_name = "LEVEL")]
+    pub(crate) verbosity: u8,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30)]
     pub(crate) shutdown_grace_period: u64,
@@ -169,6 +176,7 @@ impl SourceArgs {
             ingress_class: self.ingress_class.clone(),
             controller_name: self.controller_class.clone(),
             watch_ingress_without_class: self.watch_ingress_without_class,
+            ingress_class_by_name: self.ingress_class_by_name,
             watch_namespace: self.watch_namespace.clone(),
             configmap: self.configmap.clone(),
             default_backend_service: self.default_backend_service.clone(),

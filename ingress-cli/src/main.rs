@@ -47,7 +47,14 @@ fn main() -> ExitCode {
 }
 
 fn start(args: &args::RunArgs, ignored: &[nginx_flags::IgnoredFlag]) -> anyhow::Result<bool> {
-    init_logging(args.log_format);
+    let ours =
+        |level: &str| format!("info,ingress_k8s={level},ingress_proxy={level},ingress_controller={level}");
+    let level = match args.verbosity {
+        0..=2 => "info".to_owned(),
+        3 | 4 => ours("debug"),
+        _ => ours("trace"),
+    };
+    init_logging_to_stderr(args.log_format, &level);
     for flag in ignored {
         tracing::warn!(flag = %flag.argument, reason = flag.reason, "ingress-nginx flag accepted and not applied");
     }
@@ -58,10 +65,6 @@ fn start(args: &args::RunArgs, ignored: &[nginx_flags::IgnoredFlag]) -> anyhow::
 fn once<T>(format: LogFormat, fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     init_logging_to_stderr(format, "warn");
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)
-}
-
-fn init_logging(format: LogFormat) {
-    init_logging_to_stderr(format, "info");
 }
 
 /// Diagnostics go to stderr in `format` (`RUST_LOG` overrides the level), so `explain --output

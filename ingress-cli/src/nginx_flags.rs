@@ -94,14 +94,22 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("enable-ssl-passthrough", Bool, Ignored(NOT_YET)),
     flag("enable-topology-aware-routing", Bool, Ignored(NOT_YET)),
     flag("exclude-socket-metrics", Value, Ignored(METRICS)),
-    flag("health-check-path", Value, Ignored("the health check is at /healthz of the admin port")),
+    flag(
+        "health-check-path",
+        Value,
+        Ignored(
+            "Ferry's admin port answers /healthz while the process lives and /readyz once the first \
+             configuration is installed; ingress-nginx's /healthz means the latter, so point readiness \
+             probes at /readyz",
+        ),
+    ),
     flag("health-check-timeout", Value, Ignored(NO_NGINX)),
     flag("healthz-host", Value, Ignored("the admin port listens on --bind-address")),
     flag("healthz-port", Value, Renamed("admin-port")),
     flag("http-port", Value, Same),
     flag("https-port", Value, Same),
     flag("ingress-class", Value, Same),
-    flag("ingress-class-by-name", Bool, Ignored(NOT_YET)),
+    flag("ingress-class-by-name", Bool, Same),
     flag("internal-logger-address", Value, Ignored(NO_NGINX)),
     flag("kubeconfig", Value, Same),
     flag("length-buckets", Value, Ignored(METRICS)),
@@ -151,7 +159,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("udp-services-configmap", Value, Ignored("UDP services are not supported yet")),
     flag("update-status", Bool, Same),
     flag("update-status-on-shutdown", Bool, Ignored(NOT_YET)),
-    flag("v", Value, Ignored(LOGS)),
+    flag("v", Value, Same),
     flag("validating-webhook", Value, Ignored(WEBHOOK)),
     flag("validating-webhook-certificate", Value, Ignored(WEBHOOK)),
     flag("validating-webhook-key", Value, Ignored(WEBHOOK)),
@@ -172,7 +180,7 @@ pub(crate) fn find(name: &str) -> Option<&'static Flag> {
 }
 
 /// Ferry's boolean flags that take no value (`--name` sets them).
-const FERRY_SWITCHES: [&str; 1] = ["watch-ingress-without-class"];
+const FERRY_SWITCHES: [&str; 2] = ["watch-ingress-without-class", "ingress-class-by-name"];
 
 /// One ingress-nginx flag taken out of the arguments, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,8 +351,8 @@ mod tests {
     fn forms_go_accepts_are_read() {
         let (out, ignored) = args(&[
             "ferry",
-            "--v",
-            "2",
+            "--vmodule",
+            "x=2",
             "-logtostderr",
             "--healthz-port",
             "10254",
@@ -356,7 +364,7 @@ mod tests {
         ]);
         assert_eq!(out, ["ferry", "--admin-port=10254", "--update-status=true", "--manifests", "/tmp/x"]);
         let taken: Vec<&str> = ignored.iter().map(|i| i.argument.as_str()).collect();
-        assert_eq!(taken, ["--v=2", "--logtostderr", "--enable-metrics=false"]);
+        assert_eq!(taken, ["--vmodule=x=2", "--logtostderr", "--enable-metrics=false"]);
         let (out, _) = args(&["ferry", "--watch-ingress-without-class=true"]);
         assert_eq!(out, ["ferry", "--watch-ingress-without-class"]);
         let (out, _) = args(&["ferry", "--update-status", "false", "--access-log", "off"]);

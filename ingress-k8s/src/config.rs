@@ -63,6 +63,9 @@ pub struct Config {
     pub controller_name: String,
     /// Also serve Ingresses with no class at all (`--watch-ingress-without-class`).
     pub watch_ingress_without_class: bool,
+    /// The IngressClass named `ingress_class` is ours whatever its `spec.controller`
+    /// (`--ingress-class-by-name`).
+    pub ingress_class_by_name: bool,
     /// Watch only this namespace (`--watch-namespace`); `None` watches all.
     pub watch_namespace: Option<String>,
     /// The ConfigMap whose data is published with each table (`--configmap`).
@@ -108,6 +111,7 @@ impl Default for Config {
             ingress_class: "ferry".into(),
             controller_name: "ferry.dev/ingress-controller".into(),
             watch_ingress_without_class: false,
+            ingress_class_by_name: false,
             watch_namespace: None,
             configmap: None,
             default_backend_service: None,

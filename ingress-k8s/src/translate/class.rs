@@ -22,17 +22,23 @@ pub(crate) fn is_ours(ingress: &Ingress, objects: &Objects, config: &Config) -> 
         return objects
             .ingress_classes
             .get(&(String::new(), name.clone()))
-            .and_then(|c| c.spec.as_ref())
-            .and_then(|s| s.controller.as_deref())
-            == Some(config.controller_name.as_str());
+            .is_some_and(|c| class_is_ours(c, config));
     }
     config.watch_ingress_without_class || has_default_class(objects, config)
 }
 
+/// Whether an IngressClass is ours: its `spec.controller` is ours, or, with
+/// `--ingress-class-by-name`, its name is `--ingress-class` (as ingress-nginx takes it).
+fn class_is_ours(class: &k8s_openapi::api::networking::v1::IngressClass, config: &Config) -> bool {
+    let controller = class.spec.as_ref().and_then(|s| s.controller.as_deref());
+    controller == Some(config.controller_name.as_str())
+        || (config.ingress_class_by_name
+            && class.metadata.name.as_deref() == Some(config.ingress_class.as_str()))
+}
+
 fn has_default_class(objects: &Objects, config: &Config) -> bool {
     objects.ingress_classes.values().any(|class| {
-        let ours = class.spec.as_ref().and_then(|s| s.controller.as_deref())
-            == Some(config.controller_name.as_str());
+        let ours = class_is_ours(class, config);
         let default = class
             .metadata
             .annotations
@@ -90,6 +96,16 @@ mod tests {
         assert!(!is_ours(&by_annotation("nginx"), &both, &config));
         let nginx = Config { ingress_class: "nginx".into(), ..Config::default() };
         assert!(is_ours(&by_annotation("nginx"), &Objects::new(), &nginx));
+
+        // --ingress-class-by-name: the class named --ingress-class is ours, whoever controls it.
+        let named =
+            Config { ingress_class: "other".into(), ingress_class_by_name: true, ..Config::default() };
+        assert!(is_ours(&by_name("other"), &both, &named));
+        assert!(!is_ours(
+            &by_name("other"),
+            &both,
+            &Config { ingress_class_by_name: false, ..named }
+        ));
 
         assert!(!is_ours(&classless, &both, &config));
         assert!(is_ours(&classless, &objects(OURS_DEFAULT), &config));
