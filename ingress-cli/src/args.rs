@@ -49,6 +49,9 @@ pub(crate) struct SourceArgs {
     /// The IngressClass named by `--ingress-class` is ours whatever its `spec.controller`.
     #[arg(long, env = "FERRY_INGRESS_CLASS_BY_NAME")]
     pub(crate) ingress_class_by_name: bool,
+    /// Leave out Ingresses with `spec.defaultBackend` (catch-all Ingresses), reported.
+    #[arg(long, env = "FERRY_DISABLE_CATCH_ALL")]
+    pub(crate) disable_catch_all: bool,
     /// Watch only this namespace (default: all).
     #[arg(long, env = "FERRY_WATCH_NAMESPACE", value_name = "NAMESPACE")]
     pub(crate) watch_namespace: Option<String>,
@@ -177,6 +180,7 @@ impl SourceArgs {
             controller_name: self.controller_class.clone(),
             watch_ingress_without_class: self.watch_ingress_without_class,
             ingress_class_by_name: self.ingress_class_by_name,
+            disable_catch_all: self.disable_catch_all,
             watch_namespace: self.watch_namespace.clone(),
             configmap: self.configmap.clone(),
             default_backend_service: self.default_backend_service.clone(),

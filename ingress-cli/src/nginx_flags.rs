@@ -76,7 +76,7 @@ pub(crate) const FLAGS: &[Flag] = &[
         Ignored("the catch-all is served on the HTTP and HTTPS ports themselves"),
     ),
     flag("default-ssl-certificate", Value, Same),
-    flag("disable-catch-all", Bool, Ignored(NOT_YET)),
+    flag("disable-catch-all", Bool, Same),
     flag("disable-full-test", Bool, Ignored(NO_NGINX)),
     flag("disable-leader-election", Bool, Ignored(LEADER)),
     flag("disable-svc-external-name", Bool, Ignored("ExternalName Services are not supported as backends")),
@@ -180,7 +180,8 @@ pub(crate) fn find(name: &str) -> Option<&'static Flag> {
 }
 
 /// Ferry's boolean flags that take no value (`--name` sets them).
-const FERRY_SWITCHES: [&str; 2] = ["watch-ingress-without-class", "ingress-class-by-name"];
+const FERRY_SWITCHES: [&str; 3] =
+    ["watch-ingress-without-class", "ingress-class-by-name", "disable-catch-all"];
 
 /// One ingress-nginx flag taken out of the arguments, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +252,12 @@ pub(crate) fn translate(args: impl IntoIterator<Item = OsString>) -> (Vec<OsStri
         } else if ferry == "version" {
             out.push("--version".into());
         } else {
+            // Go's boolean literals, as Ferry's parser takes them.
+            let value = value.map(|v| match (row.arity, v.as_str()) {
+                (Arity::Bool, "1" | "t" | "T" | "TRUE" | "True") => "true".to_owned(),
+                (Arity::Bool, "0" | "f" | "F" | "FALSE" | "False") => "false".to_owned(),
+                _ => v,
+            });
             match value {
                 Some(v) => out.push(format!("--{ferry}={v}").into()),
                 None if row.arity == Arity::Bool => out.push(format!("--{ferry}=true").into()),
@@ -369,6 +376,8 @@ mod tests {
         assert_eq!(out, ["ferry", "--watch-ingress-without-class"]);
         let (out, _) = args(&["ferry", "--update-status", "false", "--access-log", "off"]);
         assert_eq!(out, ["ferry", "--update-status=false", "--access-log", "off"], "Ferry's own forms stay");
+        let (out, _) = args(&["ferry", "--update-status=1", "--update-status=F"]);
+        assert_eq!(out, ["ferry", "--update-status=true", "--update-status=false"], "Go's literals");
         assert!(is_nginx_program("/nginx-ingress-controller") && !is_nginx_program("/ingress-controller"));
     }
 }

@@ -35,8 +35,6 @@ pub enum Var {
     RequestMethod,
     /// `$server_port`, `$pass_server_port`: the port the client connected to.
     ServerPort,
-    /// `$server_name`: the host of the route's rule.
-    ServerName,
     /// `$request_id`, `$req_id`: the request's id.
     RequestId,
     /// `$namespace`: the Ingress's namespace.
@@ -72,7 +70,6 @@ impl Var {
             "remote_addr" => Self::RemoteAddr,
             "request_method" => Self::RequestMethod,
             "server_port" | "pass_server_port" | "pass_port" => Self::ServerPort,
-            "server_name" => Self::ServerName,
             "request_id" | "req_id" => Self::RequestId,
             "namespace" => Self::Namespace,
             "ingress_name" => Self::IngressName,
@@ -110,7 +107,6 @@ impl fmt::Display for Var {
             Self::RemoteAddr => "remote_addr",
             Self::RequestMethod => "request_method",
             Self::ServerPort => "server_port",
-            Self::ServerName => "server_name",
             Self::RequestId => "request_id",
             Self::Namespace => "namespace",
             Self::IngressName => "ingress_name",

@@ -66,6 +66,8 @@ pub struct Config {
     /// The IngressClass named `ingress_class` is ours whatever its `spec.controller`
     /// (`--ingress-class-by-name`).
     pub ingress_class_by_name: bool,
+    /// Ingresses with `spec.defaultBackend` are left out (`--disable-catch-all`).
+    pub disable_catch_all: bool,
     /// Watch only this namespace (`--watch-namespace`); `None` watches all.
     pub watch_namespace: Option<String>,
     /// The ConfigMap whose data is published with each table (`--configmap`).
@@ -112,6 +114,7 @@ impl Default for Config {
             controller_name: "ferry.dev/ingress-controller".into(),
             watch_ingress_without_class: false,
             ingress_class_by_name: false,
+            disable_catch_all: false,
             watch_namespace: None,
             configmap: None,
             default_backend_service: None,

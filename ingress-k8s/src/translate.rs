@@ -220,9 +220,22 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
     }
 
     for (key, ingress) in &objects.ingresses {
-        if class::is_ours(ingress, objects, config) {
-            add_ingress(&mut out, &mut certs, objects, config, key, ingress);
+        if !class::is_ours(ingress, objects, config) {
+            continue;
         }
+        // --disable-catch-all: an Ingress with a default backend is left out whole, as
+        // ingress-nginx leaves it out of its store.
+        if config.disable_catch_all && ingress.spec.as_ref().is_some_and(|s| s.default_backend.is_some()) {
+            out.problems.push(Problem {
+                kind: Kind::Ingress,
+                object: key.clone(),
+                field: "spec.defaultBackend".into(),
+                reason: "a catch-all Ingress is not served while --disable-catch-all is set".into(),
+                severity: Severity::Rejected,
+            });
+            continue;
+        }
+        add_ingress(&mut out, &mut certs, objects, config, key, ingress);
     }
 
     for backend in std::mem::take(&mut out.cluster_ip_backends) {

@@ -226,3 +226,16 @@ fn controller_default_backend_and_certificate() {
     assert!(built.table.lookup("unknown.example.com", "/").is_none());
     assert!("no-slash".parse::<ingress_k8s::ObjectName>().is_err());
 }
+
+#[test]
+fn disable_catch_all_leaves_out_ingresses_with_a_default_backend() {
+    let config = Config { ingress_class: "nginx".into(), ..Config::default() };
+    let built = build("catch-all", &config);
+    assert!(built.table.lookup("anything.example.com", "/").is_some(), "served by default");
+    let strict = Config { disable_catch_all: true, ..config };
+    let built = build("catch-all", &strict);
+    assert!(built.table.lookup("anything.example.com", "/").is_none(), "left out");
+    assert!(built.table.lookup("site.example.com", "/").is_some(), "the others stay");
+    let problem = built.problems.iter().find(|p| p.object.1 == "catch-all").expect("reported");
+    assert_eq!((problem.field.as_str(), problem.severity), ("spec.defaultBackend", Severity::Rejected));
+}

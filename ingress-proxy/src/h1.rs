@@ -368,7 +368,9 @@ impl Front {
                 let cache = &self.shared.state.auth_cache;
                 external_auth::ask(pending, vars, names, &admitted.limits.timeouts, cache).await
             }
-            _ => Verdict::Allowed(Granted::default()),
+            // Pending authentication always has a route, so variables; never let it through.
+            (Some(_), None) => Verdict::Refused { status: 500, lines: Vec::new() },
+            (None, _) => Verdict::Allowed(Granted::unasked(admitted.external)),
         };
         let granted = match granted {
             Verdict::Allowed(granted) => granted,
@@ -562,7 +564,8 @@ impl Front {
             let exchanged =
                 exchange(asked, &edits, &intercepts, upload, retry, &mut up, &limits.timeouts, conn, outcome)
                     .await;
-            if attempts.measures_latency() {
+            // An answer's latency counts; a failed exchange's would make a broken endpoint look fast.
+            if attempts.measures_latency() && exchanged.is_ok() {
                 self.shared.state.ewma.observe(addr, attempt_started.elapsed());
             }
             match exchanged {

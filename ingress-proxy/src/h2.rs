@@ -400,10 +400,18 @@ impl ProxyHttp for H2 {
             })
             .unwrap_or(Chosen::Route);
         ctx.cors_origin = admitted.cors.map(|(_, origin)| origin.to_owned());
-        if let (Some(pending), Some(vars)) = (pending, vars.as_ref()) {
-            let names = Names::of(&settings.client);
-            let cache = &self.shared.state.auth_cache;
-            match external_auth::ask(pending, vars, names, &admitted.limits.timeouts, cache).await {
+        ctx.granted = Granted::unasked(admitted.external);
+        if let Some(pending) = pending {
+            let verdict = match vars.as_ref() {
+                Some(vars) => {
+                    let names = Names::of(&settings.client);
+                    let cache = &self.shared.state.auth_cache;
+                    external_auth::ask(pending, vars, names, &admitted.limits.timeouts, cache).await
+                }
+                // Pending authentication always has a route, so variables; never let it through.
+                None => Verdict::Refused { status: 500, lines: Vec::new() },
+            };
+            match verdict {
                 Verdict::Allowed(granted) => ctx.granted = granted,
                 Verdict::Refused { status, lines } => {
                     admitted.answer = Some(status);
@@ -613,9 +621,13 @@ impl ProxyHttp for H2 {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        if let (true, Some(addr), Some(started)) =
-            (ctx.attempts.measures_latency(), ctx.attempts.upstream(), ctx.connect_started)
-        {
+        // Only an answer's latency counts (a failure's would make a broken endpoint look fast).
+        if let (true, Some(addr), Some(started), Some(_)) = (
+            ctx.attempts.measures_latency(),
+            ctx.attempts.upstream(),
+            ctx.connect_started,
+            ctx.upstream_status,
+        ) {
             self.shared.state.ewma.observe(addr, started.elapsed());
         }
         let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0);

@@ -110,6 +110,10 @@ pub(crate) struct Admitted<'t> {
     pub(crate) auth: Option<external_auth::Pending<'t>>,
     /// Header lines of the auth service's refusal, for the answer.
     pub(crate) auth_lines: Vec<(String, String)>,
+    /// The route's external authentication (its own or the global one), asked or not.
+    pub(crate) external: Option<&'t ingress_core::ExternalAuth>,
+    /// Basic authentication refused the request's credentials.
+    pub(crate) basic_refused: bool,
 }
 
 impl Admitted<'_> {
@@ -138,7 +142,7 @@ impl Admitted<'_> {
             .route
             .as_ref()
             .and_then(|r| r.policy.basic_auth.as_ref())
-            .filter(|_| self.answer == Some(401))
+            .filter(|_| self.answer == Some(401) && self.basic_refused)
         {
             lines.push(("www-authenticate", Cow::Owned(format!("Basic realm=\"{}\"", auth.realm))));
         }
@@ -183,6 +187,8 @@ pub(crate) fn admit<'t>(
         in_flight: None,
         auth: None,
         auth_lines: Vec::new(),
+        external: None,
+        basic_refused: false,
     };
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
@@ -208,6 +214,8 @@ pub(crate) fn admit<'t>(
         in_flight: None,
         auth: None,
         auth_lines: Vec::new(),
+        external: None,
+        basic_refused: false,
     };
     // ingress-nginx's rewrite phase, in its order: app-root, the CORS preflight, the fixed
     // redirects, the HTTPS redirect.
@@ -234,7 +242,8 @@ pub(crate) fn admit<'t>(
         Err(limits::Refused::Connections) => (None, Some(settings.limit_conn_status)),
     };
     let external = route.policy.external_auth.as_deref().or_else(|| access::global_auth(&route, settings));
-    let (access, auth) = access::check(&route, facts, state, allow, deny, external);
+    let access::Access { refused: access, pending: auth, basic_refused } =
+        access::check(&route, facts, state, allow, deny, external);
     let answer = if closed {
         Some(503)
     } else if refused.is_some() {
@@ -263,6 +272,8 @@ pub(crate) fn admit<'t>(
         in_flight,
         auth: auth.filter(|_| !closed && refused.is_none() && !blocked),
         auth_lines: Vec::new(),
+        external,
+        basic_refused,
     }
 }
 

@@ -101,11 +101,7 @@ mod tests {
         let named =
             Config { ingress_class: "other".into(), ingress_class_by_name: true, ..Config::default() };
         assert!(is_ours(&by_name("other"), &both, &named));
-        assert!(!is_ours(
-            &by_name("other"),
-            &both,
-            &Config { ingress_class_by_name: false, ..named }
-        ));
+        assert!(!is_ours(&by_name("other"), &both, &Config { ingress_class_by_name: false, ..named }));
 
         assert!(!is_ours(&classless, &both, &config));
         assert!(is_ours(&classless, &objects(OURS_DEFAULT), &config));

@@ -221,6 +221,11 @@ pub(super) async fn write_reply(
         out.extend_from_slice(part);
     }
     let mut line = |name: &str, value: &str| {
+        // A value that would break the head (expanded from the request) is left out, as
+        // Pingora's HTTP/2 header map refuses it.
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return;
+        }
         for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);
         }

@@ -6,6 +6,18 @@ use ingress_core::{Cidr, ExternalAuth, MatchedBy, Route, admits};
 use super::{Facts, State, external_auth};
 use crate::config::RuntimeSettings;
 
+/// What the access phase decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Access<'t> {
+    /// The refusal (`403`, `401`), if it is decided already.
+    pub(crate) refused: Option<u16>,
+    /// The external authentication still to ask.
+    pub(crate) pending: Option<external_auth::Pending<'t>>,
+    /// Basic authentication refused the credentials (its `WWW-Authenticate` goes with a
+    /// `401`, whichever check the `401` came from, as nginx's `auth_basic` sets it).
+    pub(crate) basic_refused: bool,
+}
+
 /// nginx's access phase over the route's checks (source ranges, basic authentication, then
 /// external authentication): the refusal, or the external authentication still to ask.
 ///
@@ -19,7 +31,7 @@ pub(crate) fn check<'t>(
     allow: &[Cidr],
     deny: &[Cidr],
     external: Option<&'t ExternalAuth>,
-) -> (Option<u16>, Option<external_auth::Pending<'t>>) {
+) -> Access<'t> {
     let in_deny = facts.client.is_some_and(|ip| deny.iter().any(|c| c.contains(ip)));
     let ranges = if !allow.is_empty() {
         Some(admits(facts.client, allow, deny))
@@ -29,9 +41,10 @@ pub(crate) fn check<'t>(
         None
     };
     let basic = route.policy.basic_auth.as_ref().map(|a| state.verified.admits(a, facts.authorization));
+    let decided = |refused, pending| Access { refused, pending, basic_refused: basic == Some(false) };
     if route.policy.satisfy_any {
         if ranges == Some(true) || basic == Some(true) {
-            return (None, None);
+            return decided(None, None);
         }
         let prior = if basic == Some(false) {
             Some(401)
@@ -41,16 +54,16 @@ pub(crate) fn check<'t>(
             None
         };
         return match external {
-            Some(auth) => (None, Some(external_auth::Pending { auth, prior })),
-            None => (prior, None),
+            Some(auth) => decided(None, Some(external_auth::Pending { auth, prior })),
+            None => decided(prior, None),
         };
     }
     if ranges == Some(false) {
-        (Some(403), None)
+        decided(Some(403), None)
     } else if basic == Some(false) {
-        (Some(401), None)
+        decided(Some(401), None)
     } else {
-        (None, external.map(|auth| external_auth::Pending { auth, prior: None }))
+        decided(None, external.map(|auth| external_auth::Pending { auth, prior: None }))
     }
 }
 

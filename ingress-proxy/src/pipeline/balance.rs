@@ -4,8 +4,9 @@
 //! - round robin: the selector's rotation (shared by every request to the backend);
 //! - `ewma`: of two random endpoints, the one with the lower moving average of connect plus
 //!   response time (10 s decay; an endpoint not measured yet starts at the others' average);
-//! - `upstream-hash-by`: the request's key on the endpoints' hash ring (a retry goes round the
-//!   ring to the next endpoint not tried, where ingress-nginx would ask the same one again);
+//! - `upstream-hash-by`: the request's key on the endpoints' hash ring (a retry goes to the
+//!   next endpoint not tried in address order, where ingress-nginx would ask the same one
+//!   again);
 //!   with subsets, the key picks a subset and the endpoint within it is random;
 //! - cookie affinity: the cookie's endpoint; without a usable cookie (or on a retry with
 //!   `session-cookie-change-on-failure`) a new one, and a `Set-Cookie` for it. Balanced mode
@@ -170,7 +171,8 @@ pub(crate) fn pick(
         Choice::Ewma => ewma.pick(all, tried).map(|e| (e, None)),
         Choice::Hash { hash, subset: None } => on_ring(endpoints, *hash, tried).map(|e| (e, None)),
         Choice::Hash { hash, subset: Some(size) } => {
-            let size = (*size).max(1);
+            // No subset is larger than the endpoints (an annotation may ask for any size).
+            let size = (*size).clamp(1, all.len().max(1));
             let sets = all.len().div_ceil(size).max(1);
             let names: Vec<String> = (1..=sets).map(|i| format!("set{i}")).collect();
             let set = ingress_core::HashRing::new(&names).find(*hash);
@@ -196,7 +198,8 @@ fn random(from: &[Endpoint]) -> Option<Endpoint> {
     Some(from[rand::thread_rng().gen_range(0..from.len())])
 }
 
-/// The endpoint at or after `hash` on the ring, going round to the next not tried.
+/// The endpoint at or after `hash` on the ring; when it was tried, the next one not tried in
+/// address order.
 fn on_ring(endpoints: &EndpointSet, hash: u32, tried: &[SocketAddr]) -> Option<Endpoint> {
     let all = endpoints.as_slice();
     if all.is_empty() {
@@ -249,7 +252,14 @@ impl Sticky {
                     break;
                 }
             }
-            picked?
+            // Twenty keys all on tried endpoints: the first one not tried, with a key of its own.
+            match picked {
+                Some(picked) => picked,
+                None => {
+                    let e = all.iter().copied().find(|e| !tried.contains(&e.addr))?;
+                    (e, format!("{now}.{}.{}", std::process::id(), e.addr))
+                }
+            }
         };
         Some((endpoint, Some(self.set_cookie(&key, &backend_key(backend.key())))))
     }
@@ -259,7 +269,9 @@ impl Sticky {
         let c = &self.affinity.cookie;
         let mut out = format!("{}={key}|{backend}", c.name);
         if let Some(secs) = c.expires {
-            let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64 + secs;
+            let now =
+                i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs());
+            let at = now.unwrap_or(0).saturating_add(secs).clamp(0, 253_402_300_799);
             out.push_str(&format!("; Expires={}", cookie_time(at)));
         }
         if let Some(age) = c.max_age {

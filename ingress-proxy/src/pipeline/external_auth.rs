@@ -58,6 +58,20 @@ pub(crate) struct Granted {
     pub(crate) always: bool,
 }
 
+impl Granted {
+    /// What a request gets on a route with external authentication when the auth service was
+    /// not asked (another check let it through under `satisfy: any`): each
+    /// `auth-response-headers` header removed, so a client cannot send its own, as
+    /// ingress-nginx's `proxy_set_header` with an empty variable removes it.
+    pub(crate) fn unasked(auth: Option<&ExternalAuth>) -> Self {
+        let upstream = auth.map_or(&[][..], |a| &a.response_headers).iter();
+        Self {
+            upstream: upstream.filter_map(|name| HeaderOp::remove(name).ok()).collect(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The answers kept by `auth-cache-key`, across tables.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
@@ -79,10 +93,13 @@ impl Cache {
         if entries.len() >= MAX_CACHED {
             let now = Instant::now();
             entries.retain(|_, (_, until)| *until > now);
+            // Still full of live answers: start afresh rather than scan on every insert.
+            if entries.len() >= MAX_CACHED / 2 {
+                entries.clear();
+            }
         }
-        if entries.len() < MAX_CACHED {
-            entries.insert(key, (page, until));
-        }
+        // The body is never read again; only the status and headers are kept.
+        entries.insert(key, (Page { body: bytes::Bytes::new(), ..page }, until));
     }
 }
 
@@ -96,12 +113,17 @@ pub(crate) async fn ask(
 ) -> Verdict {
     let auth = pending.auth;
     let url = auth.url.render(vars);
-    // Kept per host, path and key, as ingress-nginx's `$server.Hostname$authPath$key`: an
-    // answer for one host never lets a request to another through.
+    // Kept per host, rule and key, as ingress-nginx's `$server.Hostname$authPath$key` (its
+    // auth location is per rule path): an answer for one host never lets a request to another
+    // through.
     let cache_key = auth.cache.as_ref().map(|c| {
         let mut host = String::new();
         ingress_core::Vars::expand(vars, &ingress_core::Var::Host, &mut host);
-        format!("{url}\0{host}\0{}\0{}", vars.path, c.key.render(vars))
+        let rule = match vars.route.matched_by {
+            ingress_core::MatchedBy::Path { path, path_type, .. } => format!("{path_type:?} {path}"),
+            _ => String::new(),
+        };
+        format!("{url}\0{host}\0{rule}\0{}", c.key.render(vars))
     });
     let now = Instant::now();
     let cached = cache_key.as_deref().and_then(|k| cache.get(k, now));
@@ -153,7 +175,7 @@ fn decide(pending: Pending<'_>, page: &Page, vars: &RequestVars<'_>) -> Verdict 
             let status = if pending.prior == Some(401) { 401 } else { code };
             let cookie_lines = || cookies.iter().map(|c| (c.name().to_owned(), c.value().to_owned()));
             if let (401, Some(signin)) = (status, &auth.signin) {
-                let mut lines = vec![("location".to_owned(), signin.render(vars))];
+                let mut lines = vec![("location".to_owned(), escape_controls(&signin.render(vars)))];
                 lines.extend(cookie_lines());
                 return Verdict::Refused { status: 302, lines };
             }
@@ -171,6 +193,20 @@ fn decide(pending: Pending<'_>, page: &Page, vars: &RequestVars<'_>) -> Verdict 
             Verdict::Refused { status: 500, lines: Vec::new() }
         }
     }
+}
+
+/// `value` with control bytes percent-escaped: a variable expanded from the request (`$uri`
+/// is decoded) never breaks a header.
+fn escape_controls(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_ascii_control() {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The values of `page`'s header lines named `name` (lower-case).
@@ -282,12 +318,22 @@ fn request_head(auth: &ExternalAuth, target: &str, vars: &RequestVars<'_>, names
     }
     let dropped = ["content-length", "transfer-encoding", "x-forwarded-proto"];
     let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in vars.headers {
         let ours = set.iter().any(|(n, _)| is(n, name));
         if ours || !names.forwards(name) || dropped.iter().chain(HOP_BY_HOP.iter()).any(|d| is(d, name)) {
             continue;
         }
+        // HTTP/2 sends cookies as separate crumbs; the auth service gets one line, as nginx
+        // joins them.
+        if is(name, "cookie") {
+            cookies.push(value);
+            continue;
+        }
         line(&mut out, name, value);
+    }
+    if !cookies.is_empty() {
+        line(&mut out, "Cookie", &cookies.join(&b"; "[..]));
     }
     for (name, value) in &set {
         // An empty value sends no line, as nginx's `proxy_set_header` with an empty value.

@@ -29,13 +29,15 @@ pub(crate) struct RequestVars<'a> {
 }
 
 impl RequestVars<'_> {
-    /// The values of the header `name`, joined with `, ` as nginx joins repeated ones.
+    /// The values of the header `name`, joined as nginx joins repeated ones (`; ` for
+    /// cookies, `, ` for the others).
     pub(crate) fn header(&self, name: &str, out: &mut String) {
+        let separator = if name.eq_ignore_ascii_case("cookie") { "; " } else { ", " };
         let mut first = true;
         for (n, v) in self.headers {
             if n.eq_ignore_ascii_case(name) {
                 if !first {
-                    out.push_str(", ");
+                    out.push_str(separator);
                 }
                 out.push_str(&String::from_utf8_lossy(v));
                 first = false;
@@ -51,7 +53,7 @@ impl RequestVars<'_> {
 impl Vars for RequestVars<'_> {
     fn expand(&self, var: &Var, out: &mut String) {
         match var {
-            Var::Host | Var::ServerName => {
+            Var::Host => {
                 let host = if self.host.starts_with('[') {
                     self.host.split_inclusive(']').next().unwrap_or(self.host)
                 } else {

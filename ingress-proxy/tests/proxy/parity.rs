@@ -261,6 +261,33 @@ async fn env() -> Env {
         &[backend.addr],
         RoutePolicy { external_auth: Some(std::sync::Arc::new(external)), ..RoutePolicy::default() },
     );
+    // The same auth service under `satisfy: any` with an address range the client is in (the
+    // auth service is not asked), and with a sign-in URL built from the decoded path.
+    let mut external = ingress_core::ExternalAuth::new(&format!("http://{auth}/oauth2/auth")).unwrap();
+    external.response_headers = vec!["x-auth-request-user".into()];
+    external.signin = Some(ingress_core::signin_url("https://login.test/start?u=$uri", "").unwrap());
+    let external = std::sync::Arc::new(external);
+    routes.route_with(
+        "authed-any",
+        "authed-any.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy {
+            external_auth: Some(external.clone()),
+            satisfy_any: true,
+            allow_ranges: Some(parse_cidrs("127.0.0.0/8").unwrap().into()),
+            ..RoutePolicy::default()
+        },
+    );
+    routes.route_with(
+        "authed-uri",
+        "authed-uri.test",
+        "/",
+        "svc-p",
+        &[backend.addr],
+        RoutePolicy { external_auth: Some(external), ..RoutePolicy::default() },
+    );
     // Cookie affinity.
     let sticky = ingress_core::Balance {
         load_balance: None,
@@ -519,6 +546,32 @@ fn rows() -> Vec<Row> {
             check: |_, _, got| {
                 assert_eq!(got.status, 403);
                 assert_eq!(got.echoed("x-from-route"), None, "never upstream");
+            },
+        },
+        Row {
+            name: "external authentication not asked (satisfy any): the client's own user header is removed",
+            ask: Ask {
+                headers: pairs(&[("x-auth-request-user", "admin")]),
+                ..ask("authed-any.test", "/headers")
+            },
+            check: |_, _, got| {
+                assert_eq!(got.status, 200, "{}", got.text());
+                assert_eq!(got.echoed("x-auth-request-user"), None, "{}", got.text());
+            },
+        },
+        Row {
+            name: "external authentication: a sign-in URL from the decoded path cannot break the head",
+            ask: ask("authed-uri.test", "/a%0d%0aset-cookie:%20evil=1"),
+            check: |_, _, got| {
+                assert_eq!(got.status, 302, "{}", got.text());
+                let location = got.header("location").unwrap_or_default();
+                assert!(location.contains("%0D%0Aset-cookie"), "{location}");
+                assert!(
+                    got.headers.iter().all(|(_, v)| !v.contains("evil=1") || v.contains("%0D")),
+                    "{:?}",
+                    got.headers
+                );
+                assert_ne!(got.header("set-cookie"), Some("evil=1"));
             },
         },
         Row {
