@@ -49,8 +49,6 @@ pub struct Affinity {
     /// the client; `balanced` (the default): the cookie holds a key on the hash ring, so
     /// endpoint changes move about `1/n` of the clients.
     pub persistent: bool,
-    /// `affinity-canary-behavior: legacy`: a canary does not keep its clients by cookie.
-    pub canary_legacy: bool,
     /// `session-cookie-change-on-failure`: a retry after a failure picks a new endpoint (and
     /// cookie) instead of the cookie's again.
     pub change_on_failure: bool,

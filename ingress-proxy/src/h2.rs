@@ -363,15 +363,17 @@ impl ProxyHttp for H2 {
         ctx.path = admitted.path.to_string();
         ctx.limits = admitted.limits;
         ctx.upstream_target = admitted.upstream_target.clone();
-        let lines: Vec<(&str, &[u8])> = if admitted.route.is_some() {
-            req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect()
-        } else {
-            Vec::new()
-        };
         // The request's variables, for external authentication and the balancing that reads
-        // the request (hashing, affinity).
+        // the request (hashing, affinity); its header lines also for a canary split. Collected
+        // only for such routes.
         let pending = admitted.auth.take();
         let needs_vars = pending.is_some() || admitted.route.as_ref().is_some_and(Choice::needs_request);
+        let lines: Vec<(&str, &[u8])> =
+            if needs_vars || admitted.route.as_ref().is_some_and(|r| r.canary.is_some()) {
+                req.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect()
+            } else {
+                Vec::new()
+            };
         let vars = admitted.route.as_ref().filter(|_| needs_vars).map(|route| RequestVars {
             method: req.method.as_str(),
             target,

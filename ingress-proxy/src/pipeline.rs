@@ -605,15 +605,15 @@ mod tests {
         assert_eq!(answer(true, false, false, true, None), (None, Some(None)));
     }
 
-    #[test]
-    fn an_affinity_cookie_keeps_a_session_on_its_side_of_a_canary_pair() {
+    /// A route with cookie affinity and a canary at weight 0 (`legacy`: the canary keeps no
+    /// sessions), and the cookie that pins a session to `backend`.
+    fn sticky_canary(legacy: bool) -> (RouteTable, BackendRef, BackendRef) {
         let (main, canary) = (BackendRef::new("ns", "main", 80), BackendRef::new("ns", "canary", 80));
         let mut store = EndpointStore::new();
         store.set(&main, EndpointSet::new([addr(1)]));
         store.set(&canary, EndpointSet::new([addr(2)]));
         let affinity = ingress_core::Affinity {
             persistent: false,
-            canary_legacy: false,
             change_on_failure: false,
             cookie: ingress_core::SessionCookie::default(),
         };
@@ -627,55 +627,38 @@ mod tests {
                 .rule(rule(&main))
                 .policy(RoutePolicy { balance: Some(Box::new(balance)), ..RoutePolicy::default() }),
         );
-        builder.ingress(Ingress::new(Origin::new("ns", "canary")).rule(rule(&canary)).as_canary(
-            ingress_core::CanaryRule { weight: 0, weight_total: 100, ..ingress_core::CanaryRule::default() },
-        ));
-        let t = builder.build(&mut store).table;
+        let split = ingress_core::CanaryRule {
+            weight: 0,
+            weight_total: 100,
+            legacy_affinity: legacy,
+            ..ingress_core::CanaryRule::default()
+        };
+        builder.ingress(Ingress::new(Origin::new("ns", "canary")).rule(rule(&canary)).as_canary(split));
+        (builder.build(&mut store).table, main, canary)
+    }
+
+    /// The backend a request with the affinity cookie pinned to `pinned` goes to.
+    fn pinned_to<'t>(route: &Route<'t>, pinned: &BackendRef) -> &'t Backend {
+        let value = format!("INGRESSCOOKIE=1.2.3|{}", balance::backend_key(pinned));
+        let lines = [("cookie", value.as_bytes())];
+        backend_for(route, lines.iter().copied())
+    }
+
+    #[test]
+    fn an_affinity_cookie_keeps_a_session_on_its_side_of_a_canary_pair() {
+        let (t, main, canary) = sticky_canary(false);
         let route = t.lookup("h.example.com", "/").unwrap();
-        let cookie = |b: &BackendRef| format!("INGRESSCOOKIE=1.2.3|{}", balance::backend_key(b));
-        for (pinned, expected) in [(&canary, &canary), (&main, &main)] {
-            let value = cookie(pinned);
-            let lines = [("cookie", value.as_bytes())];
-            assert_eq!(backend_for(&route, lines.iter().copied()).key(), expected);
-        }
+        assert_eq!(pinned_to(&route, &canary).key(), &canary);
+        assert_eq!(pinned_to(&route, &main).key(), &main);
         assert_eq!(backend_for(&route, std::iter::empty()).key(), &main, "weight 0: the main side");
     }
 
     #[test]
     fn a_legacy_canary_keeps_no_sessions() {
-        let (main, canary) = (BackendRef::new("ns", "main", 80), BackendRef::new("ns", "canary", 80));
-        let mut store = EndpointStore::new();
-        store.set(&main, EndpointSet::new([addr(1)]));
-        store.set(&canary, EndpointSet::new([addr(2)]));
-        let affinity = ingress_core::Affinity {
-            persistent: false,
-            canary_legacy: false,
-            change_on_failure: false,
-            cookie: ingress_core::SessionCookie::default(),
-        };
-        let balance = ingress_core::Balance { load_balance: None, hash_by: None, affinity: Some(affinity) };
-        let mut builder = TableBuilder::new();
-        let rule = |b: &BackendRef| {
-            ingress_core::HostRule::host("h.example.com").path(ingress_core::PathRule::prefix("/", b.clone()))
-        };
-        builder.ingress(
-            Ingress::new(Origin::new("ns", "main"))
-                .rule(rule(&main))
-                .policy(RoutePolicy { balance: Some(Box::new(balance)), ..RoutePolicy::default() }),
-        );
-        builder.ingress(Ingress::new(Origin::new("ns", "canary")).rule(rule(&canary)).as_canary(
-            ingress_core::CanaryRule {
-                weight: 0,
-                weight_total: 100,
-                legacy_affinity: true,
-                ..ingress_core::CanaryRule::default()
-            },
-        ));
-        let t = builder.build(&mut store).table;
+        let (t, main, canary) = sticky_canary(true);
         let route = t.lookup("h.example.com", "/").unwrap();
-        let value = format!("INGRESSCOOKIE=1.2.3|{}", balance::backend_key(&canary));
-        let lines = [("cookie", value.as_bytes())];
-        assert_eq!(backend_for(&route, lines.iter().copied()).key(), &main, "not pinned to the canary");
+        assert_eq!(pinned_to(&route, &canary).key(), &main, "not pinned to the canary");
+        assert_eq!(pinned_to(&route, &main).key(), &main);
     }
 
     #[test]

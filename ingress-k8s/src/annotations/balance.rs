@@ -159,12 +159,8 @@ fn subset_size(ours: &BTreeMap<&str, &str>) -> Result<usize, String> {
 /// The cookie affinity of `ours`, and the outcome of each attribute.
 fn cookie<'a>(ours: &BTreeMap<&'a str, &str>) -> (Affinity, BTreeMap<&'a str, Read>) {
     let mut reads = BTreeMap::new();
-    let mut affinity = Affinity {
-        persistent: false,
-        canary_legacy: false,
-        change_on_failure: false,
-        cookie: SessionCookie::default(),
-    };
+    let mut affinity =
+        Affinity { persistent: false, change_on_failure: false, cookie: SessionCookie::default() };
     let mut read = |name: &str, apply: &mut dyn FnMut(&str) -> Result<String, String>| {
         if let Some((&key, &value)) = ours.get_key_value(name) {
             let outcome = match apply(value.trim()) {

@@ -174,8 +174,7 @@ pub(crate) fn pick(
             // No subset is larger than the endpoints (an annotation may ask for any size).
             let size = (*size).clamp(1, all.len().max(1));
             let sets = all.len().div_ceil(size).max(1);
-            let names: Vec<String> = (1..=sets).map(|i| format!("set{i}")).collect();
-            let set = ingress_core::HashRing::new(&names).find(*hash);
+            let set = subset_ring(sets).find(*hash);
             // The endpoints padded from the start, as ingress-nginx pads the last subset.
             let members: Vec<Endpoint> = (set * size..(set + 1) * size)
                 .filter_map(|i| all.get(i % all.len().max(1)).copied())
@@ -189,6 +188,20 @@ pub(crate) fn pick(
         }
         Choice::Sticky(sticky) => sticky.pick(backend, endpoints, tried, retry),
     }
+}
+
+/// The ring over subsets `set1`…`setN`, as ingress-nginx's `chashsubset` names them: built
+/// once per count and kept (counts are few), not per request.
+fn subset_ring(sets: usize) -> std::sync::Arc<ingress_core::HashRing> {
+    static RINGS: std::sync::OnceLock<Mutex<HashMap<usize, std::sync::Arc<ingress_core::HashRing>>>> =
+        std::sync::OnceLock::new();
+    let mut rings =
+        RINGS.get_or_init(Mutex::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ring = rings.entry(sets).or_insert_with(|| {
+        let names: Vec<String> = (1..=sets).map(|i| format!("set{i}")).collect();
+        std::sync::Arc::new(ingress_core::HashRing::new(&names))
+    });
+    std::sync::Arc::clone(ring)
 }
 
 fn random(from: &[Endpoint]) -> Option<Endpoint> {

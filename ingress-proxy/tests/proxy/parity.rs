@@ -294,7 +294,6 @@ async fn env() -> Env {
         hash_by: None,
         affinity: Some(ingress_core::Affinity {
             persistent: false,
-            canary_legacy: false,
             change_on_failure: false,
             cookie: ingress_core::SessionCookie::default(),
         }),
