@@ -30,6 +30,40 @@ FERRY_APISERVER_EXTRA_FLAGS="${FERRY_APISERVER_EXTRA_FLAGS:-}"
 
 log() { echo "apiserver.sh: $*" >&2; }
 
+APT_DIR="${APT_DIR:-/etc/apt}"
+
+# Whether apt already knows where source packages come from.
+have_deb_src() {
+  grep -Eqs '^[[:space:]]*(Types:.*deb-src|deb-src[[:space:]])' \
+    "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list "$APT_DIR"/sources.list.d/*.sources
+}
+
+# The deb822 stanzas of the machine's binary sources (`Types: deb`), as deb-src stanzas.
+deb_src_stanzas() {
+  local f
+  for f in "$APT_DIR"/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk 'BEGIN { RS = ""; ORS = "\n\n" }
+      {
+        n = split($0, line, "\n"); deb = 0; out = ""
+        for (i = 1; i <= n; i++) {
+          if (line[i] ~ /^Types:/) {
+            if (line[i] ~ /^Types:(.*[ \t])?deb([ \t].*)?$/) deb = 1
+            line[i] = "Types: deb-src"
+          }
+          out = out line[i] "\n"
+        }
+        if (deb) printf "%s\n", out
+      }' "$f"
+  done
+}
+
+# The one-line binary sources (`deb URI suite components`), as deb-src lines.
+deb_src_lines() {
+  cat "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list 2>/dev/null |
+    sed -nE 's/^[[:space:]]*deb[[:space:]]+/deb-src /p'
+}
+
 build() {
   if [ -x "$BIN" ]; then return 0; fi
   mkdir -p "$CACHE"
@@ -37,14 +71,16 @@ build() {
   flock 8
   if [ -x "$BIN" ]; then return 0; fi
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  if ! ls /etc/apt/sources.list.d/ferry-src.sources >/dev/null 2>&1; then
-    $SUDO tee /etc/apt/sources.list.d/ferry-src.sources >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+  if ! have_deb_src; then
+    # The source packages come from wherever this machine's apt gets its binary ones.
+    local stanzas lines
+    stanzas=$(deb_src_stanzas)
+    lines=$(deb_src_lines)
+    if [ -z "$stanzas$lines" ]; then
+      log "no apt source to derive a deb-src entry from (see $APT_DIR)"; return 1
+    fi
+    [ -z "$stanzas" ] || printf '%s\n' "$stanzas" | $SUDO tee "$APT_DIR/sources.list.d/ferry-src.sources" >/dev/null
+    [ -z "$lines" ] || printf '%s\n' "$lines" | $SUDO tee "$APT_DIR/sources.list.d/ferry-src.list" >/dev/null
     $SUDO apt-get update -qq
   fi
   command -v go >/dev/null && command -v etcd >/dev/null || \

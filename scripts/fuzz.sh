@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the byte parsers of the proxy's HTTP/1 engine (the `cargo fuzz` targets in fuzz/:
-# request_head, chunks, response_head, error_page; the checks are in ingress-proxy/src/h1/fuzz.rs), each for
+# request_head, chunks, response_head, error_page, proxy_protocol; the checks are in
+# ingress-proxy/src/h1/fuzz.rs and ingress-proxy/src/proxy_protocol.rs), each for
 # FUZZ_SECONDS (default 60) seconds, one after another. Exits non-zero when a target fails an
 # invariant or crashes, after printing the failing input in hex.
 #
@@ -17,7 +18,7 @@ bash scripts/setup.sh
 
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(request_head chunks response_head error_page)
+[ ${#targets[@]} -gt 0 ] || targets=(request_head chunks response_head error_page proxy_protocol)
 
 command -v cargo-fuzz >/dev/null || cargo install --locked --version 0.13.2 cargo-fuzz
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address and others); the pinned stable

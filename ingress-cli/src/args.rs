@@ -20,7 +20,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the controller (the default when no sub-command is given).
     Run(Box<RunArgs>),
-    /// Show which Ingress, rule and path a URL would be routed by, and why.
+    /// Show which Ingress, rule and path a URL would be routed by, and why (or where a TCP or
+    /// UDP service port forwards: `tcp://:PORT`).
     Explain(ExplainArgs),
     /// Validate manifests offline: what is accepted, what is rejected and why (exit 1 if any).
     Check(CheckArgs),
@@ -66,6 +67,14 @@ pub(crate) struct SourceArgs {
     /// self-signed certificate generated at start-up).
     #[arg(long, env = "FERRY_DEFAULT_SSL_CERTIFICATE", value_name = "NS/NAME")]
     pub(crate) default_ssl_certificate: Option<ObjectName>,
+    /// The ConfigMap of TCP services, as namespace/name: each key a port to listen on, each
+    /// value `namespace/service:port[:PROXY[:PROXY]]` (ingress-nginx's format).
+    #[arg(long, env = "FERRY_TCP_SERVICES_CONFIGMAP", value_name = "NS/NAME")]
+    pub(crate) tcp_services_configmap: Option<ObjectName>,
+    /// The ConfigMap of UDP services, as namespace/name: each key a port, each value
+    /// `namespace/service:port`.
+    #[arg(long, env = "FERRY_UDP_SERVICES_CONFIGMAP", value_name = "NS/NAME")]
+    pub(crate) udp_services_configmap: Option<ObjectName>,
     /// The prefix of the annotations read, as ingress-nginx's flag of the same name.
     #[arg(long, env = "FERRY_ANNOTATIONS_PREFIX", default_value = ingress_k8s::annotations::DEFAULT_PREFIX)]
     pub(crate) annotations_prefix: String,
@@ -129,9 +138,10 @@ pub(crate) struct RunArgs {
     /// This replica's name (the Lease holder identity); set from the downward API.
     #[arg(long, env = "POD_NAME", default_value = "ferry")]
     pub(crate) pod_name: String,
-    /// The namespace of the election Lease; set from the downward API.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "ingress-ferry")]
-    pub(crate) pod_namespace: String,
+    /// The namespace of the election Lease; set from the downward API. Unset: the namespace
+    /// of the kubeconfig's context (in a cluster, the pod's service account's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub(crate) pod_namespace: Option<String>,
     /// Proxy worker threads (default: one per CPU).
     #[arg(long, env = "FERRY_THREADS")]
     pub(crate) threads: Option<usize>,
@@ -161,7 +171,8 @@ pub(crate) struct ExplainArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
-    /// The URL to explain, e.g. `http://demo.example.com/index.html`.
+    /// The URL to explain, e.g. `http://demo.example.com/index.html`, or a TCP or UDP service
+    /// port, e.g. `tcp://:5432`.
     pub(crate) url: String,
 }
 
@@ -186,6 +197,10 @@ impl SourceArgs {
             default_backend_service: self.default_backend_service.clone(),
             default_ssl_certificate: self.default_ssl_certificate.clone(),
             annotations_prefix: self.annotations_prefix.clone(),
+            tcp_services_configmap: self.tcp_services_configmap.clone(),
+            udp_services_configmap: self.udp_services_configmap.clone(),
+            // The run command's default ports; `RunArgs::k8s_config` names the real ones.
+            reserved_ports: vec![80, 443, 10254],
             ..ingress_k8s::Config::default()
         }
     }
@@ -199,8 +214,10 @@ impl RunArgs {
             publish_status_address: self.publish_status_address.clone(),
             update_status: self.update_status,
             election_id: self.election_id.clone(),
-            election_namespace: self.pod_namespace.clone(),
+            // Unset: `run` takes the client's default namespace.
+            election_namespace: self.pod_namespace.clone().unwrap_or_default(),
             identity: self.pod_name.clone(),
+            reserved_ports: vec![self.http_port, self.https_port, self.admin_port],
             ..self.source.k8s_config()
         }
     }

@@ -14,6 +14,8 @@ use ingress_k8s::{
 
 use crate::args::{CheckArgs, ExplainArgs, Output, SourceArgs};
 
+mod streams;
+
 /// A configuration loaded once: the table, and everything wrong with the input.
 pub(crate) struct Loaded {
     pub(crate) table: Arc<RouteTable>,
@@ -92,6 +94,11 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
 
 /// `ingress-controller explain URL`.
 pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
+    if let Some(stream) = streams::parse(&args.url) {
+        let (protocol, port) = stream?;
+        let loaded = load(&args.source).await?;
+        return streams::explain(&loaded.table, protocol, port, args.output);
+    }
     let target = parse_url(&args.url)?;
     // The path as the proxy routes it (nginx's normalized `$uri`).
     let path = match ingress_core::normalize_path(&target.path) {
@@ -343,6 +350,10 @@ pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<bool> {
                 }
             }
         }
+    }
+    // The TCP and UDP services served.
+    for route in loaded.table.streams() {
+        writeln!(out, "stream    {}", streams::describe(route))?;
     }
     // Problems of objects that are not in the store (controller-wide settings, missing refs).
     for ((kind, ns, name), problems) in by_object {

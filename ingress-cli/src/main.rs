@@ -81,7 +81,9 @@ fn init_logging_to_stderr(format: LogFormat, default_level: &str) {
     });
     let not_access = tracing_subscriber::filter::filter_fn(move |m| m.target() != access);
     let only_access = tracing_subscriber::filter::filter_fn(move |m| m.target() == access);
-    let diagnostics = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: `kubectl logs` and log files get plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let diagnostics = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let diagnostics = match format {
         LogFormat::Json => diagnostics.json().flatten_event(true).with_filter(not_access).boxed(),
         LogFormat::Text => diagnostics.with_filter(not_access).boxed(),

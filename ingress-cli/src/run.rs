@@ -136,6 +136,17 @@ async fn start_source(args: &RunArgs) -> anyhow::Result<(Controller, String)> {
         return Ok((controller, format!("manifests in {} (standalone)", dir.display())));
     }
     let client = client(&args.source).await?;
+    let mut config = config;
+    let from = if config.election_namespace.is_empty() {
+        config.election_namespace = client.default_namespace().to_owned();
+        "the kubeconfig context's namespace (POD_NAMESPACE is not set)"
+    } else {
+        "POD_NAMESPACE"
+    };
+    tracing::info!(
+        lease = %format!("{}/{}", config.election_namespace, config.election_id),
+        "leader election Lease, in {from}"
+    );
     let controller = Controller::start(client, config).await.context("cannot start the Kubernetes feed")?;
     let scope = args
         .source

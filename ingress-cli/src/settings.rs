@@ -164,6 +164,24 @@ pub(crate) fn from_configmap(
                     Err(format!("not statuses 400–599, left out: {}", bad.join(", ")))
                 }
             }
+            "disable-stream-access-log" => boolean(value).map(|off| s.stream.access_log = !off),
+            "proxy-stream-timeout" => seconds(value).map(|d| s.stream.timeout = d),
+            "proxy-stream-next-upstream" => boolean(value).map(|on| s.stream.next_upstream = on),
+            "proxy-stream-next-upstream-timeout" => {
+                // `0`: no limit, as nginx's `proxy_next_upstream_timeout 0`.
+                let limit = if value == "0" { Ok(Duration::MAX) } else { seconds(value) };
+                limit.map(|d| s.stream.next_upstream_timeout = d)
+            }
+            "proxy-stream-next-upstream-tries" => {
+                value.parse::<u32>().map(|n| s.stream.next_upstream_tries = n).map_err(|_| WHOLE.to_owned())
+            }
+            "proxy-stream-responses" => {
+                value.parse::<u32>().map(|n| s.stream.responses = n).map_err(|_| WHOLE.to_owned())
+            }
+            "proxy-protocol-header-timeout" => {
+                seconds(value).map(|d| s.forwarding.proxy_protocol_timeout = d)
+            }
+            "use-proxy-protocol" => boolean(value).map(|on| s.forwarding.proxy_protocol = on),
             "load-balance" => match value {
                 "round_robin" => {
                     s.load_balance = ingress_core::LoadBalance::RoundRobin;

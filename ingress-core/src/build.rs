@@ -2,7 +2,7 @@
 
 mod compile;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
@@ -12,7 +12,8 @@ use crate::table::Target;
 use crate::tls::TlsEntry;
 use crate::{
     Backend, BackendRef, CertificatePem, CertificateRef, EndpointStore, Field, HostPattern, Ingress, Origin,
-    PathType, PortRef, Reason, Rejection, RoutePolicy, RouteTable, Service, ServicePort, TlsMap,
+    PathType, PortRef, Reason, Rejection, RoutePolicy, RouteTable, Service, ServicePort, StreamProtocol,
+    StreamService, TlsMap,
 };
 
 /// Declared Services: namespace → name → ports (nested so lookups borrow, never allocate).
@@ -52,6 +53,8 @@ pub struct TableBuilder {
     default_backend: Option<BackendRef>,
     default_certificate: Option<CertificateRef>,
     certificates: HashMap<CertificateRef, Arc<CertificatePem>>,
+    /// TCP and UDP services by protocol and port.
+    streams: BTreeMap<(StreamProtocol, u16), StreamService>,
 }
 
 /// What [`TableBuilder::build`] returns: a table that always exists, and what was left out.
@@ -102,6 +105,13 @@ impl TableBuilder {
         self
     }
 
+    /// Adds a TCP or UDP service (`tcp-services`, `udp-services`). A later service on the same
+    /// protocol and port replaces the earlier one.
+    pub fn stream(&mut self, service: StreamService) -> &mut Self {
+        self.streams.insert((service.protocol, service.port), service);
+        self
+    }
+
     /// Compiles the table. Never fails as a whole: invalid or conflicting rules are left out
     /// and listed in [`Built::rejected`]. Backends get their endpoint slots from `endpoints`,
     /// creating empty ones for backends it has not heard of.
@@ -132,6 +142,10 @@ impl TableBuilder {
                 Some(TlsEntry { host: HostPattern::Any, certificate: cert.clone(), origin: None });
         }
         state.tls.material = self.certificates.clone();
+        for service in self.streams.values() {
+            let backend = state.backend(&service.backend);
+            state.streams.push((service.clone(), backend));
+        }
         state.finish()
     }
 }
@@ -224,6 +238,8 @@ struct State<'a, 'e> {
     canaries: Vec<crate::table::CompiledCanary>,
     /// The fallback backend of each origin (`default-backend`), by the same index.
     fallbacks: Vec<Option<u32>>,
+    /// The stream services with their backend index, by protocol and port.
+    streams: Vec<(StreamService, u32)>,
 }
 
 fn index(n: usize) -> u32 {
@@ -250,6 +266,7 @@ impl<'a, 'e> State<'a, 'e> {
             rejected: Vec::new(),
             canaries: Vec::new(),
             fallbacks: Vec::new(),
+            streams: Vec::new(),
         }
     }
 

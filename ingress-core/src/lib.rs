@@ -49,6 +49,7 @@ mod model;
 mod path;
 mod policy;
 mod rewrite;
+mod stream;
 mod table;
 mod tls;
 mod uri;
@@ -80,6 +81,7 @@ pub use policy::{
     RoutePolicy, is_token,
 };
 pub use rewrite::{InvalidRewrite, RewriteTarget};
+pub use stream::{ProxyProtocol, StreamProtocol, StreamRoute, StreamService};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};
 pub use uri::{InvalidTarget, normalize_path};

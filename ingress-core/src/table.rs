@@ -9,7 +9,8 @@ use hashbrown::HashTable;
 use crate::host::{HostBuf, eq_bytes, lowercase_into, trim_host, wildcard_suffix};
 use crate::path::{self, MatchKind};
 use crate::{
-    BackendRef, EndpointSet, EndpointSlot, Field, HostPattern, Origin, PathType, RoutePolicy, TlsMap,
+    BackendRef, EndpointSet, EndpointSlot, Field, HostPattern, Origin, PathType, RoutePolicy, StreamProtocol,
+    StreamRoute, TlsMap,
 };
 
 /// A backend as the table knows it: which Service port, and its live endpoints.
@@ -272,6 +273,8 @@ pub struct RouteTable {
     pub(crate) fallbacks: Vec<Option<u32>>,
     /// The `www.` twins redirected to their host (`from-to-www-redirect`), by the twin's name.
     pub(crate) redirects: HashTable<HostRedirect>,
+    /// The TCP and UDP services, sorted by protocol and port.
+    pub(crate) streams: Vec<StreamRoute>,
 }
 
 impl RouteTable {
@@ -482,6 +485,19 @@ impl RouteTable {
     /// Every backend the table can route to, including default backends.
     pub fn backends(&self) -> impl ExactSizeIterator<Item = &Backend> {
         self.backends.iter()
+    }
+
+    /// The TCP and UDP services, sorted by protocol and port.
+    pub fn streams(&self) -> &[StreamRoute] {
+        &self.streams
+    }
+
+    /// The stream service on `protocol` and `port`, if there is one.
+    pub fn stream(&self, protocol: StreamProtocol, port: u16) -> Option<&StreamRoute> {
+        self.streams
+            .binary_search_by_key(&(protocol, port), |s| (s.service.protocol, s.service.port))
+            .ok()
+            .and_then(|i| self.streams.get(i))
     }
 
     /// How many path rules the table holds.

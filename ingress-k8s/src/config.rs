@@ -105,6 +105,13 @@ pub struct Config {
     pub manifest_poll: Duration,
     /// The prefix of the annotations read (`--annotations-prefix`), ingress-nginx's by default.
     pub annotations_prefix: String,
+    /// The ConfigMap of TCP services (`--tcp-services-configmap`): port → Service port.
+    pub tcp_services_configmap: Option<ObjectName>,
+    /// The ConfigMap of UDP services (`--udp-services-configmap`).
+    pub udp_services_configmap: Option<ObjectName>,
+    /// The ports the controller listens on itself (HTTP, HTTPS, admin): a stream service
+    /// cannot take them.
+    pub reserved_ports: Vec<u16>,
 }
 
 impl Default for Config {
@@ -131,6 +138,9 @@ impl Default for Config {
             coalesce_window: Duration::from_millis(5),
             manifest_poll: Duration::from_millis(500),
             annotations_prefix: crate::annotations::DEFAULT_PREFIX.into(),
+            tcp_services_configmap: None,
+            udp_services_configmap: None,
+            reserved_ports: Vec::new(),
         }
     }
 }

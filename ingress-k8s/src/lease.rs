@@ -20,9 +20,12 @@ use crate::Config;
 pub(crate) async fn run(client: Client, config: Config, leader: watch::Sender<bool>) {
     let api: Api<Lease> = Api::namespaced(client, &config.election_namespace);
     let mut last_renewed: Option<tokio::time::Instant> = None;
+    // The last failure reported: the same one again is logged at debug level only.
+    let mut reported: Option<String> = None;
     loop {
         match try_acquire(&api, &config).await {
             Ok(true) => {
+                reported = None;
                 last_renewed = Some(tokio::time::Instant::now());
                 if !*leader.borrow() {
                     tracing::info!(identity = %config.identity, lease = %config.election_id, "became leader");
@@ -36,7 +39,22 @@ pub(crate) async fn run(client: Client, config: Config, leader: watch::Sender<bo
                 leader.send_replace(false);
             }
             Err(error) => {
-                tracing::warn!(%error, "lease update failed");
+                let text = error.to_string();
+                if reported.as_deref() == Some(text.as_str()) {
+                    tracing::debug!(%error, "lease update failed again");
+                } else if missing_namespace(&error) {
+                    tracing::error!(
+                        namespace = %config.election_namespace,
+                        lease = %config.election_id,
+                        "namespace {} does not exist: no replica can hold the leader election Lease, so \
+                         Ingress status and Events are not written until it is created (set POD_NAMESPACE \
+                         to the controller's namespace)",
+                        config.election_namespace
+                    );
+                } else {
+                    tracing::warn!(%error, "lease update failed");
+                }
+                reported = Some(text);
                 // Keep leading only while the Lease we last renewed is surely still ours.
                 let expired = last_renewed.is_none_or(|t| t.elapsed() >= config.lease_duration);
                 if expired && *leader.borrow() {
@@ -47,6 +65,11 @@ pub(crate) async fn run(client: Client, config: Config, leader: watch::Sender<bo
         }
         tokio::time::sleep(config.lease_renew).await;
     }
+}
+
+/// Whether a failed Lease write says its namespace does not exist (`404` on create).
+fn missing_namespace(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(e) if e.code == 404 && e.message.contains("namespaces"))
 }
 
 /// Releases the Lease if this replica holds it, so a successor need not wait for it to expire.

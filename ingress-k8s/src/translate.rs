@@ -6,6 +6,7 @@
 mod certs;
 mod class;
 mod endpoints;
+mod streams;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -270,6 +271,16 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
             }
             Err(why) => out.problems.push(controller_problem("--default-ssl-certificate", why)),
         }
+    }
+    let stream_maps = [
+        (&config.tcp_services_configmap, ingress_core::StreamProtocol::Tcp),
+        (&config.udp_services_configmap, ingress_core::StreamProtocol::Udp),
+    ];
+    for (name, protocol) in stream_maps {
+        let Some(name) = name else { continue };
+        let found = streams::add(&mut out.builder, objects, name, protocol, &config.reserved_ports);
+        out.problems.extend(found);
+        out.referenced_config_maps.insert((name.namespace.clone(), name.name.clone()));
     }
     out.status_addresses = status_addresses(objects, config);
     out

@@ -219,11 +219,14 @@ pub(crate) async fn referenced_objects(
 }
 
 /// Whether a named object gets a watcher of its own: not the `--configmap` (it has one), nor
-/// an object outside `--watch-namespace` (ingress-nginx does not see those either).
+/// an object outside `--watch-namespace` (ingress-nginx does not see those either) other than
+/// the controller's own TCP and UDP services ConfigMaps.
 pub(crate) fn watched_by_name(config: &Config, kind: Kind, key: &Key) -> bool {
-    let own = kind == Kind::ConfigMap
-        && config.configmap.as_ref().is_some_and(|c| c.namespace == key.0 && c.name == key.1);
-    !own && config.watch_namespace.as_ref().is_none_or(|ns| *ns == key.0)
+    let is = |name: &Option<crate::ObjectName>| {
+        kind == Kind::ConfigMap && name.as_ref().is_some_and(|c| c.namespace == key.0 && c.name == key.1)
+    };
+    let streams = is(&config.tcp_services_configmap) || is(&config.udp_services_configmap);
+    !is(&config.configmap) && (streams || config.watch_namespace.as_ref().is_none_or(|ns| *ns == key.0))
 }
 
 /// A v1beta1 EndpointSlice read into the v1 type: the fields the controller needs are the same

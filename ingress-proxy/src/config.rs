@@ -134,6 +134,8 @@ pub struct RuntimeSettings {
     pub no_auth_locations: Vec<String>,
     /// How routes without their own balancing spread requests (`load-balance`).
     pub load_balance: ingress_core::LoadBalance,
+    /// What TCP and UDP services do (`proxy-stream-*`).
+    pub stream: crate::StreamSettings,
 }
 
 /// The ConfigMap's source ranges, on the client's real address: requests from `block` get
@@ -203,6 +205,14 @@ pub struct Forwarding {
     /// The peers whose forwarded-for header is believed, and the hops skipped in it
     /// (`proxy-real-ip-cidr`, `0.0.0.0/0`: every IPv4 peer, as in ingress-nginx).
     pub trusted: Vec<ingress_core::Cidr>,
+    /// Every connection to the HTTP and HTTPS ports opens with a PROXY protocol header (v1 or
+    /// v2, before TLS): its source is the client when the peer that sent it is `trusted`, and
+    /// its destination port is the port forwarded (`use-proxy-protocol`, off). A connection
+    /// without a valid header is closed, as nginx closes it.
+    pub proxy_protocol: bool,
+    /// How long a client may take to send its PROXY protocol header, here and on TCP service
+    /// ports with `PROXY` (`proxy-protocol-header-timeout`, 5 s).
+    pub proxy_protocol_timeout: Duration,
 }
 
 impl Default for Forwarding {
@@ -213,6 +223,8 @@ impl Default for Forwarding {
             forwarded_for_header: "x-forwarded-for".into(),
             compute_full_forwarded_for: false,
             trusted: vec![ingress_core::Cidr::ANY_IPV4],
+            proxy_protocol: false,
+            proxy_protocol_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -290,6 +302,7 @@ impl Default for RuntimeSettings {
             global_auth: None,
             no_auth_locations: vec!["/.well-known/acme-challenge".to_owned()],
             load_balance: ingress_core::LoadBalance::RoundRobin,
+            stream: crate::StreamSettings::default(),
         }
     }
 }

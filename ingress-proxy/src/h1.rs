@@ -162,11 +162,25 @@ impl ServerApp for Front {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return ServerApp::process_new(&self.h2, stream, shutdown).await;
         }
+        let mut stream = stream;
         let socket = stream.get_socket_digest();
-        let peer = socket.as_ref().and_then(|s| s.peer_addr()).and_then(|a| a.as_inet()).copied();
-        let local_port =
+        let mut peer = socket.as_ref().and_then(|s| s.peer_addr()).and_then(|a| a.as_inet()).copied();
+        let mut local_port =
             socket.as_ref().and_then(|s| s.local_addr()).and_then(|a| a.as_inet()).map(|a| a.port());
         let tls = stream.get_ssl_digest().is_some();
+        let mut buf = BytesMut::with_capacity(4096);
+        // `use-proxy-protocol` on plain HTTP (over TLS, `tls::PreTls` read it before the
+        // handshake and the socket digest already says what it said).
+        let forwarding = self.shared.settings.load().forwarding.clone();
+        if forwarding.proxy_protocol && !tls {
+            let (header, rest) =
+                crate::proxy_protocol::read(&mut stream, forwarding.proxy_protocol_timeout).await.ok()?;
+            if let Some((client, local)) = crate::proxy_protocol::believed(&header, peer, &forwarding.trusted)
+            {
+                (peer, local_port) = (Some(client), Some(local.port()));
+            }
+            buf.extend_from_slice(&rest);
+        }
         let mut conn = Conn {
             client: stream,
             peer,
@@ -181,7 +195,6 @@ impl ServerApp for Front {
             local_port: local_port.map(|p| p.to_string()).unwrap_or_default(),
             tls,
         };
-        let mut buf = BytesMut::with_capacity(4096);
         // The first head's time counts from the accept, as nginx counts it.
         let mut head_started = Some(Instant::now());
         loop {

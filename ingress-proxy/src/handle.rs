@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     /// The per-client counts of the Ingresses with limits (`limit-rps`…) and the verified
     /// credentials, kept across tables.
     pub(crate) state: crate::pipeline::State,
+    /// The generation of each install, for those that act on installs (the stream listeners).
+    pub(crate) installs: tokio::sync::watch::Sender<u64>,
 }
 
 /// What [`ProxyHandle::install`] did.
@@ -110,6 +112,7 @@ impl ProxyHandle {
                 certs: Mutex::new(CertCache::default()),
                 verdicts: Mutex::new(Vec::new()),
                 state: crate::pipeline::State::default(),
+                installs: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -129,6 +132,7 @@ impl ProxyHandle {
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.shared.swaps.fetch_add(1, Ordering::Relaxed);
         drop(cache);
+        self.shared.installs.send_replace(generation);
         tracing::debug!(generation, "snapshot installed");
         Installed { generation, certificate_errors }
     }

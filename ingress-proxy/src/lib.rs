@@ -50,8 +50,10 @@ mod handle;
 mod metrics;
 mod pipeline;
 mod pool;
+mod proxy_protocol;
 mod server;
 mod sni;
+mod stream;
 mod tls;
 mod upstream;
 
@@ -66,4 +68,5 @@ pub use handle::{Installed, ProxyHandle};
 pub use pipeline::answer::DEFAULT_BACKEND_BODY;
 pub use pipeline::log::ACCESS_LOG_TARGET;
 pub use server::{ProxyServer, RunningProxy};
+pub use stream::StreamSettings;
 pub use upstream::{RoundRobin, Selector};

@@ -18,6 +18,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::GenBackgroundService;
 use pingora::services::listening::Service;
 use tokio::sync::watch;
 
@@ -28,7 +29,8 @@ use crate::h2::H2;
 use crate::metrics::Metrics;
 use crate::pool::IdlePool;
 use crate::sni::SniResolver;
-use crate::tls::{ParsedCert, fake_certificate, tls_settings};
+use crate::stream::Streams;
+use crate::tls::{ParsedCert, PreTls, fake_certificate, tls_settings};
 use crate::upstream::{RoundRobin, Selector};
 use crate::{Error, ProxyHandle, Result};
 
@@ -183,8 +185,17 @@ impl ProxyServer {
                 let fallback = Arc::new(self.default_certificate()?);
                 let resolver = SniResolver::new(Arc::clone(&self.handle.shared), fallback);
                 proxy.add_tls_with_settings(&addr.to_string(), None, tls_settings(Box::new(resolver))?);
+                let pre_tls = PreTls { shared: Arc::clone(&self.handle.shared) };
+                proxy.endpoints().set_pre_tls_callback(Arc::new(pre_tls));
             }
             server.add_service(proxy);
+        }
+        // The TCP and UDP services bind the proxy's address, on the ports their tables name.
+        if let Some(addr) = self.config.http_addr.or(self.config.https_addr) {
+            let streams = Streams { shared: Arc::clone(&self.handle.shared), ip: addr.ip() };
+            let mut service = GenBackgroundService::new("ferry streams".to_owned(), Arc::new(streams));
+            service.threads = Some(self.config.threads.max(1));
+            server.add_service(service);
         }
         if let Some(addr) = self.config.admin_addr {
             let app = AdminApp { handle: self.handle.clone(), metrics };

@@ -156,6 +156,39 @@ pub(crate) fn tls_settings(callbacks: Box<dyn TlsAccept + Send + Sync>) -> Resul
     Ok(settings)
 }
 
+/// Reads the PROXY protocol header before the TLS handshake when `use-proxy-protocol` is on,
+/// and makes the addresses it names the connection's (its socket digest), so everything after
+/// (HTTP/1 and HTTP/2 alike) sees the client the balancer saw. A connection without a valid
+/// header within the timeout is dropped.
+pub(crate) struct PreTls {
+    pub(crate) shared: std::sync::Arc<crate::handle::Shared>,
+}
+
+#[async_trait::async_trait]
+impl pingora::listeners::PreTlsProcess for PreTls {
+    async fn process(&self, stream: &mut pingora::protocols::l4::stream::Stream) -> pingora::Result<()> {
+        use std::os::fd::AsRawFd;
+
+        use pingora::protocols::{GetSocketDigest, SocketDigest};
+        let forwarding = self.shared.settings.load().forwarding.clone();
+        if !forwarding.proxy_protocol {
+            return Ok(());
+        }
+        let (header, rest) = crate::proxy_protocol::read(stream, forwarding.proxy_protocol_timeout)
+            .await
+            .map_err(|e| pingora::Error::explain(pingora::ErrorType::ReadError, e.to_string()))?;
+        stream.rewind(&rest);
+        let peer = stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        if let Some((client, local)) = crate::proxy_protocol::believed(&header, peer, &forwarding.trusted) {
+            let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+            let _ = digest.peer_addr.set(Some(client.into()));
+            let _ = digest.local_addr.set(Some(local.into()));
+            stream.set_socket_digest(digest);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

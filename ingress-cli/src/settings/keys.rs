@@ -80,8 +80,8 @@ const LUA: &str = "Ferry runs no Lua: there are no shared dictionaries to size";
 const BIND: &str = "set with the `--bind-address` flag (one address for every listener)";
 const IPV6: &str = "not supported: Ferry listens on the one `--bind-address` (default `0.0.0.0`, IPv4 only)";
 const DNS: &str = "Ferry resolves no names: it sends to the addresses in EndpointSlices";
-const PROXY_PROTOCOL: &str = "the PROXY protocol is not supported yet";
-const STREAM: &str = "TCP and UDP services (nginx's stream module) are not supported";
+const PROXY_PROTOCOL: &str = "not used: with `use-proxy-protocol` and `use-forwarded-headers` both on, the PROXY header's source is the peer and the client address is then read from `forwarded-for-header` of a trusted peer, as without the PROXY protocol";
+const STREAM: &str = "TCP and UDP services log one JSON line per session (client, protocol, status, bytes each way, duration) with the access log; its format and path are not configurable yet";
 
 // Logs and tracing.
 const LOG_OUTPUT: &str =
@@ -199,7 +199,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("disable-ipv6", Ignored(IPV6)),
     key("disable-ipv6-dns", Ignored(DNS)),
     key("disable-proxy-intercept-errors", Ignored(NOT_YET)),
-    key("disable-stream-access-log", Ignored(STREAM)),
+    applied(
+        "disable-stream-access-log",
+        "no access log line per TCP or UDP service session (bool, false)",
+        "true",
+    ),
     applied(
         "enable-access-log",
         "the access log on or off (bool, on); not an ingress-nginx ConfigMap key (only its annotation), read here too",
@@ -405,7 +409,11 @@ pub(crate) const KEYS: &[Key] = &[
         "attempts per request when connecting fails, each on the next endpoint; `0` and more than 10 mean 10 (count, 3)",
         "2",
     ),
-    key("proxy-protocol-header-timeout", Ignored(PROXY_PROTOCOL)),
+    applied(
+        "proxy-protocol-header-timeout",
+        "how long a client may take to send its PROXY protocol header (`use-proxy-protocol`, and TCP service ports with `PROXY`); the connection is closed after (nginx time; 5s)",
+        "10s",
+    ),
     applied(
         "proxy-read-timeout",
         "waiting for the next bytes from the endpoint; exceeding it answers `504` (seconds or nginx time, 60)",
@@ -430,11 +438,31 @@ pub(crate) const KEYS: &[Key] = &[
         "ns/headers",
     ),
     key("proxy-ssl-location-only", Ignored(PROXY_SSL)),
-    key("proxy-stream-next-upstream", Ignored(STREAM)),
-    key("proxy-stream-next-upstream-timeout", Ignored(STREAM)),
-    key("proxy-stream-next-upstream-tries", Ignored(STREAM)),
-    key("proxy-stream-responses", Ignored(STREAM)),
-    key("proxy-stream-timeout", Ignored(STREAM)),
+    applied(
+        "proxy-stream-next-upstream",
+        "a TCP service connection whose connect fails is tried on the next endpoint (bool, true)",
+        "false",
+    ),
+    applied(
+        "proxy-stream-next-upstream-timeout",
+        "how long a TCP service connection tries endpoints; `0` is no limit (nginx time; 600s)",
+        "30s",
+    ),
+    applied(
+        "proxy-stream-next-upstream-tries",
+        "endpoints a TCP service connection tries, at most, each once; `0` is all of them (count, 3)",
+        "2",
+    ),
+    applied(
+        "proxy-stream-responses",
+        "UDP services: the replies expected per client datagram; a flow that got them all ends, so the client's next datagram may reach another endpoint; `0` keeps the flow until idle (count, 1)",
+        "2",
+    ),
+    applied(
+        "proxy-stream-timeout",
+        "a TCP or UDP service connection or flow idle this long either way is closed (nginx time; 600s)",
+        "10m",
+    ),
     key("relative-redirects", Ignored(NOT_YET)),
     key("retry-non-idempotent", Ignored(NOT_YET)),
     key("reuse-port", Ignored(NGINX_TUNING)),
@@ -491,7 +519,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("use-gzip", Ignored(COMPRESSION)),
     key("use-http2", Ignored(HTTP2)),
     key("use-port-in-redirects", Ignored(ANNOTATION_ONLY)),
-    key("use-proxy-protocol", Ignored(PROXY_PROTOCOL)),
+    applied(
+        "use-proxy-protocol",
+        "every connection to the HTTP and HTTPS ports opens with a PROXY protocol header (v1 or v2, before TLS); from a peer in `proxy-real-ip-cidr` its source is the client (access log, metrics, forwarding headers, source ranges) and its destination port is `X-Forwarded-Port`; a connection without one is closed (bool, false)",
+        "true",
+    ),
     key("variables-hash-bucket-size", Ignored(NGINX_TUNING)),
     key("variables-hash-max-size", Ignored(NGINX_TUNING)),
     applied(

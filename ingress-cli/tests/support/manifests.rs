@@ -70,7 +70,7 @@ pub fn config_map(name: &str, data: &[(&str, &str)]) -> String {
         "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\ndata:\n"
     );
     for (k, v) in data {
-        doc.push_str(&format!("  {k}: {v:?}\n"));
+        doc.push_str(&format!("  {k:?}: {v:?}\n"));
     }
     doc
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod manifests;
+pub mod streams;
 
 #[path = "../../../ingress-proxy/tests/proxy/ports.rs"]
 mod ports;

@@ -3,6 +3,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -14,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::table::{CompiledRoute, HostEntry, HostRedirect, Shadowed, Span};
 use crate::tls::TlsEntry;
-use crate::{Field, HostPattern, Reason, Rejection, RoutePolicy, RouteTable};
+use crate::{Backend, Field, HostPattern, Reason, Rejection, RoutePolicy, RouteTable, StreamRoute};
 
 /// The order of routes within a host, and so the whole of path precedence: the longest path
 /// first, `Exact` before `Prefix` at equal length; then, among rules claiming the same path and
@@ -142,6 +143,15 @@ impl State<'_, '_> {
             };
             redirects.insert_unique(hash_from(&r), r, hash_from);
         }
+        let streams = std::mem::take(&mut self.streams)
+            .into_iter()
+            .filter_map(|(service, b)| {
+                let backend = self.backends.get(b as usize)?;
+                let backend =
+                    Backend { key: Arc::clone(&backend.key), endpoints: Arc::clone(&backend.endpoints) };
+                Some(StreamRoute { service, backend })
+            })
+            .collect();
         Built {
             table: RouteTable {
                 hasher,
@@ -163,6 +173,7 @@ impl State<'_, '_> {
                 canaries: self.canaries,
                 fallbacks: self.fallbacks,
                 redirects,
+                streams,
             },
             rejected: self.rejected,
         }

@@ -1,0 +1,221 @@
+//! One UDP service port: datagrams grouped into flows by client address, as nginx's stream
+//! sessions. A flow has its own socket connected to one endpoint (chosen when it opens, so
+//! endpoint changes apply to new flows), and the endpoint's replies go back to that client
+//! from the service port. A flow ends once it got `proxy-stream-responses` replies per client
+//! datagram, or after `proxy-stream-timeout` without traffic; the client's next datagram then
+//! opens a new one.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use ingress_core::StreamProtocol;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use super::{Session, StreamSettings, candidates};
+use crate::handle::Shared;
+
+/// The largest datagram relayed (the largest UDP payload over IPv4).
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Binds `addr` and relays until `stop`'s sender is dropped; then every flow ends.
+pub(super) async fn listen(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<()>,
+) -> std::io::Result<()> {
+    let socket = Arc::new(UdpSocket::bind(addr).await?);
+    tokio::spawn(relay(socket, shared, addr.port(), stop));
+    Ok(())
+}
+
+/// Replies expected and received, and whether the flow has ended. Locked by the receive loop
+/// before it sends a datagram on the flow and by the flow before it ends, so a datagram is
+/// never sent on a flow that has stopped listening for replies.
+#[derive(Debug, Default)]
+struct Count {
+    expected: u64,
+    received: u64,
+    ended: bool,
+    /// Bytes the client sent on the flow.
+    bytes_in: u64,
+}
+
+struct Flow {
+    id: u64,
+    upstream: Arc<UdpSocket>,
+    count: Arc<Mutex<Count>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(socket: Arc<UdpSocket>, shared: Arc<Shared>, port: u16, mut stop: watch::Receiver<()>) {
+    let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<(SocketAddr, u64)>();
+    let mut next_id = 0u64;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, client) = tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(r) => r,
+                Err(error) => {
+                    // An ICMP error for an earlier reply, on some systems: not fatal.
+                    tracing::debug!(port, %error, "UDP service receive failed");
+                    continue;
+                }
+            },
+            Some((client, id)) = ended.recv() => {
+                if flows.get(&client).is_some_and(|f| f.id == id) {
+                    flows.remove(&client);
+                }
+                continue;
+            }
+            _ = stop.changed() => return,
+        };
+        let settings = shared.settings.load().stream.clone();
+        let datagram = &buf[..n];
+        // An open flow takes the datagram unless it has just ended.
+        if let Some(flow) = flows.get(&client) {
+            let taken = {
+                let mut count = flow.count.lock().unwrap_or_else(PoisonError::into_inner);
+                if !count.ended {
+                    count.expected += u64::from(settings.responses);
+                    count.bytes_in += n as u64;
+                }
+                !count.ended
+            };
+            if taken {
+                let _ = flow.upstream.send(datagram).await;
+                continue;
+            }
+            flows.remove(&client);
+        }
+        if flows.len() >= settings.max_flows {
+            tracing::warn!(port, %client, "UDP service at its flow limit; datagram dropped");
+            continue;
+        }
+        next_id += 1;
+        let opened = open(&shared, &socket, port, client, next_id, &settings, ended_tx.clone()).await;
+        if let Some(flow) = opened {
+            {
+                let mut count = flow.count.lock().unwrap_or_else(PoisonError::into_inner);
+                count.expected += u64::from(settings.responses);
+                count.bytes_in += n as u64;
+            }
+            let _ = flow.upstream.send(datagram).await;
+            flows.insert(client, flow);
+        }
+    }
+}
+
+/// A new flow for `client`: a socket connected to the next endpoint, and the task relaying its
+/// replies. `None` (logged) when the service or its endpoints are gone.
+async fn open(
+    shared: &Arc<Shared>,
+    socket: &Arc<UdpSocket>,
+    port: u16,
+    client: SocketAddr,
+    id: u64,
+    settings: &StreamSettings,
+    ended: mpsc::UnboundedSender<(SocketAddr, u64)>,
+) -> Option<Flow> {
+    let (name, slot) = shared.snapshot.load().as_ref().and_then(|s| {
+        let route = s.table.stream(StreamProtocol::Udp, port)?;
+        Some((route.service().upstream_name(), route.backend().shared_slot()))
+    })?;
+    let started = Instant::now();
+    let mut session = Session {
+        service: &name,
+        protocol: StreamProtocol::Udp,
+        client,
+        upstream: None,
+        status: 502,
+        bytes_sent: 0,
+        bytes_received: 0,
+        took: Default::default(),
+    };
+    // A UDP "connect" only fails locally; the first endpoint that takes one is the flow's.
+    let mut upstream = None;
+    for addr in candidates(&slot, 1) {
+        let unspecified: IpAddr =
+            if addr.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+        let Ok(sock) = UdpSocket::bind(SocketAddr::new(unspecified, 0)).await else { continue };
+        if sock.connect(addr).await.is_ok() {
+            upstream = Some((Arc::new(sock), addr));
+            break;
+        }
+    }
+    let Some((upstream, addr)) = upstream else {
+        tracing::warn!(service = %name, "no endpoint for a UDP service flow");
+        session.took = started.elapsed();
+        session.log(shared);
+        return None;
+    };
+    let count = Arc::new(Mutex::new(Count::default()));
+    let task = tokio::spawn(replies(
+        Arc::clone(shared),
+        Arc::clone(socket),
+        Arc::clone(&upstream),
+        Arc::clone(&count),
+        name.clone(),
+        client,
+        addr,
+        settings.clone(),
+        (id, ended),
+    ));
+    Some(Flow { id, upstream, count, task })
+}
+
+/// Relays one flow's replies to its client until it has them all or is idle.
+#[allow(clippy::too_many_arguments)] // one flow's whole state, handed over once
+async fn replies(
+    shared: Arc<Shared>,
+    socket: Arc<UdpSocket>,
+    upstream: Arc<UdpSocket>,
+    count: Arc<Mutex<Count>>,
+    name: String,
+    client: SocketAddr,
+    addr: SocketAddr,
+    settings: StreamSettings,
+    (id, ended): (u64, mpsc::UnboundedSender<(SocketAddr, u64)>),
+) {
+    let started = Instant::now();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut sent = 0u64;
+    loop {
+        let Ok(received) = tokio::time::timeout(settings.timeout, upstream.recv(&mut buf)).await else {
+            break; // idle
+        };
+        let Ok(n) = received else { break }; // the endpoint refused (ICMP): the flow ends
+        if socket.send_to(&buf[..n], client).await.is_ok() {
+            sent += n as u64;
+        }
+        let mut c = count.lock().unwrap_or_else(PoisonError::into_inner);
+        c.received += 1;
+        if settings.responses > 0 && c.received >= c.expected {
+            c.ended = true;
+            break;
+        }
+    }
+    count.lock().unwrap_or_else(PoisonError::into_inner).ended = true;
+    let _ = ended.send((client, id));
+    let received = count.lock().unwrap_or_else(PoisonError::into_inner).bytes_in;
+    Session {
+        service: &name,
+        protocol: StreamProtocol::Udp,
+        client,
+        upstream: Some(addr),
+        status: 200,
+        bytes_sent: sent,
+        bytes_received: received,
+        took: started.elapsed(),
+    }
+    .log(&shared);
+}
