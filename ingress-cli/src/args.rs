@@ -25,6 +25,9 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// Validate manifests offline: what is accepted, what is rejected and why (exit 1 if any).
     Check(CheckArgs),
+    /// Provision the validating webhook's certificate in the cluster (a Job of `deploy/` runs
+    /// it): a CA and serving certificate in a Secret, the CA in the webhook's `caBundle`.
+    WebhookCertificate(CertgenArgs),
     /// Print the version.
     Version,
 }
@@ -149,6 +152,16 @@ pub(crate) struct RunArgs {
     /// lines, 5 and more its trace lines. `RUST_LOG`, when set, decides instead.
     #[arg(long = "v", env = "FERRY_V", default_value_t = 0, value_name = "LEVEL")]
     pub(crate) verbosity: u8,
+    /// Serve the validating admission webhook on this address (`:8443`, ingress-nginx's form),
+    /// with the two files below.
+    #[arg(long, env = "FERRY_VALIDATING_WEBHOOK", value_name = "ADDR", requires_all = ["validating_webhook_certificate", "validating_webhook_key"])]
+    pub(crate) validating_webhook: Option<String>,
+    /// The webhook's certificate chain (PEM), e.g. a mounted Secret's `cert`.
+    #[arg(long, env = "FERRY_VALIDATING_WEBHOOK_CERTIFICATE", value_name = "PATH")]
+    pub(crate) validating_webhook_certificate: Option<PathBuf>,
+    /// The webhook's private key (PEM).
+    #[arg(long, env = "FERRY_VALIDATING_WEBHOOK_KEY", value_name = "PATH")]
+    pub(crate) validating_webhook_key: Option<PathBuf>,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30)]
     pub(crate) shutdown_grace_period: u64,
@@ -174,6 +187,28 @@ pub(crate) struct ExplainArgs {
     /// The URL to explain, e.g. `http://demo.example.com/index.html`, or a TCP or UDP service
     /// port, e.g. `tcp://:5432`.
     pub(crate) url: String,
+}
+
+/// Flags of `webhook-certificate`.
+#[derive(Debug, Args)]
+pub(crate) struct CertgenArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    /// The namespace of the Secret and the Service.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ingress-ferry")]
+    pub(crate) namespace: String,
+    /// The Secret to create (kept when it exists): keys `ca`, `cert`, `key`.
+    #[arg(long, default_value = "ingress-ferry-admission")]
+    pub(crate) secret: String,
+    /// The webhook's Service: the certificate names it (`svc`, `svc.ns`, `svc.ns.svc`…).
+    #[arg(long, default_value = "ingress-ferry-admission")]
+    pub(crate) service: String,
+    /// The ValidatingWebhookConfiguration whose `caBundle` is set.
+    #[arg(long, default_value = "ingress-ferry-admission")]
+    pub(crate) webhook: String,
+    /// Days the certificates are valid.
+    #[arg(long, default_value_t = 3650)]
+    pub(crate) days: u32,
 }
 
 /// Flags of `check`.

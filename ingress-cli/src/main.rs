@@ -6,10 +6,12 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod certgen;
 mod inspect;
 mod nginx_flags;
 mod run;
 mod settings;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Explain(args)) => once(LogFormat::Text, inspect::explain(args)).map(|()| true),
         Some(Command::Check(args)) => once(LogFormat::Text, inspect::check(args)),
+        Some(Command::WebhookCertificate(args)) => once(LogFormat::Text, certgen::run(args)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -49,7 +49,6 @@ const NO_NGINX: &str = "there is no nginx process: Ferry's proxy is configured i
 const LOGS: &str = "klog's logging flag; Ferry's logs follow RUST_LOG and --log-format";
 const KUBECONFIG: &str = "give the API server through --kubeconfig (or the in-cluster configuration)";
 const METRICS: &str = "Ferry's metrics are always on, at /metrics of the admin port; the ingress-nginx series are not exported yet";
-const WEBHOOK: &str = "the validating admission webhook is not supported yet: Ingresses are checked when read, and a bad one is reported without stopping the others";
 const LEADER: &str =
     "Ferry always elects a leader (only it writes status and events); the Lease's timings are fixed";
 const GEOIP: &str = "GeoIP databases are not supported";
@@ -160,9 +159,9 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("update-status", Bool, Same),
     flag("update-status-on-shutdown", Bool, Ignored(NOT_YET)),
     flag("v", Value, Same),
-    flag("validating-webhook", Value, Ignored(WEBHOOK)),
-    flag("validating-webhook-certificate", Value, Ignored(WEBHOOK)),
-    flag("validating-webhook-key", Value, Ignored(WEBHOOK)),
+    flag("validating-webhook", Value, Same),
+    flag("validating-webhook-certificate", Value, Same),
+    flag("validating-webhook-key", Value, Same),
     flag("version", Bool, Same),
     flag("vmodule", Value, Ignored(LOGS)),
     flag("watch-ingress-without-class", Bool, Same),
@@ -326,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn the_deploy_manifest_args_pass_with_the_webhook_reported() {
+    fn the_deploy_manifest_args_pass_with_the_webhook_applied() {
         let (out, ignored) = args(&[
             "/ingress-controller",
             "/nginx-ingress-controller",
@@ -348,10 +347,12 @@ mod tests {
                 "--controller-class=k8s.io/ingress-nginx",
                 "--ingress-class=nginx",
                 "--configmap=ingress-nginx/ingress-nginx-controller",
+                "--validating-webhook=:8443",
+                "--validating-webhook-certificate=/usr/local/certificates/cert",
+                "--validating-webhook-key=/usr/local/certificates/key",
             ]
         );
-        assert_eq!(ignored.len(), 3);
-        assert_eq!(ignored[0].argument, "--validating-webhook=:8443");
+        assert!(ignored.is_empty(), "{ignored:?}");
     }
 
     #[test]

@@ -76,6 +76,16 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         args.source.ingress_class,
         args.source.controller_class,
     );
+    if let (Some(addr), Some(certificate), Some(key)) =
+        (&args.validating_webhook, &args.validating_webhook_certificate, &args.validating_webhook_key)
+    {
+        let config = crate::webhook::WebhookConfig {
+            addr: crate::webhook::parse_addr(addr)?,
+            certificate: certificate.clone(),
+            key: key.clone(),
+        };
+        runtime.block_on(crate::webhook::start(config, controller.validator()))?;
+    }
     runtime.spawn(feed(controller.snapshots(), handle, base));
     runtime.spawn(report_manifest_errors(controller.manifest_errors()));
 

@@ -4,7 +4,7 @@ mod support;
 
 use std::process::{Command, Output};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 fn run(args: &[&str]) -> Result<Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_ingress-controller")).args(args).output()?)
@@ -201,7 +201,24 @@ fn ingress_nginx_arguments_start_the_controller() -> Result<()> {
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: default}\nspec:\n  ingressClassName: nginx\n  rules:\n  - host: web.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}\n",
     )?;
     let dir_s = dir.to_str().unwrap_or_default().to_owned();
-    let mut args: Vec<&str> = INGRESS_NGINX_ARGS.to_vec();
+    // The webhook's files are where the deploy manifest mounts its Secret; here, a certificate
+    // made for the test, and a free loopback port instead of every address's 8443.
+    let (cert, key) = support::webhook::certificate(tmp.path())?;
+    let webhook_port = support::free_port();
+    let (listen, cert_arg, key_arg) = (
+        format!("--validating-webhook=127.0.0.1:{webhook_port}"),
+        format!("--validating-webhook-certificate={cert}"),
+        format!("--validating-webhook-key={key}"),
+    );
+    let mut args: Vec<&str> = INGRESS_NGINX_ARGS
+        .iter()
+        .map(|a| match a.split('=').next() {
+            Some("--validating-webhook") => listen.as_str(),
+            Some("--validating-webhook-certificate") => cert_arg.as_str(),
+            Some("--validating-webhook-key") => key_arg.as_str(),
+            _ => a,
+        })
+        .collect();
     // klog's verbosity as the Helm chart's `extraArgs` often set it (3: Ferry's debug lines),
     // in Go's single-dash form.
     args.extend(["-v", "3", "--manifests", &dir_s]);
@@ -213,10 +230,35 @@ fn ingress_nginx_arguments_start_the_controller() -> Result<()> {
         "IngressClass of controller k8s.io/ingress-nginx is ours"
     );
     let logs = c.logs();
-    for flag in ["--validating-webhook=:8443", "--validating-webhook-key=/usr/local/certificates/key"] {
-        assert!(logs.contains(flag), "{flag} reported\n{logs}");
-    }
-    assert!(logs.contains("ingress-nginx flag accepted and not applied"), "{logs}");
+    assert!(!logs.contains("ingress-nginx flag accepted and not applied"), "every flag applied\n{logs}");
     assert!(logs.contains("DEBUG"), "--v=3 shows Ferry's debug lines\n{logs}");
+
+    // The webhook answers the API server's questions: a good Ingress is allowed, one with a
+    // rejected annotation is denied with the reason, one of another class is not looked at.
+    let ingress = |annotations: &str, class: &str| {
+        serde_json::json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web", "namespace": "default", "annotations": serde_json::from_str::<serde_json::Value>(annotations).unwrap_or_default()},
+            "spec": {"ingressClassName": class, "rules": [{"host": "web.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
+        })
+    };
+    let good = support::webhook::review(webhook_port, &ingress("{}", "nginx")).with_context(|| c.logs())?;
+    assert_eq!(good["response"]["allowed"], true, "{good}");
+    assert_eq!(good["response"]["uid"], "test-uid");
+    let bad = ingress(
+        r#"{"nginx.ingress.kubernetes.io/proxy-body-size": "lots", "nginx.ingress.kubernetes.io/proxy-buffer-size": "8k"}"#,
+        "nginx",
+    );
+    let denied = support::webhook::review(webhook_port, &bad)?;
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    let message = denied["response"]["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("nginx.ingress.kubernetes.io/proxy-body-size: rejected"), "{denied}");
+    let warnings = denied["response"]["warnings"].to_string();
+    assert!(warnings.contains("proxy-buffer-size: ignored"), "{denied}");
+    let other = support::webhook::review(
+        webhook_port,
+        &ingress(r#"{"nginx.ingress.kubernetes.io/proxy-body-size": "lots"}"#, "other"),
+    )?;
+    assert_eq!(other["response"]["allowed"], true, "{other}");
     Ok(())
 }

@@ -330,6 +330,9 @@ fn deploy_manifests_pass_server_side_dry_run() -> Result<()> {
         "service/ingress-ferry",
         "deployment.apps/ingress-ferry",
         "ingressclass.networking.k8s.io/ferry",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/ingress-ferry-admission",
+        "service/ingress-ferry-admission",
+        "job.batch/ingress-ferry-admission-certificate",
     ] {
         assert!(base.contains(expected), "{expected} missing from:\n{base}");
     }

@@ -24,6 +24,8 @@ pub struct Controller {
     tasks: JoinSet<()>,
     client: Option<Client>,
     config: Config,
+    /// Questions for the engine (the webhook's).
+    asks: mpsc::UnboundedSender<engine::Ask>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -46,7 +48,8 @@ impl Controller {
         source::spawn(&client, &config, slices, &tx, &mut tasks);
         tasks.spawn(source::referenced_objects(client.clone(), config.clone(), named, tx.clone()));
         drop(tx);
-        tasks.spawn(engine::run(engine, rx));
+        let (asks, asks_rx) = mpsc::unbounded_channel();
+        tasks.spawn(engine::run(engine, rx, asks_rx));
         let (leader_tx, leader) = watch::channel(false);
         if config.update_status || config.emit_events {
             tasks.spawn(lease::run(client.clone(), config.clone(), leader_tx));
@@ -65,7 +68,7 @@ impl Controller {
             ));
         }
         let (_, manifest_errors) = watch::channel(Vec::new());
-        Ok(Self { snapshots, leader, manifest_errors, tasks, client: Some(client), config })
+        Ok(Self { snapshots, leader, manifest_errors, tasks, client: Some(client), config, asks })
     }
 
     /// Manifest mode (no cluster): reads every YAML/JSON document under `dir`, publishes, then
@@ -79,7 +82,8 @@ impl Controller {
         // The receiver is alive (the engine task owns it), so this cannot fail.
         let _ = tx.send(Change::Replace(Box::new(manifests.objects())));
         let mut tasks = JoinSet::new();
-        tasks.spawn(engine::run(engine, rx));
+        let (asks, asks_rx) = mpsc::unbounded_channel();
+        tasks.spawn(engine::run(engine, rx, asks_rx));
         let poll = config.manifest_poll;
         tasks.spawn(async move {
             loop {
@@ -98,12 +102,17 @@ impl Controller {
             }
         });
         let (_, leader) = watch::channel(false);
-        Ok(Self { snapshots, leader, manifest_errors, tasks, client: None, config })
+        Ok(Self { snapshots, leader, manifest_errors, tasks, client: None, config, asks })
     }
 
     /// The publish channel: `None` until the initial sync, then every new snapshot.
     pub fn snapshots(&self) -> Snapshots {
         self.snapshots.clone()
+    }
+
+    /// A handle for the validating admission webhook.
+    pub fn validator(&self) -> Validator {
+        Validator { asks: self.asks.clone(), snapshots: self.snapshots.clone() }
     }
 
     /// The latest snapshot, if the initial sync is done.
@@ -138,5 +147,32 @@ impl Controller {
         {
             lease::release(client, &self.config).await;
         }
+    }
+}
+
+/// Asks a running controller whether an Ingress may be written (the validating admission
+/// webhook). Cheap to clone; answers come from the engine's live store.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    asks: mpsc::UnboundedSender<engine::Ask>,
+    snapshots: Snapshots,
+}
+
+impl Validator {
+    /// Whether the first configuration is in: before it, the store is incomplete and answers
+    /// would be guesses.
+    pub fn is_ready(&self) -> bool {
+        self.snapshots.borrow().is_some()
+    }
+
+    /// What the webhook answers for `ingress`, judged against the live store with it in place
+    /// (see [`crate::validate`]). Fails only when the feed has stopped.
+    pub async fn validate(
+        &self,
+        ingress: k8s_openapi::api::networking::v1::Ingress,
+    ) -> Result<crate::Admission> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.asks.send(engine::Ask { ingress: Box::new(ingress), reply }).map_err(|_| Error::Stopped)?;
+        answer.await.map_err(|_| Error::Stopped)
     }
 }

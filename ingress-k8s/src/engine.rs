@@ -337,20 +337,22 @@ impl Engine {
 /// Runs the engine until every sender is gone. A change arriving after a quiet spell is applied
 /// at once; changes arriving within `coalesce_window` of the last flush are gathered into the
 /// next one, so a burst costs one rebuild per window and a lone change waits for nothing.
-pub(crate) async fn run(mut engine: Engine, mut rx: mpsc::UnboundedReceiver<Change>) {
+pub(crate) async fn run(
+    mut engine: Engine,
+    mut rx: mpsc::UnboundedReceiver<Change>,
+    mut asks: mpsc::UnboundedReceiver<Ask>,
+) {
     let window: Duration = engine.config.coalesce_window;
     let mut last_flush: Option<Instant> = None;
     loop {
         // While the first table waits for named objects, the deadline publishes it anyway.
-        let change = match engine.holding_until() {
-            Some(deadline) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(change) => change,
-                Err(_) => {
-                    engine.flush(&Dirty { rebuild: true, ..Dirty::default() });
-                    continue;
-                }
-            },
-            None => rx.recv().await,
+        let deadline = engine.holding_until();
+        let change = match recv(&mut engine, &mut rx, &mut asks, deadline).await {
+            Ok(change) => change,
+            Err(Elapsed) => {
+                engine.flush(&Dirty { rebuild: true, ..Dirty::default() });
+                continue;
+            }
         };
         let Some(change) = change else { break };
         let mut dirty = Dirty::default();
@@ -358,9 +360,9 @@ pub(crate) async fn run(mut engine: Engine, mut rx: mpsc::UnboundedReceiver<Chan
         if let Some(last) = last_flush {
             let deadline = last + window;
             while Instant::now() < deadline {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                match recv(&mut engine, &mut rx, &mut asks, Some(deadline)).await {
                     Ok(Some(change)) => engine.apply(change, &mut dirty),
-                    Ok(None) | Err(_) => break,
+                    Ok(None) | Err(Elapsed) => break,
                 }
             }
         }
@@ -373,6 +375,42 @@ pub(crate) async fn run(mut engine: Engine, mut rx: mpsc::UnboundedReceiver<Chan
         }
     }
     tracing::debug!("engine stopped: no more sources");
+}
+
+/// A question for the engine, answered against its live store between changes: whether the
+/// validating webhook admits an Ingress.
+#[derive(Debug)]
+pub(crate) struct Ask {
+    pub(crate) ingress: Box<k8s_openapi::api::networking::v1::Ingress>,
+    pub(crate) reply: tokio::sync::oneshot::Sender<crate::Admission>,
+}
+
+/// The deadline passed before a change arrived.
+struct Elapsed;
+
+/// The next change (`None`: every source is gone), answering questions while it waits.
+async fn recv(
+    engine: &mut Engine,
+    rx: &mut mpsc::UnboundedReceiver<Change>,
+    asks: &mut mpsc::UnboundedReceiver<Ask>,
+    deadline: Option<Instant>,
+) -> Result<Option<Change>, Elapsed> {
+    loop {
+        let timeout = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            change = rx.recv() => return Ok(change),
+            Some(ask) = asks.recv() => {
+                let answer = crate::admission::validate(&mut engine.objects, &engine.config, *ask.ingress);
+                let _ = ask.reply.send(answer);
+            }
+            () = timeout => return Err(Elapsed),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -514,7 +552,8 @@ mod tests {
         let config = Config { watch_ingress_without_class: true, ..Config::default() };
         let (engine, mut rx) = Engine::new(config, [Kind::Ingress]);
         let (tx, changes) = mpsc::unbounded_channel();
-        tokio::spawn(run(engine, changes));
+        let (_asks, asks_rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(engine, changes, asks_rx));
         tx.send(Change::Relist(Kind::Ingress, vec![])).unwrap();
         rx.changed().await.unwrap();
         // A lone change after a quiet spell is published without waiting for the window.

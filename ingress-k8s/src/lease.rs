@@ -33,6 +33,7 @@ pub(crate) async fn run(client: Client, config: Config, leader: watch::Sender<bo
                 leader.send_replace(true);
             }
             Ok(false) => {
+                reported = None;
                 if *leader.borrow() {
                     tracing::info!(identity = %config.identity, "lost leadership");
                 }

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 pub mod annotations;
 mod config;
 mod controller;
@@ -35,9 +36,10 @@ mod status;
 mod translate;
 mod watch;
 
+pub use admission::{Admission, validate};
 pub use annotations::{AnnotationReport, Verdict as AnnotationVerdict};
 pub use config::{Config, ObjectName};
-pub use controller::Controller;
+pub use controller::{Controller, Validator};
 pub use engine::{Snapshot, Snapshots};
 pub use error::{Error, Result};
 pub use events::REPORTER;

@@ -4,7 +4,7 @@
 //! from YAML fixtures and compare the result.
 
 mod certs;
-mod class;
+pub(crate) mod class;
 mod endpoints;
 mod streams;
 

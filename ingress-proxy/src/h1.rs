@@ -171,7 +171,7 @@ impl ServerApp for Front {
         let mut buf = BytesMut::with_capacity(4096);
         // `use-proxy-protocol` on plain HTTP (over TLS, `tls::PreTls` read it before the
         // handshake and the socket digest already says what it said).
-        let forwarding = self.shared.settings.load().forwarding.clone();
+        let forwarding = &self.shared.settings.load_full().forwarding;
         if forwarding.proxy_protocol && !tls {
             let (header, rest) =
                 crate::proxy_protocol::read(&mut stream, forwarding.proxy_protocol_timeout).await.ok()?;

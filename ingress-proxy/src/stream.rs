@@ -46,8 +46,8 @@ pub struct StreamSettings {
     /// leaves the stream default).
     pub connect_timeout: Duration,
     /// UDP: the replies expected per client datagram; a flow that got them all ends, so the
-    /// client's next datagram may go to another endpoint (`proxy-stream-responses`, 1; 0 keeps
-    /// the flow until it is idle).
+    /// client's next datagram may go to another endpoint (`proxy-stream-responses`, 1; 0
+    /// expects none: the flow ends once the datagram is sent, as nginx's `proxy_responses 0`).
     pub responses: u32,
     /// UDP flows per port at once; a datagram that would open one more is dropped.
     pub max_flows: usize,

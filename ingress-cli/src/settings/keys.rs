@@ -455,7 +455,7 @@ pub(crate) const KEYS: &[Key] = &[
     ),
     applied(
         "proxy-stream-responses",
-        "UDP services: the replies expected per client datagram; a flow that got them all ends, so the client's next datagram may reach another endpoint; `0` keeps the flow until idle (count, 1)",
+        "UDP services: the replies expected per client datagram; a flow that got them all ends, so the client's next datagram may reach another endpoint; `0` expects none and ends the flow once the datagram is sent (count, 1)",
         "2",
     ),
     applied(

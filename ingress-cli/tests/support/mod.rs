@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 
 pub mod manifests;
 pub mod streams;
+pub mod webhook;
 
 #[path = "../../../ingress-proxy/tests/proxy/ports.rs"]
 mod ports;

@@ -56,9 +56,9 @@ async fn serve(shared: Arc<Shared>, mut conn: TcpStream, peer: SocketAddr, port:
     }) else {
         return; // The service went away between accept and now.
     };
-    let (settings, timeout) = {
+    let (settings, forwarding) = {
         let all = shared.settings.load();
-        (all.stream.clone(), all.forwarding.proxy_protocol_timeout)
+        (all.stream.clone(), all.forwarding.clone())
     };
     let name = service.upstream_name();
     let mut session = Session {
@@ -73,9 +73,11 @@ async fn serve(shared: Arc<Shared>, mut conn: TcpStream, peer: SocketAddr, port:
     };
     let mut early = Vec::new();
     if service.proxy_protocol.decode {
-        match proxy_protocol::read(&mut conn, timeout).await {
+        match proxy_protocol::read(&mut conn, forwarding.proxy_protocol_timeout).await {
             Ok((header, rest)) => {
-                session.client = header.source.unwrap_or(peer);
+                // Only from a peer in `proxy-real-ip-cidr`, as on the HTTP ports.
+                let believed = proxy_protocol::believed(&header, Some(peer), &forwarding.trusted);
+                session.client = believed.map_or(peer, |(client, _)| client);
                 early = rest;
             }
             Err(error) => {
@@ -89,7 +91,9 @@ async fn serve(shared: Arc<Shared>, mut conn: TcpStream, peer: SocketAddr, port:
     }
     let local = conn.local_addr().unwrap_or(SocketAddr::new(peer.ip(), port));
     let Some((mut upstream, addr)) = connect(&slot, &settings, started).await else {
-        tracing::warn!(service = %name, "no endpoint of a TCP service accepted the connection");
+        // Logged once per connection at debug level (the access log has its 502): a client
+        // cannot flood the diagnostics.
+        tracing::debug!(service = %name, "no endpoint of a TCP service accepted the connection");
         session.status = 502;
         session.took = started.elapsed();
         session.log(&shared);

@@ -34,13 +34,27 @@ pub(super) async fn listen(
 /// Replies expected and received, and whether the flow has ended. Locked by the receive loop
 /// before it sends a datagram on the flow and by the flow before it ends, so a datagram is
 /// never sent on a flow that has stopped listening for replies.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Count {
     expected: u64,
     received: u64,
     ended: bool,
     /// Bytes the client sent on the flow.
     bytes_in: u64,
+    /// The last datagram either way: the idle timeout counts from it (nginx's `proxy_timeout`).
+    last: Instant,
+}
+
+impl Count {
+    fn new() -> Self {
+        Self { expected: 0, received: 0, ended: false, bytes_in: 0, last: Instant::now() }
+    }
+}
+
+thread_local! {
+    /// One receive buffer per worker thread, shared by its flows: a flow costs its socket, not
+    /// 64 KiB of buffer.
+    static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; MAX_DATAGRAM]);
 }
 
 struct Flow {
@@ -88,6 +102,7 @@ async fn relay(socket: Arc<UdpSocket>, shared: Arc<Shared>, port: u16, mut stop:
                 if !count.ended {
                     count.expected += u64::from(settings.responses);
                     count.bytes_in += n as u64;
+                    count.last = Instant::now();
                 }
                 !count.ended
             };
@@ -110,7 +125,11 @@ async fn relay(socket: Arc<UdpSocket>, shared: Arc<Shared>, port: u16, mut stop:
                 count.bytes_in += n as u64;
             }
             let _ = flow.upstream.send(datagram).await;
-            flows.insert(client, flow);
+            // `proxy-stream-responses: 0`: no reply is expected, the session ends once the
+            // datagram is sent (nginx's `proxy_responses 0`); dropping the flow closes it.
+            if settings.responses > 0 {
+                flows.insert(client, flow);
+            }
         }
     }
 }
@@ -158,7 +177,7 @@ async fn open(
         session.log(shared);
         return None;
     };
-    let count = Arc::new(Mutex::new(Count::default()));
+    let count = Arc::new(Mutex::new(Count::new()));
     let task = tokio::spawn(replies(
         Arc::clone(shared),
         Arc::clone(socket),
@@ -187,19 +206,36 @@ async fn replies(
     (id, ended): (u64, mpsc::UnboundedSender<(SocketAddr, u64)>),
 ) {
     let started = Instant::now();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sent = 0u64;
     loop {
-        let Ok(received) = tokio::time::timeout(settings.timeout, upstream.recv(&mut buf)).await else {
-            break; // idle
-        };
-        let Ok(n) = received else { break }; // the endpoint refused (ICMP): the flow ends
-        if socket.send_to(&buf[..n], client).await.is_ok() {
-            sent += n as u64;
+        let idle_until = count.lock().unwrap_or_else(PoisonError::into_inner).last + settings.timeout;
+        tokio::select! {
+            ready = upstream.readable() => if ready.is_err() { break },
+            () = tokio::time::sleep_until(idle_until.into()) => {
+                let last = count.lock().unwrap_or_else(PoisonError::into_inner).last;
+                if last + settings.timeout <= Instant::now() {
+                    break; // idle both ways
+                }
+                continue;
+            }
         }
+        // Received and sent on without waiting, so the thread's buffer is never held across an
+        // await; a reply the client's socket cannot take at once is dropped, as UDP may.
+        let received = BUF.with_borrow_mut(|buf| match upstream.try_recv(buf) {
+            Ok(n) => Ok(Some(socket.try_send_to(&buf[..n], client).map_or(0, |_| n))),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        });
+        let n = match received {
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+            Err(_) => break, // the endpoint refused (ICMP): the flow ends
+        };
+        sent += n as u64;
         let mut c = count.lock().unwrap_or_else(PoisonError::into_inner);
         c.received += 1;
-        if settings.responses > 0 && c.received >= c.expected {
+        c.last = Instant::now();
+        if c.received >= c.expected {
             c.ended = true;
             break;
         }
