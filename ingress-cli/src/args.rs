@@ -59,6 +59,10 @@ pub(crate) struct SourceArgs {
     /// Watch only this namespace (default: all).
     #[arg(long, env = "FERRY_WATCH_NAMESPACE", value_name = "NAMESPACE")]
     pub(crate) watch_namespace: Option<String>,
+    /// Serve only the Ingresses of namespaces whose labels this selector selects (e.g.
+    /// `team=web,env in (prod,staging)`), judged live as namespaces are labelled.
+    #[arg(long, env = "FERRY_WATCH_NAMESPACE_SELECTOR", value_name = "SELECTOR")]
+    pub(crate) watch_namespace_selector: Option<ingress_k8s::LabelSelector>,
     /// The ConfigMap with global settings (ingress-nginx key names), as namespace/name.
     #[arg(long, env = "FERRY_CONFIGMAP", value_name = "NS/NAME")]
     pub(crate) configmap: Option<ObjectName>,
@@ -228,6 +232,7 @@ impl SourceArgs {
             ingress_class_by_name: self.ingress_class_by_name,
             disable_catch_all: self.disable_catch_all,
             watch_namespace: self.watch_namespace.clone(),
+            watch_namespace_selector: self.watch_namespace_selector.clone(),
             configmap: self.configmap.clone(),
             default_backend_service: self.default_backend_service.clone(),
             default_ssl_certificate: self.default_ssl_certificate.clone(),

@@ -166,11 +166,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("vmodule", Value, Ignored(LOGS)),
     flag("watch-ingress-without-class", Bool, Same),
     flag("watch-namespace", Value, Same),
-    flag(
-        "watch-namespace-selector",
-        Value,
-        Ignored("not supported yet: every namespace (or --watch-namespace) is watched"),
-    ),
+    flag("watch-namespace-selector", Value, Same),
 ];
 
 /// The row of `name`.

@@ -1,7 +1,8 @@
 //! TCP and UDP services against a real kube-apiserver: the seed tutorial's `tcp-services` and
 //! `udp-services` ConfigMaps (ingress-nginx 0.17.1's deploy files) applied verbatim, then
-//! given entries as the tutorial's users give them; and where the leader election Lease lives
-//! when the controller runs out of a cluster without `POD_NAMESPACE`.
+//! given entries as the tutorial's users give them; where the leader election Lease lives
+//! when the controller runs out of a cluster without `POD_NAMESPACE`; and
+//! `--watch-namespace-selector` following namespace labels live.
 
 mod support;
 
@@ -130,5 +131,49 @@ async fn seed_stream_configmaps_and_the_lease_out_of_a_cluster() -> Result<()> {
     assert_eq!(logs.matches("namespace no-such-namespace does not exist").count(), 1, "{logs}");
     assert!(!logs.contains("lease update failed"), "{logs}");
     assert!(!logs.contains("became leader"), "{logs}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_selector_follows_namespace_labels() -> Result<()> {
+    let api = ApiServer::ensure()?;
+    let client = api.client().await?;
+    let ns = namespace(&client, "cli-selected").await?;
+    let tmp = tempfile::tempdir()?;
+    let backend = support::echo_backend("selected");
+    let slice = support::cluster::slice("app-1", "app", backend);
+    create(
+        &client,
+        &ns,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec: {ports: [{name: http, port: 80}]}\n",
+    )
+    .await?;
+    create(&client, &ns, &slice).await?;
+    create(
+        &client,
+        &ns,
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: app, annotations: {kubernetes.io/ingress.class: nginx}}\nspec:\n  rules:\n  - host: selected.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}\n",
+    )
+    .await?;
+    // The selector names this test's namespace by a label it does not have yet.
+    let selector = format!("ferry-test in ({ns}),!excluded");
+    let c = Controller::start(
+        &[
+            "--kubeconfig",
+            api.kubeconfig(),
+            "--ingress-class",
+            "nginx",
+            "--watch-namespace-selector",
+            &selector,
+            "--update-status=false",
+        ],
+        tmp.path(),
+    )?;
+    assert_eq!(support::get(c.http, "selected.test", "/")?.status, 404, "not selected yet");
+    api.kubectl(&["label", "namespace", &ns, &format!("ferry-test={ns}")])?;
+    eventually(Duration::from_secs(10), || Ok(support::get(c.http, "selected.test", "/")?.status == 200))
+        .with_context(|| c.logs())?;
+    api.kubectl(&["label", "namespace", &ns, "excluded=yes"])?;
+    eventually(Duration::from_secs(10), || Ok(support::get(c.http, "selected.test", "/")?.status == 404))?;
     Ok(())
 }

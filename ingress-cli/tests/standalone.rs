@@ -113,3 +113,65 @@ fn sigterm_stops_the_controller_cleanly() -> Result<()> {
     assert!(get(c.http, "demo.example.com", "/").is_err(), "no longer listening");
     Ok(())
 }
+
+/// The grace period is a ceiling, not a wait: an idle controller exits at once on SIGTERM, a
+/// busy one as soon as its requests in flight are answered.
+#[test]
+fn sigterm_waits_for_requests_in_flight_and_no_longer() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    demo_manifests(&dir, support::slow_backend(Duration::from_millis(1500)), echo_backend("webapp"))?;
+
+    let mut idle = start(&dir, &["--shutdown-grace-period", "30"])?;
+    let t0 = std::time::Instant::now();
+    let status = idle.terminate()?;
+    assert!(status.success(), "exit status {status}\n{}", idle.logs());
+    assert!(t0.elapsed() < Duration::from_secs(5), "idle: exited after {:?}", t0.elapsed());
+
+    let mut busy = start(&dir, &["--shutdown-grace-period", "30"])?;
+    let port = busy.http;
+    let slow = std::thread::spawn(move || get(port, "demo.example.com", "/"));
+    std::thread::sleep(Duration::from_millis(300)); // the request is in flight
+    let t0 = std::time::Instant::now();
+    let status = busy.terminate()?;
+    let took = t0.elapsed();
+    let answered = slow.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    assert_eq!((answered.status, answered.body.as_str()), (200, "slow"), "the request in flight is answered");
+    assert!(status.success(), "exit status {status}\n{}", busy.logs());
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "busy: exited after {took:?}"
+    );
+    Ok(())
+}
+
+/// `--watch-namespace-selector`: only the Ingresses of namespaces whose labels match are
+/// served, and labelling a namespace takes its Ingresses in at once.
+#[test]
+fn a_namespace_selector_serves_the_selected_namespaces_only() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    let backend = echo_backend("app");
+    let mut docs = String::new();
+    for ns in ["web", "ops"] {
+        docs.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: app, namespace: {ns}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: app-1, namespace: {ns}, labels: {{kubernetes.io/service-name: app}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: [\"127.0.0.1\"]}}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: app, namespace: {ns}, annotations: {{kubernetes.io/ingress.class: nginx}}}}\nspec:\n  rules:\n  - host: {ns}.test\n    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: app, port: {{number: 80}}}}}}}}]}}\n",
+            backend.port()
+        ));
+    }
+    std::fs::write(dir.join("apps.yaml"), docs)?;
+    let namespaces = |ops_team: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: web, labels: {{team: web}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ops, labels: {{team: {ops_team}}}}}\n"
+        )
+    };
+    std::fs::write(dir.join("namespaces.yaml"), namespaces("ops"))?;
+    let c = start(&dir, &["--watch-namespace-selector", "team in (web, frontend)"])?;
+    assert_eq!(get(c.http, "web.test", "/")?.status, 200);
+    assert_eq!(get(c.http, "ops.test", "/")?.status, 404, "not a selected namespace");
+    std::fs::write(dir.join("namespaces.yaml"), namespaces("frontend"))?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "ops.test", "/")?.status == 200))?;
+    Ok(())
+}

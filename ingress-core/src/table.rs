@@ -301,6 +301,14 @@ impl RouteTable {
         self.fallback()
     }
 
+    /// The exact host name (lower-case, without port) that `host` (as [`RouteTable::lookup`]
+    /// takes it) is, when it is the name of a rule or an alias: `None` for names only a wildcard
+    /// or a host-less rule serves. Metrics label requests by host only for these, so clients
+    /// cannot grow the label set with made-up names.
+    pub fn exact_host(&self, host: &str) -> Option<&str> {
+        self.find_host(host).filter(|e| e.kind == 0).map(|e| self.text(e.name))
+    }
+
     /// Whether `host` (as [`RouteTable::lookup`] takes it) is one of the hosts served over TLS:
     /// a host (exact or wildcard) that an Ingress with a TLS section has a rule for, whatever
     /// its certificate (ingress-nginx's "server with a certificate"). Plain HTTP requests for

@@ -70,6 +70,9 @@ pub struct Config {
     pub disable_catch_all: bool,
     /// Watch only this namespace (`--watch-namespace`); `None` watches all.
     pub watch_namespace: Option<String>,
+    /// Serve only the Ingresses of namespaces whose labels this selects
+    /// (`--watch-namespace-selector`); the Namespaces are watched with it.
+    pub watch_namespace_selector: Option<crate::LabelSelector>,
     /// The ConfigMap whose data is published with each table (`--configmap`).
     pub configmap: Option<ObjectName>,
     /// The Service that gets requests no rule matches (`--default-backend-service`); its first
@@ -123,6 +126,7 @@ impl Default for Config {
             ingress_class_by_name: false,
             disable_catch_all: false,
             watch_namespace: None,
+            watch_namespace_selector: None,
             configmap: None,
             default_backend_service: None,
             default_ssl_certificate: None,

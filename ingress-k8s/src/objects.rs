@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -31,17 +31,20 @@ pub enum Kind {
     Secret,
     /// core/v1 ConfigMap (the one named by `--configmap`).
     ConfigMap,
+    /// core/v1 Namespace (those `--watch-namespace-selector` selects).
+    Namespace,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Ingress,
         Kind::IngressClass,
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Secret,
         Kind::ConfigMap,
+        Kind::Namespace,
     ];
 }
 
@@ -67,6 +70,8 @@ pub enum Object {
     Secret(Secret),
     /// A ConfigMap.
     ConfigMap(ConfigMap),
+    /// A Namespace.
+    Namespace(Namespace),
 }
 
 impl Object {
@@ -79,6 +84,7 @@ impl Object {
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Secret(_) => Kind::Secret,
             Object::ConfigMap(_) => Kind::ConfigMap,
+            Object::Namespace(_) => Kind::Namespace,
         }
     }
 
@@ -91,6 +97,7 @@ impl Object {
             Object::EndpointSlice(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
+            Object::Namespace(o) => &o.metadata,
         }
     }
 
@@ -140,6 +147,8 @@ pub struct Objects {
     pub secrets: BTreeMap<Key, Arc<Secret>>,
     /// ConfigMaps.
     pub config_maps: BTreeMap<Key, Arc<ConfigMap>>,
+    /// Namespaces, keyed by `("", name)`: only with `--watch-namespace-selector`.
+    pub namespaces: BTreeMap<Key, Arc<Namespace>>,
 }
 
 impl Objects {
@@ -158,6 +167,7 @@ impl Objects {
             Object::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::new(o))),
             Object::Secret(o) => drop(self.secrets.insert(key, Arc::new(o))),
             Object::ConfigMap(o) => drop(self.config_maps.insert(key, Arc::new(o))),
+            Object::Namespace(o) => drop(self.namespaces.insert(key, Arc::new(o))),
         }
     }
 
@@ -170,6 +180,7 @@ impl Objects {
             Kind::EndpointSlice => drop(self.endpoint_slices.remove(key)),
             Kind::Secret => drop(self.secrets.remove(key)),
             Kind::ConfigMap => drop(self.config_maps.remove(key)),
+            Kind::Namespace => drop(self.namespaces.remove(key)),
         }
     }
 
@@ -182,6 +193,7 @@ impl Objects {
             Kind::EndpointSlice => self.endpoint_slices.clear(),
             Kind::Secret => self.secrets.clear(),
             Kind::ConfigMap => self.config_maps.clear(),
+            Kind::Namespace => self.namespaces.clear(),
         }
     }
 

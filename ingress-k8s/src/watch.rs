@@ -8,11 +8,10 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff as KubeBackoff;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
@@ -62,6 +61,9 @@ pub(crate) fn kinds(config: &Config) -> Vec<Kind> {
     let mut kinds = vec![Kind::Ingress, Kind::IngressClass, Kind::Service, Kind::EndpointSlice, Kind::Secret];
     if config.configmap.is_some() {
         kinds.push(Kind::ConfigMap);
+    }
+    if config.watch_namespace_selector.is_some() {
+        kinds.push(Kind::Namespace);
     }
     kinds
 }
@@ -119,6 +121,17 @@ pub(crate) fn spawn(
         tx.clone(),
         None,
     ));
+    if let Some(selector) = &config.watch_namespace_selector {
+        // Only the selected Namespaces are listed (the selector goes to the API server too).
+        tasks.spawn(watch(
+            Api::<Namespace>::all(client.clone()),
+            plain().labels(selector.as_str()),
+            Kind::Namespace,
+            |o| Some(Object::Namespace(o)),
+            tx.clone(),
+            None,
+        ));
+    }
     if let Some(cm) = &config.configmap {
         tasks.spawn(watch(
             Api::<ConfigMap>::namespaced(client.clone(), &cm.namespace),
@@ -285,6 +298,12 @@ impl KubeBackoff for Backoff {
     }
 }
 
+/// Whether a watch error is the API server's `410 Gone` event (the watch's resourceVersion
+/// expired), after which the watcher lists again by itself.
+fn is_gone(error: &watcher::Error) -> bool {
+    matches!(error, watcher::Error::WatchError(status) if status.code == 410)
+}
+
 /// Runs one watcher forever (retrying with [`Backoff`] on errors), forwarding changes. A
 /// watcher of one `named` object (its `config` selects it by name) hands its lists over as
 /// [`Change::RelistOne`], so it replaces that object and no other of its kind.
@@ -298,9 +317,13 @@ async fn watch<K>(
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let mut stream = watcher::watcher(api, config).backoff(Backoff::default()).boxed();
+    let mut stream = watcher::watcher(api, config).boxed();
+    let mut backoff = Backoff::default();
     let mut buffer = Vec::new();
     while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            backoff.reset();
+        }
         let change = match event {
             Ok(Event::Apply(object)) => convert(object).map(Change::Apply),
             Ok(Event::Delete(object)) => Some(Change::Delete(kind, key_of(object.meta()))),
@@ -321,8 +344,18 @@ async fn watch<K>(
                     None => Change::Relist(kind, std::mem::take(&mut buffer)),
                 })
             }
+            // The watch's resourceVersion is too old (the API server restarted or compacted):
+            // the watcher lists again, at once; waiting out a backoff would only keep the
+            // controller stale.
+            Err(error) if is_gone(&error) => {
+                tracing::info!(%kind, "watch expired (410 Gone): listing again");
+                None
+            }
             Err(error) => {
                 tracing::warn!(%kind, %error, "watch failed; retrying");
+                if let Some(delay) = backoff.next() {
+                    tokio::time::sleep(delay).await;
+                }
                 None
             }
         };

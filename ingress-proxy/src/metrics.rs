@@ -117,7 +117,7 @@ impl Metrics {
         )?;
         let active_requests = IntGauge::new(
             "ferry_active_requests",
-            "Requests in flight, open WebSocket and other upgraded connections included.",
+            "Requests in flight, open WebSocket and other upgraded connections and TCP service sessions included.",
         )?;
         let active_connections = IntGauge::new(
             "ferry_active_connections",

@@ -8,6 +8,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,9 @@ use crate::stream::Streams;
 use crate::tls::{ParsedCert, PreTls, fake_certificate, tls_settings};
 use crate::upstream::{RoundRobin, Selector};
 use crate::{Error, ProxyHandle, Result};
+
+/// How long a draining server must have had no request in flight to count as done.
+const DRAIN_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long [`ProxyServer::start`] waits for the listeners to accept.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,6 +71,10 @@ impl std::fmt::Debug for ProxyServer {
 pub struct RunningProxy {
     stop: watch::Sender<Option<Stop>>,
     thread: Option<JoinHandle<()>>,
+    /// Set when a graceful stop begins (SIGTERM, [`RunningProxy::shutdown`]).
+    draining: Arc<AtomicBool>,
+    /// Requests and TCP service sessions in flight.
+    in_flight: prometheus::IntGauge,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +87,7 @@ enum Stop {
 struct StopWatch {
     stop: watch::Receiver<Option<Stop>>,
     signals: bool,
+    draining: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -102,7 +111,11 @@ impl ShutdownSignalWatch for StopWatch {
         };
         tokio::select! {
             s = requested => s,
-            _ = term.recv() => { tracing::info!("SIGTERM: graceful shutdown"); ShutdownSignal::GracefulTerminate }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: graceful shutdown, exiting once the requests in flight are done");
+                self.draining.store(true, Ordering::Release);
+                ShutdownSignal::GracefulTerminate
+            }
             _ = int.recv() => { tracing::info!("SIGINT: fast shutdown"); ShutdownSignal::FastShutdown }
         }
     }
@@ -123,6 +136,7 @@ impl ProxyServer {
 
     /// Starts the server on its own thread and returns once every listener accepts.
     pub fn start(self) -> Result<RunningProxy> {
+        let https = self.config.https_addr;
         let listeners: Vec<SocketAddr> =
             [self.config.http_addr, self.config.https_addr, self.config.admin_addr]
                 .into_iter()
@@ -135,23 +149,27 @@ impl ProxyServer {
             // Pingora would only log a failed bind from inside its runtime; fail here instead.
             drop(TcpListener::bind(addr).map_err(|source| Error::Bind { addr: *addr, source })?);
         }
-        let server = self.build()?;
+        let (server, metrics) = self.build()?;
         let (stop, stop_rx) = watch::channel(None);
         let signals = self.config.handle_signals;
+        let draining = Arc::new(AtomicBool::new(false));
+        let draining_flag = Arc::clone(&draining);
         let thread = std::thread::Builder::new()
             .name("ferry-pingora".into())
             .spawn(move || {
-                server.run(RunArgs { shutdown_signal: Box::new(StopWatch { stop: stop_rx, signals }) });
+                let watch = StopWatch { stop: stop_rx, signals, draining: draining_flag };
+                server.run(RunArgs { shutdown_signal: Box::new(watch) });
             })
             .map_err(Error::Thread)?;
-        let running = RunningProxy { stop, thread: Some(thread) };
-        wait_until_accepting(&listeners)?;
+        let in_flight = metrics.active_requests.clone();
+        let running = RunningProxy { stop, thread: Some(thread), draining, in_flight };
+        wait_until_accepting(&listeners, https)?;
         Ok(running)
     }
 
     /// Builds the Pingora server: the proxy service (HTTP and HTTPS listeners) and the admin
     /// service.
-    fn build(&self) -> Result<Server> {
+    fn build(&self) -> Result<(Server, Arc<Metrics>)> {
         let conf = ServerConf {
             threads: self.config.threads.max(1),
             work_stealing: self.config.work_stealing,
@@ -192,19 +210,23 @@ impl ProxyServer {
         }
         // The TCP and UDP services bind the proxy's address, on the ports their tables name.
         if let Some(addr) = self.config.http_addr.or(self.config.https_addr) {
-            let streams = Streams { shared: Arc::clone(&self.handle.shared), ip: addr.ip() };
+            let streams = Streams {
+                shared: Arc::clone(&self.handle.shared),
+                ip: addr.ip(),
+                metrics: Arc::clone(&metrics),
+            };
             let mut service = GenBackgroundService::new("ferry streams".to_owned(), Arc::new(streams));
             service.threads = Some(self.config.threads.max(1));
             server.add_service(service);
         }
         if let Some(addr) = self.config.admin_addr {
-            let app = AdminApp { handle: self.handle.clone(), metrics };
+            let app = AdminApp { handle: self.handle.clone(), metrics: Arc::clone(&metrics) };
             let mut admin = Service::new("ferry admin".to_owned(), app);
             admin.threads = Some(1);
             admin.add_tcp(&addr.to_string());
             server.add_service(admin);
         }
-        Ok(server)
+        Ok((server, metrics))
     }
 
     /// The configured default certificate, or a freshly generated fake one.
@@ -247,7 +269,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
 }
 
 /// Polls until each address accepts a TCP connection.
-fn wait_until_accepting(listeners: &[SocketAddr]) -> Result<()> {
+fn wait_until_accepting(listeners: &[SocketAddr], tls: Option<SocketAddr>) -> Result<()> {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     for addr in listeners {
         let mut target = *addr;
@@ -260,7 +282,13 @@ fn wait_until_accepting(listeners: &[SocketAddr]) -> Result<()> {
         }
         loop {
             match TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
-                Ok(_) => break,
+                Ok(probe) => {
+                    // The TLS port gets a whole handshake, so the probe logs no handshake error.
+                    if Some(*addr) == tls {
+                        handshake(probe);
+                    }
+                    break;
+                }
                 Err(source) if Instant::now() >= deadline => return Err(Error::Bind { addr: *addr, source }),
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
@@ -269,10 +297,24 @@ fn wait_until_accepting(listeners: &[SocketAddr]) -> Result<()> {
     Ok(())
 }
 
+/// A TLS handshake with any certificate, then a clean close: the start-up probe of the HTTPS
+/// listener.
+fn handshake(probe: TcpStream) {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let _ = probe.set_read_timeout(Some(Duration::from_secs(2)));
+    let Ok(mut builder) = SslConnector::builder(SslMethod::tls_client()) else { return };
+    builder.set_verify(SslVerifyMode::NONE);
+    if let Ok(mut tls) = builder.build().connect("localhost", probe) {
+        let _ = tls.shutdown();
+    }
+}
+
 impl RunningProxy {
     /// Graceful shutdown, as on SIGTERM: stop accepting, let in-flight requests finish within
-    /// the grace period, stop. Returns when the server has stopped.
+    /// the grace period. Returns as soon as they are done (the grace period is a ceiling, not a
+    /// wait; idle keep-alive connections are not waited for), or when the server has stopped.
     pub fn shutdown(mut self) {
+        self.draining.store(true, Ordering::Release);
         self.stop.send_replace(Some(Stop::Graceful));
         self.join();
     }
@@ -283,16 +325,36 @@ impl RunningProxy {
         self.join();
     }
 
-    /// Blocks until the server stops (on SIGTERM or SIGINT when signals are handled).
+    /// Blocks until the server stops (on SIGTERM or SIGINT when signals are handled); after
+    /// SIGTERM, as soon as the requests in flight are done.
     pub fn wait(mut self) {
         self.join();
     }
 
+    /// Waits for the server thread, or, once a graceful stop has begun, for the last request
+    /// in flight to end: Pingora then sleeps out its grace period whatever is left, and the
+    /// thread is left to it (the process is about to exit; the listeners no longer accept).
     fn join(&mut self) {
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the proxy server thread panicked");
+        let mut idle_since: Option<Instant> = None;
+        while let Some(thread) = self.thread.take() {
+            if thread.is_finished() {
+                if thread.join().is_err() {
+                    tracing::error!("the proxy server thread panicked");
+                }
+                return;
+            }
+            self.thread = Some(thread);
+            if self.draining.load(Ordering::Acquire) && self.in_flight.get() <= 0 {
+                // Idle for a moment: a request accepted just before the stop has registered.
+                if idle_since.get_or_insert_with(Instant::now).elapsed() >= DRAIN_SETTLE {
+                    tracing::info!("no request in flight: stopped");
+                    self.thread = None;
+                    return;
+                }
+            } else {
+                idle_since = None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

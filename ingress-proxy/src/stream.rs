@@ -76,6 +76,8 @@ pub(crate) struct Streams {
     pub(crate) shared: Arc<Shared>,
     /// The address every stream port binds.
     pub(crate) ip: IpAddr,
+    /// TCP sessions count as requests in flight (a graceful stop waits for them).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// An open listener; dropping `stop` ends its accept loop.
@@ -133,7 +135,7 @@ impl Streams {
             let (stop, stopped) = watch::channel(());
             let shared = Arc::clone(&self.shared);
             let bound = match protocol {
-                StreamProtocol::Tcp => tcp::listen(addr, shared, stopped).await,
+                StreamProtocol::Tcp => tcp::listen(addr, shared, Arc::clone(&self.metrics), stopped).await,
                 StreamProtocol::Udp => udp::listen(addr, shared, stopped).await,
             };
             match bound {

@@ -38,6 +38,7 @@ pub(crate) fn document(value: Value) -> Result<Vec<Object>, String> {
         ("v1", "Service") => Object::Service(from(value)?),
         ("v1", "Secret") => Object::Secret(from(value)?),
         ("v1", "ConfigMap") => Object::ConfigMap(from(value)?),
+        ("v1", "Namespace") => Object::Namespace(from(value)?),
         ("discovery.k8s.io/v1" | "discovery.k8s.io/v1beta1", "EndpointSlice") => {
             Object::EndpointSlice(from(with_version(value, "discovery.k8s.io/v1"))?)
         }
@@ -62,7 +63,7 @@ fn with_version(mut value: Value, api_version: &str) -> Value {
 /// Namespaced objects without a namespace land in `default`, as `kubectl apply` would put them.
 fn default_namespace(object: &mut Object) {
     let meta = match object {
-        Object::IngressClass(_) => return,
+        Object::IngressClass(_) | Object::Namespace(_) => return,
         Object::Ingress(o) => &mut o.metadata,
         Object::Service(o) => &mut o.metadata,
         Object::EndpointSlice(o) => &mut o.metadata,

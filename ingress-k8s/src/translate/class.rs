@@ -15,6 +15,9 @@ pub(crate) const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is
 /// (an IngressClass whose `spec.controller` is ours), then class-less Ingresses are ours when
 /// our IngressClass is the default or `watch_ingress_without_class` is set.
 pub(crate) fn is_ours(ingress: &Ingress, objects: &Objects, config: &Config) -> bool {
+    if !namespace_selected(ingress.metadata.namespace.as_deref().unwrap_or_default(), objects, config) {
+        return false;
+    }
     if let Some(class) = ingress.metadata.annotations.as_ref().and_then(|a| a.get(CLASS_ANNOTATION)) {
         return *class == config.ingress_class;
     }
@@ -25,6 +28,16 @@ pub(crate) fn is_ours(ingress: &Ingress, objects: &Objects, config: &Config) -> 
             .is_some_and(|c| class_is_ours(c, config));
     }
     config.watch_ingress_without_class || has_default_class(objects, config)
+}
+
+/// Whether `namespace` is one `--watch-namespace-selector` selects (every namespace without
+/// it): a Namespace of that name is known and its labels match. Judged on every translation,
+/// so labelling a namespace takes its Ingresses in (or out) at once.
+pub(crate) fn namespace_selected(namespace: &str, objects: &Objects, config: &Config) -> bool {
+    let Some(selector) = &config.watch_namespace_selector else { return true };
+    objects.namespaces.get(&(String::new(), namespace.to_owned())).is_some_and(|ns| {
+        selector.matches(ns.metadata.labels.as_ref().unwrap_or(&std::collections::BTreeMap::new()))
+    })
 }
 
 /// Whether an IngressClass is ours: its `spec.controller` is ours, or, with
@@ -72,6 +85,31 @@ mod tests {
     const OURS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: ferry}\nspec: {controller: ferry.dev/ingress-controller}\n";
     const OURS_DEFAULT: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: ferry, annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}}\nspec: {controller: ferry.dev/ingress-controller}\n";
     const THEIRS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: other}\nspec: {controller: example.com/other}\n";
+
+    #[test]
+    fn a_namespace_selector_takes_only_the_ingresses_of_selected_namespaces() {
+        let config = Config {
+            watch_ingress_without_class: true,
+            watch_namespace_selector: Some("team=web".parse().unwrap()),
+            ..Config::default()
+        };
+        let in_ns = |ns: &str| {
+            ingress(&format!(
+                "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: a, namespace: {ns}}}\n"
+            ))
+        };
+        let mut objects = Objects::new();
+        for (name, labels) in [("web", "{team: web}"), ("ops", "{team: ops}")] {
+            let yaml =
+                format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {labels}}}\n");
+            objects.insert(Object::Namespace(serde_yaml::from_str(&yaml).unwrap()));
+        }
+        assert!(is_ours(&in_ns("web"), &objects, &config));
+        assert!(!is_ours(&in_ns("ops"), &objects, &config), "labels that do not match");
+        assert!(!is_ours(&in_ns("unknown"), &objects, &config), "a namespace not listed");
+        let everyone = Config { watch_namespace_selector: None, ..config };
+        assert!(is_ours(&in_ns("ops"), &objects, &everyone));
+    }
 
     #[test]
     fn class_rules() {

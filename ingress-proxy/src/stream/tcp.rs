@@ -22,6 +22,7 @@ use crate::proxy_protocol;
 pub(super) async fn listen(
     addr: SocketAddr,
     shared: Arc<Shared>,
+    metrics: Arc<crate::metrics::Metrics>,
     mut stop: watch::Receiver<()>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -32,7 +33,8 @@ pub(super) async fn listen(
                     Ok((conn, peer)) => {
                         // nginx's `tcp_nodelay on`, its default in `stream` too.
                         let _ = conn.set_nodelay(true);
-                        tokio::spawn(serve(Arc::clone(&shared), conn, peer, addr.port()));
+                        let in_flight = crate::metrics::ActiveRequest::start(&metrics);
+                        tokio::spawn(serve(Arc::clone(&shared), conn, peer, addr.port(), in_flight));
                     }
                     Err(error) => {
                         // Out of descriptors, most likely: wait a little rather than spin.
@@ -48,7 +50,13 @@ pub(super) async fn listen(
 }
 
 /// One client connection, start to end.
-async fn serve(shared: Arc<Shared>, mut conn: TcpStream, peer: SocketAddr, port: u16) {
+async fn serve(
+    shared: Arc<Shared>,
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+    _in_flight: crate::metrics::ActiveRequest,
+) {
     let started = Instant::now();
     let Some((service, slot)) = shared.snapshot.load().as_ref().and_then(|s| {
         let route = s.table.stream(StreamProtocol::Tcp, port)?;
