@@ -8,6 +8,9 @@ packages=(cmake pkg-config libssl-dev clang curl jq openssl bc)
 packages+=(etcd-server golang-go dpkg-dev rsync)
 # The proxy benchmark compares against nginx under wrk load.
 packages+=(nginx-light wrk)
+# The metrics test scrapes the proxy with a real Prometheus and runs ingress-nginx's dashboard
+# queries on it.
+packages+=(prometheus)
 
 missing=()
 # The deploy/ and seed-tutorial tests drive kubectl. Any kubectl on PATH will do; otherwise

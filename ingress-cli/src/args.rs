@@ -166,6 +166,10 @@ pub(crate) struct RunArgs {
     /// The webhook's private key (PEM).
     #[arg(long, env = "FERRY_VALIDATING_WEBHOOK_KEY", value_name = "PATH")]
     pub(crate) validating_webhook_key: Option<PathBuf>,
+    /// ingress-nginx's request series carry a `host` label, for the exact hosts of Ingresses
+    /// only (as ingress-nginx's `--metrics-per-host`); off: no `host` label, every request.
+    #[arg(long, env = "FERRY_METRICS_PER_HOST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) metrics_per_host: bool,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30)]
     pub(crate) shutdown_grace_period: u64,

@@ -48,7 +48,7 @@ const NOT_YET: &str = "not supported yet";
 const NO_NGINX: &str = "there is no nginx process: Ferry's proxy is configured in memory, never reloaded";
 const LOGS: &str = "klog's logging flag; Ferry's logs follow RUST_LOG and --log-format";
 const KUBECONFIG: &str = "give the API server through --kubeconfig (or the in-cluster configuration)";
-const METRICS: &str = "Ferry's metrics are always on, at /metrics of the admin port; the ingress-nginx series are not exported yet";
+const METRICS: &str = "Ferry's metrics and ingress-nginx's `nginx_ingress_controller_*` series are always on, at /metrics of the admin port, with ingress-nginx's default buckets";
 const LEADER: &str =
     "Ferry always elects a leader (only it writes status and events); the Lease's timings are fixed";
 const GEOIP: &str = "GeoIP databases are not supported";
@@ -123,7 +123,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("maxmind-mirror", Value, Ignored(GEOIP)),
     flag("maxmind-retries-count", Value, Ignored(GEOIP)),
     flag("maxmind-retries-timeout", Value, Ignored(GEOIP)),
-    flag("metrics-per-host", Bool, Ignored(METRICS)),
+    flag("metrics-per-host", Bool, Same),
     flag("metrics-per-undefined-host", Bool, Ignored(METRICS)),
     flag("monitor-max-batch-size", Value, Ignored(METRICS)),
     flag("one_output", Bool, Ignored(LOGS)),

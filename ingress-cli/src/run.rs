@@ -64,6 +64,20 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let (initial, ignored) = settings::from_configmap(&base, &Default::default(), &Default::default());
     debug_assert!(ignored.is_empty());
     let handle = ProxyHandle::with_settings(initial);
+    // ingress-nginx's series carry the controller's identity, as its own do.
+    let namespace = match controller.config().election_namespace.as_str() {
+        "" => "ingress-ferry".to_owned(),
+        ns => ns.to_owned(),
+    };
+    let proxy_config = ProxyConfig {
+        controller_labels: Some(ingress_proxy::ControllerLabels {
+            namespace,
+            class: args.source.controller_class.clone(),
+            pod: args.pod_name.clone(),
+            per_host: args.metrics_per_host,
+        }),
+        ..proxy_config
+    };
     let running =
         ProxyServer::new(proxy_config.clone(), handle.clone()).start().context("cannot start the proxy")?;
     // stderr, like every diagnostic: stdout carries only the JSON access log.

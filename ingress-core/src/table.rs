@@ -495,6 +495,26 @@ impl RouteTable {
         self.backends.iter()
     }
 
+    /// A hash of what the table routes (hosts and paths, backends, TLS entries, stream
+    /// services): tables built from the same input hash alike, a change shows
+    /// (ingress-nginx's `config_hash`).
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = foldhash::fast::FixedState::default().build_hasher();
+        self.arena.hash(&mut h);
+        self.routes.len().hash(&mut h);
+        for b in &self.backends {
+            b.key.hash(&mut h);
+        }
+        for e in self.tls.entries() {
+            (e.host.to_string(), &e.certificate).hash(&mut h);
+        }
+        for s in &self.streams {
+            s.service.hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// The TCP and UDP services, sorted by protocol and port.
     pub fn streams(&self) -> &[StreamRoute] {
         &self.streams

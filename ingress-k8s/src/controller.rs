@@ -110,6 +110,11 @@ impl Controller {
         self.snapshots.clone()
     }
 
+    /// The configuration it runs with (the election namespace resolved).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A handle for the validating admission webhook.
     pub fn validator(&self) -> Validator {
         Validator { asks: self.asks.clone(), snapshots: self.snapshots.clone() }

@@ -3,7 +3,8 @@
 //! The proxy as the benchmark runs it (`benches/proxy/run.sh`): one static route
 //! (`bench.local`, and every other host through the default backend) to one upstream, plain
 //! HTTP, access log off, `threads` worker threads, mimalloc, Pingora's single-threaded
-//! runtimes unless `FERRY_WORK_STEALING=1`. With `FERRY_BENCH_SHAPE=rewrite` the route is the
+//! runtimes unless `FERRY_WORK_STEALING=1`, ingress-nginx's metric series kept beside Ferry's
+//! (as the controller keeps them). With `FERRY_BENCH_SHAPE=rewrite` the route is the
 //! `rewrite-target` idiom (`/api(/|$)(.*)` → `/$2`) with a response header
 //! (`X-Frame-Options: DENY`); with `basic-auth`, basic authentication (user `bench`, password
 //! `bench`, an apr1 hash as `htpasswd` writes it); with `hash`, `upstream-hash-by:
@@ -19,7 +20,7 @@ use ingress_core::{
     BackendRef, Balance, BasicAuth, EndpointSet, EndpointStore, HashBy, HeaderOp, HostRule, Ingress, Origin,
     PathRule, PathType, RoutePolicy, TableBuilder,
 };
-use ingress_proxy::{ClientLimits, ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
+use ingress_proxy::{ClientLimits, ControllerLabels, ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
 
 /// `htpasswd -nb -m bench bench` (apr1, as `htpasswd` writes by default); `run.sh` gives
 /// nginx the same line.
@@ -96,6 +97,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         work_stealing,
         grace_period: Duration::from_secs(0),
         shutdown_timeout: Duration::from_secs(1),
+        // ingress-nginx's series too, as the controller keeps them.
+        controller_labels: Some(ControllerLabels {
+            namespace: "bench".into(),
+            class: "ferry.dev/ingress-controller".into(),
+            pod: "bench".into(),
+            per_host: true,
+        }),
         ..ProxyConfig::default()
     };
     ProxyServer::new(config, handle).start()?.wait();

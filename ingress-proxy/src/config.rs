@@ -43,6 +43,9 @@ pub struct ProxyConfig {
     /// process signals, and tests running several servers in one process, turn this off and
     /// use [`RunningProxy::shutdown`](crate::RunningProxy::shutdown) instead.
     pub handle_signals: bool,
+    /// The controller's identity, which ingress-nginx's `nginx_ingress_controller_*` series
+    /// carry: with it, those series are kept beside Ferry's own (`None`: Ferry's only).
+    pub controller_labels: Option<crate::ControllerLabels>,
 }
 
 impl Default for ProxyConfig {
@@ -58,6 +61,7 @@ impl Default for ProxyConfig {
             default_certificate: None,
             upstream_keepalive_pool_size: 1024,
             handle_signals: true,
+            controller_labels: None,
         }
     }
 }

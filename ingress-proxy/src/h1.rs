@@ -55,7 +55,7 @@ use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::errors::{self, ErrorPages, PageRequest};
 use crate::pipeline::external_auth::{self, Granted, Verdict};
-use crate::pipeline::log::{Finished, route_labels};
+use crate::pipeline::log::{Finished, NginxFacts, route_labels};
 use crate::pipeline::request_vars::RequestVars;
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
@@ -142,6 +142,12 @@ struct Outcome {
     upstream: Option<SocketAddr>,
     upstream_status: Option<u16>,
     bytes: u64,
+    /// Bytes of the response head sent.
+    head_bytes: u64,
+    /// When the first attempt to reach an endpoint began.
+    upstream_started: Option<Instant>,
+    /// The route's canary served the request.
+    canary: bool,
     /// The response head went out, so a failure can no longer become an error response.
     committed: bool,
     /// The response told the client the connection closes after it.
@@ -305,6 +311,7 @@ impl Front {
             upstream_status: None,
             labels: route_labels(None),
             request_id: "",
+            nginx: NginxFacts::default(),
         }
         .record(&self.metrics, settings.access_log);
     }
@@ -453,6 +460,13 @@ impl Front {
                 self.respond(conn, status, close, route.as_ref(), &local, timeouts, &mut outcome).await
             }
         };
+        let mut nginx = NginxFacts::routed(&self.metrics, table, admitted.route.as_ref(), head.host);
+        nginx.upstream_time = outcome.upstream.and(outcome.upstream_started).map(|t| t.elapsed());
+        nginx.request_size = (head.len as u64).saturating_add(upload.body_bytes());
+        nginx.response_size = outcome.head_bytes.saturating_add(outcome.bytes);
+        if outcome.canary && self.metrics.keeps_nginx_series() {
+            nginx.served_by_canary(admitted.route.as_ref());
+        }
         Finished {
             client: client.ip,
             host: head.host,
@@ -465,6 +479,7 @@ impl Front {
             upstream_status: outcome.upstream_status,
             labels: route_labels(admitted.route.as_ref()),
             request_id: std::str::from_utf8(request_id).unwrap_or(""),
+            nginx,
         }
         .record(&self.metrics, admitted.limits.access_log);
         next
@@ -519,6 +534,7 @@ impl Front {
         conn: &mut Conn,
         outcome: &mut Outcome,
     ) -> Next {
+        outcome.upstream_started = Some(Instant::now());
         let waiting = head.expect_continue && head.body != BodyFraming::None && upload.unread().is_empty();
         if waiting && continue_100(conn, SEND_TIMEOUT).await.is_err() {
             return Next::Close;
@@ -536,6 +552,7 @@ impl Front {
             set_cookie: None,
         };
         let backend = backend_for(route, head.headers.iter().map(|h| (h.name, h.value)));
+        outcome.canary = route.canary.is_some_and(|c| std::ptr::eq(backend, c.backend));
         let mut sent_before = false;
         loop {
             let attempt_started = Instant::now();

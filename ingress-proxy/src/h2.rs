@@ -40,7 +40,7 @@ use crate::pipeline::edits::{
 };
 use crate::pipeline::errors::{self, ErrorPages, PageRequest};
 use crate::pipeline::external_auth::{self, Granted, Verdict};
-use crate::pipeline::log::{Finished, route_labels};
+use crate::pipeline::log::{Finished, NginxFacts, route_labels};
 use crate::pipeline::request_vars::RequestVars;
 use crate::pipeline::subrequest::Page;
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
@@ -635,6 +635,22 @@ impl ProxyHttp for H2 {
         let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0);
         let req = session.req_header();
         let route = ctx.route();
+        let table = ctx.snapshot.as_deref().map(|s| &*s.table);
+        let mut nginx = NginxFacts::routed(&self.metrics, table, route.as_ref(), request_host(req));
+        if self.metrics.keeps_nginx_series() {
+            // HTTP/2 has no head bytes to count: the decoded lines, as nginx counts them.
+            let lines =
+                |h: &http::HeaderMap| h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
+            let target = req.uri.path_and_query().map_or(1, |p| p.as_str().len());
+            let head = req.method.as_str().len() + target + lines(&req.headers) + 12;
+            nginx.request_size = (head + session.body_bytes_read()) as u64;
+            let sent_head = session.response_written().map_or(0, |r| lines(&r.headers) + 17);
+            nginx.response_size = (sent_head + session.body_bytes_sent()) as u64;
+            nginx.upstream_time = ctx.upstream_status.and(ctx.connect_started).map(|t| t.elapsed());
+            if matches!(ctx.backend, Chosen::Canary) {
+                nginx.served_by_canary(route.as_ref());
+            }
+        }
         Finished {
             client: ctx.client,
             host: request_host(req),
@@ -647,6 +663,7 @@ impl ProxyHttp for H2 {
             upstream_status: ctx.upstream_status,
             labels: route_labels(route.as_ref()),
             request_id: &ctx.request_id,
+            nginx,
         }
         .record(&self.metrics, ctx.limits.access_log);
     }

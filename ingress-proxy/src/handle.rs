@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub(crate) state: crate::pipeline::State,
     /// The generation of each install, for those that act on installs (the stream listeners).
     pub(crate) installs: tokio::sync::watch::Sender<u64>,
+    /// The installed table's [`RouteTable::fingerprint`], and when it was installed (Unix
+    /// seconds): ingress-nginx's `config_hash` and reload timestamp.
+    installed: Mutex<(u64, u64)>,
 }
 
 /// What [`ProxyHandle::install`] did.
@@ -113,6 +116,7 @@ impl ProxyHandle {
                 verdicts: Mutex::new(Vec::new()),
                 state: crate::pipeline::State::default(),
                 installs: tokio::sync::watch::Sender::new(0),
+                installed: Mutex::new((0, 0)),
             }),
         }
     }
@@ -125,6 +129,9 @@ impl ProxyHandle {
         // Serialises installers (never requests), so generations are assigned in store order.
         let mut cache = self.shared.certs.lock().unwrap_or_else(PoisonError::into_inner);
         let (certs, certificate_errors) = cache.parse_all(&table);
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        *self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner) =
+            (table.fingerprint(), at.as_secs());
         for e in &certificate_errors {
             tracing::warn!(error = %e, "certificate left out of snapshot");
         }
@@ -156,6 +163,31 @@ impl ProxyHandle {
     /// Whether a first snapshot was installed (what `/readyz` reports).
     pub fn is_ready(&self) -> bool {
         self.shared.snapshot.load().is_some()
+    }
+
+    /// The installed table's fingerprint (0 before the first install).
+    pub(crate) fn installed_fingerprint(&self) -> u64 {
+        self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    /// When the table serving was installed, in Unix seconds (0 before the first install).
+    pub(crate) fn installed_at(&self) -> u64 {
+        self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner).1
+    }
+
+    /// Each TLS host of the installed table, its Secret and when its certificate expires (Unix
+    /// seconds).
+    pub(crate) fn certificate_expiries(&self) -> Vec<(String, (String, String), i64)> {
+        let Some(snapshot) = self.shared.snapshot.load_full() else { return Vec::new() };
+        let tls = snapshot.table.tls();
+        tls.entries()
+            .iter()
+            .filter_map(|e| {
+                let cert = snapshot.certs.get(&e.certificate)?;
+                let secret = (e.certificate.namespace.clone(), e.certificate.name.clone());
+                Some((e.host.to_string(), secret, cert.not_after()?))
+            })
+            .collect()
     }
 
     /// The generation of the snapshot serving: 0 before the first install, then 1, 2, …

@@ -65,6 +65,7 @@ pub use error::{Error, Result};
 #[doc(hidden)]
 pub use h1::fuzz;
 pub use handle::{Installed, ProxyHandle};
+pub use metrics::ControllerLabels;
 pub use pipeline::answer::DEFAULT_BACKEND_BODY;
 pub use pipeline::log::ACCESS_LOG_TARGET;
 pub use server::{ProxyServer, RunningProxy};

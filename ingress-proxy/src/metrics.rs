@@ -16,6 +16,11 @@ use prometheus::{
 use crate::ProxyHandle;
 use crate::Result;
 
+mod nginx;
+
+pub use nginx::ControllerLabels;
+pub(crate) use nginx::{NginxMetrics, Sample};
+
 /// A request series, looked up once per thread: `with_label_values` hashes the labels and
 /// takes a lock on every call, a cost that showed in the proxy's profile.
 struct Series {
@@ -91,10 +96,17 @@ pub(crate) struct Metrics {
     verdicts: IntGaugeVec,
     swaps: IntCounter,
     swaps_seen: Mutex<u64>,
+    /// ingress-nginx's series, when the controller's labels are known.
+    nginx: Option<NginxMetrics>,
+    /// Client connections accepted.
+    pub(crate) accepted: AtomicU64,
+    /// The generation whose install the ingress-nginx series counted last.
+    installs_seen: Mutex<u64>,
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Result<Self> {
+    /// Ferry's series, and ingress-nginx's too when `controller` is given.
+    pub(crate) fn new(controller: Option<&ControllerLabels>) -> Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("ferry_requests_total", "Requests answered, by route, status class and method."),
@@ -144,6 +156,7 @@ impl Metrics {
         registry.register(Box::new(generation.clone()))?;
         registry.register(Box::new(verdicts.clone()))?;
         registry.register(Box::new(swaps.clone()))?;
+        let nginx = controller.map(|labels| NginxMetrics::new(&registry, labels)).transpose()?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -157,7 +170,20 @@ impl Metrics {
             verdicts,
             swaps,
             swaps_seen: Mutex::new(0),
+            nginx,
+            accepted: AtomicU64::new(0),
+            installs_seen: Mutex::new(0),
         })
+    }
+
+    /// ingress-nginx's series, if kept.
+    pub(crate) fn nginx(&self) -> Option<&NginxMetrics> {
+        self.nginx.as_ref()
+    }
+
+    /// Whether ingress-nginx's series are kept (so their facts are worth collecting).
+    pub(crate) fn keeps_nginx_series(&self) -> bool {
+        self.nginx.is_some()
     }
 
     /// Counts one finished request.
@@ -214,6 +240,21 @@ impl Metrics {
             self.swaps.inc_by(now.saturating_sub(*seen));
             *seen = now.max(*seen);
         }
+        if let Some(nginx) = &self.nginx {
+            let mut seen = self.installs_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let generation = handle.generation();
+            if generation > *seen {
+                nginx.installed(generation - *seen, handle.installed_fingerprint(), handle.installed_at());
+                *seen = generation;
+            }
+            drop(seen);
+            nginx.refresh(
+                self.active_connections.get(),
+                self.active_requests.get(),
+                self.accepted.load(Ordering::Relaxed),
+            );
+            nginx.certificates(handle);
+        }
         let mut out = Vec::with_capacity(8 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "could not encode metrics");
@@ -254,7 +295,7 @@ mod tests {
 
     #[test]
     fn renders_requests_and_generation() {
-        let m = Metrics::new().unwrap();
+        let m = Metrics::new(None).unwrap();
         let labels = RouteLabels { namespace: "ns", ingress: "ing", service: "svc" };
         m.observe_request(labels, "2xx", "GET", Duration::from_millis(3));
         let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();

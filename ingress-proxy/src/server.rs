@@ -179,7 +179,7 @@ impl ProxyServer {
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
-        let metrics = Arc::new(Metrics::new()?);
+        let metrics = Arc::new(Metrics::new(self.config.controller_labels.as_ref())?);
 
         if self.config.http_addr.is_some() || self.config.https_addr.is_some() {
             let h2 = H2 {
@@ -194,7 +194,11 @@ impl ProxyServer {
                 pool: IdlePool::new(self.config.upstream_keepalive_pool_size),
                 h2: Arc::new(pingora::proxy::http_proxy(&server.configuration, h2)),
             };
-            let app = Counted { inner: Arc::new(front), open: metrics.active_connections.clone() };
+            let app = Counted {
+                inner: Arc::new(front),
+                open: metrics.active_connections.clone(),
+                metrics: Arc::clone(&metrics),
+            };
             let mut proxy = Service::new("ferry proxy".to_owned(), app);
             if let Some(addr) = self.config.http_addr {
                 proxy.add_tcp(&addr.to_string());
@@ -244,6 +248,8 @@ impl ProxyServer {
 struct Counted<A> {
     inner: Arc<A>,
     open: prometheus::IntGauge,
+    /// The metrics, whose `accepted` counts every connection.
+    metrics: Arc<Metrics>,
 }
 
 /// Decrements the gauge however the connection ends.
@@ -259,6 +265,7 @@ impl Drop for OpenConnection {
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
     async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         self.open.inc();
+        self.metrics.accepted.fetch_add(1, Ordering::Relaxed);
         let _open = OpenConnection(self.open.clone());
         self.inner.process_new(stream, shutdown).await
     }

@@ -29,6 +29,16 @@ pub(crate) struct ParsedCert {
     key: PKey<Private>,
 }
 
+impl ParsedCert {
+    /// When the leaf certificate expires, in Unix seconds.
+    pub(crate) fn not_after(&self) -> Option<i64> {
+        let leaf = self.chain.first()?;
+        let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+        let diff = epoch.diff(leaf.not_after()).ok()?;
+        Some(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+    }
+}
+
 impl std::fmt::Debug for ParsedCert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParsedCert").field("chain_len", &self.chain.len()).finish_non_exhaustive()

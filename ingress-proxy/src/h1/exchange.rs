@@ -78,6 +78,7 @@ pub(super) async fn exchange(
         }
     };
     outcome.upstream_status = Some(last.status);
+    outcome.head_bytes = conn.head.len() as u64;
     if intercepts(last.status) {
         return Ok(Exchanged::Intercepted { status: last.status });
     }
@@ -118,6 +119,7 @@ async fn switch(
     outcome: &mut Outcome,
 ) -> Result<Exchanged> {
     outcome.upstream_status = Some(101);
+    outcome.head_bytes = conn.head.len() as u64;
     body::write(&mut conn.client, &[&conn.head], timeouts.write).await.map_err(|e| e.into_down())?;
     outcome.status = 101;
     outcome.committed = true;
@@ -240,6 +242,7 @@ pub(super) async fn write_reply(
         line(name, value);
     }
     response::end_head(out, close);
+    outcome.head_bytes = out.len() as u64;
     // A response to `HEAD` says how long the body would be, and sends none.
     let body = if head_request { &[][..] } else { reply.body };
     out.extend_from_slice(body);

@@ -118,6 +118,11 @@ struct BodyClock {
 }
 
 impl<'p> Upload<'p> {
+    /// Body bytes taken from the client so far (with the head, and read since).
+    pub(crate) fn body_bytes(&self) -> u64 {
+        (self.consumed as u64).saturating_add(self.clock.received.saturating_sub(self.leftover.len() as u64))
+    }
+
     /// The body of a request delimited by `framing`, whose first bytes (if any) are in `prefix`.
     ///
     /// `replay`: whether to keep what is needed to send the body again (only idempotent
