@@ -22,6 +22,10 @@ use serde_json::{Value, json};
 const MAX_REVIEW: usize = 4 << 20;
 /// How long one connection may last.
 const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// How often the certificate files are looked at for a renewal.
+const RELOAD_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where and with what the webhook listens.
 #[derive(Debug, Clone)]
@@ -42,15 +46,32 @@ pub(crate) fn parse_addr(value: &str) -> anyhow::Result<SocketAddr> {
 /// Binds the webhook's port and serves it on the current runtime until the process ends.
 /// Fails at once (one clear error) when the port or the certificate cannot be used.
 pub(crate) async fn start(config: WebhookConfig, validator: Validator) -> anyhow::Result<()> {
-    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-    acceptor
-        .set_certificate_chain_file(&config.certificate)
-        .with_context(|| format!("--validating-webhook-certificate {}", config.certificate.display()))?;
-    acceptor
-        .set_private_key_file(&config.key, SslFiletype::PEM)
-        .with_context(|| format!("--validating-webhook-key {}", config.key.display()))?;
-    acceptor.check_private_key().context("the webhook's key does not match its certificate")?;
-    let acceptor = Arc::new(acceptor.build());
+    let acceptor = Arc::new(std::sync::RwLock::new(Arc::new(build_acceptor(&config)?)));
+    // A renewed certificate (cert-manager, a new Secret mounted) is taken without a restart.
+    let reloading = Arc::clone(&acceptor);
+    let files = config.clone();
+    tokio::spawn(async move {
+        let mut seen = modified(&files);
+        loop {
+            tokio::time::sleep(RELOAD_CHECK).await;
+            let now = modified(&files);
+            if now == seen {
+                continue;
+            }
+            match build_acceptor(&files) {
+                Ok(fresh) => {
+                    *reloading.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+                    tracing::info!("validating webhook certificate reloaded");
+                    seen = now;
+                }
+                // Half-written files: the old certificate serves until the next look.
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "webhook certificate not reloaded");
+                }
+            }
+        }
+    });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("--validating-webhook: cannot listen on {}", config.addr))?;
@@ -66,15 +87,38 @@ pub(crate) async fn start(config: WebhookConfig, validator: Validator) -> anyhow
                     continue;
                 }
             };
-            let (acceptor, validator) = (Arc::clone(&acceptor), validator.clone());
+            // Beyond the cap, a connection waits for a slot (the API server retries).
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+            let current = Arc::clone(&acceptor.read().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let validator = validator.clone();
             tokio::spawn(async move {
-                if let Err(error) = connection(tcp, &acceptor, validator).await {
+                if let Err(error) = connection(tcp, &current, validator).await {
                     tracing::debug!(%peer, %error, "webhook connection ended");
                 }
+                drop(slot);
             });
         }
     });
     Ok(())
+}
+
+/// The TLS acceptor for the configured files.
+fn build_acceptor(config: &WebhookConfig) -> anyhow::Result<SslAcceptor> {
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    acceptor
+        .set_certificate_chain_file(&config.certificate)
+        .with_context(|| format!("--validating-webhook-certificate {}", config.certificate.display()))?;
+    acceptor
+        .set_private_key_file(&config.key, SslFiletype::PEM)
+        .with_context(|| format!("--validating-webhook-key {}", config.key.display()))?;
+    acceptor.check_private_key().context("the webhook's key does not match its certificate")?;
+    Ok(acceptor.build())
+}
+
+/// When the certificate and key files last changed.
+fn modified(config: &WebhookConfig) -> [Option<std::time::SystemTime>; 2] {
+    let at = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    [at(&config.certificate), at(&config.key)]
 }
 
 async fn connection(
@@ -96,9 +140,17 @@ async fn connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(std::time::Duration::from_secs(10))
         .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
-    // A connection lasts at most a minute (the API server waits 30 s at most for an answer,
-    // and opens another when it needs one): a client trickling a body cannot hold it open.
-    tokio::time::timeout(CONNECTION_LIFETIME, serve).await.context("webhook connection timed out")??;
+    tokio::pin!(serve);
+    // A connection lasts about a minute: then it closes after the request it is serving (the
+    // API server opens another when it needs one), and a client trickling a body gets 30 s
+    // more at most.
+    tokio::select! {
+        served = serve.as_mut() => served?,
+        () = tokio::time::sleep(CONNECTION_LIFETIME) => {
+            serve.as_mut().graceful_shutdown();
+            tokio::time::timeout(std::time::Duration::from_secs(30), serve).await.context("webhook connection timed out")??;
+        }
+    }
     Ok(())
 }
 

@@ -45,12 +45,26 @@ pub fn validate(objects: &mut Objects, config: &Config, ingress: Ingress) -> Adm
     };
     let (_, problems) = translation.compile(&mut EndpointStore::new());
 
+    // Secrets and ConfigMaps that Ingresses name are read once a served Ingress names them:
+    // one only this new Ingress names is not in the store yet, and its absence proves nothing.
+    // What depends on it is a warning here; the controller still fails closed if it is missing.
+    let unread: Vec<String> = translation
+        .referenced_secrets
+        .iter()
+        .filter(|k| !objects.secrets.contains_key(*k))
+        .chain(translation.referenced_config_maps.iter().filter(|k| !objects.config_maps.contains_key(*k)))
+        .map(|(ns, name)| format!("{ns}/{name} not found"))
+        .collect();
+    let unchecked = |text: &str| unread.iter().any(|u| text.contains(u.as_str()));
+    const UNCHECKED: &str = " (not checked: the controller reads it once a served Ingress names it)";
+
     let mut answer = Admission::default();
     let reports = translation.ingresses.iter().find(|i| i.key == key).map(|i| i.annotations.as_slice());
     let reports = reports.unwrap_or_default();
     for r in reports {
         let line = format!("annotation {}: {}: {}", r.key, r.verdict, r.detail());
         match r.verdict {
+            _ if unchecked(&r.note) => answer.warnings.push(format!("{line}{UNCHECKED}")),
             Verdict::Rejected => answer.reasons.push(line),
             _ if r.closes => answer.reasons.push(line),
             Verdict::Ignored | Verdict::Unknown => answer.warnings.push(line),
@@ -70,6 +84,7 @@ pub fn validate(objects: &mut Objects, config: &Config, ingress: Ingress) -> Adm
         }
         let line = format!("{}: {}", p.field, p.reason);
         match p.severity {
+            Severity::Rejected if unchecked(&p.reason) => answer.warnings.push(format!("{line}{UNCHECKED}")),
             Severity::Rejected => answer.reasons.push(line),
             Severity::Warning => answer.warnings.push(line),
         }
@@ -133,6 +148,23 @@ mod tests {
         assert!(!answer.allowed);
         assert!(answer.reasons.iter().any(|r| r.contains("fail closed")), "{answer:?}");
         assert_eq!(answer.reasons.len(), 1, "said once: {answer:?}");
+    }
+
+    #[test]
+    fn a_secret_the_store_cannot_have_yet_is_a_warning() {
+        let mut objects = Objects::default();
+        let yaml = format!(
+            "{HEAD}    nginx.ingress.kubernetes.io/auth-type: basic\n    nginx.ingress.kubernetes.io/auth-secret: users\n{RULES}"
+        );
+        let answer = validate(&mut objects, &config(), ingress(&yaml));
+        assert!(answer.allowed, "{answer:?}");
+        assert!(
+            answer
+                .warnings
+                .iter()
+                .any(|w| w.contains("default/users not found") && w.contains("not checked")),
+            "{answer:?}"
+        );
     }
 
     #[test]

@@ -52,12 +52,14 @@ impl FromStr for LabelSelector {
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = |why: String| Error::Config { field: "label selector", why: format!("`{s}`: {why}") };
         let mut requirements = Vec::new();
-        for part in split_top_level(s).map_err(bad)? {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
+        if !s.trim().is_empty() {
+            for part in split_top_level(s).map_err(bad)? {
+                let part = part.trim();
+                if part.is_empty() {
+                    return Err(bad("an empty requirement (a stray comma)".into()));
+                }
+                requirements.push(requirement(part).map_err(bad)?);
             }
-            requirements.push(requirement(part).map_err(bad)?);
         }
         Ok(Self { text: s.trim().to_owned(), requirements })
     }
@@ -114,6 +116,9 @@ fn requirement(part: &str) -> Result<Requirement, String> {
                 .strip_prefix('(')
                 .and_then(|l| l.strip_suffix(')'))
                 .ok_or_else(|| format!("`{part}`: the values go in parentheses"))?;
+            if inner.trim().is_empty() {
+                return Err(format!("`{part}`: the set of values is empty"));
+            }
             let values = inner.split(',').map(|v| label_value(v.trim())).collect::<Result<Vec<_>, _>>()?;
             let key = label_key(key)?;
             Ok(if op { Requirement::In(key, values) } else { Requirement::NotIn(key, values) })
@@ -132,9 +137,13 @@ fn label_key(key: &str) -> Result<String, String> {
     if ok { Ok(key.to_owned()) } else { Err(format!("`{key}` is not a label key")) }
 }
 
-/// A label value: up to 63 letters, digits, `-`, `_`, `.` (possibly empty).
+/// A label value: empty, or up to 63 letters, digits, `-`, `_`, `.` beginning and ending with a
+/// letter or digit.
 fn label_value(value: &str) -> Result<String, String> {
+    let edges = |b: Option<&u8>| b.is_none_or(u8::is_ascii_alphanumeric);
     let ok = value.len() <= 63
+        && edges(value.as_bytes().first())
+        && edges(value.as_bytes().last())
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok { Ok(value.to_owned()) } else { Err(format!("`{value}` is not a label value")) }
 }
@@ -175,7 +184,20 @@ mod tests {
 
     #[test]
     fn malformed_selectors_are_refused() {
-        for bad in ["a in b", "a in (b", "a=(b)", "a=b c", "a b c", "a=b)", "=b", "a==b=c!", "a in (b,c))"] {
+        for bad in [
+            "a in b",
+            "a in (b",
+            "a=(b)",
+            "a=b c",
+            "a b c",
+            "a=b)",
+            "=b",
+            "a==b=c!",
+            "a in (b,c))",
+            "a,",
+            "a in ()",
+            "a=-b",
+        ] {
             assert!(bad.parse::<LabelSelector>().is_err(), "{bad}");
         }
     }

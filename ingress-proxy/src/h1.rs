@@ -201,6 +201,7 @@ impl ServerApp for Front {
             local_port: local_port.map(|p| p.to_string()).unwrap_or_default(),
             tls,
         };
+        let mut stopping = shutdown.clone();
         // The first head's time counts from the accept, as nginx counts it.
         let mut head_started = Some(Instant::now());
         loop {
@@ -248,7 +249,22 @@ impl ServerApp for Front {
                                 .saturating_duration_since(now)
                         }
                     };
-                    if wait.is_zero() || !read_client(&mut conn.client, &mut buf, wait).await {
+                    let idle = head_started.is_none() && buf.is_empty();
+                    // A graceful stop closes idle keep-alive connections at once (as nginx
+                    // does), so the drain waits only for requests.
+                    if wait.is_zero() || (idle && *stopping.borrow()) {
+                        return None;
+                    }
+                    let read = read_client(&mut conn.client, &mut buf, wait);
+                    let got = if idle {
+                        tokio::select! {
+                            got = read => got,
+                            _ = stopping.changed() => false,
+                        }
+                    } else {
+                        read.await
+                    };
+                    if !got {
                         return None;
                     }
                 }

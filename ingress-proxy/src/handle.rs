@@ -48,9 +48,11 @@ pub(crate) struct Shared {
     pub(crate) state: crate::pipeline::State,
     /// The generation of each install, for those that act on installs (the stream listeners).
     pub(crate) installs: tokio::sync::watch::Sender<u64>,
-    /// The installed table's [`RouteTable::fingerprint`], and when it was installed (Unix
-    /// seconds): ingress-nginx's `config_hash` and reload timestamp.
-    installed: Mutex<(u64, u64)>,
+    /// The installed table's [`RouteTable::fingerprint`], when a table of another fingerprint
+    /// was last installed (Unix seconds), and how many times that happened: ingress-nginx's
+    /// `config_hash`, reload timestamp and reload count (a table built again from unrelated
+    /// changes is not a reload).
+    installed: Mutex<(u64, u64, u64)>,
 }
 
 /// What [`ProxyHandle::install`] did.
@@ -116,7 +118,7 @@ impl ProxyHandle {
                 verdicts: Mutex::new(Vec::new()),
                 state: crate::pipeline::State::default(),
                 installs: tokio::sync::watch::Sender::new(0),
-                installed: Mutex::new((0, 0)),
+                installed: Mutex::new((0, 0, 0)),
             }),
         }
     }
@@ -129,9 +131,15 @@ impl ProxyHandle {
         // Serialises installers (never requests), so generations are assigned in store order.
         let mut cache = self.shared.certs.lock().unwrap_or_else(PoisonError::into_inner);
         let (certs, certificate_errors) = cache.parse_all(&table);
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        *self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner) =
-            (table.fingerprint(), at.as_secs());
+        {
+            let fingerprint = table.fingerprint();
+            let mut installed = self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner);
+            if installed.2 == 0 || installed.0 != fingerprint {
+                let at =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                *installed = (fingerprint, at.as_secs(), installed.2 + 1);
+            }
+        }
         for e in &certificate_errors {
             tracing::warn!(error = %e, "certificate left out of snapshot");
         }
@@ -165,14 +173,10 @@ impl ProxyHandle {
         self.shared.snapshot.load().is_some()
     }
 
-    /// The installed table's fingerprint (0 before the first install).
-    pub(crate) fn installed_fingerprint(&self) -> u64 {
-        self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner).0
-    }
-
-    /// When the table serving was installed, in Unix seconds (0 before the first install).
-    pub(crate) fn installed_at(&self) -> u64 {
-        self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner).1
+    /// The installed table's fingerprint, when a table of another fingerprint was last
+    /// installed (Unix seconds), and how many such installs there were (zeros before the first).
+    pub(crate) fn reloads(&self) -> (u64, u64, u64) {
+        *self.shared.installed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Each TLS host of the installed table, its Secret and when its certificate expires (Unix

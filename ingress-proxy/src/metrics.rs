@@ -100,7 +100,7 @@ pub(crate) struct Metrics {
     nginx: Option<NginxMetrics>,
     /// Client connections accepted.
     pub(crate) accepted: AtomicU64,
-    /// The generation whose install the ingress-nginx series counted last.
+    /// The reloads (installs of a changed table) the ingress-nginx series counted so far.
     installs_seen: Mutex<u64>,
 }
 
@@ -242,10 +242,10 @@ impl Metrics {
         }
         if let Some(nginx) = &self.nginx {
             let mut seen = self.installs_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let generation = handle.generation();
-            if generation > *seen {
-                nginx.installed(generation - *seen, handle.installed_fingerprint(), handle.installed_at());
-                *seen = generation;
+            let (fingerprint, at, reloads) = handle.reloads();
+            if reloads > *seen {
+                nginx.installed(reloads - *seen, fingerprint, at);
+                *seen = reloads;
             }
             drop(seen);
             nginx.refresh(

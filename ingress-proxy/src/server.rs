@@ -75,6 +75,8 @@ pub struct RunningProxy {
     draining: Arc<AtomicBool>,
     /// Requests and TCP service sessions in flight.
     in_flight: prometheus::IntGauge,
+    /// Client connections open (idle keep-alive ones close when the stop begins).
+    open: prometheus::IntGauge,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +164,8 @@ impl ProxyServer {
             })
             .map_err(Error::Thread)?;
         let in_flight = metrics.active_requests.clone();
-        let running = RunningProxy { stop, thread: Some(thread), draining, in_flight };
+        let open = metrics.active_connections.clone();
+        let running = RunningProxy { stop, thread: Some(thread), draining, in_flight, open };
         wait_until_accepting(&listeners, https)?;
         Ok(running)
     }
@@ -339,7 +342,8 @@ impl RunningProxy {
     }
 
     /// Waits for the server thread, or, once a graceful stop has begun, for the last request
-    /// in flight to end: Pingora then sleeps out its grace period whatever is left, and the
+    /// in flight to end and the last client connection to close (connections in a TLS
+    /// handshake or a head count too; idle keep-alive ones are closed by the stop): Pingora then sleeps out its grace period whatever is left, and the
     /// thread is left to it (the process is about to exit; the listeners no longer accept).
     fn join(&mut self) {
         let mut idle_since: Option<Instant> = None;
@@ -351,7 +355,8 @@ impl RunningProxy {
                 return;
             }
             self.thread = Some(thread);
-            if self.draining.load(Ordering::Acquire) && self.in_flight.get() <= 0 {
+            let quiet = self.in_flight.get() <= 0 && self.open.get() <= 0;
+            if self.draining.load(Ordering::Acquire) && quiet {
                 // Idle for a moment: a request accepted just before the stop has registered.
                 if idle_since.get_or_insert_with(Instant::now).elapsed() >= DRAIN_SETTLE {
                     tracing::info!("no request in flight: stopped");

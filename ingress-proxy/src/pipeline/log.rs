@@ -102,7 +102,8 @@ impl Finished<'_> {
             // default server's, which it does not count.
             if !labels.service.is_empty() {
                 nginx.observe(&crate::metrics::Sample {
-                    status: self.status,
+                    // No status: the client went away first, nginx's 499.
+                    status: if self.status == 0 { 499 } else { self.status },
                     method: method_label(self.method),
                     path: self.nginx.rule_path,
                     namespace: labels.namespace,
