@@ -121,6 +121,17 @@ pub(crate) struct RunArgs {
     /// Port for `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "FERRY_ADMIN_PORT", default_value_t = 10254)]
     pub(crate) admin_port: u16,
+    /// The path the admin port's health check also answers at (ingress-nginx's flag; `/healthz`
+    /// answers in any case: the process lives).
+    #[arg(long, env = "FERRY_HEALTH_CHECK_PATH", default_value = "/healthz")]
+    pub(crate) health_check_path: String,
+    /// ingress-nginx's status port, on 127.0.0.1: `/nginx_status` (nginx's `stub_status`
+    /// format) and the health check path. Off unless given.
+    #[arg(long, env = "FERRY_STATUS_PORT")]
+    pub(crate) status_port: Option<u16>,
+    /// ingress-nginx's default server port: `404` for every request. Off unless given.
+    #[arg(long, env = "FERRY_DEFAULT_SERVER_PORT")]
+    pub(crate) default_server_port: Option<u16>,
     /// Address the three listeners bind to.
     #[arg(long, env = "FERRY_BIND_ADDRESS", default_value = "0.0.0.0")]
     pub(crate) bind_address: std::net::IpAddr,

@@ -69,11 +69,7 @@ pub(crate) const FLAGS: &[Flag] = &[
         Ignored("Ferry never runs configuration text, so there is nothing to inspect for it"),
     ),
     flag("default-backend-service", Value, Same),
-    flag(
-        "default-server-port",
-        Value,
-        Ignored("the catch-all is served on the HTTP and HTTPS ports themselves"),
-    ),
+    flag("default-server-port", Value, Same),
     flag("default-ssl-certificate", Value, Same),
     flag("disable-catch-all", Bool, Same),
     flag("disable-full-test", Bool, Ignored(NO_NGINX)),
@@ -93,15 +89,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("enable-ssl-passthrough", Bool, Ignored(NOT_YET)),
     flag("enable-topology-aware-routing", Bool, Ignored(NOT_YET)),
     flag("exclude-socket-metrics", Value, Ignored(METRICS)),
-    flag(
-        "health-check-path",
-        Value,
-        Ignored(
-            "Ferry's admin port answers /healthz while the process lives and /readyz once the first \
-             configuration is installed; ingress-nginx's /healthz means the latter, so point readiness \
-             probes at /readyz",
-        ),
-    ),
+    flag("health-check-path", Value, Same),
     flag("health-check-timeout", Value, Ignored(NO_NGINX)),
     flag("healthz-host", Value, Ignored("the admin port listens on --bind-address")),
     flag("healthz-port", Value, Renamed("admin-port")),
@@ -139,7 +127,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("skip_headers", Bool, Ignored(LOGS)),
     flag("skip_log_headers", Bool, Ignored(LOGS)),
     flag("ssl-passthrough-proxy-port", Value, Ignored(NOT_YET)),
-    flag("status-port", Value, Ignored(NO_NGINX)),
+    flag("status-port", Value, Same),
     flag(
         "status-update-interval",
         Value,

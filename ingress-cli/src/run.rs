@@ -121,6 +121,10 @@ fn proxy_config(args: &RunArgs) -> ProxyConfig {
         http_addr: at(args.http_port),
         https_addr: at(args.https_port),
         admin_addr: at(args.admin_port),
+        // ingress-nginx's status server listens on the loopback only.
+        status_addr: args.status_port.map(|port| SocketAddr::from(([127, 0, 0, 1], port))),
+        default_server_addr: args.default_server_port.and_then(at),
+        health_check_path: args.health_check_path.clone(),
         grace_period: Duration::from_secs(args.shutdown_grace_period),
         ..ProxyConfig::default()
     };
@@ -137,6 +141,8 @@ fn ensure_free(config: &ProxyConfig) -> anyhow::Result<()> {
         ("--http-port", config.http_addr),
         ("--https-port", config.https_addr),
         ("--admin-port", config.admin_addr),
+        ("--status-port", config.status_addr),
+        ("--default-server-port", config.default_server_addr),
     ];
     let mut seen = BTreeSet::new();
     for (flag, addr) in listeners {

@@ -262,3 +262,42 @@ fn ingress_nginx_arguments_start_the_controller() -> Result<()> {
     assert_eq!(other["response"]["allowed"], true, "{other}");
     Ok(())
 }
+
+/// ingress-nginx's internal listeners, when asked for: the status port (`/nginx_status` in
+/// `stub_status`'s format and the health check path, on the loopback) and the default server
+/// port (`404` for everything); `--health-check-path` on the admin port too.
+#[test]
+fn status_and_default_server_ports_and_the_health_check_path() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    support::demo_manifests(&dir, support::echo_backend("demo"), support::echo_backend("webapp"))?;
+    let dir_s = dir.to_str().unwrap_or_default().to_owned();
+    let (status, default_server) = (support::free_port(), support::free_port());
+    let (status_arg, default_arg) =
+        (format!("--status-port={status}"), format!("--default-server-port={default_server}"));
+    let c = support::Controller::start(
+        &[
+            "/nginx-ingress-controller",
+            "--manifests",
+            &dir_s,
+            "--ingress-class=nginx",
+            &status_arg,
+            &default_arg,
+            "--health-check-path=/health",
+        ],
+        tmp.path(),
+    )?;
+    assert_eq!(support::get(c.http, "demo.example.com", "/")?.status, 200);
+    assert_eq!(support::get(c.admin, "localhost", "/health")?.status, 200, "the health check path");
+    assert_eq!(support::get(c.admin, "localhost", "/healthz")?.status, 200);
+    assert_eq!(support::get(status, "localhost", "/health")?.status, 200);
+    let page = support::get(status, "localhost", "/nginx_status")?;
+    assert_eq!(page.status, 200);
+    assert!(page.body.starts_with("Active connections: "), "{}", page.body);
+    assert!(page.body.contains("\nserver accepts handled requests\n"), "{}", page.body);
+    assert!(page.body.contains("Reading: 0 Writing: "), "{}", page.body);
+    let other = support::get(default_server, "demo.example.com", "/")?;
+    assert_eq!((other.status, other.body.as_str()), (404, "default backend - 404"));
+    Ok(())
+}

@@ -1,5 +1,8 @@
-//! The admin listener: `/metrics` (Prometheus), `/healthz` (alive), `/readyz` (a first
-//! snapshot is installed, so routing reflects the cluster and not an empty table).
+//! The admin listener: `/metrics` (Prometheus), `/healthz` (alive; also at
+//! `--health-check-path`), `/readyz` (a first snapshot is installed, so routing reflects the
+//! cluster and not an empty table). The same app serves ingress-nginx's two internal
+//! listeners when asked for: the status port (`/nginx_status` in `stub_status`'s format, and
+//! the health check path) and the default server port (`404` for everything).
 
 use std::sync::Arc;
 
@@ -15,6 +18,21 @@ use crate::metrics::Metrics;
 pub(crate) struct AdminApp {
     pub(crate) handle: ProxyHandle,
     pub(crate) metrics: Arc<Metrics>,
+    /// Which listener this is.
+    pub(crate) role: Role,
+    /// Where the health check also answers (`--health-check-path`).
+    pub(crate) health_path: String,
+}
+
+/// The listeners the app serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The admin port.
+    Admin,
+    /// ingress-nginx's status port (`--status-port`).
+    Status,
+    /// ingress-nginx's default server port (`--default-server-port`).
+    DefaultServer,
 }
 
 fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -31,7 +49,23 @@ fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        match session.req_header().uri.path() {
+        let path = session.req_header().uri.path();
+        match self.role {
+            Role::Admin if path == self.health_path => {
+                return text(StatusCode::OK, "text/plain", b"ok\n".to_vec());
+            }
+            Role::Admin => {}
+            Role::Status if path == self.health_path => {
+                return text(StatusCode::OK, "text/plain", Vec::new());
+            }
+            Role::Status if path == "/nginx_status" => {
+                return text(StatusCode::OK, "text/plain", self.metrics.stub_status().into_bytes());
+            }
+            Role::Status | Role::DefaultServer => {
+                return text(StatusCode::NOT_FOUND, "text/plain", b"default backend - 404".to_vec());
+            }
+        }
+        match path {
             "/metrics" => {
                 text(StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render(&self.handle))
             }

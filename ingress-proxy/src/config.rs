@@ -43,6 +43,14 @@ pub struct ProxyConfig {
     /// process signals, and tests running several servers in one process, turn this off and
     /// use [`RunningProxy::shutdown`](crate::RunningProxy::shutdown) instead.
     pub handle_signals: bool,
+    /// Where the admin port's health check also answers (`--health-check-path`, `/healthz`).
+    pub health_check_path: String,
+    /// ingress-nginx's status listener (`--status-port`): `/nginx_status` and the health
+    /// check path. `None`: not served.
+    pub status_addr: Option<SocketAddr>,
+    /// ingress-nginx's default server listener (`--default-server-port`): `404` for every
+    /// request. `None`: not served.
+    pub default_server_addr: Option<SocketAddr>,
     /// The controller's identity, which ingress-nginx's `nginx_ingress_controller_*` series
     /// carry: with it, those series are kept beside Ferry's own (`None`: Ferry's only).
     pub controller_labels: Option<crate::ControllerLabels>,
@@ -62,6 +70,9 @@ impl Default for ProxyConfig {
             upstream_keepalive_pool_size: 1024,
             handle_signals: true,
             controller_labels: None,
+            health_check_path: "/healthz".into(),
+            status_addr: None,
+            default_server_addr: None,
         }
     }
 }

@@ -176,6 +176,23 @@ impl Metrics {
         })
     }
 
+    /// nginx's `stub_status` page, from the proxy's own counts: active connections, accepted
+    /// (and handled) connections, requests, and how many connections are reading a request,
+    /// writing a response, or waiting idle.
+    pub(crate) fn stub_status(&self) -> String {
+        let active = self.active_connections.get().max(0);
+        let writing = self.active_requests.get().max(0);
+        let accepted = self.accepted.load(Ordering::Relaxed);
+        let families = prometheus::core::Collector::collect(&self.requests);
+        // Counters hold whole numbers.
+        let requests: u64 =
+            families.iter().flat_map(|f| f.get_metric()).map(|m| m.get_counter().get_value() as u64).sum();
+        format!(
+            "Active connections: {active} \nserver accepts handled requests\n {accepted} {accepted} {requests} \nReading: 0 Writing: {writing} Waiting: {} \n",
+            (active - writing).max(0)
+        )
+    }
+
     /// ingress-nginx's series, if kept.
     pub(crate) fn nginx(&self) -> Option<&NginxMetrics> {
         self.nginx.as_ref()

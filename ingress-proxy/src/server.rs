@@ -23,7 +23,7 @@ use pingora::services::background::GenBackgroundService;
 use pingora::services::listening::Service;
 use tokio::sync::watch;
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, Role};
 use crate::config::ProxyConfig;
 use crate::h1::Front;
 use crate::h2::H2;
@@ -139,11 +139,16 @@ impl ProxyServer {
     /// Starts the server on its own thread and returns once every listener accepts.
     pub fn start(self) -> Result<RunningProxy> {
         let https = self.config.https_addr;
-        let listeners: Vec<SocketAddr> =
-            [self.config.http_addr, self.config.https_addr, self.config.admin_addr]
-                .into_iter()
-                .flatten()
-                .collect();
+        let listeners: Vec<SocketAddr> = [
+            self.config.http_addr,
+            self.config.https_addr,
+            self.config.admin_addr,
+            self.config.status_addr,
+            self.config.default_server_addr,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if listeners.is_empty() {
             return Err(Error::NoListener);
         }
@@ -226,12 +231,23 @@ impl ProxyServer {
             service.threads = Some(self.config.threads.max(1));
             server.add_service(service);
         }
-        if let Some(addr) = self.config.admin_addr {
-            let app = AdminApp { handle: self.handle.clone(), metrics: Arc::clone(&metrics) };
-            let mut admin = Service::new("ferry admin".to_owned(), app);
-            admin.threads = Some(1);
-            admin.add_tcp(&addr.to_string());
-            server.add_service(admin);
+        let listeners = [
+            (self.config.admin_addr, Role::Admin, "ferry admin"),
+            (self.config.status_addr, Role::Status, "ferry status"),
+            (self.config.default_server_addr, Role::DefaultServer, "ferry default server"),
+        ];
+        for (addr, role, name) in listeners {
+            let Some(addr) = addr else { continue };
+            let app = AdminApp {
+                handle: self.handle.clone(),
+                metrics: Arc::clone(&metrics),
+                role,
+                health_path: self.config.health_check_path.clone(),
+            };
+            let mut service = Service::new(name.to_owned(), app);
+            service.threads = Some(1);
+            service.add_tcp(&addr.to_string());
+            server.add_service(service);
         }
         Ok((server, metrics))
     }
