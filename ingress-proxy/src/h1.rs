@@ -177,8 +177,10 @@ impl ServerApp for Front {
         let mut buf = BytesMut::with_capacity(4096);
         // `use-proxy-protocol` on plain HTTP (over TLS, `tls::PreTls` read it before the
         // handshake and the socket digest already says what it said).
-        let forwarding = &self.shared.settings.load_full().forwarding;
-        if forwarding.proxy_protocol && !tls {
+        // Only while the header is read: a connection does not keep old settings alive.
+        let settings = self.shared.settings.load_full();
+        if settings.forwarding.proxy_protocol && !tls {
+            let forwarding = &settings.forwarding;
             let (header, rest) =
                 crate::proxy_protocol::read(&mut stream, forwarding.proxy_protocol_timeout).await.ok()?;
             if let Some((client, local)) = crate::proxy_protocol::believed(&header, peer, &forwarding.trusted)
@@ -187,6 +189,7 @@ impl ServerApp for Front {
             }
             buf.extend_from_slice(&rest);
         }
+        drop(settings);
         let mut conn = Conn {
             client: stream,
             peer,
