@@ -71,33 +71,22 @@ fn once<T>(format: LogFormat, fut: impl Future<Output = anyhow::Result<T>>) -> a
 }
 
 /// Diagnostics go to stderr in `format` (`RUST_LOG` overrides the level), so `explain --output
-/// json` keeps a clean stdout. Access log lines go to stdout, always one JSON object per line,
-/// as log collectors expect from an ingress controller.
+/// json` keeps a clean stdout. The access log has a writer of its own, on stdout
+/// (`ingress_proxy::AccessLog`).
 fn init_logging_to_stderr(format: LogFormat, default_level: &str) {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let access = ingress_proxy::ACCESS_LOG_TARGET;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{default_level},pingora_core=warn,pingora_proxy=warn"))
     });
-    let not_access = tracing_subscriber::filter::filter_fn(move |m| m.target() != access);
-    let only_access = tracing_subscriber::filter::filter_fn(move |m| m.target() == access);
     // Colours only for a terminal: `kubectl logs` and log files get plain text.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let diagnostics = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let diagnostics = match format {
-        LogFormat::Json => diagnostics.json().flatten_event(true).with_filter(not_access).boxed(),
-        LogFormat::Text => diagnostics.with_filter(not_access).boxed(),
+        LogFormat::Json => diagnostics.json().flatten_event(true).boxed(),
+        LogFormat::Text => diagnostics.boxed(),
     };
-    let access_log = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_writer(std::io::stdout)
-        .with_filter(only_access);
-    let _ = tracing_subscriber::registry().with(filter).with(diagnostics).with(access_log).try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(diagnostics).try_init();
 }

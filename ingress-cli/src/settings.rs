@@ -11,6 +11,7 @@ use ingress_proxy::RuntimeSettings;
 mod global_auth;
 mod headers;
 mod keys;
+mod log_keys;
 
 /// ingress-nginx's default `proxy-body-size` (nginx's `client_max_body_size`).
 const DEFAULT_BODY_SIZE: u64 = 1024 * 1024;
@@ -76,9 +77,10 @@ pub(crate) fn from_configmap(
     let mut hsts = Hsts::default();
     let mut header_keys = headers::HeaderKeys::default();
     let mut auth_keys = global_auth::GlobalAuthKeys::default();
+    let mut log_keys = log_keys::LogKeys::default();
     for (key, value) in data {
         let value = value.trim();
-        if auth_keys.take(key, value) {
+        if auth_keys.take(key, value) || log_keys.take(key, value) {
             continue;
         }
         let applied = match key.as_str() {
@@ -165,6 +167,11 @@ pub(crate) fn from_configmap(
                 }
             }
             "disable-stream-access-log" => boolean(value).map(|off| s.stream.access_log = !off),
+            "skip-access-log-urls" => {
+                s.skip_access_log_urls =
+                    value.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+                Ok(())
+            }
             "proxy-stream-timeout" => seconds(value).map(|d| s.stream.timeout = d),
             "proxy-stream-next-upstream" => boolean(value).map(|on| s.stream.next_upstream = on),
             "proxy-stream-next-upstream-timeout" => {
@@ -240,6 +247,10 @@ pub(crate) fn from_configmap(
     let (request, response, left_out) = headers::edits(&header_keys, references);
     (s.request_headers, s.response_headers) = (request, response);
     ignored.extend(left_out.into_iter().map(|(key, reason)| Ignored { key: key.to_owned(), reason }));
+    for (key, reason) in log_keys.apply(&mut s) {
+        let value = data.get(key).map_or("", |v| v.trim());
+        ignored.push(Ignored { key: key.to_owned(), reason: format!("value `{value}`: {reason}") });
+    }
     let global = global_auth::build(&auth_keys);
     s.global_auth = global.auth;
     for (key, reason) in global.reported {

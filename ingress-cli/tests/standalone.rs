@@ -100,6 +100,108 @@ fn configmap_settings_apply_live_and_bad_keys_are_ignored() -> Result<()> {
     Ok(())
 }
 
+/// Whether `line` is `pattern`, where each `*` stands for a run of characters other than a
+/// space.
+fn shaped(pattern: &str, line: &str) -> bool {
+    let mut rest = line;
+    for (i, part) in pattern.split('*').enumerate() {
+        if i > 0 {
+            rest = rest.trim_start_matches(|c: char| c != ' ' && !part.starts_with(c));
+        }
+        match rest.strip_prefix(part) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Sends `head` (a request head without its final blank line) and returns the status line.
+fn raw(port: u16, head: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)?;
+    Ok(String::from_utf8_lossy(&got).lines().next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn access_log_formats_from_the_configmap_apply_live() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    demo_manifests(&dir, echo_backend("demo"), echo_backend("webapp"))?;
+    let configmap = |data: &[(&str, &str)]| {
+        let mut text =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: default}\ndata:\n".to_owned();
+        for (k, v) in data {
+            text.push_str(&format!("  {k}: '{}'\n", v.replace('\'', "''")));
+        }
+        text
+    };
+    std::fs::write(
+        dir.join("configmap.yaml"),
+        configmap(&[
+            ("log-format-upstream", "upstreaminfo"),
+            ("skip-access-log-urls", "/skipped, /Quiet?x=1"),
+        ]),
+    )?;
+    let c = start(&dir, &["--configmap", "default/cfg"])?;
+    let demo = "GET /upstreaminfo?x=1 HTTP/1.1\r\nHost: demo.example.com\r\nUser-Agent: a \"quoted\"\tagent\r\nX-Request-ID: 0123abcd";
+    assert!(raw(c.http, demo)?.contains(" 200 "));
+    assert!(raw(c.http, "GET /skipped HTTP/1.1\r\nHost: demo.example.com")?.contains(" 200 "));
+    assert!(raw(c.http, "GET /quiet?X=1 HTTP/1.1\r\nHost: demo.example.com")?.contains(" 200 "));
+    assert!(raw(c.http, "GET /skipped?no HTTP/1.1\r\nHost: demo.example.com")?.contains(" 200 "));
+    let line = |marker: &str| c.access_log().lines().find(|l| l.contains(marker)).map(str::to_owned);
+    eventually(Duration::from_secs(5), || Ok(line("/skipped?no").is_some()))?;
+    // ingress-nginx's own line: header values escaped, the upstream `namespace-service-port`,
+    // the canary's name empty.
+    let logged = line("/upstreaminfo").unwrap_or_default();
+    let expected = "127.0.0.1 - - [*/*/*:*:*:* +0000] \"GET /upstreaminfo?x=1 HTTP/1.1\" 200 * \"-\" \
+                    \"a \\x22quoted\\x22\\x09agent\" * * [default-demo-app-80] [] 127.0.0.1:* * * 200 0123abcd";
+    assert!(shaped(expected, &logged), "{logged}\nis not\n{expected}");
+    let access = c.access_log();
+    assert!(!access.contains("/skipped "), "an exact skipped target is not logged: {access}");
+    assert!(!access.contains("/quiet"), "the match ignores case, query included: {access}");
+
+    // JSON escaping, a template of the user's own, changed live.
+    let json = r#"{"uri": "$request_uri", "ua": "$http_user_agent", "user": "$remote_user", "status": $status, "took": $request_time}"#;
+    std::fs::write(
+        dir.join("configmap.yaml"),
+        configmap(&[("log-format-upstream", json), ("log-format-escape-json", "true")]),
+    )?;
+    let json_line = || -> Result<Option<serde_json::Value>> {
+        raw(c.http, "GET /as-json HTTP/1.1\r\nHost: demo.example.com\r\nUser-Agent: say \"hi\"")?;
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(line("\"uri\": \"/as-json\"").and_then(|l| serde_json::from_str(&l).ok()))
+    };
+    let mut got = None;
+    eventually(Duration::from_secs(10), || {
+        got = json_line()?;
+        Ok(got.is_some())
+    })?;
+    let got = got.unwrap_or_default();
+    assert_eq!(
+        (&got["ua"], &got["user"], &got["status"]),
+        (&"say \"hi\"".into(), &"".into(), &200.into()),
+        "{got}"
+    );
+
+    // A template naming a variable Ferry does not provide is reported; Ferry's JSON stays.
+    std::fs::write(
+        dir.join("configmap.yaml"),
+        configmap(&[("log-format-upstream", "$remote_addr $ssl_cipher")]),
+    )?;
+    eventually(Duration::from_secs(10), || Ok(c.logs().contains("variables not supported: $ssl_cipher")))?;
+    raw(c.http, "GET /json-again HTTP/1.1\r\nHost: demo.example.com")?;
+    eventually(Duration::from_secs(5), || Ok(line("/json-again").is_some()))?;
+    let back: serde_json::Value = serde_json::from_str(&line("/json-again").unwrap_or_default())?;
+    assert_eq!((&back["path"], &back["service"]), (&"/json-again".into(), &"demo-app".into()), "{back}");
+    Ok(())
+}
+
 #[test]
 fn sigterm_stops_the_controller_cleanly() -> Result<()> {
     let tmp = tempfile::tempdir()?;

@@ -88,7 +88,12 @@ fn tcp_and_udp_services_forward_with_the_proxy_protocol_and_change_live() -> Res
         dir.join("udp.yaml"),
         config_map("udp-services", &[(&p.udp.to_string(), "default/echo:dns")]),
     )?;
-    std::fs::write(dir.join("cfg.yaml"), config_map("cfg", &[("proxy-protocol-header-timeout", "1s")]))?;
+    let session_format =
+        "stream> $protocol $remote_addr:$remote_port $status $upstream_addr [$proxy_upstream_name]";
+    std::fs::write(
+        dir.join("cfg.yaml"),
+        config_map("cfg", &[("proxy-protocol-header-timeout", "1s"), ("log-format-stream", session_format)]),
+    )?;
     let dir_s = dir.to_str().context("path")?.to_owned();
     let c = Controller::start(
         &[
@@ -193,11 +198,12 @@ fn tcp_and_udp_services_forward_with_the_proxy_protocol_and_change_live() -> Res
     assert_eq!(failures.load(Ordering::Relaxed), 0, "exchanges on the untouched port failed");
     assert!(done.load(Ordering::Relaxed) > 0);
 
-    // Sessions are logged with the client the PROXY header named.
+    // Sessions are logged in `log-format-stream`, with the client the PROXY header named.
     let access = c.access_log();
-    assert!(access.contains("203.0.113.9:4444"), "{access}");
-    assert!(access.contains("198.51.100.7:5555"), "{access}");
-    assert!(access.contains("\"protocol\":\"UDP\""), "{access}");
+    assert!(access.contains("stream> TCP 203.0.113.9:4444 200 127.0.0.1:"), "{access}");
+    assert!(access.contains("stream> TCP 198.51.100.7:5555 200 127.0.0.1:"), "{access}");
+    assert!(access.contains("stream> UDP 127.0.0.1:"), "{access}");
+    assert!(access.lines().all(|l| l.starts_with("stream> ") || l.starts_with('{')), "{access}");
     Ok(())
 }
 

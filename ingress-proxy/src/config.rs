@@ -51,6 +51,8 @@ pub struct ProxyConfig {
     /// ingress-nginx's default server listener (`--default-server-port`): `404` for every
     /// request. `None`: not served.
     pub default_server_addr: Option<SocketAddr>,
+    /// Where access log lines go (`None`: standard output).
+    pub access_log: Option<crate::AccessLog>,
     /// The controller's identity, which ingress-nginx's `nginx_ingress_controller_*` series
     /// carry: with it, those series are kept beside Ferry's own (`None`: Ferry's only).
     pub controller_labels: Option<crate::ControllerLabels>,
@@ -73,6 +75,7 @@ impl Default for ProxyConfig {
             health_check_path: "/healthz".into(),
             status_addr: None,
             default_server_addr: None,
+            access_log: None,
         }
     }
 }
@@ -110,8 +113,14 @@ pub struct RuntimeSettings {
     pub max_attempts: usize,
     /// Largest request body accepted, in bytes; larger ones get 413. `None` is unlimited.
     pub max_body_size: Option<u64>,
-    /// Whether a JSON access log line is written per request.
+    /// Whether an access log line is written per request.
     pub access_log: bool,
+    /// What the access log line says: Ferry's JSON object, or an nginx template
+    /// (`log-format-upstream`, `log-format-escape-json`, `log-format-escape-none`).
+    pub log_format: crate::LogFormat,
+    /// Request targets not logged (`skip-access-log-urls`): nginx's `$request_uri`, the whole
+    /// target with its query, compared without regard to case as nginx's `map` compares.
+    pub skip_access_log_urls: Vec<String>,
     /// How long an idle pooled upstream connection is kept; it bounds how long a removed
     /// endpoint's idle connections linger.
     pub upstream_keepalive_timeout: Duration,
@@ -303,6 +312,8 @@ impl Default for RuntimeSettings {
             max_attempts: 3,
             max_body_size: None,
             access_log: true,
+            log_format: crate::LogFormat::Json,
+            skip_access_log_urls: Vec::new(),
             upstream_keepalive_timeout: Duration::from_secs(60),
             client: ClientLimits::default(),
             closed: None,

@@ -55,7 +55,7 @@ use crate::pipeline::client::{Connection, Sent, identify};
 use crate::pipeline::edits::{Names, RequestEdits, ResponseEdits, new_request_id};
 use crate::pipeline::errors::{self, ErrorPages, PageRequest};
 use crate::pipeline::external_auth::{self, Granted, Verdict};
-use crate::pipeline::log::{Finished, NginxFacts, route_labels};
+use crate::pipeline::log::{Finished, NginxFacts, Received, RequestHeaders, route_labels};
 use crate::pipeline::request_vars::RequestVars;
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
@@ -330,9 +330,11 @@ impl Front {
             upstream_status: None,
             labels: route_labels(None),
             request_id: "",
+            backend: None,
             nginx: NginxFacts::default(),
+            received: Received { peer_port: conn.peer.map(|a| a.port()), ..Received::default() },
         }
-        .record(&self.metrics, settings.access_log);
+        .record(&self.metrics, settings, settings.access_log);
     }
 
     /// Serves one request, start to access log: the pipeline's phases, driven over bytes.
@@ -483,7 +485,7 @@ impl Front {
         nginx.upstream_time = outcome.upstream.and(outcome.upstream_started).map(|t| t.elapsed());
         nginx.request_size = (head.len as u64).saturating_add(upload.body_bytes());
         nginx.response_size = outcome.head_bytes.saturating_add(outcome.bytes);
-        if outcome.canary && self.metrics.keeps_nginx_series() {
+        if outcome.canary {
             nginx.served_by_canary(admitted.route.as_ref());
         }
         Finished {
@@ -498,9 +500,18 @@ impl Front {
             upstream_status: outcome.upstream_status,
             labels: route_labels(admitted.route.as_ref()),
             request_id: std::str::from_utf8(request_id).unwrap_or(""),
+            backend: admitted.route.as_ref().map(|r| r.backend.key()),
             nginx,
+            received: Received {
+                target: head.origin_form,
+                version: if head.minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+                headers: RequestHeaders::Lines(head.headers),
+                tls: from.tls,
+                peer_port: from.addr.map(|a| a.port()),
+                local_port: &from.local_port,
+            },
         }
-        .record(&self.metrics, admitted.limits.access_log);
+        .record(&self.metrics, settings, admitted.limits.access_log);
         next
     }
 

@@ -29,6 +29,7 @@ use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
+use crate::LogFormat;
 use crate::config::{Forwarding, RouteLimits, RuntimeSettings};
 use crate::handle::{Shared, Snapshot};
 use crate::metrics::{ActiveRequest, Metrics};
@@ -40,7 +41,7 @@ use crate::pipeline::edits::{
 };
 use crate::pipeline::errors::{self, ErrorPages, PageRequest};
 use crate::pipeline::external_auth::{self, Granted, Verdict};
-use crate::pipeline::log::{Finished, NginxFacts, route_labels};
+use crate::pipeline::log::{Finished, NginxFacts, Received, RequestHeaders, route_labels};
 use crate::pipeline::request_vars::RequestVars;
 use crate::pipeline::subrequest::Page;
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
@@ -637,7 +638,10 @@ impl ProxyHttp for H2 {
         let route = ctx.route();
         let table = ctx.snapshot.as_deref().map(|s| &*s.table);
         let mut nginx = NginxFacts::routed(&self.metrics, table, route.as_ref(), request_host(req));
-        if self.metrics.keeps_nginx_series() {
+        if matches!(ctx.backend, Chosen::Canary) {
+            nginx.served_by_canary(route.as_ref());
+        }
+        if self.metrics.keeps_nginx_series() || matches!(ctx.settings.log_format, LogFormat::Template(_)) {
             // HTTP/2 has no head bytes to count: the decoded lines, as nginx counts them.
             let lines =
                 |h: &http::HeaderMap| h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
@@ -647,10 +651,8 @@ impl ProxyHttp for H2 {
             let sent_head = session.response_written().map_or(0, |r| lines(&r.headers) + 17);
             nginx.response_size = (sent_head + session.body_bytes_sent()) as u64;
             nginx.upstream_time = ctx.upstream_status.and(ctx.connect_started).map(|t| t.elapsed());
-            if matches!(ctx.backend, Chosen::Canary) {
-                nginx.served_by_canary(route.as_ref());
-            }
         }
+        let local_port = session.server_addr().and_then(|a| a.as_inet()).map(|a| a.port().to_string());
         Finished {
             client: ctx.client,
             host: request_host(req),
@@ -663,9 +665,18 @@ impl ProxyHttp for H2 {
             upstream_status: ctx.upstream_status,
             labels: route_labels(route.as_ref()),
             request_id: &ctx.request_id,
+            backend: route.as_ref().map(|r| r.backend.key()),
             nginx,
+            received: Received {
+                target: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+                version: "HTTP/2.0",
+                headers: RequestHeaders::Map(&req.headers),
+                tls: is_tls(session),
+                peer_port: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.port()),
+                local_port: local_port.as_deref().unwrap_or_default(),
+            },
         }
-        .record(&self.metrics, ctx.limits.access_log);
+        .record(&self.metrics, &ctx.settings, ctx.limits.access_log);
     }
 }
 

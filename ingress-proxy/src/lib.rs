@@ -17,7 +17,8 @@
 //! - `X-Forwarded-For` (appended), `X-Forwarded-Proto`, `-Host`, `-Port`, `X-Real-IP`, and
 //!   `X-Request-ID` (the client's, else generated), then the route's header edits; bodies
 //!   streamed, WebSocket upgrades proxied;
-//! - a Prometheus sample and a JSON-ready access log event (target [`ACCESS_LOG_TARGET`]).
+//! - a Prometheus sample and an access log line ([`AccessLog`]: Ferry's JSON object or an nginx
+//!   `log_format` [`LogTemplate`]), written by a thread of its own so it never slows a request.
 //!
 //! Malformed, ambiguous or oversized HTTP/1 requests are refused as nginx refuses them
 //! (`docs/http1.md` in the repository lists each case).
@@ -41,6 +42,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod access_log;
 mod admin;
 mod config;
 mod error;
@@ -57,6 +59,9 @@ mod stream;
 mod tls;
 mod upstream;
 
+pub use access_log::{
+    AccessLog, LogEscape, LogFormat, LogFormatError, LogTemplate, QUEUE_LINES, UPSTREAMINFO,
+};
 pub use config::{
     ClientLimits, Forwarding, HttpsSettings, ProxyConfig, RouteLimits, RuntimeSettings, Timeouts,
 };
@@ -67,7 +72,6 @@ pub use h1::fuzz;
 pub use handle::{Installed, ProxyHandle};
 pub use metrics::ControllerLabels;
 pub use pipeline::answer::DEFAULT_BACKEND_BODY;
-pub use pipeline::log::ACCESS_LOG_TARGET;
 pub use server::{ProxyServer, RunningProxy};
 pub use stream::StreamSettings;
 pub use upstream::{RoundRobin, Selector};

@@ -15,6 +15,7 @@ use prometheus::{
 
 use crate::ProxyHandle;
 use crate::Result;
+use crate::access_log::AccessLog;
 
 mod nginx;
 
@@ -81,7 +82,8 @@ pub(crate) struct RouteLabels<'a> {
     pub(crate) service: &'a str,
 }
 
-/// The proxy's metrics.
+/// The proxy's metrics, and the access log whose dropped lines they count: both record each
+/// finished request.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     /// Tells this registry's series apart from another's in the per-thread cache.
@@ -102,11 +104,15 @@ pub(crate) struct Metrics {
     pub(crate) accepted: AtomicU64,
     /// The reloads (installs of a changed table) the ingress-nginx series counted so far.
     installs_seen: Mutex<u64>,
+    /// Where access log lines go.
+    access_log: AccessLog,
+    /// Lines the access log dropped because its writer was behind.
+    access_log_dropped: IntCounter,
 }
 
 impl Metrics {
     /// Ferry's series, and ingress-nginx's too when `controller` is given.
-    pub(crate) fn new(controller: Option<&ControllerLabels>) -> Result<Self> {
+    pub(crate) fn new(controller: Option<&ControllerLabels>, access_log: AccessLog) -> Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("ferry_requests_total", "Requests answered, by route, status class and method."),
@@ -155,7 +161,12 @@ impl Metrics {
         registry.register(Box::new(active_connections.clone()))?;
         registry.register(Box::new(generation.clone()))?;
         registry.register(Box::new(verdicts.clone()))?;
+        let access_log_dropped = IntCounter::new(
+            "ferry_access_log_dropped_total",
+            "Access log lines dropped because the log's writer was behind (the proxy never waits for it).",
+        )?;
         registry.register(Box::new(swaps.clone()))?;
+        registry.register(Box::new(access_log_dropped.clone()))?;
         let nginx = controller.map(|labels| NginxMetrics::new(&registry, labels)).transpose()?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
@@ -173,7 +184,21 @@ impl Metrics {
             nginx,
             accepted: AtomicU64::new(0),
             installs_seen: Mutex::new(0),
+            access_log,
+            access_log_dropped,
         })
+    }
+
+    /// Queues an access log line (ending in its newline), or counts it dropped.
+    pub(crate) fn write_access_log(&self, line: Vec<u8>) {
+        if !self.access_log.write(line) {
+            self.access_log_dropped.inc();
+        }
+    }
+
+    /// Waits up to `wait` for the access log's queued lines to be written.
+    pub(crate) fn flush_access_log(&self, wait: Duration) -> bool {
+        self.access_log.flush(wait)
     }
 
     /// nginx's `stub_status` page, from the proxy's own counts: active connections, accepted
@@ -312,7 +337,7 @@ mod tests {
 
     #[test]
     fn renders_requests_and_generation() {
-        let m = Metrics::new(None).unwrap();
+        let m = Metrics::new(None, AccessLog::to_writer(std::io::sink(), 16).unwrap()).unwrap();
         let labels = RouteLabels { namespace: "ns", ingress: "ing", service: "svc" };
         m.observe_request(labels, "2xx", "GET", Duration::from_millis(3));
         let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();

@@ -23,6 +23,7 @@ use pingora::services::background::GenBackgroundService;
 use pingora::services::listening::Service;
 use tokio::sync::watch;
 
+use crate::access_log::AccessLog;
 use crate::admin::{AdminApp, Role};
 use crate::config::ProxyConfig;
 use crate::h1::Front;
@@ -77,6 +78,8 @@ pub struct RunningProxy {
     in_flight: prometheus::IntGauge,
     /// Client connections open (idle keep-alive ones close when the stop begins).
     open: prometheus::IntGauge,
+    /// Whose access log is flushed before returning.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -170,7 +173,7 @@ impl ProxyServer {
             .map_err(Error::Thread)?;
         let in_flight = metrics.active_requests.clone();
         let open = metrics.active_connections.clone();
-        let running = RunningProxy { stop, thread: Some(thread), draining, in_flight, open };
+        let running = RunningProxy { stop, thread: Some(thread), draining, in_flight, open, metrics };
         wait_until_accepting(&listeners, https)?;
         Ok(running)
     }
@@ -187,7 +190,11 @@ impl ProxyServer {
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
-        let metrics = Arc::new(Metrics::new(self.config.controller_labels.as_ref())?);
+        let access_log = match &self.config.access_log {
+            Some(log) => log.clone(),
+            None => AccessLog::stdout().map_err(Error::Thread)?,
+        };
+        let metrics = Arc::new(Metrics::new(self.config.controller_labels.as_ref(), access_log)?);
 
         if self.config.http_addr.is_some() || self.config.https_addr.is_some() {
             let h2 = H2 {
@@ -357,11 +364,20 @@ impl RunningProxy {
         self.join();
     }
 
+    /// Waits for the server to stop, then up to a second for the access log's last lines.
+    fn join(&mut self) {
+        self.stopped();
+        if !self.metrics.flush_access_log(Duration::from_secs(1)) {
+            tracing::warn!("access log lines still queued at exit were lost");
+        }
+    }
+
     /// Waits for the server thread, or, once a graceful stop has begun, for the last request
     /// in flight to end and the last client connection to close (connections in a TLS
-    /// handshake or a head count too; idle keep-alive ones are closed by the stop): Pingora then sleeps out its grace period whatever is left, and the
-    /// thread is left to it (the process is about to exit; the listeners no longer accept).
-    fn join(&mut self) {
+    /// handshake or a head count too; idle keep-alive ones are closed by the stop): Pingora
+    /// then sleeps out its grace period whatever is left, and the thread is left to it (the
+    /// process is about to exit; the listeners no longer accept).
+    fn stopped(&mut self) {
         let mut idle_since: Option<Instant> = None;
         while let Some(thread) = self.thread.take() {
             if thread.is_finished() {

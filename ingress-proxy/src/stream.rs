@@ -23,7 +23,11 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::watch;
 
+use crate::access_log::clock::Stamp;
+use crate::access_log::format::{Facts, Var};
+use crate::access_log::json::JsonLine;
 use crate::handle::Shared;
+use crate::metrics::Metrics;
 
 /// How often a port that could not be bound is tried again.
 const RETRY: Duration = Duration::from_secs(5);
@@ -54,6 +58,9 @@ pub struct StreamSettings {
     /// A line per session in the access log, when the access log is on
     /// (`disable-stream-access-log`).
     pub access_log: bool,
+    /// The session's line: Ferry's JSON object, or an nginx stream template
+    /// (`log-format-stream`).
+    pub log_format: Option<Arc<crate::LogTemplate>>,
 }
 
 impl Default for StreamSettings {
@@ -67,6 +74,7 @@ impl Default for StreamSettings {
             responses: 1,
             max_flows: 16_384,
             access_log: true,
+            log_format: None,
         }
     }
 }
@@ -77,7 +85,7 @@ pub(crate) struct Streams {
     /// The address every stream port binds.
     pub(crate) ip: IpAddr,
     /// TCP sessions count as requests in flight (a graceful stop waits for them).
-    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// An open listener; dropping `stop` ends its accept loop.
@@ -136,7 +144,7 @@ impl Streams {
             let shared = Arc::clone(&self.shared);
             let bound = match protocol {
                 StreamProtocol::Tcp => tcp::listen(addr, shared, Arc::clone(&self.metrics), stopped).await,
-                StreamProtocol::Udp => udp::listen(addr, shared, stopped).await,
+                StreamProtocol::Udp => udp::listen(addr, shared, Arc::clone(&self.metrics), stopped).await,
             };
             match bound {
                 Ok(()) => {
@@ -169,12 +177,14 @@ fn candidates(slot: &ingress_core::EndpointSlot, tries: u32) -> Vec<SocketAddr> 
     (0..limit).filter_map(|i| endpoints.get((start + i) % endpoints.len()).map(|e| e.addr)).collect()
 }
 
-/// The session's line in the access log (nginx's stream `log_format`: client, protocol,
-/// status, bytes each way, duration).
+/// The session's line in the access log: Ferry's JSON object (client, protocol, status, bytes
+/// each way, duration), or the `log-format-stream` template.
 struct Session<'a> {
     service: &'a str,
     protocol: StreamProtocol,
     client: SocketAddr,
+    /// The service's port.
+    port: u16,
     upstream: Option<SocketAddr>,
     /// nginx's stream status: 200 served, 400 bad PROXY header, 502 no endpoint answered.
     status: u16,
@@ -184,23 +194,68 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    fn log(&self, shared: &Shared) {
+    fn log(&self, shared: &Shared, metrics: &Metrics) {
         let settings = shared.settings.load();
         if !settings.access_log || !settings.stream.access_log {
             return;
         }
-        tracing::info!(
-            target: crate::ACCESS_LOG_TARGET,
-            client = %self.client,
-            protocol = %self.protocol,
-            status = self.status,
-            bytes_sent = self.bytes_sent,
-            bytes_received = self.bytes_received,
-            duration_ms = self.took.as_secs_f64() * 1000.0,
-            upstream_addr = %self.upstream.map(|a| a.to_string()).unwrap_or_default(),
-            upstream = self.service,
-            "session"
-        );
+        let at = Stamp::now();
+        let line = match &settings.stream.log_format {
+            Some(template) => template.line(&SessionLine { session: self, at }),
+            None => {
+                let mut line = JsonLine::new(&at, "session");
+                line.str("client", &self.client.to_string())
+                    .str("protocol", &self.protocol.to_string())
+                    .num("status", self.status)
+                    .num("bytes_sent", self.bytes_sent)
+                    .num("bytes_received", self.bytes_received)
+                    .num("duration_ms", self.took.as_secs_f64() * 1000.0)
+                    .str("upstream_addr", &self.upstream.map(|a| a.to_string()).unwrap_or_default())
+                    .str("upstream", self.service);
+                line.finish()
+            }
+        };
+        metrics.write_access_log(line);
+    }
+}
+
+/// A session at the moment it is logged: what a `log-format-stream` template reads.
+struct SessionLine<'s, 'a> {
+    session: &'s Session<'a>,
+    at: Stamp,
+}
+
+impl Facts for SessionLine<'_, '_> {
+    fn value(&self, var: &Var, out: &mut Vec<u8>) -> bool {
+        use std::io::Write;
+        let s = self.session;
+        let _ = match var {
+            Var::RemoteAddr => write!(out, "{}", s.client.ip()),
+            Var::RemotePort => write!(out, "{}", s.client.port()),
+            Var::TimeLocal | Var::TimeIso8601 | Var::Msec => {
+                match var {
+                    Var::TimeLocal => self.at.local(out),
+                    Var::TimeIso8601 => self.at.iso8601(out),
+                    _ => self.at.msec(out),
+                }
+                Ok(())
+            }
+            Var::Status => write!(out, "{}", s.status),
+            Var::ServerPort => write!(out, "{}", s.port),
+            Var::BytesSent => write!(out, "{}", s.bytes_sent),
+            Var::BytesReceived => write!(out, "{}", s.bytes_received),
+            Var::SessionTime => write!(out, "{}.{:03}", s.took.as_secs(), s.took.subsec_millis()),
+            Var::UpstreamAddr => match s.upstream {
+                Some(addr) => write!(out, "{addr}"),
+                None => return false,
+            },
+            Var::ProxyUpstreamName => write!(out, "{}", s.service),
+            Var::Protocol => write!(out, "{}", s.protocol),
+            Var::Hostname => write!(out, "{}", crate::access_log::hostname()),
+            Var::Pid => write!(out, "{}", std::process::id()),
+            _ => return false,
+        };
+        true
     }
 }
 

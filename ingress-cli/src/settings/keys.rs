@@ -81,7 +81,8 @@ const BIND: &str = "set with the `--bind-address` flag (one address for every li
 const IPV6: &str = "not supported: Ferry listens on the one `--bind-address` (default `0.0.0.0`, IPv4 only)";
 const DNS: &str = "Ferry resolves no names: it sends to the addresses in EndpointSlices";
 const PROXY_PROTOCOL: &str = "not used: with `use-proxy-protocol` and `use-forwarded-headers` both on, the PROXY header's source is the peer and the client address is then read from `forwarded-for-header` of a trusted peer, as without the PROXY protocol";
-const STREAM: &str = "TCP and UDP services log one JSON line per session (client, protocol, status, bytes each way, duration) with the access log; its format and path are not configurable yet";
+const STREAM: &str =
+    "TCP and UDP session lines go where the access log goes (stdout); a path of their own is not supported";
 
 // Logs and tracing.
 const LOG_OUTPUT: &str =
@@ -89,10 +90,8 @@ const LOG_OUTPUT: &str =
 const LOG_LEVEL: &str =
     "not supported: the diagnostics' level is set with the `RUST_LOG` environment variable";
 const DEBUG_LOG: &str = "nginx's per-connection debug log has no counterpart";
-const LOG_FORMAT: &str =
-    "not supported yet: the access log is one JSON object per request, in Ferry's own fields";
-const LOG_SELECTION: &str = "choosing which requests are logged is not supported yet \
-                             (`disable-access-log` turns the whole access log off)";
+const LOG_SELECTION: &str = "not supported yet: `disable-access-log`, `skip-access-log-urls` and the \
+                             `enable-access-log` annotation choose what is logged";
 const TRACING: &str = "OpenTelemetry tracing is not supported yet";
 const JAEGER: &str =
     "documented, but no longer read by ingress-nginx (its OpenTracing was removed); Ferry does not trace";
@@ -346,10 +345,26 @@ pub(crate) const KEYS: &[Key] = &[
         "ewma",
     ),
     key("location-snippet", Ignored(SNIPPET)),
-    key("log-format-escape-json", Ignored(LOG_FORMAT)),
-    key("log-format-escape-none", Ignored(LOG_FORMAT)),
-    key("log-format-stream", Ignored(STREAM)),
-    key("log-format-upstream", Ignored(LOG_FORMAT)),
+    applied(
+        "log-format-escape-json",
+        "`log-format-upstream`'s values escaped as in JSON strings, missing ones empty rather than `-` (bool, false)",
+        "true",
+    ),
+    applied(
+        "log-format-escape-none",
+        "`log-format-upstream`'s values written unescaped (bool, false; wins over `log-format-escape-json`)",
+        "true",
+    ),
+    applied(
+        "log-format-stream",
+        "each TCP/UDP session's line as an nginx stream `log_format` template (unset: Ferry's JSON object); a variable Ferry does not provide is reported and the JSON stays",
+        "[$remote_addr] [$time_local] $protocol $status $bytes_sent $bytes_received $session_time",
+    ),
+    applied(
+        "log-format-upstream",
+        "each request's access log line as an nginx `log_format` template with ingress-nginx's variables; `upstreaminfo` names its default format (unset: Ferry's JSON object); a variable Ferry does not provide is reported and the JSON stays",
+        "upstreaminfo",
+    ),
     key("lua-shared-dicts", Ignored(LUA)),
     key("main-snippet", Ignored(SNIPPET)),
     key("map-hash-bucket-size", Ignored(NGINX_TUNING)),
@@ -479,7 +494,11 @@ pub(crate) const KEYS: &[Key] = &[
         "the default of the `service-upstream` annotation: requests to the Services' cluster IPs (`false`)",
         "true",
     ),
-    key("skip-access-log-urls", Ignored(LOG_SELECTION)),
+    applied(
+        "skip-access-log-urls",
+        "requests not logged: their whole target (nginx's `$request_uri`, query included), compared without regard to case, in this comma-separated list",
+        "/healthz,/ping?full=1",
+    ),
     key("ssl-buffer-size", Ignored(TLS_TUNING)),
     key("ssl-ciphers", Ignored(TLS_VERSIONS)),
     key("ssl-dh-param", Ignored(TLS_TUNING)),

@@ -52,6 +52,11 @@ impl Verified {
     }
 }
 
+/// The user a `Basic` `Authorization` value names (nginx's `$remote_user`), checked or not.
+pub(crate) fn basic_user(value: &str) -> Option<String> {
+    credentials(value).map(|(user, _)| user)
+}
+
 /// The user and password of a `Basic` `Authorization` value.
 fn credentials(value: &str) -> Option<(String, Vec<u8>)> {
     let (scheme, token) = value.trim().split_once(' ')?;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::{Session, StreamSettings, candidates};
 use crate::handle::Shared;
+use crate::metrics::Metrics;
 use crate::proxy_protocol;
 
 /// Binds `addr` and accepts on it until `stop`'s sender is dropped. Connections already
@@ -22,7 +23,7 @@ use crate::proxy_protocol;
 pub(super) async fn listen(
     addr: SocketAddr,
     shared: Arc<Shared>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<Metrics>,
     mut stop: watch::Receiver<()>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -33,8 +34,7 @@ pub(super) async fn listen(
                     Ok((conn, peer)) => {
                         // nginx's `tcp_nodelay on`, its default in `stream` too.
                         let _ = conn.set_nodelay(true);
-                        let in_flight = crate::metrics::ActiveRequest::start(&metrics);
-                        tokio::spawn(serve(Arc::clone(&shared), conn, peer, addr.port(), in_flight));
+                        tokio::spawn(serve(Arc::clone(&shared), Arc::clone(&metrics), conn, peer, addr.port()));
                     }
                     Err(error) => {
                         // Out of descriptors, most likely: wait a little rather than spin.
@@ -50,13 +50,8 @@ pub(super) async fn listen(
 }
 
 /// One client connection, start to end.
-async fn serve(
-    shared: Arc<Shared>,
-    mut conn: TcpStream,
-    peer: SocketAddr,
-    port: u16,
-    _in_flight: crate::metrics::ActiveRequest,
-) {
+async fn serve(shared: Arc<Shared>, metrics: Arc<Metrics>, mut conn: TcpStream, peer: SocketAddr, port: u16) {
+    let _in_flight = crate::metrics::ActiveRequest::start(&metrics);
     let started = Instant::now();
     let Some((service, slot)) = shared.snapshot.load().as_ref().and_then(|s| {
         let route = s.table.stream(StreamProtocol::Tcp, port)?;
@@ -73,6 +68,7 @@ async fn serve(
         service: &name,
         protocol: StreamProtocol::Tcp,
         client: peer,
+        port,
         upstream: None,
         status: 200,
         bytes_sent: 0,
@@ -92,7 +88,7 @@ async fn serve(
                 tracing::debug!(%peer, %error, service = %name, "PROXY protocol header refused");
                 session.status = 400;
                 session.took = started.elapsed();
-                session.log(&shared);
+                session.log(&shared, &metrics);
                 return;
             }
         }
@@ -104,7 +100,7 @@ async fn serve(
         tracing::debug!(service = %name, "no endpoint of a TCP service accepted the connection");
         session.status = 502;
         session.took = started.elapsed();
-        session.log(&shared);
+        session.log(&shared, &metrics);
         return;
     };
     session.upstream = Some(addr);
@@ -122,7 +118,7 @@ async fn serve(
         session.bytes_received += received;
     }
     session.took = started.elapsed();
-    session.log(&shared);
+    session.log(&shared, &metrics);
 }
 
 /// A connection to one of the service's endpoints, trying the next after a failed connect

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Session, StreamSettings, candidates};
 use crate::handle::Shared;
+use crate::metrics::Metrics;
 
 /// The largest datagram relayed (the largest UDP payload over IPv4).
 const MAX_DATAGRAM: usize = 65_507;
@@ -24,10 +25,11 @@ const MAX_DATAGRAM: usize = 65_507;
 pub(super) async fn listen(
     addr: SocketAddr,
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
     stop: watch::Receiver<()>,
 ) -> std::io::Result<()> {
     let socket = Arc::new(UdpSocket::bind(addr).await?);
-    tokio::spawn(relay(socket, shared, addr.port(), stop));
+    tokio::spawn(relay(socket, shared, metrics, addr.port(), stop));
     Ok(())
 }
 
@@ -70,7 +72,13 @@ impl Drop for Flow {
     }
 }
 
-async fn relay(socket: Arc<UdpSocket>, shared: Arc<Shared>, port: u16, mut stop: watch::Receiver<()>) {
+async fn relay(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    port: u16,
+    mut stop: watch::Receiver<()>,
+) {
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<(SocketAddr, u64)>();
     let mut next_id = 0u64;
@@ -117,7 +125,8 @@ async fn relay(socket: Arc<UdpSocket>, shared: Arc<Shared>, port: u16, mut stop:
             continue;
         }
         next_id += 1;
-        let opened = open(&shared, &socket, port, client, next_id, &settings, ended_tx.clone()).await;
+        let opened =
+            open(&shared, &metrics, &socket, port, client, next_id, &settings, ended_tx.clone()).await;
         if let Some(flow) = opened {
             {
                 let mut count = flow.count.lock().unwrap_or_else(PoisonError::into_inner);
@@ -136,8 +145,10 @@ async fn relay(socket: Arc<UdpSocket>, shared: Arc<Shared>, port: u16, mut stop:
 
 /// A new flow for `client`: a socket connected to the next endpoint, and the task relaying its
 /// replies. `None` (logged) when the service or its endpoints are gone.
+#[allow(clippy::too_many_arguments)] // a new flow's whole context
 async fn open(
     shared: &Arc<Shared>,
+    metrics: &Arc<Metrics>,
     socket: &Arc<UdpSocket>,
     port: u16,
     client: SocketAddr,
@@ -154,6 +165,7 @@ async fn open(
         service: &name,
         protocol: StreamProtocol::Udp,
         client,
+        port,
         upstream: None,
         status: 502,
         bytes_sent: 0,
@@ -174,16 +186,16 @@ async fn open(
     let Some((upstream, addr)) = upstream else {
         tracing::warn!(service = %name, "no endpoint for a UDP service flow");
         session.took = started.elapsed();
-        session.log(shared);
+        session.log(shared, metrics);
         return None;
     };
     let count = Arc::new(Mutex::new(Count::new()));
     let task = tokio::spawn(replies(
-        Arc::clone(shared),
+        (Arc::clone(shared), Arc::clone(metrics)),
         Arc::clone(socket),
         Arc::clone(&upstream),
         Arc::clone(&count),
-        name.clone(),
+        (name.clone(), port),
         client,
         addr,
         settings.clone(),
@@ -195,11 +207,11 @@ async fn open(
 /// Relays one flow's replies to its client until it has them all or is idle.
 #[allow(clippy::too_many_arguments)] // one flow's whole state, handed over once
 async fn replies(
-    shared: Arc<Shared>,
+    (shared, metrics): (Arc<Shared>, Arc<Metrics>),
     socket: Arc<UdpSocket>,
     upstream: Arc<UdpSocket>,
     count: Arc<Mutex<Count>>,
-    name: String,
+    (name, port): (String, u16),
     client: SocketAddr,
     addr: SocketAddr,
     settings: StreamSettings,
@@ -247,11 +259,12 @@ async fn replies(
         service: &name,
         protocol: StreamProtocol::Udp,
         client,
+        port,
         upstream: Some(addr),
         status: 200,
         bytes_sent: sent,
         bytes_received: received,
         took: started.elapsed(),
     }
-    .log(&shared);
+    .log(&shared, &metrics);
 }

@@ -1,22 +1,23 @@
-//! The access log as tests see it: the test binary's JSON tracing subscriber, captured.
+//! The access log as tests see it: every test proxy writes to one captured buffer.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Captured output of the test binary's JSON tracing subscriber.
-pub(crate) fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUF.get_or_init(|| {
+use ingress_proxy::AccessLog;
+
+/// The captured access log, and the sink writing to it.
+fn capture() -> &'static (Arc<Mutex<Vec<u8>>>, AccessLog) {
+    static CAPTURE: OnceLock<(Arc<Mutex<Vec<u8>>>, AccessLog)> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter("ingress_proxy::access=info")
-            .with_writer(move || Capture(writer.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        buf
+        let log = AccessLog::to_writer(Capture(buf.clone()), ingress_proxy::QUEUE_LINES).unwrap();
+        (buf, log)
     })
+}
+
+/// The sink test proxies write their access log to.
+pub(crate) fn sink() -> AccessLog {
+    capture().1.clone()
 }
 
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -31,9 +32,26 @@ impl Write for Capture {
     }
 }
 
+/// Every line written so far.
+pub(crate) fn text() -> String {
+    String::from_utf8_lossy(&capture().0.lock().unwrap()).into_owned()
+}
+
+/// The JSON line of the request with `X-Request-ID: id`.
 pub(crate) fn log_line_for(id: &str) -> Option<serde_json::Value> {
-    let text = String::from_utf8(captured().lock().unwrap().clone()).unwrap();
-    text.lines()
+    text()
+        .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["fields"]["request_id"] == id)
+        .find(|v| v["request_id"] == id)
+}
+
+/// The line (of any format) that contains `marker`, waiting up to 2 s for it.
+pub(crate) async fn line_with(marker: &str) -> Option<String> {
+    for _ in 0..100 {
+        if let Some(line) = text().lines().find(|l| l.contains(marker)) {
+            return Some(line.to_owned());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ingress_proxy::{ProxyHandle, RuntimeSettings};
 
-use crate::accesslog::{captured, log_line_for};
+use crate::accesslog::log_line_for;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +72,6 @@ async fn metric_becomes(proxy: &Proxy, line: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_access_log_can_be_switched_off() {
-    captured();
     let b = Backend::start("log").await;
     let (proxy, _store) = Proxy::serving(|r| r.route("logged", "log.example.com", "/", "svc-log", &[b.addr]));
     let request = |id: &'static str| {
@@ -85,8 +84,8 @@ async fn json_access_log_can_be_switched_off() {
     assert_eq!(Conn::open(proxy.http).await.send(request("log-on-1")).await.status, 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let line = log_line_for("log-on-1").expect("an access log line");
-    let f = &line["fields"];
-    assert_eq!(line["target"], "ingress_proxy::access");
+    let f = &line;
+    assert_eq!(line["message"], "request");
     assert_eq!(f["host"], "log.example.com");
     assert_eq!(f["method"], "GET");
     assert_eq!(f["path"], "/some/path");
@@ -122,7 +121,7 @@ async fn json_access_log_can_be_switched_off() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let ws_line = ws_line.expect("an access log line for the WebSocket");
-    let f = &ws_line["fields"];
+    let f = &ws_line;
     assert_eq!((f["status"].as_u64(), f["upstream_status"].as_u64()), (Some(101), Some(101)));
     assert_eq!(f["client"], "127.0.0.1", "{f}");
     // The echoed 12-byte text frame (2-byte header) and the close frame, at least.

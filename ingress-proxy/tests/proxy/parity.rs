@@ -14,11 +14,13 @@ use ingress_core::{
     BackendRef, BodyLimit, CanaryRule, Cors, CorsOrigins, EndpointSet, HeaderOp, HostRule, Ingress, Origin,
     PathRule, PrefixRewrite, Redirect, ResponseRewrites, RoutePolicy, parse_cidrs,
 };
-use ingress_proxy::{DEFAULT_BACKEND_BODY, Forwarding, ProxyHandle, RuntimeSettings};
+use ingress_proxy::{
+    DEFAULT_BACKEND_BODY, Forwarding, LogEscape, LogFormat, LogTemplate, ProxyHandle, RuntimeSettings,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::accesslog::{captured, log_line_for};
+use crate::accesslog::log_line_for;
 use crate::support::*;
 use crate::tlsutil::connect;
 
@@ -100,7 +102,6 @@ const SECRET_ROUTE_HEADER: &str = "x-route";
 static STALE_HITS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 async fn env() -> Env {
-    captured();
     let backend = Backend::start("parity").await;
     let stale = stale_backend().await;
     let policy = RoutePolicy {
@@ -847,7 +848,7 @@ async fn run(transport: Transport) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let line = line.unwrap_or_else(|| panic!("{transport:?}: no access log line"));
-    let f = &line["fields"];
+    let f = &line;
     assert_eq!(f["status"], 200, "{f}");
     assert_eq!(f["upstream_status"], 200, "{f}");
     assert_eq!(f["method"], transport.method(), "{f}");
@@ -864,6 +865,49 @@ async fn run(transport: Transport) {
     assert_eq!(requests_total(&env, transport.method()).await, before + 1 + warm, "{transport:?}: metric");
 
     behind_a_trusted_proxy(&env, transport).await;
+    nginx_format(&env, transport).await;
+}
+
+/// With `log-format-upstream` set, the line is that template, filled in as nginx fills it
+/// (header values escaped, the upstream named `namespace-service-port`), and
+/// `skip-access-log-urls` keeps a target out, whichever transport carried the request.
+async fn nginx_format(env: &Env, transport: Transport) {
+    let handle = &env.proxy.handle;
+    let before = (*handle.settings()).clone();
+    let template = LogTemplate::http(
+        "nginx> $request_method $request_uri $server_protocol $status \"$http_x_marker\" $remote_user $proxy_upstream_name $upstream_status $scheme $host $args$is_args $req_id",
+        LogEscape::Default,
+    )
+    .unwrap();
+    handle.set_settings(RuntimeSettings {
+        log_format: LogFormat::Template(std::sync::Arc::new(template)),
+        skip_access_log_urls: vec!["/HEADERS?skipped=1".into()],
+        ..before.clone()
+    });
+    let id = format!("parity-nginx-{transport:?}");
+    let marker = [("x-marker", "say \"hi\" é"), ("x-request-id", id.as_str())];
+    let skipped_id = format!("parity-skipped-{transport:?}");
+    let skipped = [("x-request-id", skipped_id.as_str())];
+    let got = send(env, transport, &Ask { headers: pairs(&marker), ..ask("p.test", "/headers?q=2") }).await;
+    let quiet =
+        send(env, transport, &Ask { headers: pairs(&skipped), ..ask("p.test", "/headers?skipped=1") }).await;
+    let line = crate::accesslog::line_with(&id).await;
+    handle.set_settings(before);
+    assert_eq!((got.status, quiet.status), (200, 200), "{transport:?}");
+    let line = line.unwrap_or_else(|| panic!("{transport:?}: no access log line"));
+    let version = match transport {
+        Transport::Http10 => "HTTP/1.0",
+        Transport::Http2 => "HTTP/2.0",
+        _ => "HTTP/1.1",
+    };
+    let scheme = if transport.tls() { "https" } else { "http" };
+    let expected = format!(
+        "nginx> {} /headers?q=2 {version} 200 \"say \\x22hi\\x22 \\xC3\\xA9\" - test-svc-p-80 200 {scheme} p.test q=2? {id}",
+        transport.method()
+    );
+    assert_eq!(line, expected, "{transport:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(crate::accesslog::text().lines().all(|l| !l.contains(&skipped_id)), "{transport:?}: skipped");
 }
 
 /// With `use-forwarded-headers` and the peer trusted, the client address comes from the
@@ -904,7 +948,7 @@ async fn behind_a_trusted_proxy(env: &Env, transport: Transport) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let line = line.unwrap_or_else(|| panic!("{transport:?}: no access log line"));
-    assert_eq!(line["fields"]["client"], "192.0.2.44", "{transport:?}: {line}");
+    assert_eq!(line["client"], "192.0.2.44", "{transport:?}: {line}");
 }
 
 /// `ferry_requests_total` of the parity route's 2xx answers to `method`.

@@ -269,6 +269,7 @@ impl Proxy {
             grace_period: Duration::from_secs(0),
             shutdown_timeout: Duration::from_secs(1),
             handle_signals: false,
+            access_log: Some(crate::accesslog::sink()),
             ..ProxyConfig::default()
         };
         tweak(&mut config);
