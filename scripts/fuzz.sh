@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the byte parsers of the proxy's HTTP/1 engine (the `cargo fuzz` targets in fuzz/:
-# request_head, chunks, response_head, error_page, proxy_protocol; the checks are in
-# ingress-proxy/src/h1/fuzz.rs and ingress-proxy/src/proxy_protocol.rs), each for
+# request_head, chunks, response_head, error_page, proxy_protocol, client_hello; the checks are
+# in ingress-proxy/src/h1/fuzz.rs, ingress-proxy/src/proxy_protocol.rs and
+# ingress-proxy/src/passthrough/hello.rs), each for
 # FUZZ_SECONDS (default 60) seconds, one after another. Exits non-zero when a target fails an
 # invariant or crashes, after printing the failing input in hex.
 #
@@ -18,7 +19,7 @@ bash scripts/setup.sh
 
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(request_head chunks response_head error_page proxy_protocol)
+[ ${#targets[@]} -gt 0 ] || targets=(request_head chunks response_head error_page proxy_protocol client_hello)
 
 command -v cargo-fuzz >/dev/null || cargo install --locked --version 0.13.2 cargo-fuzz
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address and others); the pinned stable

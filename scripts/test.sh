@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the build needs, then
 # `cargo test --workspace` (unit, integration and doc tests; examples and benches are built),
-# then each fuzz target (HTTP/1 parsers, PROXY protocol) for a bounded time (FUZZ_SECONDS, 30 by default;
+# then each fuzz target (HTTP/1 parsers, PROXY protocol, TLS ClientHello) for a bounded time (FUZZ_SECONDS, 30 by default;
 # scripts/fuzz.sh runs them longer by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."

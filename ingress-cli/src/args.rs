@@ -53,6 +53,11 @@ pub(crate) struct SourceArgs {
     /// The IngressClass named by `--ingress-class` is ours whatever its `spec.controller`.
     #[arg(long, env = "FERRY_INGRESS_CLASS_BY_NAME")]
     pub(crate) ingress_class_by_name: bool,
+    /// TLS passthrough: the HTTPS port reads each connection's ClientHello, and passes the
+    /// connections for hosts whose Ingress has `ssl-passthrough` to the host's `/` backend
+    /// without terminating them.
+    #[arg(long, env = "FERRY_ENABLE_SSL_PASSTHROUGH")]
+    pub(crate) enable_ssl_passthrough: bool,
     /// Leave out Ingresses with `spec.defaultBackend` (catch-all Ingresses), reported.
     #[arg(long, env = "FERRY_DISABLE_CATCH_ALL")]
     pub(crate) disable_catch_all: bool,
@@ -132,6 +137,10 @@ pub(crate) struct RunArgs {
     /// ingress-nginx's default server port: `404` for every request. Off unless given.
     #[arg(long, env = "FERRY_DEFAULT_SERVER_PORT")]
     pub(crate) default_server_port: Option<u16>,
+    /// With `--enable-ssl-passthrough`, the port on 127.0.0.1 where the HTTPS port's own TLS
+    /// listener moves (behind the passthrough front).
+    #[arg(long, env = "FERRY_SSL_PASSTHROUGH_PROXY_PORT", default_value_t = 442)]
+    pub(crate) ssl_passthrough_proxy_port: u16,
     /// Address the three listeners bind to.
     #[arg(long, env = "FERRY_BIND_ADDRESS", default_value = "0.0.0.0")]
     pub(crate) bind_address: std::net::IpAddr,
@@ -256,6 +265,7 @@ impl SourceArgs {
             udp_services_configmap: self.udp_services_configmap.clone(),
             // The run command's default ports; `RunArgs::k8s_config` names the real ones.
             reserved_ports: vec![80, 443, 10254],
+            ssl_passthrough: self.enable_ssl_passthrough,
             ..ingress_k8s::Config::default()
         }
     }
@@ -272,7 +282,10 @@ impl RunArgs {
             // Unset: `run` takes the client's default namespace.
             election_namespace: self.pod_namespace.clone().unwrap_or_default(),
             identity: self.pod_name.clone(),
-            reserved_ports: vec![self.http_port, self.https_port, self.admin_port],
+            reserved_ports: [self.http_port, self.https_port, self.admin_port]
+                .into_iter()
+                .chain(self.source.enable_ssl_passthrough.then_some(self.ssl_passthrough_proxy_port))
+                .collect(),
             ..self.source.k8s_config()
         }
     }

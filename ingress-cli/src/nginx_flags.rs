@@ -86,7 +86,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     ),
     flag("enable-metrics", Bool, Ignored(METRICS)),
     flag("enable-ssl-chain-completion", Bool, Ignored(NOT_YET)),
-    flag("enable-ssl-passthrough", Bool, Ignored(NOT_YET)),
+    flag("enable-ssl-passthrough", Bool, Same),
     flag("enable-topology-aware-routing", Bool, Ignored(NOT_YET)),
     flag("exclude-socket-metrics", Value, Ignored(METRICS)),
     flag("health-check-path", Value, Same),
@@ -126,7 +126,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("size-buckets", Value, Ignored(METRICS)),
     flag("skip_headers", Bool, Ignored(LOGS)),
     flag("skip_log_headers", Bool, Ignored(LOGS)),
-    flag("ssl-passthrough-proxy-port", Value, Ignored(NOT_YET)),
+    flag("ssl-passthrough-proxy-port", Value, Same),
     flag("status-port", Value, Same),
     flag(
         "status-update-interval",
@@ -163,8 +163,8 @@ pub(crate) fn find(name: &str) -> Option<&'static Flag> {
 }
 
 /// Ferry's boolean flags that take no value (`--name` sets them).
-const FERRY_SWITCHES: [&str; 3] =
-    ["watch-ingress-without-class", "ingress-class-by-name", "disable-catch-all"];
+const FERRY_SWITCHES: [&str; 4] =
+    ["watch-ingress-without-class", "ingress-class-by-name", "disable-catch-all", "enable-ssl-passthrough"];
 
 /// One ingress-nginx flag taken out of the arguments, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

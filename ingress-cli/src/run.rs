@@ -80,12 +80,17 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     let running =
         ProxyServer::new(proxy_config.clone(), handle.clone()).start().context("cannot start the proxy")?;
-    // stderr, like every diagnostic: stdout carries only the JSON access log.
+    // stderr, like every diagnostic: stdout carries only the access log.
+    let https = match proxy_config.ssl_passthrough {
+        Some(terminator) => {
+            format!("{} (TLS passthrough; terminated on {terminator})", show(proxy_config.https_addr))
+        }
+        None => show(proxy_config.https_addr),
+    };
     eprintln!(
-        "ferry ingress-controller {}: http {}, https {}, admin {} (/metrics /healthz /readyz); source: {source}; class `{}` (controller {})",
+        "ferry ingress-controller {}: http {}, https {https}, admin {} (/metrics /healthz /readyz); source: {source}; class `{}` (controller {})",
         env!("CARGO_PKG_VERSION"),
         show(proxy_config.http_addr),
-        show(proxy_config.https_addr),
         show(proxy_config.admin_addr),
         args.source.ingress_class,
         args.source.controller_class,
@@ -125,6 +130,10 @@ fn proxy_config(args: &RunArgs) -> ProxyConfig {
         status_addr: args.status_port.map(|port| SocketAddr::from(([127, 0, 0, 1], port))),
         default_server_addr: args.default_server_port.and_then(at),
         health_check_path: args.health_check_path.clone(),
+        ssl_passthrough: args
+            .source
+            .enable_ssl_passthrough
+            .then(|| SocketAddr::from(([127, 0, 0, 1], args.ssl_passthrough_proxy_port))),
         grace_period: Duration::from_secs(args.shutdown_grace_period),
         ..ProxyConfig::default()
     };
@@ -143,6 +152,7 @@ fn ensure_free(config: &ProxyConfig) -> anyhow::Result<()> {
         ("--admin-port", config.admin_addr),
         ("--status-port", config.status_addr),
         ("--default-server-port", config.default_server_addr),
+        ("--ssl-passthrough-proxy-port", config.ssl_passthrough),
     ];
     let mut seen = BTreeSet::new();
     for (flag, addr) in listeners {

@@ -202,6 +202,87 @@ fn access_log_formats_from_the_configmap_apply_live() -> Result<()> {
     Ok(())
 }
 
+/// A TLS server on the loopback presenting the seed's `webapp.example.com` certificate, that
+/// answers one line per connection with `backend: <line>`.
+fn tls_backend() -> Result<std::net::SocketAddr> {
+    use std::io::{BufRead, Write};
+    let secret: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/webapp-tls-secret.yaml"),
+    )?)?;
+    let pem = |key: &str| secret["stringData"][key].as_str().unwrap_or_default().to_owned();
+    let mut acceptor = openssl::ssl::SslAcceptor::mozilla_intermediate_v5(openssl::ssl::SslMethod::tls())?;
+    let certificate = openssl::x509::X509::from_pem(pem("tls.crt").as_bytes())?;
+    let key = openssl::pkey::PKey::private_key_from_pem(pem("tls.key").as_bytes())?;
+    acceptor.set_certificate(&certificate)?;
+    acceptor.set_private_key(&key)?;
+    let acceptor = acceptor.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let Ok(tls) = acceptor.accept(tcp) else { continue };
+            let mut reader = std::io::BufReader::new(tls);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_ok() {
+                let _ = reader.get_mut().write_all(format!("backend: {line}").as_bytes());
+            }
+        }
+    });
+    Ok(addr)
+}
+
+#[test]
+fn ssl_passthrough_hands_tls_to_the_backend_with_the_flag_and_is_ignored_without() -> Result<()> {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    demo_manifests(&dir, echo_backend("demo"), echo_backend("webapp"))?;
+    std::fs::write(dir.join("tls-app.yaml"), services(&[("tls-app", 443, tls_backend()?)]))?;
+    std::fs::write(
+        dir.join("pass.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: argocd\n  namespace: default\n  annotations:\n    kubernetes.io/ingress.class: nginx\n    nginx.ingress.kubernetes.io/ssl-passthrough: \"true\"\n    nginx.ingress.kubernetes.io/backend-protocol: HTTPS\nspec:\n  rules:\n  - host: argocd.example.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {service: {name: tls-app, port: {number: 443}}}\n",
+    )?;
+    let check = |flags: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingress-controller"))
+            .args(["check", "--manifests", dir.to_str().unwrap_or_default(), "--ingress-class", "nginx"])
+            .args(flags)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let key = "Ingress default/argocd nginx.ingress.kubernetes.io/ssl-passthrough";
+    let without = check(&[])?;
+    assert!(
+        without.contains(&format!("ignored   {key}: the controller runs without `--enable-ssl-passthrough`")),
+        "{without}"
+    );
+    let with = check(&["--enable-ssl-passthrough"])?;
+    assert!(with.contains(&format!("applied   {key}: TLS connections")), "{with}");
+
+    // ingress-nginx's spelling of the flags, as its Deployment passes them.
+    let inner = support::free_port().to_string();
+    let c = start(&dir, &["--enable-ssl-passthrough=true", "--ssl-passthrough-proxy-port", &inner])?;
+    // The backend's own certificate and answer: nothing terminated on the way.
+    assert_eq!(served_cn(c.https, Some("argocd.example.com"))?, "webapp.example.com");
+    let mut config = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())?;
+    config.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", c.https))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = config.build().connect("argocd.example.com", tcp)?;
+    tls.write_all(b"ping\n")?;
+    let mut reply = String::new();
+    let _ = tls.read_to_string(&mut reply);
+    assert_eq!(reply, "backend: ping\n");
+    // The other hosts are terminated here as before: the seed's webapp over HTTPS, the demo
+    // over HTTP.
+    let (r, _) = support::get_tls(c.https, "webapp.example.com", "/")?;
+    assert_eq!(r.status, 200);
+    assert_eq!(request(c.http, "demo.example.com", "GET", "/", b"")?.status, 200);
+    assert!(c.logs().contains("TLS passthrough; terminated on 127.0.0.1:"), "{}", c.logs());
+    assert!(!c.logs().contains("ERROR"), "{}", c.logs());
+    Ok(())
+}
+
 #[test]
 fn sigterm_stops_the_controller_cleanly() -> Result<()> {
     let tmp = tempfile::tempdir()?;

@@ -219,6 +219,8 @@ struct HostAcc<'a> {
     aliases: Option<(u32, &'a [String])>,
     /// An Ingress with a rule for this host asks for `from-to-www-redirect`.
     www_redirect: bool,
+    /// The first Ingress (by origin) with a rule for this host that asks for `ssl-passthrough`.
+    passthrough: Option<u32>,
 }
 
 struct State<'a, 'e> {
@@ -302,6 +304,7 @@ impl<'a, 'e> State<'a, 'e> {
             tls: false,
             aliases: None,
             www_redirect: false,
+            passthrough: None,
         });
         h
     }
@@ -412,6 +415,9 @@ impl<'a, 'e> State<'a, 'e> {
             let acc = &mut self.hosts[h as usize];
             acc.tls |= tls;
             acc.www_redirect |= ing.www_redirect;
+            if ing.ssl_passthrough && acc.passthrough.is_none() {
+                acc.passthrough = Some(origin);
+            }
             match acc.aliases {
                 _ if ing.aliases.is_empty() => {}
                 None => acc.aliases = Some((origin, &ing.aliases)),

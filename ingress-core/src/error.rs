@@ -115,6 +115,14 @@ pub enum Reason {
         /// Why the canary path carries no traffic.
         why: String,
     },
+    /// `ssl-passthrough` asked for a host it cannot apply to.
+    #[error("ssl-passthrough for host `{host}`: {why}")]
+    Passthrough {
+        /// The host.
+        host: String,
+        /// Why its TLS connections are terminated after all.
+        why: String,
+    },
 }
 
 /// A rule the builder refused, with where it came from and why. Everything else still routes.

@@ -278,6 +278,10 @@ pub struct Ingress {
     /// Ingress's rules (or, for a `www.` host, for the name without it) are redirected to it,
     /// unless the twin is a host of its own. See [`RouteTable::host_redirect`](crate::RouteTable::host_redirect).
     pub www_redirect: bool,
+    /// `ssl-passthrough`: TLS connections whose server name is one of this Ingress's rule
+    /// hosts are not terminated but passed, as they are, to the backend of the host's `/`
+    /// path. See [`RouteTable::passthrough`](crate::RouteTable::passthrough).
+    pub ssl_passthrough: bool,
 }
 
 impl Ingress {
@@ -294,6 +298,7 @@ impl Ingress {
             fallback: None,
             aliases: Vec::new(),
             www_redirect: false,
+            ssl_passthrough: false,
         }
     }
 
@@ -343,6 +348,14 @@ impl Ingress {
     #[must_use]
     pub fn with_www_redirect(mut self) -> Self {
         self.www_redirect = true;
+        self
+    }
+
+    /// The same Ingress, passing TLS through to its hosts' `/` backends
+    /// ([`Ingress::ssl_passthrough`]).
+    #[must_use]
+    pub fn with_ssl_passthrough(mut self) -> Self {
+        self.ssl_passthrough = true;
         self
     }
 

@@ -275,6 +275,9 @@ pub struct RouteTable {
     pub(crate) redirects: HashTable<HostRedirect>,
     /// The TCP and UDP services, sorted by protocol and port.
     pub(crate) streams: Vec<StreamRoute>,
+    /// The backend each host passes its TLS connections to (`ssl-passthrough`), by host id;
+    /// empty when no host does.
+    pub(crate) passthrough: Vec<Option<u32>>,
 }
 
 impl RouteTable {
@@ -336,6 +339,23 @@ impl RouteTable {
     }
 
     /// The index of the most specific host entry matching `host`.
+    /// The backend that TLS connections for `server_name` (a ClientHello's SNI, any case) are
+    /// passed to unterminated, when its host (exact, wildcard or `server-alias`) asks for
+    /// `ssl-passthrough`: the backend of the host's `/` path.
+    pub fn passthrough(&self, server_name: &str) -> Option<&Backend> {
+        if self.passthrough.is_empty() || server_name.is_empty() {
+            return None;
+        }
+        let entry = self.find_host(server_name).filter(|e| e.kind != 2)?;
+        let backend = (*self.passthrough.get(entry.id as usize)?)?;
+        self.backends.get(backend as usize)
+    }
+
+    /// Whether any host passes TLS through (`ssl-passthrough`).
+    pub fn has_passthrough(&self) -> bool {
+        self.passthrough.iter().any(Option::is_some)
+    }
+
     pub(crate) fn find_host(&self, host: &str) -> Option<&HostEntry> {
         match trim_host(host) {
             Some((host, false)) => self.find_normalized(host),

@@ -116,6 +116,8 @@ pub struct Annotations {
     pub aliases: Vec<String>,
     /// `from-to-www-redirect`.
     pub www_redirect: bool,
+    /// `ssl-passthrough`, applied (the controller runs with `--enable-ssl-passthrough`).
+    pub ssl_passthrough: bool,
     /// `service-upstream`: the Ingress's backends are their Services' cluster IPs; `None`
     /// follows the ConfigMap's `service-upstream`.
     pub service_upstream: Option<bool>,
@@ -173,6 +175,9 @@ pub struct Lookup<'a> {
     pub namespace: &'a str,
     /// A Secret's data, by namespace and name (`auth-secret`).
     pub secret: &'a SecretLookup<'a>,
+    /// The controller passes TLS through (`--enable-ssl-passthrough`): `ssl-passthrough`
+    /// applies.
+    pub ssl_passthrough: bool,
 }
 
 pub use auth::SecretLookup;
@@ -185,6 +190,7 @@ impl Lookup<'_> {
         allowed_response_headers: &[],
         namespace: "",
         secret: &|_, _| None,
+        ssl_passthrough: false,
     };
 }
 
@@ -285,6 +291,19 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         };
         outcomes.insert(name, read);
     }
+    let mut ssl_passthrough = false;
+    if let Some((&name, &value)) = ours.get_key_value("ssl-passthrough") {
+        let read = match values::go_bool(value.trim()) {
+            Ok(true) if lookup.ssl_passthrough => {
+                ssl_passthrough = true;
+                Read::Applied(PASSTHROUGH_ON.to_owned())
+            }
+            Ok(true) => Read::Ignored(PASSTHROUGH_OFF.to_owned()),
+            Ok(false) => Read::Applied("TLS is terminated here".to_owned()),
+            Err(e) => Read::Rejected(e),
+        };
+        outcomes.insert(name, read);
+    }
     let (canary_outcomes, canary) = canary::read(&ours);
     outcomes.extend(reads(canary_outcomes));
     let mut reports = Vec::new();
@@ -328,12 +347,21 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         fallback,
         aliases: names.aliases,
         www_redirect: names.www_redirect,
+        ssl_passthrough,
         service_upstream,
         config_maps,
         secrets: secret.into_iter().collect(),
         reports,
     }
 }
+
+const PASSTHROUGH_DOC: &str = "with `--enable-ssl-passthrough`, TLS connections for the Ingress's hosts (by SNI; \
+     wildcard hosts and `server-alias` names too, which ingress-nginx never matches) are passed unterminated to the \
+     ready endpoints of the host's `/` path (ingress-nginx dials the Service's cluster IP); a host without a `/` path \
+     is reported and terminated. Without the flag: ignored, as in ingress-nginx";
+const PASSTHROUGH_ON: &str = "TLS connections whose server name (SNI) is one of the Ingress's hosts are passed, \
+     unterminated, to the backend of the host's `/` path; HTTP on the plain port is routed as usual";
+const PASSTHROUGH_OFF: &str = "the controller runs without `--enable-ssl-passthrough`: TLS is terminated here, as ingress-nginx does then";
 
 const SERVICE_UPSTREAM_DOC: &str = "`true`: requests go to the Service's cluster IP (one endpoint: no balancing, \
      affinity or retries across pods), or to its endpoints when it has none (headless)";
@@ -413,7 +441,8 @@ pub fn markdown_table() -> String {
                     .or_else(|| balance::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC))
-                    .or_else(|| (k.name == "service-upstream").then_some(SERVICE_UPSTREAM_DOC));
+                    .or_else(|| (k.name == "service-upstream").then_some(SERVICE_UPSTREAM_DOC))
+                    .or_else(|| (k.name == "ssl-passthrough").then_some(PASSTHROUGH_DOC));
                 format!("applied{}", doc.map(|d| format!(": {d}")).unwrap_or_default())
             }
             table::Support::Ignored(why) => format!("ignored: {why}"),

@@ -115,6 +115,9 @@ pub struct Config {
     /// The ports the controller listens on itself (HTTP, HTTPS, admin): a stream service
     /// cannot take them.
     pub reserved_ports: Vec<u16>,
+    /// TLS passthrough is on (`--enable-ssl-passthrough`): the `ssl-passthrough` annotation
+    /// applies.
+    pub ssl_passthrough: bool,
 }
 
 impl Default for Config {
@@ -145,6 +148,7 @@ impl Default for Config {
             tcp_services_configmap: None,
             udp_services_configmap: None,
             reserved_ports: Vec::new(),
+            ssl_passthrough: false,
         }
     }
 }

@@ -369,6 +369,7 @@ fn add_ingress(
         allowed_response_headers: &allowed,
         namespace: &key.0,
         secret: &secret,
+        ssl_passthrough: config.ssl_passthrough,
     };
     let mut read = annotations::read_with(annotations, &config.annotations_prefix, &lookup);
     if let Some(limit) = read.policy.rate_limit.as_mut() {
@@ -389,6 +390,9 @@ fn add_ingress(
     core = core.aliases(read.aliases);
     if read.www_redirect {
         core = core.with_www_redirect();
+    }
+    if read.ssl_passthrough {
+        core = core.with_ssl_passthrough();
     }
     let mut index = IndexMap::default();
     let mut problems = Vec::new();

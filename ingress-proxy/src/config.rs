@@ -53,6 +53,11 @@ pub struct ProxyConfig {
     pub default_server_addr: Option<SocketAddr>,
     /// Where access log lines go (`None`: standard output).
     pub access_log: Option<crate::AccessLog>,
+    /// TLS passthrough (`--enable-ssl-passthrough`): the HTTPS port's front reads each
+    /// ClientHello and passes the connections of `ssl-passthrough` hosts to their backends;
+    /// the others are terminated by the proxy's TLS listener at this loopback address
+    /// (`--ssl-passthrough-proxy-port`). `None`: the HTTPS port terminates everything itself.
+    pub ssl_passthrough: Option<SocketAddr>,
     /// The controller's identity, which ingress-nginx's `nginx_ingress_controller_*` series
     /// carry: with it, those series are kept beside Ferry's own (`None`: Ferry's only).
     pub controller_labels: Option<crate::ControllerLabels>,
@@ -76,6 +81,7 @@ impl Default for ProxyConfig {
             status_addr: None,
             default_server_addr: None,
             access_log: None,
+            ssl_passthrough: None,
         }
     }
 }

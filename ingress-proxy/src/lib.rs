@@ -50,6 +50,7 @@ mod h1;
 mod h2;
 mod handle;
 mod metrics;
+mod passthrough;
 mod pipeline;
 mod pool;
 mod proxy_protocol;

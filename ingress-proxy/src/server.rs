@@ -142,8 +142,11 @@ impl ProxyServer {
     /// Starts the server on its own thread and returns once every listener accepts.
     pub fn start(self) -> Result<RunningProxy> {
         let https = self.config.https_addr;
+        // The TLS passthrough front's terminator is probed before the front that leads to it.
+        let terminator = self.config.ssl_passthrough.filter(|_| https.is_some());
         let listeners: Vec<SocketAddr> = [
             self.config.http_addr,
+            terminator,
             self.config.https_addr,
             self.config.admin_addr,
             self.config.status_addr,
@@ -174,7 +177,7 @@ impl ProxyServer {
         let in_flight = metrics.active_requests.clone();
         let open = metrics.active_connections.clone();
         let running = RunningProxy { stop, thread: Some(thread), draining, in_flight, open, metrics };
-        wait_until_accepting(&listeners, https)?;
+        wait_until_accepting(&listeners, https, terminator)?;
         Ok(running)
     }
 
@@ -221,11 +224,26 @@ impl ProxyServer {
             if let Some(addr) = self.config.https_addr {
                 let fallback = Arc::new(self.default_certificate()?);
                 let resolver = SniResolver::new(Arc::clone(&self.handle.shared), fallback);
-                proxy.add_tls_with_settings(&addr.to_string(), None, tls_settings(Box::new(resolver))?);
-                let pre_tls = PreTls { shared: Arc::clone(&self.handle.shared) };
+                // With TLS passthrough, the front takes the public port and terminates here.
+                let tls_addr = self.config.ssl_passthrough.unwrap_or(addr);
+                proxy.add_tls_with_settings(&tls_addr.to_string(), None, tls_settings(Box::new(resolver))?);
+                let behind_front = self.config.ssl_passthrough.map(|_| crate::passthrough::loopback());
+                let pre_tls = PreTls { shared: Arc::clone(&self.handle.shared), behind_front };
                 proxy.endpoints().set_pre_tls_callback(Arc::new(pre_tls));
             }
             server.add_service(proxy);
+            if let (Some(listen), Some(terminator)) = (self.config.https_addr, self.config.ssl_passthrough) {
+                let front = crate::passthrough::Front {
+                    shared: Arc::clone(&self.handle.shared),
+                    metrics: Arc::clone(&metrics),
+                    listen,
+                    terminator,
+                };
+                let mut service =
+                    GenBackgroundService::new("ferry TLS passthrough".to_owned(), Arc::new(front));
+                service.threads = Some(self.config.threads.max(1));
+                server.add_service(service);
+            }
         }
         // The TCP and UDP services bind the proxy's address, on the ports their tables name.
         if let Some(addr) = self.config.http_addr.or(self.config.https_addr) {
@@ -302,7 +320,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
 }
 
 /// Polls until each address accepts a TCP connection.
-fn wait_until_accepting(listeners: &[SocketAddr], tls: Option<SocketAddr>) -> Result<()> {
+fn wait_until_accepting(
+    listeners: &[SocketAddr],
+    tls: Option<SocketAddr>,
+    terminator: Option<SocketAddr>,
+) -> Result<()> {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     for addr in listeners {
         let mut target = *addr;
@@ -315,9 +337,15 @@ fn wait_until_accepting(listeners: &[SocketAddr], tls: Option<SocketAddr>) -> Re
         }
         loop {
             match TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
-                Ok(probe) => {
-                    // The TLS port gets a whole handshake, so the probe logs no handshake error.
-                    if Some(*addr) == tls {
+                Ok(mut probe) => {
+                    // The TLS port gets a whole handshake, so the probe logs no handshake error;
+                    // the passthrough terminator first gets the front's PROXY header.
+                    if Some(*addr) == terminator {
+                        let local = SocketAddr::from(([127, 0, 0, 1], target.port()));
+                        let header = crate::proxy_protocol::v1(local, local);
+                        let _ = std::io::Write::write_all(&mut probe, header.as_bytes());
+                        handshake(probe);
+                    } else if Some(*addr) == tls {
                         handshake(probe);
                     }
                     break;

@@ -163,7 +163,7 @@ impl Streams {
 
 /// The endpoints a connection or flow may try, in round-robin order from the slot's cursor:
 /// at most `tries` of them (0 is all), each once.
-fn candidates(slot: &ingress_core::EndpointSlot, tries: u32) -> Vec<SocketAddr> {
+pub(crate) fn candidates(slot: &ingress_core::EndpointSlot, tries: u32) -> Vec<SocketAddr> {
     let set = slot.load();
     let endpoints = set.as_slice();
     if endpoints.is_empty() {

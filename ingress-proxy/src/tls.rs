@@ -172,6 +172,10 @@ pub(crate) fn tls_settings(callbacks: Box<dyn TlsAccept + Send + Sync>) -> Resul
 /// header within the timeout is dropped.
 pub(crate) struct PreTls {
     pub(crate) shared: std::sync::Arc<crate::handle::Shared>,
+    /// Behind the TLS passthrough front ([`crate::passthrough`]), on the loopback: every
+    /// connection opens with the front's PROXY header, believed from the loopback only.
+    /// `None`: the public listener, which reads a header when `use-proxy-protocol` says so.
+    pub(crate) behind_front: Option<Vec<ingress_core::Cidr>>,
 }
 
 #[async_trait::async_trait]
@@ -181,7 +185,7 @@ impl pingora::listeners::PreTlsProcess for PreTls {
 
         use pingora::protocols::{GetSocketDigest, SocketDigest};
         let forwarding = self.shared.settings.load().forwarding.clone();
-        if !forwarding.proxy_protocol {
+        if !forwarding.proxy_protocol && self.behind_front.is_none() {
             return Ok(());
         }
         let (header, rest) = crate::proxy_protocol::read(stream, forwarding.proxy_protocol_timeout)
@@ -189,7 +193,8 @@ impl pingora::listeners::PreTlsProcess for PreTls {
             .map_err(|e| pingora::Error::explain(pingora::ErrorType::ReadError, e.to_string()))?;
         stream.rewind(&rest);
         let peer = stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
-        if let Some((client, local)) = crate::proxy_protocol::believed(&header, peer, &forwarding.trusted) {
+        let trusted = self.behind_front.as_deref().unwrap_or(&forwarding.trusted);
+        if let Some((client, local)) = crate::proxy_protocol::believed(&header, peer, trusted) {
             let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
             let _ = digest.peer_addr.set(Some(client.into()));
             let _ = digest.local_addr.set(Some(local.into()));

@@ -65,6 +65,8 @@ impl State<'_, '_> {
         let mut regexes = Vec::new();
         let mut seen = std::collections::HashMap::new();
         let mut any = None;
+        let hosts_len = hosts.len();
+        let mut passthrough = Vec::new();
         for (host, acc) in hosts.iter_mut().enumerate() {
             let host = index(host);
             let name = push(host_name(&acc.pattern));
@@ -101,6 +103,28 @@ impl State<'_, '_> {
             let kind = acc.pattern.specificity();
             if kind == 2 {
                 any = Some(host);
+            }
+            if let Some(origin) = acc.passthrough {
+                // ingress-nginx passes the connections to the backend of the host's `/` path.
+                let root = acc.routes.iter().find(|r| r.written == "/").map(|r| r.backend);
+                let why = match (kind, root) {
+                    (2, _) => Some("a rule without a host matches no server name; TLS is terminated here"),
+                    (_, None) => Some(
+                        "the host has no `/` path, whose backend would get the connections; TLS is terminated here, as ingress-nginx does",
+                    ),
+                    (_, Some(backend)) => {
+                        passthrough.resize(hosts_len, None);
+                        passthrough[host as usize] = Some(backend);
+                        None
+                    }
+                };
+                if let Some(why) = why {
+                    self.rejected.push(Rejection {
+                        origin: self.origins[origin as usize].clone(),
+                        field: Field::Annotation("ssl-passthrough"),
+                        reason: Reason::Passthrough { host: acc.pattern.to_string(), why: why.to_owned() },
+                    });
+                }
             }
             entries.push(HostEntry {
                 id: host,
@@ -174,6 +198,7 @@ impl State<'_, '_> {
                 fallbacks: self.fallbacks,
                 redirects,
                 streams,
+                passthrough,
             },
             rejected: self.rejected,
         }

@@ -178,7 +178,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("session-cookie-samesite", "affinity", Applied),
     known("session-cookie-secure", "affinity", Applied),
     known("ssl-ciphers", "backend", Ignored(PROTOCOLS)),
-    known("ssl-passthrough", "sslpassthrough", Ignored(PROTOCOLS)),
+    known("ssl-passthrough", "sslpassthrough", Applied),
     known("ssl-prefer-server-ciphers", "backend", Ignored(PROTOCOLS)),
     known("ssl-redirect", "rewrite", Applied),
     known("stream-snippet", "snippets", Ignored(SNIPPET)),

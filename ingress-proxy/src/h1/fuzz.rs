@@ -1,11 +1,14 @@
 //! Entry points for `cargo fuzz` (the `fuzz/` crate at the root of the repository), one per
-//! byte parser of the HTTP/1 engine, plus the PROXY protocol header's (from its own module). Each runs its parser on arbitrary bytes and asserts what
+//! byte parser of the HTTP/1 engine, plus the PROXY protocol header's and the TLS
+//! ClientHello's (from their own modules). Each runs its parser on arbitrary bytes and asserts what
 //! must hold of the result, panicking when it does not; the fuzz targets only call them.
 //! Built with the `fuzzing` feature only: this is not an API.
 //!
 //! A child of `crate::h1`, whose parsers are private to it; re-exported at the crate root as
 //! `ingress_proxy::fuzz` when the feature is on.
 
+/// The ClientHello reader of the TLS passthrough front.
+pub use crate::passthrough::hello::fuzz_client_hello as client_hello;
 /// The PROXY protocol header parser of the TCP service ports.
 pub use crate::proxy_protocol::fuzz_header as proxy_protocol;
 

@@ -15,6 +15,7 @@ mod fastpath;
 mod hostile;
 mod messages;
 mod parity;
+mod passthrough;
 mod routing;
 mod streaming;
 mod swap;
