@@ -244,6 +244,20 @@ pub(crate) struct CertgenArgs {
 pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) source: SourceArgs,
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub(crate) output: ReportFormat,
+}
+
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// One line per finding, summary first.
+    Text,
+    /// For tools.
+    Json,
+    /// To paste into a migration ticket.
+    Markdown,
 }
 
 impl SourceArgs {

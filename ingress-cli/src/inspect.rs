@@ -1,74 +1,67 @@
 //! `explain` and `check`: the same translation as the running controller, run once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ingress_core::{EndpointStore, Explanation, RouteTable, Verdict};
-use ingress_k8s::{
-    AnnotationReport, AnnotationVerdict, IngressInfo, Kind, ManifestDir, ManifestError, Objects, Problem,
-    Severity,
-};
+use ingress_k8s::{AnnotationReport, IngressInfo, Kind, ManifestDir, ManifestError, Objects, Problem};
 
-use crate::args::{CheckArgs, ExplainArgs, Output, SourceArgs};
+use crate::args::{CheckArgs, ExplainArgs, Output, ReportFormat, SourceArgs};
 
+mod report;
 mod streams;
+
+use report::{Report, Setting};
 
 /// A configuration loaded once: the table, and everything wrong with the input.
 pub(crate) struct Loaded {
     pub(crate) table: Arc<RouteTable>,
     pub(crate) problems: Vec<Problem>,
     pub(crate) manifest_errors: Vec<ManifestError>,
-    /// The objects (manifest mode only; `check` lists them).
-    pub(crate) objects: Option<Objects>,
-    /// Our Ingresses.
-    pub(crate) ours: BTreeSet<(String, String)>,
+    /// The objects read.
+    pub(crate) objects: Objects,
+    /// Our Ingresses, with the verdicts on their annotations.
+    pub(crate) ingresses: Vec<IngressInfo>,
     /// The verdicts on each of our Ingresses' annotations.
     pub(crate) annotations: BTreeMap<(String, String), Vec<AnnotationReport>>,
     /// The `--configmap` ConfigMap's data and that of the ConfigMaps it names.
     pub(crate) config: (BTreeMap<String, String>, BTreeMap<String, BTreeMap<String, String>>),
 }
 
-fn annotations_of(ingresses: &[IngressInfo]) -> BTreeMap<(String, String), Vec<AnnotationReport>> {
-    ingresses.iter().map(|i| (i.key.clone(), i.annotations.clone())).collect()
-}
-
-/// Reads the manifests (or the cluster) once and builds the table, as the controller would.
+/// Reads the manifests, or the cluster (once, with `list` and `get` only: nothing is watched
+/// or written), and builds the table as the controller would.
 pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
     let config = ingress_k8s::Config { update_status: false, emit_events: false, ..source.k8s_config() };
-    if let Some(dir) = &source.manifests {
-        let mut manifests = ManifestDir::new(dir);
-        manifests.scan().with_context(|| format!("reading manifests from {}", dir.display()))?;
-        let objects = manifests.objects();
-        let mut translation = ingress_k8s::translate(&objects, &config);
-        let (table, problems) = translation.compile(&mut EndpointStore::new());
-        return Ok(Loaded {
-            table: Arc::new(table),
-            problems,
-            manifest_errors: manifests.errors(),
-            objects: Some(objects),
-            ours: translation.ingresses.iter().map(|i| i.key.clone()).collect(),
-            annotations: annotations_of(&translation.ingresses),
-            config: (translation.config, translation.config_references),
-        });
-    }
-    let client = crate::run::client(source).await?;
-    let controller =
-        ingress_k8s::Controller::start(client, config).await.context("starting the Kubernetes feed")?;
-    let snapshot = tokio::time::timeout(Duration::from_secs(60), controller.ready())
-        .await
-        .context("the API server did not list every watched kind within 60 s")??;
-    controller.shutdown().await;
+    let (objects, manifest_errors) = match &source.manifests {
+        Some(dir) => {
+            let mut manifests = ManifestDir::new(dir);
+            manifests.scan().with_context(|| format!("reading manifests from {}", dir.display()))?;
+            (manifests.objects(), manifests.errors())
+        }
+        None => {
+            let client = crate::run::client(source).await?;
+            let objects =
+                tokio::time::timeout(Duration::from_secs(60), ingress_k8s::list_once(&client, &config))
+                    .await
+                    .context("the API server did not answer within 60 s")?
+                    .context("reading the cluster")?;
+            (objects, Vec::new())
+        }
+    };
+    let mut translation = ingress_k8s::translate(&objects, &config);
+    let (table, problems) = translation.compile(&mut EndpointStore::new());
+    let annotations = translation.ingresses.iter().map(|i| (i.key.clone(), i.annotations.clone())).collect();
     Ok(Loaded {
-        table: Arc::clone(&snapshot.table),
-        problems: snapshot.problems.to_vec(),
-        manifest_errors: Vec::new(),
-        objects: None,
-        ours: snapshot.ingresses.iter().map(|i| i.key.clone()).collect(),
-        annotations: annotations_of(&snapshot.ingresses),
-        config: ((*snapshot.config).clone(), (*snapshot.config_references).clone()),
+        table: Arc::new(table),
+        problems,
+        manifest_errors,
+        objects,
+        ingresses: translation.ingresses,
+        annotations,
+        config: (translation.config, translation.config_references),
     })
 }
 
@@ -269,122 +262,122 @@ fn explanation_json(
     })
 }
 
-/// `ingress-controller check --manifests DIR`: true when nothing was rejected.
+/// `ingress-controller check`: what happens to each Ingress of the class if Ferry serves it;
+/// true when nothing is refused or fails closed.
 pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<bool> {
-    if args.source.manifests.is_none() {
-        bail!("check needs --manifests DIR");
-    }
     let loaded = load(&args.source).await?;
+    let deployment = match &args.source.manifests {
+        None => find_deployment(&args.source).await?,
+        Some(_) => None,
+    };
+    let report = report(&args.source, &loaded, deployment);
     let mut out = std::io::stdout().lock();
+    match args.output {
+        ReportFormat::Text => report::render::text(&report, &mut out)?,
+        ReportFormat::Json => writeln!(out, "{:#}", report::render::json(&report))?,
+        ReportFormat::Markdown => report::render::markdown(&report, &mut out)?,
+    }
+    Ok(!report.refused())
+}
 
-    let mut by_object: BTreeMap<(Kind, String, String), Vec<&Problem>> = BTreeMap::new();
-    for p in &loaded.problems {
-        by_object.entry((p.kind, p.object.0.clone(), p.object.1.clone())).or_default().push(p);
-    }
-    let mut rejected = loaded.manifest_errors.len();
-    for err in &loaded.manifest_errors {
-        writeln!(out, "error     {err}")?;
-    }
-    let objects = loaded.objects.unwrap_or_default();
-    let listed = objects_of(&objects);
-    let mut count = 0;
-    for (kind, ns, name) in &listed {
-        count += 1;
-        let key = (ns.clone(), name.clone());
-        let problems = by_object.remove(&(*kind, ns.clone(), name.clone())).unwrap_or_default();
-        let label = if ns.is_empty() { format!("{kind} {name}") } else { format!("{kind} {ns}/{name}") };
-        if *kind == Kind::Ingress && !loaded.ours.contains(&key) {
-            writeln!(out, "ignored   {label}: not of class `{}`", args.source.ingress_class)?;
-            continue;
-        }
-        // Annotations: one line each, whatever the verdict (their problems say the same).
-        let reports = match kind {
-            Kind::Ingress => loaded.annotations.get(&key).map(Vec::as_slice).unwrap_or_default(),
-            _ => &[],
-        };
-        for r in reports {
-            if r.verdict == AnnotationVerdict::Rejected || r.closes {
-                rejected += 1;
+/// Builds the report of a loaded configuration (and of the ingress-nginx Deployment found).
+fn report(source: &SourceArgs, loaded: &Loaded, deployment: Option<(String, Vec<String>)>) -> Report {
+    let mut by_object = report::by_object(&loaded.problems);
+    let mut r = Report {
+        class: source.ingress_class.clone(),
+        file_errors: loaded.manifest_errors.iter().map(ToString::to_string).collect(),
+        totals: (loaded.table.route_count(), loaded.table.host_count()),
+        objects: report::count(&loaded.objects),
+        ..Report::default()
+    };
+    let ours: BTreeMap<&(String, String), &IngressInfo> =
+        loaded.ingresses.iter().map(|i| (&i.key, i)).collect();
+    for (key, ingress) in &loaded.objects.ingresses {
+        match ours.get(key) {
+            Some(info) => {
+                let problems =
+                    by_object.remove(&(Kind::Ingress, key.0.clone(), key.1.clone())).unwrap_or_default();
+                r.ingresses.push(report::ingress_report(ingress, info, problems));
             }
-            writeln!(out, "{:<9} {label} {}: {}", r.verdict.as_str(), r.key, r.detail())?;
-        }
-        // Skip the problems that only repeat a report's verdict; keep what building found
-        // (an alias that another host takes, say).
-        let repeats = |p: &Problem| {
-            reports.iter().any(|r| {
-                p.field == format!("metadata.annotations[{}]", r.key)
-                    && (p.reason == r.detail() || p.reason == r.to_string())
-            })
-        };
-        let problems: Vec<&Problem> = problems.into_iter().filter(|p| !repeats(p)).collect();
-        if problems.is_empty() && reports.is_empty() {
-            writeln!(out, "ok        {label}")?;
-        }
-        for p in problems {
-            match p.severity {
-                Severity::Rejected => {
-                    rejected += 1;
-                    writeln!(out, "rejected  {label} {}: {}", p.field, p.reason)?;
-                }
-                Severity::Warning => writeln!(out, "warning   {label} {}: {}", p.field, p.reason)?,
-            }
+            None => r.other_class.push(key.clone()),
         }
     }
-    // The controller ConfigMap's keys: one line each, as the annotations.
-    if let Some(name) = &args.source.k8s_config().configmap {
+    r.other_problems = by_object.into_values().flatten().collect();
+    // The controller ConfigMap's keys: one verdict each.
+    if let Some(name) = &source.k8s_config().configmap {
         let (data, references) = &loaded.config;
         let (settings, ignored) =
             crate::settings::from_configmap(&ingress_proxy::RuntimeSettings::default(), data, references);
         let closed = settings.closed.unwrap_or_default();
+        let mut keys = Vec::new();
         for key in data.keys() {
             let reports: Vec<&crate::settings::Ignored> = ignored.iter().filter(|i| &i.key == key).collect();
             if reports.is_empty() {
-                writeln!(out, "applied   ConfigMap {name} {key}")?;
+                keys.push(Setting { name: key.clone(), verdict: "applied", note: String::new() });
             }
             for i in reports {
-                if closed.contains(key.as_str()) {
-                    rejected += 1;
-                    writeln!(out, "rejected  ConfigMap {name} {key}: {}", i.reason)?;
-                } else {
-                    writeln!(out, "ignored   ConfigMap {name} {key}: {}", i.reason)?;
-                }
+                let verdict = if closed.contains(key.as_str()) { "rejected" } else { "ignored" };
+                keys.push(Setting { name: key.clone(), verdict, note: i.reason.clone() });
             }
         }
+        r.configmap = Some((name.to_string(), keys));
     }
-    // The TCP and UDP services served.
-    for route in loaded.table.streams() {
-        writeln!(out, "stream    {}", streams::describe(route))?;
+    if let Some((name, args)) = deployment {
+        r.deployment = Some((name, flag_verdicts(&args)));
     }
-    // Problems of objects that are not in the store (controller-wide settings, missing refs).
-    for ((kind, ns, name), problems) in by_object {
-        for p in problems {
-            let verdict = if p.severity == Severity::Rejected { "rejected" } else { "warning " };
-            if p.severity == Severity::Rejected {
-                rejected += 1;
-            }
-            writeln!(out, "{verdict}  {kind} {ns}/{name} {}: {}", p.field, p.reason)?;
-        }
-    }
-    writeln!(
-        out,
-        "\n{count} objects, {} routes on {} hosts, {rejected} rejected",
-        loaded.table.route_count(),
-        loaded.table.host_count()
-    )?;
-    Ok(rejected == 0)
+    r.streams = loaded.table.streams().iter().map(streams::describe).collect();
+    r
 }
 
-fn objects_of(o: &Objects) -> Vec<(Kind, String, String)> {
-    let keys = |kind: Kind, keys: Vec<&(String, String)>| -> Vec<(Kind, String, String)> {
-        keys.into_iter().map(|(ns, n)| (kind, ns.clone(), n.clone())).collect()
+/// The verdict on each flag of an ingress-nginx container's arguments.
+fn flag_verdicts(args: &[String]) -> Vec<Setting> {
+    let argv = std::iter::once("nginx-ingress-controller".into()).chain(args.iter().map(Into::into));
+    let (_, ignored) = crate::nginx_flags::translate(argv);
+    let name = |arg: &str| arg.trim_start_matches('-').split('=').next().unwrap_or_default().to_owned();
+    args.iter()
+        .filter(|a| a.starts_with('-'))
+        .map(|arg| match ignored.iter().find(|i| name(&i.argument) == name(arg)) {
+            Some(i) => Setting { name: arg.clone(), verdict: "ignored", note: i.reason.to_owned() },
+            None => Setting { name: arg.clone(), verdict: "applied", note: String::new() },
+        })
+        .collect()
+}
+
+/// The ingress-nginx controller Deployment of the cluster, if one is found: its
+/// `namespace/name`, and the arguments of its controller container (the binary's path left
+/// out, `$(POD_NAMESPACE)` and `$(POD_NAME)` filled in as the kubelet fills them).
+async fn find_deployment(source: &SourceArgs) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let client = crate::run::client(source).await?;
+    let api: kube::Api<Deployment> = match &source.watch_namespace {
+        Some(ns) => kube::Api::namespaced(client, ns),
+        None => kube::Api::all(client),
     };
-    let mut all = keys(Kind::IngressClass, o.ingress_classes.keys().collect());
-    all.extend(keys(Kind::Ingress, o.ingresses.keys().collect()));
-    all.extend(keys(Kind::Service, o.services.keys().collect()));
-    all.extend(keys(Kind::EndpointSlice, o.endpoint_slices.keys().collect()));
-    all.extend(keys(Kind::Secret, o.secrets.keys().collect()));
-    all.extend(keys(Kind::ConfigMap, o.config_maps.keys().collect()));
-    all
+    let list = match api.list(&kube::api::ListParams::default()).await {
+        Ok(list) => list,
+        // Not allowed to list Deployments: the report says nothing of the flags.
+        Err(kube::Error::Api(e)) if e.code == 403 => return Ok(None),
+        Err(e) => return Err(e).context("listing Deployments"),
+    };
+    for d in list.items {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let containers = d.spec.template.spec.map(|p| p.containers).unwrap_or_default();
+        for c in containers {
+            let mut args: Vec<String> =
+                c.command.unwrap_or_default().into_iter().chain(c.args.unwrap_or_default()).collect();
+            let Some(at) = args.iter().position(|a| a.ends_with("/nginx-ingress-controller")) else {
+                continue;
+            };
+            args.drain(..=at);
+            let args = args
+                .into_iter()
+                .map(|a| a.replace("$(POD_NAMESPACE)", &ns).replace("$(POD_NAME)", &format!("{name}-pod")))
+                .collect();
+            return Ok(Some((format!("{ns}/{name}"), args)));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

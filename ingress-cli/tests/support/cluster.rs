@@ -78,6 +78,10 @@ fn resource(object: &DynamicObject) -> Result<(ApiResource, bool)> {
         "Ingress" => ("ingresses", true),
         "IngressClass" => ("ingressclasses", false),
         "EndpointSlice" => ("endpointslices", true),
+        "Deployment" => ("deployments", true),
+        "ServiceAccount" => ("serviceaccounts", true),
+        "ClusterRole" => ("clusterroles", false),
+        "ClusterRoleBinding" => ("clusterrolebindings", false),
         other => bail!("the tests do not know kind {other}"),
     };
     let gvk = GroupVersionKind::gvk(group, version, &types.kind);
