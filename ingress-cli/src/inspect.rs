@@ -343,41 +343,77 @@ fn flag_verdicts(args: &[String]) -> Vec<Setting> {
         .collect()
 }
 
-/// The ingress-nginx controller Deployment of the cluster, if one is found: its
-/// `namespace/name`, and the arguments of its controller container (the binary's path left
-/// out, `$(POD_NAMESPACE)` and `$(POD_NAME)` filled in as the kubelet fills them).
+/// The ingress-nginx controller of the cluster (a Deployment or DaemonSet, in any namespace),
+/// if one is found: `Kind namespace/name`, and the arguments of its controller container (the
+/// binary's path left out, `$(POD_NAMESPACE)` and `$(POD_NAME)` filled in as the kubelet fills
+/// them). With several, the one serving `--ingress-class` (or `--controller-class`) is taken,
+/// in `--watch-namespace` if that is given.
 async fn find_deployment(source: &SourceArgs) -> anyhow::Result<Option<(String, Vec<String>)>> {
-    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
     let client = crate::run::client(source).await?;
-    let api: kube::Api<Deployment> = match &source.watch_namespace {
-        Some(ns) => kube::Api::namespaced(client, ns),
-        None => kube::Api::all(client),
+    let list = async {
+        let params = kube::api::ListParams::default();
+        let deployments = kube::Api::<Deployment>::all(client.clone()).list(&params).await;
+        let daemon_sets = kube::Api::<DaemonSet>::all(client).list(&params).await;
+        (deployments, daemon_sets)
     };
-    let list = match api.list(&kube::api::ListParams::default()).await {
-        Ok(list) => list,
-        // Not allowed to list Deployments: the report says nothing of the flags.
-        Err(kube::Error::Api(e)) if e.code == 403 => return Ok(None),
+    let (deployments, daemon_sets) = tokio::time::timeout(Duration::from_secs(60), list)
+        .await
+        .context("the API server did not list the controllers within 60 s")?;
+    // Not allowed to list them: the report says nothing of the flags.
+    let forbidden = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 403);
+    let label = |kind: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        let ns = meta.namespace.clone().unwrap_or_default();
+        (format!("{kind} {ns}/{}", meta.name.clone().unwrap_or_default()), ns)
+    };
+    let mut found: Vec<(String, String, PodTemplateSpec)> = Vec::new();
+    match deployments {
+        Ok(list) => found.extend(list.items.into_iter().map(|d| {
+            let (at, ns) = label("Deployment", &d.metadata);
+            (at, ns, d.spec.template)
+        })),
+        Err(e) if forbidden(&e) => {}
         Err(e) => return Err(e).context("listing Deployments"),
-    };
-    for d in list.items {
-        let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let name = d.metadata.name.clone().unwrap_or_default();
-        let containers = d.spec.template.spec.map(|p| p.containers).unwrap_or_default();
-        for c in containers {
+    }
+    match daemon_sets {
+        Ok(list) => found.extend(list.items.into_iter().map(|d| {
+            let (at, ns) = label("DaemonSet", &d.metadata);
+            (at, ns, d.spec.template)
+        })),
+        Err(e) if forbidden(&e) => {}
+        Err(e) => return Err(e).context("listing DaemonSets"),
+    }
+    let mut controllers = Vec::new();
+    for (at, ns, template) in found {
+        for c in template.spec.map(|p| p.containers).unwrap_or_default() {
             let mut args: Vec<String> =
                 c.command.unwrap_or_default().into_iter().chain(c.args.unwrap_or_default()).collect();
-            let Some(at) = args.iter().position(|a| a.ends_with("/nginx-ingress-controller")) else {
+            let Some(binary) = args.iter().position(|a| a.ends_with("/nginx-ingress-controller")) else {
                 continue;
             };
-            args.drain(..=at);
-            let args = args
+            args.drain(..=binary);
+            let args: Vec<String> = args
                 .into_iter()
-                .map(|a| a.replace("$(POD_NAMESPACE)", &ns).replace("$(POD_NAME)", &format!("{name}-pod")))
+                .map(|a| a.replace("$(POD_NAMESPACE)", &ns).replace("$(POD_NAME)", "controller-pod"))
                 .collect();
-            return Ok(Some((format!("{ns}/{name}"), args)));
+            controllers.push((at.clone(), ns.clone(), args));
         }
     }
-    Ok(None)
+    let serves = |args: &[String]| {
+        args.iter().any(|a| {
+            *a == format!("--ingress-class={}", source.ingress_class)
+                || *a == format!("--controller-class={}", source.controller_class)
+        })
+    };
+    // The one serving the class, in the watched namespace if one is given.
+    let watched = |ns: &str| source.watch_namespace.as_deref().is_none_or(|w| w == ns);
+    let chosen = controllers
+        .iter()
+        .position(|(_, ns, args)| serves(args) && watched(ns))
+        .or_else(|| controllers.iter().position(|(_, _, args)| serves(args)))
+        .unwrap_or(0);
+    Ok((!controllers.is_empty()).then(|| controllers.swap_remove(chosen)).map(|(at, _, args)| (at, args)))
 }
 
 #[cfg(test)]

@@ -217,7 +217,7 @@ async fn the_report_of_a_live_cluster_read_with_list_and_get_only() -> Result<()
     };
     assert_eq!(setting("configMap", "keys", "use-forwarded-headers"), Some("applied".into()));
     assert_eq!(setting("configMap", "keys", "enable-opentelemetry"), Some("ignored".into()));
-    assert_eq!(report["deployment"]["name"], format!("{ns}/ingress-nginx-controller"));
+    assert_eq!(report["deployment"]["name"], format!("Deployment {ns}/ingress-nginx-controller"));
     assert_eq!(setting("deployment", "flags", "--ingress-class=nginx"), Some("applied".into()));
     assert_eq!(
         setting("deployment", "flags", &format!("--configmap={ns}/ingress-nginx-controller")),

@@ -283,6 +283,96 @@ fn ssl_passthrough_hands_tls_to_the_backend_with_the_flag_and_is_ignored_without
     Ok(())
 }
 
+/// An HTTPS server on the loopback presenting the seed's `webapp.example.com` certificate:
+/// `200 tls` to every request.
+fn https_backend() -> Result<std::net::SocketAddr> {
+    use std::io::{Read, Write};
+    let (certificate, key) = seed_certificate()?;
+    let mut acceptor = openssl::ssl::SslAcceptor::mozilla_intermediate_v5(openssl::ssl::SslMethod::tls())?;
+    let (certificate, key) = (
+        openssl::x509::X509::from_pem(certificate.as_bytes())?,
+        openssl::pkey::PKey::private_key_from_pem(key.as_bytes())?,
+    );
+    acceptor.set_certificate(&certificate)?;
+    acceptor.set_private_key(&key)?;
+    let acceptor = acceptor.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let Ok(mut tls) = acceptor.accept(tcp) else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntls");
+        }
+    });
+    Ok(addr)
+}
+
+/// The seed's `webapp.example.com` certificate and key (PEM).
+fn seed_certificate() -> Result<(String, String)> {
+    let secret: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/webapp-tls-secret.yaml"),
+    )?)?;
+    let pem = |key: &str| secret["stringData"][key].as_str().unwrap_or_default().to_owned();
+    Ok((pem("tls.crt"), pem("tls.key")))
+}
+
+#[test]
+fn backend_protocol_https_and_proxy_ssl_reach_a_tls_endpoint() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir)?;
+    demo_manifests(&dir, echo_backend("demo"), echo_backend("webapp"))?;
+    std::fs::write(dir.join("secure-app.yaml"), services(&[("secure-app", 443, https_backend()?)]))?;
+    let (certificate, _) = seed_certificate()?;
+    let ca: String = certificate.lines().map(|l| format!("    {l}\n")).collect();
+    std::fs::write(
+        dir.join("upstream-ca.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: upstream-ca, namespace: default}}\ntype: Opaque\nstringData:\n  ca.crt: |\n{ca}"
+        ),
+    )?;
+    let ingress = |name: &str, host: &str, annotations: &str| {
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n  annotations:\n    kubernetes.io/ingress.class: nginx\n    nginx.ingress.kubernetes.io/backend-protocol: HTTPS\n{annotations}spec:\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{service: {{name: secure-app, port: {{number: 443}}}}}}\n"
+        )
+    };
+    let checked = |name: &str| {
+        format!(
+            "    nginx.ingress.kubernetes.io/proxy-ssl-secret: default/upstream-ca\n    nginx.ingress.kubernetes.io/proxy-ssl-verify: \"on\"\n    nginx.ingress.kubernetes.io/proxy-ssl-name: {name}\n"
+        )
+    };
+    std::fs::write(
+        dir.join("secure.yaml"),
+        [
+            ingress("plain-tls", "tls.example.com", ""),
+            ingress("checked", "checked.example.com", &checked("webapp.example.com")),
+            ingress("mismatch", "mismatch.example.com", &checked("other.example.com")),
+            ingress(
+                "foreign",
+                "foreign.example.com",
+                "    nginx.ingress.kubernetes.io/proxy-ssl-secret: other/upstream-ca\n",
+            ),
+        ]
+        .concat(),
+    )?;
+    let c = start(&dir, &[])?;
+    let status = |host: &str| request(c.http, host, "GET", "/", b"").map(|r| (r.status, r.body));
+    assert_eq!(
+        status("tls.example.com")?,
+        (200, "tls".to_owned()),
+        "HTTPS to the pod, certificate not checked"
+    );
+    assert_eq!(status("checked.example.com")?, (200, "tls".to_owned()), "checked against ca.crt");
+    assert_eq!(status("mismatch.example.com")?.0, 502, "a certificate for another name");
+    assert_eq!(status("foreign.example.com")?.0, 503, "a Secret of another namespace denies the Ingress");
+    Ok(())
+}
+
 #[test]
 fn sigterm_stops_the_controller_cleanly() -> Result<()> {
     let tmp = tempfile::tempdir()?;

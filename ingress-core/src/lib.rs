@@ -52,6 +52,7 @@ mod rewrite;
 mod stream;
 mod table;
 mod tls;
+mod upstream;
 mod uri;
 mod vars;
 
@@ -84,5 +85,8 @@ pub use rewrite::{InvalidRewrite, RewriteTarget};
 pub use stream::{ProxyProtocol, StreamProtocol, StreamRoute, StreamService};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};
+pub use upstream::{
+    BackendProtocol, DEFAULT_UPSTREAM_NAME, InvalidProtocol, TlsVersion, UpstreamProtocol, UpstreamTls,
+};
 pub use uri::{InvalidTarget, normalize_path};
 pub use vars::{Template, UnknownVariable, Var, Vars, escape_uri_component};

@@ -116,6 +116,9 @@ pub struct RoutePolicy {
     /// How requests are spread over the endpoints (`load-balance`, `upstream-hash-by`,
     /// `affinity`); `None` follows the ConfigMap's `load-balance`.
     pub balance: Option<Box<crate::Balance>>,
+    /// How the endpoints are spoken to (`backend-protocol`, `proxy-ssl-*`); `None` is plain
+    /// HTTP/1.1. Shared, as few routes have it.
+    pub upstream: Option<std::sync::Arc<crate::UpstreamProtocol>>,
 }
 
 /// The users of basic authentication (`auth-secret`) and the realm their browsers are told
@@ -179,6 +182,16 @@ impl Redirect {
 }
 
 impl RoutePolicy {
+    /// The protocol spoken to the endpoints (`backend-protocol`; HTTP/1.1 by default).
+    pub fn backend_protocol(&self) -> crate::BackendProtocol {
+        self.upstream.as_ref().map(|u| u.protocol).unwrap_or_default()
+    }
+
+    /// The TLS settings to the endpoints (`proxy-ssl-*`; `None`: nginx's defaults).
+    pub fn upstream_tls(&self) -> Option<&std::sync::Arc<crate::UpstreamTls>> {
+        self.upstream.as_ref().and_then(|u| u.tls.as_ref())
+    }
+
     /// Whether the policy changes nothing.
     pub fn is_empty(&self) -> bool {
         *self == RoutePolicy::default()
@@ -272,6 +285,12 @@ impl RoutePolicy {
         }
         if self.no_global_auth {
             out.push("global external authentication off".to_owned());
+        }
+        if let Some(upstream) = &self.upstream {
+            out.push(format!("endpoints spoken to in {}", upstream.protocol));
+            if let Some(tls) = &upstream.tls {
+                out.push(format!("TLS to endpoints: {}", tls.describe()));
+            }
         }
         if let Some(b) = &self.balance {
             if let Some(a) = &b.affinity {

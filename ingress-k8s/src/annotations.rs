@@ -13,6 +13,7 @@
 
 mod access;
 mod auth;
+mod backend;
 mod balance;
 mod canary;
 mod cors;
@@ -261,6 +262,9 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         }
         outcomes.insert(name, read);
     }
+    let backend = backend::read(&ours, lookup.namespace, lookup.secret, &mut policy);
+    denied.extend(backend.denied);
+    outcomes.extend(backend.outcomes);
     let mut config_maps = Vec::new();
     let external = external_auth::read(&ours, lookup.namespace, lookup.config_map, &mut policy);
     denied.extend(external.denied);
@@ -350,7 +354,7 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         ssl_passthrough,
         service_upstream,
         config_maps,
-        secrets: secret.into_iter().collect(),
+        secrets: secret.into_iter().chain(backend.secret).collect(),
         reports,
     }
 }
@@ -439,6 +443,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| auth::doc(k.name))
                     .or_else(|| external_auth::doc(k.name))
                     .or_else(|| balance::doc(k.name))
+                    .or_else(|| backend::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC))
                     .or_else(|| (k.name == "service-upstream").then_some(SERVICE_UPSTREAM_DOC))

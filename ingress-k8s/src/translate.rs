@@ -359,9 +359,12 @@ fn add_ingress(
         .get("global-allowed-response-headers")
         .map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
+    // `stringData` too: the API server folds it into `data`, a manifest file keeps it.
     let secret = |ns: &str, name: &str| {
         let s = objects.secrets.get(&(ns.to_owned(), name.to_owned()))?;
-        Some(s.data.as_ref()?.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+        let data = s.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
+        let strings = s.string_data.iter().flatten().map(|(k, v)| (k.clone(), v.clone().into_bytes()));
+        Some(data.chain(strings).collect())
     };
     let lookup = annotations::Lookup {
         service_port: &service_port,

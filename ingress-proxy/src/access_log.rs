@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,10 @@ pub use format::{LogEscape, LogFormat, LogFormatError, LogTemplate, UPSTREAMINFO
 
 /// Lines queued at most before new ones are dropped: seconds of a busy proxy's log.
 pub const QUEUE_LINES: usize = 16_384;
+
+/// Bytes queued at most: lines can be long (a template may log every header), and a stalled
+/// writer must not let them take the proxy's memory.
+pub const QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
 /// A sink for access log lines: cheap to clone, shared by every worker thread.
 #[derive(Clone)]
@@ -34,6 +38,8 @@ struct Counts {
     queued: AtomicU64,
     written: AtomicU64,
     dropped: AtomicU64,
+    /// Bytes queued and not yet written.
+    bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -67,16 +73,16 @@ impl AccessLog {
     /// Queues `line` (which ends with its newline); false when it was dropped because the
     /// queue is full.
     pub(crate) fn write(&self, line: Vec<u8>) -> bool {
-        match self.queue.try_send(line) {
-            Ok(()) => {
-                self.counts.queued.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+        let len = line.len();
+        let queued = self.counts.bytes.fetch_add(len, Ordering::Relaxed);
+        let sent = queued.saturating_add(len) <= QUEUE_BYTES && self.queue.try_send(line).is_ok();
+        if sent {
+            self.counts.queued.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counts.bytes.fetch_sub(len, Ordering::Relaxed);
+            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        sent
     }
 
     /// Lines dropped so far because the writer was behind.
@@ -119,9 +125,11 @@ fn drain(lines: &Receiver<Vec<u8>>, writer: impl Write, counts: &Counts) {
     while let Ok(line) = lines.recv() {
         // A write that fails (stdout closed) loses the line; the proxy goes on.
         let _ = out.write_all(&line);
+        counts.bytes.fetch_sub(line.len(), Ordering::Relaxed);
         let mut done = 1;
         while let Ok(line) = lines.try_recv() {
             let _ = out.write_all(&line);
+            counts.bytes.fetch_sub(line.len(), Ordering::Relaxed);
             done += 1;
         }
         let _ = out.flush();
@@ -155,6 +163,16 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn lines_past_the_byte_budget_are_dropped() -> std::io::Result<()> {
+        let stalled = Stalled::default();
+        let log = AccessLog::to_writer(stalled, 1000)?;
+        assert!(!log.write(vec![b'x'; QUEUE_BYTES + 1]), "one line over the budget");
+        assert_eq!(log.dropped(), 1);
+        assert!(log.write(b"small\n".to_vec()), "the budget is given back");
+        Ok(())
     }
 
     #[test]

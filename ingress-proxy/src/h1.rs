@@ -60,6 +60,7 @@ use crate::pipeline::request_vars::RequestVars;
 use crate::pipeline::{AfterFailure, Attempts, Exchange, Facts, admit, backend_for, is_idempotent};
 use crate::pool::{IdlePool, Upstream};
 use crate::upstream::Selector;
+use crate::upstream_tls::{Compiled, Connectors};
 
 /// How long, and for how many bytes, a connection closed with its request body unread keeps
 /// reading it (see [`linger`]).
@@ -77,6 +78,8 @@ pub(crate) struct Front {
     pub(crate) selector: Arc<dyn Selector>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) pool: Arc<IdlePool>,
+    /// The routes' TLS settings to endpoints, compiled.
+    pub(crate) connectors: Arc<Connectors>,
 }
 
 /// One client connection and the buffers its requests reuse.
@@ -108,6 +111,8 @@ struct Local<'a> {
     /// The statuses the route answers with an error page (`custom-http-errors`), and what
     /// the error backend is told.
     pages: Option<(ErrorPages<'a>, PageRequest<'a>)>,
+    /// The client's connection is TLS (`backend-protocol: AUTO_HTTP` follows it).
+    client_tls: bool,
 }
 
 /// Where a connection comes from, formatted once for the forwarding headers of its requests.
@@ -179,12 +184,13 @@ impl ServerApp for Front {
         // handshake and the socket digest already says what it said).
         // Only while the header is read: a connection does not keep old settings alive.
         let settings = self.shared.settings.load_full();
+        let mut believed = None;
         if settings.forwarding.proxy_protocol && !tls {
             let forwarding = &settings.forwarding;
             let (header, rest) =
                 crate::proxy_protocol::read(&mut stream, forwarding.proxy_protocol_timeout).await.ok()?;
-            if let Some((client, local)) = crate::proxy_protocol::believed(&header, peer, &forwarding.trusted)
-            {
+            believed = crate::proxy_protocol::believed(&header, peer, &forwarding.trusted);
+            if let Some((client, local)) = believed {
                 (peer, local_port) = (Some(client), Some(local.port()));
             }
             buf.extend_from_slice(&rest);
@@ -210,6 +216,11 @@ impl ServerApp for Front {
         loop {
             let settings = self.shared.settings.load_full();
             let limits = settings.client;
+            // HTTP/2 with prior knowledge on the plain port (h2c, as gRPC clients speak it
+            // without TLS): the connection goes to the HTTP/2 driver, bytes read included.
+            if conn.requests == 0 && !tls && buf.starts_with(H2C_PREFACE_START) {
+                return self.h2c(conn.client, &buf, believed, shutdown).await;
+            }
             let mut slots = head::header_slots();
             match head::parse(&buf, &mut slots, limits.head()) {
                 Parsed::Request(head) => {
@@ -312,7 +323,49 @@ async fn read_client(client: &mut Stream, buf: &mut BytesMut, wait: Duration) ->
     matches!(body::within(wait, client.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
 }
 
+/// How an HTTP/2 connection preface starts (RFC 9113 section 3.4): no HTTP/1 request does.
+const H2C_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
+
 impl Front {
+    /// Hands a plain connection that opened with HTTP/2's preface to the HTTP/2 driver, with
+    /// the bytes already read put back, and the addresses a PROXY header gave in its socket
+    /// digest.
+    async fn h2c(
+        &self,
+        stream: Stream,
+        read: &[u8],
+        believed: Option<(SocketAddr, SocketAddr)>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let Ok(mut l4) = stream.into_any().downcast::<pingora::protocols::l4::stream::Stream>() else {
+            tracing::debug!("an h2c connection on a stream that cannot take bytes back: closed");
+            return None;
+        };
+        l4.rewind(read);
+        if let Some((client, local)) = believed {
+            crate::tls::set_addresses(&mut l4, client, local);
+        }
+        let stream: Stream = l4;
+        ServerApp::process_new(&self.h2, stream, shutdown).await
+    }
+
+    /// The TLS settings of `route`'s upstream connections (`None`: plain TCP). gRPC's
+    /// HTTP/2 cannot be spoken from the HTTP/1 engine: `502`.
+    fn upstream_tls(&self, route: &Route<'_>, client_tls: bool) -> Result<Option<Arc<Compiled>>, u16> {
+        let protocol = route.policy.backend_protocol();
+        if protocol.http2() {
+            tracing::debug!(%protocol, "an HTTP/1 request for a gRPC backend: 502");
+            return Err(502);
+        }
+        if !protocol.tls(client_tls) {
+            return Ok(None);
+        }
+        self.connectors.get(route.policy.upstream_tls()).map(Some).map_err(|error| {
+            tracing::warn!(%error, "a route's TLS to endpoints cannot be set up: 502");
+            502
+        })
+    }
+
     /// Answers a head the engine refused, and logs it.
     async fn refuse(&self, status: u16, settings: &RuntimeSettings, conn: &mut Conn) {
         let started = Instant::now();
@@ -447,6 +500,7 @@ impl Front {
             headers: admitted.answer_headers(hsts, global),
             head_request: head.method == "HEAD",
             pages,
+            client_tls: from.tls,
         };
         let next = match (admitted.answer, &admitted.route) {
             (None, Some(route)) => {
@@ -583,6 +637,13 @@ impl Front {
         };
         let backend = backend_for(route, head.headers.iter().map(|h| (h.name, h.value)));
         outcome.canary = route.canary.is_some_and(|c| std::ptr::eq(backend, c.backend));
+        let tls = match self.upstream_tls(route, local.client_tls) {
+            Ok(tls) => tls,
+            Err(status) => {
+                return self.respond(conn, status, true, Some(route), local, &limits.timeouts, outcome).await;
+            }
+        };
+        let pool_key = |addr| (addr, tls.as_ref().map_or(0, |c| c.id));
         let mut sent_before = false;
         loop {
             let attempt_started = Instant::now();
@@ -595,11 +656,11 @@ impl Front {
                 }
             };
             outcome.upstream = Some(addr);
-            let (mut up, reused) = match self.pool.take(addr) {
+            let (mut up, reused) = match self.pool.take(pool_key(addr)) {
                 Some(stream) => (stream, true),
                 None => {
                     let connecting = Instant::now();
-                    match connect(addr, limits.timeouts.connect).await {
+                    match connect(addr, limits.timeouts.connect, tls.as_deref()).await {
                         Ok(stream) => {
                             self.metrics.observe_connect(connecting.elapsed());
                             (stream, false)
@@ -641,7 +702,7 @@ impl Front {
                 Ok(Exchanged::Answered { reusable }) => {
                     if reusable {
                         let keepalive = self.shared.settings.load().upstream_keepalive_timeout;
-                        self.pool.put(addr, backend.shared_slot(), up, keepalive);
+                        self.pool.put(pool_key(addr), backend.shared_slot(), up, keepalive);
                     }
                     let keep = !close && !outcome.closing && upload.is_complete();
                     return if keep { Next::KeepAlive } else { Next::Close };
@@ -674,11 +735,14 @@ impl Front {
     }
 }
 
-/// A new connection to `addr`, within `timeout`; a failure is the Pingora error the retry rules
-/// and statuses know (refused, timed out, no route, other).
-async fn connect(addr: SocketAddr, timeout: Duration) -> pingora::Result<Upstream> {
-    use pingora::ErrorType::{ConnectError, ConnectNoRoute, ConnectRefused, ConnectTimedout};
-    let stream = match body::within(timeout, Upstream::connect(addr)).await {
+/// A new connection to `addr`, over TLS when `tls` says, within `timeout`; a failure is the
+/// Pingora error the retry rules and statuses know (refused, timed out, no route, TLS, other).
+async fn connect(addr: SocketAddr, timeout: Duration, tls: Option<&Compiled>) -> pingora::Result<Upstream> {
+    use pingora::ErrorType::{
+        ConnectError, ConnectNoRoute, ConnectRefused, ConnectTimedout, TLSHandshakeFailure,
+    };
+    let started = Instant::now();
+    let stream = match body::within(timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             let etype = match e.kind() {
@@ -696,5 +760,14 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> pingora::Result<Upstrea
     };
     // Requests go out whole, in one write: nothing for Nagle's algorithm to gather.
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    let Some(tls) = tls else { return Ok(Upstream::Plain(stream)) };
+    // The handshake counts against the connect timeout, as nginx's `proxy_connect_timeout`.
+    let left = timeout.saturating_sub(started.elapsed());
+    match body::within(left, crate::upstream_tls::handshake(tls, stream)).await {
+        Ok(Ok(upstream)) => Ok(upstream),
+        Ok(Err(e)) => {
+            Err(pingora::Error::because(TLSHandshakeFailure, format!("TLS to {addr}"), e).into_up())
+        }
+        Err(_) => Err(pingora::Error::explain(ConnectTimedout, format!("TLS to {addr}")).into_up()),
+    }
 }

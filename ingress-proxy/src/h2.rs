@@ -52,6 +52,8 @@ pub(crate) struct H2 {
     pub(crate) shared: Arc<Shared>,
     pub(crate) selector: Arc<dyn Selector>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The routes' TLS settings to endpoints, compiled.
+    pub(crate) connectors: Arc<crate::upstream_tls::Connectors>,
 }
 
 /// Which of a route's backends a request goes to (decided once, in `request_filter`).
@@ -205,8 +207,46 @@ fn apply(
     result
 }
 
-/// Writes a complete response with a fixed text body.
+/// The gRPC status of an HTTP status the proxy answers itself (gRPC's HTTP to gRPC status
+/// mapping: 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 429 and 502–504
+/// UNAVAILABLE, other errors UNKNOWN, 400 INTERNAL).
+fn grpc_status(status: u16) -> u8 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
+    }
+}
+
+/// Whether the request is gRPC (`content-type: application/grpc…`).
+fn is_grpc(session: &Session) -> bool {
+    let content_type = session.req_header().headers.get(http::header::CONTENT_TYPE);
+    content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Answers a gRPC request the proxy cannot pass on as gRPC clients expect it: `200` with
+/// `grpc-status` and `grpc-message` in a headers-only response (a "trailers-only" answer),
+/// so the client sees UNAVAILABLE rather than a protocol error.
+async fn write_grpc_error(session: &mut Session, status: u16, lines: &[(String, String)]) -> Result<()> {
+    let mut header = ResponseHeader::build(200, Some(3 + lines.len()))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/grpc")?;
+    header.insert_header("grpc-status", grpc_status(status).to_string())?;
+    header.insert_header("grpc-message", format!("proxy answered HTTP {status}"))?;
+    for (name, value) in lines {
+        header.append_header(name.clone(), value.as_str())?;
+    }
+    session.write_response_header(Box::new(header), true).await
+}
+
+/// Writes a complete response with a fixed text body (for a gRPC request, the same as a gRPC
+/// error).
 async fn write_text(session: &mut Session, status: u16, lines: &[(String, String)]) -> Result<()> {
+    if status >= 400 && is_grpc(session) {
+        return write_grpc_error(session, status, lines).await;
+    }
     let body = body_for(status);
     let mut header = ResponseHeader::build(status, Some(3 + lines.len()))?;
     // A 204 has no content, and says nothing about it (as nginx strips both headers).
@@ -292,6 +332,41 @@ impl H2 {
         let page = errors::fetch(&pages, &route, &request, &*self.selector, &ctx.limits.timeouts).await;
         write_page(session, &page, lines, &ctx.settings.response_headers).await?;
         Ok(page.status)
+    }
+}
+
+impl H2 {
+    /// The Pingora peer for `addr` on `route`: HTTP/1.1 or HTTP/2 (gRPC; without TLS, h2c
+    /// with prior knowledge), over TLS as the route's `backend-protocol` and `proxy-ssl-*`
+    /// say. Pingora checks a certificate only with a server name to check it for, so with
+    /// `proxy-ssl-verify` on the name is sent as SNI too; the verify depth, protocols and
+    /// ciphers are Pingora's own here (HTTP/2 clients only: the HTTP/1 engine applies them).
+    fn peer(&self, route: &Route<'_>, addr: std::net::SocketAddr, client_tls: bool) -> Result<HttpPeer> {
+        let protocol = route.policy.backend_protocol();
+        let mut peer = if protocol.tls(client_tls) {
+            let compiled = self.connectors.get(route.policy.upstream_tls()).map_err(|e| {
+                tracing::warn!(error = %e, "a route's TLS to endpoints cannot be set up: 502");
+                Error::explain(HTTPStatus(502), "TLS to endpoints cannot be set up")
+            })?;
+            let settings = &compiled.settings;
+            let sni =
+                if settings.server_name || settings.verify { settings.name.clone() } else { String::new() };
+            let mut peer = HttpPeer::new(addr, true, sni);
+            peer.options.verify_cert = settings.verify;
+            peer.options.verify_hostname = settings.verify;
+            peer.options.ca.clone_from(&compiled.ca);
+            peer.client_cert_key.clone_from(&compiled.client);
+            // Pingora pools connections by a hash that leaves the CAs out: a connection
+            // checked against other CAs (or not at all) must never serve this route.
+            peer.group_key = compiled.id;
+            peer
+        } else {
+            HttpPeer::new(addr, false, String::new())
+        };
+        if protocol.http2() {
+            peer.options.set_http_version(2, 2);
+        }
+        Ok(peer)
     }
 }
 
@@ -435,7 +510,7 @@ impl ProxyHttp for H2 {
         Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let snapshot = ctx.snapshot.clone();
         let route = route_in(snapshot.as_deref(), ctx.route)
             .ok_or_else(|| Error::explain(HTTPStatus(404), "route vanished"))?;
@@ -444,7 +519,7 @@ impl ProxyHttp for H2 {
             .next(&*self.selector, ctx.backend.of(&route), &self.shared.state)
             .map_err(|status| Error::explain(HTTPStatus(status), "no endpoint left to try"))?;
         let timeouts = ctx.limits.timeouts;
-        let mut peer = HttpPeer::new(addr, false, String::new());
+        let mut peer = self.peer(&route, addr, is_tls(session))?;
         peer.options.connection_timeout = Some(timeouts.connect);
         peer.options.read_timeout = Some(timeouts.read);
         peer.options.write_timeout = Some(timeouts.write);

@@ -59,9 +59,10 @@ mod sni;
 mod stream;
 mod tls;
 mod upstream;
+mod upstream_tls;
 
 pub use access_log::{
-    AccessLog, LogEscape, LogFormat, LogFormatError, LogTemplate, QUEUE_LINES, UPSTREAMINFO,
+    AccessLog, LogEscape, LogFormat, LogFormatError, LogTemplate, QUEUE_BYTES, QUEUE_LINES, UPSTREAMINFO,
 };
 pub use config::{
     ClientLimits, Forwarding, HttpsSettings, ProxyConfig, RouteLimits, RuntimeSettings, Timeouts,

@@ -141,7 +141,7 @@ impl Route {
                     {
                         let _ = upstream.set_nodelay(true);
                         if upstream.write_all(&first).await.is_ok() {
-                            let _ = tokio::io::copy_bidirectional(conn, &mut upstream).await;
+                            splice(conn, &mut upstream).await;
                         }
                         return Ok(());
                     }
@@ -154,10 +154,35 @@ impl Route {
                 let mut opening = proxy_protocol::v1(client, local).into_bytes();
                 opening.extend_from_slice(&first);
                 upstream.write_all(&opening).await.map_err(Dropped::Terminator)?;
-                let _ = tokio::io::copy_bidirectional(conn, &mut upstream).await;
+                splice(conn, &mut upstream).await;
                 Ok(())
             }
         }
+    }
+}
+
+/// How long the other direction may go on once one side is done (a TLS `close_notify`
+/// answered), before both are closed.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Relays both ways until one side is done, lets the other finish within [`LINGER`], then
+/// closes both: a peer that stops talking after the other closed cannot hold the connection
+/// (as ingress-nginx's TCP proxy, which closes both when either side is done).
+async fn splice(a: &mut TcpStream, b: &mut TcpStream) {
+    let (mut a_read, mut a_write) = a.split();
+    let (mut b_read, mut b_write) = b.split();
+    let a_to_b = async {
+        let _ = tokio::io::copy(&mut a_read, &mut b_write).await;
+        let _ = b_write.shutdown().await;
+    };
+    let b_to_a = async {
+        let _ = tokio::io::copy(&mut b_read, &mut a_write).await;
+        let _ = a_write.shutdown().await;
+    };
+    tokio::pin!(a_to_b, b_to_a);
+    tokio::select! {
+        () = &mut a_to_b => { let _ = tokio::time::timeout(LINGER, b_to_a).await; }
+        () = &mut b_to_a => { let _ = tokio::time::timeout(LINGER, a_to_b).await; }
     }
 }
 
@@ -167,7 +192,9 @@ async fn read_hello(conn: &mut TcpStream, buf: &mut Vec<u8>, wait: Duration) -> 
     let read = async {
         let mut chunk = [0u8; 4096];
         loop {
-            let hello = hello::parse(buf);
+            // Parsed again only when a record is whole: a hello dribbled in byte by byte
+            // costs a parse per record, not per byte.
+            let hello = if buf.len() >= hello::wanted(buf) { hello::parse(buf) } else { Hello::Partial };
             // Never read much past what a ClientHello can be.
             if hello != Hello::Partial || buf.len() > hello::MAX_HELLO + 4096 {
                 return Ok(hello);

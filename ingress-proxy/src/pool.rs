@@ -18,10 +18,14 @@ use std::time::{Duration, Instant};
 use ingress_core::EndpointSlot;
 use tokio::io::AsyncReadExt;
 
-/// An upstream connection of the HTTP/1 engine: a plain TCP stream (Pingora's `Stream`
+/// An upstream connection of the HTTP/1 engine: plain TCP or TLS (Pingora's `Stream`
 /// wrapper buffers writes and times every read and write that waits, which the engine does not
 /// need).
-pub(crate) type Upstream = tokio::net::TcpStream;
+pub(crate) use crate::upstream_tls::Upstream;
+
+/// Which idle connections may serve a request: the endpoint, and the TLS settings they were
+/// made with (0: plain TCP).
+pub(crate) type PoolKey = (SocketAddr, u64);
 
 /// How often the sweeper looks for connections idle too long.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -45,7 +49,7 @@ const COARSE_SLACK: Duration = Duration::from_secs(1);
 /// The pool's state, under its lock.
 #[derive(Debug, Default)]
 struct Idles {
-    by_endpoint: HashMap<SocketAddr, Vec<Idle>>,
+    by_endpoint: HashMap<PoolKey, Vec<Idle>>,
     /// Whether a sweeper task is running (it stops when nothing is left to sweep).
     sweeping: bool,
 }
@@ -69,11 +73,11 @@ impl IdlePool {
         })
     }
 
-    /// The most recently released live connection to `addr`, if any. Connections the upstream
+    /// The most recently released live connection to `key`, if any. Connections the upstream
     /// closed (or sent unsolicited bytes on) while idle are dropped on the way.
-    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Upstream> {
+    pub(crate) fn take(&self, key: PoolKey) -> Option<Upstream> {
         loop {
-            let mut idle = self.lock().by_endpoint.get_mut(&addr)?.pop()?;
+            let mut idle = self.lock().by_endpoint.get_mut(&key)?.pop()?;
             if self.alive_at(idle.expires) && still_open(&mut idle.stream) {
                 return Some(idle.stream);
             }
@@ -81,11 +85,11 @@ impl IdlePool {
         }
     }
 
-    /// Parks a connection the exchange left reusable, for `keepalive` at most and while `addr`
-    /// stays in `slot`'s endpoint set.
+    /// Parks a connection the exchange left reusable, for `keepalive` at most and while its
+    /// endpoint stays in `slot`'s endpoint set.
     pub(crate) fn put(
         self: &Arc<Self>,
-        addr: SocketAddr,
+        key: PoolKey,
         slot: Arc<EndpointSlot>,
         stream: Upstream,
         keepalive: Duration,
@@ -94,7 +98,7 @@ impl IdlePool {
             let mut idle = self.lock();
             // Without a sweeper running the coarse clock may be old: read the real one.
             let now = if idle.sweeping { self.coarse_now() } else { self.tick() };
-            let stack = idle.by_endpoint.entry(addr).or_default();
+            let stack = idle.by_endpoint.entry(key).or_default();
             let evicted = (stack.len() >= self.per_endpoint).then(|| stack.remove(0));
             stack.push(Idle { stream, expires: now + keepalive, slot });
             (evicted, !std::mem::replace(&mut idle.sweeping, true))
@@ -113,7 +117,7 @@ impl IdlePool {
         let (expired, left) = {
             let mut idle = self.lock();
             let mut out = Vec::new();
-            idle.by_endpoint.retain(|addr, stack| {
+            idle.by_endpoint.retain(|(addr, _), stack| {
                 out.extend(stack.extract_if(.., |i| {
                     i.expires <= now || !i.slot.load().as_slice().iter().any(|e| e.addr == *addr)
                 }));
@@ -191,7 +195,7 @@ mod tests {
     }
 
     fn boxed(stream: TcpStream) -> Upstream {
-        stream
+        Upstream::Plain(stream)
     }
 
     /// A connected pair on loopback: the pool's side as a Pingora stream, and the upstream's.
@@ -207,26 +211,26 @@ mod tests {
     async fn hands_back_live_connections_and_drops_dead_or_expired_ones() {
         let pool = IdlePool::new(2);
         let (addr, stream, _upstream) = pair().await;
-        pool.put(addr, slot_with(addr), stream, Duration::from_secs(60));
-        assert!(pool.take(addr).is_some(), "a quiet open connection is reused");
-        assert!(pool.take(addr).is_none(), "taken once");
+        pool.put((addr, 0), slot_with(addr), stream, Duration::from_secs(60));
+        assert!(pool.take((addr, 0)).is_some(), "a quiet open connection is reused");
+        assert!(pool.take((addr, 0)).is_none(), "taken once");
 
         let (addr, stream, upstream) = pair().await;
-        pool.put(addr, slot_with(addr), stream, Duration::from_secs(60));
+        pool.put((addr, 0), slot_with(addr), stream, Duration::from_secs(60));
         drop(upstream);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(pool.take(addr).is_none(), "closed by the upstream while idle");
+        assert!(pool.take((addr, 0)).is_none(), "closed by the upstream while idle");
 
         let (addr, stream, mut upstream) = pair().await;
-        pool.put(addr, slot_with(addr), stream, Duration::from_secs(60));
+        pool.put((addr, 0), slot_with(addr), stream, Duration::from_secs(60));
         upstream.write_all(b"HTTP/1.1 408 unasked\r\n\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(pool.take(addr).is_none(), "unsolicited bytes make it unusable");
+        assert!(pool.take((addr, 0)).is_none(), "unsolicited bytes make it unusable");
 
         let (addr, stream, _upstream) = pair().await;
-        pool.put(addr, slot_with(addr), stream, Duration::from_millis(1));
+        pool.put((addr, 0), slot_with(addr), stream, Duration::from_millis(1));
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(pool.take(addr).is_none(), "past its keep-alive timeout");
+        assert!(pool.take((addr, 0)).is_none(), "past its keep-alive timeout");
     }
 
     #[tokio::test]
@@ -239,16 +243,16 @@ mod tests {
         for _ in 0..3 {
             let ours = TcpStream::connect(addr).await.unwrap();
             upstreams.push(listener.accept().await.unwrap().0);
-            pool.put(addr, Arc::clone(&slot), boxed(ours), Duration::from_millis(150));
+            pool.put((addr, 0), Arc::clone(&slot), boxed(ours), Duration::from_millis(150));
         }
-        assert_eq!(pool.lock().by_endpoint[&addr].len(), 2, "the oldest is closed beyond the bound");
+        assert_eq!(pool.lock().by_endpoint[&(addr, 0)].len(), 2, "the oldest is closed beyond the bound");
         tokio::time::sleep(Duration::from_millis(150) + 3 * SWEEP_EVERY).await;
-        assert!(!pool.lock().by_endpoint.contains_key(&addr), "the sweeper closed expired connections");
+        assert!(!pool.lock().by_endpoint.contains_key(&(addr, 0)), "the sweeper closed expired connections");
         assert!(!pool.lock().sweeping, "nothing left: the sweeper stopped");
         // The next connection parked starts it again.
         let ours = TcpStream::connect(addr).await.unwrap();
         upstreams.push(listener.accept().await.unwrap().0);
-        pool.put(addr, Arc::clone(&slot), boxed(ours), Duration::from_millis(50));
+        pool.put((addr, 0), Arc::clone(&slot), boxed(ours), Duration::from_millis(50));
         assert!(pool.lock().sweeping);
         tokio::time::sleep(Duration::from_millis(50) + 3 * SWEEP_EVERY).await;
         assert!(pool.lock().by_endpoint.is_empty());
@@ -264,12 +268,12 @@ mod tests {
         let pool = IdlePool::new(4);
         let (addr, stream, mut upstream) = pair().await;
         let slot = slot_with(addr);
-        pool.put(addr, Arc::clone(&slot), stream, Duration::from_secs(60));
+        pool.put((addr, 0), Arc::clone(&slot), stream, Duration::from_secs(60));
         tokio::time::sleep(3 * SWEEP_EVERY).await;
-        assert!(pool.lock().by_endpoint.contains_key(&addr), "still in the set: kept");
+        assert!(pool.lock().by_endpoint.contains_key(&(addr, 0)), "still in the set: kept");
         slot.store(ingress_core::EndpointSet::default());
         tokio::time::sleep(3 * SWEEP_EVERY).await;
-        assert!(!pool.lock().by_endpoint.contains_key(&addr), "left the set: closed");
+        assert!(!pool.lock().by_endpoint.contains_key(&(addr, 0)), "left the set: closed");
         let mut buf = [0u8; 1];
         assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
     }

@@ -200,17 +200,27 @@ impl ProxyServer {
         let metrics = Arc::new(Metrics::new(self.config.controller_labels.as_ref(), access_log)?);
 
         if self.config.http_addr.is_some() || self.config.https_addr.is_some() {
+            let connectors = Arc::new(crate::upstream_tls::Connectors::default());
             let h2 = H2 {
                 shared: Arc::clone(&self.handle.shared),
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
+                connectors: Arc::clone(&connectors),
             };
             let front = Front {
                 shared: Arc::clone(&self.handle.shared),
                 selector: Arc::clone(&self.selector),
                 metrics: Arc::clone(&metrics),
+                connectors,
                 pool: IdlePool::new(self.config.upstream_keepalive_pool_size),
-                h2: Arc::new(pingora::proxy::http_proxy(&server.configuration, h2)),
+                h2: Arc::new({
+                    let mut app = pingora::proxy::http_proxy(&server.configuration, h2);
+                    // Plain connections reach it only after the engine saw HTTP/2's preface.
+                    let mut options = pingora::apps::HttpServerOptions::default();
+                    options.h2c = true;
+                    app.server_options = Some(options);
+                    app
+                }),
             };
             let app = Counted {
                 inner: Arc::new(front),

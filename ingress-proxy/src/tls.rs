@@ -181,9 +181,7 @@ pub(crate) struct PreTls {
 #[async_trait::async_trait]
 impl pingora::listeners::PreTlsProcess for PreTls {
     async fn process(&self, stream: &mut pingora::protocols::l4::stream::Stream) -> pingora::Result<()> {
-        use std::os::fd::AsRawFd;
-
-        use pingora::protocols::{GetSocketDigest, SocketDigest};
+        use pingora::protocols::GetSocketDigest;
         let forwarding = self.shared.settings.load().forwarding.clone();
         if !forwarding.proxy_protocol && self.behind_front.is_none() {
             return Ok(());
@@ -195,13 +193,26 @@ impl pingora::listeners::PreTlsProcess for PreTls {
         let peer = stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
         let trusted = self.behind_front.as_deref().unwrap_or(&forwarding.trusted);
         if let Some((client, local)) = crate::proxy_protocol::believed(&header, peer, trusted) {
-            let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
-            let _ = digest.peer_addr.set(Some(client.into()));
-            let _ = digest.local_addr.set(Some(local.into()));
-            stream.set_socket_digest(digest);
+            set_addresses(stream, client, local);
         }
         Ok(())
     }
+}
+
+/// Makes `stream`'s socket digest name `client` as its peer and `local` as its local
+/// address (what a believed PROXY header said), for every later phase and driver.
+pub(crate) fn set_addresses(
+    stream: &mut pingora::protocols::l4::stream::Stream,
+    client: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+) {
+    use std::os::fd::AsRawFd;
+
+    use pingora::protocols::{GetSocketDigest, SocketDigest};
+    let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+    let _ = digest.peer_addr.set(Some(client.into()));
+    let _ = digest.local_addr.set(Some(local.into()));
+    stream.set_socket_digest(digest);
 }
 
 #[cfg(test)]

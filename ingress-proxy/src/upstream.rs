@@ -49,6 +49,7 @@ pub(crate) fn connect_failure_is_retryable(etype: &ErrorType) -> bool {
             | ErrorType::ConnectionClosed
             | ErrorType::SocketError
             | ErrorType::BindError
+            | ErrorType::TLSHandshakeFailure
     )
 }
 

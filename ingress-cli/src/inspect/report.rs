@@ -126,12 +126,21 @@ impl Report {
         ranked
     }
 
+    /// What is refused or fails closed: Ingresses, unreadable files, ConfigMap keys and other
+    /// objects' rejected problems.
+    pub(crate) fn rejections(&self) -> usize {
+        self.file_errors.len()
+            + self.ingresses.iter().filter(|i| i.outcome == Outcome::Refused).count()
+            + self
+                .configmap
+                .as_ref()
+                .map_or(0, |(_, keys)| keys.iter().filter(|k| k.verdict == "rejected").count())
+            + self.other_problems.iter().filter(|p| p.severity == Severity::Rejected).count()
+    }
+
     /// Whether anything is refused or fails closed (the exit status).
     pub(crate) fn refused(&self) -> bool {
-        !self.file_errors.is_empty()
-            || self.ingresses.iter().any(|i| i.outcome == Outcome::Refused)
-            || self.configmap.as_ref().is_some_and(|(_, keys)| keys.iter().any(|k| k.verdict == "rejected"))
-            || self.other_problems.iter().any(|p| p.severity == Severity::Rejected)
+        self.rejections() > 0
     }
 }
 

@@ -37,8 +37,8 @@ const SNIPPET: &str =
 const AUTH_KEEPALIVE: &str = "Ferry opens a connection per auth request (nginx's default); keep-alive to the auth service is not supported yet";
 const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
 const LIMITS: &str = "response bandwidth limits are not supported yet";
-const PROTOCOLS: &str =
-    "not supported yet: Ferry speaks plain HTTP/1.1 to endpoints and terminates TLS itself";
+const CLIENT_CIPHERS: &str =
+    "not supported yet: the ciphers offered to clients are Ferry's own, the same for every host";
 const MODSECURITY: &str =
     "ModSecurity is not supported (ingress-nginx's default mode only detects, it does not block)";
 const TRACING: &str = "OpenTelemetry tracing is not supported yet";
@@ -84,7 +84,7 @@ pub(crate) const KNOWN: &[Known] = &[
     known("auth-tls-verify-depth", "authentication", Restricts(CLIENT_CERTS)),
     known("auth-type", "authentication", Applied),
     known("auth-url", "authentication", Applied),
-    known("backend-protocol", "backend", Ignored(PROTOCOLS)),
+    known("backend-protocol", "backend", Applied),
     known("canary", "canary", Applied),
     known("canary-by-cookie", "canary", Applied),
     known("canary-by-header", "canary", Applied),
@@ -155,13 +155,13 @@ pub(crate) const KNOWN: &[Known] = &[
     known("proxy-redirect-to", "backend", Applied),
     known("proxy-request-buffering", "backend", Applied),
     known("proxy-send-timeout", "backend", Applied),
-    known("proxy-ssl-ciphers", "proxy", Ignored(PROTOCOLS)),
-    known("proxy-ssl-name", "proxy", Ignored(PROTOCOLS)),
-    known("proxy-ssl-protocols", "proxy", Ignored(PROTOCOLS)),
-    known("proxy-ssl-secret", "proxy", Ignored(PROTOCOLS)),
-    known("proxy-ssl-server-name", "proxy", Ignored(PROTOCOLS)),
-    known("proxy-ssl-verify", "proxy", Ignored(PROTOCOLS)),
-    known("proxy-ssl-verify-depth", "proxy", Ignored(PROTOCOLS)),
+    known("proxy-ssl-ciphers", "proxy", Applied),
+    known("proxy-ssl-name", "proxy", Applied),
+    known("proxy-ssl-protocols", "proxy", Applied),
+    known("proxy-ssl-secret", "proxy", Applied),
+    known("proxy-ssl-server-name", "proxy", Applied),
+    known("proxy-ssl-verify", "proxy", Applied),
+    known("proxy-ssl-verify-depth", "proxy", Applied),
     known("relative-redirects", "redirect", Ignored(NOT_YET)),
     known("rewrite-target", "rewrite", Applied),
     known("satisfy", "authentication", Applied),
@@ -177,9 +177,9 @@ pub(crate) const KNOWN: &[Known] = &[
     known("session-cookie-path", "affinity", Applied),
     known("session-cookie-samesite", "affinity", Applied),
     known("session-cookie-secure", "affinity", Applied),
-    known("ssl-ciphers", "backend", Ignored(PROTOCOLS)),
+    known("ssl-ciphers", "backend", Ignored(CLIENT_CIPHERS)),
     known("ssl-passthrough", "sslpassthrough", Applied),
-    known("ssl-prefer-server-ciphers", "backend", Ignored(PROTOCOLS)),
+    known("ssl-prefer-server-ciphers", "backend", Ignored(CLIENT_CIPHERS)),
     known("ssl-redirect", "rewrite", Applied),
     known("stream-snippet", "snippets", Ignored(SNIPPET)),
     known("temporal-redirect", "redirect", Applied),

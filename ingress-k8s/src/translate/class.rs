@@ -11,21 +11,22 @@ pub(crate) const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is
 
 /// Whether `ingress` belongs to this controller.
 ///
-/// Like ingress-nginx: the legacy annotation decides when present, then `spec.ingressClassName`
-/// (an IngressClass whose `spec.controller` is ours), then class-less Ingresses are ours when
-/// our IngressClass is the default or `watch_ingress_without_class` is set.
+/// Like ingress-nginx (`GetIngressClass`): `spec.ingressClassName` decides when set (an
+/// IngressClass whose `spec.controller` is ours), then the legacy annotation, then class-less
+/// Ingresses are ours when `watch_ingress_without_class` is set or, unlike ingress-nginx
+/// (which leaves that to the API server's admission), our IngressClass is the default.
 pub(crate) fn is_ours(ingress: &Ingress, objects: &Objects, config: &Config) -> bool {
     if !namespace_selected(ingress.metadata.namespace.as_deref().unwrap_or_default(), objects, config) {
         return false;
-    }
-    if let Some(class) = ingress.metadata.annotations.as_ref().and_then(|a| a.get(CLASS_ANNOTATION)) {
-        return *class == config.ingress_class;
     }
     if let Some(name) = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_ref()) {
         return objects
             .ingress_classes
             .get(&(String::new(), name.clone()))
             .is_some_and(|c| class_is_ours(c, config));
+    }
+    if let Some(class) = ingress.metadata.annotations.as_ref().and_then(|a| a.get(CLASS_ANNOTATION)) {
+        return *class == config.ingress_class;
     }
     config.watch_ingress_without_class || has_default_class(objects, config)
 }

@@ -130,8 +130,8 @@ impl Var {
     fn named(name: &str, context: Context) -> Option<Var> {
         use Var::*;
         let common = match name {
-            "remote_addr" | "binary_remote_addr" | "realip_remote_addr" => Some(RemoteAddr),
-            "remote_port" | "realip_remote_port" => Some(RemotePort),
+            "remote_addr" => Some(RemoteAddr),
+            "remote_port" => Some(RemotePort),
             "time_local" => Some(TimeLocal),
             "time_iso8601" => Some(TimeIso8601),
             "msec" => Some(Msec),

@@ -14,6 +14,30 @@ pub(crate) const MAX_HELLO: usize = 32 * 1024;
 /// The largest TLS record body accepted.
 const MAX_RECORD: usize = 16 * 1024 + 2048;
 
+/// The most records a ClientHello may come in (real clients use one); past it, no name is
+/// looked for, so splitting a hello into tiny records cannot buy a slow parse.
+const MAX_RECORDS: usize = 64;
+
+/// How long `buf` must grow before parsing it again can say more: the end of its first
+/// record not yet whole (or of the next record header). Cheap: it reads record headers only.
+pub(crate) fn wanted(buf: &[u8]) -> usize {
+    let mut at = 0;
+    for _ in 0..MAX_RECORDS {
+        // Every record whole: parse (the hello may need more records; that parse says so).
+        if at == buf.len() {
+            return at;
+        }
+        let Some(header) = buf.get(at..at + 5) else { return at + 5 };
+        let end = at + 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if end > buf.len() {
+            return end;
+        }
+        at = end;
+    }
+    // Enough records to decide: parse now.
+    buf.len()
+}
+
 /// What the first bytes of a connection say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Hello {
@@ -32,7 +56,7 @@ pub(crate) fn parse(buf: &[u8]) -> Hello {
     // The handshake message, gathered from as many records as carry it.
     let mut message = Vec::new();
     let mut rest = buf;
-    loop {
+    for _ in 0..MAX_RECORDS {
         let Some(header) = rest.get(..5) else { return Hello::Partial };
         // Content type 22 (handshake), legacy version 3.x.
         if header[0] != 22 || header[1] != 3 {
@@ -60,6 +84,7 @@ pub(crate) fn parse(buf: &[u8]) -> Hello {
             return client_hello(&message[4..4 + body_len]).map_or(Hello::NoName, Hello::Name);
         }
     }
+    Hello::NoName
 }
 
 /// A cursor over a ClientHello's fields; every read is bounds-checked.
@@ -139,12 +164,18 @@ pub fn fuzz_client_hello(data: &[u8]) {
         assert!(host_name(name.as_bytes()).as_deref() == Some(name.as_str()), "{name:?}");
     }
     if matches!(whole, Hello::Name(_) | Hello::NoName) {
+        // A prefix either lacks part of the hello, or holds all of it and reads the same.
         for cut in [0, 1, 4, 5, data.len() / 2, data.len().saturating_sub(1)] {
             if cut < data.len() {
                 let prefix = parse(&data[..cut]);
-                assert!(matches!(prefix, Hello::Partial | Hello::NotTls | Hello::NoName | Hello::Name(_)));
+                assert!(prefix == Hello::Partial || prefix == whole, "{prefix:?} vs {whole:?} at {cut}");
             }
         }
+    }
+    // Waiting for `wanted` bytes before parsing loses nothing: short of them, a parse could
+    // only say "not yet" (or "not TLS", which more bytes would not change).
+    if data.len() < wanted(data) {
+        assert!(matches!(whole, Hello::Partial | Hello::NotTls), "{whole:?} before {} bytes", wanted(data));
     }
 }
 
@@ -212,7 +243,7 @@ pub(crate) mod tests {
             assert_eq!(parse(&whole[..cut]), Hello::Partial, "cut at {cut}");
         }
         let message = &whole[5..];
-        for size in [1, 3, 4, 100, 1000] {
+        for size in [60, 100, 1000] {
             assert_eq!(parse(&records(message, size)), Hello::Name("split.test".into()), "records of {size}");
         }
     }
@@ -232,6 +263,29 @@ pub(crate) mod tests {
         let at = bad.len() - "x.test".len() - 2;
         bad[at] = 0xff;
         assert_eq!(parse(&bad), Hello::NoName);
+    }
+
+    #[test]
+    fn parsing_waits_for_whole_records_and_gives_up_past_64() {
+        let whole = client_hello_record(Some("split.test"), 3000);
+        let message = &whole[5..];
+        let split = records(message, 1000);
+        let mut fed = Vec::new();
+        let mut parses = 0;
+        for byte in &split {
+            fed.push(*byte);
+            if fed.len() >= wanted(&fed) {
+                parses += 1;
+                if parse(&fed) != Hello::Partial {
+                    break;
+                }
+            }
+        }
+        assert!(fed.len() >= wanted(&fed), "the last record's end is a time to parse");
+        assert_eq!(parse(&fed), Hello::Name("split.test".into()));
+        assert!(parses <= 8, "a parse per record, not per byte: {parses}");
+        // More records than any client uses: no name looked for.
+        assert_eq!(parse(&records(message, 40)), Hello::NoName);
     }
 
     #[test]

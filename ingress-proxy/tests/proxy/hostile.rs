@@ -419,6 +419,12 @@ fn judge(id: usize, vector: &Vector, marker: &str, run: &Run, origins: &[Origin]
     } else {
         match (seen.len(), &got[..]) {
             (0, []) => Verdict::Closed,
+            // An HTTP/2 frame header (type 4, SETTINGS, on stream 0) first: HTTP/2's answer.
+            (0, [Got::Garbage(_)])
+                if run.bytes.get(3) == Some(&4) && run.bytes.get(5..9) == Some(&[0u8; 4][..]) =>
+            {
+                Verdict::Http2
+            }
             (0, [Got::Proxy { status, .. }]) => Verdict::Rejected(*status),
             (1, [Got::Proxy { status: 502, close: true }] | [Got::Truncated { .. }]) => Verdict::BadGateway,
             (n, all) if n == all.len() && all.iter().all(|g| matches!(g, Got::Origin { .. })) => {

@@ -21,4 +21,5 @@ mod streaming;
 mod swap;
 mod tls;
 mod uploads;
+mod upstreams;
 mod websocket;

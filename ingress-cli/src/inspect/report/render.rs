@@ -56,8 +56,8 @@ pub(crate) fn text(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if let Some((name, flags)) = &r.deployment {
         for f in flags {
             match f.note.as_str() {
-                "" => writeln!(out, "flag      Deployment {name} {}: {}", f.name, f.verdict)?,
-                note => writeln!(out, "flag      Deployment {name} {}: {}: {note}", f.name, f.verdict)?,
+                "" => writeln!(out, "flag      {name} {}: {}", f.name, f.verdict)?,
+                note => writeln!(out, "flag      {name} {}: {}: {note}", f.name, f.verdict)?,
             }
         }
     }
@@ -68,11 +68,13 @@ pub(crate) fn text(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         let verdict = if p.severity == Severity::Rejected { "rejected" } else { "warning " };
         writeln!(out, "{verdict}  {} {}/{} {}: {}", p.kind, p.object.0, p.object.1, p.field, p.reason)?;
     }
-    let refused = r.ingresses.iter().filter(|i| i.outcome == Outcome::Refused).count() + r.file_errors.len();
     writeln!(
         out,
-        "\n{} objects, {} routes on {} hosts, {refused} rejected",
-        r.objects, r.totals.0, r.totals.1
+        "\n{} objects, {} routes on {} hosts, {} rejected",
+        r.objects,
+        r.totals.0,
+        r.totals.1,
+        r.rejections()
     )
 }
 
@@ -214,7 +216,7 @@ pub(crate) fn markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
             cell(&notes.join("<br>"))
         )?;
     }
-    for (title, settings) in [("ConfigMap", &r.configmap), ("Controller flags (Deployment)", &r.deployment)] {
+    for (title, settings) in [("ConfigMap", &r.configmap), ("Controller flags of", &r.deployment)] {
         if let Some((name, rows)) = settings {
             writeln!(out, "\n## {title} `{name}`\n\n| setting | verdict | note |\n|---|---|---|")?;
             for s in rows {

@@ -19,6 +19,9 @@ pub(super) enum Verdict {
     BadGateway,
     /// The proxy neither closed nor finished within the client's patience.
     Hung,
+    /// The connection went to HTTP/2 (h2c with prior knowledge): the client got the proxy's
+    /// `SETTINGS` frame; no origin saw a request.
+    Http2,
     /// Anything else: the responses (`fwd`, a proxy status, `trunc`) and the origin's count.
     Other(String),
 }
@@ -28,6 +31,7 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Rejected(status) => write!(f, "Rejected({status})"),
             Verdict::Closed => f.write_str("Closed"),
+            Verdict::Http2 => f.write_str("Http2"),
             Verdict::Forwarded(n) => write!(f, "Forwarded({n})"),
             Verdict::BadGateway => f.write_str("BadGateway"),
             Verdict::Hung => f.write_str("HUNG"),
@@ -843,7 +847,8 @@ pub(super) fn vectors() -> Vec<Vector> {
         with(&format!("Connection: {}\r\n", tokens.join(", "))),
         Rejected(400),
     ));
-    add(Vector::new("HTTP/2 prior-knowledge preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Rejected(505)));
+    // As ingress-nginx's `http2 on` (nginx 1.25+): h2c with prior knowledge on the plain port.
+    add(Vector::new("HTTP/2 prior-knowledge preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Http2));
     add(Vector::new(
         "POST body, an extra CRLF, then a request",
         format!("{}\r\n{s}", post("/", "", "hello")),
