@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(cmake pkg-config libssl-dev clang curl jq openssl bc)
 # The Kubernetes tests need etcd and a kube-apiserver built from Debian's source package.
 packages+=(etcd-server golang-go dpkg-dev rsync)
-# The proxy benchmark compares against nginx under wrk load.
-packages+=(nginx-light wrk)
+# The proxy benchmark compares against nginx under wrk load (h2load for its gRPC shape).
+packages+=(nginx-light wrk nghttp2-client)
 # The metrics test scrapes the proxy with a real Prometheus and runs ingress-nginx's dashboard
 # queries on it.
 packages+=(prometheus)

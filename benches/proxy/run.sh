@@ -11,6 +11,10 @@
 #   SHAPE=basic-auth benches/proxy/run.sh  # basic authentication (an apr1 htpasswd line)
 #   SHAPE=hash benches/proxy/run.sh      # upstream-hash-by $request_uri over four upstream
 #                                        # addresses (nginx: hash $request_uri consistent)
+#   SHAPE=https-upstream benches/proxy/run.sh  # backend-protocol: HTTPS (TLS to the upstream,
+#                                        # kept alive; nginx: proxy_pass https://, not verified)
+#   SHAPE=grpc benches/proxy/run.sh      # gRPC unary calls (h2c from h2load, HTTP/2 to a gRPC
+#                                        # upstream; nginx: grpc_pass); p50/p99 from h2load's log
 #
 # Layout (2 cores): both proxies pinned to core 0 (taskset), one worker each; the wrk load
 # generators and the upstream (nginx returning a fixed 13-byte body) share core 1. Keep-alive on
@@ -41,7 +45,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-command -v nginx >/dev/null && command -v wrk >/dev/null || bash scripts/setup.sh
+command -v nginx >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null || bash scripts/setup.sh
 
 cargo build --release -q -p ingress-proxy --example bench_proxy
 FERRY_BIN="target/release/examples/bench_proxy"
@@ -66,8 +70,27 @@ CONF
 }
 
 UP_LISTEN="listen 127.0.0.1:$UP_PORT;"
+UP_LOCATION="location / { return 200 'hello, world\n'; }"
+UP_SCHEME=http PROXY_LISTEN="listen 127.0.0.1:$NGINX_PORT;"
 [ "$SHAPE" = hash ] && UP_LISTEN="listen 127.0.0.1:$UP_PORT; listen 127.0.0.2:$UP_PORT; listen 127.0.0.3:$UP_PORT; listen 127.0.0.4:$UP_PORT;"
-nginx_conf upstream "server { $UP_LISTEN location / { return 200 'hello, world\n'; } }"
+if [ "$SHAPE" = https-upstream ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=upstream.bench \
+    -keyout "$WORK/up.key" -out "$WORK/up.crt" 2>/dev/null
+  chmod a+rx "$WORK" && chmod a+r "$WORK/up.key" "$WORK/up.crt"
+  UP_LISTEN="listen 127.0.0.1:$UP_PORT ssl; ssl_certificate $WORK/up.crt; ssl_certificate_key $WORK/up.key;"
+  UP_SCHEME=https
+elif [ "$SHAPE" = grpc ]; then
+  # A gRPC upstream in nginx: every call answered with an empty message and grpc-status 0 in
+  # the trailers (nginx 1.22: h2c on a listen marked http2).
+  mkdir -p "$WORK/grpc/echo.Echo"
+  printf '\0\0\0\0\0' >"$WORK/grpc/echo.Echo/Call"
+  chmod -R a+rX "$WORK"
+  UP_LISTEN="listen 127.0.0.1:$UP_PORT http2;"
+  UP_LOCATION="location / { root $WORK/grpc; default_type application/grpc; error_page 405 =200 \$uri;
+    add_trailer grpc-status 0 always; }"
+  PROXY_LISTEN="listen 127.0.0.1:$NGINX_PORT http2;"
+fi
+nginx_conf upstream "server { $UP_LISTEN $UP_LOCATION }"
 PROXY_COMMON="proxy_http_version 1.1; proxy_set_header Connection '';
     proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_set_header X-Real-IP \$remote_addr; proxy_set_header X-Forwarded-Proto \$scheme;
@@ -84,22 +107,34 @@ elif [ "$SHAPE" = basic-auth ]; then
   LOCATION="location / { auth_basic bench; auth_basic_user_file $WORK/htpasswd;
     proxy_set_header Authorization ''; proxy_pass http://up; $PROXY_COMMON }"
   REQUEST_PATH=/
+elif [ "$SHAPE" = grpc ]; then
+  LOCATION="location / { grpc_pass grpc://up; grpc_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    grpc_set_header X-Real-IP \$remote_addr; grpc_set_header X-Request-ID \$request_id; }"
+  REQUEST_PATH=/echo.Echo/Call
 else
-  LOCATION="location / { proxy_pass http://up; $PROXY_COMMON }"
+  LOCATION="location / { proxy_pass $UP_SCHEME://up; $PROXY_COMMON }"
   REQUEST_PATH=/
 fi
 UPSTREAM="server 127.0.0.1:$UP_PORT;"
 [ "$SHAPE" = hash ] && UPSTREAM="hash \$request_uri consistent; server 127.0.0.1:$UP_PORT; server 127.0.0.2:$UP_PORT;
   server 127.0.0.3:$UP_PORT; server 127.0.0.4:$UP_PORT;"
 nginx_conf proxy "upstream up { $UPSTREAM keepalive 128; }
-  server { listen 127.0.0.1:$NGINX_PORT; $LOCATION }"
+  server { $PROXY_LISTEN $LOCATION }"
 
 taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" & PIDS+=($!)
 taskset -c "$PROXY_CORE" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" & PIDS+=($!); NGINX_PID=$!
 FERRY_BENCH_SHAPE="$SHAPE" FERRY_WORK_STEALING="${FERRY_WORK_STEALING:-0}" taskset -c "$PROXY_CORE" "$FERRY_BIN" "127.0.0.1:$FERRY_PORT" "127.0.0.1:$UP_PORT" 1 & PIDS+=($!); FERRY_PID=$!
 
 for port in $UP_PORT $NGINX_PORT $FERRY_PORT; do
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port$REQUEST_PATH" -H 'Host: bench.local' && break; sleep 0.1; done
+  scheme=http CURL_OPTS=()
+  [ "$port" = "$UP_PORT" ] && [ "$SHAPE" = https-upstream ] && scheme=https CURL_OPTS=(-k)
+  [ "$SHAPE" = grpc ] && CURL_OPTS=(--http2-prior-knowledge -X POST -H 'content-type: application/grpc' --data-binary "@$WORK/grpc/echo.Echo/Call")
+  for _ in $(seq 1 100); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "${CURL_OPTS[@]}" "$scheme://127.0.0.1:$port$REQUEST_PATH" -H 'Host: bench.local' || true)
+    [ "$code" = 200 ] && break
+    sleep 0.1
+  done
+  [ "$code" = 200 ] || { echo "port $port answers $code" >&2; exit 1; }
   if [ "$SHAPE" = basic-auth ] && [ "$port" != "$UP_PORT" ]; then
     code=$(curl -s -o /dev/null -w '%{http_code}' -u bench:bench -H 'Host: bench.local' "http://127.0.0.1:$port/")
     [ "$code" = 200 ] || { echo "port $port answers $code to the bench user" >&2; exit 1; }
@@ -128,7 +163,19 @@ fi
 AUTH=()
 [ "$SHAPE" = basic-auth ] && AUTH=(-H "Authorization: Basic $(printf 'bench:bench' | base64)")
 
-load() { # port seconds → wrk's report
+load() { # port seconds → wrk's report (for gRPC, h2load's, told as wrk tells it)
+  if [ "$SHAPE" = grpc ]; then
+    local log="$WORK/h2load-$1.log" out
+    out=$(taskset -c "$LOAD_CORE" h2load -c"$CONNS" -m4 -D "$2" -d "$WORK/grpc/echo.Echo/Call" \
+      -H 'content-type: application/grpc' -H 'te: trailers' -H ':authority: bench.local' \
+      --log-file="$log" "http://127.0.0.1:$1$REQUEST_PATH")
+    awk '/^requests:/ { if ($8 + $10 > 0) print "Socket errors: " $8 " failed, " $10 " errored" }' <<<"$out" >&2
+    awk -v d="$2" '$2 != 200 { bad++ } { print $3 } END { if (bad) print "Non-2xx responses: " bad > "/dev/stderr" }' "$log" \
+      | sort -n | awk -v d="$2" '{ v[NR] = $1 } END {
+          printf "  %d requests in %ss\nRequests/sec: %.2f\n", NR, d, NR / d
+          printf " 50%% %.2fus\n 99%% %.2fus\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1] }'
+    return
+  fi
   taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${2}s" --latency "${SCRIPT[@]}" "${AUTH[@]}" -H 'Host: bench.local' "http://127.0.0.1:$1$REQUEST_PATH"
 }
 
@@ -197,4 +244,6 @@ requests="bodyless GETs"; [ "$BODY" -gt 0 ] && requests="POSTs of $BODY bytes"
 [ "$SHAPE" = rewrite ] && requests="$requests of $REQUEST_PATH, rewritten, with a response header"
 [ "$SHAPE" = basic-auth ] && requests="$requests with basic authentication (apr1)"
 [ "$SHAPE" = hash ] && requests="$requests hashed by \$request_uri over 4 upstream addresses"
+[ "$SHAPE" = https-upstream ] && requests="$requests, TLS to the upstream (kept alive)"
+[ "$SHAPE" = grpc ] && requests="gRPC unary calls (h2load, h2c, 4 streams per connection) to a gRPC upstream"
 echo "(${MODE}: ${ROUNDS} rounds of ${DURATION}s per proxy, ${CONNS} connections, $requests, proxy on core $PROXY_CORE, wrk + upstream on core $LOAD_CORE)"

@@ -8,7 +8,10 @@
 //! `rewrite-target` idiom (`/api(/|$)(.*)` → `/$2`) with a response header
 //! (`X-Frame-Options: DENY`); with `basic-auth`, basic authentication (user `bench`, password
 //! `bench`, an apr1 hash as `htpasswd` writes it); with `hash`, `upstream-hash-by:
-//! $request_uri` over the upstream on 127.0.0.1–127.0.0.4. Stops on SIGTERM/SIGINT.
+//! $request_uri` over the upstream on 127.0.0.1–127.0.0.4; with `https-upstream`,
+//! `backend-protocol: HTTPS` (nginx's defaults: certificate not checked); with `grpc`,
+//! `backend-protocol: GRPC` (HTTP/2 to the upstream without TLS; clients speak h2c). Stops on
+//! SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +20,8 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use ingress_core::{
-    BackendRef, Balance, BasicAuth, EndpointSet, EndpointStore, HashBy, HeaderOp, HostRule, Ingress, Origin,
-    PathRule, PathType, RoutePolicy, TableBuilder,
+    BackendProtocol, BackendRef, Balance, BasicAuth, EndpointSet, EndpointStore, HashBy, HeaderOp, HostRule,
+    Ingress, Origin, PathRule, PathType, RoutePolicy, TableBuilder, UpstreamProtocol,
 };
 use ingress_proxy::{ClientLimits, ControllerLabels, ProxyConfig, ProxyHandle, ProxyServer, RuntimeSettings};
 
@@ -75,6 +78,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ingress
                 .rule(route)
                 .policy(RoutePolicy { balance: Some(Box::new(balance)), ..RoutePolicy::default() })
+        }
+        "https-upstream" | "grpc" => {
+            let protocol = if shape == "grpc" { BackendProtocol::Grpc } else { BackendProtocol::Https };
+            let upstream = UpstreamProtocol { protocol, tls: None };
+            let route = HostRule::host("bench.local").path(PathRule::prefix("/", backend));
+            ingress
+                .rule(route)
+                .policy(RoutePolicy { upstream: Some(Arc::new(upstream)), ..RoutePolicy::default() })
         }
         _ => ingress.rule(HostRule::host("bench.local").path(PathRule::prefix("/", backend))),
     };

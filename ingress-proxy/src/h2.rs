@@ -335,6 +335,9 @@ impl H2 {
     }
 }
 
+/// Concurrent calls on one HTTP/2 upstream connection (gRPC backends).
+const H2_UPSTREAM_STREAMS: usize = 100;
+
 impl H2 {
     /// The Pingora peer for `addr` on `route`: HTTP/1.1 or HTTP/2 (gRPC; without TLS, h2c
     /// with prior knowledge), over TLS as the route's `backend-protocol` and `proxy-ssl-*`
@@ -365,6 +368,9 @@ impl H2 {
         };
         if protocol.http2() {
             peer.options.set_http_version(2, 2);
+            // Calls share upstream connections, as gRPC clients share theirs (Pingora's default
+            // is one stream per connection).
+            peer.options.max_h2_streams = H2_UPSTREAM_STREAMS;
         }
         Ok(peer)
     }

@@ -19,19 +19,29 @@ const MAX_RECORD: usize = 16 * 1024 + 2048;
 const MAX_RECORDS: usize = 64;
 
 /// How long `buf` must grow before parsing it again can say more: the end of its first
-/// record not yet whole (or of the next record header). Cheap: it reads record headers only.
+/// record not yet whole (or of the next record header), or its length when the records so far
+/// already hold the whole ClientHello. Cheap: it reads record headers only.
 pub(crate) fn wanted(buf: &[u8]) -> usize {
+    // The hello's first 4 bytes (type and length), gathered from the whole records walked.
+    let mut head = [0u8; 4];
+    let mut have = 0;
+    let mut carried = 0;
     let mut at = 0;
     for _ in 0..MAX_RECORDS {
-        // Every record whole: parse (the hello may need more records; that parse says so).
-        if at == buf.len() {
-            return at;
+        let needed = (have == 4)
+            .then(|| 4 + (usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3])));
+        // Every record whole, or the hello whole in them (or too long to look into): parse.
+        if at == buf.len() || needed.is_some_and(|n| carried >= n || n > MAX_HELLO + 4) {
+            return buf.len();
         }
         let Some(header) = buf.get(at..at + 5) else { return at + 5 };
         let end = at + 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
-        if end > buf.len() {
-            return end;
+        let Some(fragment) = buf.get(at + 5..end) else { return end };
+        for &b in fragment.iter().take(4 - have) {
+            head[have] = b;
+            have += 1;
         }
+        carried += fragment.len();
         at = end;
     }
     // Enough records to decide: parse now.
@@ -286,6 +296,20 @@ pub(crate) mod tests {
         assert!(parses <= 8, "a parse per record, not per byte: {parses}");
         // More records than any client uses: no name looked for.
         assert_eq!(parse(&records(message, 40)), Hello::NoName);
+    }
+
+    #[test]
+    fn bytes_after_a_whole_hello_do_not_delay_it() {
+        // A hello whole in its record, then bytes that look like a long record (early data, or
+        // garbage): the hello is parsed now, not after 27 KB that may never come.
+        let mut buf = client_hello_record(Some("early.test"), 0);
+        buf.extend_from_slice(&[0x6b, 0x6b, 0x6b, 0x6b, 0x6b, 0x6b]);
+        assert_eq!(wanted(&buf), buf.len());
+        assert_eq!(parse(&buf), Hello::Name("early.test".into()));
+        // A hello announcing more than we read: parse now, which says so.
+        let long = [22, 3, 1, 0, 4, 1, 0x01, 0, 0, 22, 3, 1, 0x40, 0];
+        assert_eq!(wanted(&long), long.len());
+        assert_eq!(parse(&long), Hello::NoName);
     }
 
     #[test]
