@@ -60,8 +60,12 @@ deb_src_stanzas() {
 
 # The one-line binary sources (`deb URI suite components`), as deb-src lines.
 deb_src_lines() {
-  cat "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list 2>/dev/null |
-    sed -nE 's/^[[:space:]]*deb[[:space:]]+/deb-src /p'
+  # Either file may be missing (Debian 12 has only deb822 `.sources`): not an error.
+  local f
+  for f in "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    sed -nE 's/^[[:space:]]*deb[[:space:]]+/deb-src /p' "$f"
+  done
 }
 
 build() {

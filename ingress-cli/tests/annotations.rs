@@ -73,8 +73,8 @@ fn annotations_shape_requests_and_access_restrictions_fail_closed() -> Result<()
     eventually(Duration::from_secs(5), || Ok(c.access_log().contains("/loud-marker")))?;
     assert!(!c.access_log().contains("/quiet-marker"), "{}", c.access_log());
 
-    // Fail closed: client certificates (auth-tls-*) are not applied yet, so the Ingress answers
-    // 503, never 200 …
+    // Fail closed: the client certificate CA (auth-tls-secret) is a Secret that is not there, so
+    // the Ingress answers 503, never 200 …
     let r = get(c.http, "guarded.test", "/")?;
     assert_eq!(r.status, 503, "{r:?}");
     // … until the annotation goes (live, no restart).

@@ -221,6 +221,8 @@ struct HostAcc<'a> {
     www_redirect: bool,
     /// The first Ingress (by origin) with a rule for this host that asks for `ssl-passthrough`.
     passthrough: Option<u32>,
+    /// The client certificate settings of the first Ingress of this host that has them.
+    client_auth: Option<std::sync::Arc<crate::ClientAuth>>,
 }
 
 struct State<'a, 'e> {
@@ -305,6 +307,7 @@ impl<'a, 'e> State<'a, 'e> {
             aliases: None,
             www_redirect: false,
             passthrough: None,
+            client_auth: None,
         });
         h
     }
@@ -417,6 +420,9 @@ impl<'a, 'e> State<'a, 'e> {
             acc.www_redirect |= ing.www_redirect;
             if ing.ssl_passthrough && acc.passthrough.is_none() {
                 acc.passthrough = Some(origin);
+            }
+            if acc.client_auth.is_none() {
+                acc.client_auth.clone_from(&ing.client_auth);
             }
             match acc.aliases {
                 _ if ing.aliases.is_empty() => {}

@@ -38,6 +38,7 @@ mod balance;
 mod build;
 mod canary;
 mod cidr;
+mod client_auth;
 mod cors;
 mod endpoints;
 mod error;
@@ -63,6 +64,7 @@ pub use balance::{
 pub use build::{Built, TableBuilder};
 pub use canary::{CanaryRoute, CanaryRule, cookie_value};
 pub use cidr::{Cidr, InvalidCidr, admits, canonical as canonical_ip, parse_cidrs};
+pub use client_auth::{ClientAuth, ClientCheck, ClientVerdict, CnPattern, VerifyClient};
 pub use cors::{Cors, CorsOrigins, InvalidOrigin, OriginPattern};
 pub use endpoints::{Endpoint, EndpointSet, EndpointSlot, EndpointStore};
 pub use error::{Field, Reason, Rejection};

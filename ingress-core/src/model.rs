@@ -282,6 +282,9 @@ pub struct Ingress {
     /// hosts are not terminated but passed, as they are, to the backend of the host's `/`
     /// path. See [`RouteTable::passthrough`](crate::RouteTable::passthrough).
     pub ssl_passthrough: bool,
+    /// Client certificates for the hosts of this Ingress's rules (`auth-tls-*`); the oldest
+    /// Ingress of a host that has them sets them, as ingress-nginx's server-level settings.
+    pub client_auth: Option<std::sync::Arc<crate::ClientAuth>>,
 }
 
 impl Ingress {
@@ -299,6 +302,7 @@ impl Ingress {
             aliases: Vec::new(),
             www_redirect: false,
             ssl_passthrough: false,
+            client_auth: None,
         }
     }
 
@@ -348,6 +352,13 @@ impl Ingress {
     #[must_use]
     pub fn with_www_redirect(mut self) -> Self {
         self.www_redirect = true;
+        self
+    }
+
+    /// The same Ingress, asking its hosts' clients for certificates ([`Ingress::client_auth`]).
+    #[must_use]
+    pub fn with_client_auth(mut self, auth: crate::ClientAuth) -> Self {
+        self.client_auth = Some(std::sync::Arc::new(auth));
         self
     }
 

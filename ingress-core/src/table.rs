@@ -278,6 +278,9 @@ pub struct RouteTable {
     /// The backend each host passes its TLS connections to (`ssl-passthrough`), by host id;
     /// empty when no host does.
     pub(crate) passthrough: Vec<Option<u32>>,
+    /// Each host's client certificate settings (`auth-tls-*`), by host id; empty when no host
+    /// has them.
+    pub(crate) client_auth: Vec<Option<std::sync::Arc<crate::ClientAuth>>>,
 }
 
 impl RouteTable {
@@ -349,6 +352,16 @@ impl RouteTable {
         let entry = self.find_host(server_name).filter(|e| e.kind != 2)?;
         let backend = (*self.passthrough.get(entry.id as usize)?)?;
         self.backends.get(backend as usize)
+    }
+
+    /// The client certificate settings of the host `name` (a TLS server name or a request's
+    /// host, any case; exact, wildcard or `server-alias`), if it has them (`auth-tls-*`).
+    pub fn client_auth(&self, name: &str) -> Option<&std::sync::Arc<crate::ClientAuth>> {
+        if self.client_auth.is_empty() || name.is_empty() {
+            return None;
+        }
+        let entry = self.find_host(name).filter(|e| e.kind != 2)?;
+        self.client_auth.get(entry.id as usize)?.as_ref()
     }
 
     /// Whether any host passes TLS through (`ssl-passthrough`).

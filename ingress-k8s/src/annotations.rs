@@ -16,6 +16,7 @@ mod auth;
 mod backend;
 mod balance;
 mod canary;
+mod client_auth;
 mod cors;
 mod external_auth;
 mod headers;
@@ -119,6 +120,8 @@ pub struct Annotations {
     pub www_redirect: bool,
     /// `ssl-passthrough`, applied (the controller runs with `--enable-ssl-passthrough`).
     pub ssl_passthrough: bool,
+    /// `auth-tls-*`: client certificates for the Ingress's hosts.
+    pub client_auth: Option<ingress_core::ClientAuth>,
     /// `service-upstream`: the Ingress's backends are their Services' cluster IPs; `None`
     /// follows the ConfigMap's `service-upstream`.
     pub service_upstream: Option<bool>,
@@ -262,6 +265,9 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         }
         outcomes.insert(name, read);
     }
+    let certs = client_auth::read(&ours, lookup.namespace, lookup.secret);
+    denied.extend(certs.denied);
+    outcomes.extend(certs.outcomes);
     let backend = backend::read(&ours, lookup.namespace, lookup.secret, &mut policy);
     denied.extend(backend.denied);
     outcomes.extend(backend.outcomes);
@@ -354,7 +360,8 @@ pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &
         ssl_passthrough,
         service_upstream,
         config_maps,
-        secrets: secret.into_iter().chain(backend.secret).collect(),
+        secrets: secret.into_iter().chain(backend.secret).chain(certs.secret).collect(),
+        client_auth: certs.auth,
         reports,
     }
 }
@@ -444,6 +451,7 @@ pub fn markdown_table() -> String {
                     .or_else(|| external_auth::doc(k.name))
                     .or_else(|| balance::doc(k.name))
                     .or_else(|| backend::doc(k.name))
+                    .or_else(|| client_auth::doc(k.name))
                     .or_else(|| (k.name == "custom-headers").then_some(headers::DOC))
                     .or_else(|| (k.name == "default-backend").then_some(upstream::DEFAULT_BACKEND_DOC))
                     .or_else(|| (k.name == "service-upstream").then_some(SERVICE_UPSTREAM_DOC))
@@ -513,11 +521,26 @@ mod tests {
 
     #[test]
     fn access_restrictions_not_applied_close_the_ingress() {
-        let read =
-            read(&annotations(&[("auth-tls-secret", "app/ca"), ("limit-rate", "100")]), DEFAULT_PREFIX);
+        let read = read(&annotations(&[("limit-rate-after", "1m"), ("limit-rate", "100")]), DEFAULT_PREFIX);
         assert!(read.reports.iter().all(|r| r.closes && r.verdict == Verdict::Ignored));
         let closed = read.policy.closed.unwrap();
-        assert!(closed.contains("auth-tls-secret") && closed.contains("limit-rate"), "{closed}");
+        assert!(closed.contains("limit-rate-after") && closed.contains("limit-rate,"), "{closed}");
+        // A client certificate Secret that cannot be used (here, of another namespace) denies the
+        // whole family.
+        let certs = super::read(
+            &annotations(&[("auth-tls-secret", "app/ca"), ("auth-tls-verify-depth", "2")]),
+            DEFAULT_PREFIX,
+        );
+        assert!(
+            certs.reports.iter().all(|r| r.closes && r.verdict == Verdict::Rejected),
+            "{:?}",
+            certs.reports
+        );
+        assert!(
+            certs.reports[0].note.starts_with("value `app/ca`: a Secret of another namespace is refused"),
+            "{}",
+            certs.reports[0].note
+        );
         let bad = super::read(&annotations(&[("auth-url", "auth.example.com/check")]), DEFAULT_PREFIX);
         assert_eq!((bad.reports[0].verdict, bad.reports[0].closes), (Verdict::Rejected, true));
         assert!(bad.policy.closed.is_some() && bad.policy.external_auth.is_none());

@@ -397,6 +397,9 @@ fn add_ingress(
     if read.ssl_passthrough {
         core = core.with_ssl_passthrough();
     }
+    if let Some(auth) = read.client_auth.clone() {
+        core = core.with_client_auth(auth);
+    }
     let mut index = IndexMap::default();
     let mut problems = Vec::new();
     let mut problem = |field: String, reason: String, severity| {

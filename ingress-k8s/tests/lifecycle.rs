@@ -195,8 +195,9 @@ async fn bad_objects_get_warning_events_and_the_rest_keeps_working() -> Result<(
         ("late-duplicate", "duplicate of"),
         (
             "annotated",
-            "metadata.annotations[nginx.ingress.kubernetes.io/auth-tls-secret]: ignored: client certificate \
-             authentication is not supported yet; the Ingress's paths answer 503",
+            // (The fixture's namespace is renamed here, its annotation's value is not.)
+            "metadata.annotations[nginx.ingress.kubernetes.io/auth-tls-secret]: value `shop/client-ca`: a Secret of \
+             another namespace is refused (as ingress-nginx refuses it by default); the Ingress's paths answer 503",
         ),
         ("annotated", "proxy-read-timeout]: value `60s`: expected whole seconds"),
         (

@@ -86,7 +86,7 @@ fn every_problem_is_named_and_the_rest_keeps_working() {
         "annotated",
         &annotation("auth-tls-secret"),
         Severity::Rejected,
-        "ignored: client certificate authentication is not supported yet",
+        "value `shop/client-ca`: Secret shop/client-ca not found",
     );
     has(
         "annotated",

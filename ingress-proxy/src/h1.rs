@@ -418,6 +418,8 @@ impl Front {
         let connection = from.connection();
         let sent = Sent::from_lines(&settings.forwarding, head.headers.iter().map(|h| (h.name, h.value)));
         let client = identify(&settings.forwarding, connection, head.host, sent);
+        // What the handshake said of a client certificate (hosts with `auth-tls-*` only).
+        let tls_digest = if from.tls { conn.client.get_ssl_digest() } else { None };
         let facts = Facts {
             host: head.host,
             target: head.origin_form,
@@ -434,6 +436,7 @@ impl Front {
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("authorization"))
                 .and_then(|h| std::str::from_utf8(h.value).ok()),
+            client_cert: tls_digest.as_deref().and_then(|d| d.extension.get()),
         };
         let hsts = settings.https.hsts.as_deref().filter(|_| from.tls);
         let table = snapshot.as_deref().map(|s| &*s.table);
@@ -466,7 +469,7 @@ impl Front {
             (Some(_), None) => Verdict::Refused { status: 500, lines: Vec::new() },
             (None, _) => Verdict::Allowed(Granted::unasked(admitted.external)),
         };
-        let granted = match granted {
+        let mut granted = match granted {
             Verdict::Allowed(granted) => granted,
             Verdict::Refused { status, lines } => {
                 admitted.answer = Some(status);
@@ -474,6 +477,8 @@ impl Front {
                 Granted::default()
             }
         };
+        // The `ssl-client-*` headers win over the client's, as the auth service's do.
+        granted.upstream.append(&mut admitted.client_cert);
         upload.limit(admitted.limits.max_body_size);
         let mut outcome = Outcome::default();
         let global = &settings.response_headers[..];

@@ -424,6 +424,8 @@ impl ProxyHttp for H2 {
         ctx.client = client.ip;
         let req = session.req_header();
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        // What the handshake said of a client certificate (hosts with `auth-tls-*` only).
+        let tls_digest = session.digest().and_then(|d| d.ssl_digest.clone());
         let facts = Facts {
             host: request_host(req),
             target,
@@ -436,6 +438,7 @@ impl ProxyHttp for H2 {
             origin: client.origin,
             client: client.ip,
             authorization: req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
+            client_cert: tls_digest.as_deref().and_then(|d| d.extension.get()),
         };
         let snapshot = ctx.snapshot.clone();
         let mut admitted =
@@ -503,6 +506,8 @@ impl ProxyHttp for H2 {
                 }
             }
         }
+        // The `ssl-client-*` headers win over the client's, as the auth service's do.
+        ctx.granted.upstream.append(&mut admitted.client_cert);
         let Some(status) = admitted.answer else { return Ok(false) };
         ctx.local_status = Some(status);
         let hsts = settings.https.hsts.as_deref().filter(|_| is_tls(session));

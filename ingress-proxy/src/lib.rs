@@ -44,6 +44,7 @@
 
 mod access_log;
 mod admin;
+mod client_cert;
 mod config;
 mod error;
 mod h1;

@@ -73,6 +73,9 @@ pub(crate) struct Facts<'a> {
     pub(crate) client: Option<std::net::IpAddr>,
     /// `Authorization`, for basic authentication.
     pub(crate) authorization: Option<&'a str>,
+    /// What the connection's TLS handshake said of a client certificate, when its host asked
+    /// for one (`auth-tls-*`).
+    pub(crate) client_cert: Option<&'a crate::client_cert::ClientCertificate>,
 }
 
 /// What the pipeline keeps across requests and tables: the limits' counts, the verified
@@ -114,6 +117,8 @@ pub(crate) struct Admitted<'t> {
     pub(crate) external: Option<&'t ingress_core::ExternalAuth>,
     /// Basic authentication refused the request's credentials.
     pub(crate) basic_refused: bool,
+    /// The `ssl-client-*` headers going upstream, on a host with client certificates.
+    pub(crate) client_cert: Vec<ingress_core::HeaderOp>,
 }
 
 impl Admitted<'_> {
@@ -189,6 +194,7 @@ pub(crate) fn admit<'t>(
         auth_lines: Vec::new(),
         external: None,
         basic_refused: false,
+        client_cert: Vec::new(),
     };
     let Ok(path) = normalize_path(facts.target) else {
         return no_route(Cow::Borrowed(facts.target), 400);
@@ -216,6 +222,18 @@ pub(crate) fn admit<'t>(
         auth_lines: Vec::new(),
         external: None,
         basic_refused: false,
+        client_cert: Vec::new(),
+    };
+    // Client certificates first, as nginx checks `ssl_verify_client` before any phase.
+    // Over plain HTTP nginx checks nothing (its `ssl-redirect` usually sends the client to
+    // HTTPS first) and its `ssl-client-*` lines are empty, so a client's own never pass.
+    let client_cert = match table.and_then(|t| t.client_auth(facts.host)) {
+        Some(auth) if facts.tls => match client_cert(auth, facts.client_cert) {
+            Ok(lines) => lines,
+            Err((status, location)) => return local(status, location),
+        },
+        Some(_) => CLIENT_CERT_HEADERS.iter().filter_map(|name| HeaderOp::remove(name).ok()).collect(),
+        None => Vec::new(),
     };
     // ingress-nginx's rewrite phase, in its order: app-root, the CORS preflight, the fixed
     // redirects, the HTTPS redirect.
@@ -274,7 +292,55 @@ pub(crate) fn admit<'t>(
         auth_lines: Vec::new(),
         external,
         basic_refused,
+        client_cert,
     }
+}
+
+/// The lines ingress-nginx sets upstream on a host with client certificates.
+const CLIENT_CERT_HEADERS: [&str; 4] =
+    ["ssl-client-verify", "ssl-client-subject-dn", "ssl-client-issuer-dn", "ssl-client-cert"];
+
+/// Phase 1b, on a host with client certificates (`auth-tls-*`): the `ssl-client-*` headers
+/// the request takes upstream, or the answer that refuses it (400, a redirect to
+/// `auth-tls-error-page`, or 403 for a subject `auth-tls-match-cn` does not match).
+fn client_cert(
+    auth: &ingress_core::ClientAuth,
+    cert: Option<&crate::client_cert::ClientCertificate>,
+) -> Result<Vec<HeaderOp>, (u16, Option<String>)> {
+    let none = ingress_core::ClientVerdict::None;
+    let (verdict, subject) = cert.map_or((&none, ""), |c| (&c.verdict, c.subject.as_str()));
+    match auth.check(verdict, subject) {
+        ingress_core::ClientCheck::Pass => {}
+        // nginx's 495/496, which ingress-nginx's `error_page 495 496 = <page>` redirects.
+        ingress_core::ClientCheck::Refuse { .. } => {
+            return Err(match &auth.error_page {
+                Some(page) => (302, Some(page.clone())),
+                None => (400, None),
+            });
+        }
+        ingress_core::ClientCheck::Forbidden => return Err((403, None)),
+    }
+    // ingress-nginx's `proxy_set_header ssl-client-*`: the client's own lines of these names
+    // never pass, and an empty value sends none. (`ssl-client-cert` goes only with
+    // `auth-tls-pass-certificate-to-upstream`; unlike ingress-nginx, a client's own is dropped
+    // without it too.)
+    let empty = |c: &crate::client_cert::ClientCertificate| c.subject.is_empty();
+    let value = |pick: fn(&crate::client_cert::ClientCertificate) -> &str| {
+        cert.filter(|c| !empty(c)).map(pick).unwrap_or_default().to_owned()
+    };
+    let values = [
+        verdict.to_string(),
+        value(|c| &c.subject),
+        value(|c| &c.issuer),
+        if auth.pass_certificate { value(|c| &c.escaped) } else { String::new() },
+    ];
+    Ok(CLIENT_CERT_HEADERS
+        .into_iter()
+        .zip(values)
+        .filter_map(|(name, value)| {
+            if value.is_empty() { HeaderOp::remove(name).ok() } else { HeaderOp::set(name, &value).ok() }
+        })
+        .collect())
 }
 
 /// Phase 2b: the backend of a request on `route`: its canary's when the route has one and the
@@ -537,6 +603,7 @@ mod tests {
             origin: None,
             client: None,
             authorization: None,
+            client_cert: None,
         }
     }
 

@@ -25,6 +25,15 @@ impl SniResolver {
     }
 }
 
+impl SniResolver {
+    /// The client certificate settings of the host this handshake names, if it has them.
+    fn client_auth(&self, ssl: &SslRef) -> Option<Arc<ingress_core::ClientAuth>> {
+        let name = ssl.servername(NameType::HOST_NAME)?;
+        let snapshot = self.shared.snapshot.load();
+        snapshot.as_ref()?.table.client_auth(name).cloned()
+    }
+}
+
 #[async_trait]
 impl TlsAccept for SniResolver {
     async fn certificate_callback(&self, ssl: &mut SslRef) {
@@ -39,5 +48,19 @@ impl TlsAccept for SniResolver {
         if let Err(e) = cert.apply(ssl) {
             tracing::warn!(error = %e, "could not install certificate for handshake");
         }
+        // `auth-tls-*`: the host's clients are asked for a certificate.
+        if let Some(auth) = self.client_auth(ssl) {
+            crate::client_cert::request(ssl, &auth);
+        }
+    }
+
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &SslRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        // Kept with the connection for the pipeline, on hosts that asked for a certificate.
+        let auth = self.client_auth(ssl)?;
+        (auth.verify != ingress_core::VerifyClient::Off)
+            .then(|| Arc::new(crate::client_cert::verdict(ssl)) as Arc<dyn std::any::Any + Send + Sync>)
     }
 }

@@ -65,8 +65,10 @@ const RISK_LEVEL: &str = "not supported: Ferry does not grade annotations by ris
                           High or Critical by ingress-nginx; snippets never run)";
 const WORD_BLOCKLIST: &str =
     "not supported: Ferry parses annotation values and never copies them into configuration text";
-const CROSS_NAMESPACE: &str =
-    "not needed yet: no annotation Ferry applies refers to another namespace's resources";
+const CROSS_NAMESPACE: &str = "not supported: Ferry keeps ingress-nginx's default, `false`, whatever this \
+                               says: an annotation naming another namespace's Secret or ConfigMap (`auth-secret`, \
+                               `auth-tls-secret`, `proxy-ssl-secret`, `auth-proxy-set-headers`) is refused and its \
+                               Ingress denied (503)";
 const PATH_TYPE: &str = "not supported: Ferry checks `Exact` and `Prefix` paths with its own rules \
                          (the Kubernetes API's), whatever this says";
 
@@ -116,8 +118,8 @@ const HASH_BY_UNREAD: &str =
     "ingress-nginx reads this key nowhere (only the annotation of the same name hashes); nor does Ferry";
 const KEEPALIVE_POOL: &str =
     "not supported yet: the idle upstream connection pool's size is fixed at start-up";
-const PROXY_SSL: &str = "only affects the `proxy-ssl-*` annotations, which Ferry does not apply \
-                         (it speaks plain HTTP to endpoints)";
+const PROXY_SSL: &str = "not read: Ferry applies an Ingress's `proxy-ssl-*` annotations to that Ingress's \
+                         own paths only (as `true` does); the other paths of its hosts do not inherit them";
 
 // TLS and HTTP/2.
 const TLS_VERSIONS: &str = "not supported yet: Ferry accepts TLS 1.2 and newer (ingress-nginx's default \

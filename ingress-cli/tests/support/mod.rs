@@ -278,9 +278,23 @@ pub fn served_cn(port: u16, sni: Option<&str>) -> Result<String> {
 /// `curl -k https://<host>:<port><path>`: one HTTP/1.1 GET over TLS (SNI `host`, any
 /// certificate); the status, the raw head (lower-case) and the body.
 pub fn get_tls(port: u16, host: &str, path: &str) -> Result<(Response, String)> {
+    get_tls_as(port, host, path, None)
+}
+
+/// [`get_tls`], presenting `identity` (a client certificate and its key) when asked.
+pub fn get_tls_as(
+    port: u16,
+    host: &str,
+    path: &str,
+    identity: Option<(&openssl::x509::X509, &openssl::pkey::PKey<openssl::pkey::Private>)>,
+) -> Result<(Response, String)> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     b.set_verify(SslVerifyMode::NONE);
+    if let Some((certificate, key)) = identity {
+        b.set_certificate(certificate)?;
+        b.set_private_key(key)?;
+    }
     let connector = b.build();
     let mut config = connector.configure()?;
     config.set_verify_hostname(false);

@@ -67,6 +67,7 @@ impl State<'_, '_> {
         let mut any = None;
         let hosts_len = hosts.len();
         let mut passthrough = Vec::new();
+        let mut client_auth = Vec::new();
         for (host, acc) in hosts.iter_mut().enumerate() {
             let host = index(host);
             let name = push(host_name(&acc.pattern));
@@ -103,6 +104,10 @@ impl State<'_, '_> {
             let kind = acc.pattern.specificity();
             if kind == 2 {
                 any = Some(host);
+            }
+            if let Some(auth) = acc.client_auth.take().filter(|_| kind != 2) {
+                client_auth.resize(hosts_len, None);
+                client_auth[host as usize] = Some(auth);
             }
             if let Some(origin) = acc.passthrough {
                 // ingress-nginx passes the connections to the backend of the host's `/` path.
@@ -199,6 +204,7 @@ impl State<'_, '_> {
                 redirects,
                 streams,
                 passthrough,
+                client_auth,
             },
             rejected: self.rejected,
         }

@@ -219,7 +219,9 @@ fn load(
         return Err("expected `namespace/name`".to_owned());
     };
     if ns != namespace {
-        return Err("a Secret of another namespace is refused (as ingress-nginx refuses it)".to_owned());
+        return Err(
+            "a Secret of another namespace is refused (as ingress-nginx refuses it by default)".to_owned()
+        );
     }
     let data = secret(ns, name).ok_or_else(|| format!("Secret {ns}/{name} not found"))?;
     let pem = |key: &str| {

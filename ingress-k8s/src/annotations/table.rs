@@ -35,7 +35,6 @@ const fn known(name: &'static str, group: &'static str, support: Support) -> Kno
 const SNIPPET: &str =
     "configuration snippets are never supported: Ferry generates and runs no configuration text";
 const AUTH_KEEPALIVE: &str = "Ferry opens a connection per auth request (nginx's default); keep-alive to the auth service is not supported yet";
-const CLIENT_CERTS: &str = "client certificate authentication is not supported yet";
 const LIMITS: &str = "response bandwidth limits are not supported yet";
 const CLIENT_CIPHERS: &str =
     "not supported yet: the ciphers offered to clients are Ferry's own, the same for every host";
@@ -76,12 +75,12 @@ pub(crate) const KNOWN: &[Known] = &[
     known("auth-signin", "authentication", Applied),
     known("auth-signin-redirect-param", "authentication", Applied),
     known("auth-snippet", "authentication", Ignored(SNIPPET)),
-    known("auth-tls-error-page", "authentication", Restricts(CLIENT_CERTS)),
-    known("auth-tls-match-cn", "authentication", Restricts(CLIENT_CERTS)),
-    known("auth-tls-pass-certificate-to-upstream", "authentication", Restricts(CLIENT_CERTS)),
-    known("auth-tls-secret", "authentication", Restricts(CLIENT_CERTS)),
-    known("auth-tls-verify-client", "authentication", Restricts(CLIENT_CERTS)),
-    known("auth-tls-verify-depth", "authentication", Restricts(CLIENT_CERTS)),
+    known("auth-tls-error-page", "authentication", Applied),
+    known("auth-tls-match-cn", "authentication", Applied),
+    known("auth-tls-pass-certificate-to-upstream", "authentication", Applied),
+    known("auth-tls-secret", "authentication", Applied),
+    known("auth-tls-verify-client", "authentication", Applied),
+    known("auth-tls-verify-depth", "authentication", Applied),
     known("auth-type", "authentication", Applied),
     known("auth-url", "authentication", Applied),
     known("backend-protocol", "backend", Applied),

@@ -114,6 +114,7 @@ mod tests {
             origin: None,
             client: None,
             authorization: None,
+            client_cert: None,
         }
     }
 

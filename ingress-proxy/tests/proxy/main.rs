@@ -11,6 +11,7 @@ mod support;
 mod tlsutil;
 
 mod admin;
+mod client_certs;
 mod fastpath;
 mod hostile;
 mod messages;

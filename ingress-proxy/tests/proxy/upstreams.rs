@@ -35,8 +35,8 @@ use crate::tlsutil::*;
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// A CA, and certificates it signs.
-struct Ca {
-    cert: X509,
+pub(crate) struct Ca {
+    pub(crate) cert: X509,
     key: PKey<Private>,
 }
 
@@ -52,7 +52,7 @@ fn name(cn: &str) -> openssl::x509::X509Name {
 }
 
 impl Ca {
-    fn new(cn: &str) -> Ca {
+    pub(crate) fn new(cn: &str) -> Ca {
         let key = key();
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
@@ -67,7 +67,23 @@ impl Ca {
     }
 
     /// A leaf certificate for `dns`, and its key.
-    fn issue(&self, dns: &str) -> (X509, PKey<Private>) {
+    pub(crate) fn issue(&self, dns: &str) -> (X509, PKey<Private>) {
+        self.issue_valid(dns, &Asn1Time::days_from_now(0).unwrap(), &Asn1Time::days_from_now(30).unwrap())
+    }
+
+    /// A leaf certificate for `dns` that expired yesterday, and its key.
+    pub(crate) fn issue_expired(&self, dns: &str) -> (X509, PKey<Private>) {
+        let day = 86_400;
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        self.issue_valid(
+            dns,
+            &Asn1Time::from_unix(now - 2 * day).unwrap(),
+            &Asn1Time::from_unix(now - day).unwrap(),
+        )
+    }
+
+    fn issue_valid(&self, dns: &str, not_before: &Asn1Time, not_after: &Asn1Time) -> (X509, PKey<Private>) {
         let key = key();
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
@@ -76,8 +92,8 @@ impl Ca {
         b.set_subject_name(&name(dns)).unwrap();
         b.set_issuer_name(self.cert.subject_name()).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+        b.set_not_before(not_before).unwrap();
+        b.set_not_after(not_after).unwrap();
         let san =
             SubjectAlternativeName::new().dns(dns).build(&b.x509v3_context(Some(&self.cert), None)).unwrap();
         b.append_extension(san).unwrap();
@@ -85,7 +101,7 @@ impl Ca {
         (b.build(), key)
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         String::from_utf8(self.cert.to_pem().unwrap()).unwrap()
     }
 }
