@@ -87,6 +87,9 @@ pub(crate) struct Engine {
     hold_until: Option<Instant>,
     /// How long it waits at most ([`NAMED_WAIT`]).
     hold_for: Duration,
+    /// The Services and Secrets the last table looked for (found or not): a change to any
+    /// other one needs no new table ([`translate::Translation::used_services`]).
+    used: (BTreeSet<Key>, BTreeSet<Key>),
 }
 
 impl Engine {
@@ -107,6 +110,7 @@ impl Engine {
             listed: HashSet::new(),
             hold_until: None,
             hold_for: NAMED_WAIT,
+            used: Default::default(),
         };
         (engine, rx)
     }
@@ -121,9 +125,16 @@ impl Engine {
     }
 
     /// Applies one change to the stores and says what it dirtied. Endpoint-slice changes only
-    /// dirty their Service's endpoints; everything else needs a new table.
+    /// dirty their Service's endpoints; a change to an object no table uses (an Ingress of
+    /// another class, a Service or Secret nothing names) dirties nothing; everything else
+    /// needs a new table.
     pub(crate) fn apply(&mut self, change: Change, dirty: &mut Dirty) {
         if self.stale(&change) {
+            return;
+        }
+        if self.generation > 0 && self.unused(&change) {
+            tracing::trace!("a change to an object nothing served uses: no new table");
+            self.objects.apply(change);
             return;
         }
         if let Change::Relist(kind, _) = &change
@@ -170,6 +181,36 @@ impl Engine {
             self.waiting.remove(&Kind::EndpointSlice);
         }
         self.objects.apply(change);
+    }
+
+    /// Whether `change` touches nothing the last table was made of, nor makes anything new
+    /// of ours: an Ingress that is not ours before or after, a Service or Secret the last
+    /// translation did not look for, or the EndpointSlice of such a Service. (Whatever could
+    /// make one of them used, an Ingress, IngressClass, Namespace or ConfigMap change, builds
+    /// a table, whose translation reads the stores afresh.)
+    fn unused(&self, change: &Change) -> bool {
+        let ours = |ingress: &k8s_openapi::api::networking::v1::Ingress| {
+            translate::class::is_ours(ingress, &self.objects, &self.config)
+        };
+        let was_ours = |key: &Key| self.objects.ingresses.get(key).is_some_and(|old| ours(old));
+        match change {
+            Change::Apply(Object::Ingress(new)) => {
+                !ours(new) && !was_ours(&crate::objects::key_of(&new.metadata))
+            }
+            Change::Delete(Kind::Ingress, key) => !was_ours(key),
+            Change::Apply(Object::Service(s)) => !self.used.0.contains(&crate::objects::key_of(&s.metadata)),
+            Change::Delete(Kind::Service, key) => !self.used.0.contains(key),
+            Change::Apply(Object::Secret(s)) => !self.used.1.contains(&crate::objects::key_of(&s.metadata)),
+            Change::Delete(Kind::Secret, key) => !self.used.1.contains(key),
+            Change::Apply(Object::EndpointSlice(slice)) => {
+                let old = self.objects.endpoint_slices.get(&crate::objects::key_of(&slice.metadata));
+                let mut services = translate::slice_service(slice)
+                    .into_iter()
+                    .chain(old.and_then(|o| translate::slice_service(o)));
+                services.all(|s| !self.used.0.contains(&s))
+            }
+            _ => false,
+        }
     }
 
     /// Whether `change` is an update of a ConfigMap or Secret that is watched by name but no
@@ -296,6 +337,8 @@ impl Engine {
             }
         }
         self.endpoint_keys = keys;
+        self.used =
+            (std::mem::take(&mut translation.used_services), std::mem::take(&mut translation.used_secrets));
         let (table, problems) = translation.compile(&mut self.store);
         let compiled = started.elapsed() - translated;
         self.store.prune();
@@ -545,6 +588,87 @@ mod tests {
         let next = rx.borrow().clone().unwrap();
         assert_eq!(next.generation, first.generation + 1);
         assert!(next.table.lookup("app.example.com", "/").is_none());
+    }
+
+    #[test]
+    fn changes_to_objects_nothing_served_uses_build_no_table() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let kinds = [Kind::Ingress, Kind::Service, Kind::EndpointSlice, Kind::Secret];
+        let (mut engine, rx) = Engine::new(config, kinds);
+        let step = |engine: &mut Engine, change| {
+            let mut dirty = Dirty::default();
+            engine.apply(change, &mut dirty);
+            engine.flush(&dirty);
+            rx.borrow().as_ref().map_or(0, |s| s.generation)
+        };
+        let named = |yaml: &str, name: &str| yaml.replace("name: app,", &format!("name: {name},"));
+        let service = |name: &str| object(&named(SERVICE, name));
+        // `late` names a Service and a TLS Secret that do not exist yet.
+        let late = named(INGRESS, "late")
+            .replace("name: app, port", "name: late, port")
+            .replace("app.example.com", "late.example.com")
+            + "  tls: [{hosts: [late.example.com], secretName: late-tls}]\n";
+        let foreign = named(INGRESS, "foreign").replace("app.example.com", "foreign.example.com");
+        let foreign_class = foreign.replace("spec:\n", "spec:\n  ingressClassName: other\n");
+        step(
+            &mut engine,
+            Change::Relist(Kind::Ingress, vec![object(INGRESS), object(&late), object(&foreign_class)]),
+        );
+        step(&mut engine, Change::Relist(Kind::Service, vec![service("app")]));
+        step(&mut engine, Change::Relist(Kind::EndpointSlice, vec![slice("10.0.0.1")]));
+        let first = step(&mut engine, Change::Relist(Kind::Secret, vec![]));
+        assert!(first > 0);
+        let secret = |name: &str| {
+            object(&format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: kubernetes.io/tls\ndata: {{tls.crt: \"\", tls.key: \"\"}}\n"
+            ))
+        };
+        let other_slice = || {
+            object(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: other-1, namespace: default, labels: {kubernetes.io/service-name: other}}\naddressType: IPv4\nendpoints: [{addresses: [\"10.9.9.9\"]}]\n",
+            )
+        };
+        // Nothing served uses these: no table.
+        for change in [
+            Change::Apply(service("other")),
+            Change::Apply(other_slice()),
+            Change::Delete(Kind::Service, ("default".into(), "other".into())),
+            Change::Apply(object(&foreign_class.replace("pathType: Prefix", "pathType: Exact"))),
+            Change::Apply(secret("unrelated")),
+            Change::Delete(Kind::Secret, ("default".into(), "unrelated".into())),
+        ] {
+            let what = format!("{change:?}").chars().take(60).collect::<String>();
+            assert_eq!(step(&mut engine, change), first, "{what}");
+        }
+        assert!(rx.borrow().as_ref().unwrap().table.lookup("foreign.example.com", "/").is_none());
+        // What a route names, found or not, builds one.
+        let mut generation = first;
+        let mut expect_table = |engine: &mut Engine, change: Change, why: &str| {
+            let now = step(engine, change);
+            assert_eq!(now, generation + 1, "{why}");
+            generation = now;
+        };
+        expect_table(&mut engine, Change::Apply(service("late")), "a missing Service a route names");
+        expect_table(&mut engine, Change::Apply(secret("late-tls")), "a missing TLS Secret an Ingress names");
+        expect_table(
+            &mut engine,
+            Change::Apply(object(&named(SERVICE, "app").replace("port: 80", "port: 81"))),
+            "a used Service",
+        );
+        expect_table(&mut engine, Change::Apply(object(&foreign)), "an Ingress that becomes ours");
+        assert!(rx.borrow().as_ref().unwrap().table.lookup("foreign.example.com", "/").is_some());
+        expect_table(&mut engine, Change::Apply(object(&foreign_class)), "an Ingress that stops being ours");
+        assert!(rx.borrow().as_ref().unwrap().table.lookup("foreign.example.com", "/").is_none());
+        expect_table(
+            &mut engine,
+            Change::Delete(Kind::Ingress, ("default".into(), "late".into())),
+            "ours, deleted",
+        );
+        // `late`'s Service is no longer named.
+        assert_eq!(
+            step(&mut engine, Change::Apply(object(&named(SERVICE, "late").replace("port: 80", "port: 82")))),
+            generation
+        );
     }
 
     #[tokio::test(start_paused = true)]

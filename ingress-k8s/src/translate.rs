@@ -107,6 +107,13 @@ pub struct Translation {
     pub referenced_secrets: std::collections::BTreeSet<Key>,
     /// The addresses to write into our Ingresses' status.
     pub status_addresses: Vec<String>,
+    /// Every Service this translation looked for, found or not (our Ingresses' backends,
+    /// `default-backend`, `--default-backend-service`, `--publish-service`, TCP/UDP
+    /// services): a change to any other Service cannot change the table.
+    pub used_services: std::collections::BTreeSet<Key>,
+    /// Every Secret this translation looked for, found or not (TLS, `auth-*`, `proxy-ssl-*`,
+    /// `--default-ssl-certificate`): a change to any other Secret cannot change the table.
+    pub used_secrets: std::collections::BTreeSet<Key>,
     /// The backends reached through their Service's cluster IP (`service-upstream`), as the
     /// Ingresses name them (the port may be a name).
     cluster_ip_backends: std::collections::BTreeSet<BackendRef>,
@@ -248,6 +255,7 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
 
     if let Some(name) = &config.default_backend_service {
         let key = (name.namespace.clone(), name.name.clone());
+        out.used_services.insert(key.clone());
         let port = objects
             .services
             .get(&key)
@@ -278,11 +286,23 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
     ];
     for (name, protocol) in stream_maps {
         let Some(name) = name else { continue };
-        let found = streams::add(&mut out.builder, objects, name, protocol, &config.reserved_ports);
+        let found = streams::add(
+            &mut out.builder,
+            objects,
+            name,
+            protocol,
+            &config.reserved_ports,
+            &mut out.used_services,
+        );
         out.problems.extend(found);
         out.referenced_config_maps.insert((name.namespace.clone(), name.name.clone()));
     }
     out.status_addresses = status_addresses(objects, config);
+    if let Some(name) = &config.publish_service {
+        out.used_services.insert((name.namespace.clone(), name.name.clone()));
+    }
+    out.used_secrets.extend(certs.into_keys());
+    out.used_secrets.extend(out.referenced_secrets.iter().cloned());
     out
 }
 
@@ -346,7 +366,11 @@ fn add_ingress(
     let created = meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
     let no_annotations = BTreeMap::new();
     let annotations = meta.annotations.as_ref().unwrap_or(&no_annotations);
+    // The Services and Secrets the annotations look for, found or not.
+    let asked_services = std::cell::RefCell::new(Vec::new());
+    let asked_secrets = std::cell::RefCell::new(Vec::new());
     let service_port = |name: &str| {
+        asked_services.borrow_mut().push((key.0.clone(), name.to_owned()));
         let service = objects.services.get(&(key.0.clone(), name.to_owned()))?;
         let port = service.spec.as_ref()?.ports.as_ref()?.first()?.port;
         u16::try_from(port).ok()
@@ -361,6 +385,7 @@ fn add_ingress(
         .unwrap_or_default();
     // `stringData` too: the API server folds it into `data`, a manifest file keeps it.
     let secret = |ns: &str, name: &str| {
+        asked_secrets.borrow_mut().push((ns.to_owned(), name.to_owned()));
         let s = objects.secrets.get(&(ns.to_owned(), name.to_owned()))?;
         let data = s.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
         let strings = s.string_data.iter().flatten().map(|(k, v)| (k.clone(), v.clone().into_bytes()));
@@ -381,6 +406,14 @@ fn add_ingress(
     }
     out.referenced_config_maps.extend(read.config_maps.iter().cloned());
     out.referenced_secrets.extend(read.secrets.iter().cloned());
+    out.used_services.extend(asked_services.take());
+    out.used_secrets.extend(asked_secrets.take());
+    let spec_backends = ingress.spec.iter().flat_map(|spec| {
+        let paths = spec.rules.iter().flatten().filter_map(|r| r.http.as_ref()).flat_map(|h| &h.paths);
+        spec.default_backend.iter().chain(paths.map(|p| &p.backend))
+    });
+    out.used_services
+        .extend(spec_backends.filter_map(|b| Some((key.0.clone(), b.service.as_ref()?.name.clone()))));
     let closed = read.policy.closed.clone();
     let mut core =
         ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);

@@ -304,6 +304,20 @@ fn is_gone(error: &watcher::Error) -> bool {
     matches!(error, watcher::Error::WatchError(status) if status.code == 410)
 }
 
+/// `kubectl apply`'s copy of the object it last applied: for a Secret, its data in clear.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The object without what translation never reads and the stores should not keep: its
+/// `managedFields` (often the larger part of a small object) and `kubectl apply`'s copy of it.
+fn trim<K: Resource>(mut object: K) -> K {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+    object
+}
+
 /// Runs one watcher forever (retrying with [`Backoff`] on errors), forwarding changes. A
 /// watcher of one `named` object (its `config` selects it by name) hands its lists over as
 /// [`Change::RelistOne`], so it replaces that object and no other of its kind.
@@ -325,14 +339,14 @@ async fn watch<K>(
             backoff.reset();
         }
         let change = match event {
-            Ok(Event::Apply(object)) => convert(object).map(Change::Apply),
+            Ok(Event::Apply(object)) => convert(trim(object)).map(Change::Apply),
             Ok(Event::Delete(object)) => Some(Change::Delete(kind, key_of(object.meta()))),
             Ok(Event::Init) => {
                 buffer.clear();
                 None
             }
             Ok(Event::InitApply(object)) => {
-                buffer.extend(convert(object));
+                buffer.extend(convert(trim(object)));
                 None
             }
             Ok(Event::InitDone) => {
@@ -364,5 +378,30 @@ async fn watch<K>(
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stores_keep_no_managed_fields_and_no_applied_copy() {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "tls", "namespace": "app",
+                "annotations": {LAST_APPLIED: "{\"data\":{\"tls.key\":\"c2VjcmV0\"}}", "team": "a"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {}}]
+            },
+            "type": "kubernetes.io/tls",
+            "data": {"tls.key": "c2VjcmV0"}
+        }))
+        .unwrap();
+        let kept = trim(secret);
+        assert!(kept.metadata.managed_fields.is_none());
+        let annotations = kept.metadata.annotations.unwrap();
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), ["team"]);
+        assert!(kept.data.unwrap().contains_key("tls.key"), "the data translation reads stays");
     }
 }

@@ -13,6 +13,7 @@ mod tlsutil;
 mod admin;
 mod client_certs;
 mod fastpath;
+mod grpc;
 mod hostile;
 mod messages;
 mod parity;

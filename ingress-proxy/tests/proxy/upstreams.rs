@@ -1,7 +1,6 @@
 //! `backend-protocol` and `proxy-ssl-*`: HTTPS endpoints (checked or not, with a client
-//! certificate or not) and gRPC endpoints (HTTP/2 with and without TLS: unary and streaming
-//! calls, trailers), from HTTP/1 and HTTP/2 clients, and gRPC-shaped answers when no
-//! endpoint answers.
+//! certificate or not), from HTTP/1 and HTTP/2 clients; the endpoints the gRPC tests
+//! (`grpc.rs`) use too.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -111,13 +110,17 @@ fn rand_serial() -> u32 {
 }
 
 /// Answers every request with `<name> <method> <path>`, and gRPC calls (`application/grpc`)
-/// by echoing each message as it arrives, then `grpc-status: 0` in trailers.
+/// by echoing each message as it arrives, then `grpc-status: 0` in trailers (the calls of
+/// [`crate::grpc::deadlines`] aside).
 async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let grpc =
         req.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     if !grpc {
         let text = format!("{name} {} {}", req.method(), req.uri().path());
         return Ok(Response::new(Full::new(Bytes::from(text)).boxed()));
+    }
+    if let Some(resp) = crate::grpc::deadlines(&req).await {
+        return Ok(resp);
     }
     let (tx, mut rx) = mpsc::channel::<Frame<Bytes>>(16);
     let mut body = req.into_body();
@@ -149,7 +152,11 @@ async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<B
 
 /// A backend on the loopback: HTTP/1.1 and HTTP/2 (by ALPN over TLS, by prior knowledge
 /// without), over TLS with `tls` (and asking for a client certificate signed by `clients`).
-async fn backend(name: &'static str, tls: Option<(&Ca, &str)>, clients: Option<&Ca>) -> SocketAddr {
+pub(crate) async fn backend(
+    name: &'static str,
+    tls: Option<(&Ca, &str)>,
+    clients: Option<&Ca>,
+) -> SocketAddr {
     let acceptor = tls.map(|(ca, dns)| {
         let (cert, key) = ca.issue(dns);
         let mut a = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
@@ -193,7 +200,7 @@ async fn backend(name: &'static str, tls: Option<(&Ca, &str)>, clients: Option<&
 }
 
 /// A proxy with one route per `(host, endpoint, protocol, tls settings)`.
-fn proxy(routes: &[(&str, SocketAddr, BackendProtocol, Option<UpstreamTls>)]) -> Proxy {
+pub(crate) fn proxy(routes: &[(&str, SocketAddr, BackendProtocol, Option<UpstreamTls>)]) -> Proxy {
     let handle = ProxyHandle::new();
     let mut store = EndpointStore::new();
     let mut b = TableBuilder::new();
@@ -220,7 +227,7 @@ fn proxy(routes: &[(&str, SocketAddr, BackendProtocol, Option<UpstreamTls>)]) ->
 }
 
 /// `GET /x` for `host` over HTTP/1.1 (plain or TLS) or HTTP/2 (TLS): status and body.
-async fn get(proxy: &Proxy, host: &str, how: &str) -> (u16, String) {
+pub(crate) async fn get(proxy: &Proxy, host: &str, how: &str) -> (u16, String) {
     let req = || Request::get("/x").header("host", host).body(Empty::<Bytes>::new()).unwrap();
     let resp = match how {
         "h1" => {
@@ -311,94 +318,4 @@ async fn https_endpoints_checked_or_not_with_a_client_certificate_or_not() {
     for _ in 0..3 {
         assert_eq!(get(&p, "verified.test", "h1").await.0, 200);
     }
-}
-
-/// A gRPC client over an HTTP/2 connection: sends each message only after the previous one's
-/// echo came back (so both directions stream), then ends; returns the echoes, the
-/// `grpc-status` and the `x-echoed` trailer.
-async fn grpc_call<T>(
-    io: T,
-    authority: &str,
-    messages: &[&str],
-) -> (u16, Vec<String>, Option<String>, Option<String>)
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await.unwrap();
-    tokio::spawn(conn);
-    let (tx, mut rx) = mpsc::channel::<Frame<Bytes>>(4);
-    let stream =
-        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|f| f.map(Ok::<_, Infallible>)));
-    let req = Request::post(format!("http://{authority}/echo.Echo/Chat"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", "5S")
-        .body(StreamBody::new(stream))
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let mut body = resp.into_body();
-    let mut echoes = Vec::new();
-    let mut trailers = None;
-    for m in messages {
-        let mut framed = vec![0u8];
-        framed.extend_from_slice(&(m.len() as u32).to_be_bytes());
-        framed.extend_from_slice(m.as_bytes());
-        tx.send(Frame::data(Bytes::from(framed))).await.unwrap();
-        if let Some(Ok(frame)) = body.frame().await
-            && let Ok(data) = frame.into_data()
-        {
-            echoes.push(String::from_utf8_lossy(&data[5..]).into_owned());
-        }
-    }
-    drop(tx);
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(t) = frame.into_trailers() {
-            trailers = Some(t);
-        }
-    }
-    let from = |map: Option<&hyper::HeaderMap>, name: &str| {
-        map.and_then(|m| m.get(name)).and_then(|v| v.to_str().ok()).map(str::to_owned)
-    };
-    // A trailers-only answer carries grpc-status in its headers.
-    let grpc_status = from(trailers.as_ref(), "grpc-status").or_else(|| from(Some(&headers), "grpc-status"));
-    (status, echoes, grpc_status, from(trailers.as_ref(), "x-echoed"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_streams_both_ways_with_trailers_over_h2c_and_tls() {
-    let ca = Ca::new("grpc CA");
-    let h2c = backend("grpc", None, None).await;
-    let tls = backend("grpcs", Some((&ca, "grpc.internal")), None).await;
-    let p = proxy(&[
-        ("grpc.test", h2c, BackendProtocol::Grpc, None),
-        ("grpcs.test", tls, BackendProtocol::Grpcs, None),
-        ("gone.test", local(free_port()), BackendProtocol::Grpc, None),
-    ]);
-    let messages = ["one", "two", "three"];
-    for host in ["grpc.test", "grpcs.test"] {
-        // Over TLS (ALPN h2) and over the plain port with prior knowledge (h2c).
-        let over_tls = connect(p.https, Some(host), &[b"h2"]).await;
-        let got = grpc_call(over_tls, host, &messages).await;
-        assert_eq!(
-            got,
-            (200, vec!["one".into(), "two".into(), "three".into()], Some("0".into()), Some("3".into())),
-            "{host} over TLS"
-        );
-        let plain = TcpStream::connect(p.http).await.unwrap();
-        let got = grpc_call(plain, host, &messages[..1]).await;
-        assert_eq!(got, (200, vec!["one".into()], Some("0".into()), Some("1".into())), "{host} over h2c");
-    }
-    // No endpoint answers: a gRPC answer (UNAVAILABLE), not an HTML page.
-    let over_tls = connect(p.https, Some("gone.test"), &[b"h2"]).await;
-    let (status, echoes, grpc_status, _) = grpc_call(over_tls, "gone.test", &[]).await;
-    assert_eq!((status, echoes.len(), grpc_status.as_deref()), (200, 0, Some("14")));
-    // HTTP/1 cannot carry gRPC: 502.
-    assert_eq!(get(&p, "grpc.test", "h1").await.0, 502);
-    // Plain HTTP/1 on the port h2c shares is untouched.
-    let plain = backend("plain", None, None).await;
-    let q = proxy(&[("plain.test", plain, BackendProtocol::Http, None)]);
-    assert_eq!(get(&q, "plain.test", "h1").await, (200, "plain GET /x".into()));
 }
