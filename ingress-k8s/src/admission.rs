@@ -31,6 +31,16 @@ pub struct Admission {
 /// any of the same name). An Ingress that is not ours, or outside `--watch-namespace`, is
 /// allowed without a look, as ingress-nginx allows it. `objects` is left as it was.
 pub fn validate(objects: &mut Objects, config: &Config, ingress: Ingress) -> Admission {
+    validate_with(objects, config, ingress, &mut translate::CertificateCache::default())
+}
+
+/// [`validate`], with the controller's certificate cache (see [`translate::translate_with`]).
+pub(crate) fn validate_with(
+    objects: &mut Objects,
+    config: &Config,
+    ingress: Ingress,
+    certificates: &mut translate::CertificateCache,
+) -> Admission {
     let key = key_of(&ingress.metadata);
     if !class::is_ours(&ingress, objects, config)
         || config.watch_namespace.as_ref().is_some_and(|ns| *ns != key.0)
@@ -38,7 +48,7 @@ pub fn validate(objects: &mut Objects, config: &Config, ingress: Ingress) -> Adm
         return Admission { allowed: true, ..Admission::default() };
     }
     let previous = objects.ingresses.insert(key.clone(), Arc::new(ingress));
-    let mut translation = translate::translate(objects, config);
+    let mut translation = translate::translate_with(objects, config, certificates);
     match previous {
         Some(old) => objects.ingresses.insert(key.clone(), old),
         None => objects.ingresses.remove(&key),

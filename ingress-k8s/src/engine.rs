@@ -90,6 +90,8 @@ pub(crate) struct Engine {
     /// The Services and Secrets the last table looked for (found or not): a change to any
     /// other one needs no new table ([`translate::Translation::used_services`]).
     used: (BTreeSet<Key>, BTreeSet<Key>),
+    /// The TLS Secrets parsed so far, each version once.
+    certificates: translate::CertificateCache,
 }
 
 impl Engine {
@@ -111,6 +113,7 @@ impl Engine {
             hold_until: None,
             hold_for: NAMED_WAIT,
             used: Default::default(),
+            certificates: translate::CertificateCache::default(),
         };
         (engine, rx)
     }
@@ -250,7 +253,7 @@ impl Engine {
         let first = self.generation == 0;
         if dirty.rebuild || first {
             let started = std::time::Instant::now();
-            let translation = translate::translate(&self.objects, &self.config);
+            let translation = translate::translate_with(&self.objects, &self.config, &mut self.certificates);
             if first && self.hold(&translation) {
                 return;
             }
@@ -448,7 +451,12 @@ async fn recv(
         tokio::select! {
             change = rx.recv() => return Ok(change),
             Some(ask) = asks.recv() => {
-                let answer = crate::admission::validate(&mut engine.objects, &engine.config, *ask.ingress);
+                let answer = crate::admission::validate_with(
+                    &mut engine.objects,
+                    &engine.config,
+                    *ask.ingress,
+                    &mut engine.certificates,
+                );
                 let _ = ask.reply.send(answer);
             }
             () = timeout => return Err(Elapsed),

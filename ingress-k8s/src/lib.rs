@@ -49,5 +49,7 @@ pub use files::{ManifestDir, ManifestError, legacy_ingress, parse_manifest};
 pub use list::list_once;
 pub use objects::{Change, Key, Kind, Object, Objects, key_of};
 pub use selector::LabelSelector;
-pub use translate::{IngressInfo, Problem, Severity, Translation, translate};
+pub use translate::{
+    CertificateCache, IngressInfo, Problem, Severity, Translation, translate, translate_with,
+};
 pub use watch::{SliceApi, discover_slice_api};

@@ -4,6 +4,7 @@
 //! from YAML fixtures and compare the result.
 
 mod certs;
+pub use certs::CertificateCache;
 pub(crate) mod class;
 mod endpoints;
 mod streams;
@@ -197,8 +198,14 @@ const CONFIG_REFERENCES: [&str; 2] = ["add-headers", "proxy-set-headers"];
 /// Translates the stores' contents into the routing model's input. Pure: the same objects
 /// and config always give the same translation (certificate validity aside).
 pub fn translate(objects: &Objects, config: &Config) -> Translation {
+    translate_with(objects, config, &mut CertificateCache::default())
+}
+
+/// [`translate`], parsing only the TLS Secrets `cache` has not seen in their stored version
+/// (the controller keeps one cache across its translations).
+pub fn translate_with(objects: &Objects, config: &Config, cache: &mut CertificateCache) -> Translation {
     let mut out = Translation { prefix: config.annotations_prefix.clone(), ..Translation::default() };
-    let mut certs: HashMap<Key, Result<(), String>> = HashMap::new();
+    let mut certs = Certs { seen: HashMap::new(), cache };
     if let Some(name) = &config.configmap {
         let key = (name.namespace.clone(), name.name.clone());
         if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
@@ -301,7 +308,8 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
     if let Some(name) = &config.publish_service {
         out.used_services.insert((name.namespace.clone(), name.name.clone()));
     }
-    out.used_secrets.extend(certs.into_keys());
+    out.used_secrets.extend(certs.seen.into_keys());
+    certs.cache.retain(&objects.secrets);
     out.used_secrets.extend(out.referenced_secrets.iter().cloned());
     out
 }
@@ -330,33 +338,39 @@ fn core_service(service: &k8s_openapi::api::core::v1::Service) -> ingress_core::
     }
 }
 
+/// The TLS Secrets of one translation: each checked once, through the controller's cache.
+struct Certs<'c> {
+    seen: HashMap<Key, Result<(), String>>,
+    cache: &'c mut CertificateCache,
+}
+
 /// Validates a Secret once per translation and registers its material with the builder.
 fn load_certificate(
     objects: &Objects,
     key: &Key,
     builder: &mut TableBuilder,
-    seen: &mut HashMap<Key, Result<(), String>>,
+    certs: &mut Certs<'_>,
 ) -> Result<CertificateRef, String> {
     let certificate = CertificateRef::new(&key.0, &key.1);
-    if let Some(done) = seen.get(key) {
+    if let Some(done) = certs.seen.get(key) {
         return done.clone().map(|()| certificate);
     }
     let result = match objects.secrets.get(key) {
         None => Err(format!("TLS secret {}/{} not found", key.0, key.1)),
         Some(secret) => {
-            certs::validate(secret).map_err(|why| format!("TLS secret {}/{}: {why}", key.0, key.1))
+            certs.cache.get(key, secret).map_err(|why| format!("TLS secret {}/{}: {why}", key.0, key.1))
         }
     };
     let result = result.map(|pem: CertificatePem| {
         builder.certificate(certificate.clone(), pem);
     });
-    seen.insert(key.clone(), result.clone());
+    certs.seen.insert(key.clone(), result.clone());
     result.map(|()| certificate)
 }
 
 fn add_ingress(
     out: &mut Translation,
-    certs: &mut HashMap<Key, Result<(), String>>,
+    certs: &mut Certs<'_>,
     objects: &Objects,
     config: &Config,
     key: &Key,
@@ -412,8 +426,10 @@ fn add_ingress(
         let paths = spec.rules.iter().flatten().filter_map(|r| r.http.as_ref()).flat_map(|h| &h.paths);
         spec.default_backend.iter().chain(paths.map(|p| &p.backend))
     });
-    out.used_services
-        .extend(spec_backends.filter_map(|b| Some((key.0.clone(), b.service.as_ref()?.name.clone()))));
+    // Each name once (an Ingress names few Services over many paths), copied once.
+    let names: std::collections::BTreeSet<&str> =
+        spec_backends.filter_map(|b| Some(b.service.as_ref()?.name.as_str())).collect();
+    out.used_services.extend(names.into_iter().map(|name| (key.0.clone(), name.to_owned())));
     let closed = read.policy.closed.clone();
     let mut core =
         ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);

@@ -1,15 +1,83 @@
-//! TLS Secrets → validated certificate material.
+//! TLS Secrets → validated certificate material, each version of a Secret parsed once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use ingress_core::CertificatePem;
 use k8s_openapi::api::core::v1::Secret;
-use openssl::asn1::Asn1Time;
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::pkey::PKey;
 use openssl::x509::X509;
 
-/// Reads and checks a `kubernetes.io/tls` Secret: both keys present, the chain parses, the key
-/// parses and matches the leaf certificate, and the leaf is valid now. The error is the reason
-/// shown to users.
+use crate::objects::Key;
+
+/// TLS Secrets already checked, by key, with the version (the stored object) each was checked
+/// in: parsing a private key is most of what a table costs to make, so a translation parses
+/// only the Secrets that changed since the last one. Whether a certificate is valid *now* is
+/// decided on every use.
+#[derive(Debug, Default)]
+pub struct CertificateCache {
+    by_key: HashMap<Key, (Arc<Secret>, Result<Checked, String>)>,
+}
+
+/// A Secret that parsed: its material and the leaf's validity, in Unix seconds and as
+/// OpenSSL prints it.
+#[derive(Debug, Clone)]
+struct Checked {
+    pem: CertificatePem,
+    not_before: (i64, String),
+    not_after: (i64, String),
+}
+
+impl CertificateCache {
+    /// The material of `secret` (stored under `key`), parsed if this version was not, and
+    /// valid now; else the reason shown to users.
+    pub(crate) fn get(&mut self, key: &Key, secret: &Arc<Secret>) -> Result<CertificatePem, String> {
+        let fresh = self.by_key.get(key).is_some_and(|(seen, _)| Arc::ptr_eq(seen, secret));
+        if !fresh {
+            self.by_key.insert(key.clone(), (Arc::clone(secret), parse(secret)));
+        }
+        let checked = match self.by_key.get(key) {
+            Some((_, Ok(checked))) => checked,
+            Some((_, Err(why))) => return Err(why.clone()),
+            None => return Err("secret not checked".into()),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if checked.not_after.0 < now {
+            return Err(format!("certificate expired on {}", checked.not_after.1));
+        }
+        if checked.not_before.0 > now {
+            return Err(format!("certificate not valid before {}", checked.not_before.1));
+        }
+        Ok(checked.pem.clone())
+    }
+
+    /// Forgets the Secrets no longer stored, or stored in another version.
+    pub(crate) fn retain(&mut self, secrets: &std::collections::BTreeMap<Key, Arc<Secret>>) {
+        self.by_key.retain(|key, (seen, _)| secrets.get(key).is_some_and(|now| Arc::ptr_eq(now, seen)));
+    }
+}
+
+/// Checks one `kubernetes.io/tls` Secret as a fresh cache does: both keys present, the chain
+/// parses, the key parses and matches the leaf certificate, and the leaf is valid now. The
+/// error is the reason shown to users.
+#[cfg(test)]
 pub(crate) fn validate(secret: &Secret) -> Result<CertificatePem, String> {
+    CertificateCache::default().get(&Key::default(), &Arc::new(secret.clone()))
+}
+
+/// Unix seconds of an ASN.1 time.
+fn unix(time: &Asn1TimeRef) -> Result<i64, String> {
+    let epoch = Asn1Time::from_unix(0).map_err(|e| format!("clock: {e}"))?;
+    let diff = epoch.diff(time).map_err(|e| format!("certificate time unreadable: {e}"))?;
+    Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+}
+
+/// Parses a `kubernetes.io/tls` Secret: both keys present, the chain parses, the key parses and
+/// matches the leaf certificate; the leaf's validity period, to be checked at each use.
+fn parse(secret: &Secret) -> Result<Checked, String> {
     let chain = field(secret, "tls.crt")?;
     let key = field(secret, "tls.key")?;
     let certs = X509::stack_from_pem(chain.as_bytes()).map_err(|e| format!("tls.crt does not parse: {e}"))?;
@@ -22,14 +90,11 @@ pub(crate) fn validate(secret: &Secret) -> Result<CertificatePem, String> {
     if !public.public_eq(&private) {
         return Err("tls.key does not match the certificate in tls.crt".into());
     }
-    let now = Asn1Time::days_from_now(0).map_err(|e| format!("clock: {e}"))?;
-    if leaf.not_after() < now {
-        return Err(format!("certificate expired on {}", leaf.not_after()));
-    }
-    if leaf.not_before() > now {
-        return Err(format!("certificate not valid before {}", leaf.not_before()));
-    }
-    Ok(CertificatePem { chain, key })
+    Ok(Checked {
+        not_before: (unix(leaf.not_before())?, leaf.not_before().to_string()),
+        not_after: (unix(leaf.not_after())?, leaf.not_after().to_string()),
+        pem: CertificatePem { chain, key },
+    })
 }
 
 fn field(secret: &Secret, name: &str) -> Result<String, String> {
@@ -106,5 +171,20 @@ pub(crate) mod tests {
         assert!(validate(&secret(&crt, "garbage")).unwrap_err().starts_with("tls.key does not parse"));
         assert!(validate(&secret(&old_crt, &old_key)).unwrap_err().starts_with("certificate expired"));
         assert_eq!(validate(&Secret::default()).unwrap_err(), "secret has no `tls.crt`");
+        // A cache parses each version once, and forgets versions no longer stored.
+        let mut cache = CertificateCache::default();
+        let name: Key = ("app".into(), "tls".into());
+        let first = Arc::new(secret(&crt, &key));
+        assert!(cache.get(&name, &first).is_ok());
+        assert!(cache.get(&name, &first).is_ok(), "the same version, from the cache");
+        let second = Arc::new(secret(&crt, &other_key));
+        assert!(
+            cache.get(&name, &second).unwrap_err().starts_with("tls.key does not match"),
+            "a new version is parsed"
+        );
+        cache.retain(&std::collections::BTreeMap::from([(name.clone(), Arc::clone(&second))]));
+        assert_eq!(cache.by_key.len(), 1, "the stored version stays");
+        cache.retain(&std::collections::BTreeMap::new());
+        assert!(cache.by_key.is_empty());
     }
 }

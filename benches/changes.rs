@@ -1,0 +1,176 @@
+//! What one configuration change costs the controller today, by cluster size: with N
+//! Ingresses × 10 paths, N Services and EndpointSlices and N/10 TLS Secrets in the stores, one
+//! Ingress is edited and the table made again, as the engine does (translation of every
+//! object, TLS Secrets parsed once per version, then the core build against the live endpoint
+//! store). Prints the median and the
+//! worst of a few rounds for 1,000, 10,000 and 50,000 Ingresses (`CHANGES_SIZES` overrides,
+//! comma-separated), so the growth with N shows in one run.
+//!
+//! `cargo bench -p ferry-benches --bench changes`
+#![allow(missing_docs, clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ingress_core::EndpointStore;
+use ingress_k8s::{Config, Object, Objects};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+
+const PATHS: usize = 10;
+const ROUNDS: usize = 7;
+
+fn from<T: k8s_openapi::serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    match serde_json::from_value(value) {
+        Ok(t) => t,
+        Err(e) => panic!("fixture: {e}"),
+    }
+}
+
+/// Ingress `i` (revision `rev`): host `svc-<i>.apps.example.com`, ten paths over two Services,
+/// TLS for every tenth.
+fn ingress(i: usize, rev: usize) -> Ingress {
+    let ns = format!("team-{}", i % 50);
+    let paths: Vec<serde_json::Value> = (0..PATHS)
+        .map(|j| {
+            let service = if j % 2 == 0 { format!("web-{i}") } else { format!("api-{i}") };
+            serde_json::json!({
+                "path": if j == 0 { "/".to_owned() } else { format!("/p{j}/r{rev}") },
+                "pathType": if j % 3 == 0 { "Exact" } else { "Prefix" },
+                "backend": {"service": {"name": service, "port": {"number": 80}}}
+            })
+        })
+        .collect();
+    let host = format!("svc-{i}.apps.example.com");
+    let mut spec = serde_json::json!({"rules": [{"host": host, "http": {"paths": paths}}]});
+    if i.is_multiple_of(10) {
+        spec["tls"] = serde_json::json!([{"hosts": [host], "secretName": format!("tls-{i}")}]);
+    }
+    from(serde_json::json!({
+        "metadata": {
+            "name": format!("ing-{i}"), "namespace": ns, "resourceVersion": rev.to_string(),
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "30"}
+        },
+        "spec": spec
+    }))
+}
+
+fn service(ns: &str, name: &str) -> Service {
+    from(serde_json::json!({
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    }))
+}
+
+fn slice(ns: &str, service: &str, i: usize) -> EndpointSlice {
+    from(serde_json::json!({
+        "metadata": {"name": format!("{service}-1"), "namespace": ns, "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080}],
+        "endpoints": [
+            {"addresses": [format!("10.{}.{}.1", (i / 250) % 250, i % 250)], "conditions": {"ready": true}},
+            {"addresses": [format!("10.{}.{}.2", (i / 250) % 250, i % 250)], "conditions": {"ready": true}}
+        ]
+    }))
+}
+
+/// The demo's TLS Secret, the template of every TLS Secret here.
+fn tls_template() -> Secret {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/webapp-tls-secret.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match ingress_k8s::parse_manifest(&path, &text).map(|mut o| o.remove(0)) {
+        Ok(Object::Secret(s)) => s,
+        _ => panic!("{}: not a Secret", path.display()),
+    }
+}
+
+fn objects(n: usize) -> Objects {
+    let mut objects = Objects::default();
+    let template = tls_template();
+    for i in 0..n {
+        let ns = format!("team-{}", i % 50);
+        objects.ingresses.insert((ns.clone(), format!("ing-{i}")), Arc::new(ingress(i, 0)));
+        for name in [format!("web-{i}"), format!("api-{i}")] {
+            objects.services.insert((ns.clone(), name.clone()), Arc::new(service(&ns, &name)));
+            objects.endpoint_slices.insert((ns.clone(), format!("{name}-1")), Arc::new(slice(&ns, &name, i)));
+        }
+        if i.is_multiple_of(10) {
+            let mut secret = template.clone();
+            secret.metadata.name = Some(format!("tls-{i}"));
+            secret.metadata.namespace = Some(ns.clone());
+            objects.secrets.insert((ns, format!("tls-{i}")), Arc::new(secret));
+        }
+    }
+    objects
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("CHANGES_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 50_000]);
+    let config = Config { watch_ingress_without_class: true, ..Config::default() };
+    println!(
+        "one Ingress edited, table made again (translation of every object + core build), {ROUNDS} rounds"
+    );
+    println!(
+        "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14}",
+        "ingresses", "routes", "translate p50", "build p50", "total p50", "total max"
+    );
+    let mut per_ingress = BTreeMap::new();
+    for n in sizes {
+        let mut objects = objects(n);
+        let mut store = EndpointStore::new();
+        let mut certificates = ingress_k8s::CertificateCache::default();
+        // The first table: every slot made and every TLS Secret parsed, as at start-up.
+        let mut first = ingress_k8s::translate_with(&objects, &config, &mut certificates);
+        let (table, _) = first.compile(&mut store);
+        let routes = table.route_count();
+        drop(table);
+        let (mut translate, mut build, mut total) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 1..=ROUNDS {
+            let i = (round * 7919) % n;
+            let key = (format!("team-{}", i % 50), format!("ing-{i}"));
+            objects.ingresses.insert(key, Arc::new(ingress(i, round)));
+            let started = Instant::now();
+            let mut translation = ingress_k8s::translate_with(&objects, &config, &mut certificates);
+            let translated = started.elapsed();
+            let (table, problems) = translation.compile(&mut store);
+            store.prune();
+            let all = started.elapsed();
+            assert!(problems.is_empty(), "{problems:?}");
+            drop(std::hint::black_box(table));
+            translate.push(translated);
+            build.push(all - translated);
+            total.push(all);
+        }
+        let worst = total.iter().max().copied().unwrap_or_default();
+        let p50 = median(total);
+        println!(
+            "{n:>9} {routes:>9} {:>14} {:>14} {:>14} {:>14}",
+            ms(median(translate)),
+            ms(median(build)),
+            ms(p50),
+            ms(worst)
+        );
+        per_ingress.insert(n, p50.as_secs_f64() * 1e3 / (n as f64 / 1e3));
+    }
+    let growth: Vec<String> = per_ingress.iter().map(|(n, per)| format!("{n}: {per:.2} ms")).collect();
+    println!(
+        "total p50 per 1,000 Ingresses present (flat when a change costs what it touches): {}",
+        growth.join(", ")
+    );
+}
