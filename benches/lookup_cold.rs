@@ -1,0 +1,88 @@
+//! Route lookup with cold caches: for 100 and 100k routes, lookups of requests spread over
+//! every host, timed in batches of 64 right after the CPU caches were flushed (a 64 MiB
+//! buffer written between batches; the requests' own bytes then read again, as a proxy has
+//! them hot), and the same requests in a warm sweep. Prints ns per
+//! lookup (p50 and p99 of the cold batches) and the 100k/100 ratio.
+//!
+//! `LOOKUP_ONLY=<hosts>:<lookups>` does only that many warm-sweep lookups on that table (and
+//! prints nothing), for a cache-miss count against a run of 0 lookups (`perf stat`, or
+//! cachegrind where the machine has no hardware counters): `benches/lookup-cold.sh` does both.
+#![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use ferry_benches::{PATHS_PER_HOST, build, hits};
+use ingress_core::EndpointStore;
+
+/// The allocator the `ingress-controller` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: usize = 64;
+const BATCHES: usize = 2_000;
+const FLUSH_BYTES: usize = 64 << 20;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+fn sweep(hosts: usize, lookups: usize) {
+    let table = build(hosts, &mut EndpointStore::new());
+    let requests = hits(hosts, 100_000);
+    for k in 0..lookups {
+        let (h, p) = &requests[k % requests.len()];
+        black_box(table.lookup(black_box(h), black_box(p)));
+    }
+}
+
+fn main() {
+    if let Ok(only) = std::env::var("LOOKUP_ONLY") {
+        let (hosts, lookups) = only.split_once(':').unwrap();
+        sweep(hosts.parse().unwrap(), lookups.parse().unwrap());
+        return;
+    }
+    let mut flush = vec![0u8; FLUSH_BYTES];
+    println!("{:>8} {:>16} {:>16} {:>16}", "routes", "cold p50 ns", "cold p99 ns", "warm sweep ns");
+    let mut cold_p50 = Vec::new();
+    for hosts in [10, 10_000] {
+        let table = build(hosts, &mut EndpointStore::new());
+        let requests = hits(hosts, BATCH * BATCHES);
+        let mut per_lookup = Vec::with_capacity(BATCHES);
+        for (b, batch) in requests.chunks(BATCH).enumerate() {
+            // Evict the table from every cache level: write a buffer larger than the LLC.
+            for i in (0..flush.len()).step_by(64) {
+                flush[i] = flush[i].wrapping_add(b as u8);
+            }
+            black_box(&flush);
+            // The request's own bytes are hot in a proxy (just read from the socket): only the
+            // table is cold.
+            let touched: usize =
+                batch.iter().map(|(h, p)| h.bytes().chain(p.bytes()).map(usize::from).sum::<usize>()).sum();
+            black_box(touched);
+            let started = Instant::now();
+            for (h, p) in batch {
+                black_box(table.lookup(black_box(h), black_box(p)));
+            }
+            per_lookup.push(started.elapsed().as_nanos() as f64 / batch.len() as f64);
+        }
+        per_lookup.sort_by(f64::total_cmp);
+        let started = Instant::now();
+        for _ in 0..5 {
+            for (h, p) in &requests {
+                black_box(table.lookup(black_box(h), black_box(p)));
+            }
+        }
+        let warm = started.elapsed().as_nanos() as f64 / (5 * requests.len()) as f64;
+        let p50 = percentile(&per_lookup, 0.5);
+        cold_p50.push(p50);
+        println!(
+            "{:>8} {:>16.1} {:>16.1} {:>16.1}",
+            hosts * PATHS_PER_HOST,
+            p50,
+            percentile(&per_lookup, 0.99),
+            warm
+        );
+    }
+    println!("cold flatness (p50 100k / p50 100 routes): {:.2}x", cold_p50[1] / cold_p50[0]);
+}
