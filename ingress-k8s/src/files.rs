@@ -53,8 +53,11 @@ pub fn parse_manifest(file: &Path, text: &str) -> Result<Vec<Object>, ManifestEr
 /// error of its current content if that did not parse.
 #[derive(Debug)]
 struct FileState {
+    /// The file's length and modification time when last read: unchanged, it is not read.
+    stamp: Option<(u64, std::time::SystemTime)>,
     fingerprint: u64,
-    objects: Vec<Object>,
+    /// Its good objects, shared with every [`ManifestDir::objects`] until the file changes.
+    objects: Objects,
     error: Option<ManifestError>,
 }
 
@@ -63,12 +66,18 @@ struct FileState {
 pub struct ManifestDir {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
+    /// Scans so far: every [`FULL_READ_EVERY`]th reads every file whatever its stamp.
+    scans: u64,
 }
+
+/// How often a scan reads every file even when its length and modification time are unchanged
+/// (a rewrite of the same length within one tick of a coarse file-system clock).
+const FULL_READ_EVERY: u64 = 20;
 
 impl ManifestDir {
     /// A directory not yet read.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), files: BTreeMap::new() }
+        Self { root: root.into(), files: BTreeMap::new(), scans: 0 }
     }
 
     /// Reads what changed since the last scan. Returns whether the good objects changed. Fails
@@ -79,17 +88,27 @@ impl ManifestDir {
         let before = self.files.len();
         self.files.retain(|p, _| paths.contains(p));
         let mut changed = before != self.files.len();
+        self.scans += 1;
+        let trust_stamps = !self.scans.is_multiple_of(FULL_READ_EVERY);
         for path in paths {
+            // Unchanged length and modification time: not read again (a large directory would
+            // otherwise be read and hashed whole on every poll).
+            let stamp = std::fs::metadata(&path).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+            if trust_stamps && stamp.is_some() && self.files.get(&path).is_some_and(|s| s.stamp == stamp) {
+                continue;
+            }
             // A file that vanished between listing and reading is dropped by the next scan.
             let Ok(bytes) = std::fs::read(&path) else { continue };
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             bytes.hash(&mut hasher);
             let fingerprint = hasher.finish();
             let state = self.files.entry(path.clone()).or_insert(FileState {
+                stamp: None,
                 fingerprint: !fingerprint,
-                objects: Vec::new(),
+                objects: Objects::new(),
                 error: None,
             });
+            state.stamp = stamp;
             if state.fingerprint == fingerprint {
                 continue;
             }
@@ -99,7 +118,8 @@ impl ManifestDir {
                 .and_then(|text| parse_manifest(&path, text));
             match parsed {
                 Ok(objects) => {
-                    state.objects = objects;
+                    state.objects = Objects::new();
+                    state.objects.extend(objects);
                     state.error = None;
                     changed = true;
                 }
@@ -112,11 +132,12 @@ impl ManifestDir {
         Ok(changed)
     }
 
-    /// Every good object of every file, in file order.
+    /// Every good object of every file, in file order (a later file's object of the same
+    /// kind and name wins). Objects of unchanged files are the same as in the last call.
     pub fn objects(&self) -> Objects {
         let mut objects = Objects::new();
         for state in self.files.values() {
-            objects.extend(state.objects.iter().cloned());
+            objects.absorb(&state.objects);
         }
         objects
     }

@@ -232,6 +232,21 @@ impl Objects {
             self.insert(object);
         }
     }
+
+    /// Adds or replaces every object of `other`, sharing them (no object is copied, so what is
+    /// cached by object identity, such as parsed certificates, stays valid).
+    pub fn absorb(&mut self, other: &Objects) {
+        fn merge<T>(into: &mut BTreeMap<Key, Arc<T>>, from: &BTreeMap<Key, Arc<T>>) {
+            into.extend(from.iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
+        }
+        merge(&mut self.ingresses, &other.ingresses);
+        merge(&mut self.ingress_classes, &other.ingress_classes);
+        merge(&mut self.services, &other.services);
+        merge(&mut self.endpoint_slices, &other.endpoint_slices);
+        merge(&mut self.secrets, &other.secrets);
+        merge(&mut self.config_maps, &other.config_maps);
+        merge(&mut self.namespaces, &other.namespaces);
+    }
 }
 
 #[cfg(test)]

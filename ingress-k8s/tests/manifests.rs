@@ -73,3 +73,35 @@ async fn manifest_directory_is_watched_and_applied_atomically() -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+#[test]
+fn a_scan_reads_only_changed_files_and_shares_the_objects_of_the_others() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("ferry-manifest-share-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
+    std::fs::copy(seed.join("webapp-tls-secret.yaml"), dir.join("secret.yaml"))?;
+    let service = |port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec: {{ports: [{{port: {port}}}]}}\n"
+        )
+    };
+    std::fs::write(dir.join("service.yaml"), service(80))?;
+    let mut manifests = ingress_k8s::ManifestDir::new(&dir);
+    assert!(manifests.scan()?);
+    let first = manifests.objects();
+    assert!(!manifests.scan()?, "nothing changed");
+    // Another length, so the stamp differs whatever the file system's clock resolution.
+    std::fs::write(dir.join("service.yaml"), service(8080))?;
+    assert!(manifests.scan()?);
+    let second = manifests.objects();
+    let key = |name: &str| ("default".to_owned(), name.to_owned());
+    let secret = |o: &ingress_k8s::Objects| o.secrets.get(&key("webapp-tls-secret")).cloned();
+    assert!(
+        std::sync::Arc::ptr_eq(&secret(&first).expect("secret"), &secret(&second).expect("secret")),
+        "the unchanged file's Secret is the same object (its parsed certificate stays cached)"
+    );
+    assert!(!std::sync::Arc::ptr_eq(&first.services[&key("web")], &second.services[&key("web")]));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
