@@ -41,6 +41,34 @@ pub(super) const NAMES: [&str; 4] = ["auth-type", "auth-secret", "auth-secret-ty
 /// Finds a Secret's data by namespace and name.
 pub type SecretLookup<'a> = dyn Fn(&str, &str) -> Option<BTreeMap<String, Vec<u8>>> + 'a;
 
+/// A Secret's fields that hold text, as text.
+pub(super) type SecretText = BTreeMap<String, String>;
+
+/// The Secret an annotation names as `namespace/name`, which must be of the Ingress's
+/// `namespace` (another namespace's is refused, as ingress-nginx refuses it by default): its
+/// `(namespace, name)` and its fields that hold text, as text.
+pub(super) fn named_secret(
+    reference: &str,
+    namespace: &str,
+    secret: &SecretLookup<'_>,
+) -> Result<(crate::objects::Key, SecretText), String> {
+    let Some((ns, name)) = reference.trim().split_once('/') else {
+        return Err("expected `namespace/name`".to_owned());
+    };
+    if ns != namespace {
+        return Err(
+            "a Secret of another namespace is refused (as ingress-nginx refuses it by default)".to_owned()
+        );
+    }
+    let data = secret(ns, name).ok_or_else(|| format!("Secret {ns}/{name} not found"))?;
+    let fields = data
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect();
+    Ok(((ns.to_owned(), name.to_owned()), fields))
+}
+
 /// Reads the family into `policy`: the outcomes, and the Secret named (to watch), if any. A
 /// rejected outcome denies the Ingress.
 pub(super) fn read<'a>(

@@ -215,26 +215,15 @@ fn load(
     namespace: &str,
     secret: &SecretLookup<'_>,
 ) -> Result<((String, String), UpstreamTls), String> {
-    let Some((ns, name)) = reference.trim().split_once('/') else {
-        return Err("expected `namespace/name`".to_owned());
-    };
-    if ns != namespace {
-        return Err(
-            "a Secret of another namespace is refused (as ingress-nginx refuses it by default)".to_owned()
-        );
-    }
-    let data = secret(ns, name).ok_or_else(|| format!("Secret {ns}/{name} not found"))?;
-    let pem = |key: &str| {
-        data.get(key).map(|v| String::from_utf8_lossy(v).into_owned()).filter(|v| !v.trim().is_empty())
-    };
-    let ca = pem("ca.crt").ok_or_else(|| format!("Secret {ns}/{name} has no `ca.crt`"))?;
-    let (certificate, key) = match (pem("tls.crt"), pem("tls.key")) {
+    let ((ns, name), mut fields) = super::auth::named_secret(reference, namespace, secret)?;
+    let ca = fields.remove("ca.crt").ok_or_else(|| format!("Secret {ns}/{name} has no `ca.crt`"))?;
+    let (certificate, key) = match (fields.remove("tls.crt"), fields.remove("tls.key")) {
         (Some(c), Some(k)) => (Some(c), Some(k)),
         (None, None) => (None, None),
         _ => return Err(format!("Secret {ns}/{name} has only one of `tls.crt` and `tls.key`")),
     };
     let tls = UpstreamTls { ca: Some(ca), certificate, key, ..UpstreamTls::default() };
-    Ok(((ns.to_owned(), name.to_owned()), tls))
+    Ok(((ns, name), tls))
 }
 
 /// `TLSv1.2`, `TLSv1.3` or both, separated by spaces.

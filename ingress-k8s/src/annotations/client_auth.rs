@@ -168,26 +168,15 @@ fn load(
     namespace: &str,
     secret: &SecretLookup<'_>,
 ) -> Result<((String, String), String), String> {
-    let Some((ns, name)) = reference.trim().split_once('/') else {
-        return Err("expected `namespace/name`".to_owned());
-    };
-    if ns != namespace {
-        return Err(
-            "a Secret of another namespace is refused (as ingress-nginx refuses it by default)".to_owned()
-        );
-    }
-    let data = secret(ns, name).ok_or_else(|| format!("Secret {ns}/{name} not found"))?;
-    let pem = |key: &str| {
-        data.get(key).map(|v| String::from_utf8_lossy(v).into_owned()).filter(|v| !v.trim().is_empty())
-    };
-    let ca = pem("ca.crt").ok_or_else(|| format!("Secret {ns}/{name} has no `ca.crt`"))?;
+    let ((ns, name), mut fields) = super::auth::named_secret(reference, namespace, secret)?;
+    let ca = fields.remove("ca.crt").ok_or_else(|| format!("Secret {ns}/{name} has no `ca.crt`"))?;
     // Fail closed: a revocation list that cannot be applied must not let revoked clients in.
-    if pem("ca.crl").is_some() {
+    if fields.contains_key("ca.crl") {
         return Err(format!(
             "Secret {ns}/{name} has a `ca.crl`; certificate revocation lists are not supported yet, so the Ingress is denied rather than let revoked certificates in"
         ));
     }
-    Ok(((ns.to_owned(), name.to_owned()), ca))
+    Ok(((ns, name), ca))
 }
 
 /// ingress-nginx's `auth-tls-error-page` check: a named location, or an optional
