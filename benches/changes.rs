@@ -6,7 +6,8 @@
 //! worst of a few rounds for 1,000, 10,000 and 50,000 Ingresses (`CHANGES_SIZES` overrides,
 //! comma-separated), so the growth with N shows in one run.
 //!
-//! `cargo bench -p ferry-benches --bench changes`
+//! `cargo bench -p ferry-benches --bench changes` (under `cargo test`, without `--bench`, a
+//! smoke run of 200 Ingresses and 2 rounds).
 #![allow(missing_docs, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
@@ -118,13 +119,15 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let sizes: Vec<usize> = std::env::var("CHANGES_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 10_000, 50_000]);
+        .unwrap_or_else(|| if smoke { vec![200] } else { vec![1_000, 10_000, 50_000] });
+    let rounds = if smoke { 2 } else { ROUNDS };
     let config = Config { watch_ingress_without_class: true, ..Config::default() };
     println!(
-        "one Ingress edited, table made again (translation of every object + core build), {ROUNDS} rounds"
+        "one Ingress edited, table made again (translation of every object + core build), {rounds} rounds"
     );
     println!(
         "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14} {:>22}",
@@ -142,7 +145,7 @@ fn main() {
         drop(table);
         let (mut translate, mut build, mut total, mut uncached) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for round in 1..=ROUNDS {
+        for round in 1..=rounds {
             let i = (round * 7919) % n;
             let key = (format!("team-{}", i % 50), format!("ing-{i}"));
             objects.ingresses.insert(key, Arc::new(ingress(i, round)));
