@@ -48,7 +48,7 @@ type Services = HashMap<String, HashMap<String, Vec<ServicePort>>>;
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct TableBuilder {
-    ingresses: Vec<Ingress>,
+    ingresses: Vec<Arc<Ingress>>,
     services: Services,
     default_backend: Option<BackendRef>,
     default_certificate: Option<CertificateRef>,
@@ -72,9 +72,10 @@ impl TableBuilder {
         Self::default()
     }
 
-    /// Adds an Ingress.
-    pub fn ingress(&mut self, ingress: Ingress) -> &mut Self {
-        self.ingresses.push(ingress);
+    /// Adds an Ingress, owned or shared (a caller that keeps its Ingresses between builds
+    /// passes them as `Arc`s, so adding one copies nothing).
+    pub fn ingress(&mut self, ingress: impl Into<Arc<Ingress>>) -> &mut Self {
+        self.ingresses.push(ingress.into());
         self
     }
 
@@ -121,7 +122,7 @@ impl TableBuilder {
     pub fn build(&self, endpoints: &mut EndpointStore) -> Built {
         // Oldest first, so origin indices order Ingresses by age and the first rule to claim a
         // (host, path, kind) is the oldest.
-        let mut ingresses: Vec<&Ingress> = self.ingresses.iter().collect();
+        let mut ingresses: Vec<&Ingress> = self.ingresses.iter().map(|i| &**i).collect();
         ingresses.sort_by(|a, b| a.origin.cmp(&b.origin));
         let paths: usize = ingresses.iter().flat_map(|i| &i.rules).map(|r| r.paths.len()).sum();
         let mut state = State::new(endpoints, ingresses.len(), paths);
