@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::host::HostBuf;
 use crate::path;
-use crate::table::CompiledRoute;
+use crate::table::{CompiledRoute, HostBlock};
 use crate::{BackendRef, Field, HostPattern, Origin, PathType, RouteTable, TlsEntry};
 
 /// A host pattern that matched the request's host.
@@ -116,56 +116,57 @@ impl RouteTable {
         let mut buf: HostBuf = [0; 254];
         let norm_host = crate::normalize_host(host, &mut buf).unwrap_or(host).to_owned();
         let path = path::strip_query(path).to_owned();
-        let chosen = self.find_host(host).map(|h| h.id);
+        let found = self.find_host(host);
+        let chosen = found.map(|(id, _)| id);
 
         let mut hosts: Vec<HostCandidate> = self
             .hosts
             .iter()
             .enumerate()
-            .map(|(i, h)| (i, self.pattern(h)))
+            .filter_map(|(i, h)| Some((i, pattern(h.as_deref()?))))
             .filter(|(_, p)| p.matches(&norm_host))
             .map(|(i, pattern)| HostCandidate { pattern, chosen: u32::try_from(i).ok() == chosen })
             .collect();
         hosts.sort_by_key(|h| h.pattern.specificity());
 
         let mut paths = Vec::new();
-        let mut winner: Option<&CompiledRoute> = None;
-        if let Some(h) = chosen {
-            let entry = &self.hosts[h as usize];
-            for r in &self.routes[entry.routes.0 as usize..entry.routes.1 as usize] {
-                let verdict = if !path::matches(r.kind, self.bytes(r.path), path.as_bytes(), &self.regexes) {
+        let mut winner: Option<(&HostBlock, &CompiledRoute)> = None;
+        if let Some((_, block)) = found {
+            for r in &block.routes {
+                let verdict = if !path::matches(r.kind, block.bytes(r.path), path.as_bytes(), &block.regexes)
+                {
                     Verdict::NoMatch
-                } else if let Some(w) = winner {
-                    Verdict::Lost(lost_because(w, r, self))
+                } else if let Some((_, w)) = winner {
+                    Verdict::Lost(lost_because(block, w, r))
                 } else {
-                    winner = Some(r);
+                    winner = Some((block, r));
                     Verdict::Won
                 };
-                paths.push(self.candidate(r, verdict));
+                paths.push(candidate(block, r, verdict));
             }
-            for s in self.shadowed.iter().filter(|s| s.host == h) {
-                let w = &self.routes[s.winner as usize];
+            for s in &block.shadowed {
+                let Some(w) = block.routes.get(s.winner as usize) else { continue };
                 let why = format!(
                     "same host, path and path type as {} in {}, which takes precedence",
                     w.field(),
-                    self.origins[w.origin as usize]
+                    block.origins[w.origin as usize]
                 );
-                paths.push(self.candidate(&s.route, Verdict::Shadowed(why)));
+                paths.push(candidate(block, &s.route, Verdict::Shadowed(why)));
             }
         }
 
         let route = self.lookup(host, &path);
         let (decision, reason) = match (winner, route.map(|r| r.matched_by)) {
-            (Some(w), _) => (
-                Decision::Path { origin: self.origins[w.origin as usize].clone(), field: w.field() },
+            (Some((block, w)), _) => (
+                Decision::Path { origin: block.origins[w.origin as usize].clone(), field: w.field() },
                 if w.kind.is_regex_host() {
                     format!(
                         "regex `^{}` (case-insensitive) is the first to match `{path}` on this regex host \
                          (use-regex/rewrite-target: every path of the host is a regex, longest first)",
-                        self.text(w.path)
+                        block.text(w.path)
                     )
                 } else {
-                    format!("{} path `{}` is the longest match for `{path}`", w.path_type, self.text(w.path))
+                    format!("{} path `{}` is the longest match for `{path}`", w.path_type, block.text(w.path))
                 },
             ),
             (None, Some(crate::MatchedBy::IngressDefault { origin })) => (
@@ -192,29 +193,39 @@ impl RouteTable {
             certificate: self.tls.certificate_for(Some(host)).cloned(),
         }
     }
+}
 
-    fn candidate(&self, r: &CompiledRoute, verdict: Verdict) -> PathCandidate {
-        PathCandidate {
-            path: self.text(r.path).to_owned(),
-            path_type: r.path_type,
-            origin: self.origins[r.origin as usize].clone(),
-            field: r.field(),
-            backend: self.backends[r.backend as usize].key().clone(),
-            verdict,
-        }
+/// A host block's pattern (allocates; for `explain`).
+fn pattern(block: &HostBlock) -> HostPattern {
+    let name = block.name().to_owned();
+    match block.kind {
+        0 => HostPattern::Exact(name),
+        1 => HostPattern::Wildcard(name),
+        _ => HostPattern::Any,
+    }
+}
+
+fn candidate(block: &HostBlock, r: &CompiledRoute, verdict: Verdict) -> PathCandidate {
+    PathCandidate {
+        path: block.text(r.path).to_owned(),
+        path_type: r.path_type,
+        origin: block.origins[r.origin as usize].clone(),
+        field: r.field(),
+        backend: block.backends[r.backend as usize].key().clone(),
+        verdict,
     }
 }
 
 /// Why `loser` (which matched) lost to `winner`, in the terms of the precedence rules.
-fn lost_because(winner: &CompiledRoute, loser: &CompiledRoute, table: &RouteTable) -> String {
+fn lost_because(block: &HostBlock, winner: &CompiledRoute, loser: &CompiledRoute) -> String {
     if winner.kind.is_regex_host() {
-        format!("the regex `{}` comes first (longer) and matched", table.text(winner.path))
+        format!("the regex `{}` comes first (longer) and matched", block.text(winner.path))
     } else if winner.path.len > loser.path.len {
-        format!("shorter than the winning path `{}`", table.text(winner.path))
+        format!("shorter than the winning path `{}`", block.text(winner.path))
     } else if winner.kind != loser.kind {
         format!("{} loses to {} at equal length", loser.path_type, winner.path_type)
     } else {
-        format!("ingress {} is older", table.origins[winner.origin as usize])
+        format!("ingress {} is older", block.origins[winner.origin as usize])
     }
 }
 

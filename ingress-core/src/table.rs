@@ -6,15 +6,19 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
+mod host;
+
+pub(crate) use host::{Aliases, CompiledCanary, CompiledRoute, HostBlock, Shadowed, Span, Target};
+
 use crate::host::{HostBuf, eq_bytes, lowercase_into, trim_host, wildcard_suffix};
-use crate::path::{self, MatchKind};
+use crate::path;
 use crate::{
-    BackendRef, EndpointSet, EndpointSlot, Field, HostPattern, Origin, PathType, RoutePolicy, StreamProtocol,
-    StreamRoute, TlsMap,
+    BackendRef, EndpointSet, EndpointSlot, Field, Origin, PathType, RoutePolicy, StreamProtocol, StreamRoute,
+    TlsMap,
 };
 
 /// A backend as the table knows it: which Service port, and its live endpoints.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Backend {
     pub(crate) key: Arc<BackendRef>,
     pub(crate) endpoints: Arc<EndpointSlot>,
@@ -125,93 +129,18 @@ impl Route<'_> {
 
 /// A handle to a route of one [`RouteTable`]; see [`Route::id`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RouteId(Id);
+pub struct RouteId(pub(crate) Id);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Id {
-    Path(u32),
-    Default { backend: u32, origin: u32 },
-    Controller(u32),
+pub(crate) enum Id {
+    Path { host: u32, route: u32 },
+    Default { host: u32 },
+    CatchAll,
+    Controller,
 }
 
 fn index_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// A backend plus the Ingress that named it (the fallback of a host, or of every host).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Target {
-    pub(crate) backend: u32,
-    pub(crate) origin: u32,
-}
-
-/// A string stored in the table's arena. Host names and the paths of one host sit next to each
-/// other, so a lookup touches few cache lines and the table makes few allocations.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Span {
-    pub(crate) start: u32,
-    pub(crate) len: u32,
-}
-
-/// One host of the table: its pattern, its routes (a range of `RouteTable::routes`, sorted by
-/// precedence) and the default backend of the Ingresses that declared it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HostEntry {
-    /// Index in `RouteTable::hosts`.
-    pub(crate) id: u32,
-    /// 0 exact, 1 wildcard, 2 any (as `HostPattern::specificity`).
-    pub(crate) kind: u8,
-    /// The exact host, or the wildcard's suffix; empty for "any".
-    pub(crate) name: Span,
-    pub(crate) routes: (u32, u32),
-    pub(crate) default: Option<Target>,
-    /// Whether the host is served over TLS (see [`RouteTable::serves_tls`]).
-    pub(crate) tls: bool,
-}
-
-/// A `from-to-www-redirect`: requests for `from` are redirected to `to` (both in the arena).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HostRedirect {
-    pub(crate) from: Span,
-    pub(crate) to: Span,
-}
-
-/// One compiled path rule.
-#[derive(Debug)]
-pub(crate) struct CompiledRoute {
-    pub(crate) path: Span,
-    pub(crate) backend: u32,
-    pub(crate) origin: u32,
-    pub(crate) rule: u32,
-    pub(crate) index: u32,
-    pub(crate) kind: MatchKind,
-    pub(crate) path_type: PathType,
-    /// The canary splitting this route's traffic, by index in `RouteTable::canaries`.
-    pub(crate) canary: Option<u32>,
-}
-
-/// A canary of one route: its backend, its Ingress, the split.
-#[derive(Debug)]
-pub(crate) struct CompiledCanary {
-    pub(crate) backend: u32,
-    pub(crate) origin: u32,
-    pub(crate) rule: crate::CanaryRule,
-    pub(crate) pattern: Option<regex::bytes::Regex>,
-}
-
-impl CompiledRoute {
-    /// Where the rule is written in its Ingress.
-    pub(crate) fn field(&self) -> Field {
-        Field::Path { rule: self.rule, path: self.index }
-    }
-}
-
-/// A rule that lost a conflict at build time, kept so `explain` can show it.
-#[derive(Debug)]
-pub(crate) struct Shadowed {
-    pub(crate) host: u32,
-    pub(crate) route: CompiledRoute,
-    pub(crate) winner: u32,
 }
 
 /// The compiled routing table: immutable, cheap to share, looked up without allocating.
@@ -246,41 +175,63 @@ pub(crate) struct Shadowed {
 #[derive(Debug)]
 pub struct RouteTable {
     pub(crate) hasher: RandomState,
-    /// Exact hosts. Entries are stored inline (copies of `hosts`) to save a dependent memory
-    /// access per lookup.
-    pub(crate) exact: HashTable<HostEntry>,
-    /// Wildcard suffixes, stored like `exact`.
-    pub(crate) wildcard: HashTable<HostEntry>,
+    /// Exact hosts (and exact aliases), by name.
+    pub(crate) exact: HashTable<Slot>,
+    /// Wildcard suffixes (and wildcard aliases), stored like `exact`.
+    pub(crate) wildcard: HashTable<Slot>,
+    /// The host of rules without a host, by id.
     pub(crate) any: Option<u32>,
-    pub(crate) arena: Box<str>,
-    pub(crate) hosts: Vec<HostEntry>,
-    pub(crate) routes: Vec<CompiledRoute>,
-    pub(crate) backends: Vec<Backend>,
-    pub(crate) origins: Vec<Origin>,
-    /// The policy of each origin, by the same index.
-    pub(crate) policies: Vec<Arc<RoutePolicy>>,
+    /// Every host, by id (`None` where a host was removed: ids are reused, never moved, so
+    /// unchanged hosts keep theirs from one table to the next).
+    pub(crate) hosts: Vec<Option<Arc<HostBlock>>>,
+    /// The block of the Ingress without rules whose default backend takes every request no
+    /// host took.
+    pub(crate) catch_all: Option<Arc<HostBlock>>,
+    /// The controller-wide default backend (`--default-backend-service`).
+    pub(crate) controller_default: Option<Backend>,
     /// The policy of routes no Ingress defined (the controller's default backend).
     pub(crate) no_policy: RoutePolicy,
-    pub(crate) catch_all: Option<Target>,
-    pub(crate) controller_default: Option<u32>,
     pub(crate) tls: TlsMap,
-    pub(crate) shadowed: Vec<Shadowed>,
-    /// The regexes of the paths of regex hosts, by [`MatchKind::Regex`] index.
-    pub(crate) regexes: Vec<regex::bytes::Regex>,
-    /// The canaries of routes, by `CompiledRoute::canary` index.
-    pub(crate) canaries: Vec<CompiledCanary>,
-    /// The fallback backend of each origin (`default-backend`), by origin index.
-    pub(crate) fallbacks: Vec<Option<u32>>,
     /// The `www.` twins redirected to their host (`from-to-www-redirect`), by the twin's name.
     pub(crate) redirects: HashTable<HostRedirect>,
     /// The TCP and UDP services, sorted by protocol and port.
     pub(crate) streams: Vec<StreamRoute>,
-    /// The backend each host passes its TLS connections to (`ssl-passthrough`), by host id;
-    /// empty when no host does.
-    pub(crate) passthrough: Vec<Option<u32>>,
-    /// Each host's client certificate settings (`auth-tls-*`), by host id; empty when no host
-    /// has them.
-    pub(crate) client_auth: Vec<Option<std::sync::Arc<crate::ClientAuth>>>,
+    /// Whether some host passes TLS through (`ssl-passthrough`).
+    pub(crate) has_passthrough: bool,
+    /// Whether some host asks for client certificates (`auth-tls-*`).
+    pub(crate) has_client_auth: bool,
+    /// How many path rules the hosts hold.
+    pub(crate) route_count: usize,
+    /// How many hosts are served.
+    pub(crate) host_count: usize,
+}
+
+/// An entry of the host indexes: a host's block, under its own name or an alias.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub(crate) block: Arc<HostBlock>,
+    /// The host's id (its index in `RouteTable::hosts`).
+    pub(crate) id: u32,
+    /// The alias this entry stands for (`server-alias`); `None` for the host's own name.
+    pub(crate) alias: Option<Box<str>>,
+}
+
+impl Slot {
+    /// The name the entry is found by.
+    #[inline]
+    pub(crate) fn name(&self) -> &str {
+        match &self.alias {
+            Some(alias) => alias,
+            None => self.block.name(),
+        }
+    }
+}
+
+/// A `from-to-www-redirect`: requests for `from` are redirected to the host `to`.
+#[derive(Debug, Clone)]
+pub(crate) struct HostRedirect {
+    pub(crate) from: Box<str>,
+    pub(crate) to: Arc<HostBlock>,
 }
 
 impl RouteTable {
@@ -289,19 +240,16 @@ impl RouteTable {
     /// proxy answers with its built-in 404.
     pub fn lookup(&self, host: &str, path: &str) -> Option<Route<'_>> {
         let path = path::strip_query(path);
-        if let Some(entry) = self.find_host(host) {
-            let routes = &self.routes[entry.routes.0 as usize..entry.routes.1 as usize];
-            if let Some(i) = routes
+        if let Some((id, block)) = self.find_host(host) {
+            if let Some(i) = block
+                .routes
                 .iter()
-                .position(|r| path::matches(r.kind, self.bytes(r.path), path.as_bytes(), &self.regexes))
+                .position(|r| path::matches(r.kind, block.bytes(r.path), path.as_bytes(), &block.regexes))
             {
-                return Some(Route {
-                    host_tls: entry.tls,
-                    ..self.route_match(entry.routes.0 + index_u32(i))
-                });
+                return block.route_match(id, index_u32(i));
             }
-            if let Some(t) = entry.default {
-                return Some(Route { host_tls: entry.tls, ..self.default_match(t) });
+            if block.default.is_some() {
+                return block.default_match(Some(id));
             }
         }
         self.fallback()
@@ -312,7 +260,10 @@ impl RouteTable {
     /// or a host-less rule serves. Metrics label requests by host only for these, so clients
     /// cannot grow the label set with made-up names.
     pub fn exact_host(&self, host: &str) -> Option<&str> {
-        self.find_host(host).filter(|e| e.kind == 0).map(|e| self.text(e.name))
+        let (host, upper) = trim_host(host)?;
+        let mut buf: HostBuf = [0; 254];
+        let host = if upper { lowercase_into(host, &mut buf)? } else { host };
+        self.find_in(&self.exact, host).map(Slot::name)
     }
 
     /// Whether `host` (as [`RouteTable::lookup`] takes it) is one of the hosts served over TLS:
@@ -320,7 +271,7 @@ impl RouteTable {
     /// its certificate (ingress-nginx's "server with a certificate"). Plain HTTP requests for
     /// these hosts are redirected to HTTPS under `ssl-redirect`.
     pub fn serves_tls(&self, host: &str) -> bool {
-        self.find_host(host).is_some_and(|h| h.tls)
+        self.find_host(host).is_some_and(|(_, h)| h.tls)
     }
 
     /// The host that requests for `host` are redirected to (`from-to-www-redirect`): the
@@ -338,171 +289,99 @@ impl RouteTable {
         let mut buf: HostBuf = [0; 254];
         let host = if upper { lowercase_into(host, &mut buf)? } else { host };
         let hash = self.hasher.hash_one(host);
-        self.redirects.find(hash, |r| eq_bytes(self.bytes(r.from), host.as_bytes())).map(|r| self.text(r.to))
+        self.redirects.find(hash, |r| eq_bytes(r.from.as_bytes(), host.as_bytes())).map(|r| r.to.name())
     }
 
-    /// The index of the most specific host entry matching `host`.
     /// The backend that TLS connections for `server_name` (a ClientHello's SNI, any case) are
     /// passed to unterminated, when its host (exact, wildcard or `server-alias`) asks for
     /// `ssl-passthrough`: the backend of the host's `/` path.
     pub fn passthrough(&self, server_name: &str) -> Option<&Backend> {
-        if self.passthrough.is_empty() || server_name.is_empty() {
+        if !self.has_passthrough || server_name.is_empty() {
             return None;
         }
-        let entry = self.find_host(server_name).filter(|e| e.kind != 2)?;
-        let backend = (*self.passthrough.get(entry.id as usize)?)?;
-        self.backends.get(backend as usize)
+        let (_, block) = self.find_host(server_name).filter(|(_, b)| b.kind != 2)?;
+        block.backends.get(block.passthrough? as usize)
     }
 
     /// The client certificate settings of the host `name` (a TLS server name or a request's
     /// host, any case; exact, wildcard or `server-alias`), if it has them (`auth-tls-*`).
     pub fn client_auth(&self, name: &str) -> Option<&std::sync::Arc<crate::ClientAuth>> {
-        if self.client_auth.is_empty() || name.is_empty() {
+        if !self.has_client_auth || name.is_empty() {
             return None;
         }
-        let entry = self.find_host(name).filter(|e| e.kind != 2)?;
-        self.client_auth.get(entry.id as usize)?.as_ref()
+        let (_, block) = self.find_host(name).filter(|(_, b)| b.kind != 2)?;
+        block.client_auth.as_ref()
     }
 
     /// Whether any host passes TLS through (`ssl-passthrough`).
     pub fn has_passthrough(&self) -> bool {
-        self.passthrough.iter().any(Option::is_some)
+        self.has_passthrough
     }
 
-    pub(crate) fn find_host(&self, host: &str) -> Option<&HostEntry> {
+    /// The most specific host matching `host`, with its id.
+    pub(crate) fn find_host(&self, host: &str) -> Option<(u32, &HostBlock)> {
         match trim_host(host) {
             Some((host, false)) => self.find_normalized(host),
             Some((host, true)) => self.find_lowered(host),
-            None => self.any.map(|h| &self.hosts[h as usize]),
+            None => self.any_host(),
         }
     }
 
     /// The rare upper-case `Host`: lower-case it in a stack buffer first.
     #[cold]
-    fn find_lowered(&self, host: &str) -> Option<&HostEntry> {
+    fn find_lowered(&self, host: &str) -> Option<(u32, &HostBlock)> {
         let mut buf: HostBuf = [0; 254];
         match lowercase_into(host, &mut buf) {
             Some(host) => self.find_normalized(host),
-            None => self.any.map(|h| &self.hosts[h as usize]),
+            None => self.any_host(),
         }
     }
 
-    fn find_normalized(&self, host: &str) -> Option<&HostEntry> {
-        if let Some(h) = self.find_in(&self.exact, host) {
-            return Some(h);
+    fn find_normalized(&self, host: &str) -> Option<(u32, &HostBlock)> {
+        if let Some(s) = self.find_in(&self.exact, host) {
+            return Some((s.id, &s.block));
         }
         if !self.wildcard.is_empty()
-            && let Some(h) = wildcard_suffix(host).and_then(|s| self.find_in(&self.wildcard, s))
+            && let Some(s) = wildcard_suffix(host).and_then(|s| self.find_in(&self.wildcard, s))
         {
-            return Some(h);
+            return Some((s.id, &s.block));
         }
-        self.any.map(|h| &self.hosts[h as usize])
+        self.any_host()
     }
 
-    fn find_in<'t>(&'t self, index: &'t HashTable<HostEntry>, name: &str) -> Option<&'t HostEntry> {
+    fn any_host(&self) -> Option<(u32, &HostBlock)> {
+        let id = self.any?;
+        Some((id, self.hosts.get(id as usize)?.as_deref()?))
+    }
+
+    fn find_in<'t>(&'t self, index: &'t HashTable<Slot>, name: &str) -> Option<&'t Slot> {
         let hash = self.hasher.hash_one(name);
-        index.find(hash, |h| eq_bytes(self.bytes(h.name), name.as_bytes()))
-    }
-
-    /// The bytes of an arena span (no character-boundary checks: for comparisons).
-    #[inline]
-    pub(crate) fn bytes(&self, span: Span) -> &[u8] {
-        self.arena.as_bytes().get(span.start as usize..(span.start + span.len) as usize).unwrap_or(&[])
-    }
-
-    /// The text of an arena span.
-    #[inline]
-    pub(crate) fn text(&self, span: Span) -> &str {
-        self.arena.get(span.start as usize..(span.start + span.len) as usize).unwrap_or("")
-    }
-
-    /// The pattern of a host entry (allocates; for `explain`).
-    pub(crate) fn pattern(&self, h: &HostEntry) -> HostPattern {
-        let name = self.text(h.name).to_owned();
-        match h.kind {
-            0 => HostPattern::Exact(name),
-            1 => HostPattern::Wildcard(name),
-            _ => HostPattern::Any,
-        }
+        index.find(hash, |s| eq_bytes(s.name().as_bytes(), name.as_bytes()))
     }
 
     /// The route behind a [`RouteId`] of this table (`None` for an id of another table that
     /// is out of this one's range).
     pub fn route(&self, id: RouteId) -> Option<Route<'_>> {
         match id.0 {
-            Id::Path(i) => ((i as usize) < self.routes.len()).then(|| self.route_match(i)),
-            Id::Default { backend, origin } => ((backend as usize) < self.backends.len()
-                && (origin as usize) < self.origins.len())
-            .then(|| self.default_match(Target { backend, origin })),
-            Id::Controller(b) => ((b as usize) < self.backends.len()).then(|| self.controller_match(b)),
-        }
-    }
-
-    /// The route of the compiled path rule at `index` in `routes`.
-    pub(crate) fn route_match(&self, index: u32) -> Route<'_> {
-        let r = &self.routes[index as usize];
-        Route {
-            id: RouteId(Id::Path(index)),
-            backend: &self.backends[r.backend as usize],
-            matched_by: MatchedBy::Path {
-                origin: &self.origins[r.origin as usize],
-                field: r.field(),
-                path: self.text(r.path),
-                path_type: r.path_type,
-            },
-            policy: self.policy_of(r.origin),
-            regex: match r.kind {
-                MatchKind::Regex(i) => self.regexes.get(i as usize),
-                _ => None,
-            },
-            regex_host: r.kind.is_regex_host(),
-            host_tls: false,
-            canary: r.canary.and_then(|c| self.canaries.get(c as usize)).map(|c| crate::CanaryRoute {
-                backend: &self.backends[c.backend as usize],
-                rule: &c.rule,
-                pattern: c.pattern.as_ref(),
-            }),
-            fallback: self.fallback_of(r.origin),
-        }
-    }
-
-    /// The fallback backend of an origin (`default-backend`).
-    fn fallback_of(&self, origin: u32) -> Option<&Backend> {
-        let b = self.fallbacks.get(origin as usize).copied().flatten()?;
-        self.backends.get(b as usize)
-    }
-
-    /// The policy of an origin.
-    fn policy_of(&self, origin: u32) -> &RoutePolicy {
-        self.policies.get(origin as usize).map_or(&self.no_policy, |p| p)
-    }
-
-    pub(crate) fn default_match(&self, t: Target) -> Route<'_> {
-        Route {
-            id: RouteId(Id::Default { backend: t.backend, origin: t.origin }),
-            backend: &self.backends[t.backend as usize],
-            matched_by: MatchedBy::IngressDefault { origin: &self.origins[t.origin as usize] },
-            policy: self.policy_of(t.origin),
-            regex: None,
-            regex_host: false,
-            canary: None,
-            host_tls: false,
-            fallback: self.fallback_of(t.origin),
+            Id::Path { host, route } => self.hosts.get(host as usize)?.as_ref()?.route_match(host, route),
+            Id::Default { host } => self.hosts.get(host as usize)?.as_ref()?.default_match(Some(host)),
+            Id::CatchAll => self.catch_all.as_ref()?.default_match(None),
+            Id::Controller => self.controller_default.as_ref().map(|b| self.controller_match(b)),
         }
     }
 
     /// Where requests go that no host's paths or default backend took.
     pub(crate) fn fallback(&self) -> Option<Route<'_>> {
-        if let Some(t) = self.catch_all {
-            return Some(self.default_match(t));
+        if let Some(block) = &self.catch_all {
+            return block.default_match(None);
         }
-        self.controller_default.map(|b| self.controller_match(b))
+        self.controller_default.as_ref().map(|b| self.controller_match(b))
     }
 
-    fn controller_match(&self, backend: u32) -> Route<'_> {
+    fn controller_match<'t>(&'t self, backend: &'t Backend) -> Route<'t> {
         Route {
-            id: RouteId(Id::Controller(backend)),
-            backend: &self.backends[backend as usize],
+            id: RouteId(Id::Controller),
+            backend,
             matched_by: MatchedBy::ControllerDefault,
             policy: &self.no_policy,
             regex: None,
@@ -515,7 +394,7 @@ impl RouteTable {
 
     /// The controller's default backend (`--default-backend-service`), if any.
     pub fn default_backend(&self) -> Option<&Backend> {
-        self.backends.get(self.controller_default? as usize)
+        self.controller_default.as_ref()
     }
 
     /// The TLS SNI map compiled with this table.
@@ -523,9 +402,11 @@ impl RouteTable {
         &self.tls
     }
 
-    /// Every backend the table can route to, including default backends.
-    pub fn backends(&self) -> impl ExactSizeIterator<Item = &Backend> {
-        self.backends.iter()
+    /// Every backend the table can route to, including default backends: each once per
+    /// host that uses it (hosts share endpoint slots, not entries).
+    pub fn backends(&self) -> impl Iterator<Item = &Backend> {
+        let hosts = self.hosts.iter().flatten().chain(&self.catch_all).flat_map(|h| h.backends.iter());
+        hosts.chain(&self.controller_default).chain(self.streams.iter().map(|s| &s.backend))
     }
 
     /// A hash of what the table routes (hosts and paths, backends, TLS entries, stream
@@ -533,15 +414,16 @@ impl RouteTable {
     /// (ingress-nginx's `config_hash`).
     pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
+        // Hosts in any order: each block's hash, summed.
+        let hosts = self.hosts.iter().flatten().fold(0u64, |sum, h| sum.wrapping_add(h.fingerprint));
         let mut h = foldhash::fast::FixedState::default().build_hasher();
-        self.arena.hash(&mut h);
-        self.routes.len().hash(&mut h);
-        for b in &self.backends {
-            b.key.hash(&mut h);
-        }
-        for e in self.tls.entries() {
-            (e.host.to_string(), &e.certificate).hash(&mut h);
-        }
+        hosts.hash(&mut h);
+        self.catch_all.as_ref().map(|c| c.fingerprint).hash(&mut h);
+        self.controller_default.as_ref().map(|b| &*b.key).hash(&mut h);
+        let mut tls: Vec<(String, &crate::CertificateRef)> =
+            self.tls.entries().iter().map(|e| (e.host.to_string(), &e.certificate)).collect();
+        tls.sort_unstable();
+        tls.hash(&mut h);
         for s in &self.streams {
             s.service.hash(&mut h);
         }
@@ -563,11 +445,11 @@ impl RouteTable {
 
     /// How many path rules the table holds.
     pub fn route_count(&self) -> usize {
-        self.routes.len()
+        self.route_count
     }
 
     /// How many distinct hosts (exact, wildcard, or "any") the table holds.
     pub fn host_count(&self) -> usize {
-        self.hosts.len()
+        self.host_count
     }
 }

@@ -1,0 +1,282 @@
+//! The last part of every build: what is settled across hosts (the catch-all Ingress, the TLS
+//! map, aliases, `www.` redirects, stream services), and the table itself. Each step reads
+//! only the few hosts and Ingresses that take part in it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use super::ingress::Entry;
+use super::rebuild::Key;
+use super::{Built, TableBuilder, block, index, resolve};
+use crate::table::{HostBlock, HostRedirect, Slot, Target};
+use crate::tls::TlsEntry;
+use crate::{
+    Backend, EndpointStore, Field, HostPattern, Ingress, Reason, Rejection, RoutePolicy, RouteTable,
+    StreamRoute, TlsMap,
+};
+
+/// The rebuilder's state, as the last part of a build reads it (see `Rebuilder::state`).
+pub(super) struct State<'r> {
+    pub(super) hasher: &'r RandomState,
+    pub(super) entries: &'r HashMap<Key, Entry>,
+    pub(super) groups: &'r HashMap<HostPattern, (Arc<HostBlock>, Option<u32>)>,
+    pub(super) hosts: &'r [Option<Arc<HostBlock>>],
+    pub(super) exact: &'r mut HashTable<Slot>,
+    pub(super) wildcard: &'r mut HashTable<Slot>,
+    pub(super) any: Option<u32>,
+    pub(super) aliases: &'r mut Vec<(u8, Box<str>)>,
+    pub(super) named: &'r HashSet<HostPattern>,
+    pub(super) rejecting: &'r HashSet<HostPattern>,
+    pub(super) catch_alls: &'r HashSet<Key>,
+    pub(super) with_tls: &'r HashSet<Key>,
+    pub(super) rejected: &'r HashSet<Key>,
+    pub(super) routes: usize,
+}
+
+/// Finishes a build: the cross-host parts, then the table over the hosts' blocks.
+pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &mut EndpointStore) -> Built {
+    let mut rejected: Vec<Rejection> = Vec::new();
+    for key in state.rejected {
+        rejected.extend(state.entries.get(key).into_iter().flat_map(|e| e.rejected.iter().cloned()));
+    }
+    for pattern in state.rejecting {
+        rejected.extend(state.groups.get(pattern).into_iter().flat_map(|(b, _)| b.rejected.iter().cloned()));
+    }
+    let catch_all = catch_all(&state, builder, endpoints, &mut rejected);
+    let (mut tls, mut claims) = tls(&state, &mut rejected);
+    let redirects = state.aliases_and_redirects(&mut tls, &mut claims, &mut rejected);
+    if let Some(cert) = &builder.default_certificate {
+        tls.default = Some(TlsEntry { host: HostPattern::Any, certificate: cert.clone(), origin: None });
+    }
+    tls.material = builder.certificates.clone();
+    let mut slot = |key: &crate::BackendRef| {
+        let (key, endpoints) = endpoints.slot(key);
+        Backend { key, endpoints }
+    };
+    let controller_default = builder.default_backend.as_ref().map(&mut slot);
+    let streams = builder
+        .streams
+        .values()
+        .map(|s| StreamRoute { service: s.clone(), backend: slot(&s.backend) })
+        .collect();
+    let served = state.hosts.iter().flatten();
+    let (passthrough, client_auth) =
+        served.fold((false, false), |(p, c), h| (p || h.passthrough.is_some(), c || h.client_auth.is_some()));
+    // Sorted, so tables built from the same input list their rejections alike.
+    rejected.sort_by_cached_key(|r| (r.origin.clone(), r.field.to_string(), r.reason.to_string()));
+    Built {
+        table: RouteTable {
+            hasher: state.hasher.clone(),
+            exact: state.exact.clone(),
+            wildcard: state.wildcard.clone(),
+            any: state.any,
+            hosts: state.hosts.to_vec(),
+            catch_all,
+            controller_default,
+            no_policy: RoutePolicy::default(),
+            tls,
+            redirects,
+            streams,
+            has_passthrough: passthrough,
+            has_client_auth: client_auth,
+            route_count: state.routes,
+            host_count: state.hosts.iter().flatten().count(),
+        },
+        rejected,
+    }
+}
+
+/// The Ingresses of `keys`, oldest first.
+fn by_age<'s>(state: &'s State<'_>, keys: &'s HashSet<Key>) -> Vec<(&'s Key, &'s Entry)> {
+    let mut found: Vec<(&Key, &Entry)> =
+        keys.iter().filter_map(|k| Some((k, state.entries.get(k)?))).collect();
+    found.sort_by(|a, b| (&a.1.ingress.origin, a.0).cmp(&(&b.1.ingress.origin, b.0)));
+    found
+}
+
+/// The catch-all: the oldest Ingress without rules whose default backend resolves takes every
+/// request no host took; the others are rejected.
+fn catch_all(
+    state: &State<'_>,
+    builder: &TableBuilder,
+    endpoints: &mut EndpointStore,
+    rejected: &mut Vec<Rejection>,
+) -> Option<Arc<HostBlock>> {
+    let candidates = by_age(state, state.catch_alls);
+    let (_, first) = candidates.first()?;
+    let winner = &first.ingress.origin;
+    for (_, other) in candidates.iter().skip(1) {
+        let reason = Reason::Duplicate { winner: winner.clone(), winner_field: Field::DefaultBackend };
+        rejected.push(Rejection {
+            origin: other.ingress.origin.clone(),
+            field: Field::DefaultBackend,
+            reason,
+        });
+    }
+    Some(Arc::new(catch_all_block(&first.ingress, builder, endpoints)?))
+}
+
+/// The block of the catch-all Ingress: its default backend, policy and fallback.
+fn catch_all_block(
+    ing: &Ingress,
+    builder: &TableBuilder,
+    endpoints: &mut EndpointStore,
+) -> Option<HostBlock> {
+    let mut backends = Vec::new();
+    let mut backend = |b: &crate::BackendRef| {
+        let b = resolve(b, &builder.services).ok()?.unwrap_or_else(|| b.clone());
+        let (key, endpoints) = endpoints.slot(&b);
+        backends.push(Backend { key, endpoints });
+        Some(index(backends.len() - 1))
+    };
+    let default = backend(ing.default_backend.as_ref()?)?;
+    let fallback = ing.fallback.as_ref().and_then(&mut backend);
+    Some(HostBlock {
+        kind: 2,
+        default: Some(Target { backend: default, origin: 0 }),
+        backends: backends.into_boxed_slice(),
+        origins: Box::new([ing.origin.clone()]),
+        policies: Box::new([Arc::clone(&ing.policy)]),
+        fallbacks: Box::new([fallback]),
+        ..HostBlock::default()
+    })
+}
+
+/// Which host a TLS claim gave its certificate: the entry's index and the claim's field.
+type Claims = HashMap<HostPattern, (u32, Field)>;
+
+/// The TLS map: each host's certificate from the oldest Ingress claiming it; a younger claim
+/// with another certificate is rejected.
+fn tls(state: &State<'_>, rejected: &mut Vec<Rejection>) -> (TlsMap, Claims) {
+    let mut map = TlsMap::default();
+    let mut claims: Claims = HashMap::new();
+    for (_, entry) in by_age(state, state.with_tls) {
+        let origin = &entry.ingress.origin;
+        for (field, pattern) in &entry.tls {
+            let Some(certificate) = entry.certificate(*field) else { continue };
+            if let Some(&(winner, winner_field)) = claims.get(pattern) {
+                let Some(won) = map.entries.get(winner as usize) else { continue };
+                if won.certificate != *certificate {
+                    let winner = won.origin.clone().unwrap_or_else(|| origin.clone());
+                    let reason = Reason::Duplicate { winner, winner_field };
+                    rejected.push(Rejection { origin: origin.clone(), field: *field, reason });
+                }
+                continue;
+            }
+            claims.insert(pattern.clone(), (index(map.entries.len()), *field));
+            map.insert(TlsEntry {
+                host: pattern.clone(),
+                certificate: certificate.clone(),
+                origin: Some(origin.clone()),
+            });
+        }
+    }
+    (map, claims)
+}
+
+impl State<'_> {
+    /// The extra names of the hosts: an index entry per alias (`server-alias`) pointing at its
+    /// host's block, and the `www.` redirects (`from-to-www-redirect`). A name that is a host of
+    /// its own is left to that host, as ingress-nginx leaves it; an alias that is not a valid
+    /// name, or already another host's alias, is rejected. Hosts compete for names in the order
+    /// they were declared.
+    fn aliases_and_redirects(
+        &mut self,
+        tls: &mut TlsMap,
+        claims: &mut Claims,
+        rejected: &mut Vec<Rejection>,
+    ) -> HashTable<HostRedirect> {
+        for (kind, name) in std::mem::take(self.aliases) {
+            let hash = std::hash::BuildHasher::hash_one(self.hasher, &*name);
+            let table = if kind == 0 { &mut *self.exact } else { &mut *self.wildcard };
+            if let Ok(found) = table.find_entry(hash, |s| s.alias.as_deref() == Some(&*name)) {
+                found.remove();
+            }
+        }
+        let mut named: Vec<(&HostPattern, &Arc<HostBlock>, u32)> = self
+            .named
+            .iter()
+            .filter_map(|p| match self.groups.get(p)? {
+                (block, Some(id)) => Some((p, block, *id)),
+                _ => None,
+            })
+            .collect();
+        // Two hosts are declared alike only by two Ingresses of the same name: then by name.
+        named.sort_by(|a, b| (&a.1.declared, a.0).cmp(&(&b.1.declared, b.0)));
+        let is_host = |p: &HostPattern| self.groups.get(p).is_some_and(|(b, _)| b.served);
+        let mut taken: HashMap<HostPattern, u32> = HashMap::new();
+        for &(pattern, block, id) in &named {
+            let Some(aliases) = &block.aliases else { continue };
+            for name in &aliases.names {
+                let why = match HostPattern::parse(Some(name)) {
+                    Err(why) => why,
+                    Ok(HostPattern::Any) => "must not be empty".to_owned(),
+                    Ok(p) if p == *pattern => continue,
+                    Ok(p) if is_host(&p) => "is a host of its own, which takes precedence".to_owned(),
+                    Ok(p) => match taken.get(&p) {
+                        Some(&other) if other == id => continue,
+                        Some(other) => {
+                            let other = named.iter().find(|n| n.2 == *other).map(|n| n.0.to_string());
+                            format!("already an alias of host `{}`", other.unwrap_or_default())
+                        }
+                        None => {
+                            alias_certificate(tls, claims, pattern, &p);
+                            let kind = p.specificity();
+                            let alias: Box<str> = block::host_name(&p).into();
+                            let slot = Slot { block: Arc::clone(block), id, alias: Some(alias.clone()) };
+                            let hasher = self.hasher;
+                            let hash = |s: &Slot| std::hash::BuildHasher::hash_one(hasher, s.name());
+                            let table = if kind == 0 { &mut *self.exact } else { &mut *self.wildcard };
+                            table.insert_unique(hash(&slot), slot, hash);
+                            self.aliases.push((kind, alias));
+                            taken.insert(p, id);
+                            continue;
+                        }
+                    },
+                };
+                let reason = Reason::Alias { alias: name.clone(), why };
+                let field = Field::Annotation("server-alias");
+                rejected.push(Rejection { origin: aliases.origin.clone(), field, reason });
+            }
+        }
+        let mut redirects = HashTable::new();
+        let mut redirected = HashSet::new();
+        for &(pattern, block, _) in &named {
+            let HostPattern::Exact(to) = pattern else { continue };
+            if !block.www_redirect {
+                continue;
+            }
+            let twin = match to.strip_prefix("www.") {
+                Some(bare) => bare.to_owned(),
+                None => format!("www.{to}"),
+            };
+            let Ok(twin @ HostPattern::Exact(_)) = HostPattern::parse(Some(&twin)) else { continue };
+            if is_host(&twin) || taken.contains_key(&twin) || !redirected.insert(twin.clone()) {
+                continue;
+            }
+            let redirect = HostRedirect { from: block::host_name(&twin).into(), to: Arc::clone(block) };
+            let hasher = self.hasher;
+            let hash = |r: &HostRedirect| std::hash::BuildHasher::hash_one(hasher, &*r.from);
+            redirects.insert_unique(hash(&redirect), redirect, hash);
+        }
+        redirects
+    }
+}
+
+/// Serves an alias with its host's certificate, unless a TLS entry names the alias itself
+/// (ingress-nginx gives an alias its server's certificate; when that does not cover the
+/// name, the client sees a mismatch either way).
+fn alias_certificate(tls: &mut TlsMap, claims: &mut Claims, host: &HostPattern, alias: &HostPattern) {
+    let Some(&(i, field)) = claims.get(host) else { return };
+    if claims.contains_key(alias) {
+        return;
+    }
+    let Some(e) = tls.entries.get(i as usize) else { return };
+    let entry =
+        TlsEntry { host: alias.clone(), certificate: e.certificate.clone(), origin: e.origin.clone() };
+    claims.insert(alias.clone(), (index(tls.entries.len()), field));
+    tls.insert(entry);
+}

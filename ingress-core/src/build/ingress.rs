@@ -1,0 +1,128 @@
+//! What one Ingress contributes to a build on its own: the hosts it has rules for, the Services
+//! it names, its TLS claims, and the rejections that concern it as a whole. Computed once per
+//! version of the Ingress (and again when a Service it names changes).
+
+use super::{Services, index, resolve};
+use crate::{Field, HostPattern, Ingress, Reason, Rejection};
+
+/// A host named by a TLS entry of an Ingress, and where.
+pub(super) type TlsClaim = (Field, HostPattern);
+
+/// One Ingress as the incremental build keeps it.
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub(super) ingress: std::sync::Arc<Ingress>,
+    /// The hosts of its rules that parse, each once.
+    pub(super) hosts: Vec<HostPattern>,
+    /// The Services it names (`namespace`, `name`), each once.
+    pub(super) services: Vec<(String, String)>,
+    /// The hosts its TLS entries claim, in order (none for a canary or an empty Ingress).
+    pub(super) tls: Vec<TlsClaim>,
+    /// A default backend that resolves and no rules: a candidate for the catch-all.
+    pub(super) catch_all: bool,
+    /// The rejections that concern the Ingress as a whole.
+    pub(super) rejected: Vec<Rejection>,
+}
+
+impl Entry {
+    /// The entry of `ingress`, against the declared `services`.
+    pub(super) fn new(ingress: std::sync::Arc<Ingress>, services: &Services) -> Self {
+        let ing = &*ingress;
+        let mut rejected = Vec::new();
+        let mut reject =
+            |field, reason| rejected.push(Rejection { origin: ing.origin.clone(), field, reason });
+        let mut hosts = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        let backends = ing.rules.iter().flat_map(|r| &r.paths).map(|p| &p.backend);
+        for b in backends.chain(&ing.default_backend).chain(&ing.fallback) {
+            if !names.iter().any(|(ns, s)| *ns == b.namespace && *s == b.service) {
+                names.push((b.namespace.clone(), b.service.clone()));
+            }
+        }
+        let mut tls = Vec::new();
+        let mut catch_all = false;
+        if let Some(rule) = &ing.canary {
+            if let Err(why) = rule.header_pattern.as_deref().map(crate::canary::header_pattern).transpose() {
+                reject(Field::Object, Reason::Canary { why: format!("canary-by-header-pattern {why}") });
+                return Self { ingress, hosts, services: names, tls, catch_all, rejected };
+            }
+            if ing.default_backend.is_some() {
+                let why =
+                    "a canary's default backend is not supported (only its paths split traffic)".to_owned();
+                reject(Field::DefaultBackend, Reason::Canary { why });
+            }
+            for (ri, r) in ing.rules.iter().enumerate() {
+                match HostPattern::parse(r.host.as_deref()) {
+                    Ok(p) => push_once(&mut hosts, p),
+                    Err(_) => {
+                        for (pi, p) in r.paths.iter().enumerate() {
+                            let written = if p.path.is_empty() { "/" } else { p.path.as_str() };
+                            reject(
+                                Field::Path { rule: index(ri), path: index(pi) },
+                                super::block::no_route_to_split(r.host.as_deref(), written, p.path_type),
+                            );
+                        }
+                    }
+                }
+            }
+            return Self { ingress, hosts, services: names, tls, catch_all, rejected };
+        }
+        if ing.rules.is_empty() && ing.default_backend.is_none() {
+            reject(Field::Object, Reason::Empty);
+            return Self { ingress, hosts, services: names, tls, catch_all, rejected };
+        }
+        if let Some(Err(reason)) = ing.fallback.as_ref().map(|b| resolve(b, services)) {
+            reject(Field::Object, reason);
+        }
+        match ing.default_backend.as_ref().map(|b| resolve(b, services)) {
+            Some(Err(reason)) => reject(Field::DefaultBackend, reason),
+            Some(Ok(_)) => catch_all = ing.rules.is_empty(),
+            None => {}
+        }
+        let mut rule_hosts = Vec::with_capacity(ing.rules.len());
+        for (ri, rule) in ing.rules.iter().enumerate() {
+            match HostPattern::parse(rule.host.as_deref()) {
+                Ok(p) => {
+                    rule_hosts.push(p.clone());
+                    push_once(&mut hosts, p);
+                }
+                Err(why) => {
+                    let host = rule.host.clone().unwrap_or_default();
+                    reject(Field::Host { rule: index(ri) }, Reason::InvalidHost { host, why });
+                }
+            }
+        }
+        for (ti, entry) in ing.tls.iter().enumerate() {
+            let ti = index(ti);
+            if entry.hosts.is_empty() {
+                let named = rule_hosts.iter().filter(|p| **p != HostPattern::Any);
+                tls.extend(named.map(|p| (Field::Tls { entry: ti, host: None }, p.clone())));
+                continue;
+            }
+            for (hi, h) in entry.hosts.iter().enumerate() {
+                let field = Field::Tls { entry: ti, host: Some(index(hi)) };
+                match HostPattern::parse(Some(h)) {
+                    Ok(HostPattern::Any) => {
+                        let why = "must not be empty".to_owned();
+                        reject(field, Reason::InvalidHost { host: h.clone(), why });
+                    }
+                    Ok(p) => tls.push((field, p)),
+                    Err(why) => reject(field, Reason::InvalidHost { host: h.clone(), why }),
+                }
+            }
+        }
+        Self { ingress, hosts, services: names, tls, catch_all, rejected }
+    }
+
+    /// The certificate of TLS claim `field` (a `Field::Tls`).
+    pub(super) fn certificate(&self, field: Field) -> Option<&crate::CertificateRef> {
+        let Field::Tls { entry, .. } = field else { return None };
+        self.ingress.tls.get(entry as usize).map(|t| &t.certificate)
+    }
+}
+
+fn push_once(hosts: &mut Vec<HostPattern>, pattern: HostPattern) {
+    if !hosts.contains(&pattern) {
+        hosts.push(pattern);
+    }
+}

@@ -1,0 +1,329 @@
+//! Incremental builds: what one build made is kept, and the next one redoes only the hosts of
+//! the Ingresses that changed (and of those naming a Service that changed). Unchanged hosts'
+//! blocks are shared between successive tables.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use super::ingress::Entry;
+use super::{Built, Services, TableBuilder, block, global, index};
+use crate::table::{HostBlock, Slot};
+use crate::{EndpointStore, HostPattern, Ingress};
+
+/// An Ingress's identity across builds: namespace, name, and which of the Ingresses of that
+/// name in one builder (normally the only one).
+pub(super) type Key = (String, String, u32);
+
+/// Keeps what the last build made, so the next build with mostly the same input redoes only
+/// what changed: the cost of a change grows with the hosts it touches, not with the number of
+/// Ingresses. The tables it returns are the same as [`TableBuilder::build`]'s for the same
+/// input (which is a `Rebuilder`'s first build).
+///
+/// An unchanged Ingress is recognised by identity: pass Ingresses as the same `Arc` from one
+/// builder to the next (an Ingress passed by value always counts as changed, which is correct
+/// but rebuilds its hosts).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use ingress_core::{BackendRef, EndpointStore, HostRule, Ingress, Origin, PathRule, Rebuilder, TableBuilder};
+///
+/// let site = |name: &str| Arc::new(Ingress::new(Origin::new("default", name))
+///     .rule(HostRule::host(format!("{name}.example.com")).path(PathRule::prefix("/", BackendRef::new("default", name, 80)))));
+/// let (a, b) = (site("a"), site("b"));
+/// let mut store = EndpointStore::new();
+/// let mut rebuilder = Rebuilder::new();
+/// let mut builder = TableBuilder::new();
+/// builder.ingress(Arc::clone(&a));
+/// let first = rebuilder.build(&builder, &mut store).table;
+/// builder.ingress(Arc::clone(&b));
+/// let second = rebuilder.build(&builder, &mut store).table;
+/// assert_eq!(rebuilder.last_rebuilt(), 1, "only b's host was built");
+/// assert!(first.lookup("b.example.com", "/").is_none());
+/// assert!(second.lookup("a.example.com", "/").is_some() && second.lookup("b.example.com", "/").is_some());
+/// ```
+#[derive(Debug, Default)]
+pub struct Rebuilder {
+    hasher: RandomState,
+    entries: HashMap<Key, Entry>,
+    /// The Ingresses with a rule for each host.
+    members: HashMap<HostPattern, Vec<Key>>,
+    /// The Ingresses naming each Service (`namespace`, `name`).
+    by_service: HashMap<(String, String), HashSet<Key>>,
+    /// The Services of the last build.
+    services: Services,
+    /// Each host's block, and its id in the host indexes when it is served.
+    groups: HashMap<HostPattern, (Arc<HostBlock>, Option<u32>)>,
+    /// Blocks by id; `None` is a free id.
+    hosts: Vec<Option<Arc<HostBlock>>>,
+    free: Vec<u32>,
+    exact: HashTable<Slot>,
+    wildcard: HashTable<Slot>,
+    any: Option<u32>,
+    /// The alias names in the indexes, by kind (0 exact, 1 wildcard), to take out next time.
+    aliases: Vec<(u8, Box<str>)>,
+    /// Hosts with aliases or a `www.` redirect; hosts whose block rejected something.
+    named: HashSet<HostPattern>,
+    rejecting: HashSet<HostPattern>,
+    /// Ingresses that are catch-all candidates, have TLS claims, or rejections of their own.
+    catch_alls: HashSet<Key>,
+    with_tls: HashSet<Key>,
+    rejected: HashSet<Key>,
+    regexes: block::Regexes,
+    routes: usize,
+    rebuilt: usize,
+}
+
+impl Rebuilder {
+    /// A rebuilder that has built nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many host blocks the last build made (the others were shared with the table before).
+    pub fn last_rebuilt(&self) -> usize {
+        self.rebuilt
+    }
+
+    /// Builds the table of `builder`, reusing the blocks of the hosts no change touched since
+    /// the last build. Never fails as a whole, like [`TableBuilder::build`].
+    pub fn build(&mut self, builder: &TableBuilder, endpoints: &mut EndpointStore) -> Built {
+        let services = changed_services(&self.services, &builder.services);
+        let dirty = self.changed_ingresses(builder, &services);
+        let mut hosts = HashSet::new();
+        for (key, new) in dirty {
+            self.forget(&key, &mut hosts);
+            if let Some(ingress) = new {
+                self.learn(key, ingress, &builder.services, &mut hosts);
+            }
+        }
+        if !services.is_empty() {
+            self.services.clone_from(&builder.services);
+        }
+        self.rebuilt = hosts.len();
+        for pattern in hosts {
+            self.rebuild_host(pattern, endpoints);
+        }
+        global::finish(self.state(), builder, endpoints)
+    }
+
+    /// The Ingresses whose entry must be made again, with their new version (`None`: gone):
+    /// new, changed or removed ones, and those naming a Service whose ports changed.
+    fn changed_ingresses(
+        &self,
+        builder: &TableBuilder,
+        services: &[(String, String)],
+    ) -> Vec<(Key, Option<Arc<Ingress>>)> {
+        let mut seen: HashMap<(&str, &str), u32> = HashMap::with_capacity(builder.ingresses.len());
+        let mut dirty = Vec::new();
+        for ing in &builder.ingresses {
+            let n = seen.entry((&ing.origin.namespace, &ing.origin.name)).or_insert(0);
+            let key = (ing.origin.namespace.clone(), ing.origin.name.clone(), *n);
+            *n += 1;
+            let same = self.entries.get(&key).is_some_and(|e| Arc::ptr_eq(&e.ingress, ing));
+            if !same {
+                dirty.push((key.clone(), Some(Arc::clone(ing))));
+            }
+        }
+        for key in self.entries.keys() {
+            let n = seen.get(&(key.0.as_str(), key.1.as_str())).copied().unwrap_or(0);
+            if key.2 >= n {
+                dirty.push((key.clone(), None));
+            }
+        }
+        // Services whose ports changed, appeared or disappeared.
+        let mut touched: HashSet<&Key> = HashSet::new();
+        for service in services {
+            touched.extend(self.by_service.get(service).into_iter().flatten());
+        }
+        let already: HashSet<&Key> = dirty.iter().map(|(k, _)| k).collect();
+        let mut more = Vec::new();
+        for key in touched.into_iter().filter(|k| !already.contains(k)) {
+            if let Some(e) = self.entries.get(key) {
+                more.push((key.clone(), Some(Arc::clone(&e.ingress))));
+            }
+        }
+        dirty.extend(more);
+        dirty
+    }
+
+    /// Takes an Ingress's entry out, noting its hosts.
+    fn forget(&mut self, key: &Key, hosts: &mut HashSet<HostPattern>) {
+        let Some(old) = self.entries.remove(key) else { return };
+        for h in &old.hosts {
+            if let Some(keys) = self.members.get_mut(h) {
+                keys.retain(|k| k != key);
+            }
+            hosts.insert(h.clone());
+        }
+        for s in old.services {
+            if let Some(keys) = self.by_service.get_mut(&s) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_service.remove(&s);
+                }
+            }
+        }
+        self.catch_alls.remove(key);
+        self.with_tls.remove(key);
+        self.rejected.remove(key);
+    }
+
+    /// Puts an Ingress's (new) entry in, noting its hosts.
+    fn learn(
+        &mut self,
+        key: Key,
+        ingress: Arc<Ingress>,
+        services: &Services,
+        hosts: &mut HashSet<HostPattern>,
+    ) {
+        let entry = Entry::new(ingress, services);
+        for h in &entry.hosts {
+            self.members.entry(h.clone()).or_default().push(key.clone());
+            hosts.insert(h.clone());
+        }
+        for s in &entry.services {
+            self.by_service.entry(s.clone()).or_default().insert(key.clone());
+        }
+        if entry.catch_all {
+            self.catch_alls.insert(key.clone());
+        }
+        if !entry.tls.is_empty() {
+            self.with_tls.insert(key.clone());
+        }
+        if !entry.rejected.is_empty() {
+            self.rejected.insert(key.clone());
+        }
+        self.entries.insert(key, entry);
+    }
+
+    /// Builds the block of one host again from its Ingresses, and puts it in the indexes.
+    fn rebuild_host(&mut self, pattern: HostPattern, endpoints: &mut EndpointStore) {
+        let old = self.groups.remove(&pattern);
+        let old_id = old.as_ref().and_then(|(_, id)| *id);
+        if let Some((block, Some(id))) = &old {
+            self.routes -= block.routes.len();
+            self.unindex(&pattern, *id);
+        }
+        self.named.remove(&pattern);
+        self.rejecting.remove(&pattern);
+        if let Some(id) = old_id {
+            self.hosts[id as usize] = None;
+        }
+        let keys = self.members.get(&pattern).map(Vec::as_slice).unwrap_or_default();
+        let mut members: Vec<(&Key, &Ingress)> =
+            keys.iter().filter_map(|k| Some((k, &*self.entries.get(k)?.ingress))).collect();
+        // Oldest first, so origin indices order Ingresses by age and the first rule to claim a
+        // (host, path, kind) is the oldest.
+        members.sort_by(|a, b| (&a.1.origin, a.0).cmp(&(&b.1.origin, b.0)));
+        let (canaries, mains): (Vec<&Ingress>, Vec<&Ingress>) =
+            members.into_iter().map(|(_, i)| i).partition(|i| i.canary.is_some());
+        if mains.is_empty() && canaries.is_empty() {
+            self.members.remove(&pattern);
+            self.free.extend(old_id);
+            return;
+        }
+        let built =
+            Arc::new(block::build(&pattern, &mains, &canaries, &self.services, endpoints, &mut self.regexes));
+        if built.aliases.is_some() || built.www_redirect {
+            self.named.insert(pattern.clone());
+        }
+        if !built.rejected.is_empty() {
+            self.rejecting.insert(pattern.clone());
+        }
+        let id = if built.served {
+            let id = old_id.unwrap_or_else(|| self.free_id());
+            self.hosts[id as usize] = Some(Arc::clone(&built));
+            self.routes += built.routes.len();
+            self.index(&pattern, id, &built);
+            Some(id)
+        } else {
+            self.free.extend(old_id);
+            None
+        };
+        self.groups.insert(pattern, (built, id));
+    }
+
+    fn free_id(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.hosts.push(None);
+                index(self.hosts.len() - 1)
+            }
+        }
+    }
+
+    fn index(&mut self, pattern: &HostPattern, id: u32, block: &Arc<HostBlock>) {
+        let slot = Slot { block: Arc::clone(block), id, alias: None };
+        let hasher = &self.hasher;
+        let hash = |s: &Slot| std::hash::BuildHasher::hash_one(hasher, s.name());
+        match pattern.specificity() {
+            0 => drop(self.exact.insert_unique(hash(&slot), slot, hash)),
+            1 => drop(self.wildcard.insert_unique(hash(&slot), slot, hash)),
+            _ => self.any = Some(id),
+        }
+    }
+
+    fn unindex(&mut self, pattern: &HostPattern, id: u32) {
+        let name = block::host_name(pattern);
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, name);
+        let table = match pattern.specificity() {
+            0 => &mut self.exact,
+            1 => &mut self.wildcard,
+            _ => {
+                self.any = None;
+                return;
+            }
+        };
+        if let Ok(found) = table.find_entry(hash, |s| s.alias.is_none() && s.id == id) {
+            found.remove();
+        }
+    }
+
+    /// What the last part of a build reads and updates.
+    fn state(&mut self) -> global::State<'_> {
+        global::State {
+            hasher: &self.hasher,
+            entries: &self.entries,
+            groups: &self.groups,
+            hosts: &self.hosts,
+            exact: &mut self.exact,
+            wildcard: &mut self.wildcard,
+            any: self.any,
+            aliases: &mut self.aliases,
+            named: &self.named,
+            rejecting: &self.rejecting,
+            catch_alls: &self.catch_alls,
+            with_tls: &self.with_tls,
+            rejected: &self.rejected,
+            routes: self.routes,
+        }
+    }
+}
+
+/// The Services declared in only one of `old` and `new`, or with other ports.
+fn changed_services(old: &Services, new: &Services) -> Vec<(String, String)> {
+    let mut changed = Vec::new();
+    for (ns, names) in new {
+        let before = old.get(ns);
+        for (name, ports) in names {
+            if before.and_then(|b| b.get(name)) != Some(ports) {
+                changed.push((ns.clone(), name.clone()));
+            }
+        }
+    }
+    for (ns, names) in old {
+        let after = new.get(ns);
+        for name in names.keys() {
+            if after.is_none_or(|a| !a.contains_key(name)) {
+                changed.push((ns.clone(), name.clone()));
+            }
+        }
+    }
+    changed
+}
