@@ -9,7 +9,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::ingress::Entry;
-use super::rebuild::Key;
+use super::rebuild::{Key, Map, Set};
 use super::{Built, TableBuilder, block, index, resolve};
 use crate::table::{HostBlock, HostRedirect, Slot, Target};
 use crate::tls::TlsEntry;
@@ -21,18 +21,18 @@ use crate::{
 /// The rebuilder's state, as the last part of a build reads it (see `Rebuilder::state`).
 pub(super) struct State<'r> {
     pub(super) hasher: &'r RandomState,
-    pub(super) entries: &'r HashMap<Key, Entry>,
-    pub(super) groups: &'r HashMap<HostPattern, (Arc<HostBlock>, Option<u32>)>,
+    pub(super) entries: &'r super::rebuild::Entries,
+    pub(super) groups: &'r Map<HostPattern, (Arc<HostBlock>, Option<u32>)>,
     pub(super) hosts: &'r [Option<Arc<HostBlock>>],
     pub(super) exact: &'r mut HashTable<Slot>,
     pub(super) wildcard: &'r mut HashTable<Slot>,
     pub(super) any: Option<u32>,
     pub(super) aliases: &'r mut Vec<(u8, Box<str>)>,
-    pub(super) named: &'r HashSet<HostPattern>,
-    pub(super) rejecting: &'r HashSet<HostPattern>,
-    pub(super) catch_alls: &'r HashSet<Key>,
-    pub(super) with_tls: &'r HashSet<Key>,
-    pub(super) rejected: &'r HashSet<Key>,
+    pub(super) named: &'r Set<HostPattern>,
+    pub(super) rejecting: &'r Set<HostPattern>,
+    pub(super) catch_alls: &'r Set<Key>,
+    pub(super) with_tls: &'r Set<Key>,
+    pub(super) rejected: &'r Set<Key>,
     pub(super) routes: usize,
 }
 
@@ -90,7 +90,7 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
 }
 
 /// The Ingresses of `keys`, oldest first.
-fn by_age<'s>(state: &'s State<'_>, keys: &'s HashSet<Key>) -> Vec<(&'s Key, &'s Entry)> {
+fn by_age<'s>(state: &'s State<'_>, keys: &'s Set<Key>) -> Vec<(&'s Key, &'s Entry)> {
     let mut found: Vec<(&Key, &Entry)> =
         keys.iter().filter_map(|k| Some((k, state.entries.get(k)?))).collect();
     found.sort_by(|a, b| (&a.1.ingress.origin, a.0).cmp(&(&b.1.ingress.origin, b.0)));

@@ -17,6 +17,24 @@ use crate::{EndpointStore, HostPattern, Ingress};
 /// name in one builder (normally the only one).
 pub(super) type Key = (String, String, u32);
 
+/// A [`Key`] borrowed from an Ingress, to look its entry up without copying its name. Hashes
+/// as the `Key` it stands for.
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a str, u32);
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
+    }
+}
+
+/// The maps and sets of the rebuilder, with a fast hash.
+pub(super) type Map<K, V> = HashMap<K, V, RandomState>;
+pub(super) type Set<K> = HashSet<K, RandomState>;
+
+/// Ingress entries by key.
+pub(super) type Entries = hashbrown::HashMap<Key, Entry, RandomState>;
+
 /// Keeps what the last build made, so the next build with mostly the same input redoes only
 /// what changed: the cost of a change grows with the hosts it touches, not with the number of
 /// Ingresses. The tables it returns are the same as [`TableBuilder::build`]'s for the same
@@ -49,15 +67,15 @@ pub(super) type Key = (String, String, u32);
 #[derive(Debug, Default)]
 pub struct Rebuilder {
     hasher: RandomState,
-    entries: HashMap<Key, Entry>,
+    entries: Entries,
     /// The Ingresses with a rule for each host.
-    members: HashMap<HostPattern, Vec<Key>>,
+    members: Map<HostPattern, Vec<Key>>,
     /// The Ingresses naming each Service (`namespace`, `name`).
-    by_service: HashMap<(String, String), HashSet<Key>>,
+    by_service: Map<(String, String), Set<Key>>,
     /// The Services of the last build.
     services: Services,
     /// Each host's block, and its id in the host indexes when it is served.
-    groups: HashMap<HostPattern, (Arc<HostBlock>, Option<u32>)>,
+    groups: Map<HostPattern, (Arc<HostBlock>, Option<u32>)>,
     /// Blocks by id; `None` is a free id.
     hosts: Vec<Option<Arc<HostBlock>>>,
     free: Vec<u32>,
@@ -67,12 +85,12 @@ pub struct Rebuilder {
     /// The alias names in the indexes, by kind (0 exact, 1 wildcard), to take out next time.
     aliases: Vec<(u8, Box<str>)>,
     /// Hosts with aliases or a `www.` redirect; hosts whose block rejected something.
-    named: HashSet<HostPattern>,
-    rejecting: HashSet<HostPattern>,
+    named: Set<HostPattern>,
+    rejecting: Set<HostPattern>,
     /// Ingresses that are catch-all candidates, have TLS claims, or rejections of their own.
-    catch_alls: HashSet<Key>,
-    with_tls: HashSet<Key>,
-    rejected: HashSet<Key>,
+    catch_alls: Set<Key>,
+    with_tls: Set<Key>,
+    rejected: Set<Key>,
     regexes: block::Regexes,
     routes: usize,
     rebuilt: usize,
@@ -94,7 +112,7 @@ impl Rebuilder {
     pub fn build(&mut self, builder: &TableBuilder, endpoints: &mut EndpointStore) -> Built {
         let services = changed_services(&self.services, &builder.services);
         let dirty = self.changed_ingresses(builder, &services);
-        let mut hosts = HashSet::new();
+        let mut hosts = Set::default();
         for (key, new) in dirty {
             self.forget(&key, &mut hosts);
             if let Some(ingress) = new {
@@ -118,16 +136,17 @@ impl Rebuilder {
         builder: &TableBuilder,
         services: &[(String, String)],
     ) -> Vec<(Key, Option<Arc<Ingress>>)> {
-        let mut seen: HashMap<(&str, &str), u32> = HashMap::with_capacity(builder.ingresses.len());
+        let mut seen: HashMap<(&str, &str), u32, RandomState> =
+            HashMap::with_capacity_and_hasher(builder.ingresses.len(), RandomState::default());
         let mut dirty = Vec::new();
         for ing in &builder.ingresses {
-            let n = seen.entry((&ing.origin.namespace, &ing.origin.name)).or_insert(0);
-            let key = (ing.origin.namespace.clone(), ing.origin.name.clone(), *n);
-            *n += 1;
-            let same = self.entries.get(&key).is_some_and(|e| Arc::ptr_eq(&e.ingress, ing));
+            let (ns, name) = (ing.origin.namespace.as_str(), ing.origin.name.as_str());
+            let n = seen.entry((ns, name)).or_insert(0);
+            let same = self.entries.get(&KeyRef(ns, name, *n)).is_some_and(|e| Arc::ptr_eq(&e.ingress, ing));
             if !same {
-                dirty.push((key.clone(), Some(Arc::clone(ing))));
+                dirty.push(((ns.to_owned(), name.to_owned(), *n), Some(Arc::clone(ing))));
             }
+            *n += 1;
         }
         for key in self.entries.keys() {
             let n = seen.get(&(key.0.as_str(), key.1.as_str())).copied().unwrap_or(0);
@@ -152,7 +171,7 @@ impl Rebuilder {
     }
 
     /// Takes an Ingress's entry out, noting its hosts.
-    fn forget(&mut self, key: &Key, hosts: &mut HashSet<HostPattern>) {
+    fn forget(&mut self, key: &Key, hosts: &mut Set<HostPattern>) {
         let Some(old) = self.entries.remove(key) else { return };
         for h in &old.hosts {
             if let Some(keys) = self.members.get_mut(h) {
@@ -174,13 +193,7 @@ impl Rebuilder {
     }
 
     /// Puts an Ingress's (new) entry in, noting its hosts.
-    fn learn(
-        &mut self,
-        key: Key,
-        ingress: Arc<Ingress>,
-        services: &Services,
-        hosts: &mut HashSet<HostPattern>,
-    ) {
+    fn learn(&mut self, key: Key, ingress: Arc<Ingress>, services: &Services, hosts: &mut Set<HostPattern>) {
         let entry = Entry::new(ingress, services);
         for h in &entry.hosts {
             self.members.entry(h.clone()).or_default().push(key.clone());
