@@ -1,13 +1,13 @@
 //! The binary against a real kube-apiserver: the seed tutorial replayed through the proxy
 //! (`extensions/v1beta1` Ingresses, class annotation `nginx`), status, live changes, the
-//! propagation latency through the proxy, the ConfigMaps that Ingresses and the controller
-//! ConfigMap name (watched by name), and `deploy/` passing server-side dry-run.
+//! ConfigMaps that Ingresses and the controller ConfigMap name (watched by name), and `deploy/`
+//! passing server-side dry-run. The propagation latency is in `propagation.rs`.
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use support::cluster::{ApiServer, create, delete, namespace, replace, slice};
 use support::{Controller, echo_backend, eventually, get, get_tls, head_echo_backend, served_cn};
 
@@ -130,22 +130,6 @@ async fn seed_tutorial_through_the_proxy() -> Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-/// Waits (polling the proxy every millisecond) until `done` holds; returns the time taken.
-fn until(t0: Instant, mut done: impl FnMut() -> bool) -> Result<Duration> {
-    while t0.elapsed() < Duration::from_secs(10) {
-        if done() {
-            return Ok(t0.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    anyhow::bail!("change did not reach the proxy within 10 s")
-}
-
 /// The response head of `GET /` for `host`, lower-cased, and its status.
 fn head(port: u16, host: &str) -> Result<(u16, String)> {
     use std::io::{Read, Write};
@@ -239,81 +223,6 @@ async fn named_config_maps_are_watched_and_applied() -> Result<()> {
 /// API write acknowledged → first request routed accordingly, over 120 changes (Ingress
 /// create and delete, EndpointSlice update) with 1,000 unrelated Ingresses present. Prints the
 /// figures; asserts only that every change arrives (this is a benchmark, not a timed test).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn propagation_latency_through_the_proxy() -> Result<()> {
-    let api = ApiServer::ensure()?;
-    let client = api.client().await?;
-    let ns = namespace(&client, "cli-latency").await?;
-    let class = ns.clone();
-    create(&client, "", &format!("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {class}}}\nspec: {{controller: ferry.dev/ingress-controller}}\n")).await?;
-    let (a, b) = (echo_backend("a"), echo_backend("b"));
-    create(&client, &ns, "apiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec:\n  ports: [{name: http, port: 80, protocol: TCP}]\n").await?;
-    create(&client, &ns, &slice("app-1", "app", a)).await?;
-    let ingress = |name: &str, host: &str| {
-        format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}}}\nspec:\n  ingressClassName: {class}\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: app, port: {{number: 80}}}}}}}}\n"
-        )
-    };
-    // 1,000 unrelated Ingresses, written 25 at a time.
-    for chunk in (0..1000).collect::<Vec<_>>().chunks(25) {
-        let writes = chunk.iter().map(|i| {
-            let (client, ns, yaml) =
-                (client.clone(), ns.clone(), ingress(&format!("bulk-{i}"), &format!("bulk-{i}.example.com")));
-            async move { create(&client, &ns, &yaml).await }
-        });
-        for r in futures_util::future::join_all(writes).await {
-            r?;
-        }
-    }
-    let c = controller(&api, &ns, &class, &["--access-log", "off", "--update-status", "false"])?;
-    eventually(Duration::from_secs(30), || Ok(get(c.http, "bulk-999.example.com", "/")?.status == 200))
-        .with_context(|| c.logs())?;
-
-    let (mut creates, mut deletes, mut slices) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..50 {
-        let host = format!("probe-{i}.example.com");
-        create(&client, &ns, &ingress(&format!("probe-{i}"), &host)).await?;
-        let t0 = Instant::now();
-        creates.push(until(t0, || get(c.http, &host, "/").is_ok_and(|r| r.status == 200))?);
-    }
-    for i in 0..40 {
-        let host = format!("probe-{i}.example.com");
-        delete(&client, &ns, &ingress(&format!("probe-{i}"), &host)).await?;
-        let t0 = Instant::now();
-        deletes.push(until(t0, || get(c.http, &host, "/").is_ok_and(|r| r.status == 404))?);
-    }
-    for i in 0..30 {
-        let (to, name) = if i % 2 == 0 { (b, "backend=b") } else { (a, "backend=a") };
-        replace(&client, &ns, &slice("app-1", "app", to)).await?;
-        let t0 = Instant::now();
-        slices.push(until(t0, || {
-            get(c.http, "probe-45.example.com", "/").is_ok_and(|r| r.body.starts_with(name))
-        })?);
-    }
-    let mut all: Vec<Duration> = creates.iter().chain(&deletes).chain(&slices).copied().collect();
-    all.sort();
-    println!(
-        "propagation through the proxy (debug build, API write acknowledged → first request routed), 1,000 unrelated Ingresses:"
-    );
-    for (what, list) in [
-        ("Ingress create", &mut creates),
-        ("Ingress delete", &mut deletes),
-        ("EndpointSlice update", &mut slices),
-        ("all", &mut all),
-    ] {
-        list.sort();
-        println!(
-            "  {what:<22} n={:<4} p50={:>8.2?} p99={:>8.2?} max={:>8.2?}",
-            list.len(),
-            percentile(list, 0.5),
-            percentile(list, 0.99),
-            percentile(list, 1.0)
-        );
-    }
-    assert_eq!(all.len(), 120);
-    Ok(())
-}
-
 #[test]
 fn deploy_manifests_pass_server_side_dry_run() -> Result<()> {
     let api = ApiServer::ensure()?;
