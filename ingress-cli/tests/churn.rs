@@ -322,6 +322,12 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
         bail!("failed requests: {} quiet, {} under churn\n{}", quiet.failed, churned.failed, c.logs());
     }
     assert_eq!(survived, websockets, "every WebSocket survives the changes");
+    // The pool keeps its connections to the endpoint that stayed: changes open no more of them
+    // than the quiet run needed to warm up.
+    assert!(
+        churn_connections <= quiet_connections,
+        "{churn_connections} new connections to the steady endpoint under churn ({quiet_connections} quiet)"
+    );
     assert!(changes >= rate * seconds / 2, "the writer kept up: {changes} changes");
     Ok(())
 }
