@@ -151,6 +151,7 @@ fn main() {
             let started = Instant::now();
             let mut translation = ingress_k8s::translate_with(&objects, &config, &mut cache);
             let translated = started.elapsed();
+            assert_eq!(cache.stats().ingresses_translated, 1, "only the edited Ingress is translated again");
             let (table, problems) = translation.compile(&mut store);
             store.prune();
             let all = started.elapsed();
