@@ -397,11 +397,18 @@ fn gone<'a>(
     let before: HashSet<*const (BackendRef, EndpointSet)> = old.iter().map(Arc::as_ptr).collect();
     let made: HashSet<&BackendRef> =
         new.iter().filter(|e| !before.contains(&Arc::as_ptr(e))).map(|e| &e.0).collect();
-    old.iter()
+    let mut gone: Vec<&BackendRef> = old
+        .iter()
         .filter(|e| !kept.contains(&Arc::as_ptr(e)))
         .map(|e| &e.0)
         .filter(|b| !made.contains(b))
-        .collect()
+        .collect();
+    // A backend could still be named by a kept entry (a Service listing one port twice): few
+    // are left here, those of deleted Services or ports.
+    if !gone.is_empty() {
+        gone.retain(|b| !new.iter().any(|e| e.0 == **b));
+    }
+    gone
 }
 
 /// Runs the engine until every sender is gone. A change arriving after a quiet spell is applied
@@ -701,6 +708,23 @@ mod tests {
             step(&mut engine, Change::Apply(object(&named(SERVICE, "late").replace("port: 80", "port: 82")))),
             generation
         );
+    }
+
+    #[test]
+    fn gone_backends_are_those_no_entry_names_any_more() {
+        let entry = |service: &str, port: u16| {
+            Arc::new((BackendRef::new("default", service, port), EndpointSet::default()))
+        };
+        let (a, b, c) = (entry("a", 80), entry("b", 80), entry("c", 80));
+        let old = vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)];
+        assert!(gone(&old, &old.clone()).is_empty(), "the same entries");
+        let remade = vec![Arc::clone(&a), entry("b", 80), Arc::clone(&c)];
+        assert!(gone(&old, &remade).is_empty(), "an entry made again");
+        let fewer = vec![Arc::clone(&a), entry("b", 81)];
+        assert_eq!(gone(&old, &fewer), [&b.0, &c.0], "a port removed, a Service deleted");
+        // A backend named twice, one of its entries kept: still there.
+        let twice = vec![Arc::clone(&a), entry("a", 80)];
+        assert!(gone(&twice, &[Arc::clone(&twice[1])]).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
