@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use ingress_core::{BackendRef, EndpointSet};
+use ingress_core::{BackendRef, EndpointSet, TableBuilder};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -76,6 +76,14 @@ pub struct TranslationCache {
     readers: HashMap<Read, HashSet<Key>>,
     /// Every Service of the stores, as last made.
     services: BTreeMap<Key, ServiceEntry>,
+    /// A builder holding every Service and nothing else, cloned into each translation (a copy
+    /// costs less than declaring each Service again). Made afresh when a Service is deleted,
+    /// since a builder cannot forget one.
+    services_builder: TableBuilder,
+    /// How many Services are stored under another key than their own name (only a store
+    /// filled by hand does that): while any is, the builder is made afresh on every change, in
+    /// store order, as a fresh translation declares them.
+    renamed: usize,
     /// Every EndpointSlice of the stores, with the Service it belongs to.
     slices: BTreeMap<Key, (Arc<EndpointSlice>, Option<Key>)>,
     /// The EndpointSlices of each Service, in store order.
@@ -249,14 +257,29 @@ impl TranslationCache {
     /// object or EndpointSlices changed; the Ingresses that read a changed Service are marked
     /// stale.
     pub(super) fn add_services(&mut self, objects: &Objects, out: &mut Translation) {
-        for key in changed_keys(&self.services, &objects.services, |s| &s.service) {
-            self.services.remove(&key);
-            self.dirty_endpoints.remove(&key);
+        let changed = changed_keys(&self.services, &objects.services, |s| &s.service);
+        let mut afresh = false;
+        for key in &changed {
+            if let Some(old) = self.services.remove(key) {
+                let renamed = !own_name(&old.core, key);
+                self.renamed -= usize::from(renamed);
+                // The builder cannot forget the old one (nor one declared under another name).
+                afresh |= renamed || !objects.services.contains_key(key);
+            }
+            self.dirty_endpoints.remove(key);
             self.mark_readers(&Read::Service(key.clone()));
-            let Some(service) = objects.services.get(&key) else { continue };
-            let entry = self.service_entry(service, &key, objects);
-            self.services.insert(key, entry);
+            let Some(service) = objects.services.get(key) else { continue };
+            let entry = self.service_entry(service, key, objects);
+            self.renamed += usize::from(!own_name(&entry.core, key));
+            self.services_builder.service(entry.core.clone());
+            self.services.insert(key.clone(), entry);
             self.stats.services_translated += 1;
+        }
+        if afresh || (self.renamed > 0 && !changed.is_empty()) {
+            self.services_builder = TableBuilder::new();
+            for entry in self.services.values() {
+                self.services_builder.service(entry.core.clone());
+            }
         }
         for key in std::mem::take(&mut self.dirty_endpoints) {
             let Some(service) = self.services.get(&key).map(|s| Arc::clone(&s.service)) else { continue };
@@ -267,8 +290,8 @@ impl TranslationCache {
             self.stats.services_translated += 1;
         }
         self.stats.services_reused = self.services.len().saturating_sub(self.stats.services_translated);
+        out.builder = self.services_builder.clone();
         for entry in self.services.values() {
-            out.builder.service(entry.core.clone());
             out.endpoints.extend(entry.endpoints.iter().cloned());
         }
     }
@@ -414,6 +437,11 @@ impl TranslationCache {
     }
 }
 
+/// Whether a core Service is stored under its own namespace and name.
+fn own_name(service: &ingress_core::Service, key: &Key) -> bool {
+    service.namespace == key.0 && service.name == key.1
+}
+
 /// Removes `key` from the readers of `read`.
 fn unread(readers: &mut HashMap<Read, HashSet<Key>>, read: &Read, key: &Key) {
     if let Some(keys) = readers.get_mut(read) {
@@ -439,7 +467,7 @@ fn update<T>(seen: &mut BTreeMap<Key, Arc<T>>, now: &BTreeMap<Key, Arc<T>>) -> V
 
 /// The keys whose object differs between `seen` (what the cache holds, `version` of each entry)
 /// and `now` (the store): present in one only, or stored in another `Arc`. One ordered walk of
-/// both maps.
+/// both maps, comparing keys only where the objects differ.
 fn changed_keys<T, V>(
     seen: &BTreeMap<Key, V>,
     now: &BTreeMap<Key, Arc<T>>,
@@ -453,7 +481,18 @@ fn changed_keys<T, V>(
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+            (Some((ka, va)), Some((kb, vb))) => {
+                // The stores hold each object under its own key (see `Objects`): the same `Arc`
+                // at the same place is the same object under the same key, so its key, whose
+                // text is a cache miss away, is not compared.
+                if Arc::ptr_eq(version(va), vb) {
+                    debug_assert_eq!(ka, kb, "an object stored under another key than its own");
+                    a.next();
+                    b.next();
+                    continue;
+                }
+                ka.cmp(kb)
+            }
         };
         match order {
             Ordering::Less => changed.extend(a.next().map(|(k, _)| k.clone())),
