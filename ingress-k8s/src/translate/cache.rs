@@ -16,7 +16,6 @@
 //!   index, updated by what changed and shared with the translation;
 //! - the parsed TLS Secrets ([`CertificateCache`]).
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -24,6 +23,12 @@ use ingress_core::{BackendRef, EndpointSet, TableBuilder};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+
+mod sets;
+mod walk;
+
+use sets::Sets;
+use walk::{changed_keys, update};
 
 use super::ingress::{Names, Reads, Translated, translate_ingress};
 use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints, slice_service};
@@ -120,65 +125,6 @@ struct ServiceEntry {
     service: Arc<Service>,
     core: ingress_core::Service,
     endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
-}
-
-/// The four sets of a [`Translation`], each a count per name so that an Ingress translated
-/// again, or gone, takes back what it added.
-#[derive(Debug, Default)]
-struct Sets {
-    referenced_config_maps: CountedSet,
-    referenced_secrets: CountedSet,
-    used_services: CountedSet,
-    used_secrets: CountedSet,
-}
-
-impl Sets {
-    fn add(&mut self, names: &Names) {
-        self.referenced_config_maps.add(&names.referenced_config_maps);
-        self.referenced_secrets.add(&names.referenced_secrets);
-        self.used_services.add(&names.used_services);
-        self.used_secrets.add(&names.used_secrets);
-    }
-
-    fn remove(&mut self, names: &Names) {
-        self.referenced_config_maps.remove(&names.referenced_config_maps);
-        self.referenced_secrets.remove(&names.referenced_secrets);
-        self.used_services.remove(&names.used_services);
-        self.used_secrets.remove(&names.used_secrets);
-    }
-}
-
-/// A set whose names are counted: a name leaves the set when its count drops to zero. The set
-/// is shared with translations, and copied only when it changes while one holds it.
-#[derive(Debug, Default)]
-struct CountedSet {
-    counts: HashMap<Key, usize>,
-    set: Arc<BTreeSet<Key>>,
-}
-
-impl CountedSet {
-    fn add(&mut self, keys: &[Key]) {
-        for key in keys {
-            match self.counts.get_mut(key) {
-                Some(count) => *count += 1,
-                None => {
-                    self.counts.insert(key.clone(), 1);
-                    Arc::make_mut(&mut self.set).insert(key.clone());
-                }
-            }
-        }
-    }
-
-    fn remove(&mut self, keys: &[Key]) {
-        for key in keys {
-            let Some(count) = self.counts.get_mut(key) else { continue };
-            *count -= 1;
-            if *count == 0 {
-                self.counts.remove(key);
-                Arc::make_mut(&mut self.set).remove(key);
-            }
-        }
-    }
 }
 
 impl TranslationCache {
@@ -450,61 +396,4 @@ fn unread(readers: &mut HashMap<Read, HashSet<Key>>, read: &Read, key: &Key) {
             readers.remove(read);
         }
     }
-}
-
-/// Makes `seen` the same versions as `now`; returns the keys that differed (added, removed, or
-/// another version).
-fn update<T>(seen: &mut BTreeMap<Key, Arc<T>>, now: &BTreeMap<Key, Arc<T>>) -> Vec<Key> {
-    let changed = changed_keys(seen, now, |v| v);
-    for key in &changed {
-        match now.get(key) {
-            Some(object) => seen.insert(key.clone(), Arc::clone(object)),
-            None => seen.remove(key),
-        };
-    }
-    changed
-}
-
-/// The keys whose object differs between `seen` (what the cache holds, `version` of each entry)
-/// and `now` (the store): present in one only, or stored in another `Arc`. One ordered walk of
-/// both maps, comparing keys only where the objects differ.
-fn changed_keys<T, V>(
-    seen: &BTreeMap<Key, V>,
-    now: &BTreeMap<Key, Arc<T>>,
-    version: impl Fn(&V) -> &Arc<T>,
-) -> Vec<Key> {
-    let mut changed = Vec::new();
-    let mut a = seen.iter().peekable();
-    let mut b = now.iter().peekable();
-    loop {
-        let order = match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some((ka, va)), Some((kb, vb))) => {
-                // The stores hold each object under its own key (see `Objects`): the same `Arc`
-                // at the same place is the same object under the same key, so its key, whose
-                // text is a cache miss away, is not compared.
-                if Arc::ptr_eq(version(va), vb) {
-                    debug_assert_eq!(ka, kb, "an object stored under another key than its own");
-                    a.next();
-                    b.next();
-                    continue;
-                }
-                ka.cmp(kb)
-            }
-        };
-        match order {
-            Ordering::Less => changed.extend(a.next().map(|(k, _)| k.clone())),
-            Ordering::Greater => changed.extend(b.next().map(|(k, _)| k.clone())),
-            Ordering::Equal => {
-                if let (Some((key, old)), Some((_, new))) = (a.next(), b.next())
-                    && !Arc::ptr_eq(version(old), new)
-                {
-                    changed.push(key.clone());
-                }
-            }
-        }
-    }
-    changed
 }
