@@ -24,7 +24,7 @@ pub(crate) struct Loaded {
     /// The objects read.
     pub(crate) objects: Objects,
     /// Our Ingresses, with the verdicts on their annotations.
-    pub(crate) ingresses: Vec<IngressInfo>,
+    pub(crate) ingresses: Vec<Arc<IngressInfo>>,
     /// The verdicts on each of our Ingresses' annotations.
     pub(crate) annotations: BTreeMap<(String, String), Vec<AnnotationReport>>,
     /// The `--configmap` ConfigMap's data and that of the ConfigMaps it names.
@@ -291,7 +291,7 @@ fn report(source: &SourceArgs, loaded: &Loaded, deployment: Option<(String, Vec<
         ..Report::default()
     };
     let ours: BTreeMap<&(String, String), &IngressInfo> =
-        loaded.ingresses.iter().map(|i| (&i.key, i)).collect();
+        loaded.ingresses.iter().map(|i| (&i.key, &**i)).collect();
     for (key, ingress) in &loaded.objects.ingresses {
         match ours.get(key) {
             Some(info) => {

@@ -31,15 +31,16 @@ pub struct Admission {
 /// any of the same name). An Ingress that is not ours, or outside `--watch-namespace`, is
 /// allowed without a look, as ingress-nginx allows it. `objects` is left as it was.
 pub fn validate(objects: &mut Objects, config: &Config, ingress: Ingress) -> Admission {
-    validate_with(objects, config, ingress, &mut translate::CertificateCache::default())
+    validate_with(objects, config, ingress, &mut translate::TranslationCache::default())
 }
 
-/// [`validate`], with the controller's certificate cache (see [`translate::translate_with`]).
+/// [`validate`], with the controller's translation cache (see [`translate::translate_with`]):
+/// only the new Ingress, and what it reads, is translated.
 pub(crate) fn validate_with(
     objects: &mut Objects,
     config: &Config,
     ingress: Ingress,
-    certificates: &mut translate::CertificateCache,
+    cache: &mut translate::TranslationCache,
 ) -> Admission {
     let key = key_of(&ingress.metadata);
     if !class::is_ours(&ingress, objects, config)
@@ -48,7 +49,7 @@ pub(crate) fn validate_with(
         return Admission { allowed: true, ..Admission::default() };
     }
     let previous = objects.ingresses.insert(key.clone(), Arc::new(ingress));
-    let mut translation = translate::translate_with(objects, config, certificates);
+    let mut translation = translate::translate_with(objects, config, cache);
     match previous {
         Some(old) => objects.ingresses.insert(key.clone(), old),
         None => objects.ingresses.remove(&key),

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingress_core::{BackendRef, EndpointStore, RouteTable};
+use ingress_core::{BackendRef, EndpointSet, EndpointStore, RouteTable};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -34,7 +34,7 @@ pub struct Snapshot {
     /// Every problem found: translation problems and the core builder's rejections.
     pub problems: Arc<Vec<Problem>>,
     /// Our Ingresses (for status and events).
-    pub ingresses: Arc<Vec<IngressInfo>>,
+    pub ingresses: Arc<Vec<Arc<IngressInfo>>>,
     /// The addresses our Ingresses' status should show.
     pub status_addresses: Arc<Vec<String>>,
     /// Counts published snapshots, starting at 1.
@@ -72,7 +72,11 @@ pub(crate) struct Engine {
     store: EndpointStore,
     config: Config,
     waiting: HashSet<Kind>,
-    endpoint_keys: HashMap<Key, Vec<BackendRef>>,
+    /// The endpoint sets of the last table (shared with the translation cache): a backend
+    /// among them that the next table lacks is removed from the store.
+    endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
+    /// The backends reached through each Service's cluster IP in the last table.
+    cluster_ip: HashMap<Key, Vec<BackendRef>>,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     generation: u64,
     relists: u64,
@@ -89,9 +93,9 @@ pub(crate) struct Engine {
     hold_for: Duration,
     /// The Services and Secrets the last table looked for (found or not): a change to any
     /// other one needs no new table ([`translate::Translation::used_services`]).
-    used: (BTreeSet<Key>, BTreeSet<Key>),
-    /// The TLS Secrets parsed so far, each version once.
-    certificates: translate::CertificateCache,
+    used: (Arc<BTreeSet<Key>>, Arc<BTreeSet<Key>>),
+    /// What the last translation made, so the next remakes only what changed.
+    cache: translate::TranslationCache,
 }
 
 impl Engine {
@@ -103,7 +107,8 @@ impl Engine {
             store: EndpointStore::new(),
             config,
             waiting: waiting.into_iter().collect(),
-            endpoint_keys: HashMap::new(),
+            endpoints: Vec::new(),
+            cluster_ip: HashMap::new(),
             tx,
             generation: 0,
             relists: 0,
@@ -113,7 +118,7 @@ impl Engine {
             hold_until: None,
             hold_for: NAMED_WAIT,
             used: Default::default(),
-            certificates: translate::CertificateCache::default(),
+            cache: translate::TranslationCache::default(),
         };
         (engine, rx)
     }
@@ -253,7 +258,10 @@ impl Engine {
         let first = self.generation == 0;
         if dirty.rebuild || first {
             let started = std::time::Instant::now();
-            let translation = translate::translate_with(&self.objects, &self.config, &mut self.certificates);
+            // Not needed until the new table replaces them; the cache updates its sets in place
+            // when nothing else holds them.
+            self.used = Default::default();
+            let translation = translate::translate_with(&self.objects, &self.config, &mut self.cache);
             if first && self.hold(&translation) {
                 return;
             }
@@ -268,8 +276,8 @@ impl Engine {
     fn hold(&mut self, translation: &translate::Translation) -> bool {
         let Some(tx) = &self.named_tx else { return false };
         let wanted = Named {
-            config_maps: Arc::new(translation.referenced_config_maps.clone()),
-            secrets: Arc::new(translation.referenced_secrets.clone()),
+            config_maps: Arc::clone(&translation.referenced_config_maps),
+            secrets: Arc::clone(&translation.referenced_secrets),
         };
         let missing: Vec<(Kind, &Key)> = wanted
             .config_maps
@@ -311,7 +319,7 @@ impl Engine {
             let slices = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
             let sets = translate::service_endpoints(service, slices);
             // Backends through the cluster IP of a headless Service follow its endpoints.
-            for backend in self.endpoint_keys.get(key).into_iter().flatten().filter(|b| b.cluster_ip) {
+            for backend in self.cluster_ip.get(key).into_iter().flatten() {
                 if let Some((_, set)) = translate::cluster_ip_endpoints(service, backend, &sets) {
                     self.store.set(backend, set);
                 }
@@ -326,22 +334,17 @@ impl Engine {
     /// Publishes the table of `translation` (made from `started` on).
     fn rebuild(&mut self, mut translation: translate::Translation, started: std::time::Instant) {
         let translated = started.elapsed();
-        let mut keys: HashMap<Key, Vec<BackendRef>> = HashMap::new();
-        for (backend, _) in &translation.endpoints {
-            keys.entry((backend.namespace.clone(), backend.service.clone()))
-                .or_default()
-                .push(backend.clone());
-        }
         // Backends of deleted Services (or removed ports) answer 503 from now on.
-        for (service, old) in &self.endpoint_keys {
-            let new = keys.get(service);
-            for backend in old.iter().filter(|b| !new.is_some_and(|n| n.contains(b))) {
-                self.store.remove(backend);
-            }
+        for backend in gone(&self.endpoints, &translation.endpoints) {
+            self.store.remove(backend);
         }
-        self.endpoint_keys = keys;
-        self.used =
-            (std::mem::take(&mut translation.used_services), std::mem::take(&mut translation.used_secrets));
+        self.endpoints = translation.endpoints.clone();
+        self.cluster_ip.clear();
+        for (backend, _) in translation.endpoints.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
+            let service = (backend.namespace.clone(), backend.service.clone());
+            self.cluster_ip.entry(service).or_default().push(backend.clone());
+        }
+        self.used = (Arc::clone(&translation.used_services), Arc::clone(&translation.used_secrets));
         let (table, problems) = translation.compile(&mut self.store);
         let compiled = started.elapsed() - translated;
         self.store.prune();
@@ -350,8 +353,8 @@ impl Engine {
             table: Arc::new(table),
             config: Arc::new(std::mem::take(&mut translation.config)),
             config_references: Arc::new(std::mem::take(&mut translation.config_references)),
-            referenced_config_maps: Arc::new(std::mem::take(&mut translation.referenced_config_maps)),
-            referenced_secrets: Arc::new(std::mem::take(&mut translation.referenced_secrets)),
+            referenced_config_maps: Arc::clone(&translation.referenced_config_maps),
+            referenced_secrets: Arc::clone(&translation.referenced_secrets),
             problems: Arc::new(problems),
             ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
             status_addresses: Arc::new(std::mem::take(&mut translation.status_addresses)),
@@ -378,6 +381,34 @@ impl Engine {
         );
         self.tx.send_replace(Some(Arc::new(snapshot)));
     }
+}
+
+/// The backends of `old` that `new` lacks. The entries a translation cache kept are the same
+/// `Arc`s in both, in the same order, so only the others are compared by key.
+fn gone<'a>(
+    old: &'a [Arc<(BackendRef, EndpointSet)>],
+    new: &[Arc<(BackendRef, EndpointSet)>],
+) -> Vec<&'a BackendRef> {
+    if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| Arc::ptr_eq(a, b)) {
+        return Vec::new();
+    }
+    // Both lists are alive: their addresses identify their entries.
+    let kept: HashSet<*const (BackendRef, EndpointSet)> = new.iter().map(Arc::as_ptr).collect();
+    let before: HashSet<*const (BackendRef, EndpointSet)> = old.iter().map(Arc::as_ptr).collect();
+    let made: HashSet<&BackendRef> =
+        new.iter().filter(|e| !before.contains(&Arc::as_ptr(e))).map(|e| &e.0).collect();
+    let mut gone: Vec<&BackendRef> = old
+        .iter()
+        .filter(|e| !kept.contains(&Arc::as_ptr(e)))
+        .map(|e| &e.0)
+        .filter(|b| !made.contains(b))
+        .collect();
+    // A backend could still be named by a kept entry (a Service listing one port twice): few
+    // are left here, those of deleted Services or ports.
+    if !gone.is_empty() {
+        gone.retain(|b| !new.iter().any(|e| e.0 == **b));
+    }
+    gone
 }
 
 /// Runs the engine until every sender is gone. A change arriving after a quiet spell is applied
@@ -455,7 +486,7 @@ async fn recv(
                     &mut engine.objects,
                     &engine.config,
                     *ask.ingress,
-                    &mut engine.certificates,
+                    &mut engine.cache,
                 );
                 let _ = ask.reply.send(answer);
             }
@@ -677,6 +708,23 @@ mod tests {
             step(&mut engine, Change::Apply(object(&named(SERVICE, "late").replace("port: 80", "port: 82")))),
             generation
         );
+    }
+
+    #[test]
+    fn gone_backends_are_those_no_entry_names_any_more() {
+        let entry = |service: &str, port: u16| {
+            Arc::new((BackendRef::new("default", service, port), EndpointSet::default()))
+        };
+        let (a, b, c) = (entry("a", 80), entry("b", 80), entry("c", 80));
+        let old = vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)];
+        assert!(gone(&old, &old.clone()).is_empty(), "the same entries");
+        let remade = vec![Arc::clone(&a), entry("b", 80), Arc::clone(&c)];
+        assert!(gone(&old, &remade).is_empty(), "an entry made again");
+        let fewer = vec![Arc::clone(&a), entry("b", 81)];
+        assert_eq!(gone(&old, &fewer), [&b.0, &c.0], "a port removed, a Service deleted");
+        // A backend named twice, one of its entries kept: still there.
+        let twice = vec![Arc::clone(&a), entry("a", 80)];
+        assert!(gone(&twice, &[Arc::clone(&twice[1])]).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -50,6 +50,7 @@ pub use list::list_once;
 pub use objects::{Change, Key, Kind, Object, Objects, key_of};
 pub use selector::LabelSelector;
 pub use translate::{
-    CertificateCache, IngressInfo, Problem, Severity, Translation, translate, translate_with,
+    CacheStats, CertificateCache, IngressInfo, Problem, Severity, Translation, TranslationCache, translate,
+    translate_with,
 };
 pub use watch::{SliceApi, discover_slice_api};

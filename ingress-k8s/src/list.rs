@@ -75,12 +75,12 @@ pub async fn list_once(client: &Client, config: &Config) -> Result<Objects> {
     for _ in 0..MAX_ROUNDS {
         let translation = crate::translate(&objects, config);
         let mut added = false;
-        for key in &translation.referenced_secrets {
+        for key in translation.referenced_secrets.iter() {
             if !objects.secrets.contains_key(key) && watched_by_name(config, Kind::Secret, key) {
                 added |= get::<Secret>(client, &key.0, &key.1, &mut objects, Object::Secret).await?;
             }
         }
-        for key in &translation.referenced_config_maps {
+        for key in translation.referenced_config_maps.iter() {
             if !objects.config_maps.contains_key(key) && watched_by_name(config, Kind::ConfigMap, key) {
                 added |= get::<ConfigMap>(client, &key.0, &key.1, &mut objects, Object::ConfigMap).await?;
             }

@@ -133,6 +133,11 @@ pub enum Change {
 }
 
 /// Everything the controller knows, as plain maps: the input of [`translate`](crate::translate).
+///
+/// Each object is stored under its own key ([`key_of`] its metadata), as [`Objects::insert`]
+/// stores it, and in its own `Arc`, kept while the object is unchanged: the
+/// [`TranslationCache`](crate::TranslationCache) tells changed objects by their `Arc`, and takes
+/// an `Arc` it saw under a key to be still under that key.
 #[derive(Debug, Clone, Default)]
 pub struct Objects {
     /// Ingresses (all classes; translation picks ours).

@@ -31,27 +31,34 @@ struct Checked {
 
 impl CertificateCache {
     /// The material of `secret` (stored under `key`), parsed if this version was not, and
-    /// valid now; else the reason shown to users.
-    pub(crate) fn get(&mut self, key: &Key, secret: &Arc<Secret>) -> Result<CertificatePem, String> {
+    /// valid now; else the reason shown to users. With it, the Unix second from which the
+    /// answer may differ (the certificate expires, or becomes valid): a translation that used
+    /// it is stale from then.
+    pub(crate) fn get_until(
+        &mut self,
+        key: &Key,
+        secret: &Arc<Secret>,
+    ) -> (Result<CertificatePem, String>, i64) {
         let fresh = self.by_key.get(key).is_some_and(|(seen, _)| Arc::ptr_eq(seen, secret));
         if !fresh {
             self.by_key.insert(key.clone(), (Arc::clone(secret), parse(secret)));
         }
         let checked = match self.by_key.get(key) {
             Some((_, Ok(checked))) => checked,
-            Some((_, Err(why))) => return Err(why.clone()),
-            None => return Err("secret not checked".into()),
+            Some((_, Err(why))) => return (Err(why.clone()), i64::MAX),
+            None => return (Err("secret not checked".into()), i64::MAX),
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = unix_now();
         if checked.not_after.0 < now {
-            return Err(format!("certificate expired on {}", checked.not_after.1));
+            return (Err(format!("certificate expired on {}", checked.not_after.1)), i64::MAX);
         }
         if checked.not_before.0 > now {
-            return Err(format!("certificate not valid before {}", checked.not_before.1));
+            return (
+                Err(format!("certificate not valid before {}", checked.not_before.1)),
+                checked.not_before.0,
+            );
         }
-        Ok(checked.pem.clone())
+        (Ok(checked.pem.clone()), checked.not_after.0.saturating_add(1))
     }
 
     /// Forgets the Secrets no longer stored, or stored in another version.
@@ -60,12 +67,19 @@ impl CertificateCache {
     }
 }
 
+/// The clock certificate validity is judged by, in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Checks one `kubernetes.io/tls` Secret as a fresh cache does: both keys present, the chain
 /// parses, the key parses and matches the leaf certificate, and the leaf is valid now. The
 /// error is the reason shown to users.
 #[cfg(test)]
 pub(crate) fn validate(secret: &Secret) -> Result<CertificatePem, String> {
-    CertificateCache::default().get(&Key::default(), &Arc::new(secret.clone()))
+    CertificateCache::default().get_until(&Key::default(), &Arc::new(secret.clone())).0
 }
 
 /// Unix seconds of an ASN.1 time.
@@ -175,11 +189,11 @@ pub(crate) mod tests {
         let mut cache = CertificateCache::default();
         let name: Key = ("app".into(), "tls".into());
         let first = Arc::new(secret(&crt, &key));
-        assert!(cache.get(&name, &first).is_ok());
-        assert!(cache.get(&name, &first).is_ok(), "the same version, from the cache");
+        assert!(cache.get_until(&name, &first).0.is_ok());
+        assert!(cache.get_until(&name, &first).0.is_ok(), "the same version, from the cache");
         let second = Arc::new(secret(&crt, &other_key));
         assert!(
-            cache.get(&name, &second).unwrap_err().starts_with("tls.key does not match"),
+            cache.get_until(&name, &second).0.unwrap_err().starts_with("tls.key does not match"),
             "a new version is parsed"
         );
         cache.retain(&std::collections::BTreeMap::from([(name.clone(), Arc::clone(&second))]));

@@ -2,6 +2,7 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 
+use super::cache::Read;
 use crate::{Config, Objects};
 
 /// The legacy class annotation (the seed tutorial's `kubernetes.io/ingress.class: "nginx"`).
@@ -16,19 +17,38 @@ pub(crate) const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is
 /// Ingresses are ours when `watch_ingress_without_class` is set or, unlike ingress-nginx
 /// (which leaves that to the API server's admission), our IngressClass is the default.
 pub(crate) fn is_ours(ingress: &Ingress, objects: &Objects, config: &Config) -> bool {
-    if !namespace_selected(ingress.metadata.namespace.as_deref().unwrap_or_default(), objects, config) {
+    is_ours_reading(ingress, objects, config, &mut |_| {})
+}
+
+/// [`is_ours`], telling `read` each object it looked at (found or not), so a cached verdict
+/// can be kept until one of them changes.
+pub(crate) fn is_ours_reading(
+    ingress: &Ingress,
+    objects: &Objects,
+    config: &Config,
+    read: &mut dyn FnMut(Read),
+) -> bool {
+    let namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
+    if config.watch_namespace_selector.is_some() {
+        read(Read::Namespace((String::new(), namespace.to_owned())));
+    }
+    if !namespace_selected(namespace, objects, config) {
         return false;
     }
     if let Some(name) = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_ref()) {
-        return objects
-            .ingress_classes
-            .get(&(String::new(), name.clone()))
-            .is_some_and(|c| class_is_ours(c, config));
+        let key = (String::new(), name.clone());
+        let ours = objects.ingress_classes.get(&key).is_some_and(|c| class_is_ours(c, config));
+        read(Read::IngressClass(key));
+        return ours;
     }
     if let Some(class) = ingress.metadata.annotations.as_ref().and_then(|a| a.get(CLASS_ANNOTATION)) {
         return *class == config.ingress_class;
     }
-    config.watch_ingress_without_class || has_default_class(objects, config)
+    if config.watch_ingress_without_class {
+        return true;
+    }
+    read(Read::AnyIngressClass);
+    has_default_class(objects, config)
 }
 
 /// Whether `namespace` is one `--watch-namespace-selector` selects (every namespace without

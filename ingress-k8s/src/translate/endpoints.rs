@@ -78,12 +78,12 @@ pub(crate) fn service_endpoints(
 
 /// The endpoint of `backend` (a port of `service`) reached through the Service's cluster IP
 /// (`service-upstream`), keyed as the table keys it (port number resolved): `clusterIP:port`;
-/// for a Service without a cluster IP (headless), its endpoints from `pods`, as ingress-nginx
-/// falls back to them.
-pub(crate) fn cluster_ip_endpoints(
+/// for a Service without a cluster IP (headless), its endpoints from `pods` (the Service's own
+/// endpoint sets), as ingress-nginx falls back to them.
+pub(crate) fn cluster_ip_endpoints<'a>(
     service: &Service,
     backend: &BackendRef,
-    pods: &[(BackendRef, EndpointSet)],
+    pods: impl IntoIterator<Item = &'a (BackendRef, EndpointSet)>,
 ) -> Option<(BackendRef, EndpointSet)> {
     let spec = service.spec.as_ref()?;
     let ports = spec.ports.as_deref().unwrap_or_default();
@@ -99,7 +99,7 @@ pub(crate) fn cluster_ip_endpoints(
         Some(ip) => EndpointSet::new([SocketAddr::new(ip, number)]),
         None => {
             let plain = BackendRef { cluster_ip: false, ..key.clone() };
-            pods.iter().find(|(b, _)| *b == plain).map(|(_, set)| set.clone()).unwrap_or_default()
+            pods.into_iter().find(|(b, _)| *b == plain).map(|(_, set)| set.clone()).unwrap_or_default()
         }
     };
     Some((key, set))

@@ -23,7 +23,7 @@ pub(crate) fn add(
     configmap: &ObjectName,
     protocol: StreamProtocol,
     reserved: &[u16],
-    used_services: &mut std::collections::BTreeSet<Key>,
+    used_services: &mut Vec<Key>,
 ) -> Vec<Problem> {
     let key: Key = (configmap.namespace.clone(), configmap.name.clone());
     let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.as_ref()) else {
@@ -40,7 +40,7 @@ pub(crate) fn add(
         };
         // The Service it names, whatever else is wrong with the entry.
         if let Some((ns, name)) = value.trim().split(':').next().and_then(|n| n.split_once('/')) {
-            used_services.insert((ns.to_owned(), name.to_owned()));
+            used_services.push((ns.to_owned(), name.to_owned()));
         }
         match entry(port, value, protocol, reserved, objects) {
             Ok((service, warnings)) => {

@@ -1,0 +1,399 @@
+//! What one translation made, kept for the next: a change costs what it touches, not the
+//! cluster size.
+//!
+//! The stores keep an unchanged object in the same `Arc` (see [`Objects::absorb`]), so the
+//! cache tells what changed since it last translated by comparing pointers, in one ordered walk
+//! over each kind. It keeps:
+//!
+//! - per Ingress, everything its translation produced, with the objects that translation read
+//!   (Services, Secrets, ConfigMaps, IngressClasses, Namespaces, found or not): the result is
+//!   reused while the Ingress and every object it read are the same `Arc`s, and the certificates
+//!   it used are judged as they were. The controller ConfigMap's data and the flags are read by
+//!   every Ingress: when they change, every Ingress is translated again;
+//! - per Service, its core Service and endpoint sets, while the Service and its EndpointSlices
+//!   are the same;
+//! - the translation's sets (used and referenced Services, Secrets, ConfigMaps) and field
+//!   index, updated by what changed and shared with the translation;
+//! - the parsed TLS Secrets ([`CertificateCache`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use ingress_core::{BackendRef, EndpointSet, TableBuilder};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+
+mod sets;
+mod walk;
+
+use sets::Sets;
+use walk::{changed_keys, update};
+
+use super::ingress::{Names, Reads, Translated, translate_ingress};
+use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints, slice_service};
+use crate::objects::Key;
+use crate::{Config, Objects};
+
+/// An object a translation looked at, found or not: when it changes (appears, disappears, or
+/// is stored in another version), what was made from it is made again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Read {
+    /// A Service (backends, `default-backend`).
+    Service(Key),
+    /// A Secret (TLS, `auth-*`, `proxy-ssl-*`).
+    Secret(Key),
+    /// A ConfigMap (`custom-headers`, `auth-proxy-set-headers`).
+    ConfigMap(Key),
+    /// The IngressClass an Ingress names.
+    IngressClass(Key),
+    /// Every IngressClass (whether one of ours is the default).
+    AnyIngressClass,
+    /// The Namespace of an Ingress (`--watch-namespace-selector`).
+    Namespace(Key),
+}
+
+/// How much of the last translation was made again and how much reused: what a change cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Ingresses translated (new, changed, or reading a changed object).
+    pub ingresses_translated: usize,
+    /// Ingresses whose cached translation was reused.
+    pub ingresses_reused: usize,
+    /// Services whose core Service and endpoints were made again.
+    pub services_translated: usize,
+    /// Services reused as they were.
+    pub services_reused: usize,
+}
+
+/// What [`translate_with`](super::translate_with) keeps from one translation to the next, so
+/// the next remakes only what changed (see the module documentation). Its results are those of
+/// a fresh translation; one cache serves any sequence of object sets and configs.
+#[derive(Debug, Default)]
+pub struct TranslationCache {
+    certificates: CertificateCache,
+    /// The flags (as printed) and the controller ConfigMap's data the Ingresses were
+    /// translated with.
+    inputs: Option<(String, BTreeMap<String, String>)>,
+    /// Every Ingress of the stores as last translated, in store order.
+    ingresses: BTreeMap<Key, IngressEntry>,
+    /// Which Ingresses read each object.
+    readers: HashMap<Read, HashSet<Key>>,
+    /// Every Service of the stores, as last made.
+    services: BTreeMap<Key, ServiceEntry>,
+    /// A builder holding every Service and nothing else, cloned into each translation (a copy
+    /// costs less than declaring each Service again). Made afresh when a Service is deleted,
+    /// since a builder cannot forget one.
+    services_builder: TableBuilder,
+    /// How many Services are stored under another key than their own name (only a store
+    /// filled by hand does that): while any is, the builder is made afresh on every change, in
+    /// store order, as a fresh translation declares them.
+    renamed: usize,
+    /// Every EndpointSlice of the stores, with the Service it belongs to.
+    slices: BTreeMap<Key, (Arc<EndpointSlice>, Option<Key>)>,
+    /// The EndpointSlices of each Service, in store order.
+    slices_of: HashMap<Key, BTreeSet<Key>>,
+    /// The versions of the other kinds the Ingresses may read, as last seen.
+    secrets: BTreeMap<Key, Arc<Secret>>,
+    config_maps: BTreeMap<Key, Arc<ConfigMap>>,
+    ingress_classes: BTreeMap<Key, Arc<IngressClass>>,
+    namespaces: BTreeMap<Key, Arc<Namespace>>,
+    /// The translation's sets, counted over the Ingresses and the controller settings.
+    sets: Sets,
+    /// What the controller settings (not the Ingresses) added to the sets last time.
+    globals: Names,
+    /// The field index of every translated Ingress.
+    index: Arc<HashMap<Key, Arc<IndexMap>>>,
+    /// Services whose EndpointSlices changed since their endpoints were made.
+    dirty_endpoints: HashSet<Key>,
+    stats: CacheStats,
+}
+
+/// One Ingress as last translated.
+#[derive(Debug)]
+struct IngressEntry {
+    ingress: Arc<Ingress>,
+    translated: Translated,
+    reads: Reads,
+    /// Whether an object it read changed: to translate again.
+    stale: bool,
+}
+
+/// One Service as last made.
+#[derive(Debug)]
+struct ServiceEntry {
+    service: Arc<Service>,
+    core: ingress_core::Service,
+    endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
+}
+
+impl TranslationCache {
+    /// What the last translation made again and reused.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// The TLS Secrets parsed so far.
+    pub(super) fn certificates(&mut self) -> &mut CertificateCache {
+        &mut self.certificates
+    }
+
+    /// The endpoint sets of a Service, as last made (none for a Service not stored).
+    pub(super) fn service_endpoints(&self, key: &Key) -> impl Iterator<Item = &(BackendRef, EndpointSet)> {
+        self.services.get(key).into_iter().flat_map(|s| s.endpoints.iter().map(|e| &**e))
+    }
+
+    /// Brings the cache up to date with `objects`: forgets every Ingress when the flags or the
+    /// controller ConfigMap's data (`controller`) changed, marks stale the Ingresses that read a
+    /// changed Secret, ConfigMap, IngressClass or Namespace, and the endpoints of the Services
+    /// whose EndpointSlices changed.
+    pub(super) fn refresh(
+        &mut self,
+        objects: &Objects,
+        config: &Config,
+        controller: &BTreeMap<String, String>,
+    ) {
+        self.stats = CacheStats::default();
+        let flags = format!("{config:?}");
+        let same = self.inputs.as_ref().is_some_and(|(f, c)| *f == flags && c == controller);
+        if !same {
+            self.forget_ingresses();
+            self.inputs = Some((flags, controller.clone()));
+        }
+        let mut changed = Vec::new();
+        for key in update(&mut self.secrets, &objects.secrets) {
+            changed.push(Read::Secret(key));
+        }
+        for key in update(&mut self.config_maps, &objects.config_maps) {
+            changed.push(Read::ConfigMap(key));
+        }
+        let classes = update(&mut self.ingress_classes, &objects.ingress_classes);
+        if !classes.is_empty() {
+            changed.push(Read::AnyIngressClass);
+        }
+        changed.extend(classes.into_iter().map(Read::IngressClass));
+        for key in update(&mut self.namespaces, &objects.namespaces) {
+            changed.push(Read::Namespace(key));
+        }
+        for read in &changed {
+            self.mark_readers(read);
+        }
+        for key in changed_keys(&self.slices, &objects.endpoint_slices, |(slice, _)| slice) {
+            if let Some((_, Some(service))) = self.slices.remove(&key) {
+                if let Some(own) = self.slices_of.get_mut(&service) {
+                    own.remove(&key);
+                    if own.is_empty() {
+                        self.slices_of.remove(&service);
+                    }
+                }
+                self.dirty_endpoints.insert(service);
+            }
+            if let Some(slice) = objects.endpoint_slices.get(&key) {
+                let service = slice_service(slice);
+                if let Some(service) = &service {
+                    self.slices_of.entry(service.clone()).or_default().insert(key.clone());
+                    self.dirty_endpoints.insert(service.clone());
+                }
+                self.slices.insert(key, (Arc::clone(slice), service));
+            }
+        }
+    }
+
+    /// Adds every Service to the translation's builder and endpoints, making again those whose
+    /// object or EndpointSlices changed; the Ingresses that read a changed Service are marked
+    /// stale.
+    pub(super) fn add_services(&mut self, objects: &Objects, out: &mut Translation) {
+        let changed = changed_keys(&self.services, &objects.services, |s| &s.service);
+        let mut afresh = false;
+        for key in &changed {
+            if let Some(old) = self.services.remove(key) {
+                let renamed = !own_name(&old.core, key);
+                self.renamed -= usize::from(renamed);
+                // The builder cannot forget the old one (nor one declared under another name).
+                afresh |= renamed || !objects.services.contains_key(key);
+            }
+            self.dirty_endpoints.remove(key);
+            self.mark_readers(&Read::Service(key.clone()));
+            let Some(service) = objects.services.get(key) else { continue };
+            let entry = self.service_entry(service, key, objects);
+            self.renamed += usize::from(!own_name(&entry.core, key));
+            self.services_builder.service(entry.core.clone());
+            self.services.insert(key.clone(), entry);
+            self.stats.services_translated += 1;
+        }
+        if afresh || (self.renamed > 0 && !changed.is_empty()) {
+            self.services_builder = TableBuilder::new();
+            for entry in self.services.values() {
+                self.services_builder.service(entry.core.clone());
+            }
+        }
+        for key in std::mem::take(&mut self.dirty_endpoints) {
+            let Some(service) = self.services.get(&key).map(|s| Arc::clone(&s.service)) else { continue };
+            let endpoints = self.endpoints_of(&service, &key, objects);
+            if let Some(entry) = self.services.get_mut(&key) {
+                entry.endpoints = endpoints;
+            }
+            self.stats.services_translated += 1;
+        }
+        self.stats.services_reused = self.services.len().saturating_sub(self.stats.services_translated);
+        out.builder = self.services_builder.clone();
+        for entry in self.services.values() {
+            out.endpoints.extend(entry.endpoints.iter().cloned());
+        }
+    }
+
+    fn service_entry(&self, service: &Arc<Service>, key: &Key, objects: &Objects) -> ServiceEntry {
+        ServiceEntry {
+            service: Arc::clone(service),
+            core: core_service(service),
+            endpoints: self.endpoints_of(service, key, objects),
+        }
+    }
+
+    /// The endpoint sets of a Service, from its EndpointSlices in store order.
+    fn endpoints_of(
+        &self,
+        service: &Service,
+        key: &Key,
+        objects: &Objects,
+    ) -> Vec<Arc<(BackendRef, EndpointSet)>> {
+        let slices: Vec<&EndpointSlice> = self
+            .slices_of
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s))
+            .collect();
+        service_endpoints(service, &slices).into_iter().map(Arc::new).collect()
+    }
+
+    /// Adds every Ingress of ours to the translation, translating again those that are new,
+    /// changed, stale, or used a certificate whose validity may have changed since; returns
+    /// the backends reached through a cluster IP, each once, sorted.
+    pub(super) fn add_ingresses(
+        &mut self,
+        objects: &Objects,
+        config: &Config,
+        out: &mut Translation,
+    ) -> BTreeSet<BackendRef> {
+        for key in changed_keys(&self.ingresses, &objects.ingresses, |e| &e.ingress) {
+            if let Some(old) = self.ingresses.remove(&key) {
+                self.forget(&key, &old);
+            }
+            if let Some(ingress) = objects.ingresses.get(&key) {
+                let entry = IngressEntry {
+                    ingress: Arc::clone(ingress),
+                    translated: Translated::default(),
+                    reads: Reads::default(),
+                    stale: true,
+                };
+                self.ingresses.insert(key, entry);
+            }
+        }
+        let now = super::certs::unix_now();
+        let no_data = BTreeMap::new();
+        let controller = self.inputs.as_ref().map_or(&no_data, |(_, c)| c);
+        let mut certs = Certs { seen: HashMap::new(), cache: &mut self.certificates };
+        let mut cluster_ip = BTreeSet::new();
+        for (key, entry) in &mut self.ingresses {
+            if entry.stale || now >= entry.reads.until {
+                // Take back what the last translation added.
+                self.sets.remove(&entry.translated.names);
+                for read in &entry.reads.objects {
+                    unread(&mut self.readers, read, key);
+                }
+                if entry.translated.index.is_some() {
+                    Arc::make_mut(&mut self.index).remove(key);
+                }
+                let (translated, reads) =
+                    translate_ingress(objects, config, controller, &mut certs, key, &entry.ingress);
+                self.sets.add(&translated.names);
+                for read in &reads.objects {
+                    self.readers.entry(read.clone()).or_default().insert(key.clone());
+                }
+                if let Some(index) = &translated.index {
+                    Arc::make_mut(&mut self.index).insert(key.clone(), Arc::clone(index));
+                }
+                *entry =
+                    IngressEntry { ingress: Arc::clone(&entry.ingress), translated, reads, stale: false };
+                self.stats.ingresses_translated += 1;
+            } else {
+                self.stats.ingresses_reused += 1;
+            }
+            let translated = &entry.translated;
+            if let Some(core) = &translated.core {
+                out.builder.ingress(Arc::clone(core));
+            }
+            for (certificate, pem) in &translated.certificates {
+                out.builder.certificate(certificate.clone(), pem.clone());
+            }
+            out.problems.extend(translated.problems.iter().cloned());
+            if let Some(info) = &translated.info {
+                out.ingresses.push(Arc::clone(info));
+            }
+            cluster_ip.extend(translated.cluster_ip_backends.iter().cloned());
+        }
+        cluster_ip
+    }
+
+    /// Counts what the controller settings name (`globals`) into the sets, and hands the sets
+    /// and the field index to the translation; forgets the certificates no longer stored.
+    pub(super) fn finish(&mut self, objects: &Objects, mut globals: Names, out: &mut Translation) {
+        globals.dedup();
+        if globals != self.globals {
+            self.sets.add(&globals);
+            self.sets.remove(&self.globals);
+            self.globals = globals;
+        }
+        out.referenced_config_maps = Arc::clone(&self.sets.referenced_config_maps.set);
+        out.referenced_secrets = Arc::clone(&self.sets.referenced_secrets.set);
+        out.used_services = Arc::clone(&self.sets.used_services.set);
+        out.used_secrets = Arc::clone(&self.sets.used_secrets.set);
+        out.index = Arc::clone(&self.index);
+        self.certificates.retain(&objects.secrets);
+    }
+
+    /// Drops every Ingress translation (and what they added to the sets and index).
+    fn forget_ingresses(&mut self) {
+        self.ingresses.clear();
+        self.readers.clear();
+        self.sets = Sets::default();
+        self.globals = Names::default();
+        self.index = Arc::default();
+    }
+
+    /// Takes back what the translation of one Ingress, now gone, added.
+    fn forget(&mut self, key: &Key, entry: &IngressEntry) {
+        self.sets.remove(&entry.translated.names);
+        for read in &entry.reads.objects {
+            unread(&mut self.readers, read, key);
+        }
+        if entry.translated.index.is_some() {
+            Arc::make_mut(&mut self.index).remove(key);
+        }
+    }
+
+    /// Marks stale every Ingress that read `read`.
+    fn mark_readers(&mut self, read: &Read) {
+        for key in self.readers.get(read).into_iter().flatten() {
+            if let Some(entry) = self.ingresses.get_mut(key) {
+                entry.stale = true;
+            }
+        }
+    }
+}
+
+/// Whether a core Service is stored under its own namespace and name.
+fn own_name(service: &ingress_core::Service, key: &Key) -> bool {
+    service.namespace == key.0 && service.name == key.1
+}
+
+/// Removes `key` from the readers of `read`.
+fn unread(readers: &mut HashMap<Read, HashSet<Key>>, read: &Read, key: &Key) {
+    if let Some(keys) = readers.get_mut(read) {
+        keys.remove(key);
+        if keys.is_empty() {
+            readers.remove(read);
+        }
+    }
+}

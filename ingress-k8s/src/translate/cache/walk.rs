@@ -1,0 +1,65 @@
+//! What changed between the versions the cache saw and the stores: one ordered walk of two
+//! maps, by `Arc` identity.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::objects::Key;
+
+/// Makes `seen` the same versions as `now`; returns the keys that differed (added, removed, or
+/// another version).
+pub(super) fn update<T>(seen: &mut BTreeMap<Key, Arc<T>>, now: &BTreeMap<Key, Arc<T>>) -> Vec<Key> {
+    let changed = changed_keys(seen, now, |v| v);
+    for key in &changed {
+        match now.get(key) {
+            Some(object) => seen.insert(key.clone(), Arc::clone(object)),
+            None => seen.remove(key),
+        };
+    }
+    changed
+}
+
+/// The keys whose object differs between `seen` (what the cache holds, `version` of each entry)
+/// and `now` (the store): present in one only, or stored in another `Arc`. One ordered walk of
+/// both maps, comparing keys only where the objects differ.
+pub(super) fn changed_keys<T, V>(
+    seen: &BTreeMap<Key, V>,
+    now: &BTreeMap<Key, Arc<T>>,
+    version: impl Fn(&V) -> &Arc<T>,
+) -> Vec<Key> {
+    let mut changed = Vec::new();
+    let mut a = seen.iter().peekable();
+    let mut b = now.iter().peekable();
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((ka, va)), Some((kb, vb))) => {
+                // The stores hold each object under its own key (see `Objects`): the same `Arc`
+                // at the same place is the same object under the same key, so its key, whose
+                // text is a cache miss away, is not compared.
+                if Arc::ptr_eq(version(va), vb) {
+                    debug_assert_eq!(ka, kb, "an object stored under another key than its own");
+                    a.next();
+                    b.next();
+                    continue;
+                }
+                ka.cmp(kb)
+            }
+        };
+        match order {
+            Ordering::Less => changed.extend(a.next().map(|(k, _)| k.clone())),
+            Ordering::Greater => changed.extend(b.next().map(|(k, _)| k.clone())),
+            Ordering::Equal => {
+                if let (Some((key, old)), Some((_, new))) = (a.next(), b.next())
+                    && !Arc::ptr_eq(version(old), new)
+                {
+                    changed.push(key.clone());
+                }
+            }
+        }
+    }
+    changed
+}
