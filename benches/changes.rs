@@ -2,8 +2,10 @@
 //! Ingresses × 10 paths, 2N Services and EndpointSlices and N/10 TLS Secrets in the stores, one
 //! Ingress is edited and the table made again, as the engine does (translation through the
 //! controller's `TranslationCache`, which translates again only the edited Ingress, then the
-//! core build against the live endpoint store). The last column is the same translation with a
-//! fresh cache (every object translated, every TLS Secret parsed). Prints the median and the
+//! core build through the controller's `Rebuilder`, which builds again only that Ingress's
+//! host, against the live endpoint store). The last two columns are, in the same rounds, the
+//! translation with a fresh cache (every object translated, every TLS Secret parsed) and the
+//! build from scratch (every host). Prints the median and the
 //! worst of a few rounds for 1,000, 10,000 and 50,000 Ingresses (`CHANGES_SIZES` overrides,
 //! comma-separated), so the growth with N shows in one run.
 //!
@@ -127,26 +129,36 @@ fn main() {
         .unwrap_or_else(|| if smoke { vec![200] } else { vec![1_000, 10_000, 50_000] });
     let rounds = if smoke { 2 } else { ROUNDS };
     let config = Config { watch_ingress_without_class: true, ..Config::default() };
-    println!("one Ingress edited, table made again (cached translation + core build), {rounds} rounds");
     println!(
-        "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14} {:>22}",
-        "ingresses", "routes", "translate p50", "build p50", "total p50", "total max", "translate, no cache"
+        "one Ingress edited, table made again (cached translation + incremental core build), {rounds} rounds"
+    );
+    println!(
+        "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14} {:>22} {:>22}",
+        "ingresses",
+        "routes",
+        "translate p50",
+        "build p50",
+        "total p50",
+        "total max",
+        "translate, no cache",
+        "build from scratch"
     );
     let mut per_ingress = BTreeMap::new();
     for n in sizes {
         let mut objects = objects(n);
         let mut store = EndpointStore::new();
         let mut cache = ingress_k8s::TranslationCache::default();
+        let mut rebuilder = ingress_core::Rebuilder::new();
         // The first table: every slot made and every TLS Secret parsed, as at start-up.
         let mut first = ingress_k8s::translate_with(&objects, &config, &mut cache);
-        let (table, _) = first.compile(&mut store);
+        let (table, _) = first.compile_with(&mut store, &mut rebuilder);
         // Dropped, as the engine drops each translation once compiled: the cache then updates
         // what it shares with translations in place.
         drop(first);
         let routes = table.route_count();
         drop(table);
-        let (mut translate, mut build, mut total, mut uncached) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut translate, mut build, mut total, mut uncached, mut scratch) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 1..=rounds {
             let i = (round * 7919) % n;
             let key = (format!("team-{}", i % 50), format!("ing-{i}"));
@@ -155,11 +167,18 @@ fn main() {
             let mut translation = ingress_k8s::translate_with(&objects, &config, &mut cache);
             let translated = started.elapsed();
             assert_eq!(cache.stats().ingresses_translated, 1, "only the edited Ingress is translated again");
-            let (table, problems) = translation.compile(&mut store);
+            let whole = translation.builder.clone();
+            let started_build = Instant::now();
+            let (table, problems) = translation.compile_with(&mut store, &mut rebuilder);
             store.prune();
-            let all = started.elapsed();
+            let all = translated + started_build.elapsed();
             assert!(problems.is_empty(), "{problems:?}");
+            assert!(rebuilder.last_rebuilt() <= 2, "only the edited Ingress's host is built again");
             drop(std::hint::black_box(table));
+            // The same build from scratch, for comparison.
+            let started = Instant::now();
+            drop(std::hint::black_box(whole.build(&mut store)));
+            scratch.push(started.elapsed());
             translate.push(translated);
             // The same translation with a fresh cache (every object translated, every TLS Secret
             // parsed), for comparison.
@@ -172,12 +191,13 @@ fn main() {
         let worst = total.iter().max().copied().unwrap_or_default();
         let p50 = median(total);
         println!(
-            "{n:>9} {routes:>9} {:>14} {:>14} {:>14} {:>14} {:>22}",
+            "{n:>9} {routes:>9} {:>14} {:>14} {:>14} {:>14} {:>22} {:>22}",
             ms(median(translate)),
             ms(median(build)),
             ms(p50),
             ms(worst),
-            ms(median(uncached))
+            ms(median(uncached)),
+            ms(median(scratch))
         );
         per_ingress.insert(n, p50.as_secs_f64() * 1e3 / (n as f64 / 1e3));
     }

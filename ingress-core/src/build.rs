@@ -16,7 +16,9 @@ use crate::{
 };
 
 /// Declared Services: namespace → name → ports (nested so lookups borrow, never allocate).
-type Services = HashMap<String, HashMap<String, Vec<ServicePort>>>;
+/// Shared per namespace, so a builder clones in O(namespaces), declaring a Service copies only
+/// its namespace's map, and successive builds compare unchanged namespaces by identity.
+type Services = Arc<HashMap<String, Arc<HashMap<String, Vec<ServicePort>>>>>;
 
 /// Collects Ingresses and controller-wide settings, then compiles them with [`build`].
 ///
@@ -81,7 +83,8 @@ impl TableBuilder {
     /// Declares a Service, so backends naming it resolve named ports to numbers and refer to
     /// ports it has. Backends of undeclared Services are kept as written.
     pub fn service(&mut self, service: Service) -> &mut Self {
-        self.services.entry(service.namespace).or_default().insert(service.name, service.ports);
+        let names = Arc::make_mut(&mut self.services).entry(service.namespace).or_default();
+        Arc::make_mut(names).insert(service.name, service.ports);
         self
     }
 

@@ -96,6 +96,8 @@ pub(crate) struct Engine {
     used: (Arc<BTreeSet<Key>>, Arc<BTreeSet<Key>>),
     /// What the last translation made, so the next remakes only what changed.
     cache: translate::TranslationCache,
+    /// What the last table build made, so the next rebuilds only the hosts that changed.
+    rebuilder: ingress_core::Rebuilder,
 }
 
 impl Engine {
@@ -119,6 +121,7 @@ impl Engine {
             hold_for: NAMED_WAIT,
             used: Default::default(),
             cache: translate::TranslationCache::default(),
+            rebuilder: ingress_core::Rebuilder::new(),
         };
         (engine, rx)
     }
@@ -345,7 +348,7 @@ impl Engine {
             self.cluster_ip.entry(service).or_default().push(backend.clone());
         }
         self.used = (Arc::clone(&translation.used_services), Arc::clone(&translation.used_secrets));
-        let (table, problems) = translation.compile(&mut self.store);
+        let (table, problems) = translation.compile_with(&mut self.store, &mut self.rebuilder);
         let compiled = started.elapsed() - translated;
         self.store.prune();
         self.generation += 1;

@@ -138,11 +138,22 @@ impl Translation {
     /// sets into it, and returns it with every problem (core rejections included), sorted.
     /// Takes the builder, endpoints and problems out; the rest stays for the caller.
     ///
-    /// This is what the controller does on each rebuild, and what an offline check of a
-    /// manifest directory needs.
+    /// This is what an offline check of a manifest directory needs; the controller, which
+    /// builds again on every change, uses [`Translation::compile_with`].
     pub fn compile(
         &mut self,
         store: &mut ingress_core::EndpointStore,
+    ) -> (ingress_core::RouteTable, Vec<Problem>) {
+        self.compile_with(store, &mut ingress_core::Rebuilder::new())
+    }
+
+    /// [`Translation::compile`] through `rebuilder`, which keeps what the last build made: only
+    /// the hosts of the Ingresses that changed since are built again (the translation cache
+    /// hands unchanged Ingresses over as the same `Arc`s).
+    pub fn compile_with(
+        &mut self,
+        store: &mut ingress_core::EndpointStore,
+        rebuilder: &mut ingress_core::Rebuilder,
     ) -> (ingress_core::RouteTable, Vec<Problem>) {
         for entry in std::mem::take(&mut self.endpoints) {
             // A set equal to the slot's (most, when little changed) is left in place.
@@ -154,7 +165,7 @@ impl Translation {
                 Err(shared) => store.set(&shared.0, shared.1.clone()),
             }
         }
-        let built = std::mem::take(&mut self.builder).build(store);
+        let built = rebuilder.build(&std::mem::take(&mut self.builder), store);
         let mut problems = std::mem::take(&mut self.problems);
         problems.extend(built.rejected.iter().map(|r| self.problem_from(r)));
         problems.sort();

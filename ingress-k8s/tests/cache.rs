@@ -412,8 +412,18 @@ fn behaviour(table: &RouteTable) -> Vec<String> {
     out
 }
 
-/// Asserts that a cached translation is the fresh one, before and after compiling.
-fn assert_same(mut cached: Translation, mut fresh: Translation, step: usize, what: &str) {
+/// The controller's side of the comparison: its endpoint store and its rebuilder, kept from
+/// one change to the next, with the backends of the last translation.
+#[derive(Default)]
+struct Live {
+    store: EndpointStore,
+    rebuilder: ingress_core::Rebuilder,
+    backends: Vec<ingress_core::BackendRef>,
+}
+
+/// Asserts that a cached translation is the fresh one, before and after compiling (the cached
+/// one incrementally, against the live store, as the engine compiles it).
+fn assert_same(mut cached: Translation, mut fresh: Translation, live: &mut Live, step: usize, what: &str) {
     let context = format!("step {step} ({what})");
     assert_eq!(cached.problems, fresh.problems, "{context}: problems");
     assert_eq!(cached.ingresses, fresh.ingresses, "{context}: ingresses");
@@ -428,7 +438,14 @@ fn assert_same(mut cached: Translation, mut fresh: Translation, step: usize, wha
     assert_eq!(cached.used_services, fresh.used_services, "{context}: used Services");
     assert_eq!(cached.used_secrets, fresh.used_secrets, "{context}: used Secrets");
     assert_eq!(cached.status_addresses, fresh.status_addresses, "{context}: status addresses");
-    let (cached_table, cached_problems) = cached.compile(&mut EndpointStore::new());
+    // As the engine does: the backends the new translation lacks answer 503 from now on.
+    let backends: Vec<ingress_core::BackendRef> = cached.endpoints.iter().map(|e| e.0.clone()).collect();
+    for gone in live.backends.iter().filter(|b| !backends.contains(b)) {
+        live.store.remove(gone);
+    }
+    live.backends = backends;
+    let (cached_table, cached_problems) = cached.compile_with(&mut live.store, &mut live.rebuilder);
+    live.store.prune();
     let (fresh_table, fresh_problems) = fresh.compile(&mut EndpointStore::new());
     assert_eq!(cached_problems, fresh_problems, "{context}: compiled problems");
     assert_eq!(behaviour(&cached_table), behaviour(&fresh_table), "{context}: table");
@@ -469,6 +486,7 @@ fn a_cached_translation_is_a_fresh_one_after_every_change() {
     objects.insert(world.tcp_services());
 
     let mut cache = TranslationCache::default();
+    let mut live = Live::default();
     let mut config = 0;
     let (mut reused, mut translated) = (0, 0);
     for step in 0..2_000 {
@@ -485,7 +503,7 @@ fn a_cached_translation_is_a_fresh_one_after_every_change() {
         let cached = translate_with(&objects, &configs[config], &mut cache);
         reused += cache.stats().ingresses_reused;
         translated += cache.stats().ingresses_translated;
-        assert_same(cached, translate(&objects, &configs[config]), step, &what);
+        assert_same(cached, translate(&objects, &configs[config]), &mut live, step, &what);
     }
     // The sequence changes one object at a time: most Ingresses are reused.
     assert!(reused > 3 * translated, "reused {reused}, translated {translated}");
@@ -546,9 +564,10 @@ fn a_change_remakes_what_it_touches_only() {
     let config = Config::default();
     let mut objects = cluster(50, &crt, &key);
     let mut cache = TranslationCache::default();
+    let mut live = Live::default();
     let mut step = |objects: &Objects, what: &str| {
         let cached = translate_with(objects, &config, &mut cache);
-        assert_same(cached, translate(objects, &config), 0, what);
+        assert_same(cached, translate(objects, &config), &mut live, 0, what);
         cache.stats()
     };
     let first = step(&objects, "start");

@@ -119,9 +119,7 @@ impl Rebuilder {
                 self.learn(key, ingress, &builder.services, &mut hosts);
             }
         }
-        if !services.is_empty() {
-            self.services.clone_from(&builder.services);
-        }
+        self.services = Arc::clone(&builder.services);
         self.rebuilt = hosts.len();
         for pattern in hosts {
             self.rebuild_host(pattern, endpoints);
@@ -319,19 +317,29 @@ impl Rebuilder {
     }
 }
 
-/// The Services declared in only one of `old` and `new`, or with other ports.
+/// The Services declared in only one of `old` and `new`, or with other ports (namespaces
+/// shared by both are skipped).
 fn changed_services(old: &Services, new: &Services) -> Vec<(String, String)> {
     let mut changed = Vec::new();
-    for (ns, names) in new {
+    if Arc::ptr_eq(old, new) {
+        return changed;
+    }
+    for (ns, names) in new.iter() {
         let before = old.get(ns);
-        for (name, ports) in names {
+        if before.is_some_and(|b| Arc::ptr_eq(b, names)) {
+            continue;
+        }
+        for (name, ports) in names.iter() {
             if before.and_then(|b| b.get(name)) != Some(ports) {
                 changed.push((ns.clone(), name.clone()));
             }
         }
     }
-    for (ns, names) in old {
+    for (ns, names) in old.iter() {
         let after = new.get(ns);
+        if after.is_some_and(|a| Arc::ptr_eq(a, names)) {
+            continue;
+        }
         for name in names.keys() {
             if after.is_none_or(|a| !a.contains_key(name)) {
                 changed.push((ns.clone(), name.clone()));
