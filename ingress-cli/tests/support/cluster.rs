@@ -9,27 +9,59 @@ use anyhow::{Context, Result, bail};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Api, Client};
 
-/// The shared API server's connection details (started if needed).
+/// An API server's connection details: the shared instance (started if needed), or a private
+/// one that a test may stop and start.
 pub struct ApiServer {
     pub env: HashMap<String, String>,
+    state: PathBuf,
+    /// etcd, etcd peer and API server ports of a private instance (stopped on drop).
+    own: Option<[u16; 3]>,
+}
+
+fn run_script(state: &Path, ports: Option<[u16; 3]>, command: &str) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/apiserver.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).arg(command).env("FERRY_APISERVER_STATE", state);
+    if let Some([etcd, peer, api]) = ports {
+        cmd.env("FERRY_ETCD_PORT", etcd.to_string())
+            .env("FERRY_ETCD_PEER_PORT", peer.to_string())
+            .env("FERRY_APISERVER_PORT", api.to_string());
+    }
+    let status = cmd.status().context("running scripts/apiserver.sh")?;
+    if !status.success() {
+        bail!("scripts/apiserver.sh {command} failed: {status}");
+    }
+    Ok(())
+}
+
+fn read_env(state: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(state.join("env")).context("reading the API server env file")?;
+    Ok(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect())
 }
 
 impl ApiServer {
     pub fn ensure() -> Result<Self> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/apiserver.sh");
         let state = std::env::var("FERRY_APISERVER_STATE").unwrap_or_else(|_| "/tmp/ferry-apiserver".into());
-        let status = Command::new("bash")
-            .arg(script)
-            .arg("ensure")
-            .env("FERRY_APISERVER_STATE", &state)
-            .status()
-            .context("running scripts/apiserver.sh")?;
-        if !status.success() {
-            bail!("scripts/apiserver.sh ensure failed: {status}");
-        }
-        let text = std::fs::read_to_string(PathBuf::from(state).join("env"))?;
-        let env = text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
-        Ok(Self { env })
+        let state = PathBuf::from(state);
+        run_script(&state, None, "ensure")?;
+        Ok(Self { env: read_env(&state)?, state, own: None })
+    }
+
+    /// A private instance on its own ports, for a test that stops it. Stopped on drop.
+    pub fn own(name: &str, ports: [u16; 3]) -> Result<Self> {
+        let state = std::env::temp_dir().join(format!("ferry-apiserver-{name}"));
+        run_script(&state, Some(ports), "start")?;
+        Ok(Self { env: read_env(&state)?, state, own: Some(ports) })
+    }
+
+    /// Stops the API server of a private instance (etcd keeps running).
+    pub fn stop_apiserver(&self) -> Result<()> {
+        run_script(&self.state, self.own, "stop-apiserver")
+    }
+
+    /// Starts it again.
+    pub fn start_apiserver(&self) -> Result<()> {
+        run_script(&self.state, self.own, "start-apiserver")
     }
 
     /// The admin kubeconfig file.
@@ -56,6 +88,14 @@ impl ApiServer {
             bail!("kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if self.own.is_some() {
+            let _ = run_script(&self.state, self.own, "stop");
+        }
     }
 }
 
