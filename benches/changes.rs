@@ -114,7 +114,7 @@ fn objects(n: usize) -> Objects {
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 fn ms(d: Duration) -> String {
@@ -127,7 +127,10 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| if smoke { vec![200] } else { vec![1_000, 10_000, 50_000] });
-    let rounds = if smoke { 2 } else { ROUNDS };
+    let rounds = std::env::var("CHANGES_ROUNDS").ok().and_then(|r| r.parse().ok());
+    let rounds = rounds.unwrap_or(if smoke { 2 } else { ROUNDS });
+    // For profiles: only the incremental path, no comparison columns.
+    let compare = std::env::var_os("CHANGES_INCREMENTAL_ONLY").is_none();
     let config = Config { watch_ingress_without_class: true, ..Config::default() };
     println!(
         "one Ingress edited, table made again (cached translation + incremental core build), {rounds} rounds"
@@ -151,7 +154,8 @@ fn main() {
         let mut rebuilder = ingress_core::Rebuilder::new();
         // The first table: every slot made and every TLS Secret parsed, as at start-up.
         let mut first = ingress_k8s::translate_with(&objects, &config, &mut cache);
-        let (table, _) = first.compile_with(&mut store, &mut rebuilder);
+        let mut loaded = first.endpoints.clone();
+        let (table, _) = first.compile_with(&mut store, &mut rebuilder, &[]);
         // Dropped, as the engine drops each translation once compiled: the cache then updates
         // what it shares with translations in place.
         drop(first);
@@ -167,26 +171,27 @@ fn main() {
             let mut translation = ingress_k8s::translate_with(&objects, &config, &mut cache);
             let translated = started.elapsed();
             assert_eq!(cache.stats().ingresses_translated, 1, "only the edited Ingress is translated again");
-            let whole = translation.builder.clone();
+            let whole = compare.then(|| translation.builder.clone());
             let started_build = Instant::now();
-            let (table, problems) = translation.compile_with(&mut store, &mut rebuilder);
-            store.prune();
+            let previous = std::mem::replace(&mut loaded, translation.endpoints.clone());
+            let (table, problems) = translation.compile_with(&mut store, &mut rebuilder, &previous);
             let all = translated + started_build.elapsed();
             assert!(problems.is_empty(), "{problems:?}");
             assert!(rebuilder.last_rebuilt() <= 2, "only the edited Ingress's host is built again");
             drop(std::hint::black_box(table));
+            translate.push(translated);
+            build.push(all - translated);
+            total.push(all);
+            let Some(whole) = whole else { continue };
             // The same build from scratch, for comparison.
             let started = Instant::now();
             drop(std::hint::black_box(whole.build(&mut store)));
             scratch.push(started.elapsed());
-            translate.push(translated);
             // The same translation with a fresh cache (every object translated, every TLS Secret
             // parsed), for comparison.
             let started = Instant::now();
             drop(std::hint::black_box(ingress_k8s::translate(&objects, &config)));
             uncached.push(started.elapsed());
-            build.push(all - translated);
-            total.push(all);
         }
         let worst = total.iter().max().copied().unwrap_or_default();
         let p50 = median(total);

@@ -338,19 +338,25 @@ impl Engine {
     fn rebuild(&mut self, mut translation: translate::Translation, started: std::time::Instant) {
         let translated = started.elapsed();
         // Backends of deleted Services (or removed ports) answer 503 from now on.
-        for backend in gone(&self.endpoints, &translation.endpoints) {
+        let gone = gone(&self.endpoints, &translation.endpoints);
+        let removed = !gone.is_empty();
+        for backend in gone {
             self.store.remove(backend);
         }
-        self.endpoints = translation.endpoints.clone();
+        let loaded = std::mem::replace(&mut self.endpoints, translation.endpoints.clone());
         self.cluster_ip.clear();
         for (backend, _) in translation.endpoints.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
             let service = (backend.namespace.clone(), backend.service.clone());
             self.cluster_ip.entry(service).or_default().push(backend.clone());
         }
         self.used = (Arc::clone(&translation.used_services), Arc::clone(&translation.used_secrets));
-        let (table, problems) = translation.compile_with(&mut self.store, &mut self.rebuilder);
+        let (table, problems) = translation.compile_with(&mut self.store, &mut self.rebuilder, &loaded);
+        drop(loaded);
         let compiled = started.elapsed() - translated;
-        self.store.prune();
+        // Slots no table uses linger until a Service goes, or every 64th table.
+        if removed || self.generation.is_multiple_of(64) {
+            self.store.prune();
+        }
         self.generation += 1;
         let snapshot = Snapshot {
             table: Arc::new(table),

@@ -144,27 +144,39 @@ impl Translation {
         &mut self,
         store: &mut ingress_core::EndpointStore,
     ) -> (ingress_core::RouteTable, Vec<Problem>) {
-        self.compile_with(store, &mut ingress_core::Rebuilder::new())
+        self.compile_with(store, &mut ingress_core::Rebuilder::new(), &[])
     }
 
     /// [`Translation::compile`] through `rebuilder`, which keeps what the last build made: only
     /// the hosts of the Ingresses that changed since are built again (the translation cache
-    /// hands unchanged Ingresses over as the same `Arc`s).
+    /// hands unchanged Ingresses over as the same `Arc`s). `loaded` are the endpoint entries
+    /// of the last translation compiled into `store`: the same entries (by identity) are not
+    /// loaded again.
     pub fn compile_with(
         &mut self,
         store: &mut ingress_core::EndpointStore,
         rebuilder: &mut ingress_core::Rebuilder,
+        loaded: &[Arc<(BackendRef, EndpointSet)>],
     ) -> (ingress_core::RouteTable, Vec<Problem>) {
-        for entry in std::mem::take(&mut self.endpoints) {
-            // A set equal to the slot's (most, when little changed) is left in place.
-            if store.get(&entry.0).is_some_and(|now| *now == entry.1) {
-                continue;
-            }
-            match Arc::try_unwrap(entry) {
-                Ok((backend, set)) => store.set(&backend, set),
-                Err(shared) => store.set(&shared.0, shared.1.clone()),
+        let same = loaded.len() == self.endpoints.len()
+            && loaded.iter().zip(&self.endpoints).all(|(a, b)| Arc::ptr_eq(a, b));
+        if !same {
+            let before: std::collections::HashSet<*const (BackendRef, EndpointSet)> =
+                loaded.iter().map(Arc::as_ptr).collect();
+            for entry in std::mem::take(&mut self.endpoints) {
+                // A set equal to the slot's (most, when little changed) is left in place.
+                if before.contains(&Arc::as_ptr(&entry))
+                    || store.get(&entry.0).is_some_and(|now| *now == entry.1)
+                {
+                    continue;
+                }
+                match Arc::try_unwrap(entry) {
+                    Ok((backend, set)) => store.set(&backend, set),
+                    Err(shared) => store.set(&shared.0, shared.1.clone()),
+                }
             }
         }
+        self.endpoints = Vec::new();
         let built = rebuilder.build(&std::mem::take(&mut self.builder), store);
         let mut problems = std::mem::take(&mut self.problems);
         problems.extend(built.rejected.iter().map(|r| self.problem_from(r)));

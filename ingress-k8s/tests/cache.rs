@@ -418,7 +418,7 @@ fn behaviour(table: &RouteTable) -> Vec<String> {
 struct Live {
     store: EndpointStore,
     rebuilder: ingress_core::Rebuilder,
-    backends: Vec<ingress_core::BackendRef>,
+    loaded: Vec<std::sync::Arc<(ingress_core::BackendRef, ingress_core::EndpointSet)>>,
 }
 
 /// Asserts that a cached translation is the fresh one, before and after compiling (the cached
@@ -439,12 +439,12 @@ fn assert_same(mut cached: Translation, mut fresh: Translation, live: &mut Live,
     assert_eq!(cached.used_secrets, fresh.used_secrets, "{context}: used Secrets");
     assert_eq!(cached.status_addresses, fresh.status_addresses, "{context}: status addresses");
     // As the engine does: the backends the new translation lacks answer 503 from now on.
-    let backends: Vec<ingress_core::BackendRef> = cached.endpoints.iter().map(|e| e.0.clone()).collect();
-    for gone in live.backends.iter().filter(|b| !backends.contains(b)) {
+    let backends: Vec<&ingress_core::BackendRef> = cached.endpoints.iter().map(|e| &e.0).collect();
+    for gone in live.loaded.iter().map(|e| &e.0).filter(|b| !backends.contains(b)) {
         live.store.remove(gone);
     }
-    live.backends = backends;
-    let (cached_table, cached_problems) = cached.compile_with(&mut live.store, &mut live.rebuilder);
+    let loaded = std::mem::replace(&mut live.loaded, cached.endpoints.clone());
+    let (cached_table, cached_problems) = cached.compile_with(&mut live.store, &mut live.rebuilder, &loaded);
     live.store.prune();
     let (fresh_table, fresh_problems) = fresh.compile(&mut EndpointStore::new());
     assert_eq!(cached_problems, fresh_problems, "{context}: compiled problems");

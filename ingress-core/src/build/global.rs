@@ -34,6 +34,9 @@ pub(super) struct State<'r> {
     pub(super) with_tls: &'r Set<Key>,
     pub(super) rejected: &'r Set<Key>,
     pub(super) routes: usize,
+    pub(super) served: usize,
+    pub(super) passthrough: bool,
+    pub(super) client_auth: bool,
 }
 
 /// Finishes a build: the cross-host parts, then the table over the hosts' blocks.
@@ -62,9 +65,6 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
         .values()
         .map(|s| StreamRoute { service: s.clone(), backend: slot(&s.backend) })
         .collect();
-    let served = state.hosts.iter().flatten();
-    let (passthrough, client_auth) =
-        served.fold((false, false), |(p, c), h| (p || h.passthrough.is_some(), c || h.client_auth.is_some()));
     // Sorted, so tables built from the same input list their rejections alike.
     rejected.sort_by_cached_key(|r| (r.origin.clone(), r.field.to_string(), r.reason.to_string()));
     Built {
@@ -80,10 +80,10 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
             tls,
             redirects,
             streams,
-            has_passthrough: passthrough,
-            has_client_auth: client_auth,
+            has_passthrough: state.passthrough,
+            has_client_auth: state.client_auth,
             route_count: state.routes,
-            host_count: state.hosts.iter().flatten().count(),
+            host_count: state.served,
         },
         rejected,
     }

@@ -68,6 +68,10 @@ pub(super) type Entries = hashbrown::HashMap<Key, Entry, RandomState>;
 pub struct Rebuilder {
     hasher: RandomState,
     entries: Entries,
+    /// The key of each Ingress by the address of its `Arc`, and the build that last saw it: an
+    /// unchanged Ingress is found without reading it.
+    by_ptr: Map<usize, (Key, u64)>,
+    builds: u64,
     /// The Ingresses with a rule for each host.
     members: Map<HostPattern, Vec<Key>>,
     /// The Ingresses naming each Service (`namespace`, `name`).
@@ -92,7 +96,11 @@ pub struct Rebuilder {
     with_tls: Set<Key>,
     rejected: Set<Key>,
     regexes: block::Regexes,
+    /// Totals over the served hosts: routes, hosts, hosts with passthrough, with client auth.
     routes: usize,
+    served: usize,
+    passthrough: usize,
+    client_auth: usize,
     rebuilt: usize,
 }
 
@@ -111,13 +119,26 @@ impl Rebuilder {
     /// the last build. Never fails as a whole, like [`TableBuilder::build`].
     pub fn build(&mut self, builder: &TableBuilder, endpoints: &mut EndpointStore) -> Built {
         let services = changed_services(&self.services, &builder.services);
-        let dirty = self.changed_ingresses(builder, &services);
+        let (removed, fresh) = self.changed_ingresses(builder);
         let mut hosts = Set::default();
-        for (key, new) in dirty {
+        for key in &removed {
+            self.forget(key, &mut hosts);
+        }
+        // Ingresses naming a Service whose ports changed, appeared or disappeared.
+        let mut touched: Vec<Key> = Vec::new();
+        for service in &services {
+            touched.extend(self.by_service.get(service).into_iter().flatten().cloned());
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for key in touched {
+            let Some(ingress) = self.entries.get(&key).map(|e| Arc::clone(&e.ingress)) else { continue };
             self.forget(&key, &mut hosts);
-            if let Some(ingress) = new {
-                self.learn(key, ingress, &builder.services, &mut hosts);
-            }
+            self.learn(key, ingress, &builder.services, &mut hosts);
+        }
+        for ingress in fresh {
+            let key = self.free_key(&ingress);
+            self.learn(key, ingress, &builder.services, &mut hosts);
         }
         self.services = Arc::clone(&builder.services);
         self.rebuilt = hosts.len();
@@ -127,50 +148,51 @@ impl Rebuilder {
         global::finish(self.state(), builder, endpoints)
     }
 
-    /// The Ingresses whose entry must be made again, with their new version (`None`: gone):
-    /// new, changed or removed ones, and those naming a Service whose ports changed.
-    fn changed_ingresses(
-        &self,
-        builder: &TableBuilder,
-        services: &[(String, String)],
-    ) -> Vec<(Key, Option<Arc<Ingress>>)> {
-        let mut seen: HashMap<(&str, &str), u32, RandomState> =
-            HashMap::with_capacity_and_hasher(builder.ingresses.len(), RandomState::default());
-        let mut dirty = Vec::new();
+    /// The Ingresses gone since the last build (their keys) and the new or changed ones. An
+    /// unchanged Ingress is the same `Arc`, found by its address without reading it.
+    fn changed_ingresses(&mut self, builder: &TableBuilder) -> (Vec<Key>, Vec<Arc<Ingress>>) {
+        self.builds += 1;
+        let now = self.builds;
+        let mut fresh = Vec::new();
+        let mut kept = 0;
         for ing in &builder.ingresses {
-            let (ns, name) = (ing.origin.namespace.as_str(), ing.origin.name.as_str());
-            let n = seen.entry((ns, name)).or_insert(0);
-            let same = self.entries.get(&KeyRef(ns, name, *n)).is_some_and(|e| Arc::ptr_eq(&e.ingress, ing));
-            if !same {
-                dirty.push(((ns.to_owned(), name.to_owned(), *n), Some(Arc::clone(ing))));
-            }
-            *n += 1;
-        }
-        for key in self.entries.keys() {
-            let n = seen.get(&(key.0.as_str(), key.1.as_str())).copied().unwrap_or(0);
-            if key.2 >= n {
-                dirty.push((key.clone(), None));
+            match self.by_ptr.get_mut(&(Arc::as_ptr(ing) as usize)) {
+                Some((_, seen)) if *seen != now => {
+                    *seen = now;
+                    kept += 1;
+                }
+                // The same Arc twice in one builder: addresses do not tell its entries apart,
+                // so everything is made again (correct, and only for such input).
+                Some(_) => return (self.entries.keys().cloned().collect(), builder.ingresses.clone()),
+                None => fresh.push(Arc::clone(ing)),
             }
         }
-        // Services whose ports changed, appeared or disappeared.
-        let mut touched: HashSet<&Key> = HashSet::new();
-        for service in services {
-            touched.extend(self.by_service.get(service).into_iter().flatten());
+        if self.by_ptr.len() != self.entries.len() {
+            return (self.entries.keys().cloned().collect(), builder.ingresses.clone());
         }
-        let already: HashSet<&Key> = dirty.iter().map(|(k, _)| k).collect();
-        let mut more = Vec::new();
-        for key in touched.into_iter().filter(|k| !already.contains(k)) {
-            if let Some(e) = self.entries.get(key) {
-                more.push((key.clone(), Some(Arc::clone(&e.ingress))));
-            }
+        let removed = if kept == self.by_ptr.len() {
+            Vec::new()
+        } else {
+            self.by_ptr.values().filter(|(_, seen)| *seen != now).map(|(key, _)| key.clone()).collect()
+        };
+        (removed, fresh)
+    }
+
+    /// The key for a new Ingress: its name, and the first index no kept Ingress of that name
+    /// holds.
+    fn free_key(&self, ingress: &Ingress) -> Key {
+        let (ns, name) = (ingress.origin.namespace.as_str(), ingress.origin.name.as_str());
+        let mut n = 0;
+        while self.entries.contains_key(&KeyRef(ns, name, n)) {
+            n += 1;
         }
-        dirty.extend(more);
-        dirty
+        (ns.to_owned(), name.to_owned(), n)
     }
 
     /// Takes an Ingress's entry out, noting its hosts.
     fn forget(&mut self, key: &Key, hosts: &mut Set<HostPattern>) {
         let Some(old) = self.entries.remove(key) else { return };
+        self.by_ptr.remove(&(Arc::as_ptr(&old.ingress) as usize));
         for h in &old.hosts {
             if let Some(keys) = self.members.get_mut(h) {
                 keys.retain(|k| k != key);
@@ -192,6 +214,7 @@ impl Rebuilder {
 
     /// Puts an Ingress's (new) entry in, noting its hosts.
     fn learn(&mut self, key: Key, ingress: Arc<Ingress>, services: &Services, hosts: &mut Set<HostPattern>) {
+        self.by_ptr.insert(Arc::as_ptr(&ingress) as usize, (key.clone(), self.builds));
         let entry = Entry::new(ingress, services);
         for h in &entry.hosts {
             self.members.entry(h.clone()).or_default().push(key.clone());
@@ -217,7 +240,7 @@ impl Rebuilder {
         let old = self.groups.remove(&pattern);
         let old_id = old.as_ref().and_then(|(_, id)| *id);
         if let Some((block, Some(id))) = &old {
-            self.routes -= block.routes.len();
+            self.count(block, false);
             self.unindex(&pattern, *id);
         }
         self.named.remove(&pattern);
@@ -249,7 +272,7 @@ impl Rebuilder {
         let id = if built.served {
             let id = old_id.unwrap_or_else(|| self.free_id());
             self.hosts[id as usize] = Some(Arc::clone(&built));
-            self.routes += built.routes.len();
+            self.count(&built, true);
             self.index(&pattern, id, &built);
             Some(id)
         } else {
@@ -257,6 +280,17 @@ impl Rebuilder {
             None
         };
         self.groups.insert(pattern, (built, id));
+    }
+
+    /// Counts a served block in (`add`) or out of the totals.
+    fn count(&mut self, block: &HostBlock, add: bool) {
+        let change = |total: &mut usize, n: usize| {
+            *total = if add { *total + n } else { total.saturating_sub(n) };
+        };
+        change(&mut self.routes, block.routes.len());
+        change(&mut self.served, 1);
+        change(&mut self.passthrough, usize::from(block.passthrough.is_some()));
+        change(&mut self.client_auth, usize::from(block.client_auth.is_some()));
     }
 
     fn free_id(&mut self) -> u32 {
@@ -313,6 +347,9 @@ impl Rebuilder {
             with_tls: &self.with_tls,
             rejected: &self.rejected,
             routes: self.routes,
+            served: self.served,
+            passthrough: self.passthrough > 0,
+            client_auth: self.client_auth > 0,
         }
     }
 }
