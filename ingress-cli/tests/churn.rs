@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
-use support::cluster::{ApiServer, create, delete, namespace, replace};
-use support::{Controller, eventually, get};
+use support::cluster::{ApiServer, controller, create, delete, namespace, replace};
+use support::{eventually, get};
 use tokio_tungstenite::tungstenite::Message;
 
 fn env(name: &str, default: u64) -> u64 {
@@ -199,27 +199,7 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
         create(&client, &ns, &service(&format!("churn-svc-{i}"), 80)).await?;
     }
 
-    let c = Controller::start(
-        &[
-            "--kubeconfig",
-            api.kubeconfig(),
-            "--ingress-class",
-            &class,
-            "--watch-namespace",
-            &ns,
-            "--pod-namespace",
-            &ns,
-            "--pod-name",
-            "cli-test",
-            "--election-id",
-            &format!("ferry-{ns}"),
-            "--access-log",
-            "off",
-            "--update-status",
-            "false",
-        ],
-        &std::env::temp_dir(),
-    )?;
+    let c = controller(&api, &ns, &class, &["--access-log", "off", "--update-status", "false"])?;
     eventually(Duration::from_secs(30), || {
         Ok(get(c.http, "load.example.com", "/")?.status == 200
             && get(c.http, "ws.example.com", "/")?.status != 404)

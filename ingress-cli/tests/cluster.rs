@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use anyhow::Result;
-use support::cluster::{ApiServer, create, delete, namespace, replace, slice};
-use support::{Controller, echo_backend, eventually, get, get_tls, head_echo_backend, served_cn};
+use support::cluster::{ApiServer, controller, create, delete, namespace, replace, slice};
+use support::{echo_backend, eventually, get, get_tls, head_echo_backend, served_cn};
 
 fn demo_file(name: &str, ns: &str) -> Result<String> {
     let path = format!("{}/../examples/demo/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -19,27 +19,6 @@ fn demo_file(name: &str, ns: &str) -> Result<String> {
 /// Only the Service documents of a demo file (its v1 EndpointSlices are not served by 1.20).
 fn services_of(text: &str) -> String {
     text.split("\n---\n").filter(|d| d.contains("kind: Service")).collect::<Vec<_>>().join("\n---\n")
-}
-
-fn controller(api: &ApiServer, ns: &str, class: &str, extra: &[&str]) -> Result<Controller> {
-    let log_dir = std::env::temp_dir();
-    let election = format!("ferry-{ns}");
-    let mut args = vec![
-        "--kubeconfig",
-        api.kubeconfig(),
-        "--ingress-class",
-        class,
-        "--watch-namespace",
-        ns,
-        "--pod-namespace",
-        ns,
-        "--pod-name",
-        "cli-test",
-        "--election-id",
-        &election,
-    ];
-    args.extend_from_slice(extra);
-    Controller::start(&args, &log_dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

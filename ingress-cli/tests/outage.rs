@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use support::cluster::{ApiServer, create, namespace, replace, slice};
-use support::{Controller, echo_backend, eventually, get};
+use support::cluster::{ApiServer, controller, create, namespace, replace, slice};
+use support::{echo_backend, eventually, get};
 
 fn ingress(class: &str, name: &str) -> String {
     format!(
@@ -53,25 +53,7 @@ async fn apiserver_outage_under_traffic() -> Result<()> {
     create(&client, &ns, &slice("app-1", "app", a)).await?;
     create(&client, &ns, &ingress(&class, "kept")).await?;
     create(&client, &ns, &ingress(&class, "doomed")).await?;
-    let c = Controller::start(
-        &[
-            "--kubeconfig",
-            api.kubeconfig(),
-            "--ingress-class",
-            &class,
-            "--watch-namespace",
-            &ns,
-            "--pod-namespace",
-            &ns,
-            "--pod-name",
-            "cli-test",
-            "--election-id",
-            &format!("ferry-{ns}"),
-            "--access-log",
-            "off",
-        ],
-        &std::env::temp_dir(),
-    )?;
+    let c = controller(&api, &ns, &class, &["--access-log", "off"])?;
     eventually(Duration::from_secs(30), || Ok(get(c.http, "doomed.example.com", "/")?.status == 200))
         .with_context(|| c.logs())?;
 

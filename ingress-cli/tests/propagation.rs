@@ -13,7 +13,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use support::cluster::{ApiServer, create, delete, namespace, replace, slice};
+use support::cluster::{ApiServer, controller, create, delete, namespace, replace, slice};
 use support::{Controller, echo_backend, eventually, get, served_cn};
 
 fn env(name: &str, default: usize) -> usize {
@@ -156,27 +156,7 @@ async fn propagation_latency_through_the_proxy() -> Result<()> {
     let written = started.elapsed();
 
     let started = Instant::now();
-    let c = Controller::start(
-        &[
-            "--kubeconfig",
-            api.kubeconfig(),
-            "--ingress-class",
-            &class,
-            "--watch-namespace",
-            &ns,
-            "--pod-namespace",
-            &ns,
-            "--pod-name",
-            "cli-test",
-            "--election-id",
-            &format!("ferry-{ns}"),
-            "--access-log",
-            "off",
-            "--update-status",
-            "false",
-        ],
-        &std::env::temp_dir(),
-    )?;
+    let c = controller(&api, &ns, &class, &["--access-log", "off", "--update-status", "false"])?;
     let ready = started.elapsed();
     let last = format!("bulk-{}.example.com", n - 1);
     eventually(Duration::from_secs(60), || Ok(get(c.http, &last, "/")?.status == 200))

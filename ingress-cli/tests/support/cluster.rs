@@ -99,6 +99,28 @@ impl Drop for ApiServer {
     }
 }
 
+/// The controller binary against `api`, watching namespace `ns` for IngressClass `class`
+/// (its own election Lease), with `extra` flags.
+pub fn controller(api: &ApiServer, ns: &str, class: &str, extra: &[&str]) -> Result<super::Controller> {
+    let election = format!("ferry-{ns}");
+    let mut args = vec![
+        "--kubeconfig",
+        api.kubeconfig(),
+        "--ingress-class",
+        class,
+        "--watch-namespace",
+        ns,
+        "--pod-namespace",
+        ns,
+        "--pod-name",
+        "cli-test",
+        "--election-id",
+        &election,
+    ];
+    args.extend_from_slice(extra);
+    super::Controller::start(&args, &std::env::temp_dir())
+}
+
 /// A fresh namespace named after `prefix`.
 pub async fn namespace(client: &Client, prefix: &str) -> Result<String> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
