@@ -385,7 +385,12 @@ impl<'a> Block<'a, '_> {
             backends: self.backends.into_boxed_slice(),
             origins: self.origins.into_boxed_slice(),
             policies: self.policies.into_boxed_slice(),
-            fallbacks: self.fallbacks.into_boxed_slice(),
+            // None at all (the usual case) is an empty list: a lookup then reads nothing for it.
+            fallbacks: if self.fallbacks.iter().all(Option::is_none) {
+                Box::default()
+            } else {
+                self.fallbacks.into_boxed_slice()
+            },
             canaries: self.canaries.into_boxed_slice(),
             regexes: compiled_regexes.into_boxed_slice(),
             shadowed: shadowed.into_boxed_slice(),

@@ -14,7 +14,7 @@ use crate::table::{HostBlock, Slot};
 use crate::{EndpointStore, HostPattern, Ingress};
 
 /// An Ingress's identity across builds: namespace, name, and which of the Ingresses of that
-/// name in one builder (normally the only one).
+/// name (normally the only one; Kubernetes never has two).
 pub(super) type Key = (String, String, u32);
 
 /// A [`Key`] borrowed from an Ingress, to look its entry up without copying its name. Hashes
@@ -28,6 +28,9 @@ impl hashbrown::Equivalent<Key> for KeyRef<'_> {
     }
 }
 
+/// How many compiled path regexes a rebuilder keeps between builds at most.
+const REGEXES_KEPT: usize = 10_000;
+
 /// The maps and sets of the rebuilder, with a fast hash.
 pub(super) type Map<K, V> = HashMap<K, V, RandomState>;
 pub(super) type Set<K> = HashSet<K, RandomState>;
@@ -38,7 +41,8 @@ pub(super) type Entries = hashbrown::HashMap<Key, Entry, RandomState>;
 /// Keeps what the last build made, so the next build with mostly the same input redoes only
 /// what changed: the cost of a change grows with the hosts it touches, not with the number of
 /// Ingresses. The tables it returns are the same as [`TableBuilder::build`]'s for the same
-/// input (which is a `Rebuilder`'s first build).
+/// input (which is a `Rebuilder`'s first build), but for ties between Ingresses of the same
+/// namespace, name and age, which Kubernetes never has.
 ///
 /// An unchanged Ingress is recognised by identity: pass Ingresses as the same `Arc` from one
 /// builder to the next (an Ingress passed by value always counts as changed, which is correct
@@ -69,7 +73,8 @@ pub struct Rebuilder {
     hasher: RandomState,
     entries: Entries,
     /// The key of each Ingress by the address of its `Arc`, and the build that last saw it: an
-    /// unchanged Ingress is found without reading it.
+    /// unchanged Ingress is found without reading it. Each entry holds its `Arc`, so no other
+    /// Ingress can take an address while it is here.
     by_ptr: Map<usize, (Key, u64)>,
     builds: u64,
     /// The Ingresses with a rule for each host.
@@ -95,6 +100,8 @@ pub struct Rebuilder {
     catch_alls: Set<Key>,
     with_tls: Set<Key>,
     rejected: Set<Key>,
+    /// Regexes compiled by earlier builds (emptied past [`REGEXES_KEPT`], so patterns no
+    /// longer used do not pile up).
     regexes: block::Regexes,
     /// Totals over the served hosts: routes, hosts, hosts with passthrough, with client auth.
     routes: usize,
@@ -118,6 +125,9 @@ impl Rebuilder {
     /// Builds the table of `builder`, reusing the blocks of the hosts no change touched since
     /// the last build. Never fails as a whole, like [`TableBuilder::build`].
     pub fn build(&mut self, builder: &TableBuilder, endpoints: &mut EndpointStore) -> Built {
+        if self.regexes.len() > REGEXES_KEPT {
+            self.regexes.clear();
+        }
         let services = changed_services(&self.services, &builder.services);
         let (removed, fresh) = self.changed_ingresses(builder);
         let mut hosts = Set::default();

@@ -89,7 +89,8 @@ pub(crate) struct HostBlock {
     pub(crate) origins: Box<[Origin]>,
     /// The policy of each origin, by the same index.
     pub(crate) policies: Box<[Arc<RoutePolicy>]>,
-    /// The fallback backend of each origin (`default-backend`), by the same index.
+    /// The fallback backend of each origin (`default-backend`), by the same index; empty when
+    /// no origin has one.
     pub(crate) fallbacks: Box<[Option<u32>]>,
     /// The canaries of routes, by `CompiledRoute::canary` index.
     pub(crate) canaries: Box<[CompiledCanary]>,
