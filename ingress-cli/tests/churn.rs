@@ -7,7 +7,8 @@
 //! connections, 100 changes per second, 60 s, 200 WebSockets) with the release binary.
 //!
 //! `FERRY_CHURN_SECONDS` (default 3), `FERRY_CHURN_CONNECTIONS` (50), `FERRY_CHURN_RATE` (changes
-//! per second, 50), `FERRY_CHURN_WEBSOCKETS` (20).
+//! per second, 50), `FERRY_CHURN_WEBSOCKETS` (20); `FERRY_CHURN_CONTROL=1` writes as many
+//! ConfigMaps nothing watches instead (the API server's share of the machine, alone).
 
 mod support;
 
@@ -178,6 +179,9 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
     let connections = env("FERRY_CHURN_CONNECTIONS", 50);
     let rate = env("FERRY_CHURN_RATE", 50).max(1);
     let websockets = env("FERRY_CHURN_WEBSOCKETS", 20);
+    // The control run: as many writes, to ConfigMaps the controller does not watch, so what the
+    // API server's work costs the machine shows apart from what the controller's does.
+    let control = env("FERRY_CHURN_CONTROL", 0) == 1;
     let api = ApiServer::ensure()?;
     let client = api.client().await?;
     let ns = namespace(&client, "cli-churn").await?;
@@ -209,6 +213,33 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
     for _ in 0..websockets {
         sockets.push(open_websocket(c.http).await?);
     }
+    // The WebSockets are kept busy (an echo each every 10 s, as a client's pings): an idle one
+    // is closed after `proxy-read-timeout` (60 s), as ingress-nginx closes it.
+    let pinging = Arc::new(AtomicBool::new(true));
+    let pinger = {
+        let pinging = Arc::clone(&pinging);
+        tokio::spawn(async move {
+            let (mut alive, mut lost) = (sockets, 0usize);
+            let mut tick = 0u64;
+            while pinging.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                tick += 1;
+                if !tick.is_multiple_of(100) {
+                    continue;
+                }
+                let mut kept = Vec::with_capacity(alive.len());
+                for mut ws in alive {
+                    if echoes(&mut ws, &format!("ping {tick}")).await {
+                        kept.push(ws);
+                    } else {
+                        lost += 1;
+                    }
+                }
+                alive = kept;
+            }
+            (alive, lost)
+        })
+    };
 
     let http = c.http;
     let quiet = tokio::task::spawn_blocking(move || wrk(http, connections, seconds)).await??;
@@ -224,7 +255,7 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
             let mut next = Instant::now();
             while running.load(Ordering::Relaxed) {
                 let k = changes;
-                let result = match k % 5 {
+                let result = match if control { 5 } else { k % 5 } {
                     0 => {
                         let name = format!("churn-{}", (k / 5) % 40);
                         let yaml = ingress(&class, &name, &format!("{name}.example.com"), "churn-svc-0", "/");
@@ -249,9 +280,19 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
                         replace(&client, &ns, &slice("app-1", "app", stays, flaps, (k / 5).is_multiple_of(2)))
                             .await
                     }
-                    _ => {
+                    4 => {
                         let name = format!("churn-svc-{}", k % 20);
                         let yaml = slice(&format!("{name}-1"), &name, stays, flaps, k.is_multiple_of(2));
+                        match create(&client, &ns, &yaml).await {
+                            Ok(()) => Ok(()),
+                            Err(_) => replace(&client, &ns, &yaml).await,
+                        }
+                    }
+                    _ => {
+                        let yaml = format!(
+                            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: noise-{}}}\ndata: {{k: v{k}}}\n",
+                            k % 20
+                        );
                         match create(&client, &ns, &yaml).await {
                             Ok(()) => Ok(()),
                             Err(_) => replace(&client, &ns, &yaml).await,
@@ -274,6 +315,8 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
     let changes = writer.await?;
     let churn_connections = stays_count.load(Ordering::Relaxed) - quiet_connections;
 
+    pinging.store(false, Ordering::Relaxed);
+    let (mut sockets, _lost) = pinger.await?;
     let mut survived = 0;
     for (i, ws) in sockets.iter_mut().enumerate() {
         if echoes(ws, &format!("still here {i}")).await {
@@ -281,8 +324,13 @@ async fn churn_under_load_fails_nothing() -> Result<()> {
         }
     }
     let build = if std::env::var("FERRY_CONTROLLER_BIN").is_ok() { "release" } else { "debug" };
+    let what = if control {
+        "control: writes to ConfigMaps nothing watches"
+    } else {
+        "changes the controller acts on"
+    };
     println!(
-        "churn under load ({build} build, wrk {connections} keep-alive connections, {seconds} s per run):"
+        "churn under load ({build} build, wrk {connections} keep-alive connections, {seconds} s per run; {what}):"
     );
     for (what, load, opened) in [("quiet", &quiet, quiet_connections), ("churn", &churned, churn_connections)]
     {
