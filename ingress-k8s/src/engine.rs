@@ -98,6 +98,8 @@ pub(crate) struct Engine {
     cache: translate::TranslationCache,
     /// What the last table build made, so the next rebuilds only the hosts that changed.
     rebuilder: ingress_core::Rebuilder,
+    /// The EndpointSlices of each Service, for endpoint-only changes.
+    slices: translate::SliceIndex,
 }
 
 impl Engine {
@@ -122,6 +124,7 @@ impl Engine {
             used: Default::default(),
             cache: translate::TranslationCache::default(),
             rebuilder: ingress_core::Rebuilder::new(),
+            slices: translate::SliceIndex::default(),
         };
         (engine, rx)
     }
@@ -143,6 +146,7 @@ impl Engine {
         if self.stale(&change) {
             return;
         }
+        self.slices.note(&change);
         if self.generation > 0 && self.unused(&change) {
             tracing::trace!("a change to an object nothing served uses: no new table");
             self.objects.apply(change);
@@ -315,12 +319,10 @@ impl Engine {
     }
 
     fn update_endpoints(&mut self, services: &BTreeSet<Key>) {
-        // One pass over the slices, however many Services changed (a re-list dirties all).
-        let by_service = translate::slices_by_service(&self.objects);
         for key in services {
             let Some(service) = self.objects.services.get(key) else { continue };
-            let slices = by_service.get(key).map(Vec::as_slice).unwrap_or_default();
-            let sets = translate::service_endpoints(service, slices);
+            let slices = self.slices.slices(&self.objects, key);
+            let sets = translate::service_endpoints(service, &slices);
             // Backends through the cluster IP of a headless Service follow its endpoints.
             for backend in self.cluster_ip.get(key).into_iter().flatten() {
                 if let Some((_, set)) = translate::cluster_ip_endpoints(service, backend, &sets) {

@@ -1,6 +1,6 @@
 //! EndpointSlices → the ready endpoints of each Service port.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use ingress_core::{BackendRef, EndpointSet, PortRef};
@@ -19,15 +19,63 @@ pub(crate) fn slice_service(slice: &EndpointSlice) -> Option<Key> {
     Some((slice.metadata.namespace.clone().unwrap_or_default(), name.clone()))
 }
 
-/// EndpointSlices grouped by the Service they belong to.
-pub(crate) fn slices_by_service(objects: &Objects) -> BTreeMap<Key, Vec<&EndpointSlice>> {
-    let mut by_service: BTreeMap<Key, Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in objects.endpoint_slices.values() {
-        if let Some(key) = slice_service(slice) {
-            by_service.entry(key).or_default().push(slice);
+/// The EndpointSlices of each Service, kept up to date change by change, so an endpoint
+/// change reads the slices of its Service only (not every slice of the cluster).
+#[derive(Debug, Default)]
+pub(crate) struct SliceIndex {
+    of: HashMap<Key, BTreeSet<Key>>,
+    owner: HashMap<Key, Key>,
+    /// Whether it follows the stores (else it is made from them at the next query: at first,
+    /// and after a re-list or a replacement).
+    built: bool,
+}
+
+impl SliceIndex {
+    /// Notes a change before it is applied to the stores.
+    pub(crate) fn note(&mut self, change: &crate::objects::Change) {
+        use crate::objects::{Change, Object};
+        if !self.built {
+            return;
+        }
+        match change {
+            Change::Apply(Object::EndpointSlice(slice)) => {
+                let key = crate::objects::key_of(&slice.metadata);
+                self.forget(&key);
+                if let Some(service) = slice_service(slice) {
+                    self.of.entry(service.clone()).or_default().insert(key.clone());
+                    self.owner.insert(key, service);
+                }
+            }
+            Change::Delete(crate::Kind::EndpointSlice, key) => self.forget(key),
+            Change::Relist(crate::Kind::EndpointSlice, _) | Change::Replace(_) => self.built = false,
+            _ => {}
         }
     }
-    by_service
+
+    fn forget(&mut self, slice: &Key) {
+        let Some(service) = self.owner.remove(slice) else { return };
+        if let Some(slices) = self.of.get_mut(&service) {
+            slices.remove(slice);
+            if slices.is_empty() {
+                self.of.remove(&service);
+            }
+        }
+    }
+
+    /// The EndpointSlices of `service`, in store order.
+    pub(crate) fn slices<'o>(&mut self, objects: &'o Objects, service: &Key) -> Vec<&'o EndpointSlice> {
+        if !self.built {
+            *self = Self { built: true, ..Self::default() };
+            for (key, slice) in &objects.endpoint_slices {
+                if let Some(owner) = slice_service(slice) {
+                    self.of.entry(owner.clone()).or_default().insert(key.clone());
+                    self.owner.insert(key.clone(), owner);
+                }
+            }
+        }
+        let keys = self.of.get(service).into_iter().flatten();
+        keys.filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s)).collect()
+    }
 }
 
 /// The endpoint set of every port of one Service, keyed as the route table keys backends (the
@@ -120,6 +168,45 @@ fn find_port(ports: &[EndpointPort], wanted: &str, single_port: bool) -> Option<
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::objects::{Change, Object};
+
+    fn labelled(name: &str, service: &str) -> EndpointSlice {
+        serde_yaml::from_str(&format!(
+            "metadata: {{name: {name}, namespace: a, labels: {{kubernetes.io/service-name: {service}}}}}\naddressType: IPv4\nendpoints: []\n"
+        ))
+        .unwrap()
+    }
+
+    /// The index follows every change as a scan of the stores would see it: a slice added,
+    /// moved to another Service, deleted, and a re-list.
+    #[test]
+    fn slice_index_follows_changes() {
+        let mut objects = Objects::new();
+        let mut index = SliceIndex::default();
+        let names = |objects: &Objects, index: &mut SliceIndex, service: &str| -> Vec<String> {
+            let key = ("a".to_owned(), service.to_owned());
+            index.slices(objects, &key).iter().map(|s| s.metadata.name.clone().unwrap()).collect()
+        };
+        let apply = |objects: &mut Objects, index: &mut SliceIndex, change: Change| {
+            index.note(&change);
+            objects.apply(change);
+        };
+        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-1", "web"))));
+        assert_eq!(names(&objects, &mut index, "web"), ["web-1"], "made from the stores at first");
+        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-2", "web"))));
+        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("api-1", "api"))));
+        assert_eq!(names(&objects, &mut index, "web"), ["web-1", "web-2"]);
+        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-2", "api"))));
+        assert_eq!(names(&objects, &mut index, "web"), ["web-1"]);
+        assert_eq!(names(&objects, &mut index, "api"), ["api-1", "web-2"]);
+        let key = ("a".to_owned(), "web-1".to_owned());
+        apply(&mut objects, &mut index, Change::Delete(crate::Kind::EndpointSlice, key));
+        assert!(names(&objects, &mut index, "web").is_empty());
+        let relisted = vec![Object::EndpointSlice(labelled("web-9", "web"))];
+        apply(&mut objects, &mut index, Change::Relist(crate::Kind::EndpointSlice, relisted));
+        assert_eq!(names(&objects, &mut index, "web"), ["web-9"]);
+        assert!(names(&objects, &mut index, "api").is_empty());
+    }
 
     #[test]
     fn ready_named_ports_only() {
