@@ -255,9 +255,17 @@ fn parse(raw: &[u8]) -> Result<Response> {
 /// The subject CN of the certificate the server presents for `sni` (`None`: no SNI).
 pub fn served_cn(port: u16, sni: Option<&str>) -> Result<String> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let mut b = SslConnector::builder(SslMethod::tls_client())?;
-    b.set_verify(SslVerifyMode::NONE);
-    let connector = b.build();
+    // Built once: `SslConnector::builder` loads the system CA bundle, tens of milliseconds that
+    // would otherwise count in every propagation poll.
+    static CONNECTOR: std::sync::OnceLock<SslConnector> = std::sync::OnceLock::new();
+    let connector = match CONNECTOR.get() {
+        Some(c) => c,
+        None => {
+            let mut b = SslConnector::builder(SslMethod::tls_client())?;
+            b.set_verify(SslVerifyMode::NONE);
+            CONNECTOR.get_or_init(|| b.build())
+        }
+    };
     let mut config = connector.configure()?;
     config.set_use_server_name_indication(sni.is_some());
     config.set_verify_hostname(false);
