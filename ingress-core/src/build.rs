@@ -102,9 +102,14 @@ impl TableBuilder {
 
     /// Registers the PEM material of a certificate, so the table carries it to the proxy.
     /// Whoever feeds the builder validates it first: a TLS entry whose Secret is invalid should
-    /// be left out, so its hosts get the default certificate.
-    pub fn certificate(&mut self, certificate: CertificateRef, pem: CertificatePem) -> &mut Self {
-        self.certificates.insert(certificate, Arc::new(pem));
+    /// be left out, so its hosts get the default certificate. Hand over the same `Arc` while the
+    /// material is unchanged: the proxy parses material once per `Arc`.
+    pub fn certificate(
+        &mut self,
+        certificate: CertificateRef,
+        pem: impl Into<Arc<CertificatePem>>,
+    ) -> &mut Self {
+        self.certificates.insert(certificate, pem.into());
         self
     }
 

@@ -353,7 +353,7 @@ fn core_service(service: &k8s_openapi::api::core::v1::Service) -> ingress_core::
 /// The TLS Secrets of one translation: each checked once, through the controller's cache,
 /// with the second from which its verdict may change (see [`CertificateCache`]).
 struct Certs<'c> {
-    seen: HashMap<Key, (Result<CertificatePem, String>, i64)>,
+    seen: HashMap<Key, (Result<Arc<CertificatePem>, String>, i64)>,
     cache: &'c mut CertificateCache,
 }
 
@@ -363,7 +363,7 @@ fn load_certificate(
     objects: &Objects,
     key: &Key,
     certs: &mut Certs<'_>,
-) -> (Result<(CertificateRef, CertificatePem), String>, i64) {
+) -> (Result<(CertificateRef, Arc<CertificatePem>), String>, i64) {
     let certificate = CertificateRef::new(&key.0, &key.1);
     let (result, until) = match certs.seen.get(key) {
         Some(done) => done.clone(),

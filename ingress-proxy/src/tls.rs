@@ -77,13 +77,26 @@ impl ParsedCert {
     }
 }
 
-/// Parsed certificates, keyed by content, kept across installs so an unchanged certificate is
-/// parsed once however many snapshots carry it.
+/// Parsed certificates, kept across installs so an unchanged certificate is parsed once however
+/// many snapshots carry it. Known first by the address of its material (the controller hands
+/// every table the same `Arc` while a Secret is unchanged), then by content (the same material
+/// in a new `Arc`), so an install costs no hashing of material already seen.
 #[derive(Debug, Default)]
 pub(crate) struct CertCache {
-    by_content: HashMap<u64, (Arc<CertificatePem>, Arc<ParsedCert>)>,
+    /// By the address of the material, which the entry holds (so the address stays its own).
+    by_address: HashMap<usize, Cached>,
+    /// By a hash of the content.
+    by_content: HashMap<u64, Cached>,
     /// How many PEM pairs were actually parsed (for tests and metrics).
     pub(crate) parsed: u64,
+}
+
+/// One parsed certificate, with the material it was parsed from and that material's hash.
+#[derive(Debug, Clone)]
+struct Cached {
+    pem: Arc<CertificatePem>,
+    hash: u64,
+    parsed: Arc<ParsedCert>,
 }
 
 fn content_hash(pem: &CertificatePem) -> u64 {
@@ -91,6 +104,10 @@ fn content_hash(pem: &CertificatePem) -> u64 {
     pem.chain.hash(&mut h);
     pem.key.hash(&mut h);
     h.finish()
+}
+
+fn address(pem: &Arc<CertificatePem>) -> usize {
+    Arc::as_ptr(pem) as usize
 }
 
 impl CertCache {
@@ -102,28 +119,41 @@ impl CertCache {
     ) -> (HashMap<CertificateRef, Arc<ParsedCert>>, Vec<Error>) {
         let mut out = HashMap::new();
         let mut errors = Vec::new();
-        let mut keep = HashMap::new();
+        let mut by_address = HashMap::new();
+        let mut by_content = HashMap::new();
         for cert in table.tls().certificates() {
             let Some(pem) = table.tls().material(cert) else { continue };
-            let hash = content_hash(pem);
-            let cached = self.by_content.get(&hash).filter(|(p, _)| Arc::ptr_eq(p, pem) || **p == **pem);
-            let parsed = match cached {
-                Some((_, parsed)) => Arc::clone(parsed),
+            let cached = match self.by_address.get(&address(pem)) {
+                Some(cached) => cached.clone(),
                 None => {
-                    self.parsed += 1;
-                    match ParsedCert::from_pem(pem) {
-                        Ok(p) => Arc::new(p),
-                        Err((reason, source)) => {
-                            errors.push(Error::Certificate { certificate: cert.clone(), reason, source });
-                            continue;
+                    let hash = content_hash(pem);
+                    let same = self.by_content.get(&hash).filter(|c| *c.pem == **pem);
+                    let parsed = match same {
+                        Some(c) => Arc::clone(&c.parsed),
+                        None => {
+                            self.parsed += 1;
+                            match ParsedCert::from_pem(pem) {
+                                Ok(p) => Arc::new(p),
+                                Err((reason, source)) => {
+                                    errors.push(Error::Certificate {
+                                        certificate: cert.clone(),
+                                        reason,
+                                        source,
+                                    });
+                                    continue;
+                                }
+                            }
                         }
-                    }
+                    };
+                    Cached { pem: Arc::clone(pem), hash, parsed }
                 }
             };
-            keep.insert(hash, (Arc::clone(pem), Arc::clone(&parsed)));
-            out.insert(cert.clone(), parsed);
+            out.insert(cert.clone(), Arc::clone(&cached.parsed));
+            by_content.insert(cached.hash, cached.clone());
+            by_address.insert(address(&cached.pem), cached);
         }
-        self.by_content = keep;
+        self.by_address = by_address;
+        self.by_content = by_content;
         (out, errors)
     }
 }

@@ -325,7 +325,7 @@ impl TranslationCache {
                 out.builder.ingress(Arc::clone(core));
             }
             for (certificate, pem) in &translated.certificates {
-                out.builder.certificate(certificate.clone(), pem.clone());
+                out.builder.certificate(certificate.clone(), Arc::clone(pem));
             }
             out.problems.extend(translated.problems.iter().cloned());
             if let Some(info) = &translated.info {

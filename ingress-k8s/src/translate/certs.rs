@@ -24,7 +24,9 @@ pub struct CertificateCache {
 /// OpenSSL prints it.
 #[derive(Debug, Clone)]
 struct Checked {
-    pem: CertificatePem,
+    /// Shared by every table made while the Secret is unchanged, so the proxy knows it by
+    /// address and parses it once.
+    pem: Arc<CertificatePem>,
     not_before: (i64, String),
     not_after: (i64, String),
 }
@@ -38,7 +40,7 @@ impl CertificateCache {
         &mut self,
         key: &Key,
         secret: &Arc<Secret>,
-    ) -> (Result<CertificatePem, String>, i64) {
+    ) -> (Result<Arc<CertificatePem>, String>, i64) {
         let fresh = self.by_key.get(key).is_some_and(|(seen, _)| Arc::ptr_eq(seen, secret));
         if !fresh {
             self.by_key.insert(key.clone(), (Arc::clone(secret), parse(secret)));
@@ -58,7 +60,7 @@ impl CertificateCache {
                 checked.not_before.0,
             );
         }
-        (Ok(checked.pem.clone()), checked.not_after.0.saturating_add(1))
+        (Ok(Arc::clone(&checked.pem)), checked.not_after.0.saturating_add(1))
     }
 
     /// Forgets the Secrets no longer stored, or stored in another version.
@@ -78,7 +80,7 @@ pub(crate) fn unix_now() -> i64 {
 /// parses, the key parses and matches the leaf certificate, and the leaf is valid now. The
 /// error is the reason shown to users.
 #[cfg(test)]
-pub(crate) fn validate(secret: &Secret) -> Result<CertificatePem, String> {
+pub(crate) fn validate(secret: &Secret) -> Result<Arc<CertificatePem>, String> {
     CertificateCache::default().get_until(&Key::default(), &Arc::new(secret.clone())).0
 }
 
@@ -107,7 +109,7 @@ fn parse(secret: &Secret) -> Result<Checked, String> {
     Ok(Checked {
         not_before: (unix(leaf.not_before())?, leaf.not_before().to_string()),
         not_after: (unix(leaf.not_after())?, leaf.not_after().to_string()),
-        pem: CertificatePem { chain, key },
+        pem: Arc::new(CertificatePem { chain, key }),
     })
 }
 

@@ -33,7 +33,7 @@ pub(crate) struct Translated {
     /// Problems found while translating it.
     pub(crate) problems: Vec<Problem>,
     /// The TLS certificates it registered with the builder (registered again when reused).
-    pub(crate) certificates: Vec<(CertificateRef, CertificatePem)>,
+    pub(crate) certificates: Vec<(CertificateRef, Arc<CertificatePem>)>,
     /// Its backends reached through their Service's cluster IP (`service-upstream`).
     pub(crate) cluster_ip_backends: Vec<BackendRef>,
     /// What it names and looks for (see [`Translation`](super::Translation)'s sets).
