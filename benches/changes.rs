@@ -1,7 +1,8 @@
 //! What one configuration change costs the controller today, by cluster size: with N
 //! Ingresses × 10 paths, 2N Services and EndpointSlices and N/10 TLS Secrets in the stores, one
-//! Ingress is edited and the table made again, as the engine does (translation through the
-//! controller's `TranslationCache`, which translates again only the edited Ingress, then the
+//! Ingress is edited and the table made again, as the engine does (translation, told which key
+//! changed, through the controller's `TranslationCache`, which translates again only the
+//! edited Ingress, then the
 //! core build through the controller's `Rebuilder`, which builds again only that Ingress's
 //! host, against the live endpoint store). The last two columns are, in the same rounds, the
 //! translation with a fresh cache (every object translated, every TLS Secret parsed) and the
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ingress_core::EndpointStore;
-use ingress_k8s::{Config, Object, Objects};
+use ingress_k8s::{Change, Config, Object, Objects};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -153,7 +154,9 @@ fn main() {
         let mut cache = ingress_k8s::TranslationCache::default();
         let mut rebuilder = ingress_core::Rebuilder::new();
         // The first table: every slot made and every TLS Secret parsed, as at start-up.
-        let mut first = ingress_k8s::translate_with(&objects, &config, &mut cache);
+        let mut changed = ingress_k8s::Changed::default();
+        let mut first = ingress_k8s::translate_changed(&objects, &config, &mut cache, &changed);
+        changed.clear();
         let mut loaded = first.endpoints.clone();
         let (table, _) = first.compile_with(&mut store, &mut rebuilder, &[]);
         // Dropped, as the engine drops each translation once compiled: the cache then updates
@@ -165,10 +168,13 @@ fn main() {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 1..=rounds {
             let i = (round * 7919) % n;
-            let key = (format!("team-{}", i % 50), format!("ing-{i}"));
-            objects.ingresses.insert(key, Arc::new(ingress(i, round)));
+            // Noted in the journal of changes since the last translation, as the engine notes it.
+            let change = Change::Apply(Object::Ingress(ingress(i, round)));
+            changed.note(&change);
+            objects.apply(change);
             let started = Instant::now();
-            let mut translation = ingress_k8s::translate_with(&objects, &config, &mut cache);
+            let mut translation = ingress_k8s::translate_changed(&objects, &config, &mut cache, &changed);
+            changed.clear();
             let translated = started.elapsed();
             assert_eq!(cache.stats().ingresses_translated, 1, "only the edited Ingress is translated again");
             let whole = compare.then(|| translation.builder.clone());

@@ -31,16 +31,20 @@ pub struct Admission {
 /// any of the same name). An Ingress that is not ours, or outside `--watch-namespace`, is
 /// allowed without a look, as ingress-nginx allows it. `objects` is left as it was.
 pub fn validate(objects: &mut Objects, config: &Config, ingress: Ingress) -> Admission {
-    validate_with(objects, config, ingress, &mut translate::TranslationCache::default())
+    let cache = &mut translate::TranslationCache::default();
+    validate_with(objects, config, ingress, cache, &crate::Changed::default())
 }
 
-/// [`validate`], with the controller's translation cache (see [`translate::translate_with`]):
-/// only the new Ingress, and what it reads, is translated.
+/// [`validate`], with the controller's translation cache and its journal (see
+/// [`translate::translate_changed`]): only the new Ingress, and what it reads, is translated.
+/// `changed` must name the new Ingress's key, which the cache sees twice: with the new Ingress
+/// and, at the next translation, as the stores hold it.
 pub(crate) fn validate_with(
     objects: &mut Objects,
     config: &Config,
     ingress: Ingress,
     cache: &mut translate::TranslationCache,
+    changed: &crate::Changed,
 ) -> Admission {
     let key = key_of(&ingress.metadata);
     if !class::is_ours(&ingress, objects, config)
@@ -49,7 +53,7 @@ pub(crate) fn validate_with(
         return Admission { allowed: true, ..Admission::default() };
     }
     let previous = objects.ingresses.insert(key.clone(), Arc::new(ingress));
-    let mut translation = translate::translate_with(objects, config, cache);
+    let mut translation = translate::translate_changed(objects, config, cache, changed);
     match previous {
         Some(old) => objects.ingresses.insert(key.clone(), old),
         None => objects.ingresses.remove(&key),

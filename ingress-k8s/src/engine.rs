@@ -96,6 +96,8 @@ pub(crate) struct Engine {
     used: (Arc<BTreeSet<Key>>, Arc<BTreeSet<Key>>),
     /// What the last translation made, so the next remakes only what changed.
     cache: translate::TranslationCache,
+    /// The keys changed since the last translation, so it looks at those objects only.
+    changed: crate::Changed,
     /// What the last table build made, so the next rebuilds only the hosts that changed.
     rebuilder: ingress_core::Rebuilder,
     /// The EndpointSlices of each Service, for endpoint-only changes.
@@ -123,6 +125,7 @@ impl Engine {
             hold_for: NAMED_WAIT,
             used: Default::default(),
             cache: translate::TranslationCache::default(),
+            changed: crate::Changed::default(),
             rebuilder: ingress_core::Rebuilder::new(),
             slices: translate::SliceIndex::default(),
         };
@@ -147,6 +150,7 @@ impl Engine {
             return;
         }
         self.slices.note(&change);
+        self.changed.note(&change);
         if self.generation > 0 && self.unused(&change) {
             tracing::trace!("a change to an object nothing served uses: no new table");
             self.objects.apply(change);
@@ -268,7 +272,9 @@ impl Engine {
             // Not needed until the new table replaces them; the cache updates its sets in place
             // when nothing else holds them.
             self.used = Default::default();
-            let translation = translate::translate_with(&self.objects, &self.config, &mut self.cache);
+            let translation =
+                translate::translate_changed(&self.objects, &self.config, &mut self.cache, &self.changed);
+            self.changed.clear();
             if first && self.hold(&translation) {
                 return;
             }
@@ -311,6 +317,20 @@ impl Engine {
             changed
         });
         true
+    }
+
+    /// Whether the validating webhook admits `ingress`, against the live stores (left as they
+    /// were) and through the translation cache.
+    fn validate(&mut self, ingress: k8s_openapi::api::networking::v1::Ingress) -> crate::Admission {
+        // The cache sees the Ingress under review, and at the next translation the stores again.
+        self.changed.note(&Change::Delete(Kind::Ingress, crate::objects::key_of(&ingress.metadata)));
+        crate::admission::validate_with(
+            &mut self.objects,
+            &self.config,
+            ingress,
+            &mut self.cache,
+            &self.changed,
+        )
     }
 
     /// The deadline the first table is waiting until, if it is waiting.
@@ -493,12 +513,7 @@ async fn recv(
         tokio::select! {
             change = rx.recv() => return Ok(change),
             Some(ask) = asks.recv() => {
-                let answer = crate::admission::validate_with(
-                    &mut engine.objects,
-                    &engine.config,
-                    *ask.ingress,
-                    &mut engine.cache,
-                );
+                let answer = engine.validate(*ask.ingress);
                 let _ = ask.reply.send(answer);
             }
             () = timeout => return Err(Elapsed),
@@ -528,6 +543,34 @@ mod tests {
         object(&format!(
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: app-1, namespace: default, labels: {{kubernetes.io/service-name: app}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n"
         ))
+    }
+
+    #[test]
+    fn an_ingress_under_review_is_not_served_by_the_next_table() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
+        let step = |engine: &mut Engine, change| {
+            let mut dirty = Dirty::default();
+            engine.apply(change, &mut dirty);
+            engine.flush(&dirty);
+        };
+        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(INGRESS)]));
+        // Another host, and a value ingress-nginx rejects.
+        let reviewed = INGRESS.replace("app.example.com", "reviewed.example.com").replace(
+            "metadata: {name: app, namespace: default}",
+            "metadata: {name: app, namespace: default, annotations: {nginx.ingress.kubernetes.io/proxy-body-size: lots}}",
+        );
+        let Object::Ingress(reviewed) = object(&reviewed) else { panic!("an Ingress") };
+        let other =
+            INGRESS.replace("app.example.com", "other.example.com").replace("name: app,", "name: other,");
+        let answer = engine.validate(reviewed);
+        assert!(!answer.allowed, "the reviewed version is the one judged: {answer:?}");
+        // A change elsewhere builds the next table: the reviewed version was never applied.
+        step(&mut engine, Change::Apply(object(&other)));
+        let table = Arc::clone(&rx.borrow().as_ref().unwrap().table);
+        assert!(table.lookup("app.example.com", "/").is_some(), "the stored version is served");
+        assert!(table.lookup("reviewed.example.com", "/").is_none(), "the reviewed version is not");
+        assert!(table.lookup("other.example.com", "/").is_some());
     }
 
     #[test]

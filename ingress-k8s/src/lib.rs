@@ -47,10 +47,10 @@ pub use error::{Error, Result};
 pub use events::REPORTER;
 pub use files::{ManifestDir, ManifestError, legacy_ingress, parse_manifest};
 pub use list::list_once;
-pub use objects::{Change, Key, Kind, Object, Objects, key_of};
+pub use objects::{Change, Changed, Key, Kind, Object, Objects, key_of};
 pub use selector::LabelSelector;
 pub use translate::{
     CacheStats, CertificateCache, IngressInfo, Problem, Severity, Translation, TranslationCache, translate,
-    translate_with,
+    translate_changed, translate_with,
 };
 pub use watch::{SliceApi, discover_slice_api};

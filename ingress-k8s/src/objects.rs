@@ -132,6 +132,63 @@ pub enum Change {
     RelistOne(Kind, Key, Option<Object>),
 }
 
+/// The keys a sequence of [`Change`]s touched, per kind, since it was last cleared: what
+/// [`translate_changed`](crate::translate_changed) looks at instead of comparing every object
+/// of the stores with what its cache saw. A relist (or a replaced store) marks its whole kind.
+/// A new journal marks every kind, so the first translation looks at everything.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// Per kind (see [`slot`]): `None` for every key of that kind.
+    keys: [Option<std::collections::BTreeSet<Key>>; 7],
+}
+
+impl Default for Changed {
+    fn default() -> Self {
+        Self { keys: std::array::from_fn(|_| None) }
+    }
+}
+
+impl Changed {
+    /// Notes what `change` touches (before or after it is applied: only its keys are read).
+    pub fn note(&mut self, change: &Change) {
+        match change {
+            Change::Apply(object) => self.key(object.kind(), object.key()),
+            Change::Delete(kind, key) | Change::RelistOne(kind, key, _) => self.key(*kind, key.clone()),
+            Change::Relist(kind, _) => self.keys[slot(*kind)] = None,
+            Change::Replace(_) => *self = Self::default(),
+        }
+    }
+
+    fn key(&mut self, kind: Kind, key: Key) {
+        if let Some(keys) = &mut self.keys[slot(kind)] {
+            keys.insert(key);
+        }
+    }
+
+    /// Forgets everything noted: the next changes are noted from an empty journal.
+    pub fn clear(&mut self) {
+        self.keys = std::array::from_fn(|_| Some(std::collections::BTreeSet::new()));
+    }
+
+    /// The keys of `kind` touched, in order; `None` when every key may have changed.
+    pub fn of(&self, kind: Kind) -> Option<&std::collections::BTreeSet<Key>> {
+        self.keys[slot(kind)].as_ref()
+    }
+}
+
+/// The place of a kind in [`Changed`].
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Ingress => 0,
+        Kind::IngressClass => 1,
+        Kind::Service => 2,
+        Kind::EndpointSlice => 3,
+        Kind::Secret => 4,
+        Kind::ConfigMap => 5,
+        Kind::Namespace => 6,
+    }
+}
+
 /// Everything the controller knows, as plain maps: the input of [`translate`](crate::translate).
 ///
 /// Each object is stored under its own key ([`key_of`] its metadata), as [`Objects::insert`]

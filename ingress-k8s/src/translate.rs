@@ -236,6 +236,20 @@ pub fn translate(objects: &Objects, config: &Config) -> Translation {
 /// EndpointSlices changed; the TLS Secrets not parsed in their stored version. The result is
 /// the same as [`translate`]'s (the controller keeps one cache across its translations).
 pub fn translate_with(objects: &Objects, config: &Config, cache: &mut TranslationCache) -> Translation {
+    translate_changed(objects, config, cache, &crate::Changed::default())
+}
+
+/// [`translate_with`], told which objects can have changed since `cache` last translated:
+/// `changed` must hold every key of `objects` whose object was added, replaced or removed since
+/// then (it may hold more; a relist marks its whole kind). Then only those objects are compared
+/// with what the cache saw, instead of every object of the stores. The engine keeps such a
+/// journal beside its cache and clears it after each translation.
+pub fn translate_changed(
+    objects: &Objects,
+    config: &Config,
+    cache: &mut TranslationCache,
+    changed: &crate::Changed,
+) -> Translation {
     let mut out = Translation { prefix: config.annotations_prefix.clone(), ..Translation::default() };
     // What the controller settings name, besides what the Ingresses name.
     let mut globals = ingress::Names::default();
@@ -260,9 +274,9 @@ pub fn translate_with(objects: &Objects, config: &Config, cache: &mut Translatio
         globals.referenced_config_maps.push(key);
     }
 
-    cache.refresh(objects, config, &out.config);
-    cache.add_services(objects, &mut out);
-    let cluster_ip_backends = cache.add_ingresses(objects, config, &mut out);
+    cache.refresh(objects, config, &out.config, changed);
+    cache.add_services(objects, changed, &mut out);
+    let cluster_ip_backends = cache.add_ingresses(objects, config, changed, &mut out);
     for backend in cluster_ip_backends {
         let key = (backend.namespace.clone(), backend.service.clone());
         let Some(service) = objects.services.get(&key) else { continue };

@@ -33,7 +33,7 @@ use walk::{changed_keys, update};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
 use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints, slice_service};
 use crate::objects::Key;
-use crate::{Config, Objects};
+use crate::{Changed, Config, Kind, Objects};
 
 /// An object a translation looked at, found or not: when it changes (appears, disappears, or
 /// is stored in another version), what was made from it is made again.
@@ -106,6 +106,9 @@ pub struct TranslationCache {
     index: Arc<HashMap<Key, Arc<IndexMap>>>,
     /// Services whose EndpointSlices changed since their endpoints were made.
     dirty_endpoints: HashSet<Key>,
+    /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
+    /// changed), so every stored Ingress is looked at, whatever the journal says.
+    forgot: bool,
     stats: CacheStats,
 }
 
@@ -146,39 +149,44 @@ impl TranslationCache {
     /// Brings the cache up to date with `objects`: forgets every Ingress when the flags or the
     /// controller ConfigMap's data (`controller`) changed, marks stale the Ingresses that read a
     /// changed Secret, ConfigMap, IngressClass or Namespace, and the endpoints of the Services
-    /// whose EndpointSlices changed.
+    /// whose EndpointSlices changed. `changed`: the keys that can have changed since the last
+    /// translation (see [`Changed`]).
     pub(super) fn refresh(
         &mut self,
         objects: &Objects,
         config: &Config,
         controller: &BTreeMap<String, String>,
+        changed: &Changed,
     ) {
         self.stats = CacheStats::default();
         let flags = format!("{config:?}");
         let same = self.inputs.as_ref().is_some_and(|(f, c)| *f == flags && c == controller);
+        self.forgot = !same;
         if !same {
             self.forget_ingresses();
             self.inputs = Some((flags, controller.clone()));
         }
-        let mut changed = Vec::new();
-        for key in update(&mut self.secrets, &objects.secrets) {
-            changed.push(Read::Secret(key));
+        let mut reads = Vec::new();
+        for key in update(&mut self.secrets, &objects.secrets, changed.of(Kind::Secret)) {
+            reads.push(Read::Secret(key));
         }
-        for key in update(&mut self.config_maps, &objects.config_maps) {
-            changed.push(Read::ConfigMap(key));
+        for key in update(&mut self.config_maps, &objects.config_maps, changed.of(Kind::ConfigMap)) {
+            reads.push(Read::ConfigMap(key));
         }
-        let classes = update(&mut self.ingress_classes, &objects.ingress_classes);
+        let classes =
+            update(&mut self.ingress_classes, &objects.ingress_classes, changed.of(Kind::IngressClass));
         if !classes.is_empty() {
-            changed.push(Read::AnyIngressClass);
+            reads.push(Read::AnyIngressClass);
         }
-        changed.extend(classes.into_iter().map(Read::IngressClass));
-        for key in update(&mut self.namespaces, &objects.namespaces) {
-            changed.push(Read::Namespace(key));
+        reads.extend(classes.into_iter().map(Read::IngressClass));
+        for key in update(&mut self.namespaces, &objects.namespaces, changed.of(Kind::Namespace)) {
+            reads.push(Read::Namespace(key));
         }
-        for read in &changed {
+        for read in &reads {
             self.mark_readers(read);
         }
-        for key in changed_keys(&self.slices, &objects.endpoint_slices, |(slice, _)| slice) {
+        let slices = changed.of(Kind::EndpointSlice);
+        for key in changed_keys(&self.slices, &objects.endpoint_slices, |(slice, _)| slice, slices) {
             if let Some((_, Some(service))) = self.slices.remove(&key) {
                 if let Some(own) = self.slices_of.get_mut(&service) {
                     own.remove(&key);
@@ -202,8 +210,9 @@ impl TranslationCache {
     /// Adds every Service to the translation's builder and endpoints, making again those whose
     /// object or EndpointSlices changed; the Ingresses that read a changed Service are marked
     /// stale.
-    pub(super) fn add_services(&mut self, objects: &Objects, out: &mut Translation) {
-        let changed = changed_keys(&self.services, &objects.services, |s| &s.service);
+    pub(super) fn add_services(&mut self, objects: &Objects, changed: &Changed, out: &mut Translation) {
+        let changed =
+            changed_keys(&self.services, &objects.services, |s| &s.service, changed.of(Kind::Service));
         let mut afresh = false;
         for key in &changed {
             if let Some(old) = self.services.remove(key) {
@@ -274,9 +283,12 @@ impl TranslationCache {
         &mut self,
         objects: &Objects,
         config: &Config,
+        changed: &Changed,
         out: &mut Translation,
     ) -> BTreeSet<BackendRef> {
-        for key in changed_keys(&self.ingresses, &objects.ingresses, |e| &e.ingress) {
+        // Forgotten Ingresses are all looked at again.
+        let hint = changed.of(Kind::Ingress).filter(|_| !self.forgot);
+        for key in changed_keys(&self.ingresses, &objects.ingresses, |e| &e.ingress, hint) {
             if let Some(old) = self.ingresses.remove(&key) {
                 self.forget(&key, &old);
             }

@@ -1,16 +1,20 @@
-//! What changed between the versions the cache saw and the stores: one ordered walk of two
-//! maps, by `Arc` identity.
+//! What changed between the versions the cache saw and the stores, by `Arc` identity: at the
+//! keys a journal names ([`Changed`](crate::Changed)), or else in one ordered walk of two maps.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::objects::Key;
 
 /// Makes `seen` the same versions as `now`; returns the keys that differed (added, removed, or
-/// another version).
-pub(super) fn update<T>(seen: &mut BTreeMap<Key, Arc<T>>, now: &BTreeMap<Key, Arc<T>>) -> Vec<Key> {
-    let changed = changed_keys(seen, now, |v| v);
+/// another version). `hint`: the only keys that can differ, if known.
+pub(super) fn update<T>(
+    seen: &mut BTreeMap<Key, Arc<T>>,
+    now: &BTreeMap<Key, Arc<T>>,
+    hint: Option<&BTreeSet<Key>>,
+) -> Vec<Key> {
+    let changed = changed_keys(seen, now, |v| v, hint);
     for key in &changed {
         match now.get(key) {
             Some(object) => seen.insert(key.clone(), Arc::clone(object)),
@@ -21,13 +25,26 @@ pub(super) fn update<T>(seen: &mut BTreeMap<Key, Arc<T>>, now: &BTreeMap<Key, Ar
 }
 
 /// The keys whose object differs between `seen` (what the cache holds, `version` of each entry)
-/// and `now` (the store): present in one only, or stored in another `Arc`. One ordered walk of
-/// both maps, comparing keys only where the objects differ.
+/// and `now` (the store): present in one only, or stored in another `Arc`, in key order. With a
+/// `hint` (the only keys that can differ), only those are looked up; without, one ordered walk
+/// of both maps, comparing keys only where the objects differ.
 pub(super) fn changed_keys<T, V>(
     seen: &BTreeMap<Key, V>,
     now: &BTreeMap<Key, Arc<T>>,
     version: impl Fn(&V) -> &Arc<T>,
+    hint: Option<&BTreeSet<Key>>,
 ) -> Vec<Key> {
+    if let Some(keys) = hint {
+        return keys
+            .iter()
+            .filter(|key| match (seen.get(*key), now.get(*key)) {
+                (Some(old), Some(new)) => !Arc::ptr_eq(version(old), new),
+                (None, None) => false,
+                _ => true,
+            })
+            .cloned()
+            .collect();
+    }
     let mut changed = Vec::new();
     let mut a = seen.iter().peekable();
     let mut b = now.iter().peekable();
