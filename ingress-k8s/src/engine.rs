@@ -72,9 +72,10 @@ pub(crate) struct Engine {
     store: EndpointStore,
     config: Config,
     waiting: HashSet<Kind>,
-    /// The endpoint sets of the last table (shared with the translation cache): a backend
-    /// among them that the next table lacks is removed from the store.
-    endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
+    /// The endpoint sets of the last table (the translation cache's list, the same `Arc` while
+    /// no Service changed): a backend among them that the next table lacks is removed from the
+    /// store.
+    endpoints: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
     /// The backends reached through each Service's cluster IP in the last table.
     cluster_ip: HashMap<Key, Vec<BackendRef>>,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
@@ -113,7 +114,7 @@ impl Engine {
             store: EndpointStore::new(),
             config,
             waiting: waiting.into_iter().collect(),
-            endpoints: Vec::new(),
+            endpoints: Arc::default(),
             cluster_ip: HashMap::new(),
             tx,
             generation: 0,
@@ -360,16 +361,19 @@ impl Engine {
     fn rebuild(&mut self, mut translation: translate::Translation, started: std::time::Instant) {
         let translated = started.elapsed();
         // Backends of deleted Services (or removed ports) answer 503 from now on.
-        let gone = gone(&self.endpoints, &translation.endpoints);
+        let same = Arc::ptr_eq(&self.endpoints, &translation.endpoints);
+        let gone = if same { Vec::new() } else { gone(&self.endpoints, &translation.endpoints) };
         let removed = !gone.is_empty();
         for backend in gone {
             self.store.remove(backend);
         }
-        let loaded = std::mem::replace(&mut self.endpoints, translation.endpoints.clone());
-        self.cluster_ip.clear();
-        for (backend, _) in translation.endpoints.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
-            let service = (backend.namespace.clone(), backend.service.clone());
-            self.cluster_ip.entry(service).or_default().push(backend.clone());
+        let loaded = std::mem::replace(&mut self.endpoints, Arc::clone(&translation.endpoints));
+        if !same {
+            self.cluster_ip.clear();
+            for (backend, _) in self.endpoints.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
+                let service = (backend.namespace.clone(), backend.service.clone());
+                self.cluster_ip.entry(service).or_default().push(backend.clone());
+            }
         }
         self.used = (Arc::clone(&translation.used_services), Arc::clone(&translation.used_secrets));
         let (table, problems) = translation.compile_with(&mut self.store, &mut self.rebuilder, &loaded);

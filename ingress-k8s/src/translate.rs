@@ -92,8 +92,8 @@ pub struct Translation {
     pub builder: TableBuilder,
     /// The ready endpoints of every Service port, keyed as the table keys backends (shared
     /// with the [`TranslationCache`], which makes them again only for the Services whose
-    /// object or EndpointSlices changed).
-    pub endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
+    /// object or EndpointSlices changed, and hands out the same list while none did).
+    pub endpoints: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
     /// Problems found while translating (the core builder adds its own rejections).
     pub problems: Vec<Problem>,
     /// Our Ingresses (shared with the [`TranslationCache`]).
@@ -158,25 +158,22 @@ impl Translation {
         rebuilder: &mut ingress_core::Rebuilder,
         loaded: &[Arc<(BackendRef, EndpointSet)>],
     ) -> (ingress_core::RouteTable, Vec<Problem>) {
-        let same = loaded.len() == self.endpoints.len()
-            && loaded.iter().zip(&self.endpoints).all(|(a, b)| Arc::ptr_eq(a, b));
+        let endpoints = std::mem::take(&mut self.endpoints);
+        // The same list (the cache's, while no Service changed): every set is loaded already.
+        let same = std::ptr::eq(loaded.as_ptr(), endpoints.as_ptr()) && loaded.len() == endpoints.len();
         if !same {
             let before: std::collections::HashSet<*const (BackendRef, EndpointSet)> =
                 loaded.iter().map(Arc::as_ptr).collect();
-            for entry in std::mem::take(&mut self.endpoints) {
+            for entry in endpoints.iter() {
                 // A set equal to the slot's (most, when little changed) is left in place.
-                if before.contains(&Arc::as_ptr(&entry))
+                if before.contains(&Arc::as_ptr(entry))
                     || store.get(&entry.0).is_some_and(|now| *now == entry.1)
                 {
                     continue;
                 }
-                match Arc::try_unwrap(entry) {
-                    Ok((backend, set)) => store.set(&backend, set),
-                    Err(shared) => store.set(&shared.0, shared.1.clone()),
-                }
+                store.set(&entry.0, entry.1.clone());
             }
         }
-        self.endpoints = Vec::new();
         let built = rebuilder.build(&std::mem::take(&mut self.builder), store);
         let mut problems = std::mem::take(&mut self.problems);
         problems.extend(built.rejected.iter().map(|r| self.problem_from(r)));
@@ -277,13 +274,13 @@ pub fn translate_changed(
     cache.refresh(objects, config, &out.config, changed);
     cache.add_services(objects, changed, &mut out);
     let cluster_ip_backends = cache.add_ingresses(objects, config, changed, &mut out);
+    let mut cluster_ip = Vec::new();
     for backend in cluster_ip_backends {
         let key = (backend.namespace.clone(), backend.service.clone());
         let Some(service) = objects.services.get(&key) else { continue };
-        if let Some(entry) = cluster_ip_endpoints(service, &backend, cache.service_endpoints(&key)) {
-            out.endpoints.push(Arc::new(entry));
-        }
+        cluster_ip.extend(cluster_ip_endpoints(service, &backend, cache.service_endpoints(&key)));
     }
+    out.endpoints = cache.endpoint_list(cluster_ip);
 
     if let Some(name) = &config.default_backend_service {
         let key = (name.namespace.clone(), name.name.clone());

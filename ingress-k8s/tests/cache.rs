@@ -418,7 +418,7 @@ fn behaviour(table: &RouteTable) -> Vec<String> {
 struct Live {
     store: EndpointStore,
     rebuilder: ingress_core::Rebuilder,
-    loaded: Vec<std::sync::Arc<(ingress_core::BackendRef, ingress_core::EndpointSet)>>,
+    loaded: std::sync::Arc<Vec<std::sync::Arc<(ingress_core::BackendRef, ingress_core::EndpointSet)>>>,
 }
 
 /// Asserts that a cached translation is the fresh one, before and after compiling (the cached

@@ -106,6 +106,12 @@ pub struct TranslationCache {
     index: Arc<HashMap<Key, Arc<IndexMap>>>,
     /// Services whose EndpointSlices changed since their endpoints were made.
     dirty_endpoints: HashSet<Key>,
+    /// Every endpoint set, as the last translation listed them (see [`Self::endpoint_list`]),
+    /// the entries of the backends reached through a cluster IP last, and whether a Service
+    /// changed since.
+    list: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
+    cluster_ip: Vec<Arc<(BackendRef, EndpointSet)>>,
+    list_stale: bool,
     /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
     /// changed), so every stored Ingress is looked at, whatever the journal says.
     forgot: bool,
@@ -213,6 +219,7 @@ impl TranslationCache {
     pub(super) fn add_services(&mut self, objects: &Objects, changed: &Changed, out: &mut Translation) {
         let changed =
             changed_keys(&self.services, &objects.services, |s| &s.service, changed.of(Kind::Service));
+        self.list_stale |= !changed.is_empty() || !self.dirty_endpoints.is_empty();
         let mut afresh = false;
         for key in &changed {
             if let Some(old) = self.services.remove(key) {
@@ -246,9 +253,32 @@ impl TranslationCache {
         }
         self.stats.services_reused = self.services.len().saturating_sub(self.stats.services_translated);
         out.builder = self.services_builder.clone();
-        for entry in self.services.values() {
-            out.endpoints.extend(entry.endpoints.iter().cloned());
+    }
+
+    /// Every endpoint set: each Service's in store order, then `cluster_ip` (those of the
+    /// backends reached through a cluster IP). The same list as last time while no Service
+    /// changed and `cluster_ip` is the same, so whoever kept the last one tells by its address
+    /// that nothing changed.
+    pub(super) fn endpoint_list(
+        &mut self,
+        cluster_ip: Vec<(BackendRef, EndpointSet)>,
+    ) -> Arc<Vec<Arc<(BackendRef, EndpointSet)>>> {
+        let same = cluster_ip.len() == self.cluster_ip.len()
+            && cluster_ip.iter().zip(&self.cluster_ip).all(|(new, old)| *new == **old);
+        if same && !self.list_stale {
+            return Arc::clone(&self.list);
         }
+        if !same {
+            self.cluster_ip = cluster_ip.into_iter().map(Arc::new).collect();
+        }
+        let mut list = Vec::with_capacity(self.list.len());
+        for entry in self.services.values() {
+            list.extend(entry.endpoints.iter().cloned());
+        }
+        list.extend(self.cluster_ip.iter().cloned());
+        self.list = Arc::new(list);
+        self.list_stale = false;
+        Arc::clone(&self.list)
     }
 
     fn service_entry(&self, service: &Arc<Service>, key: &Key, objects: &Objects) -> ServiceEntry {
