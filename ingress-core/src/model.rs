@@ -308,7 +308,9 @@ impl Ingress {
 
     /// The same Ingress with one more host rule.
     #[must_use]
-    pub fn rule(mut self, rule: HostRule) -> Self {
+    pub fn rule(mut self, mut rule: HostRule) -> Self {
+        // Kept for the Ingress's life: no room for paths that will never come.
+        rule.paths.shrink_to_fit();
         self.rules.push(rule);
         self
     }
@@ -323,7 +325,7 @@ impl Ingress {
     /// The same Ingress with a policy for all its routes.
     #[must_use]
     pub fn policy(mut self, policy: RoutePolicy) -> Self {
-        self.policy = Arc::new(policy);
+        self.policy = if policy == RoutePolicy::default() { no_policy() } else { Arc::new(policy) };
         self
     }
 

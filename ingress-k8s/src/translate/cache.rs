@@ -30,6 +30,7 @@ mod walk;
 use sets::Sets;
 use walk::{changed_keys, update};
 
+use super::endpoints::{insert_sorted, remove_sorted};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
 use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints, slice_service};
 use crate::objects::Key;
@@ -92,7 +93,7 @@ pub struct TranslationCache {
     /// Every EndpointSlice of the stores, with the Service it belongs to.
     slices: BTreeMap<Key, (Arc<EndpointSlice>, Option<Key>)>,
     /// The EndpointSlices of each Service, in store order.
-    slices_of: HashMap<Key, BTreeSet<Key>>,
+    slices_of: HashMap<Key, Vec<Key>>,
     /// The versions of the other kinds the Ingresses may read, as last seen.
     secrets: BTreeMap<Key, Arc<Secret>>,
     config_maps: BTreeMap<Key, Arc<ConfigMap>>,
@@ -195,7 +196,7 @@ impl TranslationCache {
         for key in changed_keys(&self.slices, &objects.endpoint_slices, |(slice, _)| slice, slices) {
             if let Some((_, Some(service))) = self.slices.remove(&key) {
                 if let Some(own) = self.slices_of.get_mut(&service) {
-                    own.remove(&key);
+                    remove_sorted(own, &key);
                     if own.is_empty() {
                         self.slices_of.remove(&service);
                     }
@@ -205,7 +206,7 @@ impl TranslationCache {
             if let Some(slice) = objects.endpoint_slices.get(&key) {
                 let service = slice_service(slice);
                 if let Some(service) = &service {
-                    self.slices_of.entry(service.clone()).or_default().insert(key.clone());
+                    insert_sorted(self.slices_of.entry(service.clone()).or_default(), &key);
                     self.dirty_endpoints.insert(service.clone());
                 }
                 self.slices.insert(key, (Arc::clone(slice), service));
@@ -303,7 +304,10 @@ impl TranslationCache {
             .flatten()
             .filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s))
             .collect();
-        service_endpoints(service, &slices).into_iter().map(Arc::new).collect()
+        let mut sets: Vec<_> = service_endpoints(service, &slices).into_iter().map(Arc::new).collect();
+        // Collected in place, into the room of the larger entries: kept, it would be mostly empty.
+        sets.shrink_to_fit();
+        sets
     }
 
     /// Adds every Ingress of ours to the translation, translating again those that are new,

@@ -1,6 +1,6 @@
 //! EndpointSlices → the ready endpoints of each Service port.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use ingress_core::{BackendRef, EndpointSet, PortRef};
@@ -19,11 +19,27 @@ pub(crate) fn slice_service(slice: &EndpointSlice) -> Option<Key> {
     Some((slice.metadata.namespace.clone().unwrap_or_default(), name.clone()))
 }
 
+/// Adds `key` to a sorted list of keys (a Service's EndpointSlices: one or a few, so a `Vec`
+/// rather than a tree node per Service).
+pub(crate) fn insert_sorted(keys: &mut Vec<Key>, key: &Key) {
+    if let Err(at) = keys.binary_search(key) {
+        keys.insert(at, key.clone());
+    }
+}
+
+/// Removes `key` from a sorted list of keys.
+pub(crate) fn remove_sorted(keys: &mut Vec<Key>, key: &Key) {
+    if let Ok(at) = keys.binary_search(key) {
+        keys.remove(at);
+    }
+}
+
 /// The EndpointSlices of each Service, kept up to date change by change, so an endpoint
 /// change reads the slices of its Service only (not every slice of the cluster).
 #[derive(Debug, Default)]
 pub(crate) struct SliceIndex {
-    of: HashMap<Key, BTreeSet<Key>>,
+    /// Sorted.
+    of: HashMap<Key, Vec<Key>>,
     owner: HashMap<Key, Key>,
     /// Whether it follows the stores (else it is made from them at the next query: at first,
     /// and after a re-list or a replacement).
@@ -42,7 +58,7 @@ impl SliceIndex {
                 let key = crate::objects::key_of(&slice.metadata);
                 self.forget(&key);
                 if let Some(service) = slice_service(slice) {
-                    self.of.entry(service.clone()).or_default().insert(key.clone());
+                    insert_sorted(self.of.entry(service.clone()).or_default(), &key);
                     self.owner.insert(key, service);
                 }
             }
@@ -55,7 +71,7 @@ impl SliceIndex {
     fn forget(&mut self, slice: &Key) {
         let Some(service) = self.owner.remove(slice) else { return };
         if let Some(slices) = self.of.get_mut(&service) {
-            slices.remove(slice);
+            remove_sorted(slices, slice);
             if slices.is_empty() {
                 self.of.remove(&service);
             }
@@ -68,7 +84,7 @@ impl SliceIndex {
             *self = Self { built: true, ..Self::default() };
             for (key, slice) in &objects.endpoint_slices {
                 if let Some(owner) = slice_service(slice) {
-                    self.of.entry(owner.clone()).or_default().insert(key.clone());
+                    insert_sorted(self.of.entry(owner.clone()).or_default(), key);
                     self.owner.insert(key.clone(), owner);
                 }
             }
