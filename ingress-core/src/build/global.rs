@@ -9,7 +9,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::ingress::Entry;
-use super::rebuild::{Key, Map, Set};
+use super::rebuild::{ByAge, Key, Map, Set};
 use super::{Built, TableBuilder, block, index, resolve};
 use crate::table::{HostBlock, HostRedirect, Slot, Target};
 use crate::tls::TlsEntry;
@@ -30,8 +30,8 @@ pub(super) struct State<'r> {
     pub(super) aliases: &'r mut Vec<(u8, Box<str>)>,
     pub(super) named: &'r Set<HostPattern>,
     pub(super) rejecting: &'r Set<HostPattern>,
-    pub(super) catch_alls: &'r Set<Key>,
-    pub(super) with_tls: &'r Set<Key>,
+    pub(super) catch_alls: &'r ByAge,
+    pub(super) with_tls: &'r ByAge,
     pub(super) rejected: &'r Set<Key>,
     pub(super) routes: usize,
     pub(super) served: usize,
@@ -89,12 +89,9 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
     }
 }
 
-/// The Ingresses of `keys`, oldest first.
-fn by_age<'s>(state: &'s State<'_>, keys: &'s Set<Key>) -> Vec<(&'s Key, &'s Entry)> {
-    let mut found: Vec<(&Key, &Entry)> =
-        keys.iter().filter_map(|k| Some((k, state.entries.get(k)?))).collect();
-    found.sort_by(|a, b| (&a.1.ingress.origin, a.0).cmp(&(&b.1.ingress.origin, b.0)));
-    found
+/// The Ingresses of `keys`, oldest first (the order they are kept in).
+fn by_age<'s>(state: &'s State<'_>, keys: &'s ByAge) -> Vec<(&'s Key, &'s Entry)> {
+    keys.iter().filter_map(|(_, k)| Some((k, state.entries.get(k)?))).collect()
 }
 
 /// The catch-all: the oldest Ingress without rules whose default backend resolves takes every

@@ -38,6 +38,10 @@ pub(super) type Set<K> = HashSet<K, RandomState>;
 /// Ingress entries by key.
 pub(super) type Entries = hashbrown::HashMap<Key, Entry, RandomState>;
 
+/// Ingresses oldest first (by origin, then key), as the cross-host parts of a build read them:
+/// kept in order change by change rather than sorted at every build.
+pub(super) type ByAge = std::collections::BTreeSet<(crate::Origin, Key)>;
+
 /// Keeps what the last build made, so the next build with mostly the same input redoes only
 /// what changed: the cost of a change grows with the hosts it touches, not with the number of
 /// Ingresses. The tables it returns are the same as [`TableBuilder::build`]'s for the same
@@ -97,8 +101,8 @@ pub struct Rebuilder {
     named: Set<HostPattern>,
     rejecting: Set<HostPattern>,
     /// Ingresses that are catch-all candidates, have TLS claims, or rejections of their own.
-    catch_alls: Set<Key>,
-    with_tls: Set<Key>,
+    catch_alls: ByAge,
+    with_tls: ByAge,
     rejected: Set<Key>,
     /// Regexes compiled by earlier builds (emptied past [`REGEXES_KEPT`], so patterns no
     /// longer used do not pile up).
@@ -217,8 +221,9 @@ impl Rebuilder {
                 }
             }
         }
-        self.catch_alls.remove(key);
-        self.with_tls.remove(key);
+        let aged = (old.ingress.origin.clone(), key.clone());
+        self.catch_alls.remove(&aged);
+        self.with_tls.remove(&aged);
         self.rejected.remove(key);
     }
 
@@ -234,10 +239,10 @@ impl Rebuilder {
             self.by_service.entry(s.clone()).or_default().insert(key.clone());
         }
         if entry.catch_all {
-            self.catch_alls.insert(key.clone());
+            self.catch_alls.insert((entry.ingress.origin.clone(), key.clone()));
         }
         if !entry.tls.is_empty() {
-            self.with_tls.insert(key.clone());
+            self.with_tls.insert((entry.ingress.origin.clone(), key.clone()));
         }
         if !entry.rejected.is_empty() {
             self.rejected.insert(key.clone());
