@@ -4,7 +4,9 @@
 //! changed, through the controller's `TranslationCache`, which translates again only the
 //! edited Ingress, then the
 //! core build through the controller's `Rebuilder`, which builds again only that Ingress's
-//! host, against the live endpoint store). The last two columns are, in the same rounds, the
+//! host, against the live endpoint store). Each round then edits one Service (a port added):
+//! the "Service edit" column, translation and build together. The last two columns are, in the
+//! same rounds, the
 //! translation with a fresh cache (every object translated, every TLS Secret parsed) and the
 //! build from scratch (every host). Prints the median and the
 //! worst of a few rounds for 1,000, 10,000 and 50,000 Ingresses (`CHANGES_SIZES` overrides,
@@ -67,6 +69,17 @@ fn service(ns: &str, name: &str) -> Service {
     from(serde_json::json!({
         "metadata": {"name": name, "namespace": ns},
         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    }))
+}
+
+/// [`service`] with a second port, `round` (a Service change the Ingresses naming it see).
+fn service_edited(ns: &str, name: &str, round: usize) -> Service {
+    from(serde_json::json!({
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"ports": [
+            {"name": "http", "port": 80, "targetPort": 8080},
+            {"name": "extra", "port": 10_000 + round, "targetPort": 9090}
+        ]}
     }))
 }
 
@@ -137,13 +150,14 @@ fn main() {
         "one Ingress edited, table made again (cached translation + incremental core build), {rounds} rounds"
     );
     println!(
-        "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14} {:>22} {:>22}",
+        "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14} {:>18} {:>22} {:>22}",
         "ingresses",
         "routes",
         "translate p50",
         "build p50",
         "total p50",
         "total max",
+        "Service edit p50",
         "translate, no cache",
         "build from scratch"
     );
@@ -164,8 +178,8 @@ fn main() {
         drop(first);
         let routes = table.route_count();
         drop(table);
-        let (mut translate, mut build, mut total, mut uncached, mut scratch) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut translate, mut build, mut total, mut uncached, mut scratch, mut services) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 1..=rounds {
             let i = (round * 7919) % n;
             // Noted in the journal of changes since the last translation, as the engine notes it.
@@ -185,9 +199,26 @@ fn main() {
             assert!(problems.is_empty(), "{problems:?}");
             assert!(rebuilder.last_rebuilt() <= 2, "only the edited Ingress's host is built again");
             drop(std::hint::black_box(table));
+            // As the engine drops it: the cache then updates the sets it shares in place.
+            drop(translation);
             translate.push(translated);
             build.push(all - translated);
             total.push(all);
+            // A Service change: its Ingress's host is built again, with its endpoints.
+            let j = (round * 104_729) % n;
+            let ns = format!("team-{}", j % 50);
+            let change = Change::Apply(Object::Service(service_edited(&ns, &format!("web-{j}"), round)));
+            changed.note(&change);
+            objects.apply(change);
+            let started = Instant::now();
+            let mut translation = ingress_k8s::translate_changed(&objects, &config, &mut cache, &changed);
+            changed.clear();
+            let previous = std::mem::replace(&mut loaded, translation.endpoints.clone());
+            let (table, problems) = translation.compile_with(&mut store, &mut rebuilder, &previous);
+            services.push(started.elapsed());
+            assert!(problems.is_empty(), "{problems:?}");
+            assert!(rebuilder.last_rebuilt() <= 2, "only the host naming the Service is built again");
+            drop(std::hint::black_box(table));
             let Some(whole) = whole else { continue };
             // The same build from scratch, for comparison.
             let started = Instant::now();
@@ -202,11 +233,12 @@ fn main() {
         let worst = total.iter().max().copied().unwrap_or_default();
         let p50 = median(total);
         println!(
-            "{n:>9} {routes:>9} {:>14} {:>14} {:>14} {:>14} {:>22} {:>22}",
+            "{n:>9} {routes:>9} {:>14} {:>14} {:>14} {:>14} {:>18} {:>22} {:>22}",
             ms(median(translate)),
             ms(median(build)),
             ms(p50),
             ms(worst),
+            ms(median(services)),
             ms(median(uncached)),
             ms(median(scratch))
         );

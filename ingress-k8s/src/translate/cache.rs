@@ -113,6 +113,8 @@ pub struct TranslationCache {
     list: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
     cluster_ip: Vec<Arc<(BackendRef, EndpointSet)>>,
     list_stale: bool,
+    /// Whether a Secret changed since the last translation (its parse may be forgotten).
+    secrets_changed: bool,
     /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
     /// changed), so every stored Ingress is looked at, whatever the journal says.
     forgot: bool,
@@ -177,6 +179,7 @@ impl TranslationCache {
         for key in update(&mut self.secrets, &objects.secrets, changed.of(Kind::Secret)) {
             reads.push(Read::Secret(key));
         }
+        self.secrets_changed = !reads.is_empty();
         for key in update(&mut self.config_maps, &objects.config_maps, changed.of(Kind::ConfigMap)) {
             reads.push(Read::ConfigMap(key));
         }
@@ -396,7 +399,9 @@ impl TranslationCache {
         out.used_services = Arc::clone(&self.sets.used_services.set);
         out.used_secrets = Arc::clone(&self.sets.used_secrets.set);
         out.index = Arc::clone(&self.index);
-        self.certificates.retain(&objects.secrets);
+        if self.secrets_changed {
+            self.certificates.retain(&objects.secrets);
+        }
     }
 
     /// Drops every Ingress translation (and what they added to the sets and index).
