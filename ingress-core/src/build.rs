@@ -4,6 +4,7 @@ mod block;
 mod global;
 mod ingress;
 mod rebuild;
+mod tls_map;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -191,7 +191,7 @@ pub struct RouteTable {
     pub(crate) controller_default: Option<Backend>,
     /// The policy of routes no Ingress defined (the controller's default backend).
     pub(crate) no_policy: RoutePolicy,
-    pub(crate) tls: TlsMap,
+    pub(crate) tls: Arc<TlsMap>,
     /// The `www.` twins redirected to their host (`from-to-www-redirect`), by the twin's name.
     pub(crate) redirects: HashTable<HostRedirect>,
     /// The TCP and UDP services, sorted by protocol and port.

@@ -12,10 +12,9 @@ use super::ingress::Entry;
 use super::rebuild::{ByAge, Key, Map, Set};
 use super::{Built, TableBuilder, block, index, resolve};
 use crate::table::{HostBlock, HostRedirect, Slot, Target};
-use crate::tls::TlsEntry;
 use crate::{
     Backend, EndpointStore, Field, HostPattern, Ingress, Reason, Rejection, RoutePolicy, RouteTable,
-    StreamRoute, TlsMap,
+    StreamRoute,
 };
 
 /// The rebuilder's state, as the last part of a build reads it (see `Rebuilder::state`).
@@ -33,6 +32,7 @@ pub(super) struct State<'r> {
     pub(super) catch_alls: &'r ByAge,
     pub(super) with_tls: &'r ByAge,
     pub(super) rejected: &'r Set<Key>,
+    pub(super) tls: &'r mut super::tls_map::TlsMemo,
     pub(super) routes: usize,
     pub(super) served: usize,
     pub(super) passthrough: bool,
@@ -49,12 +49,11 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
         rejected.extend(state.groups.get(pattern).into_iter().flat_map(|(b, _)| b.rejected.iter().cloned()));
     }
     let catch_all = catch_all(&state, builder, endpoints, &mut rejected);
-    let (mut tls, mut claims) = tls(&state, &mut rejected);
-    let redirects = state.aliases_and_redirects(&mut tls, &mut claims, &mut rejected);
-    if let Some(cert) = &builder.default_certificate {
-        tls.default = Some(TlsEntry { host: HostPattern::Any, certificate: cert.clone(), origin: None });
-    }
-    tls.material = builder.certificates.clone();
+    let (redirects, aliases) = state.aliases_and_redirects(&mut rejected);
+    // Oldest first, read only when the TLS map is made again.
+    let entries = state.entries;
+    let with_tls = state.with_tls.iter().filter_map(|(_, key)| entries.get(key));
+    let tls = state.tls.map(with_tls, aliases, builder, &mut rejected);
     let mut slot = |key: &crate::BackendRef| {
         let (key, endpoints) = endpoints.slot(key);
         Backend { key, endpoints }
@@ -142,50 +141,20 @@ fn catch_all_block(
     })
 }
 
-/// Which host a TLS claim gave its certificate: the entry's index and the claim's field.
-type Claims = HashMap<HostPattern, (u32, Field)>;
-
-/// The TLS map: each host's certificate from the oldest Ingress claiming it; a younger claim
-/// with another certificate is rejected.
-fn tls(state: &State<'_>, rejected: &mut Vec<Rejection>) -> (TlsMap, Claims) {
-    let mut map = TlsMap::default();
-    let mut claims: Claims = HashMap::new();
-    for (_, entry) in by_age(state, state.with_tls) {
-        let origin = &entry.ingress.origin;
-        for (field, pattern) in &entry.tls {
-            let Some(certificate) = entry.certificate(*field) else { continue };
-            if let Some(&(winner, winner_field)) = claims.get(pattern) {
-                let Some(won) = map.entries.get(winner as usize) else { continue };
-                if won.certificate != *certificate {
-                    let winner = won.origin.clone().unwrap_or_else(|| origin.clone());
-                    let reason = Reason::Duplicate { winner, winner_field };
-                    rejected.push(Rejection { origin: origin.clone(), field: *field, reason });
-                }
-                continue;
-            }
-            claims.insert(pattern.clone(), (index(map.entries.len()), *field));
-            map.insert(TlsEntry {
-                host: pattern.clone(),
-                certificate: certificate.clone(),
-                origin: Some(origin.clone()),
-            });
-        }
-    }
-    (map, claims)
-}
-
 impl State<'_> {
     /// The extra names of the hosts: an index entry per alias (`server-alias`) pointing at its
     /// host's block, and the `www.` redirects (`from-to-www-redirect`). A name that is a host of
     /// its own is left to that host, as ingress-nginx leaves it; an alias that is not a valid
     /// name, or already another host's alias, is rejected. Hosts compete for names in the order
     /// they were declared.
+    ///
+    /// Returns the redirects, and each alias put in the indexes with its host, in order (for
+    /// the TLS map: an alias gets its host's certificate).
     fn aliases_and_redirects(
         &mut self,
-        tls: &mut TlsMap,
-        claims: &mut Claims,
         rejected: &mut Vec<Rejection>,
-    ) -> HashTable<HostRedirect> {
+    ) -> (HashTable<HostRedirect>, Vec<(HostPattern, HostPattern)>) {
+        let mut accepted = Vec::new();
         for (kind, name) in std::mem::take(self.aliases) {
             let hash = std::hash::BuildHasher::hash_one(self.hasher, &*name);
             let table = if kind == 0 { &mut *self.exact } else { &mut *self.wildcard };
@@ -220,7 +189,7 @@ impl State<'_> {
                             format!("already an alias of host `{}`", other.unwrap_or_default())
                         }
                         None => {
-                            alias_certificate(tls, claims, pattern, &p);
+                            accepted.push((pattern.clone(), p.clone()));
                             let kind = p.specificity();
                             let alias: Box<str> = block::host_name(&p).into();
                             let slot = Slot { block: Arc::clone(block), id, alias: Some(alias.clone()) };
@@ -259,21 +228,6 @@ impl State<'_> {
             let hash = |r: &HostRedirect| std::hash::BuildHasher::hash_one(hasher, &*r.from);
             redirects.insert_unique(hash(&redirect), redirect, hash);
         }
-        redirects
+        (redirects, accepted)
     }
-}
-
-/// Serves an alias with its host's certificate, unless a TLS entry names the alias itself
-/// (ingress-nginx gives an alias its server's certificate; when that does not cover the
-/// name, the client sees a mismatch either way).
-fn alias_certificate(tls: &mut TlsMap, claims: &mut Claims, host: &HostPattern, alias: &HostPattern) {
-    let Some(&(i, field)) = claims.get(host) else { return };
-    if claims.contains_key(alias) {
-        return;
-    }
-    let Some(e) = tls.entries.get(i as usize) else { return };
-    let entry =
-        TlsEntry { host: alias.clone(), certificate: e.certificate.clone(), origin: e.origin.clone() };
-    claims.insert(alias.clone(), (index(tls.entries.len()), field));
-    tls.insert(entry);
 }

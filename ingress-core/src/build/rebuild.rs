@@ -104,6 +104,8 @@ pub struct Rebuilder {
     catch_alls: ByAge,
     with_tls: ByAge,
     rejected: Set<Key>,
+    /// The TLS map of the last build, while no Ingress with TLS claims came or went.
+    tls: super::tls_map::TlsMemo,
     /// Regexes compiled by earlier builds (emptied past [`REGEXES_KEPT`], so patterns no
     /// longer used do not pile up).
     regexes: block::Regexes,
@@ -223,7 +225,9 @@ impl Rebuilder {
         }
         let aged = (old.ingress.origin.clone(), key.clone());
         self.catch_alls.remove(&aged);
-        self.with_tls.remove(&aged);
+        if self.with_tls.remove(&aged) {
+            self.tls.forget();
+        }
         self.rejected.remove(key);
     }
 
@@ -243,6 +247,7 @@ impl Rebuilder {
         }
         if !entry.tls.is_empty() {
             self.with_tls.insert((entry.ingress.origin.clone(), key.clone()));
+            self.tls.forget();
         }
         if !entry.rejected.is_empty() {
             self.rejected.insert(key.clone());
@@ -361,6 +366,7 @@ impl Rebuilder {
             catch_alls: &self.catch_alls,
             with_tls: &self.with_tls,
             rejected: &self.rejected,
+            tls: &mut self.tls,
             routes: self.routes,
             served: self.served,
             passthrough: self.passthrough > 0,
