@@ -427,9 +427,11 @@ fn gone<'a>(
     if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| Arc::ptr_eq(a, b)) {
         return Vec::new();
     }
-    // Both lists are alive: their addresses identify their entries.
-    let kept: HashSet<*const (BackendRef, EndpointSet)> = new.iter().map(Arc::as_ptr).collect();
-    let before: HashSet<*const (BackendRef, EndpointSet)> = old.iter().map(Arc::as_ptr).collect();
+    // Both lists are alive: their addresses identify their entries (hashed fast: they are
+    // tens of thousands).
+    type Addresses = HashSet<*const (BackendRef, EndpointSet), foldhash::fast::RandomState>;
+    let kept: Addresses = new.iter().map(Arc::as_ptr).collect();
+    let before: Addresses = old.iter().map(Arc::as_ptr).collect();
     let made: HashSet<&BackendRef> =
         new.iter().filter(|e| !before.contains(&Arc::as_ptr(e))).map(|e| &e.0).collect();
     let mut gone: Vec<&BackendRef> = old

@@ -162,8 +162,10 @@ impl Translation {
         // The same list (the cache's, while no Service changed): every set is loaded already.
         let same = std::ptr::eq(loaded.as_ptr(), endpoints.as_ptr()) && loaded.len() == endpoints.len();
         if !same {
-            let before: std::collections::HashSet<*const (BackendRef, EndpointSet)> =
-                loaded.iter().map(Arc::as_ptr).collect();
+            let before: std::collections::HashSet<
+                *const (BackendRef, EndpointSet),
+                foldhash::fast::RandomState,
+            > = loaded.iter().map(Arc::as_ptr).collect();
             for entry in endpoints.iter() {
                 // A set equal to the slot's (most, when little changed) is left in place.
                 if before.contains(&Arc::as_ptr(entry))
