@@ -54,7 +54,7 @@ pub struct TableBuilder {
     services: Services,
     default_backend: Option<BackendRef>,
     default_certificate: Option<CertificateRef>,
-    certificates: HashMap<CertificateRef, Arc<CertificatePem>>,
+    certificates: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>,
     /// TCP and UDP services by protocol and port.
     streams: BTreeMap<(StreamProtocol, u16), StreamService>,
 }
@@ -110,7 +110,16 @@ impl TableBuilder {
         certificate: CertificateRef,
         pem: impl Into<Arc<CertificatePem>>,
     ) -> &mut Self {
-        self.certificates.insert(certificate, pem.into());
+        Arc::make_mut(&mut self.certificates).insert(certificate, pem.into());
+        self
+    }
+
+    /// Registers the material of every certificate at once, replacing any registered before,
+    /// as one shared map ([`TableBuilder::certificate`] for each). A [`Rebuilder`] handed the
+    /// same map (the same `Arc`) as its last build knows without reading it that no certificate
+    /// changed.
+    pub fn certificates(&mut self, all: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>) -> &mut Self {
+        self.certificates = all;
         self
     }
 

@@ -64,7 +64,7 @@ pub struct TlsMap {
     pub(crate) exact: HashMap<Box<str>, u32, RandomState>,
     pub(crate) wildcard: HashMap<Box<str>, u32, RandomState>,
     pub(crate) default: Option<TlsEntry>,
-    pub(crate) material: HashMap<CertificateRef, Arc<CertificatePem>>,
+    pub(crate) material: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>,
 }
 
 impl TlsMap {

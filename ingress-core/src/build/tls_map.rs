@@ -52,7 +52,8 @@ impl TlsMemo {
         if let Some(made) = &self.made
             && made.aliases == aliases
             && made.default == builder.default_certificate
-            && made.map.material == builder.certificates
+            && (Arc::ptr_eq(&made.map.material, &builder.certificates)
+                || made.map.material == builder.certificates)
         {
             rejected.extend(made.rejected.iter().cloned());
             return Arc::clone(&made.map);
@@ -65,7 +66,7 @@ impl TlsMemo {
         if let Some(cert) = &builder.default_certificate {
             map.default = Some(TlsEntry { host: HostPattern::Any, certificate: cert.clone(), origin: None });
         }
-        map.material = builder.certificates.clone();
+        map.material = Arc::clone(&builder.certificates);
         let map = Arc::new(map);
         rejected.extend(own.iter().cloned());
         self.made = Some(Made {

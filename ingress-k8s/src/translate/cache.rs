@@ -113,6 +113,10 @@ pub struct TranslationCache {
     list: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
     cluster_ip: Vec<Arc<(BackendRef, EndpointSet)>>,
     list_stale: bool,
+    /// The certificates of every Ingress (handed to each translation's builder as one map),
+    /// and whether an Ingress with certificates was translated again or went since it was made.
+    certificate_map: Arc<HashMap<ingress_core::CertificateRef, Arc<ingress_core::CertificatePem>>>,
+    certificate_map_stale: bool,
     /// Whether a Secret changed since the last translation (its parse may be forgotten).
     secrets_changed: bool,
     /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
@@ -327,6 +331,7 @@ impl TranslationCache {
         let hint = changed.of(Kind::Ingress).filter(|_| !self.forgot);
         for key in changed_keys(&self.ingresses, &objects.ingresses, |e| &e.ingress, hint) {
             if let Some(old) = self.ingresses.remove(&key) {
+                self.certificate_map_stale |= !old.translated.certificates.is_empty();
                 self.forget(&key, &old);
             }
             if let Some(ingress) = objects.ingresses.get(&key) {
@@ -356,6 +361,8 @@ impl TranslationCache {
                 }
                 let (translated, reads) =
                     translate_ingress(objects, config, controller, &mut certs, key, &entry.ingress);
+                self.certificate_map_stale |=
+                    !translated.certificates.is_empty() || !entry.translated.certificates.is_empty();
                 self.sets.add(&translated.names);
                 for read in &reads.objects {
                     self.readers.entry(read.clone()).or_default().insert(key.clone());
@@ -373,15 +380,22 @@ impl TranslationCache {
             if let Some(core) = &translated.core {
                 out.builder.ingress(Arc::clone(core));
             }
-            for (certificate, pem) in &translated.certificates {
-                out.builder.certificate(certificate.clone(), Arc::clone(pem));
-            }
             out.problems.extend(translated.problems.iter().cloned());
             if let Some(info) = &translated.info {
                 out.ingresses.push(Arc::clone(info));
             }
             cluster_ip.extend(translated.cluster_ip_backends.iter().cloned());
         }
+        if std::mem::take(&mut self.certificate_map_stale) {
+            let mut all = HashMap::new();
+            for entry in self.ingresses.values() {
+                for (certificate, pem) in &entry.translated.certificates {
+                    all.insert(certificate.clone(), Arc::clone(pem));
+                }
+            }
+            self.certificate_map = Arc::new(all);
+        }
+        out.builder.certificates(Arc::clone(&self.certificate_map));
         cluster_ip
     }
 
@@ -407,6 +421,7 @@ impl TranslationCache {
     /// Drops every Ingress translation (and what they added to the sets and index).
     fn forget_ingresses(&mut self) {
         self.ingresses.clear();
+        self.certificate_map_stale = true;
         self.readers.clear();
         self.sets = Sets::default();
         self.globals = Names::default();
