@@ -2,7 +2,8 @@
 //! cluster size.
 //!
 //! The stores keep an unchanged object in the same `Arc` (see [`Objects::absorb`]), so the
-//! cache tells what changed since it last translated by comparing pointers, in one ordered walk
+//! cache tells what changed since it last translated by comparing pointers: at the keys a
+//! journal of the changes names ([`Changed`], as the engine keeps one), or in one ordered walk
 //! over each kind. It keeps:
 //!
 //! - per Ingress, everything its translation produced, with the objects that translation read
@@ -14,6 +15,8 @@
 //!   are the same;
 //! - the translation's sets (used and referenced Services, Secrets, ConfigMaps) and field
 //!   index, updated by what changed and shared with the translation;
+//! - the list of every endpoint set and the map of every certificate, handed out as the same
+//!   `Arc` while nothing they hold changed;
 //! - the parsed TLS Secrets ([`CertificateCache`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
