@@ -551,15 +551,17 @@ mod tests {
         ))
     }
 
+    /// Applies one change and acts on it, as the engine's loop does.
+    fn step(engine: &mut Engine, change: Change) {
+        let mut dirty = Dirty::default();
+        engine.apply(change, &mut dirty);
+        engine.flush(&dirty);
+    }
+
     #[test]
     fn an_ingress_under_review_is_not_served_by_the_next_table() {
         let config = Config { watch_ingress_without_class: true, ..Config::default() };
         let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
-        let step = |engine: &mut Engine, change| {
-            let mut dirty = Dirty::default();
-            engine.apply(change, &mut dirty);
-            engine.flush(&dirty);
-        };
         step(&mut engine, Change::Relist(Kind::Ingress, vec![object(INGRESS)]));
         // Another host, and a value ingress-nginx rejects.
         let reviewed = INGRESS.replace("app.example.com", "reviewed.example.com").replace(
@@ -583,11 +585,6 @@ mod tests {
     fn a_late_update_of_an_object_no_longer_named_is_dropped() {
         let config = Config { watch_ingress_without_class: true, ..Config::default() };
         let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
-        let step = |engine: &mut Engine, change| {
-            let mut dirty = Dirty::default();
-            engine.apply(change, &mut dirty);
-            engine.flush(&dirty);
-        };
         let named = INGRESS.replace(
             "metadata: {name: app, namespace: default}",
             "metadata: {name: app, namespace: default, annotations: {nginx.ingress.kubernetes.io/custom-headers: default/hdrs}}",
@@ -622,11 +619,6 @@ mod tests {
         let key: Key = ("default".into(), "hdrs".into());
         let (mut engine, rx) = Engine::new(config.clone(), [Kind::Ingress]);
         let named = engine.watch_by_name();
-        let step = |engine: &mut Engine, change| {
-            let mut dirty = Dirty::default();
-            engine.apply(change, &mut dirty);
-            engine.flush(&dirty);
-        };
         step(&mut engine, Change::Relist(Kind::Ingress, vec![object(&named_ingress)]));
         assert!(rx.borrow().is_none(), "not published before the named ConfigMap is listed");
         assert!(engine.holding_until().is_some());
@@ -651,11 +643,6 @@ mod tests {
     fn waits_for_every_initial_list_then_updates_endpoints_in_place() {
         let config = Config { watch_ingress_without_class: true, ..Config::default() };
         let (mut engine, rx) = Engine::new(config, [Kind::Ingress, Kind::Service, Kind::EndpointSlice]);
-        let step = |engine: &mut Engine, change| {
-            let mut dirty = Dirty::default();
-            engine.apply(change, &mut dirty);
-            engine.flush(&dirty);
-        };
         step(&mut engine, Change::Relist(Kind::Ingress, vec![object(INGRESS)]));
         step(&mut engine, Change::Relist(Kind::Service, vec![object(SERVICE)]));
         assert!(rx.borrow().is_none(), "nothing is published before every kind is listed");
