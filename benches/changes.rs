@@ -17,114 +17,13 @@
 #![allow(missing_docs, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_benches::cluster::{ingress, service, stores};
 use ingress_core::EndpointStore;
-use ingress_k8s::{Change, Config, Object, Objects};
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::Ingress;
+use ingress_k8s::{Change, Config, Object};
 
-const PATHS: usize = 10;
 const ROUNDS: usize = 7;
-
-fn from<T: k8s_openapi::serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    match serde_json::from_value(value) {
-        Ok(t) => t,
-        Err(e) => panic!("fixture: {e}"),
-    }
-}
-
-/// Ingress `i` (revision `rev`): host `svc-<i>.apps.example.com`, ten paths over two Services,
-/// TLS for every tenth.
-fn ingress(i: usize, rev: usize) -> Ingress {
-    let ns = format!("team-{}", i % 50);
-    let paths: Vec<serde_json::Value> = (0..PATHS)
-        .map(|j| {
-            let service = if j % 2 == 0 { format!("web-{i}") } else { format!("api-{i}") };
-            serde_json::json!({
-                "path": if j == 0 { "/".to_owned() } else { format!("/p{j}/r{rev}") },
-                "pathType": if j % 3 == 0 { "Exact" } else { "Prefix" },
-                "backend": {"service": {"name": service, "port": {"number": 80}}}
-            })
-        })
-        .collect();
-    let host = format!("svc-{i}.apps.example.com");
-    let mut spec = serde_json::json!({"rules": [{"host": host, "http": {"paths": paths}}]});
-    if i.is_multiple_of(10) {
-        spec["tls"] = serde_json::json!([{"hosts": [host], "secretName": format!("tls-{i}")}]);
-    }
-    from(serde_json::json!({
-        "metadata": {
-            "name": format!("ing-{i}"), "namespace": ns, "resourceVersion": rev.to_string(),
-            "creationTimestamp": "2026-01-01T00:00:00Z",
-            "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "30"}
-        },
-        "spec": spec
-    }))
-}
-
-fn service(ns: &str, name: &str) -> Service {
-    from(serde_json::json!({
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
-    }))
-}
-
-/// [`service`] with a second port, `round` (a Service change the Ingresses naming it see).
-fn service_edited(ns: &str, name: &str, round: usize) -> Service {
-    from(serde_json::json!({
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"ports": [
-            {"name": "http", "port": 80, "targetPort": 8080},
-            {"name": "extra", "port": 10_000 + round, "targetPort": 9090}
-        ]}
-    }))
-}
-
-fn slice(ns: &str, service: &str, i: usize) -> EndpointSlice {
-    from(serde_json::json!({
-        "metadata": {"name": format!("{service}-1"), "namespace": ns, "labels": {"kubernetes.io/service-name": service}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 8080}],
-        "endpoints": [
-            {"addresses": [format!("10.{}.{}.1", (i / 250) % 250, i % 250)], "conditions": {"ready": true}},
-            {"addresses": [format!("10.{}.{}.2", (i / 250) % 250, i % 250)], "conditions": {"ready": true}}
-        ]
-    }))
-}
-
-/// The demo's TLS Secret, the template of every TLS Secret here.
-fn tls_template() -> Secret {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/webapp-tls-secret.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    match ingress_k8s::parse_manifest(&path, &text).map(|mut o| o.remove(0)) {
-        Ok(Object::Secret(s)) => s,
-        _ => panic!("{}: not a Secret", path.display()),
-    }
-}
-
-fn objects(n: usize) -> Objects {
-    let mut objects = Objects::default();
-    let template = tls_template();
-    for i in 0..n {
-        let ns = format!("team-{}", i % 50);
-        objects.ingresses.insert((ns.clone(), format!("ing-{i}")), Arc::new(ingress(i, 0)));
-        for name in [format!("web-{i}"), format!("api-{i}")] {
-            objects.services.insert((ns.clone(), name.clone()), Arc::new(service(&ns, &name)));
-            objects.endpoint_slices.insert((ns.clone(), format!("{name}-1")), Arc::new(slice(&ns, &name, i)));
-        }
-        if i.is_multiple_of(10) {
-            let mut secret = template.clone();
-            secret.metadata.name = Some(format!("tls-{i}"));
-            secret.metadata.namespace = Some(ns.clone());
-            objects.secrets.insert((ns, format!("tls-{i}")), Arc::new(secret));
-        }
-    }
-    objects
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -163,7 +62,7 @@ fn main() {
     );
     let mut per_ingress = BTreeMap::new();
     for n in sizes {
-        let mut objects = objects(n);
+        let mut objects = stores(n);
         let mut store = EndpointStore::new();
         let mut cache = ingress_k8s::TranslationCache::default();
         let mut rebuilder = ingress_core::Rebuilder::new();
@@ -207,7 +106,7 @@ fn main() {
             // A Service change: its Ingress's host is built again, with its endpoints.
             let j = (round * 104_729) % n;
             let ns = format!("team-{}", j % 50);
-            let change = Change::Apply(Object::Service(service_edited(&ns, &format!("web-{j}"), round)));
+            let change = Change::Apply(Object::Service(service(&ns, &format!("web-{j}"), j, Some(round))));
             changed.note(&change);
             objects.apply(change);
             let started = Instant::now();

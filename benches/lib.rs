@@ -1,5 +1,7 @@
 //! Shared fixtures for the benchmarks: synthetic route tables shaped like real clusters.
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 
 use ingress_core::{

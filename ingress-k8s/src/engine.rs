@@ -166,13 +166,13 @@ impl Engine {
             Change::Apply(Object::EndpointSlice(slice)) => {
                 let key = crate::objects::key_of(&slice.metadata);
                 if let Some(old) = self.objects.endpoint_slices.get(&key) {
-                    dirty.services.extend(translate::slice_service(old));
+                    dirty.services.extend(old.service_key(&key));
                 }
                 dirty.services.extend(translate::slice_service(slice));
             }
             Change::Delete(Kind::EndpointSlice, key) => {
                 if let Some(old) = self.objects.endpoint_slices.get(key) {
-                    dirty.services.extend(translate::slice_service(old));
+                    dirty.services.extend(old.service_key(key));
                 }
             }
             Change::Relist(Kind::EndpointSlice, _) => {
@@ -223,10 +223,10 @@ impl Engine {
             Change::Apply(Object::Secret(s)) => !self.used.1.contains(&crate::objects::key_of(&s.metadata)),
             Change::Delete(Kind::Secret, key) => !self.used.1.contains(key),
             Change::Apply(Object::EndpointSlice(slice)) => {
-                let old = self.objects.endpoint_slices.get(&crate::objects::key_of(&slice.metadata));
-                let mut services = translate::slice_service(slice)
-                    .into_iter()
-                    .chain(old.and_then(|o| translate::slice_service(o)));
+                let key = crate::objects::key_of(&slice.metadata);
+                let old = self.objects.endpoint_slices.get(&key);
+                let mut services =
+                    translate::slice_service(slice).into_iter().chain(old.and_then(|o| o.service_key(&key)));
                 services.all(|s| !self.used.0.contains(&s))
             }
             _ => false,
@@ -343,7 +343,7 @@ impl Engine {
         for key in services {
             let Some(service) = self.objects.services.get(key) else { continue };
             let slices = self.slices.slices(&self.objects, key);
-            let sets = translate::service_endpoints(service, &slices);
+            let sets = translate::service_endpoints(key, service, &slices);
             // Backends through the cluster IP of a headless Service follow its endpoints.
             for backend in self.cluster_ip.get(key).into_iter().flatten() {
                 if let Some((_, set)) = translate::cluster_ip_endpoints(service, backend, &sets) {

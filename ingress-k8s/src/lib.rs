@@ -35,6 +35,7 @@ mod list;
 mod objects;
 mod selector;
 mod status;
+mod stored;
 mod translate;
 mod watch;
 
@@ -49,6 +50,7 @@ pub use files::{ManifestDir, ManifestError, legacy_ingress, parse_manifest};
 pub use list::list_once;
 pub use objects::{Change, Changed, Key, Kind, Object, Objects, key_of};
 pub use selector::LabelSelector;
+pub use stored::{StoredService, StoredServicePort, StoredSlice};
 pub use translate::{
     CacheStats, CertificateCache, IngressInfo, Problem, Severity, Translation, TranslationCache, translate,
     translate_changed, translate_with,

@@ -13,6 +13,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::stored::{StoredService, StoredSlice};
+
 /// `(namespace, name)`; cluster-scoped objects (IngressClass) have an empty namespace.
 pub type Key = (String, String);
 
@@ -201,10 +203,10 @@ pub struct Objects {
     pub ingresses: BTreeMap<Key, Arc<Ingress>>,
     /// IngressClasses, keyed by `("", name)`.
     pub ingress_classes: BTreeMap<Key, Arc<IngressClass>>,
-    /// Services.
-    pub services: BTreeMap<Key, Arc<Service>>,
-    /// EndpointSlices.
-    pub endpoint_slices: BTreeMap<Key, Arc<EndpointSlice>>,
+    /// Services, as [`StoredService`]s.
+    pub services: BTreeMap<Key, Arc<StoredService>>,
+    /// EndpointSlices, as [`StoredSlice`]s.
+    pub endpoint_slices: BTreeMap<Key, Arc<StoredSlice>>,
     /// TLS Secrets.
     pub secrets: BTreeMap<Key, Arc<Secret>>,
     /// ConfigMaps.
@@ -225,8 +227,8 @@ impl Objects {
         match object {
             Object::Ingress(o) => drop(self.ingresses.insert(key, Arc::new(o))),
             Object::IngressClass(o) => drop(self.ingress_classes.insert(key, Arc::new(o))),
-            Object::Service(o) => drop(self.services.insert(key, Arc::new(o))),
-            Object::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::new(o))),
+            Object::Service(o) => drop(self.services.insert(key, Arc::new(o.into()))),
+            Object::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::new(o.into()))),
             Object::Secret(o) => drop(self.secrets.insert(key, Arc::new(o))),
             Object::ConfigMap(o) => drop(self.config_maps.insert(key, Arc::new(o))),
             Object::Namespace(o) => drop(self.namespaces.insert(key, Arc::new(o))),

@@ -287,11 +287,7 @@ pub fn translate_changed(
     if let Some(name) = &config.default_backend_service {
         let key = (name.namespace.clone(), name.name.clone());
         globals.used_services.push(key.clone());
-        let port = objects
-            .services
-            .get(&key)
-            .and_then(|s| s.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port))
-            .and_then(|p| u16::try_from(p).ok());
+        let port = objects.services.get(&key).and_then(|s| s.first_port());
         match port {
             Some(port) => {
                 out.builder.default_backend(BackendRef::new(&key.0, &key.1, port));
@@ -349,12 +345,12 @@ fn controller_problem(field: &str, reason: String) -> Problem {
     }
 }
 
-fn core_service(service: &k8s_openapi::api::core::v1::Service) -> ingress_core::Service {
-    let ports = service.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+fn core_service((namespace, name): &Key, service: &crate::StoredService) -> ingress_core::Service {
     ingress_core::Service {
-        namespace: service.metadata.namespace.clone().unwrap_or_default(),
-        name: service.metadata.name.clone().unwrap_or_default(),
-        ports: ports
+        namespace: namespace.clone(),
+        name: name.clone(),
+        ports: service
+            .ports
             .iter()
             .filter_map(|p| {
                 Some(ingress_core::ServicePort { name: p.name.clone(), port: u16::try_from(p.port).ok()? })
@@ -409,15 +405,8 @@ fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
     let Some(service) = objects.services.get(&(name.namespace.clone(), name.name.clone())) else {
         return Vec::new();
     };
-    let from_lb: Vec<String> = service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|list| lb_addresses(list.iter().map(|i| (&i.ip, &i.hostname))))
-        .unwrap_or_default();
-    if !from_lb.is_empty() {
-        return from_lb;
+    if !service.load_balancer.is_empty() {
+        return service.load_balancer.clone();
     }
-    service.spec.as_ref().and_then(|s| s.external_ips.clone()).unwrap_or_default()
+    service.external_ips.clone()
 }

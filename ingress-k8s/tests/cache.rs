@@ -62,9 +62,26 @@ struct World {
     crt: String,
     key: String,
     other_key: String,
+    /// The Services as last sent (the stores keep only what translation reads of them, so
+    /// sending one again takes the object sent).
+    services: BTreeMap<(String, String), Object>,
 }
 
 impl World {
+    /// Notes a change sent to the stores.
+    fn sent(&mut self, change: &Change) {
+        match change {
+            Change::Apply(service @ Object::Service(_)) => {
+                drop(self.services.insert(service.key(), service.clone()))
+            }
+            Change::Delete(Kind::Service, key) => drop(self.services.remove(key)),
+            Change::Relist(Kind::Service, listed) => {
+                self.services = listed.iter().map(|o| (o.key(), o.clone())).collect();
+            }
+            _ => {}
+        }
+    }
+
     fn ns(&mut self) -> &'static str {
         self.rng.pick(&NAMESPACES)
     }
@@ -341,7 +358,7 @@ impl World {
             // The same content in a new version (a resync, a label nothing reads).
             _ => match self.rng.below(4) {
                 0 => objects.ingresses.values().next().map(|i| Object::Ingress((**i).clone())),
-                1 => objects.services.values().next().map(|s| Object::Service((**s).clone())),
+                1 => self.services.values().next().cloned(),
                 2 => objects.secrets.values().next().map(|s| Object::Secret((**s).clone())),
                 _ => objects.config_maps.values().next().map(|c| Object::ConfigMap((**c).clone())),
             }
@@ -471,13 +488,16 @@ fn cached_is_fresh(journal: bool) {
         crt: fixture("web.crt"),
         key: fixture("web.key"),
         other_key: fixture("other.key"),
+        services: BTreeMap::new(),
     };
     let configs = configs();
     let mut objects = Objects::new();
     // A start with something of everything.
     for ns in NAMESPACES {
         for service in SERVICES {
-            objects.insert(world.service(ns, service));
+            let service = Change::Apply(world.service(ns, service));
+            world.sent(&service);
+            objects.apply(service);
         }
         for i in 0..4 {
             objects.insert(world.slice(ns, &format!("slice-{i}")));
@@ -512,18 +532,18 @@ fn cached_is_fresh(journal: bool) {
             // Now and then a relist (a watch restarted), one object short.
             let kind = if step % 200 == 50 { Kind::Service } else { Kind::Ingress };
             let listed: Vec<Object> = match kind {
-                Kind::Service => {
-                    objects.services.values().skip(1).map(|s| Object::Service((**s).clone())).collect()
-                }
+                Kind::Service => world.services.values().skip(1).cloned().collect(),
                 _ => objects.ingresses.values().skip(1).map(|i| Object::Ingress((**i).clone())).collect(),
             };
             let change = Change::Relist(kind, listed);
+            world.sent(&change);
             changed.note(&change);
             objects.apply(change);
             format!("relist {kind}")
         } else {
             let change = world.change(&objects);
             let what = format!("{change:?}").chars().take(120).collect::<String>();
+            world.sent(&change);
             changed.note(&change);
             objects.apply(change);
             what
@@ -541,6 +561,27 @@ fn cached_is_fresh(journal: bool) {
     }
     // The sequence changes one object at a time: most Ingresses are reused.
     assert!(reused > 3 * translated, "reused {reused}, translated {translated}");
+}
+
+/// Service `name` of [`cluster`].
+fn cluster_service(ns: &str, name: &str) -> Object {
+    object(
+        "Service",
+        "v1",
+        json!({"metadata": {"name": name, "namespace": ns}, "spec": {"ports": [{"name": "http", "port": 80}]}}),
+    )
+}
+
+/// The EndpointSlice of Service `service` of Ingress `i` of [`cluster`].
+fn cluster_slice(ns: &str, service: &str, i: usize) -> Object {
+    object(
+        "EndpointSlice",
+        "discovery.k8s.io/v1",
+        json!({"metadata": {"name": format!("{service}-1"), "namespace": ns,
+                            "labels": {"kubernetes.io/service-name": service}},
+               "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+               "endpoints": [{"addresses": [format!("10.1.{}.{}", i / 200, i % 200 + 1)]}]}),
+    )
 }
 
 /// Ingresses, Services, EndpointSlices and TLS Secrets as the `changes` benchmark makes them.
@@ -569,19 +610,8 @@ fn cluster(n: usize, crt: &str, key: &str) -> Objects {
         ));
         for s in ["web", "api"] {
             let service = format!("{s}-{i}");
-            objects.insert(object(
-                "Service",
-                "v1",
-                json!({"metadata": {"name": service, "namespace": ns}, "spec": {"ports": [{"name": "http", "port": 80}]}}),
-            ));
-            objects.insert(object(
-                "EndpointSlice",
-                "discovery.k8s.io/v1",
-                json!({"metadata": {"name": format!("{service}-1"), "namespace": ns,
-                                    "labels": {"kubernetes.io/service-name": service}},
-                       "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
-                       "endpoints": [{"addresses": [format!("10.1.{}.{}", i / 200, i % 200 + 1)]}]}),
-            ));
+            objects.insert(cluster_service(&ns, &service));
+            objects.insert(cluster_slice(&ns, &service, i));
         }
     }
     objects.insert(object(
@@ -622,14 +652,12 @@ fn a_change_remakes_what_it_touches_only() {
     assert_eq!(stats.services_translated, 0);
 
     // A Service: it, and the Ingress that routes to it.
-    let service = objects.services[&("team-2".to_owned(), "web-5".to_owned())].as_ref().clone();
-    objects.apply(Change::Apply(Object::Service(service)));
+    objects.apply(Change::Apply(cluster_service("team-2", "web-5")));
     let stats = step(&objects, "one Service");
     assert_eq!((stats.ingresses_translated, stats.services_translated), (1, 1));
 
     // An EndpointSlice: its Service's endpoints, no Ingress.
-    let slice = objects.endpoint_slices[&("team-0".to_owned(), "api-3-1".to_owned())].as_ref().clone();
-    objects.apply(Change::Apply(Object::EndpointSlice(slice)));
+    objects.apply(Change::Apply(cluster_slice("team-0", "api-3", 3)));
     let stats = step(&objects, "one EndpointSlice");
     assert_eq!((stats.ingresses_translated, stats.services_translated), (0, 1));
 

@@ -23,8 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use ingress_core::{BackendRef, EndpointSet, TableBuilder};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 
 mod sets;
@@ -35,9 +34,9 @@ use walk::{changed_keys, update};
 
 use super::endpoints::{insert_sorted, remove_sorted};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
-use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints, slice_service};
+use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints};
 use crate::objects::Key;
-use crate::{Changed, Config, Kind, Objects};
+use crate::{Changed, Config, Kind, Objects, StoredService, StoredSlice};
 
 /// An object a translation looked at, found or not: when it changes (appears, disappears, or
 /// is stored in another version), what was made from it is made again.
@@ -89,12 +88,8 @@ pub struct TranslationCache {
     /// costs less than declaring each Service again). Made afresh when a Service is deleted,
     /// since a builder cannot forget one.
     services_builder: TableBuilder,
-    /// How many Services are stored under another key than their own name (only a store
-    /// filled by hand does that): while any is, the builder is made afresh on every change, in
-    /// store order, as a fresh translation declares them.
-    renamed: usize,
-    /// Every EndpointSlice of the stores, with the Service it belongs to.
-    slices: BTreeMap<Key, (Arc<EndpointSlice>, Option<Key>)>,
+    /// Every EndpointSlice of the stores, as last seen.
+    slices: BTreeMap<Key, Arc<StoredSlice>>,
     /// The EndpointSlices of each Service, in store order.
     slices_of: HashMap<Key, Vec<Key>>,
     /// The versions of the other kinds the Ingresses may read, as last seen.
@@ -141,7 +136,7 @@ struct IngressEntry {
 /// One Service as last made.
 #[derive(Debug)]
 struct ServiceEntry {
-    service: Arc<Service>,
+    service: Arc<StoredService>,
     core: ingress_core::Service,
     endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
 }
@@ -203,8 +198,8 @@ impl TranslationCache {
             self.mark_readers(read);
         }
         let slices = changed.of(Kind::EndpointSlice);
-        for key in changed_keys(&self.slices, &objects.endpoint_slices, |(slice, _)| slice, slices) {
-            if let Some((_, Some(service))) = self.slices.remove(&key) {
+        for key in changed_keys(&self.slices, &objects.endpoint_slices, |slice| slice, slices) {
+            if let Some(service) = self.slices.remove(&key).and_then(|old| old.service_key(&key)) {
                 if let Some(own) = self.slices_of.get_mut(&service) {
                     remove_sorted(own, &key);
                     if own.is_empty() {
@@ -214,12 +209,11 @@ impl TranslationCache {
                 self.dirty_endpoints.insert(service);
             }
             if let Some(slice) = objects.endpoint_slices.get(&key) {
-                let service = slice_service(slice);
-                if let Some(service) = &service {
+                if let Some(service) = slice.service_key(&key) {
                     insert_sorted(self.slices_of.entry(service.clone()).or_default(), &key);
-                    self.dirty_endpoints.insert(service.clone());
+                    self.dirty_endpoints.insert(service);
                 }
-                self.slices.insert(key, (Arc::clone(slice), service));
+                self.slices.insert(key, Arc::clone(slice));
             }
         }
     }
@@ -233,22 +227,19 @@ impl TranslationCache {
         self.list_stale |= !changed.is_empty() || !self.dirty_endpoints.is_empty();
         let mut afresh = false;
         for key in &changed {
-            if let Some(old) = self.services.remove(key) {
-                let renamed = !own_name(&old.core, key);
-                self.renamed -= usize::from(renamed);
-                // The builder cannot forget the old one (nor one declared under another name).
-                afresh |= renamed || !objects.services.contains_key(key);
+            if self.services.remove(key).is_some() {
+                // The builder cannot forget the old one.
+                afresh |= !objects.services.contains_key(key);
             }
             self.dirty_endpoints.remove(key);
             self.mark_readers(&Read::Service(key.clone()));
             let Some(service) = objects.services.get(key) else { continue };
             let entry = self.service_entry(service, key, objects);
-            self.renamed += usize::from(!own_name(&entry.core, key));
             self.services_builder.service(entry.core.clone());
             self.services.insert(key.clone(), entry);
             self.stats.services_translated += 1;
         }
-        if afresh || (self.renamed > 0 && !changed.is_empty()) {
+        if afresh {
             self.services_builder = TableBuilder::new();
             for entry in self.services.values() {
                 self.services_builder.service(entry.core.clone());
@@ -292,10 +283,10 @@ impl TranslationCache {
         Arc::clone(&self.list)
     }
 
-    fn service_entry(&self, service: &Arc<Service>, key: &Key, objects: &Objects) -> ServiceEntry {
+    fn service_entry(&self, service: &Arc<StoredService>, key: &Key, objects: &Objects) -> ServiceEntry {
         ServiceEntry {
             service: Arc::clone(service),
-            core: core_service(service),
+            core: core_service(key, service),
             endpoints: self.endpoints_of(service, key, objects),
         }
     }
@@ -303,18 +294,18 @@ impl TranslationCache {
     /// The endpoint sets of a Service, from its EndpointSlices in store order.
     fn endpoints_of(
         &self,
-        service: &Service,
+        service: &StoredService,
         key: &Key,
         objects: &Objects,
     ) -> Vec<Arc<(BackendRef, EndpointSet)>> {
-        let slices: Vec<&EndpointSlice> = self
+        let slices: Vec<&StoredSlice> = self
             .slices_of
             .get(key)
             .into_iter()
             .flatten()
             .filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s))
             .collect();
-        let mut sets: Vec<_> = service_endpoints(service, &slices).into_iter().map(Arc::new).collect();
+        let mut sets: Vec<_> = service_endpoints(key, service, &slices).into_iter().map(Arc::new).collect();
         // Collected in place, into the room of the larger entries: kept, it would be mostly empty.
         sets.shrink_to_fit();
         sets
@@ -450,11 +441,6 @@ impl TranslationCache {
             }
         }
     }
-}
-
-/// Whether a core Service is stored under its own namespace and name.
-fn own_name(service: &ingress_core::Service, key: &Key) -> bool {
-    service.namespace == key.0 && service.name == key.1
 }
 
 /// Removes `key` from the readers of `read`.

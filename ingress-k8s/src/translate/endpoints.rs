@@ -1,19 +1,19 @@
 //! EndpointSlices → the ready endpoints of each Service port.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use ingress_core::{BackendRef, EndpointSet, PortRef};
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::Objects;
 use crate::objects::Key;
+use crate::{Objects, StoredService, StoredSlice};
 
 /// The label linking an EndpointSlice to its Service.
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// The Service an EndpointSlice belongs to, if it is labelled with one.
+/// The Service an EndpointSlice (as the API hands it over) belongs to, if it is labelled with
+/// one.
 pub(crate) fn slice_service(slice: &EndpointSlice) -> Option<Key> {
     let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
     Some((slice.metadata.namespace.clone().unwrap_or_default(), name.clone()))
@@ -79,11 +79,11 @@ impl SliceIndex {
     }
 
     /// The EndpointSlices of `service`, in store order.
-    pub(crate) fn slices<'o>(&mut self, objects: &'o Objects, service: &Key) -> Vec<&'o EndpointSlice> {
+    pub(crate) fn slices<'o>(&mut self, objects: &'o Objects, service: &Key) -> Vec<&'o StoredSlice> {
         if !self.built {
             *self = Self { built: true, ..Self::default() };
             for (key, slice) in &objects.endpoint_slices {
-                if let Some(owner) = slice_service(slice) {
+                if let Some(owner) = slice.service_key(key) {
                     insert_sorted(self.of.entry(owner.clone()).or_default(), key);
                     self.owner.insert(key.clone(), owner);
                 }
@@ -103,12 +103,11 @@ impl SliceIndex {
 /// `endpoint IP : slice port`. Only ready endpoints count; an unset `ready` is ready, and
 /// terminating endpoints are left out.
 pub(crate) fn service_endpoints(
-    service: &Service,
-    slices: &[&EndpointSlice],
+    (namespace, name): &Key,
+    service: &StoredService,
+    slices: &[&StoredSlice],
 ) -> Vec<(BackendRef, EndpointSet)> {
-    let namespace = service.metadata.namespace.clone().unwrap_or_default();
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let ports = service.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    let ports = &service.ports;
     let single_port = ports.len() == 1;
     ports
         .iter()
@@ -117,25 +116,10 @@ pub(crate) fn service_endpoints(
             let wanted = port.name.as_deref().unwrap_or("");
             let mut addrs = Vec::new();
             for slice in slices {
-                let slice_ports = slice.ports.as_deref().unwrap_or_default();
-                let Some(target) = find_port(slice_ports, wanted, single_port) else { continue };
-                for endpoint in slice.endpoints.as_deref().unwrap_or_default() {
-                    let conditions = endpoint.conditions.as_ref();
-                    let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-                    let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-                    if !ready || terminating {
-                        continue;
-                    }
-                    addrs.extend(
-                        endpoint
-                            .addresses
-                            .iter()
-                            .filter_map(|a| a.parse::<IpAddr>().ok())
-                            .map(|ip| SocketAddr::new(ip, target)),
-                    );
-                }
+                let Some(target) = find_port(&slice.ports, wanted, single_port) else { continue };
+                addrs.extend(slice.ready.iter().map(|ip| SocketAddr::new(*ip, target)));
             }
-            Some((BackendRef::new(&namespace, &name, PortRef::Number(number)), EndpointSet::new(addrs)))
+            Some((BackendRef::new(namespace, name, PortRef::Number(number)), EndpointSet::new(addrs)))
         })
         .collect()
 }
@@ -145,12 +129,11 @@ pub(crate) fn service_endpoints(
 /// for a Service without a cluster IP (headless), its endpoints from `pods` (the Service's own
 /// endpoint sets), as ingress-nginx falls back to them.
 pub(crate) fn cluster_ip_endpoints<'a>(
-    service: &Service,
+    service: &StoredService,
     backend: &BackendRef,
     pods: impl IntoIterator<Item = &'a (BackendRef, EndpointSet)>,
 ) -> Option<(BackendRef, EndpointSet)> {
-    let spec = service.spec.as_ref()?;
-    let ports = spec.ports.as_deref().unwrap_or_default();
+    let ports = &service.ports;
     let number = match &backend.port {
         PortRef::Number(n) => *n,
         PortRef::Name(name) => {
@@ -158,8 +141,7 @@ pub(crate) fn cluster_ip_endpoints<'a>(
         }
     };
     let key = BackendRef { port: PortRef::Number(number), ..backend.clone() };
-    let ip = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None");
-    let set = match ip.and_then(|ip| ip.parse::<IpAddr>().ok()) {
+    let set = match service.cluster_ip {
         Some(ip) => EndpointSet::new([SocketAddr::new(ip, number)]),
         None => {
             let plain = BackendRef { cluster_ip: false, ..key.clone() };
@@ -169,15 +151,15 @@ pub(crate) fn cluster_ip_endpoints<'a>(
     Some((key, set))
 }
 
-fn find_port(ports: &[EndpointPort], wanted: &str, single_port: bool) -> Option<u16> {
-    let by_name = ports.iter().find(|p| p.name.as_deref().unwrap_or("") == wanted);
-    let port = match by_name {
+fn find_port(ports: &[(String, Option<i32>)], wanted: &str, single_port: bool) -> Option<u16> {
+    let by_name = ports.iter().find(|(name, _)| name == wanted);
+    let (_, port) = match by_name {
         Some(p) => p,
         // A hand-written slice for a one-port Service may leave the name out.
         None if single_port && ports.len() == 1 => &ports[0],
         None => return None,
     };
-    port.port.and_then(|p| u16::try_from(p).ok())
+    port.and_then(|p| u16::try_from(p).ok())
 }
 
 #[cfg(test)]
@@ -201,7 +183,10 @@ mod tests {
         let mut index = SliceIndex::default();
         let names = |objects: &Objects, index: &mut SliceIndex, service: &str| -> Vec<String> {
             let key = ("a".to_owned(), service.to_owned());
-            index.slices(objects, &key).iter().map(|s| s.metadata.name.clone().unwrap()).collect()
+            let stored = |slice: &StoredSlice| {
+                objects.endpoint_slices.iter().find(|(_, o)| std::ptr::eq(&***o, slice)).unwrap().0.1.clone()
+            };
+            index.slices(objects, &key).into_iter().map(stored).collect()
         };
         let apply = |objects: &mut Objects, index: &mut SliceIndex, change: Change| {
             index.note(&change);
@@ -226,7 +211,7 @@ mod tests {
 
     #[test]
     fn ready_named_ports_only() {
-        let service: Service = serde_yaml::from_str(
+        let service: k8s_openapi::api::core::v1::Service = serde_yaml::from_str(
             "metadata: {name: web, namespace: default}\nspec:\n  ports:\n  - {name: http, port: 8080, targetPort: 80}\n  - {name: ajp, port: 8009}\n",
         )
         .unwrap();
@@ -246,7 +231,8 @@ endpoints:
 "#,
         )
         .unwrap();
-        let sets = service_endpoints(&service, &[&slice]);
+        let key = ("default".to_owned(), "web".to_owned());
+        let sets = service_endpoints(&key, &service.into(), &[&slice.into()]);
         let addrs = |i: usize| sets[i].1.as_slice().iter().map(|e| e.addr.to_string()).collect::<Vec<_>>();
         assert_eq!(sets[0].0, BackendRef::new("default", "web", 8080));
         assert_eq!(addrs(0), ["10.0.0.1:80", "10.0.0.4:80"]);

@@ -139,9 +139,7 @@ fn add_ingress(
     let asked_config_maps = std::cell::RefCell::new(Vec::new());
     let service_port = |name: &str| {
         asked_services.borrow_mut().push((key.0.clone(), name.to_owned()));
-        let service = objects.services.get(&(key.0.clone(), name.to_owned()))?;
-        let port = service.spec.as_ref()?.ports.as_ref()?.first()?.port;
-        u16::try_from(port).ok()
+        objects.services.get(&(key.0.clone(), name.to_owned()))?.first_port()
     };
     let config_map = |ns: &str, name: &str| {
         let key = (ns.to_owned(), name.to_owned());

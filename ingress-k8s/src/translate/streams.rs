@@ -8,12 +8,11 @@
 //! ConfigMap and key; the other entries are served.
 
 use ingress_core::{BackendRef, ProxyProtocol, StreamProtocol, StreamService, TableBuilder};
-use k8s_openapi::api::core::v1::Service;
 
 use super::{Problem, Severity};
 use crate::config::ObjectName;
 use crate::objects::Key;
-use crate::{Kind, Objects};
+use crate::{Kind, Objects, StoredService};
 
 /// Adds the services of one stream ConfigMap to `builder`; returns what was wrong with its
 /// entries. A missing ConfigMap adds nothing (ingress-nginx serves no stream port then).
@@ -105,14 +104,14 @@ fn entry(
 
 /// The number of the Service port named or numbered `port` whose protocol is `protocol` (a
 /// port without one is TCP).
-fn service_port_number(service: &Service, port: &str, protocol: StreamProtocol) -> Option<u16> {
+fn service_port_number(service: &StoredService, port: &str, protocol: StreamProtocol) -> Option<u16> {
     let wanted = match protocol {
         StreamProtocol::Tcp => "TCP",
         StreamProtocol::Udp => "UDP",
     };
     let number = port.parse::<i32>().ok();
-    let ports = service.spec.as_ref()?.ports.as_deref()?;
-    ports
+    service
+        .ports
         .iter()
         .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == wanted)
         .find(|p| match number {
