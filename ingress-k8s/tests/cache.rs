@@ -72,7 +72,7 @@ impl World {
     fn sent(&mut self, change: &Change) {
         match change {
             Change::Apply(service @ Object::Service(_)) => {
-                drop(self.services.insert(service.key(), service.clone()))
+                self.services.insert(service.key(), service.clone());
             }
             Change::Delete(Kind::Service, key) => drop(self.services.remove(key)),
             Change::Relist(Kind::Service, listed) => {
