@@ -4,8 +4,9 @@
 //! changed, through the controller's `TranslationCache`, which translates again only the
 //! edited Ingress, then the
 //! core build through the controller's `Rebuilder`, which builds again only that Ingress's
-//! host, against the live endpoint store). Each round then edits one Service (a port added):
-//! the "Service edit" column, translation and build together. The last two columns are, in the
+//! host, against the live endpoint store). Each round then edits one Service (a port added),
+//! the "Service edit" column, and replaces one TLS Secret's certificate by another, the
+//! "Secret edit" column, translation and build together. The last two columns are, in the
 //! same rounds, the
 //! translation with a fresh cache (every object translated, every TLS Secret parsed) and the
 //! build from scratch (every host). Prints the median and the
@@ -19,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ferry_benches::cluster::{ingress, service, stores};
+use ferry_benches::cluster::{ingress, service, stores, tls_secret};
 use ingress_core::EndpointStore;
 use ingress_k8s::{Change, Config, Object};
 
@@ -49,7 +50,7 @@ fn main() {
         "one Ingress edited, table made again (cached translation + incremental core build), {rounds} rounds"
     );
     println!(
-        "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14} {:>18} {:>22} {:>22}",
+        "{:>9} {:>9} {:>14} {:>14} {:>14} {:>14} {:>18} {:>17} {:>22} {:>22}",
         "ingresses",
         "routes",
         "translate p50",
@@ -57,6 +58,7 @@ fn main() {
         "total p50",
         "total max",
         "Service edit p50",
+        "Secret edit p50",
         "translate, no cache",
         "build from scratch"
     );
@@ -77,8 +79,9 @@ fn main() {
         drop(first);
         let routes = table.route_count();
         drop(table);
-        let (mut translate, mut build, mut total, mut uncached, mut scratch, mut services) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut translate, mut build, mut total, mut uncached, mut scratch) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut services, mut secrets) = (Vec::new(), Vec::new());
         for round in 1..=rounds {
             let i = (round * 7919) % n;
             // Noted in the journal of changes since the last translation, as the engine notes it.
@@ -103,21 +106,29 @@ fn main() {
             translate.push(translated);
             build.push(all - translated);
             total.push(all);
-            // A Service change: its Ingress's host is built again, with its endpoints.
+            // A Service change: its Ingress's host is built again, with its endpoints. Then a
+            // TLS Secret replaced by another certificate: its Ingress's host and the TLS map.
             let j = (round * 104_729) % n;
             let ns = format!("team-{}", j % 50);
+            let mut edit = |change: Change, what: &str| {
+                changed.note(&change);
+                objects.apply(change);
+                let started = Instant::now();
+                let mut translation = ingress_k8s::translate_changed(&objects, &config, &mut cache, &changed);
+                changed.clear();
+                let previous = std::mem::replace(&mut loaded, translation.endpoints.clone());
+                let (table, problems) = translation.compile_with(&mut store, &mut rebuilder, &previous);
+                let took = started.elapsed();
+                assert!(problems.is_empty(), "{problems:?}");
+                assert!(rebuilder.last_rebuilt() <= 2, "only the host naming the {what} is built again");
+                drop(std::hint::black_box(table));
+                took
+            };
             let change = Change::Apply(Object::Service(service(&ns, &format!("web-{j}"), j, Some(round))));
-            changed.note(&change);
-            objects.apply(change);
-            let started = Instant::now();
-            let mut translation = ingress_k8s::translate_changed(&objects, &config, &mut cache, &changed);
-            changed.clear();
-            let previous = std::mem::replace(&mut loaded, translation.endpoints.clone());
-            let (table, problems) = translation.compile_with(&mut store, &mut rebuilder, &previous);
-            services.push(started.elapsed());
-            assert!(problems.is_empty(), "{problems:?}");
-            assert!(rebuilder.last_rebuilt() <= 2, "only the host naming the Service is built again");
-            drop(std::hint::black_box(table));
+            services.push(edit(change, "Service"));
+            let k = (j / 10) * 10;
+            let secret = tls_secret(&format!("team-{}", k % 50), &format!("tls-{k}"), round % 2 == 1);
+            secrets.push(edit(Change::Apply(Object::Secret(secret)), "Secret"));
             let Some(whole) = whole else { continue };
             // The same build from scratch, for comparison.
             let started = Instant::now();
@@ -132,12 +143,13 @@ fn main() {
         let worst = total.iter().max().copied().unwrap_or_default();
         let p50 = median(total);
         println!(
-            "{n:>9} {routes:>9} {:>14} {:>14} {:>14} {:>14} {:>18} {:>22} {:>22}",
+            "{n:>9} {routes:>9} {:>14} {:>14} {:>14} {:>14} {:>18} {:>17} {:>22} {:>22}",
             ms(median(translate)),
             ms(median(build)),
             ms(p50),
             ms(worst),
             ms(median(services)),
+            ms(median(secrets)),
             ms(median(uncached)),
             ms(median(scratch))
         );

@@ -120,6 +120,28 @@ pub fn tls_template() -> Secret {
     }
 }
 
+/// TLS Secret `name`: the demo's certificate, or (`other`) the test fixtures' `web.crt`, a
+/// certificate of its own.
+pub fn tls_secret(ns: &str, name: &str, other: bool) -> Secret {
+    let mut secret = tls_template();
+    if other {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingress-k8s/tests/fixtures");
+        let read = |file: &str| {
+            let path = dir.join(file);
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        secret.data = Some(
+            [("tls.crt", read("web.crt")), ("tls.key", read("web.key"))]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), k8s_openapi::ByteString(v)))
+                .collect(),
+        );
+    }
+    secret.metadata.name = Some(name.to_owned());
+    secret.metadata.namespace = Some(ns.to_owned());
+    secret
+}
+
 /// Every object of a cluster of `n` Ingresses, in the order a list would hand them over.
 pub fn objects(n: usize) -> Vec<Object> {
     let template = tls_template();

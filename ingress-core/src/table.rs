@@ -420,10 +420,7 @@ impl RouteTable {
         hosts.hash(&mut h);
         self.catch_all.as_ref().map(|c| c.fingerprint).hash(&mut h);
         self.controller_default.as_ref().map(|b| &*b.key).hash(&mut h);
-        let mut tls: Vec<(String, &crate::CertificateRef)> =
-            self.tls.entries().iter().map(|e| (e.host.to_string(), &e.certificate)).collect();
-        tls.sort_unstable();
-        tls.hash(&mut h);
+        self.tls.hosts.fingerprint().hash(&mut h);
         for s in &self.streams {
             s.service.hash(&mut h);
         }

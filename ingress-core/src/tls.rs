@@ -60,54 +60,24 @@ pub struct TlsEntry {
 /// ```
 #[derive(Debug, Default)]
 pub struct TlsMap {
+    /// Which certificate each host gets: shared by the next map while no claim changed, so a
+    /// certificate's new content (a Secret updated) costs a new map of two pointers.
+    pub(crate) hosts: Arc<TlsHosts>,
+    pub(crate) material: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>,
+}
+
+/// The host → certificate part of a [`TlsMap`].
+#[derive(Debug, Default)]
+pub(crate) struct TlsHosts {
     pub(crate) entries: Vec<TlsEntry>,
     pub(crate) exact: HashMap<Box<str>, u32, RandomState>,
     pub(crate) wildcard: HashMap<Box<str>, u32, RandomState>,
     pub(crate) default: Option<TlsEntry>,
-    pub(crate) material: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>,
+    /// A hash of the entries (see [`TlsHosts::fingerprint`]), made at the first call.
+    fingerprint: std::sync::OnceLock<u64>,
 }
 
-impl TlsMap {
-    /// The certificate for a TLS server name (SNI); `None` as the name means the client sent
-    /// none. Returns `None` only when no entry matches and there is no default certificate.
-    pub fn certificate_for(&self, server_name: Option<&str>) -> Option<&TlsEntry> {
-        let mut buf: HostBuf = [0; 254];
-        // Handshakes are rarer than requests: the buffer's cost does not matter here.
-        if let Some(name) = server_name.and_then(|n| crate::normalize_host(n, &mut buf)) {
-            let hit =
-                self.exact.get(name).or_else(|| wildcard_suffix(name).and_then(|s| self.wildcard.get(s)));
-            if let Some(&i) = hit {
-                return Some(&self.entries[i as usize]);
-            }
-        }
-        self.default.as_ref()
-    }
-
-    /// Every entry, in no particular order (without the default).
-    pub fn entries(&self) -> &[TlsEntry] {
-        &self.entries
-    }
-
-    /// The default certificate, if one was configured.
-    pub fn default_certificate(&self) -> Option<&CertificateRef> {
-        self.default.as_ref().map(|e| &e.certificate)
-    }
-
-    /// Every distinct certificate the map can hand out, the default included.
-    pub fn certificates(&self) -> Vec<&CertificateRef> {
-        let mut all: Vec<&CertificateRef> =
-            self.entries.iter().chain(self.default.as_ref()).map(|e| &e.certificate).collect();
-        all.sort_unstable();
-        all.dedup();
-        all
-    }
-
-    /// The PEM material registered for a certificate with
-    /// [`TableBuilder::certificate`](crate::TableBuilder::certificate), if any.
-    pub fn material(&self, certificate: &CertificateRef) -> Option<&Arc<CertificatePem>> {
-        self.material.get(certificate)
-    }
-
+impl TlsHosts {
     pub(crate) fn insert(&mut self, entry: TlsEntry) {
         let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         match &entry.host {
@@ -120,5 +90,61 @@ impl TlsMap {
             HostPattern::Any => return,
         }
         self.entries.push(entry);
+    }
+
+    /// A hash of each host's certificate name (not its content), in any order: the TLS part of
+    /// [`RouteTable::fingerprint`](crate::RouteTable::fingerprint). Made once per map of hosts,
+    /// which successive tables share.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        *self.fingerprint.get_or_init(|| {
+            use std::hash::BuildHasher;
+            let mut tls: Vec<(String, &CertificateRef)> =
+                self.entries.iter().map(|e| (e.host.to_string(), &e.certificate)).collect();
+            tls.sort_unstable();
+            foldhash::fast::FixedState::default().hash_one(&tls)
+        })
+    }
+}
+
+impl TlsMap {
+    /// The certificate for a TLS server name (SNI); `None` as the name means the client sent
+    /// none. Returns `None` only when no entry matches and there is no default certificate.
+    pub fn certificate_for(&self, server_name: Option<&str>) -> Option<&TlsEntry> {
+        let mut buf: HostBuf = [0; 254];
+        // Handshakes are rarer than requests: the buffer's cost does not matter here.
+        if let Some(name) = server_name.and_then(|n| crate::normalize_host(n, &mut buf)) {
+            let hosts = &*self.hosts;
+            let hit =
+                hosts.exact.get(name).or_else(|| wildcard_suffix(name).and_then(|s| hosts.wildcard.get(s)));
+            if let Some(&i) = hit {
+                return Some(&hosts.entries[i as usize]);
+            }
+        }
+        self.hosts.default.as_ref()
+    }
+
+    /// Every entry, in no particular order (without the default).
+    pub fn entries(&self) -> &[TlsEntry] {
+        &self.hosts.entries
+    }
+
+    /// The default certificate, if one was configured.
+    pub fn default_certificate(&self) -> Option<&CertificateRef> {
+        self.hosts.default.as_ref().map(|e| &e.certificate)
+    }
+
+    /// Every distinct certificate the map can hand out, the default included.
+    pub fn certificates(&self) -> Vec<&CertificateRef> {
+        let mut all: Vec<&CertificateRef> =
+            self.hosts.entries.iter().chain(self.hosts.default.as_ref()).map(|e| &e.certificate).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The PEM material registered for a certificate with
+    /// [`TableBuilder::certificate`](crate::TableBuilder::certificate), if any.
+    pub fn material(&self, certificate: &CertificateRef) -> Option<&Arc<CertificatePem>> {
+        self.material.get(certificate)
     }
 }

@@ -119,6 +119,13 @@ impl Entry {
         let Field::Tls { entry, .. } = field else { return None };
         self.ingress.tls.get(entry as usize).map(|t| &t.certificate)
     }
+
+    /// Whether `other` makes the same TLS claims: the same hosts, fields and certificates, in
+    /// the same order (what the TLS map is made of).
+    pub(super) fn same_tls(&self, other: &Entry) -> bool {
+        self.tls == other.tls
+            && self.tls.iter().all(|(field, _)| self.certificate(*field) == other.certificate(*field))
+    }
 }
 
 fn push_once(hosts: &mut Vec<HostPattern>, pattern: HostPattern) {

@@ -106,6 +106,10 @@ pub struct Rebuilder {
     rejected: Set<Key>,
     /// The TLS map of the last build, while no Ingress with TLS claims came or went.
     tls: super::tls_map::TlsMemo,
+    /// Ingresses with TLS claims taken out during this build: one learnt again with the same
+    /// age and the same claims (a new version that changed something else) leaves the TLS map
+    /// as it was; any other forgets it.
+    tls_gone: Vec<((crate::Origin, Key), Entry)>,
     /// Regexes compiled by earlier builds (emptied past [`REGEXES_KEPT`], so patterns no
     /// longer used do not pile up).
     regexes: block::Regexes,
@@ -155,6 +159,10 @@ impl Rebuilder {
         for ingress in fresh {
             let key = self.free_key(&ingress);
             self.learn(key, ingress, &builder.services, &mut hosts);
+        }
+        if !self.tls_gone.is_empty() {
+            self.tls.forget();
+            self.tls_gone.clear();
         }
         self.services = Arc::clone(&builder.services);
         self.rebuilt = hosts.len();
@@ -215,18 +223,18 @@ impl Rebuilder {
             }
             hosts.insert(h.clone());
         }
-        for s in old.services {
-            if let Some(keys) = self.by_service.get_mut(&s) {
+        for s in &old.services {
+            if let Some(keys) = self.by_service.get_mut(s) {
                 keys.remove(key);
                 if keys.is_empty() {
-                    self.by_service.remove(&s);
+                    self.by_service.remove(s);
                 }
             }
         }
         let aged = (old.ingress.origin.clone(), key.clone());
         self.catch_alls.remove(&aged);
         if self.with_tls.remove(&aged) {
-            self.tls.forget();
+            self.tls_gone.push((aged, old));
         }
         self.rejected.remove(key);
     }
@@ -246,8 +254,12 @@ impl Rebuilder {
             self.catch_alls.insert((entry.ingress.origin.clone(), key.clone()));
         }
         if !entry.tls.is_empty() {
-            self.with_tls.insert((entry.ingress.origin.clone(), key.clone()));
-            self.tls.forget();
+            let aged = (entry.ingress.origin.clone(), key.clone());
+            match self.tls_gone.iter().position(|(gone, old)| *gone == aged && old.same_tls(&entry)) {
+                Some(at) => drop(self.tls_gone.swap_remove(at)),
+                None => self.tls.forget(),
+            }
+            self.with_tls.insert(aged);
         }
         if !entry.rejected.is_empty() {
             self.rejected.insert(key.clone());
