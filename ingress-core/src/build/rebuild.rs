@@ -104,7 +104,7 @@ pub struct Rebuilder {
     catch_alls: ByAge,
     with_tls: ByAge,
     rejected: Set<Key>,
-    /// The TLS map of the last build, while no Ingress with TLS claims came or went.
+    /// The TLS map of the last build, while no Ingress with TLS claims came, went or changed them.
     tls: super::tls_map::TlsMemo,
     /// Ingresses with TLS claims taken out during this build: one learnt again with the same
     /// age and the same claims (a new version that changed something else) leaves the TLS map

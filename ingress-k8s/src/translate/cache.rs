@@ -115,8 +115,8 @@ pub struct TranslationCache {
     /// and whether an Ingress with certificates was translated again or went since it was made.
     certificate_map: Arc<HashMap<ingress_core::CertificateRef, Arc<ingress_core::CertificatePem>>>,
     certificate_map_stale: bool,
-    /// Whether a Secret changed since the last translation (its parse may be forgotten).
-    secrets_changed: bool,
+    /// The Secrets that changed since the last translation (their parses may be forgotten).
+    secrets_changed: Vec<Key>,
     /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
     /// changed), so every stored Ingress is looked at, whatever the journal says.
     forgot: bool,
@@ -178,10 +178,8 @@ impl TranslationCache {
             self.inputs = Some((flags, controller.clone()));
         }
         let mut reads = Vec::new();
-        for key in update(&mut self.secrets, &objects.secrets, changed.of(Kind::Secret)) {
-            reads.push(Read::Secret(key));
-        }
-        self.secrets_changed = !reads.is_empty();
+        self.secrets_changed = update(&mut self.secrets, &objects.secrets, changed.of(Kind::Secret));
+        reads.extend(self.secrets_changed.iter().cloned().map(Read::Secret));
         for key in update(&mut self.config_maps, &objects.config_maps, changed.of(Kind::ConfigMap)) {
             reads.push(Read::ConfigMap(key));
         }
@@ -407,9 +405,7 @@ impl TranslationCache {
         out.used_services = Arc::clone(&self.sets.used_services.set);
         out.used_secrets = Arc::clone(&self.sets.used_secrets.set);
         out.index = Arc::clone(&self.index);
-        if self.secrets_changed {
-            self.certificates.retain(&objects.secrets);
-        }
+        self.certificates.forget_changed(&std::mem::take(&mut self.secrets_changed), &objects.secrets);
     }
 
     /// Drops every Ingress translation (and what they added to the sets and index).

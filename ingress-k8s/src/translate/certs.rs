@@ -63,9 +63,19 @@ impl CertificateCache {
         (Ok(Arc::clone(&checked.pem)), checked.not_after.0.saturating_add(1))
     }
 
-    /// Forgets the Secrets no longer stored, or stored in another version.
-    pub(crate) fn retain(&mut self, secrets: &std::collections::BTreeMap<Key, Arc<Secret>>) {
-        self.by_key.retain(|key, (seen, _)| secrets.get(key).is_some_and(|now| Arc::ptr_eq(now, seen)));
+    /// Forgets the Secrets of `keys` (those that changed) no longer stored, or stored in
+    /// another version.
+    pub(crate) fn forget_changed<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k Key>,
+        secrets: &std::collections::BTreeMap<Key, Arc<Secret>>,
+    ) {
+        for key in keys {
+            let current = |seen: &Arc<Secret>| secrets.get(key).is_some_and(|now| Arc::ptr_eq(now, seen));
+            if self.by_key.get(key).is_some_and(|(seen, _)| !current(seen)) {
+                self.by_key.remove(key);
+            }
+        }
     }
 }
 
@@ -198,9 +208,15 @@ pub(crate) mod tests {
             cache.get_until(&name, &second).0.unwrap_err().starts_with("tls.key does not match"),
             "a new version is parsed"
         );
-        cache.retain(&std::collections::BTreeMap::from([(name.clone(), Arc::clone(&second))]));
+        let stored = std::collections::BTreeMap::from([(name.clone(), Arc::clone(&second))]);
+        cache.forget_changed([&name], &stored);
         assert_eq!(cache.by_key.len(), 1, "the stored version stays");
-        cache.retain(&std::collections::BTreeMap::new());
-        assert!(cache.by_key.is_empty());
+        cache.forget_changed([], &std::collections::BTreeMap::new());
+        assert_eq!(cache.by_key.len(), 1, "a Secret not said to have changed stays");
+        cache.forget_changed([&name], &std::collections::BTreeMap::from([(name.clone(), first)]));
+        assert!(cache.by_key.is_empty(), "another version is stored");
+        assert!(cache.get_until(&name, &second).0.is_err(), "parsed again");
+        cache.forget_changed([&name], &std::collections::BTreeMap::new());
+        assert!(cache.by_key.is_empty(), "deleted");
     }
 }
