@@ -4,6 +4,7 @@ mod block;
 mod global;
 mod ingress;
 mod rebuild;
+mod services;
 mod tls_map;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,13 +14,10 @@ pub use rebuild::Rebuilder;
 
 use crate::{
     BackendRef, CertificatePem, CertificateRef, EndpointStore, Ingress, PortRef, Reason, Rejection,
-    RouteTable, Service, ServicePort, StreamProtocol, StreamService,
+    RouteTable, Service, StreamProtocol, StreamService,
 };
 
-/// Declared Services: namespace → name → ports (nested so lookups borrow, never allocate).
-/// Shared per namespace, so a builder clones in O(namespaces), declaring a Service copies only
-/// its namespace's map, and successive builds compare unchanged namespaces by identity.
-type Services = Arc<HashMap<String, Arc<HashMap<String, Vec<ServicePort>>>>>;
+use services::Services;
 
 /// Collects Ingresses and controller-wide settings, then compiles them with [`build`].
 ///
@@ -84,8 +82,7 @@ impl TableBuilder {
     /// Declares a Service, so backends naming it resolve named ports to numbers and refer to
     /// ports it has. Backends of undeclared Services are kept as written.
     pub fn service(&mut self, service: Service) -> &mut Self {
-        let names = Arc::make_mut(&mut self.services).entry(service.namespace).or_default();
-        Arc::make_mut(names).insert(service.name, service.ports);
+        self.services.insert(service.namespace, service.name, service.ports);
         self
     }
 
@@ -145,7 +142,7 @@ impl TableBuilder {
 /// written (undeclared Service, or already the port number), `Ok(Some)` is the named port
 /// resolved to its number.
 fn resolve(backend: &BackendRef, services: &Services) -> Result<Option<BackendRef>, Reason> {
-    let Some(ports) = services.get(&backend.namespace).and_then(|s| s.get(&backend.service)) else {
+    let Some(ports) = services.get(&backend.namespace, &backend.service) else {
         return Ok(None);
     };
     let found = match &backend.port {

@@ -138,7 +138,7 @@ impl Rebuilder {
         if self.regexes.len() > REGEXES_KEPT {
             self.regexes.clear();
         }
-        let services = changed_services(&self.services, &builder.services);
+        let services = Services::changed(&self.services, &builder.services);
         let (removed, fresh) = self.changed_ingresses(builder);
         let mut hosts = Set::default();
         for key in &removed {
@@ -164,7 +164,7 @@ impl Rebuilder {
             self.tls.forget();
             self.tls_gone.clear();
         }
-        self.services = Arc::clone(&builder.services);
+        self.services = builder.services.clone();
         self.rebuilt = hosts.len();
         for pattern in hosts {
             self.rebuild_host(pattern, endpoints);
@@ -385,36 +385,4 @@ impl Rebuilder {
             client_auth: self.client_auth > 0,
         }
     }
-}
-
-/// The Services declared in only one of `old` and `new`, or with other ports (namespaces
-/// shared by both are skipped).
-fn changed_services(old: &Services, new: &Services) -> Vec<(String, String)> {
-    let mut changed = Vec::new();
-    if Arc::ptr_eq(old, new) {
-        return changed;
-    }
-    for (ns, names) in new.iter() {
-        let before = old.get(ns);
-        if before.is_some_and(|b| Arc::ptr_eq(b, names)) {
-            continue;
-        }
-        for (name, ports) in names.iter() {
-            if before.and_then(|b| b.get(name)) != Some(ports) {
-                changed.push((ns.clone(), name.clone()));
-            }
-        }
-    }
-    for (ns, names) in old.iter() {
-        let after = new.get(ns);
-        if after.is_some_and(|a| Arc::ptr_eq(a, names)) {
-            continue;
-        }
-        for name in names.keys() {
-            if after.is_none_or(|a| !a.contains_key(name)) {
-                changed.push((ns.clone(), name.clone()));
-            }
-        }
-    }
-    changed
 }
