@@ -11,8 +11,10 @@ use k8s_openapi::api::networking::v1::Ingress;
 /// Paths per Ingress.
 pub const PATHS: usize = 10;
 
-fn from<T: k8s_openapi::serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    match serde_json::from_value(value) {
+/// The object `value` describes, read from its JSON text as a watcher reads the API server's
+/// answer (so its strings are as long as their text, not as the `json!` values built here).
+fn from<T: k8s_openapi::serde::de::DeserializeOwned>(value: &serde_json::Value) -> T {
+    match serde_json::from_str(&value.to_string()) {
         Ok(t) => t,
         Err(e) => panic!("fixture: {e}"),
     }
@@ -50,7 +52,7 @@ pub fn ingress(i: usize, rev: usize) -> Ingress {
     }
     let mut metadata = meta(&ns, &format!("ing-{i}"), i, rev);
     metadata["annotations"] = serde_json::json!({"nginx.ingress.kubernetes.io/proxy-read-timeout": "30"});
-    from(serde_json::json!({
+    from(&serde_json::json!({
         "metadata": metadata,
         "spec": spec,
         "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
@@ -65,7 +67,7 @@ pub fn service(ns: &str, name: &str, i: usize, extra: Option<usize>) -> Service 
         ports.push(serde_json::json!({"name": "extra", "protocol": "TCP", "port": 10_000 + round, "targetPort": 9090}));
     }
     let ip = format!("10.96.{}.{}", (i / 250) % 250, i % 250);
-    from(serde_json::json!({
+    from(&serde_json::json!({
         "metadata": meta(ns, name, i, extra.unwrap_or(0)),
         "spec": {
             "ports": ports, "selector": {"app": name}, "type": "ClusterIP",
@@ -101,7 +103,7 @@ pub fn slice(ns: &str, service: &str, i: usize) -> EndpointSlice {
                           "uid": format!("7a2b3c4d-0000-4000-8000-{i:010}{k:02}")}
         })
     };
-    from(serde_json::json!({
+    from(&serde_json::json!({
         "metadata": metadata,
         "addressType": "IPv4",
         "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],

@@ -50,6 +50,7 @@ mod model;
 mod path;
 mod policy;
 mod rewrite;
+mod small_set;
 mod stream;
 mod table;
 mod tls;
@@ -84,6 +85,7 @@ pub use policy::{
     RoutePolicy, is_token,
 };
 pub use rewrite::{InvalidRewrite, RewriteTarget};
+pub use small_set::SmallSet;
 pub use stream::{ProxyProtocol, StreamProtocol, StreamRoute, StreamService};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};

@@ -52,7 +52,7 @@ pub(crate) fn validate_with(
     {
         return Admission { allowed: true, ..Admission::default() };
     }
-    let previous = objects.ingresses.insert(key.clone(), Arc::new(ingress));
+    let previous = objects.ingresses.insert(key.clone(), Arc::new(ingress.into()));
     let mut translation = translate::translate_changed(objects, config, cache, changed);
     match previous {
         Some(old) => objects.ingresses.insert(key.clone(), old),

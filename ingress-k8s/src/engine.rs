@@ -209,13 +209,13 @@ impl Engine {
     /// make one of them used, an Ingress, IngressClass, Namespace or ConfigMap change, builds
     /// a table, whose translation reads the stores afresh.)
     fn unused(&self, change: &Change) -> bool {
-        let ours = |ingress: &k8s_openapi::api::networking::v1::Ingress| {
-            translate::class::is_ours(ingress, &self.objects, &self.config)
+        let ours = |claim: translate::class::Claim<'_>| {
+            translate::class::is_ours(claim, &self.objects, &self.config)
         };
-        let was_ours = |key: &Key| self.objects.ingresses.get(key).is_some_and(|old| ours(old));
+        let was_ours = |key: &Key| self.objects.ingresses.get(key).is_some_and(|old| ours((&**old).into()));
         match change {
             Change::Apply(Object::Ingress(new)) => {
-                !ours(new) && !was_ours(&crate::objects::key_of(&new.metadata))
+                !ours(new.into()) && !was_ours(&crate::objects::key_of(&new.metadata))
             }
             Change::Delete(Kind::Ingress, key) => !was_ours(key),
             Change::Apply(Object::Service(s)) => !self.used.0.contains(&crate::objects::key_of(&s.metadata)),

@@ -50,7 +50,10 @@ pub use files::{ManifestDir, ManifestError, legacy_ingress, parse_manifest};
 pub use list::list_once;
 pub use objects::{Change, Changed, Key, Kind, Object, Objects, key_of};
 pub use selector::LabelSelector;
-pub use stored::{StoredService, StoredServicePort, StoredSlice};
+pub use stored::{
+    StoredBackend, StoredIngress, StoredPath, StoredPathType, StoredRule, StoredService,
+    StoredServiceBackend, StoredServicePort, StoredSlice,
+};
 pub use translate::{
     CacheStats, CertificateCache, IngressInfo, Problem, Severity, Translation, TranslationCache, translate,
     translate_changed, translate_with,

@@ -13,7 +13,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::stored::{StoredService, StoredSlice};
+use crate::stored::{StoredIngress, StoredService, StoredSlice};
 
 /// `(namespace, name)`; cluster-scoped objects (IngressClass) have an empty namespace.
 pub type Key = (String, String);
@@ -199,8 +199,8 @@ fn slot(kind: Kind) -> usize {
 /// an `Arc` it saw under a key to be still under that key.
 #[derive(Debug, Clone, Default)]
 pub struct Objects {
-    /// Ingresses (all classes; translation picks ours).
-    pub ingresses: BTreeMap<Key, Arc<Ingress>>,
+    /// Ingresses (all classes; translation picks ours), as [`StoredIngress`]es.
+    pub ingresses: BTreeMap<Key, Arc<StoredIngress>>,
     /// IngressClasses, keyed by `("", name)`.
     pub ingress_classes: BTreeMap<Key, Arc<IngressClass>>,
     /// Services, as [`StoredService`]s.
@@ -225,7 +225,7 @@ impl Objects {
     pub fn insert(&mut self, object: Object) {
         let key = object.key();
         match object {
-            Object::Ingress(o) => drop(self.ingresses.insert(key, Arc::new(o))),
+            Object::Ingress(o) => drop(self.ingresses.insert(key, Arc::new(o.into()))),
             Object::IngressClass(o) => drop(self.ingress_classes.insert(key, Arc::new(o))),
             Object::Service(o) => drop(self.services.insert(key, Arc::new(o.into()))),
             Object::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::new(o.into()))),

@@ -1,16 +1,20 @@
-//! Services and EndpointSlices as the stores keep them: only what translation reads.
+//! Ingresses, Services and EndpointSlices as the stores keep them: only what translation (and
+//! `inspect`) reads.
 //!
-//! A cluster has two of these for every Ingress, and the API server's objects carry far more
-//! than routing needs (a Service's selector, IP families, cluster IPs list; a slice's Pod
-//! references, node and zone names, the conditions of endpoints that are not ready). Kept
+//! A cluster has two Services and slices for every Ingress, and the API server's objects carry
+//! far more than routing needs (a Service's selector, IP families, cluster IPs list; a slice's
+//! Pod references, node and zone names, the conditions of endpoints that are not ready). Kept
 //! whole, they were the largest part of the feed's heap at 10,000 Ingresses (92 of 256 MiB in
-//! `benches/feed_memory.rs`; 13 MiB as stored here). Their names are the store keys, so they
-//! are not kept twice.
+//! `benches/feed_memory.rs`; 11 MiB as stored here). Their names are the store keys, so they
+//! are not kept twice. An Ingress's paths, in the API types, take 176 bytes each before their
+//! strings (a backend has room for a resource reference and a port of both kinds); here 88.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 
 use crate::objects::Key;
 use crate::translate::SERVICE_NAME_LABEL;
@@ -52,16 +56,16 @@ impl From<Service> for StoredService {
         let ports = spec.ports.unwrap_or_default().into_iter();
         let load_balancer = service.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress);
         Self {
-            ports: ports
-                .map(|p| StoredServicePort { name: p.name, port: p.port, protocol: p.protocol })
-                .collect(),
+            ports: compact(ports.map(|p| StoredServicePort {
+                name: p.name,
+                port: p.port,
+                protocol: p.protocol,
+            })),
             cluster_ip: spec.cluster_ip.and_then(|ip| ip.parse().ok()),
-            external_ips: spec.external_ips.unwrap_or_default(),
-            load_balancer: load_balancer
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|i| i.ip.or(i.hostname))
-                .collect(),
+            external_ips: compact(spec.external_ips.unwrap_or_default().into_iter()),
+            load_balancer: ip_or_hostname(
+                load_balancer.unwrap_or_default().into_iter().map(|i| (i.ip, i.hostname)),
+            ),
         }
     }
 }
@@ -100,6 +104,176 @@ impl From<EndpointSlice> for StoredSlice {
             }
         }
         ready.shrink_to_fit();
-        Self { service, ports: ports.map(|p| (p.name.unwrap_or_default(), p.port)).collect(), ready }
+        Self { service, ports: compact(ports.map(|p| (p.name.unwrap_or_default(), p.port))), ready }
     }
+}
+
+/// An Ingress: its identity, annotations, class, rules, TLS sections and load-balancer status.
+/// Each list keeps the order and length of the object's, so field paths
+/// (`spec.rules[r].http.paths[p]`) name the same entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredIngress {
+    /// `metadata.namespace` (empty when absent).
+    pub namespace: String,
+    /// `metadata.name` (empty when absent).
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: Option<String>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `metadata.creationTimestamp`, seconds since the Unix epoch (0 when absent).
+    pub created: i64,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.ingressClassName`.
+    pub class_name: Option<String>,
+    /// `spec.defaultBackend`.
+    pub default_backend: Option<StoredBackend>,
+    /// `spec.rules`.
+    pub rules: Vec<StoredRule>,
+    /// `spec.tls`: each section's hosts and Secret name.
+    pub tls: Vec<(Vec<String>, Option<String>)>,
+    /// `status.loadBalancer.ingress`: each entry's IP, else its hostname.
+    pub status: Vec<String>,
+}
+
+/// One rule of a [`StoredIngress`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredRule {
+    /// `host`.
+    pub host: Option<String>,
+    /// `http.paths`; `None` when the rule has no `http`.
+    pub paths: Option<Vec<StoredPath>>,
+}
+
+/// One path of a [`StoredRule`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPath {
+    /// `path`.
+    pub path: Option<Box<str>>,
+    /// `pathType`.
+    pub path_type: StoredPathType,
+    /// `backend`.
+    pub backend: StoredBackend,
+}
+
+/// A `pathType`: one of the three the API knows, or the text of another (which a manifest file
+/// may hold; the API server refuses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredPathType {
+    /// `Exact`.
+    Exact,
+    /// `Prefix`.
+    Prefix,
+    /// `ImplementationSpecific`.
+    ImplementationSpecific,
+    /// Anything else, as written.
+    Other(Box<str>),
+}
+
+impl StoredPathType {
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Exact => "Exact",
+            Self::Prefix => "Prefix",
+            Self::ImplementationSpecific => "ImplementationSpecific",
+            Self::Other(text) => text,
+        }
+    }
+}
+
+impl From<String> for StoredPathType {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "Exact" => Self::Exact,
+            "Prefix" => Self::Prefix,
+            "ImplementationSpecific" => Self::ImplementationSpecific,
+            _ => Self::Other(text.into_boxed_str()),
+        }
+    }
+}
+
+/// A backend (`IngressBackend`): a Service port, and whether a resource is named as well.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredBackend {
+    /// `resource` is set (Ferry serves no resource backend).
+    pub resource: bool,
+    /// `service`.
+    pub service: Option<StoredServiceBackend>,
+}
+
+/// `IngressServiceBackend`: a Service's name and port (`port.name`, `port.number`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredServiceBackend {
+    /// `name`.
+    pub name: Box<str>,
+    /// `port`: `None` when absent; else its `name` and `number`.
+    pub port: Option<(Option<Box<str>>, Option<i32>)>,
+}
+
+impl From<IngressBackend> for StoredBackend {
+    fn from(backend: IngressBackend) -> Self {
+        Self {
+            resource: backend.resource.is_some(),
+            service: backend.service.map(|s| StoredServiceBackend {
+                name: s.name.into_boxed_str(),
+                port: s.port.map(|p| (p.name.map(String::into_boxed_str), p.number)),
+            }),
+        }
+    }
+}
+
+impl From<Ingress> for StoredIngress {
+    fn from(ingress: Ingress) -> Self {
+        let meta = ingress.metadata;
+        let spec = ingress.spec.unwrap_or_default();
+        let rules = spec.rules.unwrap_or_default().into_iter().map(|rule| StoredRule {
+            host: rule.host,
+            paths: rule.http.map(|http| {
+                let paths = http.paths.into_iter().map(|p| StoredPath {
+                    path: p.path.map(String::into_boxed_str),
+                    path_type: p.path_type.into(),
+                    backend: p.backend.into(),
+                });
+                compact(paths)
+            }),
+        });
+        let status = ingress.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress);
+        Self {
+            namespace: meta.namespace.unwrap_or_default(),
+            name: meta.name.unwrap_or_default(),
+            uid: meta.uid,
+            generation: meta.generation,
+            created: meta.creation_timestamp.map_or(0, |t| t.0.as_second()),
+            annotations: meta.annotations.unwrap_or_default(),
+            class_name: spec.ingress_class_name,
+            default_backend: spec.default_backend.map(StoredBackend::from),
+            rules: compact(rules),
+            tls: spec
+                .tls
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (compact(t.hosts.unwrap_or_default().into_iter()), t.secret_name))
+                .collect(),
+            status: ip_or_hostname(status.unwrap_or_default().into_iter().map(|i| (i.ip, i.hostname))),
+        }
+    }
+}
+
+/// Load-balancer status entries (`ip`, `hostname`) → each one's IP, else its hostname, as
+/// ingress-nginx lists them.
+fn ip_or_hostname(entries: impl Iterator<Item = (Option<String>, Option<String>)>) -> Vec<String> {
+    compact(entries.filter_map(|(ip, hostname)| ip.or(hostname)))
+}
+
+/// Collects `items` into a vector of their number. A list read from the API server's JSON has
+/// room to spare (it grew as it was read), and a list collected from another one reuses the
+/// other's memory when it can (`StoredPath`s in the room of the API's paths, twice as large):
+/// kept as they are, the stores held 43 MiB of Ingresses at 10,000 instead of the 21 this
+/// leaves (`benches/feed_memory.rs`).
+fn compact<T>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut list: Vec<T> = items.collect();
+    list.shrink_to_fit();
+    list
 }

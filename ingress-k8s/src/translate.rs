@@ -393,10 +393,6 @@ fn load_certificate(
 
 /// The addresses of load-balancer status entries (an Ingress's or a Service's, two types with
 /// the same two fields): each entry's IP, else its hostname.
-fn lb_addresses<'a>(entries: impl Iterator<Item = (&'a Option<String>, &'a Option<String>)>) -> Vec<String> {
-    entries.filter_map(|(ip, hostname)| ip.clone().or_else(|| hostname.clone())).collect()
-}
-
 fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
     if !config.publish_status_address.is_empty() {
         return config.publish_status_address.clone();

@@ -62,24 +62,31 @@ struct World {
     crt: String,
     key: String,
     other_key: String,
-    /// The Services as last sent (the stores keep only what translation reads of them, so
-    /// sending one again takes the object sent).
-    services: BTreeMap<(String, String), Object>,
+    /// The Services and Ingresses as last sent (the stores keep only what translation reads of
+    /// them, so sending one again takes the object sent).
+    sent: BTreeMap<(Kind, (String, String)), Object>,
 }
 
 impl World {
     /// Notes a change sent to the stores.
     fn sent(&mut self, change: &Change) {
+        let kept = |kind: &Kind| matches!(kind, Kind::Service | Kind::Ingress);
         match change {
-            Change::Apply(service @ Object::Service(_)) => {
-                self.services.insert(service.key(), service.clone());
+            Change::Apply(object) if kept(&object.kind()) => {
+                self.sent.insert((object.kind(), object.key()), object.clone());
             }
-            Change::Delete(Kind::Service, key) => drop(self.services.remove(key)),
-            Change::Relist(Kind::Service, listed) => {
-                self.services = listed.iter().map(|o| (o.key(), o.clone())).collect();
+            Change::Delete(kind, key) if kept(kind) => drop(self.sent.remove(&(*kind, key.clone()))),
+            Change::Relist(kind, listed) if kept(kind) => {
+                self.sent.retain(|(k, _), _| k != kind);
+                self.sent.extend(listed.iter().map(|o| ((o.kind(), o.key()), o.clone())));
             }
             _ => {}
         }
+    }
+
+    /// The objects of `kind` as last sent, in key order.
+    fn sent_of(&self, kind: Kind) -> impl Iterator<Item = &Object> {
+        self.sent.iter().filter(move |((k, _), _)| *k == kind).map(|(_, o)| o)
     }
 
     fn ns(&mut self) -> &'static str {
@@ -357,8 +364,8 @@ impl World {
             }
             // The same content in a new version (a resync, a label nothing reads).
             _ => match self.rng.below(4) {
-                0 => objects.ingresses.values().next().map(|i| Object::Ingress((**i).clone())),
-                1 => self.services.values().next().cloned(),
+                0 => self.sent_of(Kind::Ingress).next().cloned(),
+                1 => self.sent_of(Kind::Service).next().cloned(),
                 2 => objects.secrets.values().next().map(|s| Object::Secret((**s).clone())),
                 _ => objects.config_maps.values().next().map(|c| Object::ConfigMap((**c).clone())),
             }
@@ -488,7 +495,7 @@ fn cached_is_fresh(journal: bool) {
         crt: fixture("web.crt"),
         key: fixture("web.key"),
         other_key: fixture("other.key"),
-        services: BTreeMap::new(),
+        sent: BTreeMap::new(),
     };
     let configs = configs();
     let mut objects = Objects::new();
@@ -511,7 +518,9 @@ fn cached_is_fresh(journal: bool) {
     }
     for i in 0..INGRESSES {
         let ns = world.ns();
-        objects.insert(world.ingress(ns, &format!("i{i}")));
+        let ingress = Change::Apply(world.ingress(ns, &format!("i{i}")));
+        world.sent(&ingress);
+        objects.apply(ingress);
     }
     objects.insert(world.class("ferry"));
     objects.insert(world.class("other"));
@@ -531,10 +540,7 @@ fn cached_is_fresh(journal: bool) {
         } else if step % 100 == 50 {
             // Now and then a relist (a watch restarted), one object short.
             let kind = if step % 200 == 50 { Kind::Service } else { Kind::Ingress };
-            let listed: Vec<Object> = match kind {
-                Kind::Service => world.services.values().skip(1).cloned().collect(),
-                _ => objects.ingresses.values().skip(1).map(|i| Object::Ingress((**i).clone())).collect(),
-            };
+            let listed: Vec<Object> = world.sent_of(kind).skip(1).cloned().collect();
             let change = Change::Relist(kind, listed);
             world.sent(&change);
             changed.note(&change);
@@ -585,17 +591,29 @@ fn cluster_slice(ns: &str, service: &str, i: usize) -> Object {
 }
 
 /// Ingresses, Services, EndpointSlices and TLS Secrets as the `changes` benchmark makes them.
+/// Ingress `i` of [`cluster`], with `annotations` if any.
+fn cluster_ingress(i: usize, annotations: Option<Value>) -> Object {
+    let ns = format!("team-{}", i % 3);
+    let paths: Vec<Value> = ["web", "api"]
+        .iter()
+        .map(|s| json!({"path": format!("/{s}"), "pathType": "Prefix", "backend": {"service": {"name": format!("{s}-{i}"), "port": {"number": 80}}}}))
+        .collect();
+    let mut spec = json!({"ingressClassName": "ferry", "rules": [{"host": format!("h{i}.example.com"), "http": {"paths": paths}}]});
+    if i.is_multiple_of(5) {
+        spec["tls"] = json!([{"hosts": [format!("h{i}.example.com")], "secretName": format!("tls-{i}")}]);
+    }
+    let mut metadata = json!({"name": format!("ing-{i}"), "namespace": ns});
+    if let Some(annotations) = annotations {
+        metadata["annotations"] = annotations;
+    }
+    object("Ingress", "networking.k8s.io/v1", json!({"metadata": metadata, "spec": spec}))
+}
+
 fn cluster(n: usize, crt: &str, key: &str) -> Objects {
     let mut objects = Objects::new();
     for i in 0..n {
         let ns = format!("team-{}", i % 3);
-        let paths: Vec<Value> = ["web", "api"]
-            .iter()
-            .map(|s| json!({"path": format!("/{s}"), "pathType": "Prefix", "backend": {"service": {"name": format!("{s}-{i}"), "port": {"number": 80}}}}))
-            .collect();
-        let mut spec = json!({"ingressClassName": "ferry", "rules": [{"host": format!("h{i}.example.com"), "http": {"paths": paths}}]});
-        if i % 5 == 0 {
-            spec["tls"] = json!([{"hosts": [format!("h{i}.example.com")], "secretName": format!("tls-{i}")}]);
+        if i.is_multiple_of(5) {
             objects.insert(object(
                 "Secret",
                 "v1",
@@ -603,11 +621,7 @@ fn cluster(n: usize, crt: &str, key: &str) -> Objects {
                        "stringData": {"tls.crt": crt, "tls.key": key}}),
             ));
         }
-        objects.insert(object(
-            "Ingress",
-            "networking.k8s.io/v1",
-            json!({"metadata": {"name": format!("ing-{i}"), "namespace": ns}, "spec": spec}),
-        ));
+        objects.insert(cluster_ingress(i, None));
         for s in ["web", "api"] {
             let service = format!("{s}-{i}");
             objects.insert(cluster_service(&ns, &service));
@@ -642,11 +656,9 @@ fn a_change_remakes_what_it_touches_only() {
     assert_eq!((unchanged.services_translated, unchanged.services_reused), (0, 100));
 
     // One Ingress edited: only it.
-    let edited = objects.ingresses[&("team-1".to_owned(), "ing-7".to_owned())].as_ref().clone();
-    let mut edited = edited;
-    edited.metadata.annotations =
-        Some(BTreeMap::from([(format!("{PREFIX}/proxy-read-timeout"), "5".into())]));
-    objects.apply(Change::Apply(Object::Ingress(edited)));
+    let edited = cluster_ingress(7, Some(json!({format!("{PREFIX}/proxy-read-timeout"): "5"})));
+    assert_eq!(edited.key(), ("team-1".to_owned(), "ing-7".to_owned()));
+    objects.apply(Change::Apply(edited));
     let stats = step(&objects, "one Ingress");
     assert_eq!((stats.ingresses_translated, stats.ingresses_reused), (1, 49));
     assert_eq!(stats.services_translated, 0);

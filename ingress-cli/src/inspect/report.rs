@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use ingress_k8s::{AnnotationReport, AnnotationVerdict, IngressInfo, Kind, Objects, Problem, Severity};
-use k8s_openapi::api::networking::v1::Ingress;
+use ingress_k8s::{
+    AnnotationReport, AnnotationVerdict, IngressInfo, Kind, Objects, Problem, Severity, StoredBackend,
+    StoredIngress,
+};
 
 pub(crate) mod render;
 
@@ -145,7 +147,11 @@ impl Report {
 }
 
 /// The report of one Ingress of ours.
-pub(crate) fn ingress_report(ingress: &Ingress, info: &IngressInfo, problems: Vec<Problem>) -> IngressReport {
+pub(crate) fn ingress_report(
+    ingress: &StoredIngress,
+    info: &IngressInfo,
+    problems: Vec<Problem>,
+) -> IngressReport {
     let annotations = info.annotations.clone();
     // Problems that only repeat an annotation's verdict are left to the verdict.
     let problems: Vec<Problem> = problems
@@ -182,11 +188,10 @@ pub(crate) fn ingress_report(ingress: &Ingress, info: &IngressInfo, problems: Ve
 }
 
 /// Each path of `ingress` as written, with why it is not served when it is not.
-fn routes_of(ingress: &Ingress, problems: &[Problem], closed: Option<&str>) -> Vec<RouteLine> {
-    let Some(spec) = &ingress.spec else { return Vec::new() };
+fn routes_of(ingress: &StoredIngress, problems: &[Problem], closed: Option<&str>) -> Vec<RouteLine> {
     let tls_of = |host: &str| {
-        spec.tls.iter().flatten().find_map(|t| {
-            t.hosts.iter().flatten().any(|h| h == host).then(|| t.secret_name.clone().unwrap_or_default())
+        ingress.tls.iter().find_map(|(hosts, secret)| {
+            hosts.iter().any(|h| h == host).then(|| secret.clone().unwrap_or_default())
         })
     };
     let refused_at = |prefixes: &[String]| {
@@ -198,34 +203,34 @@ fn routes_of(ingress: &Ingress, problems: &[Problem], closed: Option<&str>) -> V
             .map(|p| p.reason.clone())
             .next()
     };
-    let backend_of = |b: &k8s_openapi::api::networking::v1::IngressBackend| match &b.service {
+    let backend_of = |b: &StoredBackend| match &b.service {
         Some(s) => {
-            let port = s.port.as_ref().map_or_else(String::new, |p| match (&p.name, p.number) {
-                (Some(name), _) => name.clone(),
+            let port = s.port.as_ref().map_or_else(String::new, |p| match p {
+                (Some(name), _) => name.to_string(),
                 (None, Some(n)) => n.to_string(),
                 (None, None) => String::new(),
             });
-            format!("{}/{}:{port}", ingress.metadata.namespace.as_deref().unwrap_or_default(), s.name)
+            format!("{}/{}:{port}", ingress.namespace, s.name)
         }
         None => "(resource backend)".to_owned(),
     };
     let mut out = Vec::new();
-    for (r, rule) in spec.rules.iter().flatten().enumerate() {
+    for (r, rule) in ingress.rules.iter().enumerate() {
         let host = rule.host.clone().unwrap_or_else(|| "*".to_owned());
-        for (p, path) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
+        for (p, path) in rule.paths.iter().flatten().enumerate() {
             let fields = [format!("spec.rules[{r}].host"), format!("spec.rules[{r}].http.paths[{p}]")];
             let refused = refused_at(&fields).or_else(|| closed.map(|why| format!("answers 503: {why}")));
             out.push(RouteLine {
                 host: host.clone(),
-                path: path.path.clone().unwrap_or_else(|| "/".to_owned()),
-                path_type: path.path_type.clone(),
+                path: path.path.as_deref().unwrap_or("/").to_owned(),
+                path_type: path.path_type.as_str().to_owned(),
                 backend: backend_of(&path.backend),
                 tls: rule.host.as_deref().and_then(tls_of),
                 refused,
             });
         }
     }
-    if let Some(backend) = &spec.default_backend {
+    if let Some(backend) = &ingress.default_backend {
         out.push(RouteLine {
             host: "*".to_owned(),
             path: "(default backend)".to_owned(),

@@ -11,7 +11,7 @@ use hashbrown::HashTable;
 use super::ingress::Entry;
 use super::{Built, Services, TableBuilder, block, global, index};
 use crate::table::{HostBlock, Slot};
-use crate::{EndpointStore, HostPattern, Ingress};
+use crate::{EndpointStore, HostPattern, Ingress, SmallSet};
 
 /// An Ingress's identity across builds: namespace, name, and which of the Ingresses of that
 /// name (normally the only one; Kubernetes never has two).
@@ -84,7 +84,7 @@ pub struct Rebuilder {
     /// The Ingresses with a rule for each host.
     members: Map<HostPattern, Vec<Key>>,
     /// The Ingresses naming each Service (`namespace`, `name`).
-    by_service: Map<(String, String), Set<Key>>,
+    by_service: Map<(String, String), SmallSet<Key, RandomState>>,
     /// The Services of the last build.
     services: Services,
     /// Each host's block, and its id in the host indexes when it is served.

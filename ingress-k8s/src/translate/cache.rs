@@ -22,9 +22,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use ingress_core::{BackendRef, EndpointSet, TableBuilder};
+use ingress_core::{BackendRef, EndpointSet, SmallSet, TableBuilder};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::IngressClass;
 
 mod sets;
 mod walk;
@@ -36,7 +36,7 @@ use super::endpoints::{insert_sorted, remove_sorted};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
 use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints};
 use crate::objects::Key;
-use crate::{Changed, Config, Kind, Objects, StoredService, StoredSlice};
+use crate::{Changed, Config, Kind, Objects, StoredIngress, StoredService, StoredSlice};
 
 /// An object a translation looked at, found or not: when it changes (appears, disappears, or
 /// is stored in another version), what was made from it is made again.
@@ -81,7 +81,7 @@ pub struct TranslationCache {
     /// Every Ingress of the stores as last translated, in store order.
     ingresses: BTreeMap<Key, IngressEntry>,
     /// Which Ingresses read each object.
-    readers: HashMap<Read, HashSet<Key>>,
+    readers: HashMap<Read, SmallSet<Key>>,
     /// Every Service of the stores, as last made.
     services: BTreeMap<Key, ServiceEntry>,
     /// A builder holding every Service and nothing else, cloned into each translation (a copy
@@ -126,7 +126,7 @@ pub struct TranslationCache {
 /// One Ingress as last translated.
 #[derive(Debug)]
 struct IngressEntry {
-    ingress: Arc<Ingress>,
+    ingress: Arc<StoredIngress>,
     translated: Translated,
     reads: Reads,
     /// Whether an object it read changed: to translate again.
@@ -440,7 +440,7 @@ impl TranslationCache {
 }
 
 /// Removes `key` from the readers of `read`.
-fn unread(readers: &mut HashMap<Read, HashSet<Key>>, read: &Read, key: &Key) {
+fn unread(readers: &mut HashMap<Read, SmallSet<Key>>, read: &Read, key: &Key) {
     if let Some(keys) = readers.get_mut(read) {
         keys.remove(key);
         if keys.is_empty() {

@@ -1,9 +1,11 @@
 //! Which Ingresses are ours: class name, legacy annotation, default class.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::networking::v1::Ingress;
 
 use super::cache::Read;
-use crate::{Config, Objects};
+use crate::{Config, Objects, StoredIngress};
 
 /// The legacy class annotation (the seed tutorial's `kubernetes.io/ingress.class: "nginx"`).
 pub(crate) const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
@@ -16,32 +18,61 @@ pub(crate) const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is
 /// IngressClass whose `spec.controller` is ours), then the legacy annotation, then class-less
 /// Ingresses are ours when `watch_ingress_without_class` is set or, unlike ingress-nginx
 /// (which leaves that to the API server's admission), our IngressClass is the default.
-pub(crate) fn is_ours(ingress: &Ingress, objects: &Objects, config: &Config) -> bool {
-    is_ours_reading(ingress, objects, config, &mut |_| {})
+pub(crate) fn is_ours<'a>(ingress: impl Into<Claim<'a>>, objects: &Objects, config: &Config) -> bool {
+    is_ours_reading(ingress.into(), objects, config, &mut |_| {})
+}
+
+/// What tells whether an Ingress is ours: its namespace, `spec.ingressClassName` and
+/// annotations, from a stored Ingress or one just received.
+#[derive(Clone, Copy)]
+pub(crate) struct Claim<'a> {
+    namespace: &'a str,
+    class_name: Option<&'a str>,
+    annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+impl<'a> From<&'a StoredIngress> for Claim<'a> {
+    fn from(ingress: &'a StoredIngress) -> Self {
+        Self {
+            namespace: &ingress.namespace,
+            class_name: ingress.class_name.as_deref(),
+            annotations: Some(&ingress.annotations),
+        }
+    }
+}
+
+impl<'a> From<&'a Ingress> for Claim<'a> {
+    fn from(ingress: &'a Ingress) -> Self {
+        Self {
+            namespace: ingress.metadata.namespace.as_deref().unwrap_or_default(),
+            class_name: ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()),
+            annotations: ingress.metadata.annotations.as_ref(),
+        }
+    }
 }
 
 /// [`is_ours`], telling `read` each object it looked at (found or not), so a cached verdict
 /// can be kept until one of them changes.
 pub(crate) fn is_ours_reading(
-    ingress: &Ingress,
+    ingress: Claim<'_>,
     objects: &Objects,
     config: &Config,
     read: &mut dyn FnMut(Read),
 ) -> bool {
-    let namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
+    let namespace = ingress.namespace;
     if config.watch_namespace_selector.is_some() {
         read(Read::Namespace((String::new(), namespace.to_owned())));
     }
     if !namespace_selected(namespace, objects, config) {
         return false;
     }
-    if let Some(name) = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_ref()) {
-        let key = (String::new(), name.clone());
+    if let Some(name) = ingress.class_name {
+        let key = (String::new(), name.to_owned());
         let ours = objects.ingress_classes.get(&key).is_some_and(|c| class_is_ours(c, config));
         read(Read::IngressClass(key));
         return ours;
     }
-    if let Some(class) = ingress.metadata.annotations.as_ref().and_then(|a| a.get(CLASS_ANNOTATION)) {
+    if let Some(class) = ingress.annotations.and_then(|a| a.get(CLASS_ANNOTATION)) {
         return *class == config.ingress_class;
     }
     if config.watch_ingress_without_class {

@@ -9,16 +9,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::cache::Read;
+use super::{Certs, IndexMap, IngressInfo, Problem, Severity, class, load_certificate};
+use crate::annotations::{self, Verdict};
+use crate::objects::Key;
+use crate::{Config, Kind, Objects, StoredBackend, StoredIngress, StoredPathType};
 use ingress_core::{
     BackendRef, CertificatePem, CertificateRef, HostRule, Origin, PathRule, PathType, PortRef,
 };
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
-
-use super::cache::Read;
-use super::{Certs, IndexMap, IngressInfo, Problem, Severity, class, lb_addresses, load_certificate};
-use crate::annotations::{self, Verdict};
-use crate::objects::Key;
-use crate::{Config, Kind, Objects};
 
 /// Everything a translation takes from one Ingress. An Ingress that is not ours gives an empty
 /// one; one left out whole (`--disable-catch-all`) gives its problem only.
@@ -92,16 +90,16 @@ pub(crate) fn translate_ingress(
     controller: &BTreeMap<String, String>,
     certs: &mut Certs<'_>,
     key: &Key,
-    ingress: &Ingress,
+    ingress: &StoredIngress,
 ) -> (Translated, Reads) {
     let mut out = Translated::default();
     let mut reads = Reads::default();
-    if !class::is_ours_reading(ingress, objects, config, &mut |r| reads.objects.push(r)) {
+    if !class::is_ours_reading(ingress.into(), objects, config, &mut |r| reads.objects.push(r)) {
         return (out, reads);
     }
     // --disable-catch-all: an Ingress with a default backend is left out whole, as
     // ingress-nginx leaves it out of its store.
-    if config.disable_catch_all && ingress.spec.as_ref().is_some_and(|s| s.default_backend.is_some()) {
+    if config.disable_catch_all && ingress.default_backend.is_some() {
         out.problems.push(Problem {
             kind: Kind::Ingress,
             object: key.clone(),
@@ -127,12 +125,10 @@ fn add_ingress(
     config: &Config,
     controller: &BTreeMap<String, String>,
     key: &Key,
-    ingress: &Ingress,
+    ingress: &StoredIngress,
 ) {
-    let meta = &ingress.metadata;
-    let created = meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
-    let no_annotations = BTreeMap::new();
-    let annotations = meta.annotations.as_ref().unwrap_or(&no_annotations);
+    let created = ingress.created;
+    let annotations = &ingress.annotations;
     // The Services, Secrets and ConfigMaps the annotations look for, found or not.
     let asked_services = std::cell::RefCell::new(Vec::new());
     let asked_secrets = std::cell::RefCell::new(Vec::new());
@@ -183,14 +179,12 @@ fn add_ingress(
     reads.objects.extend(asked_config_maps.take().into_iter().map(Read::ConfigMap));
     names.used_services.extend(asked_services);
     names.used_secrets.extend(asked_secrets);
-    let spec_backends = ingress.spec.iter().flat_map(|spec| {
-        let paths = spec.rules.iter().flatten().filter_map(|r| r.http.as_ref()).flat_map(|h| &h.paths);
-        spec.default_backend.iter().chain(paths.map(|p| &p.backend))
-    });
+    let paths = ingress.rules.iter().filter_map(|r| r.paths.as_ref()).flatten();
+    let spec_backends = ingress.default_backend.iter().chain(paths.map(|p| &p.backend));
     // Each name once (an Ingress names few Services over many paths), copied once; each is
     // looked for (`backend_ref`).
     let backend_names: std::collections::BTreeSet<&str> =
-        spec_backends.filter_map(|b| Some(b.service.as_ref()?.name.as_str())).collect();
+        spec_backends.filter_map(|b| Some(&*b.service.as_ref()?.name)).collect();
     for name in backend_names {
         let service = (key.0.clone(), name.to_owned());
         reads.objects.push(Read::Service(service.clone()));
@@ -230,8 +224,6 @@ fn add_ingress(
         let reason = if report.verdict == Verdict::Rejected { report.detail() } else { report.to_string() };
         problem(format!("metadata.annotations[{}]", report.key), reason, severity);
     }
-    let empty = k8s_openapi::api::networking::v1::IngressSpec::default();
-    let spec = ingress.spec.as_ref().unwrap_or(&empty);
     // service-upstream: the annotation, else the ConfigMap's (false).
     let via_cluster_ip = read.service_upstream.unwrap_or_else(|| {
         controller
@@ -239,7 +231,7 @@ fn add_ingress(
             .is_some_and(|v| matches!(v.trim(), "1" | "t" | "T" | "TRUE" | "true" | "True"))
     });
     let mut through_cluster_ip = Vec::new();
-    let mut backend_ref = |ns: &str, backend: &IngressBackend, objects: &Objects| {
+    let mut backend_ref = |ns: &str, backend: &StoredBackend, objects: &Objects| {
         backend_ref(ns, backend, objects).map(|(b, warning)| {
             if via_cluster_ip {
                 through_cluster_ip.push(b.clone().via_cluster_ip());
@@ -250,7 +242,7 @@ fn add_ingress(
         })
     };
 
-    if let Some(backend) = &spec.default_backend {
+    if let Some(backend) = &ingress.default_backend {
         match backend_ref(&key.0, backend, objects) {
             Ok((b, warning)) => {
                 if let Some(w) = warning {
@@ -261,14 +253,14 @@ fn add_ingress(
             Err(why) => problem("spec.defaultBackend".into(), why, Severity::Rejected),
         }
     }
-    for (r, rule) in spec.rules.iter().flatten().enumerate() {
-        let Some(http) = &rule.http else { continue };
+    for (r, rule) in ingress.rules.iter().enumerate() {
+        let Some(paths) = &rule.paths else { continue };
         let mut host = match &rule.host {
             Some(h) if !h.is_empty() => HostRule::host(h),
             _ => HostRule::any_host(),
         };
         let mut kept = Vec::new();
-        for (p, path) in http.paths.iter().enumerate() {
+        for (p, path) in paths.iter().enumerate() {
             let field = format!("spec.rules[{r}].http.paths[{p}].backend");
             let (backend, warning) = match backend_ref(&key.0, &path.backend, objects) {
                 Ok(found) => found,
@@ -280,12 +272,12 @@ fn add_ingress(
             if let Some(w) = warning {
                 problem(field, w, Severity::Warning);
             }
-            let path_type = match path.path_type.as_str() {
-                "Exact" => PathType::Exact,
-                "Prefix" => PathType::Prefix,
+            let path_type = match path.path_type {
+                StoredPathType::Exact => PathType::Exact,
+                StoredPathType::Prefix => PathType::Prefix,
                 _ => PathType::ImplementationSpecific,
             };
-            let text = path.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+            let text = path.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
             host = host.path(PathRule::new(text, path_type, backend));
             kept.push(index_u32(p));
         }
@@ -295,12 +287,12 @@ fn add_ingress(
         }
     }
     out.cluster_ip_backends.extend(through_cluster_ip);
-    if spec.tls.as_ref().is_some_and(|t| !t.is_empty()) {
+    if !ingress.tls.is_empty() {
         core = core.with_tls_section();
     }
-    for (t, tls) in spec.tls.iter().flatten().enumerate() {
+    for (t, (hosts, secret)) in ingress.tls.iter().enumerate() {
         // No secret: the hosts get the default certificate, as in ingress-nginx.
-        let Some(secret) = tls.secret_name.clone().filter(|s| !s.is_empty()) else { continue };
+        let Some(secret) = secret.clone().filter(|s| !s.is_empty()) else { continue };
         let secret = (key.0.clone(), secret);
         let (loaded, until) = load_certificate(objects, &secret, certs);
         reads.until = reads.until.min(until);
@@ -308,7 +300,7 @@ fn add_ingress(
         out.names.used_secrets.push(secret);
         match loaded {
             Ok((certificate, pem)) => {
-                core = core.tls(tls.hosts.iter().flatten(), certificate.clone());
+                core = core.tls(hosts, certificate.clone());
                 if !out.certificates.iter().any(|(c, _)| *c == certificate) {
                     out.certificates.push((certificate, pem));
                 }
@@ -324,18 +316,11 @@ fn add_ingress(
     out.problems.extend(problems);
     out.index = Some(Arc::new(index));
     out.core = Some(Arc::new(core));
-    let status = ingress
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|list| lb_addresses(list.iter().map(|i| (&i.ip, &i.hostname))))
-        .unwrap_or_default();
     out.info = Some(Arc::new(IngressInfo {
         key: key.clone(),
-        uid: meta.uid.clone(),
-        generation: meta.generation,
-        status,
+        uid: ingress.uid.clone(),
+        generation: ingress.generation,
+        status: ingress.status.clone(),
         annotations: read.reports,
         closed,
     }));
@@ -349,24 +334,24 @@ fn index_u32(i: usize) -> u32 {
 /// rule is kept and answers 503, like ingress-nginx).
 fn backend_ref(
     namespace: &str,
-    backend: &IngressBackend,
+    backend: &StoredBackend,
     objects: &Objects,
 ) -> Result<(BackendRef, Option<String>), String> {
-    if backend.resource.is_some() {
+    if backend.resource {
         return Err("resource backends are not supported".into());
     }
     let Some(service) = &backend.service else {
         return Err("backend names no service".into());
     };
-    let port = match service.port.as_ref() {
-        Some(p) => match (&p.name, p.number) {
-            (Some(name), _) if !name.is_empty() => PortRef::Name(name.clone()),
-            (_, Some(n)) => PortRef::Number(u16::try_from(n).map_err(|_| format!("port {n} out of range"))?),
+    let port = match &service.port {
+        Some(p) => match p {
+            (Some(name), _) if !name.is_empty() => PortRef::Name(name.to_string()),
+            (_, Some(n)) => PortRef::Number(u16::try_from(*n).map_err(|_| format!("port {n} out of range"))?),
             _ => return Err(format!("service {} backend names no port", service.name)),
         },
         None => return Err(format!("service {} backend names no port", service.name)),
     };
-    let warning = (!objects.services.contains_key(&(namespace.to_owned(), service.name.clone())))
+    let warning = (!objects.services.contains_key(&(namespace.to_owned(), service.name.to_string())))
         .then(|| format!("service {namespace}/{} not found; requests get 503", service.name));
-    Ok((BackendRef::new(namespace, &service.name, port), warning))
+    Ok((BackendRef::new(namespace, &*service.name, port), warning))
 }
