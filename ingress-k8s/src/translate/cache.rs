@@ -26,9 +26,11 @@ use ingress_core::{BackendRef, EndpointSet, SmallSet, TableBuilder};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::IngressClass;
 
+mod policies;
 mod sets;
 mod walk;
 
+pub(crate) use policies::SharedPolicies;
 use sets::Sets;
 use walk::{changed_keys, update};
 
@@ -99,6 +101,8 @@ pub struct TranslationCache {
     namespaces: BTreeMap<Key, Arc<Namespace>>,
     /// The translation's sets, counted over the Ingresses and the controller settings.
     sets: Sets,
+    /// The Ingresses' route policies, one `Arc` for equal ones.
+    policies: SharedPolicies,
     /// What the controller settings (not the Ingresses) added to the sets last time.
     globals: Names,
     /// The field index of every translated Ingress.
@@ -351,8 +355,15 @@ impl TranslationCache {
                 if entry.translated.index.is_some() {
                     Arc::make_mut(&mut self.index).remove(key);
                 }
-                let (translated, reads) =
-                    translate_ingress(objects, config, controller, &mut certs, key, &entry.ingress);
+                let (translated, reads) = translate_ingress(
+                    objects,
+                    config,
+                    controller,
+                    &mut certs,
+                    &mut self.policies,
+                    key,
+                    &entry.ingress,
+                );
                 self.certificate_map_stale |=
                     !translated.certificates.is_empty() || !entry.translated.certificates.is_empty();
                 self.sets.add(&translated.names);

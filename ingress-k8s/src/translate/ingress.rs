@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::cache::Read;
+use super::cache::{Read, SharedPolicies};
 use super::{Certs, IndexMap, IngressInfo, Problem, Severity, class, load_certificate};
 use crate::annotations::{self, Verdict};
 use crate::objects::Key;
@@ -89,6 +89,7 @@ pub(crate) fn translate_ingress(
     config: &Config,
     controller: &BTreeMap<String, String>,
     certs: &mut Certs<'_>,
+    policies: &mut SharedPolicies,
     key: &Key,
     ingress: &StoredIngress,
 ) -> (Translated, Reads) {
@@ -109,7 +110,7 @@ pub(crate) fn translate_ingress(
         });
         return (out, reads);
     }
-    add_ingress(&mut out, &mut reads, certs, objects, config, controller, key, ingress);
+    add_ingress(&mut out, &mut reads, certs, policies, objects, config, controller, key, ingress);
     out.names.dedup();
     reads.objects.sort_unstable();
     reads.objects.dedup();
@@ -121,6 +122,7 @@ fn add_ingress(
     out: &mut Translated,
     reads: &mut Reads,
     certs: &mut Certs<'_>,
+    policies: &mut SharedPolicies,
     objects: &Objects,
     config: &Config,
     controller: &BTreeMap<String, String>,
@@ -191,8 +193,10 @@ fn add_ingress(
         names.used_services.push(service);
     }
     let closed = read.policy.closed.clone();
-    let mut core =
-        ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created)).policy(read.policy);
+    let mut core = ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created));
+    if read.policy != ingress_core::RoutePolicy::default() {
+        core.policy = policies.share(annotations, read.policy);
+    }
     if let Some(rule) = read.canary {
         core = core.as_canary(rule);
     }
@@ -283,9 +287,13 @@ fn add_ingress(
         }
         if !kept.is_empty() {
             core = core.rule(host);
+            kept.shrink_to_fit();
             index.rules.push((index_u32(r), kept));
         }
     }
+    // Kept as long as the Ingress is unchanged: no room to spare.
+    core.rules.shrink_to_fit();
+    index.rules.shrink_to_fit();
     out.cluster_ip_backends.extend(through_cluster_ip);
     if !ingress.tls.is_empty() {
         core = core.with_tls_section();
