@@ -139,6 +139,11 @@ pub fn tls_secret(ns: &str, name: &str, other: bool) -> Secret {
                 .collect(),
         );
     }
+    renamed(secret, ns, name)
+}
+
+/// `secret`, named `ns/name`.
+fn renamed(mut secret: Secret, ns: &str, name: &str) -> Secret {
     secret.metadata.name = Some(name.to_owned());
     secret.metadata.namespace = Some(ns.to_owned());
     secret
@@ -156,10 +161,7 @@ pub fn objects(n: usize) -> Vec<Object> {
             objects.push(Object::EndpointSlice(slice(&ns, &name, i)));
         }
         if i.is_multiple_of(10) {
-            let mut secret = template.clone();
-            secret.metadata.name = Some(format!("tls-{i}"));
-            secret.metadata.namespace = Some(ns);
-            objects.push(Object::Secret(secret));
+            objects.push(Object::Secret(renamed(template.clone(), &ns, &format!("tls-{i}"))));
         }
     }
     objects
