@@ -9,14 +9,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ingress_core::{
+    BackendRef, CertificatePem, CertificateRef, HostRule, Origin, PathRule, PathType, PortRef,
+};
+
 use super::cache::{Read, SharedPolicies};
 use super::{Certs, IndexMap, IngressInfo, Problem, Severity, class, load_certificate};
 use crate::annotations::{self, Verdict};
 use crate::objects::Key;
 use crate::{Config, Kind, Objects, StoredBackend, StoredIngress, StoredPathType};
-use ingress_core::{
-    BackendRef, CertificatePem, CertificateRef, HostRule, Origin, PathRule, PathType, PortRef,
-};
 
 /// Everything a translation takes from one Ingress. An Ingress that is not ours gives an empty
 /// one; one left out whole (`--disable-catch-all`) gives its problem only.
