@@ -562,7 +562,7 @@ mod tests {
     fn an_ingress_under_review_is_not_served_by_the_next_table() {
         let config = Config { watch_ingress_without_class: true, ..Config::default() };
         let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
-        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(INGRESS)]));
+        step(&mut engine, Change::relist(Kind::Ingress, vec![object(INGRESS)]));
         // Another host, and a value ingress-nginx rejects.
         let reviewed = INGRESS.replace("app.example.com", "reviewed.example.com").replace(
             "metadata: {name: app, namespace: default}",
@@ -589,7 +589,7 @@ mod tests {
             "metadata: {name: app, namespace: default}",
             "metadata: {name: app, namespace: default, annotations: {nginx.ingress.kubernetes.io/custom-headers: default/hdrs}}",
         );
-        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(&named)]));
+        step(&mut engine, Change::relist(Kind::Ingress, vec![object(&named)]));
         let map = |v: &str| {
             object(&format!(
                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: hdrs, namespace: default}}\ndata: {{X-A: \"{v}\"}}\n"
@@ -619,7 +619,7 @@ mod tests {
         let key: Key = ("default".into(), "hdrs".into());
         let (mut engine, rx) = Engine::new(config.clone(), [Kind::Ingress]);
         let named = engine.watch_by_name();
-        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(&named_ingress)]));
+        step(&mut engine, Change::relist(Kind::Ingress, vec![object(&named_ingress)]));
         assert!(rx.borrow().is_none(), "not published before the named ConfigMap is listed");
         assert!(engine.holding_until().is_some());
         assert!(named.borrow().config_maps.contains(&key), "its watcher is asked for");
@@ -632,7 +632,7 @@ mod tests {
         let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
         let _named = engine.watch_by_name();
         engine.hold_for = Duration::from_millis(50);
-        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(&named_ingress)]));
+        step(&mut engine, Change::relist(Kind::Ingress, vec![object(&named_ingress)]));
         assert!(rx.borrow().is_none(), "the first flush waits");
         std::thread::sleep(Duration::from_millis(60));
         engine.flush(&Dirty { rebuild: true, ..Dirty::default() });
@@ -643,10 +643,10 @@ mod tests {
     fn waits_for_every_initial_list_then_updates_endpoints_in_place() {
         let config = Config { watch_ingress_without_class: true, ..Config::default() };
         let (mut engine, rx) = Engine::new(config, [Kind::Ingress, Kind::Service, Kind::EndpointSlice]);
-        step(&mut engine, Change::Relist(Kind::Ingress, vec![object(INGRESS)]));
-        step(&mut engine, Change::Relist(Kind::Service, vec![object(SERVICE)]));
+        step(&mut engine, Change::relist(Kind::Ingress, vec![object(INGRESS)]));
+        step(&mut engine, Change::relist(Kind::Service, vec![object(SERVICE)]));
         assert!(rx.borrow().is_none(), "nothing is published before every kind is listed");
-        step(&mut engine, Change::Relist(Kind::EndpointSlice, vec![slice("10.0.0.1")]));
+        step(&mut engine, Change::relist(Kind::EndpointSlice, vec![slice("10.0.0.1")]));
         let first = rx.borrow().clone().expect("published after the last initial list");
         let addrs = |s: &Snapshot| {
             s.table
@@ -698,11 +698,11 @@ mod tests {
         let foreign_class = foreign.replace("spec:\n", "spec:\n  ingressClassName: other\n");
         step(
             &mut engine,
-            Change::Relist(Kind::Ingress, vec![object(INGRESS), object(&late), object(&foreign_class)]),
+            Change::relist(Kind::Ingress, vec![object(INGRESS), object(&late), object(&foreign_class)]),
         );
-        step(&mut engine, Change::Relist(Kind::Service, vec![service("app")]));
-        step(&mut engine, Change::Relist(Kind::EndpointSlice, vec![slice("10.0.0.1")]));
-        let first = step(&mut engine, Change::Relist(Kind::Secret, vec![]));
+        step(&mut engine, Change::relist(Kind::Service, vec![service("app")]));
+        step(&mut engine, Change::relist(Kind::EndpointSlice, vec![slice("10.0.0.1")]));
+        let first = step(&mut engine, Change::relist(Kind::Secret, vec![]));
         assert!(first > 0);
         let secret = |name: &str| {
             object(&format!(
@@ -781,7 +781,7 @@ mod tests {
         let (tx, changes) = mpsc::unbounded_channel();
         let (_asks, asks_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(engine, changes, asks_rx));
-        tx.send(Change::Relist(Kind::Ingress, vec![])).unwrap();
+        tx.send(Change::relist(Kind::Ingress, vec![])).unwrap();
         rx.changed().await.unwrap();
         // A lone change after a quiet spell is published without waiting for the window.
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -41,12 +41,26 @@ impl fmt::Display for ManifestError {
 /// Parses every document of one file's text. All or nothing: any bad document fails the file.
 pub fn parse_manifest(file: &Path, text: &str) -> Result<Vec<Object>, ManifestError> {
     let mut objects = Vec::new();
+    each_object(file, text, |object| objects.push(object))?;
+    Ok(objects)
+}
+
+/// [`parse_manifest`] into a store, each object stored as its document is read (a file of
+/// 10,000 Ingresses is never held whole as API objects).
+fn read_manifest(file: &Path, text: &str) -> Result<Objects, ManifestError> {
+    let mut objects = Objects::new();
+    each_object(file, text, |object| objects.insert(object))?;
+    Ok(objects)
+}
+
+/// Hands `take` every object of every document of `text`, in order; stops at the first bad one.
+fn each_object(file: &Path, text: &str, mut take: impl FnMut(Object)) -> Result<(), ManifestError> {
     for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let failed = |reason: String| ManifestError { file: file.to_owned(), document: Some(index), reason };
         let value = serde_json::Value::deserialize(doc).map_err(|e| failed(e.to_string()))?;
-        objects.extend(convert::document(value).map_err(failed)?);
+        convert::document(value).map_err(failed)?.into_iter().for_each(&mut take);
     }
-    Ok(objects)
+    Ok(())
 }
 
 /// What is known of one file: a fingerprint of its bytes, its last good objects, and the
@@ -115,11 +129,10 @@ impl ManifestDir {
             state.fingerprint = fingerprint;
             let parsed = std::str::from_utf8(&bytes)
                 .map_err(|e| ManifestError { file: path.clone(), document: None, reason: e.to_string() })
-                .and_then(|text| parse_manifest(&path, text));
+                .and_then(|text| read_manifest(&path, text));
             match parsed {
                 Ok(objects) => {
-                    state.objects = Objects::new();
-                    state.objects.extend(objects);
+                    state.objects = objects;
                     state.error = None;
                     changed = true;
                 }

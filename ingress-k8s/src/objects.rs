@@ -125,13 +125,24 @@ pub enum Change {
     Apply(Object),
     /// The object was deleted.
     Delete(Kind, Key),
-    /// A complete (re)list of one kind: replaces everything of that kind at once.
-    Relist(Kind, Vec<Object>),
+    /// A complete (re)list of one kind: replaces everything of that kind at once. The listed
+    /// objects come already stored (a watcher stores each as it arrives, so a list of 10,000
+    /// Ingresses is never held whole as API objects); objects of other kinds are ignored.
+    Relist(Kind, Box<Objects>),
     /// A complete set of every kind (manifest files): replaces the whole store at once.
     Replace(Box<Objects>),
     /// A complete (re)list of one named object (a watch by name: the `--configmap`, the
     /// ConfigMaps something names): replaces that object only; `None` when it does not exist.
     RelistOne(Kind, Key, Option<Object>),
+}
+
+impl Change {
+    /// A relist of `kind` made of `objects` (those of another kind are left out).
+    pub fn relist(kind: Kind, objects: impl IntoIterator<Item = Object>) -> Self {
+        let mut listed = Objects::new();
+        listed.extend(objects.into_iter().filter(|o| o.kind() == kind));
+        Change::Relist(kind, Box::new(listed))
+    }
 }
 
 /// The keys a sequence of [`Change`]s touched, per kind, since it was last cleared: what
@@ -261,6 +272,22 @@ impl Objects {
         }
     }
 
+    /// Replaces every object of `kind` with those of `from` (left without any of that kind).
+    fn take_kind(&mut self, kind: Kind, from: &mut Objects) {
+        fn take<T>(into: &mut BTreeMap<Key, T>, from: &mut BTreeMap<Key, T>) {
+            *into = std::mem::take(from);
+        }
+        match kind {
+            Kind::Ingress => take(&mut self.ingresses, &mut from.ingresses),
+            Kind::IngressClass => take(&mut self.ingress_classes, &mut from.ingress_classes),
+            Kind::Service => take(&mut self.services, &mut from.services),
+            Kind::EndpointSlice => take(&mut self.endpoint_slices, &mut from.endpoint_slices),
+            Kind::Secret => take(&mut self.secrets, &mut from.secrets),
+            Kind::ConfigMap => take(&mut self.config_maps, &mut from.config_maps),
+            Kind::Namespace => take(&mut self.namespaces, &mut from.namespaces),
+        }
+    }
+
     /// Applies a change. Relists replace their kind wholesale, so objects deleted while a
     /// watch was down disappear.
     pub fn apply(&mut self, change: Change) {
@@ -268,18 +295,11 @@ impl Objects {
             Change::Apply(object) => self.insert(object),
             Change::Delete(kind, key) => self.remove(kind, &key),
             // The Secrets watcher lists TLS Secrets only: the others (watched by name) stay.
-            Change::Relist(Kind::Secret, objects) => {
+            Change::Relist(Kind::Secret, mut listed) => {
                 self.secrets.retain(|_, s| s.type_.as_deref() != Some(TLS_SECRET));
-                self.extend(objects.into_iter().filter(|o| o.kind() == Kind::Secret));
+                self.secrets.append(&mut listed.secrets);
             }
-            Change::Relist(kind, objects) => {
-                self.clear(kind);
-                for object in objects {
-                    if object.kind() == kind {
-                        self.insert(object);
-                    }
-                }
-            }
+            Change::Relist(kind, mut listed) => self.take_kind(kind, &mut listed),
             Change::Replace(objects) => *self = *objects,
             Change::RelistOne(kind, key, object) => {
                 self.remove(kind, &key);
@@ -332,10 +352,28 @@ mod tests {
         let mut class = IngressClass::default();
         class.metadata.name = Some("ferry".into());
         objects.insert(Object::IngressClass(class));
-        objects.apply(Change::Relist(Kind::Service, vec![service("a", "three")]));
+        objects.apply(Change::relist(Kind::Service, [service("a", "three")]));
         assert_eq!(objects.services.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["three"]);
         assert_eq!(objects.ingress_classes.len(), 1);
         objects.apply(Change::Delete(Kind::Service, ("a".into(), "three".into())));
+        assert!(objects.services.is_empty());
+    }
+
+    #[test]
+    fn a_secret_relist_replaces_the_tls_secrets_only() {
+        let secret = |name: &str, type_: &str| {
+            let mut s = Secret::default();
+            s.metadata.namespace = Some("a".into());
+            s.metadata.name = Some(name.into());
+            s.type_ = Some(type_.into());
+            Object::Secret(s)
+        };
+        let mut objects = Objects::new();
+        objects.extend([secret("old-tls", TLS_SECRET), secret("auth", "Opaque")]);
+        // A Service in the list is not of the kind listed: left out.
+        let listed = [secret("new-tls", TLS_SECRET), service("a", "stray")];
+        objects.apply(Change::relist(Kind::Secret, listed));
+        assert_eq!(objects.secrets.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["auth", "new-tls"]);
         assert!(objects.services.is_empty());
     }
 

@@ -1,7 +1,7 @@
 //! The cluster source: one kube-rs watcher per kind, each feeding the engine.
 //!
-//! A watcher buffers its initial list (`Init` … `InitApply` … `InitDone`) and hands it over as
-//! one [`Change::Relist`], so a re-list after a reconnect or an expired watch (410 Gone)
+//! A watcher stores its initial list as it arrives (`Init` … `InitApply` … `InitDone`) and hands
+//! it over as one [`Change::Relist`], so a re-list after a reconnect or an expired watch (410 Gone)
 //! replaces its kind atomically, and deletions missed while disconnected disappear.
 
 use std::fmt::Debug;
@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::task::AbortHandle;
 
-use crate::objects::{Change, Key, Object, key_of};
+use crate::objects::{Change, Key, Object, Objects, key_of};
 use crate::{Config, Error, Kind, Result};
 
 /// Which EndpointSlice API the server offers.
@@ -333,7 +333,11 @@ async fn watch<K>(
 {
     let mut stream = watcher::watcher(api, config).boxed();
     let mut backoff = Backoff::default();
-    let mut buffer = Vec::new();
+    // The list so far, stored object by object as it arrives (a store keeps only what
+    // translation reads: the API objects of a large list are never all held at once); for a
+    // watcher of one named object, that object.
+    let mut listed = Box::new(Objects::new());
+    let mut found = None;
     while let Some(event) = stream.next().await {
         if event.is_ok() {
             backoff.reset();
@@ -342,20 +346,23 @@ async fn watch<K>(
             Ok(Event::Apply(object)) => convert(trim(object)).map(Change::Apply),
             Ok(Event::Delete(object)) => Some(Change::Delete(kind, key_of(object.meta()))),
             Ok(Event::Init) => {
-                buffer.clear();
+                *listed = Objects::new();
+                found = None;
                 None
             }
             Ok(Event::InitApply(object)) => {
-                buffer.extend(convert(trim(object)));
+                match (convert(trim(object)), &named) {
+                    (Some(object), Some(key)) if object.key() == *key => found = Some(object),
+                    (Some(object), None) => listed.insert(object),
+                    _ => {}
+                }
                 None
             }
             Ok(Event::InitDone) => {
-                tracing::debug!(%kind, objects = buffer.len(), "listed");
+                tracing::debug!(%kind, "listed");
                 Some(match &named {
-                    Some(key) => {
-                        Change::RelistOne(kind, key.clone(), buffer.drain(..).find(|o| o.key() == *key))
-                    }
-                    None => Change::Relist(kind, std::mem::take(&mut buffer)),
+                    Some(key) => Change::RelistOne(kind, key.clone(), found.take()),
+                    None => Change::Relist(kind, std::mem::replace(&mut listed, Box::new(Objects::new()))),
                 })
             }
             // The watch's resourceVersion is too old (the API server restarted or compacted):

@@ -76,12 +76,14 @@ impl World {
                 self.sent.insert((object.kind(), object.key()), object.clone());
             }
             Change::Delete(kind, key) if kept(kind) => drop(self.sent.remove(&(*kind, key.clone()))),
-            Change::Relist(kind, listed) if kept(kind) => {
-                self.sent.retain(|(k, _), _| k != kind);
-                self.sent.extend(listed.iter().map(|o| ((o.kind(), o.key()), o.clone())));
-            }
             _ => {}
         }
+    }
+
+    /// Notes a relist of `kind` sent to the stores, made of `listed`.
+    fn relisted(&mut self, kind: Kind, listed: &[Object]) {
+        self.sent.retain(|(k, _), _| *k != kind);
+        self.sent.extend(listed.iter().map(|o| ((o.kind(), o.key()), o.clone())));
     }
 
     /// The objects of `kind` as last sent, in key order.
@@ -541,8 +543,8 @@ fn cached_is_fresh(journal: bool) {
             // Now and then a relist (a watch restarted), one object short.
             let kind = if step % 200 == 50 { Kind::Service } else { Kind::Ingress };
             let listed: Vec<Object> = world.sent_of(kind).skip(1).cloned().collect();
-            let change = Change::Relist(kind, listed);
-            world.sent(&change);
+            world.relisted(kind, &listed);
+            let change = Change::relist(kind, listed);
             changed.note(&change);
             objects.apply(change);
             format!("relist {kind}")

@@ -204,7 +204,7 @@ mod tests {
         apply(&mut objects, &mut index, Change::Delete(crate::Kind::EndpointSlice, key));
         assert!(names(&objects, &mut index, "web").is_empty());
         let relisted = vec![Object::EndpointSlice(labelled("web-9", "web"))];
-        apply(&mut objects, &mut index, Change::Relist(crate::Kind::EndpointSlice, relisted));
+        apply(&mut objects, &mut index, Change::relist(crate::Kind::EndpointSlice, relisted));
         assert_eq!(names(&objects, &mut index, "web"), ["web-9"]);
         assert!(names(&objects, &mut index, "api").is_empty());
     }
