@@ -153,23 +153,25 @@ pub struct PathRule {
     pub path: String,
     /// How `path` is compared with the request path.
     pub path_type: PathType,
-    /// Where matching requests go.
-    pub backend: BackendRef,
+    /// Where matching requests go. Shared: the paths of an Ingress mostly name a few
+    /// backends, and a path takes 40 bytes this way where it took 112 (a third of the
+    /// translation's memory at 100,000 paths was paths).
+    pub backend: Arc<BackendRef>,
 }
 
 impl PathRule {
-    /// A path rule of any type.
-    pub fn new(path: impl Into<String>, path_type: PathType, backend: BackendRef) -> Self {
-        Self { path: path.into(), path_type, backend }
+    /// A path rule of any type (`backend` a [`BackendRef`], or one shared with other paths).
+    pub fn new(path: impl Into<String>, path_type: PathType, backend: impl Into<Arc<BackendRef>>) -> Self {
+        Self { path: path.into(), path_type, backend: backend.into() }
     }
 
     /// A `Prefix` path rule.
-    pub fn prefix(path: impl Into<String>, backend: BackendRef) -> Self {
+    pub fn prefix(path: impl Into<String>, backend: impl Into<Arc<BackendRef>>) -> Self {
         Self::new(path, PathType::Prefix, backend)
     }
 
     /// An `Exact` path rule.
-    pub fn exact(path: impl Into<String>, backend: BackendRef) -> Self {
+    pub fn exact(path: impl Into<String>, backend: impl Into<Arc<BackendRef>>) -> Self {
         Self::new(path, PathType::Exact, backend)
     }
 }

@@ -202,7 +202,7 @@ impl<'a> Block<'a, '_> {
                         continue;
                     }
                 };
-                let cached = named.iter().find(|(b, _)| **b == p.backend).map(|&(_, i)| i);
+                let cached = named.iter().find(|(b, _)| **b == *p.backend).map(|&(_, i)| i);
                 let backend = match cached.map_or_else(|| self.resolved_backend(&p.backend), Ok) {
                     Ok(b) => b,
                     Err(reason) => {

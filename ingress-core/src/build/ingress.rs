@@ -33,7 +33,7 @@ impl Entry {
             |field, reason| rejected.push(Rejection { origin: ing.origin.clone(), field, reason });
         let mut hosts = Vec::new();
         let mut names: Vec<(String, String)> = Vec::new();
-        let backends = ing.rules.iter().flat_map(|r| &r.paths).map(|p| &p.backend);
+        let backends = ing.rules.iter().flat_map(|r| &r.paths).map(|p| &*p.backend);
         for b in backends.chain(&ing.default_backend).chain(&ing.fallback) {
             if !names.iter().any(|(ns, s)| *ns == b.namespace && *s == b.service) {
                 names.push((b.namespace.clone(), b.service.clone()));

@@ -14,8 +14,9 @@ use crate::table::{HostBlock, Slot};
 use crate::{EndpointStore, HostPattern, Ingress, SmallSet};
 
 /// An Ingress's identity across builds: namespace, name, and which of the Ingresses of that
-/// name (normally the only one; Kubernetes never has two).
-pub(super) type Key = (String, String, u32);
+/// name (normally the only one; Kubernetes never has two). Shared: the rebuilder's maps hold it
+/// five or six times per Ingress, a pointer each instead of two names.
+pub(super) type Key = Arc<(String, String, u32)>;
 
 /// A [`Key`] borrowed from an Ingress, to look its entry up without copying its name. Hashes
 /// as the `Key` it stands for.
@@ -210,7 +211,7 @@ impl Rebuilder {
         while self.entries.contains_key(&KeyRef(ns, name, n)) {
             n += 1;
         }
-        (ns.to_owned(), name.to_owned(), n)
+        Arc::new((ns.to_owned(), name.to_owned(), n))
     }
 
     /// Takes an Ingress's entry out, noting its hosts.

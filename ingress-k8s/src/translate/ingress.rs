@@ -258,6 +258,8 @@ fn add_ingress(
             Err(why) => problem("spec.defaultBackend".into(), why, Severity::Rejected),
         }
     }
+    // The backends the paths named so far, each once: paths naming the same one share it.
+    let mut backends: Vec<Arc<BackendRef>> = Vec::new();
     for (r, rule) in ingress.rules.iter().enumerate() {
         let Some(paths) = &rule.paths else { continue };
         let mut host = match &rule.host {
@@ -277,6 +279,7 @@ fn add_ingress(
             if let Some(w) = warning {
                 problem(field, w, Severity::Warning);
             }
+            let backend = shared(&mut backends, backend);
             let path_type = match path.path_type {
                 StoredPathType::Exact => PathType::Exact,
                 StoredPathType::Prefix => PathType::Prefix,
@@ -363,4 +366,20 @@ fn backend_ref(
     let warning = (!objects.services.contains_key(&(namespace.to_owned(), service.name.to_string())))
         .then(|| format!("service {namespace}/{} not found; requests get 503", service.name));
     Ok((BackendRef::new(namespace, &*service.name, port), warning))
+}
+
+/// How many distinct backends of one Ingress are looked through for one to share: an Ingress
+/// whose paths name more than that shares only those (a linear search stays short).
+const SHARED_BACKENDS: usize = 16;
+
+/// `backend` as one of `seen` if an equal one is there, else a new `Arc` (remembered).
+fn shared(seen: &mut Vec<Arc<BackendRef>>, backend: BackendRef) -> Arc<BackendRef> {
+    if let Some(same) = seen.iter().find(|b| ***b == backend) {
+        return Arc::clone(same);
+    }
+    let backend = Arc::new(backend);
+    if seen.len() < SHARED_BACKENDS {
+        seen.push(Arc::clone(&backend));
+    }
+    backend
 }
