@@ -86,6 +86,13 @@ impl TableBuilder {
         self
     }
 
+    /// Takes out a Service declared before (a builder kept from one build to the next, as a
+    /// translation cache keeps one, learns of a deleted Service this way).
+    pub fn forget_service(&mut self, namespace: &str, name: &str) -> &mut Self {
+        self.services.remove(namespace, name);
+        self
+    }
+
     /// The controller-wide default backend (`--default-backend-service`).
     pub fn default_backend(&mut self, backend: BackendRef) -> &mut Self {
         self.default_backend = Some(backend);

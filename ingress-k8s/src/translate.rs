@@ -133,6 +133,19 @@ struct IndexMap {
     tls: Vec<u32>,
 }
 
+impl IndexMap {
+    /// Whether every core index is its Kubernetes index (nothing was left out before the end):
+    /// such a map is not kept, since a missing map reads as that.
+    fn is_identity(&self) -> bool {
+        let same = |(i, n): (usize, &u32)| usize::try_from(*n).is_ok_and(|n| n == i);
+        self.rules
+            .iter()
+            .enumerate()
+            .all(|(i, (r, paths))| same((i, r)) && paths.iter().enumerate().all(same))
+            && self.tls.iter().enumerate().all(same)
+    }
+}
+
 impl Translation {
     /// Compiles the route table against `store`, after loading this translation's endpoint
     /// sets into it, and returns it with every problem (core rejections included), sorted.
@@ -405,4 +418,24 @@ fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
         return service.load_balancer.clone();
     }
     service.external_ips.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IndexMap;
+
+    #[test]
+    fn a_map_that_changes_no_index_is_identity() {
+        let map = |rules: &[(u32, &[u32])], tls: &[u32]| IndexMap {
+            rules: rules.iter().map(|(r, p)| (*r, p.to_vec())).collect(),
+            tls: tls.to_vec(),
+        };
+        assert!(map(&[], &[]).is_identity());
+        assert!(map(&[(0, &[0, 1, 2]), (1, &[0])], &[0, 1]).is_identity());
+        // Only the last path or TLS entry left out: the rest keep their indices.
+        assert!(map(&[(0, &[0, 1])], &[0]).is_identity());
+        assert!(!map(&[(0, &[1, 2])], &[]).is_identity(), "path 0 left out");
+        assert!(!map(&[(1, &[0])], &[]).is_identity(), "rule 0 left out");
+        assert!(!map(&[], &[1]).is_identity(), "TLS entry 0 left out");
+    }
 }

@@ -47,6 +47,23 @@ impl Services {
         Arc::make_mut(shard).insert(name, ports);
     }
 
+    /// Takes a declared Service out (nothing if it was not declared).
+    pub(super) fn remove(&mut self, namespace: &str, name: &str) {
+        let key = ShardRef(namespace, shard_of(name));
+        let Some(shard) = self.shards.get(&key) else { return };
+        if !shard.contains_key(name) {
+            return;
+        }
+        let shards = Arc::make_mut(&mut self.shards);
+        let emptied = shards.get_mut(&key).is_some_and(|shard| {
+            Arc::make_mut(shard).remove(name);
+            shard.is_empty()
+        });
+        if emptied {
+            shards.remove(&key);
+        }
+    }
+
     /// The ports of a declared Service.
     pub(super) fn get(&self, namespace: &str, name: &str) -> Option<&[ServicePort]> {
         let shard = self.shards.get(&ShardRef(namespace, shard_of(name)))?;
@@ -119,5 +136,25 @@ mod tests {
         let mut gone = Services::changed(&new, &old);
         gone.sort();
         assert_eq!(gone, changed, "and back");
+    }
+
+    #[test]
+    fn a_removed_service_is_a_change_and_its_emptied_shard_goes() {
+        let mut old = Services::default();
+        old.insert("big".into(), "a".into(), port(80));
+        old.insert("big".into(), "b".into(), port(80));
+        old.insert("small".into(), "one".into(), port(80));
+        let mut new = old.clone();
+        new.remove("big", "a");
+        new.remove("big", "nope");
+        new.remove("nope", "a");
+        assert!(new.get("big", "a").is_none());
+        assert!(old.get("big", "a").is_some(), "the old builder's shard is its own");
+        assert_eq!(Services::changed(&old, &new), [("big".to_owned(), "a".to_owned())]);
+        new.remove("small", "one");
+        assert!(!new.shards.keys().any(|(ns, _)| ns == "small"), "no empty shard is kept");
+        let mut changed = Services::changed(&old, &new);
+        changed.sort();
+        assert_eq!(changed, [("big".to_owned(), "a".to_owned()), ("small".to_owned(), "one".to_owned())]);
     }
 }

@@ -141,7 +141,6 @@ struct IngressEntry {
 #[derive(Debug)]
 struct ServiceEntry {
     service: Arc<StoredService>,
-    core: ingress_core::Service,
     endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
 }
 
@@ -227,25 +226,17 @@ impl TranslationCache {
         let changed =
             changed_keys(&self.services, &objects.services, |s| &s.service, changed.of(Kind::Service));
         self.list_stale |= !changed.is_empty() || !self.dirty_endpoints.is_empty();
-        let mut afresh = false;
         for key in &changed {
-            if self.services.remove(key).is_some() {
-                // The builder cannot forget the old one.
-                afresh |= !objects.services.contains_key(key);
+            if self.services.remove(key).is_some() && !objects.services.contains_key(key) {
+                self.services_builder.forget_service(&key.0, &key.1);
             }
             self.dirty_endpoints.remove(key);
             self.mark_readers(&Read::Service(key.clone()));
             let Some(service) = objects.services.get(key) else { continue };
             let entry = self.service_entry(service, key, objects);
-            self.services_builder.service(entry.core.clone());
+            self.services_builder.service(core_service(key, service));
             self.services.insert(key.clone(), entry);
             self.stats.services_translated += 1;
-        }
-        if afresh {
-            self.services_builder = TableBuilder::new();
-            for entry in self.services.values() {
-                self.services_builder.service(entry.core.clone());
-            }
         }
         for key in std::mem::take(&mut self.dirty_endpoints) {
             let Some(service) = self.services.get(&key).map(|s| Arc::clone(&s.service)) else { continue };
@@ -286,11 +277,7 @@ impl TranslationCache {
     }
 
     fn service_entry(&self, service: &Arc<StoredService>, key: &Key, objects: &Objects) -> ServiceEntry {
-        ServiceEntry {
-            service: Arc::clone(service),
-            core: core_service(key, service),
-            endpoints: self.endpoints_of(service, key, objects),
-        }
+        ServiceEntry { service: Arc::clone(service), endpoints: self.endpoints_of(service, key, objects) }
     }
 
     /// The endpoint sets of a Service, from its EndpointSlices in store order.

@@ -326,7 +326,8 @@ fn add_ingress(
         }
     }
     out.problems.extend(problems);
-    out.index = Some(Arc::new(index));
+    // Most Ingresses keep every rule, path and TLS entry: their map would say nothing.
+    out.index = (!index.is_identity()).then(|| Arc::new(index));
     out.core = Some(Arc::new(core));
     out.info = Some(Arc::new(IngressInfo {
         key: key.clone(),
