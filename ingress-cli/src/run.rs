@@ -218,11 +218,13 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                 handle.set_settings(settings);
                 last_config = Some(config);
             }
-            let installed = handle.install(Arc::clone(&snapshot.table));
+            // The metric first: once a request is routed by the new table, the metric already
+            // describes it.
             let per_verdict = ingress_k8s::annotations::ingresses_per_verdict(
                 snapshot.ingresses.iter().map(|i| i.annotations.as_slice()),
             );
             handle.set_annotation_verdicts(per_verdict.map(|(v, n)| (v.as_str(), n)));
+            let installed = handle.install(Arc::clone(&snapshot.table));
             tracing::info!(
                 generation = snapshot.generation,
                 routes = snapshot.table.route_count(),
