@@ -85,7 +85,7 @@ pub use policy::{
     RoutePolicy, is_token,
 };
 pub use rewrite::{InvalidRewrite, RewriteTarget};
-pub use small_set::SmallSet;
+pub use small_set::{SmallSet, SmallSetIter};
 pub use stream::{ProxyProtocol, StreamProtocol, StreamRoute, StreamService};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
 pub use tls::{CertificatePem, TlsEntry, TlsMap};

@@ -75,22 +75,56 @@ impl<T, S> SmallSet<T, S> {
     }
 
     /// The elements, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        let (one, many) = match self {
-            Self::Empty => (None, None),
-            Self::One(one) => (Some(one), None),
-            Self::Many(many) => (None, Some(many.iter())),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
+    pub fn iter(&self) -> SmallSetIter<'_, T> {
+        SmallSetIter(match self {
+            Self::Empty => Inner::Done,
+            Self::One(one) => Inner::One(one),
+            Self::Many(many) => Inner::Many(many.iter()),
+        })
+    }
+}
+
+/// The elements of a [`SmallSet`], in no particular order.
+#[derive(Debug, Clone)]
+pub struct SmallSetIter<'a, T>(Inner<'a, T>);
+
+#[derive(Debug, Clone)]
+enum Inner<'a, T> {
+    Done,
+    One(&'a T),
+    Many(std::collections::hash_set::Iter<'a, T>),
+}
+
+impl<'a, T> Iterator for SmallSetIter<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        match &mut self.0 {
+            Inner::Done => None,
+            Inner::One(one) => {
+                let one = *one;
+                self.0 = Inner::Done;
+                Some(one)
+            }
+            Inner::Many(many) => many.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            Inner::Done => (0, Some(0)),
+            Inner::One(_) => (1, Some(1)),
+            Inner::Many(many) => many.size_hint(),
+        }
     }
 }
 
 impl<'a, T, S> IntoIterator for &'a SmallSet<T, S> {
     type Item = &'a T;
-    type IntoIter = Box<dyn Iterator<Item = &'a T> + 'a>;
+    type IntoIter = SmallSetIter<'a, T>;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.iter()
     }
 }
 
@@ -105,6 +139,7 @@ mod tests {
         assert!(set.insert("a".into()));
         assert!(!set.insert("a".into()), "already there");
         assert!(matches!(set, SmallSet::One(_)));
+        assert_eq!((set.iter().size_hint(), set.iter().count()), ((1, Some(1)), 1));
         assert!(set.insert("b".into()));
         assert!(matches!(set, SmallSet::Many(_)));
         let mut seen: Vec<&String> = set.iter().collect();
