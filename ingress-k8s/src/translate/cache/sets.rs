@@ -40,31 +40,58 @@ impl Sets {
 /// is shared with translations, and copied only when it changes while one holds it.
 #[derive(Debug, Default)]
 pub(super) struct CountedSet {
-    counts: HashMap<Key, usize>,
+    /// How many times each name in `set` was added beyond the first, for names added more
+    /// than once only: most names (a Service, a TLS Secret) have one Ingress naming them, and
+    /// are then kept once, in `set`.
+    more: HashMap<Key, usize>,
     pub(super) set: Arc<BTreeSet<Key>>,
 }
 
 impl CountedSet {
     fn add(&mut self, keys: &[Key]) {
         for key in keys {
-            match self.counts.get_mut(key) {
-                Some(count) => *count += 1,
-                None => {
-                    self.counts.insert(key.clone(), 1);
-                    Arc::make_mut(&mut self.set).insert(key.clone());
-                }
+            if let Some(more) = self.more.get_mut(key) {
+                *more += 1;
+            } else if self.set.contains(key) {
+                self.more.insert(key.clone(), 1);
+            } else {
+                Arc::make_mut(&mut self.set).insert(key.clone());
             }
         }
     }
 
     fn remove(&mut self, keys: &[Key]) {
         for key in keys {
-            let Some(count) = self.counts.get_mut(key) else { continue };
-            *count -= 1;
-            if *count == 0 {
-                self.counts.remove(key);
-                Arc::make_mut(&mut self.set).remove(key);
+            match self.more.get_mut(key) {
+                Some(1) => drop(self.more.remove(key)),
+                Some(more) => *more -= 1,
+                None if self.set.contains(key) => drop(Arc::make_mut(&mut self.set).remove(key)),
+                None => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CountedSet;
+
+    #[test]
+    fn a_name_leaves_when_the_last_of_those_who_added_it_takes_it_back() {
+        let key = |n: &str| ("ns".to_owned(), n.to_owned());
+        let mut set = CountedSet::default();
+        set.add(&[key("a"), key("b")]);
+        set.add(&[key("a")]);
+        set.add(&[key("a")]);
+        assert_eq!(set.set.len(), 2);
+        assert_eq!(set.more.len(), 1, "only a name added more than once is counted");
+        set.remove(&[key("a"), key("b"), key("c")]);
+        assert!(set.set.contains(&key("a")) && !set.set.contains(&key("b")));
+        set.remove(&[key("a")]);
+        assert!(set.set.contains(&key("a")) && set.more.is_empty());
+        set.remove(&[key("a")]);
+        assert!(set.set.is_empty() && set.more.is_empty());
+        set.remove(&[key("a")]);
+        assert!(set.set.is_empty(), "taking back what is not there changes nothing");
     }
 }
