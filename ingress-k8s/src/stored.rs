@@ -7,10 +7,12 @@
 //! whole, they were the largest part of the feed's heap at 10,000 Ingresses (92 of 256 MiB in
 //! `benches/feed_memory.rs`; 11 MiB as stored here). Their names are the store keys, so they
 //! are not kept twice. An Ingress's paths, in the API types, take 176 bytes each before their
-//! strings (a backend has room for a resource reference and a port of both kinds); here 88.
+//! strings (a backend has room for a resource reference and a port of both kinds); here 48,
+//! their backends shared.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -153,8 +155,9 @@ pub struct StoredPath {
     pub path: Option<Box<str>>,
     /// `pathType`.
     pub path_type: StoredPathType,
-    /// `backend`.
-    pub backend: StoredBackend,
+    /// `backend`, shared with the Ingress's other paths naming the same one (most paths of an
+    /// Ingress name one of a few backends): a path takes 48 bytes this way.
+    pub backend: Arc<StoredBackend>,
 }
 
 /// A `pathType`: one of the three the API knows, or the text of another (which a manifest file
@@ -228,13 +231,14 @@ impl From<Ingress> for StoredIngress {
     fn from(ingress: Ingress) -> Self {
         let meta = ingress.metadata;
         let spec = ingress.spec.unwrap_or_default();
+        let mut backends = Vec::new();
         let rules = spec.rules.unwrap_or_default().into_iter().map(|rule| StoredRule {
             host: rule.host,
             paths: rule.http.map(|http| {
                 let paths = http.paths.into_iter().map(|p| StoredPath {
                     path: p.path.map(String::into_boxed_str),
                     path_type: p.path_type.into(),
-                    backend: p.backend.into(),
+                    backend: shared(&mut backends, p.backend.into()),
                 });
                 compact(paths)
             }),
@@ -261,6 +265,24 @@ impl From<Ingress> for StoredIngress {
     }
 }
 
+/// How many distinct values (the backends of one Ingress) [`shared`] looks through for one to
+/// share: a linear search, so an Ingress naming more backends shares only those.
+const SHARED: usize = 16;
+
+/// `value` as one of `seen` if an equal one is there, else a new `Arc` (remembered): the paths
+/// of an Ingress mostly name one of a few backends, which they share this way, as stored and
+/// as translated.
+pub(crate) fn shared<T: PartialEq>(seen: &mut Vec<Arc<T>>, value: T) -> Arc<T> {
+    if let Some(same) = seen.iter().find(|v| ***v == value) {
+        return Arc::clone(same);
+    }
+    let value = Arc::new(value);
+    if seen.len() < SHARED {
+        seen.push(Arc::clone(&value));
+    }
+    value
+}
+
 /// Load-balancer status entries (`ip`, `hostname`) → each one's IP, else its hostname, as
 /// ingress-nginx lists them.
 fn ip_or_hostname(entries: impl Iterator<Item = (Option<String>, Option<String>)>) -> Vec<String> {
@@ -276,4 +298,44 @@ fn compact<T>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut list: Vec<T> = items.collect();
     list.shrink_to_fit();
     list
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_naming_the_same_backend_share_it() {
+        let ingress: Ingress = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app", "namespace": "a"},
+            "spec": {"rules": [
+                {"host": "a.test", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                    {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}}
+                ]}},
+                {"host": "b.test", "http": {"paths": [
+                    {"path": "/", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                    {"path": "/x", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}}
+                ]}}
+            ]}
+        }))
+        .unwrap();
+        let stored = StoredIngress::from(ingress);
+        let paths: Vec<&StoredPath> = stored.rules.iter().flat_map(|r| r.paths.iter().flatten()).collect();
+        assert!(Arc::ptr_eq(&paths[0].backend, &paths[2].backend), "web:80 twice: one backend");
+        assert!(!Arc::ptr_eq(&paths[0].backend, &paths[1].backend));
+        assert!(!Arc::ptr_eq(&paths[0].backend, &paths[3].backend), "another port: another backend");
+        assert_eq!(paths[3].backend.service.as_ref().unwrap().port, Some((Some("http".into()), None)));
+    }
+
+    #[test]
+    fn sharing_looks_through_a_bounded_number_of_values() {
+        let mut seen = Vec::new();
+        let first: Vec<Arc<u32>> = (0..40).map(|n| shared(&mut seen, n)).collect();
+        assert_eq!(seen.len(), SHARED);
+        assert!(Arc::ptr_eq(&first[3], &shared(&mut seen, 3)), "one of the first: shared");
+        assert!(!Arc::ptr_eq(&first[30], &shared(&mut seen, 30)), "past the bound: a new one, still equal");
+        assert_eq!(*shared(&mut seen, 30), 30);
+    }
 }

@@ -183,7 +183,7 @@ fn add_ingress(
     names.used_services.extend(asked_services);
     names.used_secrets.extend(asked_secrets);
     let paths = ingress.rules.iter().filter_map(|r| r.paths.as_ref()).flatten();
-    let spec_backends = ingress.default_backend.iter().chain(paths.map(|p| &p.backend));
+    let spec_backends = ingress.default_backend.iter().chain(paths.map(|p| &*p.backend));
     // Each name once (an Ingress names few Services over many paths), copied once; each is
     // looked for (`backend_ref`).
     let backend_names: std::collections::BTreeSet<&str> =
@@ -279,7 +279,7 @@ fn add_ingress(
             if let Some(w) = warning {
                 problem(field, w, Severity::Warning);
             }
-            let backend = shared(&mut backends, backend);
+            let backend = crate::stored::shared(&mut backends, backend);
             let path_type = match path.path_type {
                 StoredPathType::Exact => PathType::Exact,
                 StoredPathType::Prefix => PathType::Prefix,
@@ -367,20 +367,4 @@ fn backend_ref(
     let warning = (!objects.services.contains_key(&(namespace.to_owned(), service.name.to_string())))
         .then(|| format!("service {namespace}/{} not found; requests get 503", service.name));
     Ok((BackendRef::new(namespace, &*service.name, port), warning))
-}
-
-/// How many distinct backends of one Ingress are looked through for one to share: an Ingress
-/// whose paths name more than that shares only those (a linear search stays short).
-const SHARED_BACKENDS: usize = 16;
-
-/// `backend` as one of `seen` if an equal one is there, else a new `Arc` (remembered).
-fn shared(seen: &mut Vec<Arc<BackendRef>>, backend: BackendRef) -> Arc<BackendRef> {
-    if let Some(same) = seen.iter().find(|b| ***b == backend) {
-        return Arc::clone(same);
-    }
-    let backend = Arc::new(backend);
-    if seen.len() < SHARED_BACKENDS {
-        seen.push(Arc::clone(&backend));
-    }
-    backend
 }
