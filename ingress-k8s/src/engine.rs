@@ -150,7 +150,7 @@ impl Engine {
         if self.stale(&change) {
             return;
         }
-        self.slices.note(&change);
+        self.slices.note(&change, &self.objects);
         self.changed.note(&change);
         if self.generation > 0 && self.unused(&change) {
             tracing::trace!("a change to an object nothing served uses: no new table");

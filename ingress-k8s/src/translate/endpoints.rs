@@ -38,17 +38,17 @@ pub(crate) fn remove_sorted(keys: &mut Vec<Key>, key: &Key) {
 /// change reads the slices of its Service only (not every slice of the cluster).
 #[derive(Debug, Default)]
 pub(crate) struct SliceIndex {
-    /// Sorted.
+    /// Sorted. A slice's own Service is read from the stores, which hold it until the change
+    /// is applied.
     of: HashMap<Key, Vec<Key>>,
-    owner: HashMap<Key, Key>,
     /// Whether it follows the stores (else it is made from them at the next query: at first,
     /// and after a re-list or a replacement).
     built: bool,
 }
 
 impl SliceIndex {
-    /// Notes a change before it is applied to the stores.
-    pub(crate) fn note(&mut self, change: &crate::objects::Change) {
+    /// Notes a change before it is applied to `objects`, the stores.
+    pub(crate) fn note(&mut self, change: &crate::objects::Change, objects: &Objects) {
         use crate::objects::{Change, Object};
         if !self.built {
             return;
@@ -56,20 +56,22 @@ impl SliceIndex {
         match change {
             Change::Apply(Object::EndpointSlice(slice)) => {
                 let key = crate::objects::key_of(&slice.metadata);
-                self.forget(&key);
+                self.forget(&key, objects);
                 if let Some(service) = slice_service(slice) {
-                    insert_sorted(self.of.entry(service.clone()).or_default(), &key);
-                    self.owner.insert(key, service);
+                    insert_sorted(self.of.entry(service).or_default(), &key);
                 }
             }
-            Change::Delete(crate::Kind::EndpointSlice, key) => self.forget(key),
+            Change::Delete(crate::Kind::EndpointSlice, key) => self.forget(key, objects),
             Change::Relist(crate::Kind::EndpointSlice, _) | Change::Replace(_) => self.built = false,
             _ => {}
         }
     }
 
-    fn forget(&mut self, slice: &Key) {
-        let Some(service) = self.owner.remove(slice) else { return };
+    /// Takes a slice out of its Service's list, the Service as the stores have it.
+    fn forget(&mut self, slice: &Key, objects: &Objects) {
+        let Some(service) = objects.endpoint_slices.get(slice).and_then(|s| s.service_key(slice)) else {
+            return;
+        };
         if let Some(slices) = self.of.get_mut(&service) {
             remove_sorted(slices, slice);
             if slices.is_empty() {
@@ -84,8 +86,7 @@ impl SliceIndex {
             *self = Self { built: true, ..Self::default() };
             for (key, slice) in &objects.endpoint_slices {
                 if let Some(owner) = slice.service_key(key) {
-                    insert_sorted(self.of.entry(owner.clone()).or_default(), key);
-                    self.owner.insert(key.clone(), owner);
+                    insert_sorted(self.of.entry(owner).or_default(), key);
                 }
             }
         }
@@ -189,7 +190,7 @@ mod tests {
             index.slices(objects, &key).into_iter().map(stored).collect()
         };
         let apply = |objects: &mut Objects, index: &mut SliceIndex, change: Change| {
-            index.note(&change);
+            index.note(&change, objects);
             objects.apply(change);
         };
         apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-1", "web"))));
