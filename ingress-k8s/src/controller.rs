@@ -10,7 +10,6 @@ use tokio::task::JoinSet;
 
 use crate::engine::{self, Engine, Snapshot, Snapshots};
 use crate::files::{ManifestDir, ManifestError};
-use crate::objects::Change;
 use crate::{Config, Error, Kind, Result, events, lease, status, watch as source};
 
 /// A running Kubernetes feed. The binary builds a [`Config`], starts one (from the cluster or
@@ -80,7 +79,7 @@ impl Controller {
         let (tx, rx) = mpsc::unbounded_channel();
         let (errors_tx, manifest_errors) = watch::channel(manifests.errors());
         // The receiver is alive (the engine task owns it), so this cannot fail.
-        let _ = tx.send(Change::Replace(Box::new(manifests.objects())));
+        let _ = tx.send(manifests.take_all());
         let mut tasks = JoinSet::new();
         let (asks, asks_rx) = mpsc::unbounded_channel();
         tasks.spawn(engine::run(engine, rx, asks_rx));
@@ -90,7 +89,7 @@ impl Controller {
                 tokio::time::sleep(poll).await;
                 match manifests.scan() {
                     Ok(true) => {
-                        if tx.send(Change::Replace(Box::new(manifests.objects()))).is_err() {
+                        if tx.send(manifests.take_update()).is_err() {
                             return;
                         }
                     }

@@ -2,8 +2,9 @@
 //! directory, re-read when files change, fed to the same translation as the cluster source.
 //!
 //! A file that does not parse is reported (file, document index, reason) and its previous good
-//! content stays in force; the rest of the directory applies atomically, as one
-//! [`Change::Replace`].
+//! content stays in force; the rest of the directory applies atomically: first as one
+//! [`Change::Replace`], then each scan's changes as one [`Change::Update`] of the objects the
+//! changed files touched.
 
 mod convert;
 
@@ -16,7 +17,8 @@ use serde::Deserialize;
 
 pub use convert::legacy_ingress;
 
-use crate::{Error, Object, Objects, Result};
+use crate::objects::StoredRef;
+use crate::{Change, Error, Kind, Object, Objects, Result};
 
 /// A manifest file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,9 @@ struct FileState {
 pub struct ManifestDir {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
+    /// The good objects files had before scans changed or removed them, since the last
+    /// [`take_update`](ManifestDir::take_update) (empty for a file that is new).
+    before: BTreeMap<PathBuf, Objects>,
     /// Scans so far: every [`FULL_READ_EVERY`]th reads every file whatever its stamp.
     scans: u64,
 }
@@ -91,7 +96,7 @@ const FULL_READ_EVERY: u64 = 20;
 impl ManifestDir {
     /// A directory not yet read.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), files: BTreeMap::new(), scans: 0 }
+        Self { root: root.into(), files: BTreeMap::new(), before: BTreeMap::new(), scans: 0 }
     }
 
     /// Reads what changed since the last scan. Returns whether the good objects changed. Fails
@@ -99,9 +104,13 @@ impl ManifestDir {
     pub fn scan(&mut self) -> Result<bool> {
         let mut paths = Vec::new();
         collect(&self.root, &mut paths)?;
-        let before = self.files.len();
-        self.files.retain(|p, _| paths.contains(p));
-        let mut changed = before != self.files.len();
+        let gone: Vec<PathBuf> = self.files.keys().filter(|p| !paths.contains(p)).cloned().collect();
+        let mut changed = !gone.is_empty();
+        for path in gone {
+            if let Some(state) = self.files.remove(&path) {
+                self.before.entry(path).or_insert(state.objects);
+            }
+        }
         self.scans += 1;
         let trust_stamps = !self.scans.is_multiple_of(FULL_READ_EVERY);
         for path in paths {
@@ -132,7 +141,8 @@ impl ManifestDir {
                 .and_then(|text| read_manifest(&path, text));
             match parsed {
                 Ok(objects) => {
-                    state.objects = objects;
+                    let old = std::mem::replace(&mut state.objects, objects);
+                    self.before.entry(path.clone()).or_insert(old);
                     state.error = None;
                     changed = true;
                 }
@@ -155,10 +165,53 @@ impl ManifestDir {
         objects
     }
 
+    /// Every good object, as one [`Change::Replace`] (what the engine starts from); the changes
+    /// scans noted so far are in it.
+    pub fn take_all(&mut self) -> Change {
+        self.before.clear();
+        Change::Replace(Box::new(self.objects()))
+    }
+
+    /// What the scans since the last call (or [`take_all`](ManifestDir::take_all)) changed, as
+    /// one [`Change::Update`]: for each key a
+    /// changed or removed file had or has, the object [`objects`](ManifestDir::objects) now
+    /// gives for it, where that is not the same `Arc` as before, or the key gone. Costs what
+    /// the changed files hold, not the whole directory.
+    pub fn take_update(&mut self) -> Change {
+        let before = std::mem::take(&mut self.before);
+        let paths: std::collections::BTreeSet<&PathBuf> = self.files.keys().chain(before.keys()).collect();
+        // Each file's objects then and now, in file order (a removed file has none now).
+        let now = |p: &PathBuf| self.files.get(p).map(|s| &s.objects);
+        let olds: Vec<&Objects> = paths.iter().filter_map(|p| before.get(*p).or_else(|| now(p))).collect();
+        let news: Vec<&Objects> = paths.iter().filter_map(|p| now(p)).collect();
+        // The keys the changed files had or have.
+        let touched: std::collections::BTreeSet<(Kind, &crate::objects::Key)> = before
+            .iter()
+            .flat_map(|(p, was)| was.keys().chain(now(p).into_iter().flat_map(Objects::keys)))
+            .collect();
+        let mut set = Objects::new();
+        let mut gone = Vec::new();
+        for (kind, key) in touched {
+            match (winner(&olds, kind, key), winner(&news, kind, key)) {
+                (Some(was), Some(is)) if was.same(&is) => {}
+                (_, Some(is)) => set.put(key.clone(), is),
+                (Some(_), None) => gone.push((kind, key.clone())),
+                (None, None) => {}
+            }
+        }
+        Change::Update(Box::new(set), gone)
+    }
+
     /// The files whose current content does not parse.
     pub fn errors(&self) -> Vec<ManifestError> {
         self.files.values().filter_map(|f| f.error.clone()).collect()
     }
+}
+
+/// The object of `kind` under `key` that the last of `files` holding one gives, as
+/// [`ManifestDir::objects`] merges them.
+fn winner<'a>(files: &[&'a Objects], kind: Kind, key: &crate::objects::Key) -> Option<StoredRef<'a>> {
+    files.iter().rev().find_map(|f| f.get(kind, key))
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

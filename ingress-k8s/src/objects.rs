@@ -131,6 +131,9 @@ pub enum Change {
     Relist(Kind, Box<Objects>),
     /// A complete set of every kind (manifest files): replaces the whole store at once.
     Replace(Box<Objects>),
+    /// Some objects, already stored, put under their keys, and some keys gone, at once: what a
+    /// change of manifest files amounts to (only what the changed files touched).
+    Update(Box<Objects>, Vec<(Kind, Key)>),
     /// A complete (re)list of one named object (a watch by name: the `--configmap`, the
     /// ConfigMaps something names): replaces that object only; `None` when it does not exist.
     RelistOne(Kind, Key, Option<Object>),
@@ -169,6 +172,11 @@ impl Changed {
             Change::Delete(kind, key) | Change::RelistOne(kind, key, _) => self.key(*kind, key.clone()),
             Change::Relist(kind, _) => self.keys[slot(*kind)] = None,
             Change::Replace(_) => *self = Self::default(),
+            Change::Update(set, gone) => {
+                for (kind, key) in set.keys().chain(gone.iter().map(|(k, key)| (*k, key))) {
+                    self.key(kind, key.clone());
+                }
+            }
         }
     }
 
@@ -199,6 +207,34 @@ fn slot(kind: Kind) -> usize {
         Kind::Secret => 4,
         Kind::ConfigMap => 5,
         Kind::Namespace => 6,
+    }
+}
+
+/// One stored object of any kind, borrowed from a store ([`Objects::get`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoredRef<'a> {
+    Ingress(&'a Arc<StoredIngress>),
+    IngressClass(&'a Arc<IngressClass>),
+    Service(&'a Arc<StoredService>),
+    EndpointSlice(&'a Arc<StoredSlice>),
+    Secret(&'a Arc<Secret>),
+    ConfigMap(&'a Arc<ConfigMap>),
+    Namespace(&'a Arc<Namespace>),
+}
+
+impl StoredRef<'_> {
+    /// Whether both are the same stored object (the same `Arc`).
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Ingress(a), Self::Ingress(b)) => Arc::ptr_eq(a, b),
+            (Self::IngressClass(a), Self::IngressClass(b)) => Arc::ptr_eq(a, b),
+            (Self::Service(a), Self::Service(b)) => Arc::ptr_eq(a, b),
+            (Self::EndpointSlice(a), Self::EndpointSlice(b)) => Arc::ptr_eq(a, b),
+            (Self::Secret(a), Self::Secret(b)) => Arc::ptr_eq(a, b),
+            (Self::ConfigMap(a), Self::ConfigMap(b)) => Arc::ptr_eq(a, b),
+            (Self::Namespace(a), Self::Namespace(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 }
 
@@ -272,6 +308,46 @@ impl Objects {
         }
     }
 
+    /// The object of `kind` under `key`, as stored.
+    pub(crate) fn get(&self, kind: Kind, key: &Key) -> Option<StoredRef<'_>> {
+        Some(match kind {
+            Kind::Ingress => StoredRef::Ingress(self.ingresses.get(key)?),
+            Kind::IngressClass => StoredRef::IngressClass(self.ingress_classes.get(key)?),
+            Kind::Service => StoredRef::Service(self.services.get(key)?),
+            Kind::EndpointSlice => StoredRef::EndpointSlice(self.endpoint_slices.get(key)?),
+            Kind::Secret => StoredRef::Secret(self.secrets.get(key)?),
+            Kind::ConfigMap => StoredRef::ConfigMap(self.config_maps.get(key)?),
+            Kind::Namespace => StoredRef::Namespace(self.namespaces.get(key)?),
+        })
+    }
+
+    /// Puts `object` (shared, not copied) under `key` in its kind's map.
+    pub(crate) fn put(&mut self, key: Key, object: StoredRef<'_>) {
+        match object {
+            StoredRef::Ingress(o) => drop(self.ingresses.insert(key, Arc::clone(o))),
+            StoredRef::IngressClass(o) => drop(self.ingress_classes.insert(key, Arc::clone(o))),
+            StoredRef::Service(o) => drop(self.services.insert(key, Arc::clone(o))),
+            StoredRef::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::clone(o))),
+            StoredRef::Secret(o) => drop(self.secrets.insert(key, Arc::clone(o))),
+            StoredRef::ConfigMap(o) => drop(self.config_maps.insert(key, Arc::clone(o))),
+            StoredRef::Namespace(o) => drop(self.namespaces.insert(key, Arc::clone(o))),
+        }
+    }
+
+    /// Every object's kind and key, kind by kind in [`Kind::ALL`] order.
+    pub fn keys(&self) -> impl Iterator<Item = (Kind, &Key)> {
+        fn of<T>(kind: Kind, map: &BTreeMap<Key, T>) -> impl Iterator<Item = (Kind, &Key)> {
+            map.keys().map(move |key| (kind, key))
+        }
+        of(Kind::Ingress, &self.ingresses)
+            .chain(of(Kind::IngressClass, &self.ingress_classes))
+            .chain(of(Kind::Service, &self.services))
+            .chain(of(Kind::EndpointSlice, &self.endpoint_slices))
+            .chain(of(Kind::Secret, &self.secrets))
+            .chain(of(Kind::ConfigMap, &self.config_maps))
+            .chain(of(Kind::Namespace, &self.namespaces))
+    }
+
     /// Replaces every object of `kind` with those of `from` (left without any of that kind).
     fn take_kind(&mut self, kind: Kind, from: &mut Objects) {
         fn take<T>(into: &mut BTreeMap<Key, T>, from: &mut BTreeMap<Key, T>) {
@@ -301,6 +377,18 @@ impl Objects {
             }
             Change::Relist(kind, mut listed) => self.take_kind(kind, &mut listed),
             Change::Replace(objects) => *self = *objects,
+            Change::Update(mut set, gone) => {
+                for (kind, key) in &gone {
+                    self.remove(*kind, key);
+                }
+                self.ingresses.append(&mut set.ingresses);
+                self.ingress_classes.append(&mut set.ingress_classes);
+                self.services.append(&mut set.services);
+                self.endpoint_slices.append(&mut set.endpoint_slices);
+                self.secrets.append(&mut set.secrets);
+                self.config_maps.append(&mut set.config_maps);
+                self.namespaces.append(&mut set.namespaces);
+            }
             Change::RelistOne(kind, key, object) => {
                 self.remove(kind, &key);
                 if let Some(object) = object.filter(|o| o.kind() == kind && o.key() == key) {

@@ -105,3 +105,81 @@ fn a_scan_reads_only_changed_files_and_shares_the_objects_of_the_others() -> Res
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// Scans `manifests`, applies its update to `store`, and returns the Services the update put
+/// and the keys it took out (names).
+fn update(
+    manifests: &mut ingress_k8s::ManifestDir,
+    store: &mut ingress_k8s::Objects,
+) -> Result<(Vec<String>, Vec<String>)> {
+    use ingress_k8s::Change;
+    assert!(manifests.scan()?, "the edit is seen");
+    let Change::Update(set, gone) = manifests.take_update() else { anyhow::bail!("not an update") };
+    let put = set.services.keys().map(|k| k.1.clone()).collect();
+    let names = gone.iter().map(|(_, k)| k.1.clone()).collect();
+    store.apply(Change::Update(set, gone));
+    Ok((put, names))
+}
+
+/// A store fed the first `take_all` and then each `take_update` holds what `objects` gives,
+/// object for object, through edits, a name defined in two files, and removed files; and an
+/// update holds only what the changed files touched.
+#[test]
+fn updates_carry_what_changed_files_touched_and_keep_the_store_equal() -> Result<()> {
+    use ingress_k8s::Objects;
+    let dir = std::env::temp_dir().join(format!("ferry-manifest-updates-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let service = |name: &str, port: u16| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec: {{ports: [{{port: {port}}}]}}\n"
+        )
+    };
+    let write = |file: &str, text: String| std::fs::write(dir.join(file), text);
+    write("a.yaml", service("one", 80) + &service("dup", 81))?;
+    write("b.yaml", service("two", 80) + &service("dup", 82))?;
+    write("c.yaml", service("three", 80))?;
+    let mut manifests = ingress_k8s::ManifestDir::new(&dir);
+    assert!(manifests.scan()?);
+    let mut store = Objects::new();
+    store.apply(manifests.take_all());
+    let port = |o: &Objects, name: &str| o.services[&("default".to_owned(), name.to_owned())].ports[0].port;
+    let same = |store: &Objects, merged: &Objects| {
+        store.services.len() == merged.services.len()
+            && store
+                .services
+                .iter()
+                .all(|(k, v)| merged.services.get(k).is_some_and(|m| std::sync::Arc::ptr_eq(v, m)))
+    };
+    assert_eq!(port(&store, "dup"), 82, "the later file wins");
+    assert!(same(&store, &manifests.objects()));
+
+    // One Service of one file edited (another length, so the stamp differs): only the objects
+    // of that file are looked at; they are parsed anew and put, but for `dup`, whose winning
+    // definition is b.yaml's, unchanged.
+    write("a.yaml", service("one", 8080) + &service("dup", 81))?;
+    assert_eq!(update(&mut manifests, &mut store)?, (vec!["one".to_owned()], vec![]));
+    assert_eq!(port(&store, "one"), 8080);
+    assert!(same(&store, &manifests.objects()));
+
+    // The winning definition of `dup` leaves b.yaml: a.yaml's shows through, nothing is gone
+    // (`two`, parsed anew, is put again).
+    write("b.yaml", service("two", 80))?;
+    assert_eq!(update(&mut manifests, &mut store)?, (vec!["dup".to_owned(), "two".to_owned()], vec![]));
+    assert_eq!(port(&store, "dup"), 81);
+    assert!(same(&store, &manifests.objects()));
+
+    // A file removed: its objects go, the other files' stay.
+    std::fs::remove_file(dir.join("c.yaml"))?;
+    assert_eq!(update(&mut manifests, &mut store)?, (vec![], vec!["three".to_owned()]));
+    assert!(same(&store, &manifests.objects()));
+
+    // A new file, and a file that does not parse (its previous content stays in force).
+    write("d.yaml", service("four", 80))?;
+    write("a.yaml", "kind: [".to_owned())?;
+    assert_eq!(update(&mut manifests, &mut store)?, (vec!["four".to_owned()], vec![]));
+    assert_eq!(port(&store, "one"), 8080);
+    assert!(same(&store, &manifests.objects()));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -63,6 +63,12 @@ impl SliceIndex {
             }
             Change::Delete(crate::Kind::EndpointSlice, key) => self.forget(key, objects),
             Change::Relist(crate::Kind::EndpointSlice, _) | Change::Replace(_) => self.built = false,
+            Change::Update(set, gone) => {
+                let slice = |kind: &crate::Kind| *kind == crate::Kind::EndpointSlice;
+                if !set.endpoint_slices.is_empty() || gone.iter().any(|(kind, _)| slice(kind)) {
+                    self.built = false;
+                }
+            }
             _ => {}
         }
     }
