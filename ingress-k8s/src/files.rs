@@ -173,10 +173,9 @@ impl ManifestDir {
     }
 
     /// What the scans since the last call (or [`take_all`](ManifestDir::take_all)) changed, as
-    /// one [`Change::Update`]: for each key a
-    /// changed or removed file had or has, the object [`objects`](ManifestDir::objects) now
-    /// gives for it, where that is not the same `Arc` as before, or the key gone. Costs what
-    /// the changed files hold, not the whole directory.
+    /// one [`Change::Update`]: for each key a changed or removed file had or has, the object
+    /// [`objects`](ManifestDir::objects) now gives for it where that is not the same `Arc` as
+    /// before, or the key gone. Costs what the changed files hold, not the whole directory.
     pub fn take_update(&mut self) -> Change {
         let before = std::mem::take(&mut self.before);
         let paths: std::collections::BTreeSet<&PathBuf> = self.files.keys().chain(before.keys()).collect();
