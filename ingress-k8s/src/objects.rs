@@ -295,19 +295,6 @@ impl Objects {
         }
     }
 
-    /// Empties one kind.
-    pub fn clear(&mut self, kind: Kind) {
-        match kind {
-            Kind::Ingress => self.ingresses.clear(),
-            Kind::IngressClass => self.ingress_classes.clear(),
-            Kind::Service => self.services.clear(),
-            Kind::EndpointSlice => self.endpoint_slices.clear(),
-            Kind::Secret => self.secrets.clear(),
-            Kind::ConfigMap => self.config_maps.clear(),
-            Kind::Namespace => self.namespaces.clear(),
-        }
-    }
-
     /// The object of `kind` under `key`, as stored.
     pub(crate) fn get(&self, kind: Kind, key: &Key) -> Option<StoredRef<'_>> {
         Some(match kind {
