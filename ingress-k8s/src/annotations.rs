@@ -207,15 +207,22 @@ impl fmt::Debug for Lookup<'_> {
 /// Reads the annotations of one Ingress (all of them; those without `prefix/` are not ours
 /// and are skipped), finding no other object (so `default-backend` and `custom-headers` find
 /// nothing).
-pub fn read(annotations: &BTreeMap<String, String>, prefix: &str) -> Annotations {
+pub fn read<'a>(
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    prefix: &str,
+) -> Annotations {
     read_with(annotations, prefix, &Lookup::NOTHING)
 }
 
 /// [`read`], with what `lookup` finds.
-pub fn read_with(annotations: &BTreeMap<String, String>, prefix: &str, lookup: &Lookup<'_>) -> Annotations {
+pub fn read_with<'a>(
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    prefix: &str,
+    lookup: &Lookup<'_>,
+) -> Annotations {
     let service_port = lookup.service_port;
     let ours: BTreeMap<&str, &str> = annotations
-        .iter()
+        .into_iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.strip_prefix('/')?, v.as_str())))
         .collect();
     let mut policy = RoutePolicy::default();

@@ -449,15 +449,17 @@ fn gone<'a>(
 }
 
 /// Runs the engine until every sender is gone. A change arriving after a quiet spell is applied
-/// at once; changes arriving within `coalesce_window` of the last flush are gathered into the
-/// next one, so a burst costs one rebuild per window and a lone change waits for nothing.
+/// at once; changes that need a table and arrive within `coalesce_window` of the last table
+/// are gathered into the next one, so a burst costs one build per window and a lone change
+/// waits for nothing. Endpoint changes never wait for the window: their sets are updated in
+/// place at once, also while a table waits for it.
 pub(crate) async fn run(
     mut engine: Engine,
     mut rx: mpsc::UnboundedReceiver<Change>,
     mut asks: mpsc::UnboundedReceiver<Ask>,
 ) {
     let window: Duration = engine.config.coalesce_window;
-    let mut last_flush: Option<Instant> = None;
+    let mut last_build: Option<Instant> = None;
     loop {
         // While the first table waits for named objects, the deadline publishes it anyway.
         let deadline = engine.holding_until();
@@ -471,21 +473,33 @@ pub(crate) async fn run(
         let Some(change) = change else { break };
         let mut dirty = Dirty::default();
         engine.apply(change, &mut dirty);
-        if let Some(last) = last_flush {
-            let deadline = last + window;
-            while Instant::now() < deadline {
-                match recv(&mut engine, &mut rx, &mut asks, Some(deadline)).await {
-                    Ok(Some(change)) => engine.apply(change, &mut dirty),
-                    Ok(None) | Err(Elapsed) => break,
-                }
-            }
-        }
         while let Ok(change) = rx.try_recv() {
             engine.apply(change, &mut dirty);
         }
+        let window_ends =
+            last_build.map(|at| at + window).filter(|end| dirty.rebuild && Instant::now() < *end);
+        if let Some(end) = window_ends {
+            // The table waits for the window; endpoint sets do not.
+            if !dirty.services.is_empty() {
+                engine.flush(&Dirty { rebuild: false, services: std::mem::take(&mut dirty.services) });
+            }
+            while let Ok(Some(change)) = recv(&mut engine, &mut rx, &mut asks, Some(end)).await {
+                let mut one = Dirty::default();
+                engine.apply(change, &mut one);
+                if one.rebuild {
+                    dirty.rebuild = true;
+                } else {
+                    engine.flush(&one);
+                }
+            }
+            while let Ok(change) = rx.try_recv() {
+                engine.apply(change, &mut dirty);
+            }
+        }
+        let generation = engine.generation;
         engine.flush(&dirty);
-        if engine.synced() {
-            last_flush = Some(Instant::now());
+        if engine.synced() && engine.generation != generation {
+            last_build = Some(Instant::now());
         }
     }
     tracing::debug!("engine stopped: no more sources");
@@ -799,5 +813,42 @@ mod tests {
         assert!(Instant::now() - at <= Duration::from_millis(5));
         assert_eq!(generation, 3, "fifty changes, one rebuild");
         assert_eq!(rx.borrow().as_ref().unwrap().table.route_count(), 1, "all on the same host/path");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_change_right_after_a_table_does_not_wait_for_the_window() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (engine, mut rx) = Engine::new(config, [Kind::Ingress, Kind::Service, Kind::EndpointSlice]);
+        let (tx, changes) = mpsc::unbounded_channel();
+        let (_asks, asks_rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(engine, changes, asks_rx));
+        tx.send(Change::relist(Kind::Service, vec![object(SERVICE)])).unwrap();
+        tx.send(Change::relist(Kind::EndpointSlice, vec![slice("10.0.0.1")])).unwrap();
+        tx.send(Change::relist(Kind::Ingress, vec![])).unwrap();
+        rx.changed().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A table (the Ingress), then at once an endpoint change, then a change needing a table.
+        tx.send(Change::Apply(object(INGRESS))).unwrap();
+        rx.changed().await.unwrap();
+        let table = rx.borrow_and_update().clone().unwrap();
+        let at = Instant::now();
+        let addrs = || {
+            let route = table.table.lookup("app.example.com", "/").unwrap();
+            route.backend.endpoints().as_slice().iter().map(|e| e.addr.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(addrs(), ["10.0.0.1:8080"]);
+        tx.send(Change::Apply(slice("10.0.0.2"))).unwrap();
+        tx.send(Change::Apply(object(&INGRESS.replace("name: app,", "name: other,")))).unwrap();
+        for _ in 0..100 {
+            if addrs() == ["10.0.0.2:8080"] {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(addrs(), ["10.0.0.2:8080"], "updated in place");
+        assert_eq!(Instant::now(), at, "without waiting for the window");
+        // The change needing a table still waits for it.
+        rx.changed().await.unwrap();
+        assert_eq!(Instant::now() - at, Duration::from_millis(5));
     }
 }

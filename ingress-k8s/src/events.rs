@@ -3,6 +3,7 @@
 //! again only after it went away and came back.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -13,7 +14,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::objects::Key;
-use crate::translate::{Problem, Severity};
+use crate::translate::{IngressInfo, Problem, Severity};
 use crate::{Kind, Snapshots};
 
 /// The `reportingController` of our Events.
@@ -72,60 +73,207 @@ impl Recorder {
     }
 }
 
-/// Runs for ever: after each snapshot, the leader records what is new.
+/// Events of each type waiting to be written at most; more are dropped (client-go's
+/// `maxQueuedEvents`, as ingress-nginx's recorder has it). Warnings are written first: a start-up
+/// with thousands of Ingresses queues a `Sync` for each, which must not hold back (or push out)
+/// the warning about the one that is broken.
+const QUEUED: usize = 1000;
+
+/// Event writes per second, and how many may go at once after a quiet spell: client-go's
+/// default client rate (5 per second, bursts of 10), which ingress-nginx's Events share with its
+/// other requests. At start-up with 10,000 Ingresses, one `Sync` Event each written at the API
+/// server's pace loaded it and the controller for tens of seconds, slowing every change made
+/// meanwhile (`benches/propagation.sh`).
+const PER_SECOND: u32 = 5;
+const BURST: u32 = 10;
+
+/// One Event to write.
+struct Pending {
+    warning: bool,
+    reason: &'static str,
+    note: String,
+    regarding: ObjectReference,
+}
+
+/// Runs for ever: after each snapshot, the leader queues what is new, and a writer records the
+/// queue at [`PER_SECOND`].
 pub(crate) async fn run(
     client: Client,
     identity: String,
     mut snapshots: Snapshots,
     mut leader: watch::Receiver<bool>,
 ) {
-    let recorder = Recorder { client, identity };
+    let (warnings, warnings_rx) = tokio::sync::mpsc::channel(QUEUED);
+    let (syncs, syncs_rx) = tokio::sync::mpsc::channel(QUEUED);
+    let writer = tokio::spawn(write(Recorder { client, identity }, warnings_rx, syncs_rx));
+    let mut queue = Queue { warnings, syncs, dropped: 0 };
     let mut reported: HashSet<Problem> = HashSet::new();
-    let mut synced: HashMap<Key, (Option<String>, Option<i64>)> = HashMap::new();
+    let mut synced = Synced::default();
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         let leading = *leader.borrow_and_update();
         if let (true, Some(snapshot)) = (leading, snapshot) {
-            let uids: HashMap<&Key, Option<String>> =
-                snapshot.ingresses.iter().map(|i| (&i.key, i.uid.clone())).collect();
-            for ingress in snapshot.ingresses.iter() {
-                let seen = (ingress.uid.clone(), ingress.generation);
-                if synced.get(&ingress.key) == Some(&seen) {
-                    continue;
-                }
+            for ingress in synced.update(&snapshot.ingresses) {
                 let note = format!("Scheduled for sync (generation {})", ingress.generation.unwrap_or(0));
-                match recorder
-                    .publish(false, "Sync", note, reference(&ingress.key, ingress.uid.clone()))
-                    .await
-                {
-                    Ok(()) => drop(synced.insert(ingress.key.clone(), seen)),
-                    Err(error) => tracing::warn!(%error, "could not record Sync event"),
-                }
+                let regarding = reference(&ingress.key, ingress.uid.clone());
+                queue.push(Pending { warning: false, reason: "Sync", note, regarding });
             }
             let current: HashSet<&Problem> =
                 snapshot.problems.iter().filter(|p| p.kind == Kind::Ingress).collect();
             reported.retain(|p| current.contains(p));
-            for problem in current {
-                if reported.contains(problem) {
-                    continue;
-                }
-                let Some(uid) = uids.get(&problem.object) else { continue };
-                let reason = match problem.severity {
-                    Severity::Rejected => "Rejected",
-                    Severity::Warning => "Degraded",
-                };
-                let note = format!("{}: {}", problem.field, problem.reason);
-                match recorder.publish(true, reason, note, reference(&problem.object, uid.clone())).await {
-                    Ok(()) => drop(reported.insert(problem.clone())),
-                    Err(error) => tracing::warn!(%error, "could not record Warning event"),
+            let new: Vec<&Problem> = current.into_iter().filter(|p| !reported.contains(*p)).collect();
+            if !new.is_empty() {
+                let uids: HashMap<&Key, &Option<String>> =
+                    snapshot.ingresses.iter().map(|i| (&i.key, &i.uid)).collect();
+                for problem in new {
+                    let Some(uid) = uids.get(&problem.object) else { continue };
+                    let reason = match problem.severity {
+                        Severity::Rejected => "Rejected",
+                        Severity::Warning => "Degraded",
+                    };
+                    let note = format!("{}: {}", problem.field, problem.reason);
+                    let regarding = reference(&problem.object, (*uid).clone());
+                    queue.push(Pending { warning: true, reason, note, regarding });
+                    reported.insert(problem.clone());
                 }
             }
-            synced.retain(|k, _| uids.contains_key(k));
+            queue.report();
         }
         tokio::select! {
-            changed = snapshots.changed() => if changed.is_err() { return },
-            changed = leader.changed() => if changed.is_err() { return },
+            changed = snapshots.changed() => if changed.is_err() { break },
+            changed = leader.changed() => if changed.is_err() { break },
         }
+    }
+    drop(queue);
+    let _ = writer.await;
+}
+
+/// The writer's queues, and what they dropped since the last report.
+struct Queue {
+    warnings: tokio::sync::mpsc::Sender<Pending>,
+    syncs: tokio::sync::mpsc::Sender<Pending>,
+    dropped: usize,
+}
+
+impl Queue {
+    fn push(&mut self, event: Pending) {
+        let queue = if event.warning { &self.warnings } else { &self.syncs };
+        if queue.try_send(event).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    fn report(&mut self) {
+        if self.dropped > 0 {
+            tracing::warn!(dropped = self.dropped, queued = QUEUED, "Event queue full: Events dropped");
+            self.dropped = 0;
+        }
+    }
+}
+
+/// Writes queued Events, warnings first, at most [`BURST`] at once and [`PER_SECOND`] after
+/// that.
+async fn write(
+    recorder: Recorder,
+    mut warnings: tokio::sync::mpsc::Receiver<Pending>,
+    mut syncs: tokio::sync::mpsc::Receiver<Pending>,
+) {
+    let mut rate = Rate::new(PER_SECOND, BURST);
+    loop {
+        rate.take().await;
+        let event = tokio::select! {
+            biased;
+            Some(event) = warnings.recv() => event,
+            Some(event) = syncs.recv() => event,
+            else => break,
+        };
+        let Pending { warning, reason, note, regarding } = event;
+        if let Err(error) = recorder.publish(warning, reason, note, regarding).await {
+            tracing::warn!(%error, reason, "could not record Event");
+        }
+    }
+}
+
+/// A token bucket: `burst` tokens, one more every `1 / per_second` seconds.
+struct Rate {
+    every: std::time::Duration,
+    burst: u32,
+    tokens: u32,
+    /// When the last token was earned.
+    refilled: tokio::time::Instant,
+}
+
+impl Rate {
+    fn new(per_second: u32, burst: u32) -> Self {
+        let every = std::time::Duration::from_secs(1) / per_second.max(1);
+        Self { every, burst, tokens: burst, refilled: tokio::time::Instant::now() }
+    }
+
+    /// Takes a token, waiting for one if there is none.
+    async fn take(&mut self) {
+        let earned = self.refilled.elapsed().as_nanos() / self.every.as_nanos().max(1);
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(earned).min(self.burst);
+            // Whole tokens only: the time towards the next one is kept.
+            self.refilled = if self.tokens == self.burst {
+                tokio::time::Instant::now()
+            } else {
+                self.refilled + self.every * earned
+            };
+        }
+        if self.tokens == 0 {
+            self.refilled += self.every;
+            tokio::time::sleep_until(self.refilled).await;
+        } else {
+            self.tokens -= 1;
+        }
+    }
+}
+
+/// The Ingress versions a `Sync` Event was queued for. Each snapshot lists every Ingress, in
+/// `Arc`s the translation cache keeps while an Ingress is unchanged: only those not in the last
+/// snapshot's list are looked at, so a snapshot costs a pass over addresses, not a key lookup
+/// per Ingress (10,000 of them made every table cost milliseconds here).
+#[derive(Default)]
+struct Synced {
+    /// The last snapshot's list, kept so its addresses stay its own.
+    last: Arc<Vec<Arc<IngressInfo>>>,
+    /// Each Ingress's (uid, generation) as last queued.
+    versions: HashMap<Key, (Option<String>, Option<i64>)>,
+}
+
+type Addresses = HashSet<*const IngressInfo, foldhash::fast::RandomState>;
+
+impl Synced {
+    /// The Ingresses of `now` whose version is new.
+    fn update<'a>(&mut self, now: &'a Arc<Vec<Arc<IngressInfo>>>) -> Vec<&'a IngressInfo> {
+        let before: Addresses = self.last.iter().map(Arc::as_ptr).collect();
+        let fresh: Vec<&IngressInfo> =
+            now.iter().filter(|i| !before.contains(&Arc::as_ptr(i))).map(|i| &**i).collect();
+        let kept = now.len() - fresh.len();
+        if kept < self.last.len() {
+            // Some went, or were replaced: forget the keys no entry of `now` has.
+            let after: Addresses = now.iter().map(Arc::as_ptr).collect();
+            let replaced: HashSet<&Key> = fresh.iter().map(|i| &i.key).collect();
+            for old in self.last.iter().filter(|i| !after.contains(&Arc::as_ptr(i))) {
+                if !replaced.contains(&old.key) {
+                    self.versions.remove(&old.key);
+                }
+            }
+        }
+        self.last = Arc::clone(now);
+        fresh
+            .into_iter()
+            .filter(|i| {
+                let version = (i.uid.clone(), i.generation);
+                let new = self.versions.get(&i.key) != Some(&version);
+                if new {
+                    self.versions.insert(i.key.clone(), version);
+                }
+                new
+            })
+            .collect()
     }
 }
 
@@ -139,4 +287,68 @@ fn truncate(mut note: String) -> String {
         note.truncate(end);
     }
     note
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, generation: i64) -> Arc<IngressInfo> {
+        Arc::new(IngressInfo {
+            key: ("default".into(), name.into()),
+            uid: Some(format!("uid-{name}")),
+            generation: Some(generation),
+            status: Vec::new(),
+            annotations: Vec::new(),
+            closed: None,
+        })
+    }
+
+    fn names(list: Vec<&IngressInfo>) -> Vec<String> {
+        list.into_iter().map(|i| format!("{}@{}", i.key.1, i.generation.unwrap())).collect()
+    }
+
+    #[test]
+    fn a_sync_event_per_new_ingress_version_only() {
+        let mut synced = Synced::default();
+        let (a, b, c) = (info("a", 1), info("b", 1), info("c", 1));
+        let first = Arc::new(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
+        assert_eq!(names(synced.update(&first)), ["a@1", "b@1", "c@1"]);
+        // The next table lists the same entries (a new list): nothing new.
+        let same = Arc::new(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
+        assert!(synced.update(&same).is_empty());
+        // `b` translated again in the same generation (a Secret it reads changed), `c` in a new one.
+        let (b_again, c2) = (info("b", 1), info("c", 2));
+        let next = Arc::new(vec![Arc::clone(&a), Arc::clone(&b_again), Arc::clone(&c2)]);
+        assert_eq!(names(synced.update(&next)), ["c@2"]);
+        // `a` deleted, then created again: a Sync again.
+        let without = Arc::new(vec![Arc::clone(&b_again), Arc::clone(&c2)]);
+        assert!(synced.update(&without).is_empty());
+        let again = Arc::new(vec![info("a", 1), Arc::clone(&b_again), Arc::clone(&c2)]);
+        assert_eq!(names(synced.update(&again)), ["a@1"]);
+        assert_eq!(synced.versions.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn event_writes_are_rate_limited_after_a_burst() {
+        let mut rate = Rate::new(5, 10);
+        let start = tokio::time::Instant::now();
+        for _ in 0..10 {
+            rate.take().await;
+        }
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO, "a burst of 10 at once");
+        for _ in 0..5 {
+            rate.take().await;
+        }
+        assert_eq!(start.elapsed(), std::time::Duration::from_secs(1), "then 5 a second");
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let rested = tokio::time::Instant::now();
+        for _ in 0..10 {
+            rate.take().await;
+        }
+        assert_eq!(rested.elapsed(), std::time::Duration::ZERO, "a quiet spell refills the burst, no more");
+        rate.take().await;
+        assert_eq!(rested.elapsed(), std::time::Duration::from_millis(200));
+    }
 }

@@ -51,7 +51,7 @@ pub use list::list_once;
 pub use objects::{Change, Changed, Key, Kind, Object, Objects, key_of};
 pub use selector::LabelSelector;
 pub use stored::{
-    StoredBackend, StoredIngress, StoredPath, StoredPathType, StoredRule, StoredService,
+    StoredAnnotations, StoredBackend, StoredIngress, StoredPath, StoredPathType, StoredRule, StoredService,
     StoredServiceBackend, StoredServicePort, StoredSlice,
 };
 pub use translate::{

@@ -126,7 +126,7 @@ pub struct StoredIngress {
     /// `metadata.creationTimestamp`, seconds since the Unix epoch (0 when absent).
     pub created: i64,
     /// `metadata.annotations`.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: StoredAnnotations,
     /// `spec.ingressClassName`.
     pub class_name: Option<String>,
     /// `spec.defaultBackend`.
@@ -137,6 +137,53 @@ pub struct StoredIngress {
     pub tls: Vec<(Vec<String>, Option<String>)>,
     /// `status.loadBalancer.ingress`: each entry's IP, else its hostname.
     pub status: Vec<String>,
+}
+
+/// The annotations of a [`StoredIngress`]: name and value, sorted by name, in a list of their
+/// number. A `BTreeMap` keeps them in nodes with room for eleven (536 bytes for the one
+/// annotation most Ingresses have): 5 of the 17.6 MiB the stores held for 10,000 Ingresses in
+/// `benches/feed_memory.rs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StoredAnnotations(Box<[(String, String)]>);
+
+impl StoredAnnotations {
+    /// The value of annotation `name`.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        let at = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    /// Each annotation, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.into_iter()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<BTreeMap<String, String>> for StoredAnnotations {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        // Sorted and unique already, as the map was.
+        Self(map.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a StoredAnnotations {
+    type Item = (&'a String, &'a String);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (String, String)>, fn(&'a (String, String)) -> Self::Item>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
 }
 
 /// One rule of a [`StoredIngress`].
@@ -250,7 +297,7 @@ impl From<Ingress> for StoredIngress {
             uid: meta.uid,
             generation: meta.generation,
             created: meta.creation_timestamp.map_or(0, |t| t.0.as_second()),
-            annotations: meta.annotations.unwrap_or_default(),
+            annotations: meta.annotations.unwrap_or_default().into(),
             class_name: spec.ingress_class_name,
             default_backend: spec.default_backend.map(StoredBackend::from),
             rules: compact(rules),

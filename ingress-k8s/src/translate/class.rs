@@ -1,7 +1,5 @@
 //! Which Ingresses are ours: class name, legacy annotation, default class.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::networking::v1::Ingress;
 
 use super::cache::Read;
@@ -28,7 +26,8 @@ pub(crate) fn is_ours<'a>(ingress: impl Into<Claim<'a>>, objects: &Objects, conf
 pub(crate) struct Claim<'a> {
     namespace: &'a str,
     class_name: Option<&'a str>,
-    annotations: Option<&'a BTreeMap<String, String>>,
+    /// Its `kubernetes.io/ingress.class` annotation.
+    class_annotation: Option<&'a str>,
 }
 
 impl<'a> From<&'a StoredIngress> for Claim<'a> {
@@ -36,7 +35,7 @@ impl<'a> From<&'a StoredIngress> for Claim<'a> {
         Self {
             namespace: &ingress.namespace,
             class_name: ingress.class_name.as_deref(),
-            annotations: Some(&ingress.annotations),
+            class_annotation: ingress.annotations.get(CLASS_ANNOTATION).map(String::as_str),
         }
     }
 }
@@ -46,7 +45,12 @@ impl<'a> From<&'a Ingress> for Claim<'a> {
         Self {
             namespace: ingress.metadata.namespace.as_deref().unwrap_or_default(),
             class_name: ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()),
-            annotations: ingress.metadata.annotations.as_ref(),
+            class_annotation: ingress
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CLASS_ANNOTATION))
+                .map(String::as_str),
         }
     }
 }
@@ -72,8 +76,8 @@ pub(crate) fn is_ours_reading(
         read(Read::IngressClass(key));
         return ours;
     }
-    if let Some(class) = ingress.annotations.and_then(|a| a.get(CLASS_ANNOTATION)) {
-        return *class == config.ingress_class;
+    if let Some(class) = ingress.class_annotation {
+        return class == config.ingress_class;
     }
     if config.watch_ingress_without_class {
         return true;

@@ -1,7 +1,7 @@
 //! Route policies shared between the Ingresses that have the same one.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Weak};
 
@@ -23,11 +23,7 @@ pub(crate) struct SharedPolicies {
 impl SharedPolicies {
     /// `policy`, read from `annotations`, as an `Arc`: one handed out before when it is equal
     /// and still held.
-    pub(crate) fn share(
-        &mut self,
-        annotations: &BTreeMap<String, String>,
-        policy: RoutePolicy,
-    ) -> Arc<RoutePolicy> {
+    pub(crate) fn share(&mut self, annotations: &impl Hash, policy: RoutePolicy) -> Arc<RoutePolicy> {
         let mut hasher = DefaultHasher::new();
         annotations.hash(&mut hasher);
         let list = self.by_annotations.entry(hasher.finish()).or_default();
