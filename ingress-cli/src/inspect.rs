@@ -431,4 +431,24 @@ mod tests {
         assert_eq!(t.path, "/");
         assert!(parse_url("ftp://x/").is_err());
     }
+
+    /// The parsed form the feed attaches to a TLS Secret's material is the one the proxy takes
+    /// (so the proxy does not parse it again): the two crates agree on its type.
+    #[test]
+    fn the_feed_hands_the_proxy_certificates_it_need_not_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+        let mut objects = ingress_k8s::Objects::default();
+        for file in ["webapp-tls-secret.yaml", "ingress-tls.yaml", "webapp.yaml"] {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            objects.extend(ingress_k8s::parse_manifest(&path, &text).unwrap());
+        }
+        // The seed's Ingress names class `nginx`, as ingress-nginx's users have it.
+        let config = ingress_k8s::Config { ingress_class: "nginx".into(), ..ingress_k8s::Config::default() };
+        let (table, _) =
+            ingress_k8s::translate(&objects, &config).compile(&mut ingress_core::EndpointStore::new());
+        let cert = table.tls().certificates().first().copied().expect("the demo's TLS Secret");
+        let pem = table.tls().material(cert).unwrap();
+        assert!(pem.prepared::<ingress_proxy::PreparedCertificate>().is_some());
+    }
 }

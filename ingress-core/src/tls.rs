@@ -9,15 +9,45 @@ use crate::host::{HostBuf, wildcard_suffix};
 use crate::{CertificateRef, HostPattern, Origin};
 
 /// The PEM text of a certificate chain and its private key, as found in a
-/// `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`). The model does not parse it; the proxy
-/// does, once per snapshot.
-#[derive(Clone, PartialEq, Eq)]
+/// `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`). The model does not parse it; whoever made
+/// it may attach what it parsed it into while checking it ([`CertificatePem::with_prepared`]),
+/// so the proxy does not parse it again; else the proxy parses it, once per distinct content.
+#[derive(Clone)]
 pub struct CertificatePem {
     /// The certificate chain, leaf first, PEM encoded.
     pub chain: String,
     /// The private key, PEM encoded.
     pub key: String,
+    /// The parsed form, of a type producer and consumer agree on (not part of equality).
+    prepared: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
+
+impl CertificatePem {
+    /// Material from PEM text, nothing prepared.
+    pub fn new(chain: impl Into<String>, key: impl Into<String>) -> Self {
+        Self { chain: chain.into(), key: key.into(), prepared: None }
+    }
+
+    /// The same material with its parsed form attached: parsing a private key takes most of a
+    /// millisecond, and a controller that checked a Secret has already done it.
+    pub fn with_prepared(mut self, prepared: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.prepared = Some(prepared);
+        self
+    }
+
+    /// The parsed form, if one of type `T` is attached.
+    pub fn prepared<T: std::any::Any>(&self) -> Option<&T> {
+        self.prepared.as_deref()?.downcast_ref()
+    }
+}
+
+impl PartialEq for CertificatePem {
+    fn eq(&self, other: &Self) -> bool {
+        self.chain == other.chain && self.key == other.key
+    }
+}
+
+impl Eq for CertificatePem {}
 
 impl std::fmt::Debug for CertificatePem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

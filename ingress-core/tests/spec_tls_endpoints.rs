@@ -61,7 +61,7 @@ fn conflicting_tls_hosts_oldest_wins_and_material_travels() {
             .default_backend(BackendRef::new("ns", "web", 80))
             .tls(["a.com"], cert("old")),
     )
-    .certificate(cert("old"), CertificatePem { chain: "CHAIN".into(), key: "KEY".into() });
+    .certificate(cert("old"), CertificatePem::new("CHAIN", "KEY"));
     let built = b.build(&mut EndpointStore::new());
     let entry = built.table.tls().certificate_for(Some("a.com")).unwrap();
     assert_eq!(entry.certificate.name, "old");

@@ -77,4 +77,5 @@ pub use metrics::ControllerLabels;
 pub use pipeline::answer::DEFAULT_BACKEND_BODY;
 pub use server::{ProxyServer, RunningProxy};
 pub use stream::StreamSettings;
+pub use tls::PreparedCertificate;
 pub use upstream::{RoundRobin, Selector};

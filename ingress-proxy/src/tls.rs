@@ -45,20 +45,30 @@ impl std::fmt::Debug for ParsedCert {
     }
 }
 
+/// The parsed form of a [`CertificatePem`] the proxy takes instead of parsing its text again
+/// (see [`CertificatePem::with_prepared`]): the chain, leaf first, and the private key. The
+/// proxy still checks that the key matches the leaf.
+pub type PreparedCertificate = (Vec<X509>, PKey<Private>);
+
 impl ParsedCert {
-    /// Parses PEM text; `Err` carries a reason and OpenSSL's error, if any.
+    /// The prepared form of `pem` if it has one, else its PEM text parsed; `Err` carries a
+    /// reason and OpenSSL's error, if any.
     pub(crate) fn from_pem(
         pem: &CertificatePem,
     ) -> std::result::Result<Self, (String, Option<openssl::error::ErrorStack>)> {
-        let chain = X509::stack_from_pem(pem.chain.as_bytes())
-            .map_err(|e| ("invalid certificate chain PEM".to_owned(), Some(e)))?;
-        if chain.is_empty() {
+        let (chain, key) = match pem.prepared::<PreparedCertificate>() {
+            Some((chain, key)) => (chain.clone(), key.clone()),
+            None => (
+                X509::stack_from_pem(pem.chain.as_bytes())
+                    .map_err(|e| ("invalid certificate chain PEM".to_owned(), Some(e)))?,
+                PKey::private_key_from_pem(pem.key.as_bytes())
+                    .map_err(|e| ("invalid private key PEM".to_owned(), Some(e)))?,
+            ),
+        };
+        let Some(leaf) = chain.first() else {
             return Err(("no certificate in chain".to_owned(), None));
-        }
-        let key = PKey::private_key_from_pem(pem.key.as_bytes())
-            .map_err(|e| ("invalid private key PEM".to_owned(), Some(e)))?;
-        let matches = chain[0].public_key().map(|public| public.public_eq(&key));
-        match matches {
+        };
+        match leaf.public_key().map(|public| public.public_eq(&key)) {
             Ok(true) => Ok(Self { chain, key }),
             Ok(false) => Err(("private key does not match the certificate".to_owned(), None)),
             Err(e) => Err(("unreadable public key".to_owned(), Some(e))),
@@ -87,7 +97,8 @@ pub(crate) struct CertCache {
     by_address: HashMap<usize, Cached>,
     /// By a hash of the content.
     by_content: HashMap<u64, Cached>,
-    /// How many PEM pairs were actually parsed (for tests and metrics).
+    /// How many PEM pairs were actually parsed (for tests and metrics): material that came
+    /// prepared is not.
     pub(crate) parsed: u64,
 }
 
@@ -131,7 +142,7 @@ impl CertCache {
                     let parsed = match same {
                         Some(c) => Arc::clone(&c.parsed),
                         None => {
-                            self.parsed += 1;
+                            self.parsed += u64::from(pem.prepared::<PreparedCertificate>().is_none());
                             match ParsedCert::from_pem(pem) {
                                 Ok(p) => Arc::new(p),
                                 Err((reason, source)) => {
@@ -263,13 +274,27 @@ mod tests {
     fn mismatched_key_is_rejected() {
         let a = fake_certificate().unwrap();
         let b = fake_certificate().unwrap();
-        let pem = CertificatePem {
-            chain: String::from_utf8(a.chain[0].to_pem().unwrap()).unwrap(),
-            key: String::from_utf8(b.key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
-        };
+        let pem = CertificatePem::new(
+            String::from_utf8(a.chain[0].to_pem().unwrap()).unwrap(),
+            String::from_utf8(b.key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        );
         let err = ParsedCert::from_pem(&pem).unwrap_err();
         assert_eq!(err.0, "private key does not match the certificate");
-        let garbage = CertificatePem { chain: "nope".into(), key: "nope".into() };
+        let garbage = CertificatePem::new("nope", "nope");
         assert!(ParsedCert::from_pem(&garbage).is_err());
+    }
+
+    #[test]
+    fn prepared_material_is_taken_as_it_is_and_still_checked() {
+        let a = fake_certificate().unwrap();
+        let b = fake_certificate().unwrap();
+        // Text that does not parse: only the prepared form can make it usable.
+        let prepared: Arc<PreparedCertificate> = Arc::new((a.chain.clone(), a.key.clone()));
+        let pem = CertificatePem::new("not parsed", "not parsed").with_prepared(prepared);
+        let parsed = ParsedCert::from_pem(&pem).unwrap();
+        assert_eq!(parsed.chain[0].to_der().unwrap(), a.chain[0].to_der().unwrap());
+        let mismatched: Arc<PreparedCertificate> = Arc::new((a.chain, b.key));
+        let pem = CertificatePem::new("x", "x").with_prepared(mismatched);
+        assert_eq!(ParsedCert::from_pem(&pem).unwrap_err().0, "private key does not match the certificate");
     }
 }

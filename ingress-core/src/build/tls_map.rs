@@ -157,7 +157,7 @@ mod tests {
         let mut build = |ingress: Arc<Ingress>, chain: &str| -> RouteTable {
             let mut b = TableBuilder::new();
             b.ingress(ingress);
-            b.certificate(cert.clone(), CertificatePem { chain: chain.into(), key: "key".into() });
+            b.certificate(cert.clone(), CertificatePem::new(chain, "key"));
             rebuilder.build(&b, &mut store).table
         };
         let material = |t: &RouteTable| t.tls().material(&cert).map(|pem| pem.chain.clone());

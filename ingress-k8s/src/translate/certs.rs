@@ -1,12 +1,13 @@
 //! TLS Secrets → validated certificate material, each version of a Secret parsed once.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use ingress_core::CertificatePem;
 use k8s_openapi::api::core::v1::Secret;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use crate::objects::Key;
@@ -17,12 +18,19 @@ use crate::objects::Key;
 /// decided on every use.
 #[derive(Debug, Default)]
 pub struct CertificateCache {
-    by_key: HashMap<Key, (Arc<Secret>, Result<Checked, String>)>,
+    by_key: HashMap<Key, (Arc<Secret>, Verdict)>,
+    /// Material checked, by a hash of its text: a Secret holding the same certificate as
+    /// another (a wildcard certificate copied to many namespaces) shares its parse and its
+    /// memory. Entries no Secret holds any more are swept as Secrets change.
+    by_content: HashMap<u64, std::sync::Weak<Checked>>,
 }
+
+/// What checking one version of a Secret found: its material, or the reason it is refused.
+type Verdict = Result<Arc<Checked>, String>;
 
 /// A Secret that parsed: its material and the leaf's validity, in Unix seconds and as
 /// OpenSSL prints it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Checked {
     /// Shared by every table made while the Secret is unchanged, so the proxy knows it by
     /// address and parses it once.
@@ -43,7 +51,8 @@ impl CertificateCache {
     ) -> (Result<Arc<CertificatePem>, String>, i64) {
         let fresh = self.by_key.get(key).is_some_and(|(seen, _)| Arc::ptr_eq(seen, secret));
         if !fresh {
-            self.by_key.insert(key.clone(), (Arc::clone(secret), parse(secret)));
+            let checked = self.check(secret);
+            self.by_key.insert(key.clone(), (Arc::clone(secret), checked));
         }
         let checked = match self.by_key.get(key) {
             Some((_, Ok(checked))) => checked,
@@ -70,12 +79,33 @@ impl CertificateCache {
         keys: impl IntoIterator<Item = &'k Key>,
         secrets: &std::collections::BTreeMap<Key, Arc<Secret>>,
     ) {
+        let mut forgot = false;
         for key in keys {
             let current = |seen: &Arc<Secret>| secrets.get(key).is_some_and(|now| Arc::ptr_eq(now, seen));
             if self.by_key.get(key).is_some_and(|(seen, _)| !current(seen)) {
                 self.by_key.remove(key);
+                forgot = true;
             }
         }
+        if forgot {
+            self.by_content.retain(|_, checked| checked.strong_count() > 0);
+        }
+    }
+
+    /// `secret` checked: as a Secret of the same material was, else parsed.
+    fn check(&mut self, secret: &Secret) -> Verdict {
+        let chain = field(secret, "tls.crt")?;
+        let key = field(secret, "tls.key")?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&chain, &key).hash(&mut hasher);
+        let hash = hasher.finish();
+        let same = self.by_content.get(&hash).and_then(std::sync::Weak::upgrade);
+        if let Some(same) = same.filter(|c| c.pem.chain == chain && c.pem.key == key) {
+            return Ok(same);
+        }
+        let checked = Arc::new(parse(chain, key)?);
+        self.by_content.insert(hash, Arc::downgrade(&checked));
+        Ok(checked)
     }
 }
 
@@ -101,11 +131,9 @@ fn unix(time: &Asn1TimeRef) -> Result<i64, String> {
     Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
 }
 
-/// Parses a `kubernetes.io/tls` Secret: both keys present, the chain parses, the key parses and
+/// Parses the text of a `kubernetes.io/tls` Secret: the chain parses, the key parses and
 /// matches the leaf certificate; the leaf's validity period, to be checked at each use.
-fn parse(secret: &Secret) -> Result<Checked, String> {
-    let chain = field(secret, "tls.crt")?;
-    let key = field(secret, "tls.key")?;
+fn parse(chain: String, key: String) -> Result<Checked, String> {
     let certs = X509::stack_from_pem(chain.as_bytes()).map_err(|e| format!("tls.crt does not parse: {e}"))?;
     let Some(leaf) = certs.first() else {
         return Err("tls.crt holds no PEM certificate".into());
@@ -116,10 +144,15 @@ fn parse(secret: &Secret) -> Result<Checked, String> {
     if !public.public_eq(&private) {
         return Err("tls.key does not match the certificate in tls.crt".into());
     }
+    let not_before = (unix(leaf.not_before())?, leaf.not_before().to_string());
+    let not_after = (unix(leaf.not_after())?, leaf.not_after().to_string());
+    // What was parsed here goes along, so the proxy does not parse it again (the form
+    // `ingress_proxy::PreparedCertificate` names: the chain, leaf first, and the key).
+    let prepared: Arc<(Vec<X509>, PKey<Private>)> = Arc::new((certs, private));
     Ok(Checked {
-        not_before: (unix(leaf.not_before())?, leaf.not_before().to_string()),
-        not_after: (unix(leaf.not_after())?, leaf.not_after().to_string()),
-        pem: Arc::new(CertificatePem { chain, key }),
+        not_before,
+        not_after,
+        pem: Arc::new(CertificatePem::new(chain, key).with_prepared(prepared)),
     })
 }
 
@@ -218,5 +251,24 @@ pub(crate) mod tests {
         assert!(cache.get_until(&name, &second).0.is_err(), "parsed again");
         cache.forget_changed([&name], &std::collections::BTreeMap::new());
         assert!(cache.by_key.is_empty(), "deleted");
+    }
+
+    #[test]
+    fn secrets_of_the_same_material_share_one_parse_handed_on_prepared() {
+        let (crt, key) = self_signed("wild.example.com", -1, 30);
+        let mut cache = CertificateCache::default();
+        let (a, b): (Key, Key) = (("team-a".into(), "wild".into()), ("team-b".into(), "wild".into()));
+        let (sa, sb) = (Arc::new(secret(&crt, &key)), Arc::new(secret(&crt, &key)));
+        let pa = cache.get_until(&a, &sa).0.unwrap();
+        let pb = cache.get_until(&b, &sb).0.unwrap();
+        assert!(Arc::ptr_eq(&pa, &pb), "one parse, one copy of the material");
+        // What the proxy takes instead of parsing again (`ingress_proxy::PreparedCertificate`).
+        let (chain, private) = pa.prepared::<(Vec<X509>, PKey<Private>)>().expect("prepared");
+        assert_eq!(chain.len(), 1);
+        assert!(chain[0].public_key().unwrap().public_eq(private));
+        // Both deleted: the material goes, and its entry with the next sweep.
+        drop((pa, pb));
+        cache.forget_changed([&a, &b], &std::collections::BTreeMap::new());
+        assert!(cache.by_key.is_empty() && cache.by_content.is_empty());
     }
 }

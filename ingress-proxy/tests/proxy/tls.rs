@@ -149,7 +149,7 @@ async fn certificate_swap_applies_to_new_handshakes_and_parses_once() {
     assert!(served_sans(&new).contains(&"v2.swap.example.com".to_owned()));
 
     // A broken certificate is reported and its host falls back to the fake certificate.
-    let broken = CertificatePem { chain: v2.chain.clone(), key: v1.key.clone() };
+    let broken = CertificatePem::new(v2.chain.clone(), v1.key.clone());
     let installed =
         handle.install(Arc::new(tls_table(b.addr, &[("swap.example.com", "swap-tls", &broken)], None)));
     assert_eq!(installed.certificate_errors.len(), 1);

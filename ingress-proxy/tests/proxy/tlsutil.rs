@@ -38,10 +38,10 @@ pub(crate) fn make_cert(names: &[&str]) -> CertificatePem {
     let san = san.build(&b.x509v3_context(None, None)).unwrap();
     b.append_extension(san).unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
-    CertificatePem {
-        chain: String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
-        key: String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
-    }
+    CertificatePem::new(
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+    )
 }
 
 /// A TLS connection to `addr` with the given SNI (none if `None`) and ALPN offer.
