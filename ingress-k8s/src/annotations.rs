@@ -399,13 +399,17 @@ pub fn ingresses_per_verdict<'a>(
 ) -> [(Verdict, u64); 4] {
     let mut counts = Verdict::ALL.map(|v| (v, 0));
     for reports in ingresses {
-        for (verdict, n) in &mut counts {
-            if reports.iter().any(|r| r.verdict == *verdict) {
-                *n += 1;
-            }
+        for ((_, n), held) in counts.iter_mut().zip(verdicts_held(reports)) {
+            *n += u64::from(held);
         }
     }
     counts
+}
+
+/// Whether one Ingress (given by its reports) has an annotation of each verdict, in
+/// [`Verdict::ALL`] order: its part of [`ingresses_per_verdict`].
+pub fn verdicts_held(reports: &[AnnotationReport]) -> [bool; 4] {
+    Verdict::ALL.map(|verdict| reports.iter().any(|r| r.verdict == verdict))
 }
 
 /// The note of an unknown name: the known name it is closest to, if one is close.

@@ -242,25 +242,16 @@ struct Synced {
     last: Arc<Vec<Arc<IngressInfo>>>,
 }
 
-type Addresses = HashSet<*const IngressInfo, foldhash::fast::RandomState>;
-
 impl Synced {
     /// The Ingresses of `now` in another version (uid, generation) than in the last list, or
     /// not in it.
     fn update<'a>(&mut self, now: &'a Arc<Vec<Arc<IngressInfo>>>) -> Vec<&'a IngressInfo> {
-        let before: Addresses = self.last.iter().map(Arc::as_ptr).collect();
-        let fresh: Vec<&IngressInfo> =
-            now.iter().filter(|i| !before.contains(&Arc::as_ptr(i))).map(|i| &**i).collect();
+        let (gone, fresh) = IngressInfo::changes(&self.last, now);
         let fresh = if fresh.is_empty() {
             fresh
         } else {
-            let after: Addresses = now.iter().map(Arc::as_ptr).collect();
-            let gone: HashMap<&Key, (&Option<String>, Option<i64>)> = self
-                .last
-                .iter()
-                .filter(|i| !after.contains(&Arc::as_ptr(i)))
-                .map(|i| (&i.key, (&i.uid, i.generation)))
-                .collect();
+            let gone: HashMap<&Key, (&Option<String>, Option<i64>)> =
+                gone.into_iter().map(|i| (&i.key, (&i.uid, i.generation))).collect();
             fresh.into_iter().filter(|i| gone.get(&i.key) != Some(&(&i.uid, i.generation))).collect()
         };
         self.last = Arc::clone(now);

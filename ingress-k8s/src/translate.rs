@@ -85,6 +85,28 @@ pub struct IngressInfo {
     pub closed: Option<String>,
 }
 
+impl IngressInfo {
+    /// What changed from one snapshot's list of Ingresses to the next: the entries of `last`
+    /// not in `now`, and those of `now` not in `last` (an Ingress translated again is in both).
+    /// Each list holds an unchanged Ingress in the same `Arc` (the translation cache keeps it), so
+    /// this is a pass over addresses, not a key lookup per Ingress; `last` must still be held.
+    pub fn changes<'l, 'n>(
+        last: &'l [Arc<IngressInfo>],
+        now: &'n [Arc<IngressInfo>],
+    ) -> (Vec<&'l IngressInfo>, Vec<&'n IngressInfo>) {
+        type Addresses = std::collections::HashSet<*const IngressInfo, foldhash::fast::RandomState>;
+        let before: Addresses = last.iter().map(Arc::as_ptr).collect();
+        let fresh: Vec<&IngressInfo> =
+            now.iter().filter(|i| !before.contains(&Arc::as_ptr(i))).map(|i| &**i).collect();
+        if fresh.is_empty() && now.len() == last.len() {
+            return (Vec::new(), fresh);
+        }
+        let after: Addresses = now.iter().map(Arc::as_ptr).collect();
+        let gone = last.iter().filter(|i| !after.contains(&Arc::as_ptr(i))).map(|i| &**i).collect();
+        (gone, fresh)
+    }
+}
+
 /// What [`translate`] produces: everything a route table and its endpoints are made of.
 #[derive(Debug, Default)]
 pub struct Translation {
