@@ -207,7 +207,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
     let mut reported = BTreeSet::new();
     // The `ferry_ingress_annotations` counts, kept up to date with what changed between lists.
     let mut listed: Arc<Vec<Arc<ingress_k8s::IngressInfo>>> = Arc::default();
-    let mut per_verdict = [0u64; 4];
+    let mut per_verdict = ingress_k8s::annotations::VerdictCounts::default();
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(snapshot) = snapshot {
@@ -224,17 +224,12 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
             // The metric first: once a request is routed by the new table, the metric already
             // describes it.
             let (gone, fresh) = ingress_k8s::IngressInfo::changes(&listed, &snapshot.ingresses);
-            for (ingresses, add) in [(gone, false), (fresh, true)] {
-                for ingress in ingresses {
-                    let held = ingress_k8s::annotations::verdicts_held(&ingress.annotations);
-                    for (n, held) in per_verdict.iter_mut().zip(held) {
-                        *n = if add { *n + u64::from(held) } else { n.saturating_sub(u64::from(held)) };
-                    }
-                }
-            }
+            per_verdict.update(
+                gone.into_iter().map(|i| i.annotations.as_slice()),
+                fresh.into_iter().map(|i| i.annotations.as_slice()),
+            );
             listed = Arc::clone(&snapshot.ingresses);
-            let verdicts = ingress_k8s::AnnotationVerdict::ALL.iter().map(|v| v.as_str());
-            handle.set_annotation_verdicts(verdicts.zip(per_verdict));
+            handle.set_annotation_verdicts(per_verdict.counts().map(|(v, n)| (v.as_str(), n)));
             let installed = handle.install(Arc::clone(&snapshot.table));
             tracing::info!(
                 generation = snapshot.generation,

@@ -392,24 +392,38 @@ const INHERITED_BY_CANARY: [&str; 2] = ["canary", "affinity-canary-behavior"];
 const CANARY_INHERITS: &str =
     "a canary Ingress's requests get the main Ingress's settings (as in ingress-nginx)";
 
-/// How many Ingresses (each given by its reports) have at least one annotation of each
-/// verdict, in [`Verdict::ALL`] order: the `ferry_ingress_annotations` metric.
-pub fn ingresses_per_verdict<'a>(
-    ingresses: impl IntoIterator<Item = &'a [AnnotationReport]>,
-) -> [(Verdict, u64); 4] {
-    let mut counts = Verdict::ALL.map(|v| (v, 0));
-    for reports in ingresses {
-        for ((_, n), held) in counts.iter_mut().zip(verdicts_held(reports)) {
-            *n += u64::from(held);
+/// How many Ingresses have at least one annotation of each verdict, in [`Verdict::ALL`] order:
+/// the `ferry_ingress_annotations` metric, kept up to date from the Ingresses (each given by
+/// its reports) that went and came, so a table costs what changed, not a pass over every
+/// Ingress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerdictCounts([u64; 4]);
+
+impl VerdictCounts {
+    /// Takes out the Ingresses that `went` and counts those that `came`.
+    pub fn update<'a>(
+        &mut self,
+        went: impl IntoIterator<Item = &'a [AnnotationReport]>,
+        came: impl IntoIterator<Item = &'a [AnnotationReport]>,
+    ) {
+        let held =
+            |reports: &[AnnotationReport]| Verdict::ALL.map(|v| reports.iter().any(|r| r.verdict == v));
+        for reports in went {
+            for (n, held) in self.0.iter_mut().zip(held(reports)) {
+                *n = n.saturating_sub(u64::from(held));
+            }
+        }
+        for reports in came {
+            for (n, held) in self.0.iter_mut().zip(held(reports)) {
+                *n += u64::from(held);
+            }
         }
     }
-    counts
-}
 
-/// Whether one Ingress (given by its reports) has an annotation of each verdict, in
-/// [`Verdict::ALL`] order: its part of [`ingresses_per_verdict`].
-pub fn verdicts_held(reports: &[AnnotationReport]) -> [bool; 4] {
-    Verdict::ALL.map(|verdict| reports.iter().any(|r| r.verdict == verdict))
+    /// Each verdict and its count.
+    pub fn counts(&self) -> [(Verdict, u64); 4] {
+        std::array::from_fn(|i| (Verdict::ALL[i], self.0[i]))
+    }
 }
 
 /// The note of an unknown name: the known name it is closest to, if one is close.
@@ -583,10 +597,17 @@ mod tests {
         let a =
             read(&annotations(&[("proxy-read-timeout", "1"), ("proxy-send-timeout", "2")]), DEFAULT_PREFIX);
         let b = read(&annotations(&[("proxy-read-timeout", "x"), ("nope", "1")]), DEFAULT_PREFIX);
-        let counts = ingresses_per_verdict([a.reports.as_slice(), b.reports.as_slice(), &[]]);
+        let mut counts = VerdictCounts::default();
+        counts.update([], [a.reports.as_slice(), b.reports.as_slice(), &[]]);
         assert_eq!(
-            counts,
+            counts.counts(),
             [(Verdict::Applied, 1), (Verdict::Ignored, 0), (Verdict::Rejected, 1), (Verdict::Unknown, 1)]
+        );
+        // `b` goes: only what it held is taken out.
+        counts.update([b.reports.as_slice()], []);
+        assert_eq!(
+            counts.counts(),
+            [(Verdict::Applied, 1), (Verdict::Ignored, 0), (Verdict::Rejected, 0), (Verdict::Unknown, 0)]
         );
     }
 

@@ -157,16 +157,6 @@ impl StoredAnnotations {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.into_iter()
     }
-
-    /// How many there are.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl From<BTreeMap<String, String>> for StoredAnnotations {
