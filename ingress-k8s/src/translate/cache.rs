@@ -26,9 +26,12 @@ use ingress_core::{BackendRef, EndpointSet, SmallSet, TableBuilder};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::IngressClass;
 
+mod certificates;
 mod policies;
 mod sets;
 mod walk;
+
+use certificates::CertificateMap;
 
 pub(crate) use policies::SharedPolicies;
 use sets::Sets;
@@ -115,10 +118,8 @@ pub struct TranslationCache {
     list: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
     cluster_ip: Vec<Arc<(BackendRef, EndpointSet)>>,
     list_stale: bool,
-    /// The certificates of every Ingress (handed to each translation's builder as one map),
-    /// and whether an Ingress with certificates was translated again or went since it was made.
-    certificate_map: Arc<HashMap<ingress_core::CertificateRef, Arc<ingress_core::CertificatePem>>>,
-    certificate_map_stale: bool,
+    /// The certificates of every Ingress, handed to each translation's builder as one map.
+    certificate_map: CertificateMap,
     /// The Secrets that changed since the last translation (their parses may be forgotten).
     secrets_changed: Vec<Key>,
     /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
@@ -314,7 +315,6 @@ impl TranslationCache {
         let hint = changed.of(Kind::Ingress).filter(|_| !self.forgot);
         for key in changed_keys(&self.ingresses, &objects.ingresses, |e| &e.ingress, hint) {
             if let Some(old) = self.ingresses.remove(&key) {
-                self.certificate_map_stale |= !old.translated.certificates.is_empty();
                 self.forget(&key, &old);
             }
             if let Some(ingress) = objects.ingresses.get(&key) {
@@ -351,8 +351,8 @@ impl TranslationCache {
                     key,
                     &entry.ingress,
                 );
-                self.certificate_map_stale |=
-                    !translated.certificates.is_empty() || !entry.translated.certificates.is_empty();
+                self.certificate_map.remove(&entry.translated.certificates);
+                self.certificate_map.add(&translated.certificates);
                 self.sets.add(&translated.names);
                 for read in &reads.objects {
                     self.readers.entry(read.clone()).or_default().insert(key.clone());
@@ -376,16 +376,7 @@ impl TranslationCache {
             }
             cluster_ip.extend(translated.cluster_ip_backends.iter().cloned());
         }
-        if std::mem::take(&mut self.certificate_map_stale) {
-            let mut all = HashMap::new();
-            for entry in self.ingresses.values() {
-                for (certificate, pem) in &entry.translated.certificates {
-                    all.insert(certificate.clone(), Arc::clone(pem));
-                }
-            }
-            self.certificate_map = Arc::new(all);
-        }
-        out.builder.certificates(Arc::clone(&self.certificate_map));
+        out.builder.certificates(self.certificate_map.shared());
         cluster_ip
     }
 
@@ -409,7 +400,7 @@ impl TranslationCache {
     /// Drops every Ingress translation (and what they added to the sets and index).
     fn forget_ingresses(&mut self) {
         self.ingresses.clear();
-        self.certificate_map_stale = true;
+        self.certificate_map = CertificateMap::default();
         self.readers.clear();
         self.sets = Sets::default();
         self.globals = Names::default();
@@ -419,6 +410,7 @@ impl TranslationCache {
     /// Takes back what the translation of one Ingress, now gone, added.
     fn forget(&mut self, key: &Key, entry: &IngressEntry) {
         self.sets.remove(&entry.translated.names);
+        self.certificate_map.remove(&entry.translated.certificates);
         for read in &entry.reads.objects {
             unread(&mut self.readers, read, key);
         }
