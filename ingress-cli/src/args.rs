@@ -156,6 +156,10 @@ pub(crate) struct RunArgs {
     /// Whether to write `status.loadBalancer` on our Ingresses.
     #[arg(long, env = "FERRY_UPDATE_STATUS", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) update_status: bool,
+    /// Write no Kubernetes Events (ingress-nginx's flag: its recorder then only logs them; so do
+    /// we, as every problem is logged anyway).
+    #[arg(long, env = "FERRY_DISABLE_SYNC_EVENTS")]
+    pub(crate) disable_sync_events: bool,
     /// Log format.
     #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -292,6 +296,7 @@ impl RunArgs {
             publish_service: self.publish_service.clone(),
             publish_status_address: self.publish_status_address.clone(),
             update_status: self.update_status,
+            emit_events: !self.disable_sync_events,
             election_id: self.election_id.clone(),
             // Unset: `run` takes the client's default namespace.
             election_namespace: self.pod_namespace.clone().unwrap_or_default(),

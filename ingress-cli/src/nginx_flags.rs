@@ -75,7 +75,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     flag("disable-full-test", Bool, Ignored(NO_NGINX)),
     flag("disable-leader-election", Bool, Ignored(LEADER)),
     flag("disable-svc-external-name", Bool, Ignored("ExternalName Services are not supported as backends")),
-    flag("disable-sync-events", Bool, Ignored(NOT_YET)),
+    flag("disable-sync-events", Bool, Same),
     flag("dynamic-configuration-retries", Value, Ignored(NO_NGINX)),
     flag("election-id", Value, Same),
     flag("election-ttl", Value, Ignored(LEADER)),
@@ -163,8 +163,13 @@ pub(crate) fn find(name: &str) -> Option<&'static Flag> {
 }
 
 /// Ferry's boolean flags that take no value (`--name` sets them).
-const FERRY_SWITCHES: [&str; 4] =
-    ["watch-ingress-without-class", "ingress-class-by-name", "disable-catch-all", "enable-ssl-passthrough"];
+const FERRY_SWITCHES: [&str; 5] = [
+    "watch-ingress-without-class",
+    "ingress-class-by-name",
+    "disable-catch-all",
+    "enable-ssl-passthrough",
+    "disable-sync-events",
+];
 
 /// One ingress-nginx flag taken out of the arguments, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +308,19 @@ mod tests {
     }
 
     #[test]
+    fn disable_sync_events_turns_every_event_off() {
+        use clap::Parser;
+        let events = |list: &[&str]| {
+            let cli = crate::args::Cli::try_parse_from(args(list).0).unwrap();
+            cli.run.k8s_config().emit_events
+        };
+        assert!(events(&["ferry"]));
+        assert!(!events(&["ferry", "--disable-sync-events"]));
+        assert!(!events(&["/nginx-ingress-controller", "--disable-sync-events=true"]));
+        assert!(events(&["ferry", "--disable-sync-events=false"]));
+    }
+
+    #[test]
     fn sorted_and_unique_so_lookup_works() {
         assert!(FLAGS.windows(2).all(|w| w[0].name < w[1].name));
         assert!(find("configmap").is_some() && find("nope").is_none());
@@ -359,6 +377,8 @@ mod tests {
         assert_eq!(taken, ["--vmodule=x=2", "--logtostderr", "--enable-metrics=false"]);
         let (out, _) = args(&["ferry", "--watch-ingress-without-class=true"]);
         assert_eq!(out, ["ferry", "--watch-ingress-without-class"]);
+        let (out, _) = args(&["ferry", "--disable-sync-events", "--disable-sync-events=false"]);
+        assert_eq!(out, ["ferry", "--disable-sync-events"]);
         let (out, _) = args(&["ferry", "--update-status", "false", "--access-log", "off"]);
         assert_eq!(out, ["ferry", "--update-status=false", "--access-log", "off"], "Ferry's own forms stay");
         let (out, _) = args(&["ferry", "--update-status=1", "--update-status=F"]);

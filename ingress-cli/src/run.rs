@@ -208,6 +208,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
     // The `ferry_ingress_annotations` counts, kept up to date with what changed between lists.
     let mut listed: Arc<Vec<Arc<ingress_k8s::IngressInfo>>> = Arc::default();
     let mut per_verdict = ingress_k8s::annotations::VerdictCounts::default();
+    let mut installed: Option<Arc<ingress_core::RouteTable>> = None;
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(snapshot) = snapshot {
@@ -230,15 +231,19 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
             );
             listed = Arc::clone(&snapshot.ingresses);
             handle.set_annotation_verdicts(per_verdict.counts().map(|(v, n)| (v.as_str(), n)));
-            let installed = handle.install(Arc::clone(&snapshot.table));
-            tracing::info!(
-                generation = snapshot.generation,
-                routes = snapshot.table.route_count(),
-                hosts = snapshot.table.host_count(),
-                problems = snapshot.problems.len(),
-                ?installed,
-                "configuration installed"
-            );
+            // A snapshot with new Ingress statuses only keeps the table.
+            if installed.as_ref().is_none_or(|t| !Arc::ptr_eq(t, &snapshot.table)) {
+                let result = handle.install(Arc::clone(&snapshot.table));
+                tracing::info!(
+                    generation = snapshot.generation,
+                    routes = snapshot.table.route_count(),
+                    hosts = snapshot.table.host_count(),
+                    problems = snapshot.problems.len(),
+                    installed = ?result,
+                    "configuration installed"
+                );
+                installed = Some(Arc::clone(&snapshot.table));
+            }
             // Log each problem once while it lasts (in a cluster, Events carry them too).
             let now: BTreeSet<String> = snapshot.problems.iter().map(ToString::to_string).collect();
             for p in now.difference(&reported) {

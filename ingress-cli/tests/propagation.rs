@@ -7,6 +7,9 @@
 //! `FERRY_PROPAGATION_INGRESSES` (default 1,000) and `FERRY_PROPAGATION_PATHS` (default 1; more
 //! gives each unrelated Ingress a Service and EndpointSlice of its own, and every tenth a TLS
 //! Secret) set the size; `FERRY_PROPAGATION_ROUNDS` multiplies the rounds of each change.
+//! `FERRY_PROPAGATION_STATUS=1` has the controller write every Ingress's status (a new
+//! address), which it does while the changes are measured, as on a first start after
+//! ingress-nginx.
 
 mod support;
 
@@ -166,7 +169,14 @@ async fn propagation_latency_through_the_proxy() -> Result<()> {
     let written = started.elapsed();
 
     let started = Instant::now();
-    let c = controller(&api, &ns, &class, &["--access-log", "off", "--update-status", "false"])?;
+    let status = env("FERRY_PROPAGATION_STATUS", 0) == 1;
+    let address = "192.0.2.10";
+    let args: &[&str] = if status {
+        &["--access-log", "off", "--publish-status-address", address]
+    } else {
+        &["--access-log", "off", "--update-status", "false"]
+    };
+    let c = controller(&api, &ns, &class, args)?;
     let ready = started.elapsed();
     let last = format!("bulk-{}.example.com", n - 1);
     // Routed (with their own Services, the unrelated endpoints listen nowhere: 502, not 404).
@@ -259,6 +269,27 @@ async fn propagation_latency_through_the_proxy() -> Result<()> {
     }
     kinds.push(("EndpointSlice after Ingress", after));
     let rss_end = rss_mib(&c);
+    let measured = started.elapsed();
+    let statuses = if status {
+        let api: kube::Api<k8s_openapi::api::networking::v1::Ingress> =
+            kube::Api::namespaced(client.clone(), &ns);
+        let list = api.list(&Default::default()).await?;
+        let written = list
+            .items
+            .iter()
+            .filter(|i| {
+                let lb =
+                    i.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+                lb.is_some_and(|e| e.iter().any(|e| e.ip.as_deref() == Some(address)))
+            })
+            .count();
+        format!(
+            "{written} of {} Ingresses had their status written {measured:.0?} after start",
+            list.items.len()
+        )
+    } else {
+        "not written (--update-status false)".to_owned()
+    };
 
     let mut all: Vec<Duration> = kinds.iter().flat_map(|(_, l)| l.iter().copied()).collect();
     let build = if std::env::var("FERRY_CONTROLLER_BIN").is_ok() { "release" } else { "debug" };
@@ -275,6 +306,7 @@ async fn propagation_latency_through_the_proxy() -> Result<()> {
         "  setup: objects written in {written:.1?}; controller ready in {ready:.2?}; RSS {rss_start:.1} MiB after start, {rss_end:.1} MiB after the {} changes",
         all.len()
     );
+    println!("  status: {statuses}");
     kinds.push(("all", std::mem::take(&mut all)));
     for (what, list) in &mut kinds {
         list.sort();

@@ -80,6 +80,8 @@ pub(crate) struct Engine {
     cluster_ip: HashMap<Key, Vec<BackendRef>>,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     generation: u64,
+    /// Counts table builds (a snapshot with new statuses only is not one).
+    builds: u64,
     relists: u64,
     /// The ConfigMaps and Secrets the last table named (watched by name), as in its snapshot.
     named: (Arc<BTreeSet<Key>>, Arc<BTreeSet<Key>>),
@@ -103,6 +105,9 @@ pub(crate) struct Engine {
     rebuilder: ingress_core::Rebuilder,
     /// The EndpointSlices of each Service, for endpoint-only changes.
     slices: translate::SliceIndex,
+    /// The Ingresses stored in a new version that differs only in status since the last
+    /// snapshot: taken into the next one without a table build.
+    statuses: BTreeSet<Key>,
 }
 
 impl Engine {
@@ -118,6 +123,7 @@ impl Engine {
             cluster_ip: HashMap::new(),
             tx,
             generation: 0,
+            builds: 0,
             relists: 0,
             named: Default::default(),
             named_tx: None,
@@ -129,6 +135,7 @@ impl Engine {
             changed: crate::Changed::default(),
             rebuilder: ingress_core::Rebuilder::new(),
             slices: translate::SliceIndex::default(),
+            statuses: BTreeSet::new(),
         };
         (engine, rx)
     }
@@ -150,6 +157,7 @@ impl Engine {
         if self.stale(&change) {
             return;
         }
+        let Some(change) = self.status_only(change) else { return };
         self.slices.note(&change, &self.objects);
         self.changed.note(&change);
         if self.generation > 0 && self.unused(&change) {
@@ -201,6 +209,24 @@ impl Engine {
             self.waiting.remove(&Kind::EndpointSlice);
         }
         self.objects.apply(change);
+    }
+
+    /// Stores a new version of an Ingress that differs from the stored one only in status (each
+    /// status write makes one: at start-up, one per Ingress) and notes it for the next
+    /// snapshot, which needs no table build for it; gives back any other change.
+    fn status_only(&mut self, change: Change) -> Option<Change> {
+        let Change::Apply(Object::Ingress(new)) = change else { return Some(change) };
+        let key = crate::objects::key_of(&new.metadata);
+        let old = self.objects.ingresses.get(&key).filter(|_| self.generation > 0);
+        let Some(old) = old else { return Some(Change::Apply(Object::Ingress(new))) };
+        let stored = crate::StoredIngress::from(new.clone());
+        if !old.same_but_status(&stored) {
+            return Some(Change::Apply(Object::Ingress(new)));
+        }
+        tracing::trace!(namespace = %key.0, name = %key.1, "an Ingress's status changed: no new table");
+        self.objects.ingresses.insert(key.clone(), Arc::new(stored));
+        self.statuses.insert(key);
+        None
     }
 
     /// Whether `change` touches nothing the last table was made of, nor makes anything new
@@ -267,6 +293,8 @@ impl Engine {
         if !self.synced() {
             return;
         }
+        // Before a translation, so it lists the new statuses too.
+        let statuses = self.cache.take_statuses(&self.objects, &std::mem::take(&mut self.statuses));
         let first = self.generation == 0;
         if dirty.rebuild || first {
             let started = std::time::Instant::now();
@@ -280,9 +308,41 @@ impl Engine {
                 return;
             }
             self.rebuild(translation, started);
-        } else if !dirty.services.is_empty() {
-            self.update_endpoints(&dirty.services);
+        } else {
+            if !dirty.services.is_empty() {
+                self.update_endpoints(&dirty.services);
+            }
+            if !statuses.is_empty() {
+                self.publish_statuses(statuses);
+            }
         }
+    }
+
+    /// Publishes the last snapshot again with `infos` (sorted by key) in its list of Ingresses:
+    /// new statuses, for the status writer to see that they took.
+    fn publish_statuses(&mut self, infos: Vec<Arc<IngressInfo>>) {
+        let Some(last) = self.tx.borrow().clone() else { return };
+        let mut list = Vec::clone(&last.ingresses);
+        for info in infos {
+            if let Ok(at) = list.binary_search_by(|i| i.key.cmp(&info.key)) {
+                list[at] = info;
+            }
+        }
+        self.generation += 1;
+        let snapshot = Snapshot {
+            table: Arc::clone(&last.table),
+            config: Arc::clone(&last.config),
+            config_references: Arc::clone(&last.config_references),
+            referenced_config_maps: Arc::clone(&last.referenced_config_maps),
+            referenced_secrets: Arc::clone(&last.referenced_secrets),
+            problems: Arc::clone(&last.problems),
+            ingresses: Arc::new(list),
+            status_addresses: Arc::clone(&last.status_addresses),
+            generation: self.generation,
+            relists: self.relists,
+        };
+        tracing::debug!(generation = self.generation, "published new Ingress statuses");
+        self.tx.send_replace(Some(Arc::new(snapshot)));
     }
 
     /// Before the first table: whether to wait for named objects whose first list has not
@@ -380,10 +440,11 @@ impl Engine {
         drop(loaded);
         let compiled = started.elapsed() - translated;
         // Slots no table uses linger until a Service goes, or every 64th table.
-        if removed || self.generation.is_multiple_of(64) {
+        if removed || self.builds.is_multiple_of(64) {
             self.store.prune();
         }
         self.generation += 1;
+        self.builds += 1;
         let snapshot = Snapshot {
             table: Arc::new(table),
             config: Arc::new(std::mem::take(&mut translation.config)),
@@ -496,9 +557,9 @@ pub(crate) async fn run(
                 engine.apply(change, &mut dirty);
             }
         }
-        let generation = engine.generation;
+        let builds = engine.builds;
         engine.flush(&dirty);
-        if engine.synced() && engine.generation != generation {
+        if engine.builds != builds {
             last_build = Some(Instant::now());
         }
     }
@@ -769,6 +830,52 @@ mod tests {
             step(&mut engine, Change::Apply(object(&named(SERVICE, "late").replace("port: 80", "port: 82")))),
             generation
         );
+    }
+
+    #[test]
+    fn a_new_status_builds_no_table_but_is_listed() {
+        let config = Config { watch_ingress_without_class: true, ..Config::default() };
+        let (mut engine, rx) = Engine::new(config, [Kind::Ingress]);
+        step(&mut engine, Change::relist(Kind::Ingress, vec![object(INGRESS)]));
+        let first = rx.borrow().clone().unwrap();
+        let builds = engine.builds;
+        let status = |ip: &str| format!("status: {{loadBalancer: {{ingress: [{{ip: \"{ip}\"}}]}}}}\n");
+        let exact = INGRESS.replace("pathType: Prefix", "pathType: Exact");
+        let statuses = |s: &Snapshot| s.ingresses.iter().map(|i| i.status.clone()).collect::<Vec<_>>();
+
+        // Only the status: the same table, published with the new status (the writer's check).
+        step(&mut engine, Change::Apply(object(&format!("{INGRESS}{}", status("192.0.2.7")))));
+        let next = rx.borrow().clone().unwrap();
+        assert_eq!(engine.builds, builds, "no table build");
+        assert!(Arc::ptr_eq(&next.table, &first.table));
+        assert_eq!(next.generation, first.generation + 1);
+        assert_eq!(statuses(&next), [["192.0.2.7"]]);
+
+        // A spec change afterwards is built, and lists the status.
+        step(&mut engine, Change::Apply(object(&format!("{exact}{}", status("192.0.2.7")))));
+        let built = rx.borrow().clone().unwrap();
+        assert_eq!(engine.builds, builds + 1);
+        assert!(built.table.lookup("app.example.com", "/x").is_none(), "Exact now");
+        assert_eq!(statuses(&built), [["192.0.2.7"]]);
+
+        // A spec change, then a status change on top of it, in one batch: one table with both.
+        let mut dirty = Dirty::default();
+        engine.apply(Change::Apply(object(&format!("{INGRESS}{}", status("192.0.2.7")))), &mut dirty);
+        engine.apply(Change::Apply(object(&format!("{INGRESS}{}", status("192.0.2.8")))), &mut dirty);
+        engine.flush(&dirty);
+        let both = rx.borrow().clone().unwrap();
+        assert_eq!(engine.builds, builds + 2);
+        assert!(both.table.lookup("app.example.com", "/x").is_some(), "Prefix again");
+        assert_eq!(statuses(&both), [["192.0.2.8"]]);
+
+        // The cache took the status in: the next table does not translate the Ingress again.
+        step(&mut engine, Change::Apply(object(&format!("{INGRESS}{}", status("192.0.2.9")))));
+        let other =
+            INGRESS.replace("name: app,", "name: other,").replace("app.example.com", "other.example.com");
+        step(&mut engine, Change::Apply(object(&other)));
+        assert_eq!(engine.builds, builds + 3);
+        assert_eq!(engine.cache.stats().ingresses_translated, 1, "only the new one");
+        assert_eq!(statuses(&rx.borrow().clone().unwrap()), [vec!["192.0.2.9"], vec![]]);
     }
 
     #[test]

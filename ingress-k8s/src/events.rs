@@ -178,7 +178,7 @@ async fn write(
     mut warnings: tokio::sync::mpsc::Receiver<Pending>,
     mut syncs: tokio::sync::mpsc::Receiver<Pending>,
 ) {
-    let mut rate = Rate::new(PER_SECOND, BURST);
+    let mut rate = crate::rate::Rate::new(PER_SECOND, BURST);
     loop {
         rate.take().await;
         let event = tokio::select! {
@@ -190,43 +190,6 @@ async fn write(
         let Pending { warning, reason, note, regarding } = event;
         if let Err(error) = recorder.publish(warning, reason, note, regarding).await {
             tracing::warn!(%error, reason, "could not record Event");
-        }
-    }
-}
-
-/// A token bucket: `burst` tokens, one more every `1 / per_second` seconds.
-struct Rate {
-    every: std::time::Duration,
-    burst: u32,
-    tokens: u32,
-    /// When the last token was earned.
-    refilled: tokio::time::Instant,
-}
-
-impl Rate {
-    fn new(per_second: u32, burst: u32) -> Self {
-        let every = std::time::Duration::from_secs(1) / per_second.max(1);
-        Self { every, burst, tokens: burst, refilled: tokio::time::Instant::now() }
-    }
-
-    /// Takes a token, waiting for one if there is none.
-    async fn take(&mut self) {
-        let earned = self.refilled.elapsed().as_nanos() / self.every.as_nanos().max(1);
-        if earned > 0 {
-            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
-            self.tokens = self.tokens.saturating_add(earned).min(self.burst);
-            // Whole tokens only: the time towards the next one is kept.
-            self.refilled = if self.tokens == self.burst {
-                tokio::time::Instant::now()
-            } else {
-                self.refilled + self.every * earned
-            };
-        }
-        if self.tokens == 0 {
-            self.refilled += self.every;
-            tokio::time::sleep_until(self.refilled).await;
-        } else {
-            self.tokens -= 1;
         }
     }
 }
@@ -309,27 +272,5 @@ mod tests {
         assert!(synced.update(&without).is_empty());
         let again = Arc::new(vec![info("a", 1), Arc::clone(&b_again), Arc::clone(&c2)]);
         assert_eq!(names(synced.update(&again)), ["a@1"]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn event_writes_are_rate_limited_after_a_burst() {
-        let mut rate = Rate::new(5, 10);
-        let start = tokio::time::Instant::now();
-        for _ in 0..10 {
-            rate.take().await;
-        }
-        assert_eq!(start.elapsed(), std::time::Duration::ZERO, "a burst of 10 at once");
-        for _ in 0..5 {
-            rate.take().await;
-        }
-        assert_eq!(start.elapsed(), std::time::Duration::from_secs(1), "then 5 a second");
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-        let rested = tokio::time::Instant::now();
-        for _ in 0..10 {
-            rate.take().await;
-        }
-        assert_eq!(rested.elapsed(), std::time::Duration::ZERO, "a quiet spell refills the burst, no more");
-        rate.take().await;
-        assert_eq!(rested.elapsed(), std::time::Duration::from_millis(200));
     }
 }

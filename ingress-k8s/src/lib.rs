@@ -33,6 +33,7 @@ mod files;
 mod lease;
 mod list;
 mod objects;
+mod rate;
 mod selector;
 mod status;
 mod stored;

@@ -302,6 +302,37 @@ impl From<Ingress> for StoredIngress {
     }
 }
 
+impl StoredIngress {
+    /// Whether `self` and `other` differ at most in `status`: a new version that changes only
+    /// the status (as each status write makes) changes nothing a route table is made of.
+    pub fn same_but_status(&self, other: &Self) -> bool {
+        // Taken apart, so a field added later is compared (or left out) on purpose.
+        let Self {
+            namespace,
+            name,
+            uid,
+            generation,
+            created,
+            annotations,
+            class_name,
+            default_backend,
+            rules,
+            tls,
+            status: _,
+        } = self;
+        *namespace == other.namespace
+            && *name == other.name
+            && *uid == other.uid
+            && *generation == other.generation
+            && *created == other.created
+            && *annotations == other.annotations
+            && *class_name == other.class_name
+            && *default_backend == other.default_backend
+            && *rules == other.rules
+            && *tls == other.tls
+    }
+}
+
 /// How many distinct values (the backends of one Ingress) [`shared`] looks through for one to
 /// share: a linear search, so an Ingress naming more backends shares only those.
 const SHARED: usize = 16;

@@ -39,7 +39,7 @@ use walk::{changed_keys, update};
 
 use super::endpoints::{insert_sorted, remove_sorted};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
-use super::{CertificateCache, Certs, IndexMap, Translation, core_service, service_endpoints};
+use super::{CertificateCache, Certs, IndexMap, IngressInfo, Translation, core_service, service_endpoints};
 use crate::objects::Key;
 use crate::{Changed, Config, Kind, Objects, StoredIngress, StoredService, StoredSlice};
 
@@ -378,6 +378,28 @@ impl TranslationCache {
         }
         out.builder.certificates(self.certificate_map.shared());
         cluster_ip
+    }
+
+    /// Takes in the stored versions of the Ingresses `keys` that differ from the translated ones
+    /// only in status ([`StoredIngress::same_but_status`]): each keeps its translation, with
+    /// the new status in its info. Returns the infos so made, sorted by key (as every
+    /// translation lists them). Any other version is left for the next translation.
+    pub(crate) fn take_statuses(&mut self, objects: &Objects, keys: &BTreeSet<Key>) -> Vec<Arc<IngressInfo>> {
+        let mut infos = Vec::new();
+        for key in keys {
+            let (Some(entry), Some(now)) = (self.ingresses.get_mut(key), objects.ingresses.get(key)) else {
+                continue;
+            };
+            if Arc::ptr_eq(&entry.ingress, now) || !entry.ingress.same_but_status(now) {
+                continue;
+            }
+            entry.ingress = Arc::clone(now);
+            if let Some(info) = &mut entry.translated.info {
+                *info = Arc::new(IngressInfo { status: now.status.clone(), ..IngressInfo::clone(info) });
+                infos.push(Arc::clone(info));
+            }
+        }
+        infos
     }
 
     /// Counts what the controller settings name (`globals`) into the sets, and hands the sets
