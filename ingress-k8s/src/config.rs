@@ -101,8 +101,9 @@ pub struct Config {
     pub lease_duration: Duration,
     /// How often the leader renews (and others retry).
     pub lease_renew: Duration,
-    /// How long changes are gathered into one rebuild after a rebuild (a lone change is
-    /// applied at once; only changes following within this window wait for it).
+    /// How long at most changes are gathered into one rebuild after a rebuild: as long as the
+    /// last rebuild took, up to this (a lone change is applied at once; only changes following
+    /// within the window wait for it).
     pub coalesce_window: Duration,
     /// How often the manifest source looks for changed files (standalone mode).
     pub manifest_poll: Duration,

@@ -510,17 +510,20 @@ fn gone<'a>(
 }
 
 /// Runs the engine until every sender is gone. A change arriving after a quiet spell is applied
-/// at once; changes that need a table and arrive within `coalesce_window` of the last table
-/// are gathered into the next one, so a burst costs one build per window and a lone change
-/// waits for nothing. Endpoint changes never wait for the window: their sets are updated in
-/// place at once, also while a table waits for it.
+/// at once; changes that need a table and arrive soon after the last table are gathered into
+/// the next one, which waits after the last as long as that took to make (at most
+/// `coalesce_window`): a burst costs at most one build per build time (the engine builds at
+/// most half the time), and a change following another is delayed by no more than a build,
+/// however long the window. Endpoint changes never wait: their sets are updated in place at
+/// once, also while a table waits.
 pub(crate) async fn run(
     mut engine: Engine,
     mut rx: mpsc::UnboundedReceiver<Change>,
     mut asks: mpsc::UnboundedReceiver<Ask>,
 ) {
     let window: Duration = engine.config.coalesce_window;
-    let mut last_build: Option<Instant> = None;
+    // When the last table was published, and how long it took to make.
+    let mut last_build: Option<(Instant, Duration)> = None;
     loop {
         // While the first table waits for named objects, the deadline publishes it anyway.
         let deadline = engine.holding_until();
@@ -537,8 +540,7 @@ pub(crate) async fn run(
         while let Ok(change) = rx.try_recv() {
             engine.apply(change, &mut dirty);
         }
-        let window_ends =
-            last_build.map(|at| at + window).filter(|end| dirty.rebuild && Instant::now() < *end);
+        let window_ends = window_end(last_build, window, Instant::now()).filter(|_| dirty.rebuild);
         if let Some(end) = window_ends {
             // The table waits for the window; endpoint sets do not.
             if !dirty.services.is_empty() {
@@ -558,12 +560,21 @@ pub(crate) async fn run(
             }
         }
         let builds = engine.builds;
+        let flushing = Instant::now();
         engine.flush(&dirty);
         if engine.builds != builds {
-            last_build = Some(Instant::now());
+            let now = Instant::now();
+            last_build = Some((now, now - flushing));
         }
     }
     tracing::debug!("engine stopped: no more sources");
+}
+
+/// Until when a change needing a table waits after the last table (published at `at`, made in
+/// `took`): as long as that took, at most `window`; `None` once that is past.
+fn window_end(last_build: Option<(Instant, Duration)>, window: Duration, now: Instant) -> Option<Instant> {
+    let (at, took) = last_build?;
+    Some(at + took.min(window)).filter(|end| now < *end)
 }
 
 /// A question for the engine, answered against its live store between changes: whether the
@@ -910,7 +921,7 @@ mod tests {
         tx.send(Change::Apply(object(INGRESS))).unwrap();
         rx.changed().await.unwrap();
         assert_eq!(Instant::now(), at, "no delay for a lone change");
-        // A burst right after: gathered into one more snapshot, one window later.
+        // A burst right after: gathered into one more snapshot.
         for i in 0..50 {
             tx.send(Change::Apply(object(&INGRESS.replace("name: app,", &format!("name: app{i},")))))
                 .unwrap();
@@ -954,8 +965,21 @@ mod tests {
         }
         assert_eq!(addrs(), ["10.0.0.2:8080"], "updated in place");
         assert_eq!(Instant::now(), at, "without waiting for the window");
-        // The change needing a table still waits for it.
+        // The change needing a table waits no longer than the last table took to make: with the
+        // clock paused, no time.
         rx.changed().await.unwrap();
-        assert_eq!(Instant::now() - at, Duration::from_millis(5));
+        assert_eq!(Instant::now(), at);
+    }
+
+    #[test]
+    fn a_table_waits_after_the_last_as_long_as_it_took_at_most_the_window() {
+        let at = Instant::now();
+        let window = Duration::from_millis(5);
+        let ms = Duration::from_millis;
+        assert_eq!(window_end(None, window, at), None, "no table yet");
+        assert_eq!(window_end(Some((at, ms(2))), window, at + ms(1)), Some(at + ms(2)));
+        assert_eq!(window_end(Some((at, ms(2))), window, at + ms(2)), None, "past it");
+        assert_eq!(window_end(Some((at, ms(30))), window, at + ms(1)), Some(at + window), "capped");
+        assert_eq!(window_end(Some((at, Duration::ZERO)), window, at), None, "a quick table, no wait");
     }
 }
