@@ -82,6 +82,8 @@ fn main() {
         let (mut translate, mut build, mut total, mut uncached, mut scratch) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut services, mut secrets) = (Vec::new(), Vec::new());
+        // What the last snapshot holds.
+        let mut published = None;
         for round in 1..=rounds {
             let i = (round * 7919) % n;
             // Noted in the journal of changes since the last translation, as the engine notes it.
@@ -100,8 +102,10 @@ fn main() {
             let all = translated + started_build.elapsed();
             assert!(problems.is_empty(), "{problems:?}");
             assert!(rebuilder.last_rebuilt() <= 2, "only the edited Ingress's host is built again");
-            drop(std::hint::black_box(table));
-            // As the engine drops it: the cache then updates the sets it shares in place.
+            // As the engine publishes it: the table and the list of Ingresses stay held (by the
+            // proxy, the status writer) until the next replaces them; the rest of the
+            // translation is dropped, and the cache updates the sets it shares in place.
+            drop(published.replace((std::hint::black_box(table), translation.ingresses.clone())));
             drop(translation);
             translate.push(translated);
             build.push(all - translated);
@@ -121,7 +125,7 @@ fn main() {
                 let took = started.elapsed();
                 assert!(problems.is_empty(), "{problems:?}");
                 assert!(rebuilder.last_rebuilt() <= 2, "only the host naming the {what} is built again");
-                drop(std::hint::black_box(table));
+                drop(published.replace((std::hint::black_box(table), translation.ingresses.clone())));
                 took
             };
             let change = Change::Apply(Object::Service(service(&ns, &format!("web-{j}"), j, Some(round))));

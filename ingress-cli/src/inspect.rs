@@ -59,7 +59,7 @@ pub(crate) async fn load(source: &SourceArgs) -> anyhow::Result<Loaded> {
         problems,
         manifest_errors,
         objects,
-        ingresses: translation.ingresses,
+        ingresses: translation.ingresses.iter().cloned().collect(),
         annotations,
         config: (translation.config, translation.config_references),
     })

@@ -206,7 +206,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
     let mut last_config = None;
     let mut reported = BTreeSet::new();
     // The `ferry_ingress_annotations` counts, kept up to date with what changed between lists.
-    let mut listed: Arc<Vec<Arc<ingress_k8s::IngressInfo>>> = Arc::default();
+    let mut listed = ingress_k8s::IngressList::default();
     let mut per_verdict = ingress_k8s::annotations::VerdictCounts::default();
     let mut installed: Option<Arc<ingress_core::RouteTable>> = None;
     loop {
@@ -229,7 +229,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                 gone.into_iter().map(|i| i.annotations.as_slice()),
                 fresh.into_iter().map(|i| i.annotations.as_slice()),
             );
-            listed = Arc::clone(&snapshot.ingresses);
+            listed = snapshot.ingresses.clone();
             handle.set_annotation_verdicts(per_verdict.counts().map(|(v, n)| (v.as_str(), n)));
             // A snapshot with new Ingress statuses only keeps the table.
             if installed.as_ref().is_none_or(|t| !Arc::ptr_eq(t, &snapshot.table)) {

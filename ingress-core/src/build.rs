@@ -48,6 +48,8 @@ use services::Services;
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct TableBuilder {
+    /// A list of Ingresses the caller keeps between builds (see [`Self::ingress_list`]).
+    list: Arc<Vec<Arc<Ingress>>>,
     ingresses: Vec<Arc<Ingress>>,
     services: Services,
     default_backend: Option<BackendRef>,
@@ -77,6 +79,20 @@ impl TableBuilder {
     pub fn ingress(&mut self, ingress: impl Into<Arc<Ingress>>) -> &mut Self {
         self.ingresses.push(ingress.into());
         self
+    }
+
+    /// Adds every Ingress of `list`, in place of the list given before, if any: a caller that
+    /// keeps all its Ingresses in one list between builds hands it over whole, which costs
+    /// nothing however long it is (and, once the builder is dropped, can change it in place
+    /// again with [`Arc::make_mut`]).
+    pub fn ingress_list(&mut self, list: Arc<Vec<Arc<Ingress>>>) -> &mut Self {
+        self.list = list;
+        self
+    }
+
+    /// Every Ingress added, the list's first.
+    fn all_ingresses(&self) -> impl Iterator<Item = &Arc<Ingress>> {
+        self.list.iter().chain(&self.ingresses)
     }
 
     /// Declares a Service, so backends naming it resolve named ports to numbers and refer to

@@ -34,7 +34,7 @@ pub struct Snapshot {
     /// Every problem found: translation problems and the core builder's rejections.
     pub problems: Arc<Vec<Problem>>,
     /// Our Ingresses (for status and events).
-    pub ingresses: Arc<Vec<Arc<IngressInfo>>>,
+    pub ingresses: translate::IngressList,
     /// The addresses our Ingresses' status should show.
     pub status_addresses: Arc<Vec<String>>,
     /// Counts published snapshots, starting at 1.
@@ -322,11 +322,9 @@ impl Engine {
     /// new statuses, for the status writer to see that they took.
     fn publish_statuses(&mut self, infos: Vec<Arc<IngressInfo>>) {
         let Some(last) = self.tx.borrow().clone() else { return };
-        let mut list = Vec::clone(&last.ingresses);
+        let mut list = last.ingresses.clone();
         for info in infos {
-            if let Ok(at) = list.binary_search_by(|i| i.key.cmp(&info.key)) {
-                list[at] = info;
-            }
+            list.put(info);
         }
         self.generation += 1;
         let snapshot = Snapshot {
@@ -336,7 +334,7 @@ impl Engine {
             referenced_config_maps: Arc::clone(&last.referenced_config_maps),
             referenced_secrets: Arc::clone(&last.referenced_secrets),
             problems: Arc::clone(&last.problems),
-            ingresses: Arc::new(list),
+            ingresses: list,
             status_addresses: Arc::clone(&last.status_addresses),
             generation: self.generation,
             relists: self.relists,
@@ -452,7 +450,7 @@ impl Engine {
             referenced_config_maps: Arc::clone(&translation.referenced_config_maps),
             referenced_secrets: Arc::clone(&translation.referenced_secrets),
             problems: Arc::new(problems),
-            ingresses: Arc::new(std::mem::take(&mut translation.ingresses)),
+            ingresses: translation.ingresses.clone(),
             status_addresses: Arc::new(std::mem::take(&mut translation.status_addresses)),
             generation: self.generation,
             relists: self.relists,

@@ -3,7 +3,6 @@
 //! again only after it went away and came back.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -14,7 +13,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::objects::Key;
-use crate::translate::{IngressInfo, Problem, Severity};
+use crate::translate::{IngressInfo, IngressList, Problem, Severity};
 use crate::{Kind, Snapshots};
 
 /// The `reportingController` of our Events.
@@ -196,19 +195,20 @@ async fn write(
 
 /// The Ingresses the last snapshot listed, to tell which versions are new. Each snapshot lists
 /// every Ingress, in `Arc`s the translation cache keeps while an Ingress is unchanged: only
-/// those not in the last snapshot's list are looked at, against the entries of the last list
-/// that are gone, so a snapshot costs a pass over addresses, not a key lookup per Ingress
-/// (10,000 of them made every table cost milliseconds here), and nothing is kept per Ingress.
+/// those not in the last snapshot's list are looked at ([`IngressInfo::changes`]), against the
+/// entries of the last list that are gone, so a snapshot costs what changed, not a key lookup
+/// per Ingress (10,000 of them made every table cost milliseconds here), and nothing is kept
+/// per Ingress.
 #[derive(Default)]
 struct Synced {
     /// The last snapshot's list (its addresses stay its own while it is kept).
-    last: Arc<Vec<Arc<IngressInfo>>>,
+    last: IngressList,
 }
 
 impl Synced {
     /// The Ingresses of `now` in another version (uid, generation) than in the last list, or
     /// not in it.
-    fn update<'a>(&mut self, now: &'a Arc<Vec<Arc<IngressInfo>>>) -> Vec<&'a IngressInfo> {
+    fn update<'a>(&mut self, now: &'a IngressList) -> Vec<&'a IngressInfo> {
         let (gone, fresh) = IngressInfo::changes(&self.last, now);
         let fresh = if fresh.is_empty() {
             fresh
@@ -217,7 +217,7 @@ impl Synced {
                 gone.into_iter().map(|i| (&i.key, (&i.uid, i.generation))).collect();
             fresh.into_iter().filter(|i| gone.get(&i.key) != Some(&(&i.uid, i.generation))).collect()
         };
-        self.last = Arc::clone(now);
+        self.last = now.clone();
         fresh
     }
 }
@@ -237,6 +237,8 @@ fn truncate(mut note: String) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn info(name: &str, generation: i64) -> Arc<IngressInfo> {
@@ -258,19 +260,19 @@ mod tests {
     fn a_sync_event_per_new_ingress_version_only() {
         let mut synced = Synced::default();
         let (a, b, c) = (info("a", 1), info("b", 1), info("c", 1));
-        let first = Arc::new(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
+        let first = IngressList::from_iter(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
         assert_eq!(names(synced.update(&first)), ["a@1", "b@1", "c@1"]);
         // The next table lists the same entries (a new list): nothing new.
-        let same = Arc::new(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
+        let same = IngressList::from_iter(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
         assert!(synced.update(&same).is_empty());
         // `b` translated again in the same generation (a Secret it reads changed), `c` in a new one.
         let (b_again, c2) = (info("b", 1), info("c", 2));
-        let next = Arc::new(vec![Arc::clone(&a), Arc::clone(&b_again), Arc::clone(&c2)]);
+        let next = IngressList::from_iter(vec![Arc::clone(&a), Arc::clone(&b_again), Arc::clone(&c2)]);
         assert_eq!(names(synced.update(&next)), ["c@2"]);
         // `a` deleted, then created again: a Sync again.
-        let without = Arc::new(vec![Arc::clone(&b_again), Arc::clone(&c2)]);
+        let without = IngressList::from_iter(vec![Arc::clone(&b_again), Arc::clone(&c2)]);
         assert!(synced.update(&without).is_empty());
-        let again = Arc::new(vec![info("a", 1), Arc::clone(&b_again), Arc::clone(&c2)]);
+        let again = IngressList::from_iter(vec![info("a", 1), Arc::clone(&b_again), Arc::clone(&c2)]);
         assert_eq!(names(synced.update(&again)), ["a@1"]);
     }
 }

@@ -128,7 +128,7 @@ mod tests {
             referenced_config_maps: Arc::default(),
             referenced_secrets: Arc::default(),
             problems: Arc::default(),
-            ingresses: Arc::new(ingresses),
+            ingresses: ingresses.into_iter().collect(),
             status_addresses: Arc::new(addresses.iter().map(|s| (*s).to_owned()).collect()),
             generation: 1,
             relists: 0,
@@ -151,10 +151,11 @@ mod tests {
         assert!(to_write(Some(&first), &second).is_empty());
         assert_eq!(names(to_write(None, &second)), ["c"]);
         // Someone else writes `a`'s status: it is new, and wrong.
-        let third = snapshot(vec![info("a", &["198.51.100.9"]), Arc::clone(&second.ingresses[1]), c], &ip);
+        let b_written = Arc::clone(second.ingresses.iter().nth(1).unwrap());
+        let third = snapshot(vec![info("a", &["198.51.100.9"]), b_written, c], &ip);
         assert_eq!(names(to_write(Some(&second), &third)), ["a"]);
         // New addresses: every Ingress again.
-        let moved = snapshot(third.ingresses.to_vec(), &["192.0.2.2"]);
+        let moved = snapshot(third.ingresses.iter().cloned().collect(), &["192.0.2.2"]);
         assert_eq!(names(to_write(Some(&third), &moved)), ["a", "b", "c"]);
     }
 }

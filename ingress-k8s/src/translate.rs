@@ -8,10 +8,12 @@ mod certs;
 pub(crate) mod class;
 mod endpoints;
 mod ingress;
+mod list;
 mod streams;
 
 pub use cache::{CacheStats, TranslationCache};
 pub use certs::CertificateCache;
+pub use list::IngressList;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -88,34 +90,84 @@ pub struct IngressInfo {
 impl IngressInfo {
     /// What changed from one snapshot's list of Ingresses to the next: the entries of `last`
     /// not in `now`, and those of `now` not in `last` (an Ingress in a new version is in both).
-    /// Every snapshot lists its Ingresses sorted by key, an unchanged one in the same `Arc` (the
-    /// translation cache keeps it), so this is one walk down both lists comparing addresses,
-    /// and keys only where they differ: tens of microseconds for 10,000 Ingresses, which matters
-    /// as each snapshot is diffed this way by the status writer, Events and the metrics.
+    /// Successive lists share their unchanged chunks, and an unchanged Ingress is the same `Arc`
+    /// (the translation cache keeps it), so this is a walk down both lists that skips shared
+    /// chunks and compares addresses, and keys only where they differ: it costs what changed,
+    /// which matters as each snapshot is compared this way by the status writer, Events and
+    /// the metrics.
     pub fn changes<'l, 'n>(
-        last: &'l [Arc<IngressInfo>],
-        now: &'n [Arc<IngressInfo>],
+        last: &'l IngressList,
+        now: &'n IngressList,
     ) -> (Vec<&'l IngressInfo>, Vec<&'n IngressInfo>) {
-        debug_assert!(last.is_sorted_by(|a, b| a.key < b.key) && now.is_sorted_by(|a, b| a.key < b.key));
         let (mut gone, mut fresh) = (Vec::new(), Vec::new());
-        let (mut l, mut n) = (last.iter().peekable(), now.iter().peekable());
-        while let (Some(a), Some(b)) = (l.peek(), n.peek()) {
-            if Arc::ptr_eq(a, b) {
-                l.next();
-                n.next();
-                continue;
+        let (mut l, mut n) = (Cursor::new(last.chunks()), Cursor::new(now.chunks()));
+        loop {
+            // Chunks both lists share, from the start of both.
+            while l.at_chunk_start() && n.at_chunk_start() && l.same_chunk(&n) {
+                l.skip_chunk();
+                n.skip_chunk();
             }
-            let order = a.key.cmp(&b.key);
+            let order = match (l.peek(), n.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {
+                    l.next();
+                    n.next();
+                    continue;
+                }
+                (Some(a), Some(b)) => a.key.cmp(&b.key),
+            };
             if order.is_le() {
-                gone.extend(l.next().map(|i| &**i));
+                gone.extend(l.next());
             }
             if order.is_ge() {
-                fresh.extend(n.next().map(|i| &**i));
+                fresh.extend(n.next());
             }
         }
-        gone.extend(l.map(|i| &**i));
-        fresh.extend(n.map(|i| &**i));
         (gone, fresh)
+    }
+}
+
+/// A position in the chunks of an [`IngressList`].
+struct Cursor<'a> {
+    chunks: &'a [Arc<Vec<Arc<IngressInfo>>>],
+    chunk: usize,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(chunks: &'a [Arc<Vec<Arc<IngressInfo>>>]) -> Self {
+        Self { chunks, chunk: 0, at: 0 }
+    }
+
+    fn at_chunk_start(&self) -> bool {
+        self.at == 0
+    }
+
+    fn same_chunk(&self, other: &Self) -> bool {
+        match (self.chunks.get(self.chunk), other.chunks.get(other.chunk)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    fn skip_chunk(&mut self) {
+        self.chunk += 1;
+        self.at = 0;
+    }
+
+    fn peek(&self) -> Option<&'a Arc<IngressInfo>> {
+        self.chunks.get(self.chunk)?.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<&'a IngressInfo> {
+        let item = self.peek()?;
+        self.at += 1;
+        if self.chunks.get(self.chunk).is_some_and(|c| self.at >= c.len()) {
+            self.skip_chunk();
+        }
+        Some(item)
     }
 }
 
@@ -130,8 +182,9 @@ pub struct Translation {
     pub endpoints: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
     /// Problems found while translating (the core builder adds its own rejections).
     pub problems: Vec<Problem>,
-    /// Our Ingresses (shared with the [`TranslationCache`]).
-    pub ingresses: Vec<Arc<IngressInfo>>,
+    /// Our Ingresses, sorted by key (shared with the [`TranslationCache`], which keeps the list
+    /// up to date as Ingresses change).
+    pub ingresses: IngressList,
     /// The `--configmap` ConfigMap's data (empty when absent).
     pub config: BTreeMap<String, String>,
     /// The data of the ConfigMaps that `config` names (`add-headers`, `proxy-set-headers`), by
@@ -458,7 +511,7 @@ fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
 mod tests {
     use std::sync::Arc;
 
-    use super::{IndexMap, IngressInfo};
+    use super::{IndexMap, IngressInfo, IngressList};
 
     #[test]
     fn changes_between_lists_are_found_by_address_then_key() {
@@ -473,24 +526,40 @@ mod tests {
             })
         };
         let names = |list: Vec<&IngressInfo>| list.into_iter().map(|i| i.key.1.clone()).collect::<Vec<_>>();
+        let list = |items: &[&Arc<IngressInfo>]| items.iter().map(|i| Arc::clone(i)).collect::<IngressList>();
         let [a, b, c, d] = ["a", "b", "c", "d"].map(info);
-        let last = vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)];
+        let last = list(&[&a, &b, &c]);
         let same = last.clone();
         let (gone, fresh) = IngressInfo::changes(&last, &same);
         assert!(gone.is_empty() && fresh.is_empty());
         // `a` deleted, `b` in a new version, `d` created at the end.
-        let now = vec![info("b"), Arc::clone(&c), Arc::clone(&d)];
+        let new_b = info("b");
+        let now = list(&[&new_b, &c, &d]);
         let (gone, fresh) = IngressInfo::changes(&last, &now);
         assert_eq!(
             (names(gone), names(fresh)),
             (vec!["a".to_owned(), "b".into()], vec!["b".to_owned(), "d".into()])
         );
-        // Created in the middle and at the start; deleted at the end.
-        let again = [Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)];
-        let (gone, fresh) = IngressInfo::changes(&now[1..], &again);
+        // Created at the start and in the middle; deleted at the end.
+        let c_d = list(&[&c, &d]);
+        let (gone, fresh) = IngressInfo::changes(&c_d, &last);
         assert_eq!((names(gone), names(fresh)), (vec!["d".to_owned()], vec!["a".to_owned(), "b".into()]));
-        let (gone, fresh) = IngressInfo::changes(&[], &now);
+        let empty = IngressList::default();
+        let (gone, fresh) = IngressInfo::changes(&empty, &now);
         assert_eq!((gone.len(), fresh.len()), (0, 3));
+        // Long lists sharing chunks: only the changes are found, whatever the chunk bounds.
+        let many: Vec<Arc<IngressInfo>> = (0..1000).map(|i| info(&format!("{i:04}"))).collect();
+        let before: IngressList = many.iter().cloned().collect();
+        let mut after = before.clone();
+        after.remove(&("default".into(), "0100".into()));
+        after.put(info("0500"));
+        for i in 0..200 {
+            after.put(info(&format!("0700-{i:03}")));
+        }
+        let (gone, fresh) = IngressInfo::changes(&before, &after);
+        assert_eq!(names(gone), ["0100", "0500"]);
+        assert_eq!(fresh.len(), 201);
+        assert_eq!(fresh[0].key.1, "0500");
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Rebuilder {
         let now = self.builds;
         let mut fresh = Vec::new();
         let mut kept = 0;
-        for ing in &builder.ingresses {
+        for ing in builder.all_ingresses() {
             match self.by_ptr.get_mut(&(Arc::as_ptr(ing) as usize)) {
                 Some((_, seen)) if *seen != now => {
                     *seen = now;
@@ -188,12 +188,17 @@ impl Rebuilder {
                 }
                 // The same Arc twice in one builder: addresses do not tell its entries apart,
                 // so everything is made again (correct, and only for such input).
-                Some(_) => return (self.entries.keys().cloned().collect(), builder.ingresses.clone()),
+                Some(_) => {
+                    return (
+                        self.entries.keys().cloned().collect(),
+                        builder.all_ingresses().cloned().collect(),
+                    );
+                }
                 None => fresh.push(Arc::clone(ing)),
             }
         }
         if self.by_ptr.len() != self.entries.len() {
-            return (self.entries.keys().cloned().collect(), builder.ingresses.clone());
+            return (self.entries.keys().cloned().collect(), builder.all_ingresses().cloned().collect());
         }
         let removed = if kept == self.by_ptr.len() {
             Vec::new()

@@ -28,10 +28,12 @@ use k8s_openapi::api::networking::v1::IngressClass;
 
 mod certificates;
 mod policies;
+mod published;
 mod sets;
 mod walk;
 
 use certificates::CertificateMap;
+use published::Published;
 
 pub(crate) use policies::SharedPolicies;
 use sets::Sets;
@@ -85,6 +87,10 @@ pub struct TranslationCache {
     inputs: Option<(String, BTreeMap<String, String>)>,
     /// Every Ingress of the stores as last translated, in store order.
     ingresses: BTreeMap<Key, IngressEntry>,
+    /// The Ingresses to translate again: new, changed, or an object they read changed.
+    stale: BTreeSet<Key>,
+    /// What the translated Ingresses hand to each translation.
+    published: Published,
     /// Which Ingresses read each object.
     readers: HashMap<Read, SmallSet<Key>>,
     /// Every Service of the stores, as last made.
@@ -134,8 +140,6 @@ struct IngressEntry {
     ingress: Arc<StoredIngress>,
     translated: Translated,
     reads: Reads,
-    /// Whether an object it read changed: to translate again.
-    stale: bool,
 }
 
 /// One Service as last made.
@@ -303,7 +307,8 @@ impl TranslationCache {
 
     /// Adds every Ingress of ours to the translation, translating again those that are new,
     /// changed, stale, or used a certificate whose validity may have changed since; returns
-    /// the backends reached through a cluster IP, each once, sorted.
+    /// the backends reached through a cluster IP, each once, sorted. Only those Ingresses are
+    /// looked at: the others' outputs are kept up to date in [`Published`].
     pub(super) fn add_ingresses(
         &mut self,
         objects: &Objects,
@@ -322,62 +327,60 @@ impl TranslationCache {
                     ingress: Arc::clone(ingress),
                     translated: Translated::default(),
                     reads: Reads::default(),
-                    stale: true,
                 };
-                self.ingresses.insert(key, entry);
+                self.ingresses.insert(key.clone(), entry);
+                self.stale.insert(key);
             }
         }
         let now = super::certs::unix_now();
+        self.stale.extend(self.published.expired(now));
         let no_data = BTreeMap::new();
         let controller = self.inputs.as_ref().map_or(&no_data, |(_, c)| c);
         let mut certs = Certs { seen: HashMap::new(), cache: &mut self.certificates };
-        let mut cluster_ip = BTreeSet::new();
-        for (key, entry) in &mut self.ingresses {
-            if entry.stale || now >= entry.reads.until {
-                // Take back what the last translation added.
-                self.sets.remove(&entry.translated.names);
-                for read in &entry.reads.objects {
-                    unread(&mut self.readers, read, key);
-                }
-                if entry.translated.index.is_some() {
-                    Arc::make_mut(&mut self.index).remove(key);
-                }
-                let (translated, reads) = translate_ingress(
-                    objects,
-                    config,
-                    controller,
-                    &mut certs,
-                    &mut self.policies,
-                    key,
-                    &entry.ingress,
-                );
-                self.certificate_map.remove(&entry.translated.certificates);
-                self.certificate_map.add(&translated.certificates);
-                self.sets.add(&translated.names);
-                for read in &reads.objects {
-                    self.readers.entry(read.clone()).or_default().insert(key.clone());
-                }
-                if let Some(index) = &translated.index {
-                    Arc::make_mut(&mut self.index).insert(key.clone(), Arc::clone(index));
-                }
-                *entry =
-                    IngressEntry { ingress: Arc::clone(&entry.ingress), translated, reads, stale: false };
-                self.stats.ingresses_translated += 1;
-            } else {
-                self.stats.ingresses_reused += 1;
+        // In key order, so the published lists made from nothing grow at their ends.
+        for key in std::mem::take(&mut self.stale) {
+            let Some(entry) = self.ingresses.get_mut(&key) else { continue };
+            // Take back what the last translation added.
+            self.published.remove(&key, &entry.translated, entry.reads.until);
+            self.sets.remove(&entry.translated.names);
+            for read in &entry.reads.objects {
+                unread(&mut self.readers, read, &key);
             }
-            let translated = &entry.translated;
-            if let Some(core) = &translated.core {
-                out.builder.ingress(Arc::clone(core));
+            if entry.translated.index.is_some() {
+                Arc::make_mut(&mut self.index).remove(&key);
             }
-            out.problems.extend(translated.problems.iter().cloned());
-            if let Some(info) = &translated.info {
-                out.ingresses.push(Arc::clone(info));
+            let (translated, reads) = translate_ingress(
+                objects,
+                config,
+                controller,
+                &mut certs,
+                &mut self.policies,
+                &key,
+                &entry.ingress,
+            );
+            self.certificate_map.remove(&entry.translated.certificates);
+            self.certificate_map.add(&translated.certificates);
+            self.sets.add(&translated.names);
+            for read in &reads.objects {
+                self.readers.entry(read.clone()).or_default().insert(key.clone());
             }
-            cluster_ip.extend(translated.cluster_ip_backends.iter().cloned());
+            if let Some(index) = &translated.index {
+                Arc::make_mut(&mut self.index).insert(key.clone(), Arc::clone(index));
+            }
+            self.published.add(&key, &translated, reads.until);
+            entry.translated = translated;
+            entry.reads = reads;
+            self.stats.ingresses_translated += 1;
         }
+        self.stats.ingresses_reused = self.ingresses.len() - self.stats.ingresses_translated;
+        out.builder.ingress_list(Arc::clone(&self.published.cores));
+        for key in &self.published.with_problems {
+            let problems = self.ingresses.get(key).map(|e| e.translated.problems.as_slice());
+            out.problems.extend(problems.into_iter().flatten().cloned());
+        }
+        out.ingresses = self.published.infos.clone();
         out.builder.certificates(self.certificate_map.shared());
-        cluster_ip
+        self.published.cluster_ip_backends()
     }
 
     /// Takes in the stored versions of the Ingresses `keys` that differ from the translated ones
@@ -396,6 +399,7 @@ impl TranslationCache {
             entry.ingress = Arc::clone(now);
             if let Some(info) = &mut entry.translated.info {
                 *info = Arc::new(IngressInfo { status: now.status.clone(), ..IngressInfo::clone(info) });
+                self.published.replace_info(info);
                 infos.push(Arc::clone(info));
             }
         }
@@ -422,6 +426,8 @@ impl TranslationCache {
     /// Drops every Ingress translation (and what they added to the sets and index).
     fn forget_ingresses(&mut self) {
         self.ingresses.clear();
+        self.stale.clear();
+        self.published = Published::default();
         self.certificate_map = CertificateMap::default();
         self.readers.clear();
         self.sets = Sets::default();
@@ -431,6 +437,8 @@ impl TranslationCache {
 
     /// Takes back what the translation of one Ingress, now gone, added.
     fn forget(&mut self, key: &Key, entry: &IngressEntry) {
+        self.stale.remove(key);
+        self.published.remove(key, &entry.translated, entry.reads.until);
         self.sets.remove(&entry.translated.names);
         self.certificate_map.remove(&entry.translated.certificates);
         for read in &entry.reads.objects {
@@ -444,8 +452,8 @@ impl TranslationCache {
     /// Marks stale every Ingress that read `read`.
     fn mark_readers(&mut self, read: &Read) {
         for key in self.readers.get(read).into_iter().flatten() {
-            if let Some(entry) = self.ingresses.get_mut(key) {
-                entry.stale = true;
+            if self.ingresses.contains_key(key) {
+                self.stale.insert(key.clone());
             }
         }
     }
