@@ -5,8 +5,8 @@
 //! edited Ingress, then the
 //! core build through the controller's `Rebuilder`, which builds again only that Ingress's
 //! host, against the live endpoint store). Each round then edits one Service (a port added),
-//! the "Service edit" column, and replaces one TLS Secret's certificate by another, the
-//! "Secret edit" column, translation and build together. The last two columns are, in the
+//! the "Service edit" column, and renews one TLS Secret (a new certificate and RSA key, never
+//! seen before, so parsed), the "Secret edit" column, translation and build together. The last two columns are, in the
 //! same rounds, the
 //! translation with a fresh cache (every object translated, every TLS Secret parsed) and the
 //! build from scratch (every host). Prints the median and the
@@ -25,6 +25,35 @@ use ingress_core::EndpointStore;
 use ingress_k8s::{Change, Config, Object};
 
 const ROUNDS: usize = 7;
+
+/// `secret` with a new self-signed certificate for its hosts and a new RSA-2048 key in PKCS #8,
+/// as `openssl req -newkey rsa:2048` writes it.
+fn renewed(mut secret: k8s_openapi::api::core::v1::Secret) -> k8s_openapi::api::core::v1::Secret {
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+    let issue = || -> Result<(Vec<u8>, Vec<u8>), openssl::error::ErrorStack> {
+        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let mut name = x509::X509NameBuilder::new()?;
+        name.append_entry_by_text("CN", "*.example.com")?;
+        let name = name.build();
+        let mut b = x509::X509::builder()?;
+        b.set_version(2)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(&name)?;
+        b.set_pubkey(&key)?;
+        b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+        b.set_not_after(&*Asn1Time::days_from_now(30)?)?;
+        b.sign(&key, MessageDigest::sha256())?;
+        Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+    };
+    let (cert, key) = issue().unwrap_or_else(|e| panic!("certificate: {e}"));
+    secret.data = Some(
+        [("tls.crt", cert), ("tls.key", key)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), k8s_openapi::ByteString(v)))
+            .collect(),
+    );
+    secret
+}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -130,8 +159,9 @@ fn main() {
             };
             let change = Change::Apply(Object::Service(service(&ns, &format!("web-{j}"), j, Some(round))));
             services.push(edit(change, "Service"));
+            // A renewal: a certificate and key no Secret held before, so it is parsed.
             let k = (j / 10) * 10;
-            let secret = tls_secret(&format!("team-{}", k % 50), &format!("tls-{k}"), round % 2 == 1);
+            let secret = renewed(tls_secret(&format!("team-{}", k % 50), &format!("tls-{k}"), false));
             secrets.push(edit(Change::Apply(Object::Secret(secret)), "Secret"));
             let Some(whole) = whole else { continue };
             // The same build from scratch, for comparison.

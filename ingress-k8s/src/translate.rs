@@ -8,6 +8,7 @@ mod certs;
 pub(crate) mod class;
 mod endpoints;
 mod ingress;
+mod keys;
 mod list;
 mod streams;
 

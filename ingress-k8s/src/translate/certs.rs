@@ -138,8 +138,7 @@ fn parse(chain: String, key: String) -> Result<Checked, String> {
     let Some(leaf) = certs.first() else {
         return Err("tls.crt holds no PEM certificate".into());
     };
-    let private =
-        PKey::private_key_from_pem(key.as_bytes()).map_err(|e| format!("tls.key does not parse: {e}"))?;
+    let private = super::keys::private_key(&key).map_err(|e| format!("tls.key does not parse: {e}"))?;
     let public = leaf.public_key().map_err(|e| format!("tls.crt public key unreadable: {e}"))?;
     if !public.public_eq(&private) {
         return Err("tls.key does not match the certificate in tls.crt".into());
