@@ -323,7 +323,7 @@ impl Engine {
     fn publish_statuses(&mut self, infos: Vec<Arc<IngressInfo>>) {
         let Some(last) = self.tx.borrow().clone() else { return };
         let mut list = last.ingresses.clone();
-        for info in infos {
+        for info in infos.into_iter().filter(|i| last.ingresses.get(&i.key).is_some()) {
             list.put(info);
         }
         self.generation += 1;

@@ -372,7 +372,7 @@ impl TranslationCache {
             entry.reads = reads;
             self.stats.ingresses_translated += 1;
         }
-        self.stats.ingresses_reused = self.ingresses.len() - self.stats.ingresses_translated;
+        self.stats.ingresses_reused = self.ingresses.len().saturating_sub(self.stats.ingresses_translated);
         out.builder.ingress_list(Arc::clone(&self.published.cores));
         for key in &self.published.with_problems {
             let problems = self.ingresses.get(key).map(|e| e.translated.problems.as_slice());
