@@ -246,9 +246,7 @@ mod tests {
             key: ("default".into(), name.into()),
             uid: Some(format!("uid-{name}")),
             generation: Some(generation),
-            status: Vec::new(),
-            annotations: Vec::new(),
-            closed: None,
+            ..IngressInfo::default()
         })
     }
 

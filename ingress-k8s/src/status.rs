@@ -110,11 +110,8 @@ mod tests {
     fn info(name: &str, status: &[&str]) -> Arc<IngressInfo> {
         Arc::new(IngressInfo {
             key: ("default".into(), name.into()),
-            uid: None,
-            generation: Some(1),
             status: status.iter().map(|s| (*s).to_owned()).collect(),
-            annotations: Vec::new(),
-            closed: None,
+            ..IngressInfo::default()
         })
     }
 

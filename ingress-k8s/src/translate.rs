@@ -72,7 +72,7 @@ impl fmt::Display for Problem {
 }
 
 /// One of our Ingresses, as status writing and events need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngressInfo {
     /// `(namespace, name)`.
     pub key: Key,
@@ -517,14 +517,7 @@ mod tests {
     #[test]
     fn changes_between_lists_are_found_by_address_then_key() {
         let info = |name: &str| {
-            Arc::new(IngressInfo {
-                key: ("default".into(), name.into()),
-                uid: None,
-                generation: None,
-                status: Vec::new(),
-                annotations: Vec::new(),
-                closed: None,
-            })
+            Arc::new(IngressInfo { key: ("default".into(), name.into()), ..IngressInfo::default() })
         };
         let names = |list: Vec<&IngressInfo>| list.into_iter().map(|i| i.key.1.clone()).collect::<Vec<_>>();
         let list = |items: &[&Arc<IngressInfo>]| items.iter().map(|i| Arc::clone(i)).collect::<IngressList>();

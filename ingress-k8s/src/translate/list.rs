@@ -122,15 +122,8 @@ fn find(chunks: &[Arc<Vec<Arc<IngressInfo>>>], key: &Key) -> Result<(usize, usiz
 mod tests {
     use super::*;
 
-    pub(crate) fn info(name: &str) -> Arc<IngressInfo> {
-        Arc::new(IngressInfo {
-            key: ("ns".into(), name.into()),
-            uid: None,
-            generation: None,
-            status: Vec::new(),
-            annotations: Vec::new(),
-            closed: None,
-        })
+    fn info(name: &str) -> Arc<IngressInfo> {
+        Arc::new(IngressInfo { key: ("ns".into(), name.into()), ..IngressInfo::default() })
     }
 
     fn names(list: &IngressList) -> Vec<String> {

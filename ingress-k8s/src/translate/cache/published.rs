@@ -126,16 +126,8 @@ mod tests {
 
     #[test]
     fn lists_stay_sorted_by_key_whatever_the_order_of_changes() {
-        let info = |name: &str| {
-            Arc::new(IngressInfo {
-                key: ("ns".into(), name.into()),
-                uid: None,
-                generation: None,
-                status: Vec::new(),
-                annotations: Vec::new(),
-                closed: None,
-            })
-        };
+        let info =
+            |name: &str| Arc::new(IngressInfo { key: ("ns".into(), name.into()), ..IngressInfo::default() });
         let key = |name: &str| ("ns".to_owned(), name.to_owned());
         let mut list = Vec::new();
         for name in ["b", "d", "a", "c", "e"] {
