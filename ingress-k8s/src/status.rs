@@ -23,7 +23,7 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// writes with ten workers and no rate limit; a start-up (or a new load-balancer address) with
 /// 10,000 Ingresses to correct then writes them all as fast as the API server takes them,
 /// while every write comes back to each controller as an Ingress change. Here 10,000 take
-/// 100 s, and a few at a time go out at once.
+/// 100 s; after a quiet spell, up to 100 go at once.
 const PER_SECOND: u32 = 100;
 const BURST: u32 = 100;
 
@@ -41,8 +41,8 @@ pub(crate) fn lb_entries(addresses: &[String]) -> serde_json::Value {
 /// Runs for ever: whenever a new snapshot arrives or leadership changes, the leader brings our
 /// Ingresses' status to the published addresses. Every Ingress is looked at on gaining
 /// leadership, when the addresses change and every [`RESYNC`]; otherwise only those a snapshot
-/// lists in a new version ([`IngressInfo::changes`]), so each snapshot costs a walk over
-/// addresses, not a comparison per Ingress.
+/// lists in a new version ([`IngressInfo::changes`]), so a snapshot costs what changed, not a
+/// comparison per Ingress. A failed write is retried at the next full look.
 pub(crate) async fn run(client: Client, mut snapshots: Snapshots, mut leader: watch::Receiver<bool>) {
     let mut rate = crate::rate::Rate::new(PER_SECOND, BURST);
     let mut resync = tokio::time::interval(RESYNC);

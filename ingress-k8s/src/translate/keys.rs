@@ -1,12 +1,12 @@
-//! Private keys from a Secret's `tls.key`, read quickly. OpenSSL 3's generic PEM reader
-//! (`PEM_read_bio_PrivateKey`, through its decoder framework) costs about 0.5 ms per key here
-//! whatever the key's type, most of what a TLS Secret change cost the controller; the
-//! type-specific DER readers it has for RSA (PKCS #1) and EC (SEC 1) keys take microseconds.
-//! So the first private-key block is decoded here and read with those: PKCS #1, SEC 1, and
-//! PKCS #8 holding an RSA key or an EC key on P-256, P-384 or P-521 (the forms cert-manager,
-//! `openssl` and `kubectl create secret tls` users have). Anything else (an encrypted key,
-//! another algorithm, a block with headers, or one that does not read) goes to the generic
-//! reader, so what is accepted and refused stays OpenSSL's.
+//! Private keys from a Secret's `tls.key`, read quickly. OpenSSL 3.0's generic PEM reader
+//! (`PEM_read_bio_PrivateKey`, through its decoder framework) costs 0.45–0.74 ms per key here
+//! whatever the key's type, about half of what checking a TLS Secret cost (the certificate
+//! takes the rest); the type-specific DER readers it has for RSA (PKCS #1) and EC (SEC 1) keys
+//! take microseconds. So the first private-key block is decoded here and read with those:
+//! PKCS #1, SEC 1, and PKCS #8 holding an RSA key or an EC key on P-256, P-384 or P-521 (the
+//! forms cert-manager, `openssl` and `kubectl create secret tls` users have). An encrypted key
+//! is refused; anything else (another algorithm, a block with headers, or one that does not
+//! read) goes to the generic reader, so what is accepted and refused stays OpenSSL's.
 
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcKey, EcPoint};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::IngressInfo;
 use crate::objects::Key;
 
-/// Reports per chunk at most: a change copies one chunk, and a new list one pointer per chunk.
+/// Reports per chunk, about: a change copies one chunk, and a new list one pointer per chunk. A
+/// chunk is split in two when it reaches twice this; one emptied is dropped.
 const CHUNK: usize = 64;
 
 /// The reports of our Ingresses, sorted by key. Cloning one costs a pointer per 64 Ingresses,
