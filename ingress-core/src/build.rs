@@ -9,6 +9,7 @@ mod tls_map;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use rebuild::Rebuilder;
 
@@ -50,6 +51,9 @@ use services::Services;
 pub struct TableBuilder {
     /// A list of Ingresses the caller keeps between builds (see [`Self::ingress_list`]).
     list: Arc<Vec<Arc<Ingress>>>,
+    /// The list's version and what changed in it, when the caller says so
+    /// ([`Self::ingress_list_changed`]).
+    list_changes: Option<ListChanges>,
     ingresses: Vec<Arc<Ingress>>,
     services: Services,
     default_backend: Option<BackendRef>,
@@ -57,6 +61,34 @@ pub struct TableBuilder {
     certificates: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>,
     /// TCP and UDP services by protocol and port.
     streams: BTreeMap<(StreamProtocol, u16), StreamService>,
+}
+
+/// One version of an Ingress list handed to builders: unique in the process, so a [`Rebuilder`]
+/// can tell whether the changes it is given start from the list it last built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListVersion(u64);
+
+impl ListVersion {
+    /// A version no list had before.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What changed in an Ingress list from one version to the next
+/// ([`TableBuilder::ingress_list_changed`]).
+#[derive(Debug, Clone)]
+pub struct ListChanges {
+    /// The version of the list as handed over before, when known (`None`: read the whole list).
+    pub since: Option<ListVersion>,
+    /// This version.
+    pub version: ListVersion,
+    /// The Ingresses taken out of the list since (the `Arc`s the list held).
+    pub removed: Vec<Arc<Ingress>>,
+    /// The Ingresses put in since (a changed Ingress is taken out and put in again).
+    pub added: Vec<Arc<Ingress>>,
 }
 
 /// What [`TableBuilder::build`] returns: a table that always exists, and what was left out.
@@ -87,6 +119,18 @@ impl TableBuilder {
     /// again with [`Arc::make_mut`]).
     pub fn ingress_list(&mut self, list: Arc<Vec<Arc<Ingress>>>) -> &mut Self {
         self.list = list;
+        self.list_changes = None;
+        self
+    }
+
+    /// As [`Self::ingress_list`], saying which version of the list this is and what changed
+    /// since the version handed over before. A [`Rebuilder`] whose last build had that earlier
+    /// version (and no Ingress besides the list) then reads only the changes, not the list: a
+    /// build costs what changed, however long the list. The changes must be exact; a rebuilder
+    /// that finds them inconsistent with what it built reads the whole list.
+    pub fn ingress_list_changed(&mut self, list: Arc<Vec<Arc<Ingress>>>, changes: ListChanges) -> &mut Self {
+        self.list = list;
+        self.list_changes = Some(changes);
         self
     }
 

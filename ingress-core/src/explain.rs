@@ -120,6 +120,7 @@ impl RouteTable {
         let chosen = found.map(|(id, _)| id);
 
         let mut hosts: Vec<HostCandidate> = self
+            .index
             .hosts
             .iter()
             .enumerate()

@@ -62,7 +62,7 @@ pub use balance::{
     Affinity, Balance, DEFAULT_SESSION_COOKIE, HashBy, HashRing, LoadBalance, SessionCookie, crc32,
     samesite_none_incompatible,
 };
-pub use build::{Built, Rebuilder, TableBuilder};
+pub use build::{Built, ListChanges, ListVersion, Rebuilder, TableBuilder};
 pub use canary::{CanaryRoute, CanaryRule, cookie_value};
 pub use cidr::{Cidr, InvalidCidr, admits, canonical as canonical_ip, parse_cidrs};
 pub use client_auth::{ClientAuth, ClientCheck, ClientVerdict, CnPattern, VerifyClient};

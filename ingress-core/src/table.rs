@@ -7,8 +7,10 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 mod host;
+mod index;
 
 pub(crate) use host::{Aliases, CompiledCanary, CompiledRoute, HostBlock, Shadowed, Span, Target};
+pub(crate) use index::{HostIndex, IndexWriter};
 
 use crate::host::{HostBuf, eq_bytes, lowercase_into, trim_host, wildcard_suffix};
 use crate::path;
@@ -175,15 +177,11 @@ fn index_u32(n: usize) -> u32 {
 #[derive(Debug)]
 pub struct RouteTable {
     pub(crate) hasher: RandomState,
-    /// Exact hosts (and exact aliases), by name.
-    pub(crate) exact: HashTable<Slot>,
-    /// Wildcard suffixes (and wildcard aliases), stored like `exact`.
-    pub(crate) wildcard: HashTable<Slot>,
+    /// The hosts by name and by id, shared with the tables before and after while unchanged
+    /// (see [`IndexWriter`]).
+    pub(crate) index: Arc<HostIndex>,
     /// The host of rules without a host, by id.
     pub(crate) any: Option<u32>,
-    /// Every host, by id (`None` where a host was removed: ids are reused, never moved, so
-    /// unchanged hosts keep theirs from one table to the next).
-    pub(crate) hosts: Vec<Option<Arc<HostBlock>>>,
     /// The block of the Ingress without rules whose default backend takes every request no
     /// host took.
     pub(crate) catch_all: Option<Arc<HostBlock>>,
@@ -263,7 +261,7 @@ impl RouteTable {
         let (host, upper) = trim_host(host)?;
         let mut buf: HostBuf = [0; 254];
         let host = if upper { lowercase_into(host, &mut buf)? } else { host };
-        self.find_in(&self.exact, host).map(Slot::name)
+        self.find_in(&self.index.exact, host).map(Slot::name)
     }
 
     /// Whether `host` (as [`RouteTable::lookup`] takes it) is one of the hosts served over TLS:
@@ -338,11 +336,12 @@ impl RouteTable {
     }
 
     fn find_normalized(&self, host: &str) -> Option<(u32, &HostBlock)> {
-        if let Some(s) = self.find_in(&self.exact, host) {
+        let index = &*self.index;
+        if let Some(s) = self.find_in(&index.exact, host) {
             return Some((s.id, &s.block));
         }
-        if !self.wildcard.is_empty()
-            && let Some(s) = wildcard_suffix(host).and_then(|s| self.find_in(&self.wildcard, s))
+        if !index.wildcard.is_empty()
+            && let Some(s) = wildcard_suffix(host).and_then(|s| self.find_in(&index.wildcard, s))
         {
             return Some((s.id, &s.block));
         }
@@ -351,7 +350,7 @@ impl RouteTable {
 
     fn any_host(&self) -> Option<(u32, &HostBlock)> {
         let id = self.any?;
-        Some((id, self.hosts.get(id as usize)?.as_deref()?))
+        Some((id, self.index.hosts.get(id as usize)?.as_deref()?))
     }
 
     fn find_in<'t>(&'t self, index: &'t HashTable<Slot>, name: &str) -> Option<&'t Slot> {
@@ -363,8 +362,10 @@ impl RouteTable {
     /// is out of this one's range).
     pub fn route(&self, id: RouteId) -> Option<Route<'_>> {
         match id.0 {
-            Id::Path { host, route } => self.hosts.get(host as usize)?.as_ref()?.route_match(host, route),
-            Id::Default { host } => self.hosts.get(host as usize)?.as_ref()?.default_match(Some(host)),
+            Id::Path { host, route } => {
+                self.index.hosts.get(host as usize)?.as_ref()?.route_match(host, route)
+            }
+            Id::Default { host } => self.index.hosts.get(host as usize)?.as_ref()?.default_match(Some(host)),
             Id::CatchAll => self.catch_all.as_ref()?.default_match(None),
             Id::Controller => self.controller_default.as_ref().map(|b| self.controller_match(b)),
         }
@@ -405,7 +406,7 @@ impl RouteTable {
     /// Every backend the table can route to, including default backends: each once per
     /// host that uses it (hosts share endpoint slots, not entries).
     pub fn backends(&self) -> impl Iterator<Item = &Backend> {
-        let hosts = self.hosts.iter().flatten().chain(&self.catch_all).flat_map(|h| h.backends.iter());
+        let hosts = self.index.hosts.iter().flatten().chain(&self.catch_all).flat_map(|h| h.backends.iter());
         hosts.chain(&self.controller_default).chain(self.streams.iter().map(|s| &s.backend))
     }
 
@@ -414,8 +415,8 @@ impl RouteTable {
     /// (ingress-nginx's `config_hash`).
     pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
-        // Hosts in any order: each block's hash, summed.
-        let hosts = self.hosts.iter().flatten().fold(0u64, |sum, h| sum.wrapping_add(h.fingerprint));
+        // Hosts in any order: each block's hash, summed (as the indexes keep it).
+        let hosts = self.index.fingerprint;
         let mut h = foldhash::fast::FixedState::default().build_hasher();
         hosts.hash(&mut h);
         self.catch_all.as_ref().map(|c| c.fingerprint).hash(&mut h);

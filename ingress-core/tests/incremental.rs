@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use ingress_core::{
-    BackendRef, CanaryRule, CertificateRef, EndpointStore, HostRule, Ingress, Origin, PathRule, PathType,
-    Rebuilder, RouteTable, Service, ServicePort, TableBuilder,
+    BackendRef, CanaryRule, CertificateRef, EndpointStore, HostRule, Ingress, ListChanges, ListVersion,
+    Origin, PathRule, PathType, Rebuilder, RouteTable, Service, ServicePort, TableBuilder,
 };
 use proptest::prelude::*;
 
@@ -112,6 +112,37 @@ fn builder(ingresses: &[Option<Arc<Ingress>>], named_port: bool) -> TableBuilder
     for ing in ingresses.iter().flatten() {
         b.ingress(Arc::clone(ing));
     }
+    declare(&mut b, named_port);
+    b
+}
+
+/// The builder a caller keeping its Ingresses in one list makes: the list whole, with what
+/// changed since `before` (the slots as the last list had them, and its version).
+fn listed(
+    ingresses: &[Option<Arc<Ingress>>],
+    before: &[Option<Arc<Ingress>>],
+    since: Option<ListVersion>,
+    named_port: bool,
+) -> (TableBuilder, ListVersion) {
+    let mut changes =
+        ListChanges { since, version: ListVersion::new(), removed: Vec::new(), added: Vec::new() };
+    for (now, was) in ingresses.iter().zip(before) {
+        match (now, was) {
+            (Some(now), Some(was)) if Arc::ptr_eq(now, was) => {}
+            _ => {
+                changes.removed.extend(was.iter().cloned());
+                changes.added.extend(now.iter().cloned());
+            }
+        }
+    }
+    let version = changes.version;
+    let mut b = TableBuilder::new();
+    b.ingress_list_changed(Arc::new(ingresses.iter().flatten().cloned().collect()), changes);
+    declare(&mut b, named_port);
+    (b, version)
+}
+
+fn declare(b: &mut TableBuilder, named_port: bool) {
     for s in SERVICES {
         let mut ports = vec![ServicePort { name: Some("web".into()), port: 80 }];
         if s != "s1" || named_port {
@@ -120,7 +151,6 @@ fn builder(ingresses: &[Option<Arc<Ingress>>], named_port: bool) -> TableBuilder
         b.service(Service { namespace: "ns".into(), name: s.into(), ports });
     }
     b.default_backend(BackendRef::new("sys", "default", 80));
-    b
 }
 
 /// Everything a table answers for the probe requests, as text.
@@ -186,7 +216,7 @@ proptest! {
     /// answers, same rejections.
     #[test]
     fn incremental_equals_from_scratch(start in prop::collection::vec(prop::option::of(ingress()), 5),
-                                       changes in prop::collection::vec(change(), 1..12)) {
+                                       changes in prop::collection::vec((change(), any::<bool>()), 1..12)) {
         // One name per slot, as Kubernetes names objects: two Ingresses of one namespace and name
         // (and age) would tie on everything, which only an order of insertion could break.
         let named = |slot: usize, mut ing: Ingress| {
@@ -198,11 +228,19 @@ proptest! {
         let mut named_port = true;
         let mut store = EndpointStore::new();
         let mut rebuilder = Rebuilder::new();
+        // A second rebuilder, given the Ingresses as a list with what changed in it.
+        let mut by_list = Rebuilder::new();
+        let (b, mut version) = listed(&slots, &[None, None, None, None, None], None, named_port);
+        drop(by_list.build(&b, &mut store));
         let first = rebuilder.build(&builder(&slots, named_port), &mut store);
         let scratch = builder(&slots, named_port).build(&mut EndpointStore::new());
         prop_assert_eq!(answers(&first.table), answers(&scratch.table));
         prop_assert_eq!(&first.rejected, &scratch.rejected);
-        for change in changes {
+        // Tables kept alive past the next build (as the proxy keeps one while requests finish),
+        // with their answers when built: a later build must not change them.
+        let mut held: Vec<(RouteTable, Vec<String>)> = Vec::new();
+        for (change, hold) in changes {
+            let before = slots.clone();
             match change {
                 Change::Put(i, ing) => slots[i] = Some(named(i, *ing)),
                 Change::Remove(i) => slots[i] = None,
@@ -213,6 +251,21 @@ proptest! {
             let scratch = b.build(&mut EndpointStore::new());
             prop_assert_eq!(answers(&built.table), answers(&scratch.table));
             prop_assert_eq!(&built.rejected, &scratch.rejected);
+            // Now and then the changes start from a version the rebuilder did not build
+            // (a translation whose table was never built): it reads the whole list.
+            let since = if hold { Some(ListVersion::new()) } else { Some(version) };
+            let (b, next) = listed(&slots, &before, since, named_port);
+            version = next;
+            let from_list = by_list.build(&b, &mut store);
+            prop_assert_eq!(answers(&from_list.table), answers(&scratch.table));
+            prop_assert_eq!(&from_list.rejected, &scratch.rejected);
+            if hold {
+                let answered = answers(&built.table);
+                held.push((built.table, answered));
+            }
+        }
+        for (table, answered) in &held {
+            prop_assert_eq!(&answers(table), answered);
         }
     }
 }
@@ -272,6 +325,108 @@ fn a_change_rebuilds_only_what_it_touches() {
     assert_eq!(rebuilder.last_rebuilt(), 1);
     assert!(built.table.lookup("h5.example.com", "/").is_none());
     assert_eq!(built.table.host_count(), 99);
+}
+
+/// A build brings the host indexes of the table before last up to date in place once nothing
+/// holds that table, and copies the last table's while something does; a table held meanwhile
+/// answers as it did.
+#[test]
+fn host_indexes_are_reused_once_their_table_is_gone() {
+    let mut sites: Vec<Arc<Ingress>> =
+        (0..50).map(|i| site(&format!("s{i}"), &format!("h{i}.example.com"))).collect();
+    let mut store = EndpointStore::new();
+    let mut rebuilder = Rebuilder::new();
+    let build = |rebuilder: &mut Rebuilder, store: &mut EndpointStore, sites: &[Arc<Ingress>]| {
+        let mut b = TableBuilder::new();
+        for s in sites {
+            b.ingress(Arc::clone(s));
+        }
+        (rebuilder.build(&b, store).table, b)
+    };
+    drop(build(&mut rebuilder, &mut store, &sites));
+    for round in 0..10 {
+        let i = round * 3;
+        sites[i] = site(&format!("s{i}"), &format!("moved{round}.example.com"));
+        let (table, builder) = build(&mut rebuilder, &mut store, &sites);
+        assert_eq!(answers(&table), answers(&builder.build(&mut EndpointStore::new()).table));
+        assert!(table.lookup(&format!("moved{round}.example.com"), "/").is_some());
+        assert!(table.lookup(&format!("h{i}.example.com"), "/").is_none());
+    }
+    // The first build copied the empty indexes; the second copied too, as replaying the first
+    // (every host put in) costs more than a copy. Every later build reused the older copy.
+    assert_eq!(rebuilder.index_updates(), (9, 2));
+
+    // Nothing changed: the table shares the last one's indexes, neither copied nor updated.
+    let (held, _) = build(&mut rebuilder, &mut store, &sites);
+    assert_eq!(rebuilder.index_updates(), (9, 2));
+    let answered = answers(&held);
+    sites[1] = site("s1", "again.example.com");
+    let (next, _) = build(&mut rebuilder, &mut store, &sites);
+    sites[2] = site("s2", "again2.example.com");
+    let (last, builder) = build(&mut rebuilder, &mut store, &sites);
+    assert_eq!(
+        rebuilder.index_updates(),
+        (9 + 1, 2 + 1),
+        "the held table's indexes were copied, not changed"
+    );
+    assert_eq!(answers(&held), answered);
+    assert!(held.lookup("h1.example.com", "/").is_some() && next.lookup("h1.example.com", "/").is_none());
+    assert_eq!(answers(&last), answers(&builder.build(&mut EndpointStore::new()).table));
+}
+
+/// Given the changes to the list it read before, a build reads only them; given changes from
+/// another version, or changes that do not fit, the whole list.
+#[test]
+fn a_listed_change_is_all_a_build_reads() {
+    let mut slots: Vec<Option<Arc<Ingress>>> =
+        (0..100).map(|i| Some(site(&format!("s{i}"), &format!("h{i}.example.com")))).collect();
+    let mut store = EndpointStore::new();
+    let mut rebuilder = Rebuilder::new();
+    let (b, version) = listed(&slots, &vec![None; 100], None, true);
+    drop(rebuilder.build(&b, &mut store));
+    assert_eq!(rebuilder.last_read(), 100);
+    let check = |rebuilder: &mut Rebuilder,
+                 store: &mut EndpointStore,
+                 b: &TableBuilder,
+                 slots: &[Option<Arc<Ingress>>]| {
+        let built = rebuilder.build(b, store);
+        assert_eq!(
+            answers(&built.table),
+            answers(&builder(slots, true).build(&mut EndpointStore::new()).table)
+        );
+    };
+
+    let before = slots.clone();
+    slots[7] = Some(site("s7", "moved.example.com"));
+    slots[8] = None;
+    let (b, _) = listed(&slots, &before, Some(version), true);
+    check(&mut rebuilder, &mut store, &b, &slots);
+    assert_eq!(rebuilder.last_read(), 3, "s7 out and in again, s8 out");
+
+    // Changes from a version this rebuilder did not build.
+    let before = slots.clone();
+    slots[9] = None;
+    let (b, version) = listed(&slots, &before, Some(ListVersion::new()), true);
+    check(&mut rebuilder, &mut store, &b, &slots);
+    assert_eq!(rebuilder.last_read(), 98);
+
+    // Nothing changed: nothing read.
+    let (b, version) = listed(&slots, &slots, Some(version), true);
+    check(&mut rebuilder, &mut store, &b, &slots);
+    assert_eq!(rebuilder.last_read(), 0);
+
+    // Changes that do not fit: an Ingress put in that the last build already had.
+    let wrong = ListChanges {
+        since: Some(version),
+        version: ListVersion::new(),
+        removed: Vec::new(),
+        added: slots[0].iter().cloned().collect(),
+    };
+    let mut b = TableBuilder::new();
+    b.ingress_list_changed(Arc::new(slots.iter().flatten().cloned().collect()), wrong);
+    declare(&mut b, true);
+    check(&mut rebuilder, &mut store, &b, &slots);
+    assert_eq!(rebuilder.last_read(), 98);
 }
 
 /// The same `Arc` twice in one builder (addresses cannot tell its entries apart): the build

@@ -445,6 +445,8 @@ struct Live {
     store: EndpointStore,
     rebuilder: ingress_core::Rebuilder,
     loaded: std::sync::Arc<Vec<std::sync::Arc<(ingress_core::BackendRef, ingress_core::EndpointSet)>>>,
+    /// Builds that read only the changes to the Ingress list, not the whole list.
+    read_changes_only: usize,
 }
 
 /// Asserts that a cached translation is the fresh one, before and after compiling (the cached
@@ -470,7 +472,11 @@ fn assert_same(mut cached: Translation, mut fresh: Translation, live: &mut Live,
         live.store.remove(gone);
     }
     let loaded = std::mem::replace(&mut live.loaded, cached.endpoints.clone());
+    // A rebuilder that built nothing before reads every Ingress of the builder.
+    let mut first = ingress_core::Rebuilder::new();
+    drop(first.build(&cached.builder, &mut EndpointStore::new()));
     let (cached_table, cached_problems) = cached.compile_with(&mut live.store, &mut live.rebuilder, &loaded);
+    live.read_changes_only += usize::from(live.rebuilder.last_read() < first.last_read());
     live.store.prune();
     let (fresh_table, fresh_problems) = fresh.compile(&mut EndpointStore::new());
     assert_eq!(cached_problems, fresh_problems, "{context}: compiled problems");
@@ -567,8 +573,14 @@ fn cached_is_fresh(journal: bool) {
         translated += cache.stats().ingresses_translated;
         assert_same(cached, translate(&objects, &configs[config]), &mut live, step, &what);
     }
-    // The sequence changes one object at a time: most Ingresses are reused.
+    // The sequence changes one object at a time: most Ingresses are reused, and most builds
+    // read only what changed in the Ingress list.
     assert!(reused > 3 * translated, "reused {reused}, translated {translated}");
+    assert!(
+        live.read_changes_only > 1_000,
+        "{} of 2,000 builds read only the changes",
+        live.read_changes_only
+    );
 }
 
 /// Service `name` of [`cluster`].

@@ -11,7 +11,7 @@ use hashbrown::HashTable;
 use super::ingress::Entry;
 use super::rebuild::{ByAge, Key, Map, Set};
 use super::{Built, TableBuilder, block, index, resolve};
-use crate::table::{HostBlock, HostRedirect, Slot, Target};
+use crate::table::{HostBlock, HostRedirect, IndexWriter, Slot, Target};
 use crate::{
     Backend, EndpointStore, Field, HostPattern, Ingress, Reason, Rejection, RoutePolicy, RouteTable,
     StreamRoute,
@@ -22,9 +22,7 @@ pub(super) struct State<'r> {
     pub(super) hasher: &'r RandomState,
     pub(super) entries: &'r super::rebuild::Entries,
     pub(super) groups: &'r Map<HostPattern, (Arc<HostBlock>, Option<u32>)>,
-    pub(super) hosts: &'r [Option<Arc<HostBlock>>],
-    pub(super) exact: &'r mut HashTable<Slot>,
-    pub(super) wildcard: &'r mut HashTable<Slot>,
+    pub(super) index: &'r mut IndexWriter,
     pub(super) any: Option<u32>,
     pub(super) aliases: &'r mut Vec<(u8, Box<str>)>,
     pub(super) named: &'r Set<HostPattern>,
@@ -69,10 +67,8 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
     Built {
         table: RouteTable {
             hasher: state.hasher.clone(),
-            exact: state.exact.clone(),
-            wildcard: state.wildcard.clone(),
+            index: state.index.finish(),
             any: state.any,
-            hosts: state.hosts.to_vec(),
             catch_all,
             controller_default,
             no_policy: RoutePolicy::default(),
@@ -157,10 +153,7 @@ impl State<'_> {
         let mut accepted = Vec::new();
         for (kind, name) in std::mem::take(self.aliases) {
             let hash = std::hash::BuildHasher::hash_one(self.hasher, &*name);
-            let table = if kind == 0 { &mut *self.exact } else { &mut *self.wildcard };
-            if let Ok(found) = table.find_entry(hash, |s| s.alias.as_deref() == Some(&*name)) {
-                found.remove();
-            }
+            self.index.remove_alias(kind, hash, name, self.hasher);
         }
         let mut named: Vec<(&HostPattern, &Arc<HostBlock>, u32)> = self
             .named
@@ -193,10 +186,7 @@ impl State<'_> {
                             let kind = p.specificity();
                             let alias: Box<str> = block::host_name(&p).into();
                             let slot = Slot { block: Arc::clone(block), id, alias: Some(alias.clone()) };
-                            let hasher = self.hasher;
-                            let hash = |s: &Slot| std::hash::BuildHasher::hash_one(hasher, s.name());
-                            let table = if kind == 0 { &mut *self.exact } else { &mut *self.wildcard };
-                            table.insert_unique(hash(&slot), slot, hash);
+                            self.index.insert(kind, slot, self.hasher);
                             self.aliases.push((kind, alias));
                             taken.insert(p, id);
                             continue;

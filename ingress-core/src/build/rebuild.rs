@@ -6,11 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
 use super::ingress::Entry;
 use super::{Built, Services, TableBuilder, block, global, index};
-use crate::table::{HostBlock, Slot};
+use crate::table::{HostBlock, IndexWriter, Slot};
 use crate::{EndpointStore, HostPattern, Ingress, SmallSet};
 
 /// An Ingress's identity across builds: namespace, name, and which of the Ingresses of that
@@ -82,6 +81,9 @@ pub struct Rebuilder {
     /// Ingress can take an address while it is here.
     by_ptr: Map<usize, (Key, u64)>,
     builds: u64,
+    /// The version of the Ingress list the last build read, when the builder said it and held
+    /// no other Ingress ([`TableBuilder::ingress_list_changed`]).
+    list_version: Option<crate::ListVersion>,
     /// The Ingresses with a rule for each host.
     members: Map<HostPattern, Vec<Key>>,
     /// The Ingresses naming each Service (`namespace`, `name`).
@@ -90,11 +92,12 @@ pub struct Rebuilder {
     services: Services,
     /// Each host's block, and its id in the host indexes when it is served.
     groups: Map<HostPattern, (Arc<HostBlock>, Option<u32>)>,
-    /// Blocks by id; `None` is a free id.
-    hosts: Vec<Option<Arc<HostBlock>>>,
+    /// The host indexes (blocks by name and by id; `None` is a free id), as the tables hold
+    /// them.
+    index: IndexWriter,
+    /// How many ids the indexes have, and the free ones.
+    ids: usize,
     free: Vec<u32>,
-    exact: HashTable<Slot>,
-    wildcard: HashTable<Slot>,
     any: Option<u32>,
     /// The alias names in the indexes, by kind (0 exact, 1 wildcard), to take out next time.
     aliases: Vec<(u8, Box<str>)>,
@@ -120,6 +123,7 @@ pub struct Rebuilder {
     passthrough: usize,
     client_auth: usize,
     rebuilt: usize,
+    read: usize,
 }
 
 impl Rebuilder {
@@ -131,6 +135,18 @@ impl Rebuilder {
     /// How many host blocks the last build made (the others were shared with the table before).
     pub fn last_rebuilt(&self) -> usize {
         self.rebuilt
+    }
+
+    /// How many Ingresses the last build read to find what changed: every one it was given,
+    /// or only the changes to the list it read before ([`TableBuilder::ingress_list_changed`]).
+    pub fn last_read(&self) -> usize {
+        self.read
+    }
+
+    /// How many builds brought the host indexes of the table before last up to date in place,
+    /// and how many copied the last table's (something still held the one before).
+    pub fn index_updates(&self) -> (u64, u64) {
+        self.index.counts()
     }
 
     /// Builds the table of `builder`, reusing the blocks of the hosts no change touched since
@@ -177,6 +193,17 @@ impl Rebuilder {
     /// unchanged Ingress is the same `Arc`, found by its address without reading it.
     fn changed_ingresses(&mut self, builder: &TableBuilder) -> (Vec<Key>, Vec<Arc<Ingress>>) {
         self.builds += 1;
+        let changes = builder.list_changes.as_ref().filter(|_| builder.ingresses.is_empty());
+        let last = std::mem::replace(&mut self.list_version, changes.map(|c| c.version));
+        if let Some(changes) = changes
+            && changes.since.is_some()
+            && changes.since == last
+            && let Some(changed) = self.listed_changes(changes)
+        {
+            self.read = changes.removed.len() + changes.added.len();
+            return changed;
+        }
+        self.read = builder.list.len() + builder.ingresses.len();
         let now = self.builds;
         let mut fresh = Vec::new();
         let mut kept = 0;
@@ -206,6 +233,24 @@ impl Rebuilder {
             self.by_ptr.values().filter(|(_, seen)| *seen != now).map(|(key, _)| key.clone()).collect()
         };
         (removed, fresh)
+    }
+
+    /// What [`Self::changed_ingresses`] returns, read from the changes to the list the last
+    /// build read. `None` when they do not fit what that build learnt (an Ingress taken out
+    /// that it did not have, or put in that it has): then the whole list is read.
+    fn listed_changes(&self, changes: &crate::ListChanges) -> Option<(Vec<Key>, Vec<Arc<Ingress>>)> {
+        let address = |ing: &Arc<Ingress>| Arc::as_ptr(ing) as usize;
+        let mut removed = Vec::with_capacity(changes.removed.len());
+        for ing in &changes.removed {
+            removed.push(self.by_ptr.get(&address(ing))?.0.clone());
+        }
+        let mut added = Set::default();
+        for ing in &changes.added {
+            if self.by_ptr.contains_key(&address(ing)) || !added.insert(address(ing)) {
+                return None;
+            }
+        }
+        Some((removed, changes.added.clone()))
     }
 
     /// The key for a new Ingress: its name, and the first index no kept Ingress of that name
@@ -284,7 +329,7 @@ impl Rebuilder {
         self.named.remove(&pattern);
         self.rejecting.remove(&pattern);
         if let Some(id) = old_id {
-            self.hosts[id as usize] = None;
+            self.index.set_host(id, None, &self.hasher);
         }
         let keys = self.members.get(&pattern).map(Vec::as_slice).unwrap_or_default();
         let mut members: Vec<(&Key, &Ingress)> =
@@ -309,7 +354,7 @@ impl Rebuilder {
         }
         let id = if built.served {
             let id = old_id.unwrap_or_else(|| self.free_id());
-            self.hosts[id as usize] = Some(Arc::clone(&built));
+            self.index.set_host(id, Some(Arc::clone(&built)), &self.hasher);
             self.count(&built, true);
             self.index(&pattern, id, &built);
             Some(id)
@@ -335,19 +380,16 @@ impl Rebuilder {
         match self.free.pop() {
             Some(id) => id,
             None => {
-                self.hosts.push(None);
-                index(self.hosts.len() - 1)
+                self.ids += 1;
+                index(self.ids - 1)
             }
         }
     }
 
     fn index(&mut self, pattern: &HostPattern, id: u32, block: &Arc<HostBlock>) {
         let slot = Slot { block: Arc::clone(block), id, alias: None };
-        let hasher = &self.hasher;
-        let hash = |s: &Slot| std::hash::BuildHasher::hash_one(hasher, s.name());
         match pattern.specificity() {
-            0 => drop(self.exact.insert_unique(hash(&slot), slot, hash)),
-            1 => drop(self.wildcard.insert_unique(hash(&slot), slot, hash)),
+            kind @ (0 | 1) => self.index.insert(kind, slot, &self.hasher),
             _ => self.any = Some(id),
         }
     }
@@ -355,16 +397,9 @@ impl Rebuilder {
     fn unindex(&mut self, pattern: &HostPattern, id: u32) {
         let name = block::host_name(pattern);
         let hash = std::hash::BuildHasher::hash_one(&self.hasher, name);
-        let table = match pattern.specificity() {
-            0 => &mut self.exact,
-            1 => &mut self.wildcard,
-            _ => {
-                self.any = None;
-                return;
-            }
-        };
-        if let Ok(found) = table.find_entry(hash, |s| s.alias.is_none() && s.id == id) {
-            found.remove();
+        match pattern.specificity() {
+            kind @ (0 | 1) => self.index.remove_host(kind, hash, id, &self.hasher),
+            _ => self.any = None,
         }
     }
 
@@ -374,9 +409,7 @@ impl Rebuilder {
             hasher: &self.hasher,
             entries: &self.entries,
             groups: &self.groups,
-            hosts: &self.hosts,
-            exact: &mut self.exact,
-            wildcard: &mut self.wildcard,
+            index: &mut self.index,
             any: self.any,
             aliases: &mut self.aliases,
             named: &self.named,

@@ -373,7 +373,7 @@ impl TranslationCache {
             self.stats.ingresses_translated += 1;
         }
         self.stats.ingresses_reused = self.ingresses.len().saturating_sub(self.stats.ingresses_translated);
-        out.builder.ingress_list(Arc::clone(&self.published.cores));
+        self.published.hand_out(&mut out.builder);
         for key in &self.published.with_problems {
             let problems = self.ingresses.get(key).map(|e| e.translated.problems.as_slice());
             out.problems.extend(problems.into_iter().flatten().cloned());

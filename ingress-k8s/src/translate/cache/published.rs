@@ -3,10 +3,10 @@
 //! touches. At 10,000 Ingresses, gathering these lists from every entry was most of what a
 //! change cost (about 0.6 ms of cache misses, `benches/changes.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use ingress_core::BackendRef;
+use ingress_core::{BackendRef, Ingress, ListChanges, ListVersion, TableBuilder};
 
 use super::super::ingress::Translated;
 use super::super::{IngressInfo, IngressList};
@@ -18,7 +18,12 @@ pub(super) struct Published {
     /// The core Ingresses, sorted by key, handed whole to each translation's builder (see
     /// [`ingress_core::TableBuilder::ingress_list`]); changed in place once the builder that
     /// shared it is dropped.
-    pub(super) cores: Arc<Vec<Arc<ingress_core::Ingress>>>,
+    cores: Arc<Vec<Arc<Ingress>>>,
+    /// The version of `cores` handed out last, and what changed in it since, by address: an
+    /// Ingress put in (`true`) or taken out. One put in and taken out again before the next
+    /// hand-out is forgotten. `None` once the changes outgrew the list.
+    version: Option<ListVersion>,
+    changes: Option<HashMap<usize, (Arc<Ingress>, bool)>>,
     /// The reports of our Ingresses, as snapshots list them.
     pub(super) infos: IngressList,
     /// The Ingresses whose translation found problems.
@@ -34,7 +39,8 @@ impl Published {
     /// Adds what the translation of `key` made (valid until `until`).
     pub(super) fn add(&mut self, key: &Key, translated: &Translated, until: i64) {
         if let Some(core) = &translated.core {
-            put(Arc::make_mut(&mut self.cores), key, core_key, Some(core));
+            let old = put(Arc::make_mut(&mut self.cores), key, Some(core));
+            self.changed(old, Some(core));
         }
         if let Some(info) = &translated.info {
             self.infos.put(Arc::clone(info));
@@ -53,7 +59,8 @@ impl Published {
     /// Takes back what [`Self::add`] added for the same arguments.
     pub(super) fn remove(&mut self, key: &Key, translated: &Translated, until: i64) {
         if translated.core.is_some() {
-            put(Arc::make_mut(&mut self.cores), key, core_key, None);
+            let old = put(Arc::make_mut(&mut self.cores), key, None);
+            self.changed(old, None);
         }
         if translated.info.is_some() {
             self.infos.remove(key);
@@ -72,6 +79,43 @@ impl Published {
         if until != i64::MAX {
             self.expiring.remove(&(until, key.clone()));
         }
+    }
+
+    /// Notes that `old` left the core list and `new` came in.
+    fn changed(&mut self, old: Option<Arc<Ingress>>, new: Option<&Arc<Ingress>>) {
+        let Some(changes) = &mut self.changes else { return };
+        let address = |ing: &Arc<Ingress>| Arc::as_ptr(ing) as usize;
+        if let Some(old) = old {
+            match changes.get(&address(&old)) {
+                Some((_, true)) => drop(changes.remove(&address(&old))),
+                _ => drop(changes.insert(address(&old), (old, false))),
+            }
+        }
+        if let Some(new) = new {
+            changes.insert(address(new), (Arc::clone(new), true));
+        }
+        // Past the list's length, reading the changes costs more than reading the list.
+        if changes.len() > self.cores.len() + 64 {
+            self.changes = None;
+        }
+    }
+
+    /// Hands the core list to `builder`, with what changed in it since it was handed out last.
+    pub(super) fn hand_out(&mut self, builder: &mut TableBuilder) {
+        let version = ListVersion::new();
+        let since = self.version.replace(version);
+        let journal = self.changes.replace(HashMap::new());
+        let since = since.filter(|_| journal.is_some());
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        for (_, (ingress, put_in)) in journal.into_iter().flatten() {
+            if put_in {
+                added.push(ingress);
+            } else {
+                removed.push(ingress);
+            }
+        }
+        let changes = ListChanges { since, version, removed, added };
+        builder.ingress_list_changed(Arc::clone(&self.cores), changes);
     }
 
     /// Replaces a report (a new status).
@@ -94,13 +138,14 @@ impl Published {
     }
 }
 
-fn core_key(core: &ingress_core::Ingress) -> (&str, &str) {
+fn key_of(core: &Ingress) -> (&str, &str) {
     (&core.origin.namespace, &core.origin.name)
 }
 
-/// Puts `value` under `key` in `list` (sorted by `key_of`), or takes the entry of `key` out
-/// (`None`). Translations come in key order, so a list made from nothing grows at its end.
-fn put<T>(list: &mut Vec<Arc<T>>, key: &Key, key_of: fn(&T) -> (&str, &str), value: Option<&Arc<T>>) {
+/// Puts `value` under `key` in `list` (sorted by key), or takes the entry of `key` out (`None`).
+/// Returns the entry it replaced or took out. Translations come in key order, so a list made
+/// from nothing grows at its end.
+fn put(list: &mut Vec<Arc<Ingress>>, key: &Key, value: Option<&Arc<Ingress>>) -> Option<Arc<Ingress>> {
     let wanted = (key.0.as_str(), key.1.as_str());
     let at = match list.last() {
         Some(last) if key_of(last) < wanted => Err(list.len()),
@@ -108,10 +153,13 @@ fn put<T>(list: &mut Vec<Arc<T>>, key: &Key, key_of: fn(&T) -> (&str, &str), val
         _ => list.binary_search_by(|item| key_of(item).cmp(&wanted)),
     };
     match (at, value) {
-        (Ok(at), Some(value)) => list[at] = Arc::clone(value),
-        (Ok(at), None) => drop(list.remove(at)),
-        (Err(at), Some(value)) => list.insert(at, Arc::clone(value)),
-        (Err(_), None) => {}
+        (Ok(at), Some(value)) => Some(std::mem::replace(&mut list[at], Arc::clone(value))),
+        (Ok(at), None) => Some(list.remove(at)),
+        (Err(at), Some(value)) => {
+            list.insert(at, Arc::clone(value));
+            None
+        }
+        (Err(_), None) => None,
     }
 }
 
@@ -120,35 +168,67 @@ fn put<T>(list: &mut Vec<Arc<T>>, key: &Key, key_of: fn(&T) -> (&str, &str), val
 mod tests {
     use super::*;
 
-    fn info_key(info: &IngressInfo) -> (&str, &str) {
-        (&info.key.0, &info.key.1)
+    fn core(name: &str) -> Arc<Ingress> {
+        Arc::new(Ingress::new(ingress_core::Origin::new("ns", name)))
+    }
+
+    fn key(name: &str) -> Key {
+        ("ns".to_owned(), name.to_owned())
     }
 
     #[test]
-    fn lists_stay_sorted_by_key_whatever_the_order_of_changes() {
-        let info =
-            |name: &str| Arc::new(IngressInfo { key: ("ns".into(), name.into()), ..IngressInfo::default() });
-        let key = |name: &str| ("ns".to_owned(), name.to_owned());
+    fn the_list_stays_sorted_by_key_whatever_the_order_of_changes() {
         let mut list = Vec::new();
         for name in ["b", "d", "a", "c", "e"] {
-            put(&mut list, &key(name), info_key, Some(&info(name)));
+            assert!(put(&mut list, &key(name), Some(&core(name))).is_none());
         }
-        let names = |list: &[Arc<IngressInfo>]| list.iter().map(|i| i.key.1.clone()).collect::<Vec<_>>();
+        let names = |list: &[Arc<Ingress>]| list.iter().map(|i| i.origin.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&list), ["a", "b", "c", "d", "e"]);
-        let new_c = info("c");
-        put(&mut list, &key("c"), info_key, Some(&new_c));
-        assert!(Arc::ptr_eq(&list[2], &new_c), "replaced in place");
-        put(&mut list, &key("a"), info_key, None);
-        put(&mut list, &key("e"), info_key, None);
-        put(&mut list, &key("x"), info_key, None);
+        let (old_c, new_c) = (Arc::clone(&list[2]), core("c"));
+        let replaced = put(&mut list, &key("c"), Some(&new_c)).unwrap();
+        assert!(Arc::ptr_eq(&list[2], &new_c) && Arc::ptr_eq(&replaced, &old_c), "replaced in place");
+        assert!(put(&mut list, &key("a"), None).is_some());
+        assert!(put(&mut list, &key("e"), None).is_some());
+        assert!(put(&mut list, &key("x"), None).is_none());
         assert_eq!(names(&list), ["b", "c", "d"]);
+    }
+
+    /// Each hand-out says what changed since the last one: an Ingress replaced is taken out and
+    /// put in, one put in and replaced before the hand-out is only put in once.
+    #[test]
+    fn hand_outs_carry_the_changes_since_the_last() {
+        let translated = |name: &str| Translated { core: Some(core(name)), ..Translated::default() };
+        let mut published = Published::default();
+        let (a, b) = (translated("a"), translated("b"));
+        published.add(&key("a"), &a, i64::MAX);
+        published.add(&key("b"), &b, i64::MAX);
+        let mut builder = TableBuilder::new();
+        published.hand_out(&mut builder);
+        let first = builder.clone();
+        drop(builder);
+        let (a2, c, c2) = (translated("a"), translated("c"), translated("c"));
+        published.remove(&key("a"), &a, i64::MAX);
+        published.add(&key("a"), &a2, i64::MAX);
+        published.add(&key("c"), &c, i64::MAX);
+        published.remove(&key("c"), &c, i64::MAX);
+        published.add(&key("c"), &c2, i64::MAX);
+        published.remove(&key("b"), &b, i64::MAX);
+        let mut builder = TableBuilder::new();
+        published.hand_out(&mut builder);
+        let mut store = ingress_core::EndpointStore::new();
+        let mut rebuilder = ingress_core::Rebuilder::new();
+        drop(rebuilder.build(&first, &mut store));
+        assert_eq!(rebuilder.last_read(), 2, "the first hand-out has nothing to start from");
+        drop(rebuilder.build(&builder, &mut store));
+        assert_eq!(rebuilder.last_read(), 4, "a out and in, b out, c in");
+        let names: Vec<String> = published.cores.iter().map(|i| i.origin.name.clone()).collect();
+        assert_eq!(names, ["a", "c"]);
     }
 
     #[test]
     fn expired_translations_come_out_in_time_order() {
         let mut published = Published::default();
         let translated = Translated::default();
-        let key = |name: &str| ("ns".to_owned(), name.to_owned());
         published.add(&key("late"), &translated, 200);
         published.add(&key("soon"), &translated, 100);
         published.add(&key("never"), &translated, i64::MAX);
