@@ -102,7 +102,8 @@ fn main() {
         let mut first = ingress_k8s::translate_changed(&objects, &config, &mut cache, &changed);
         changed.clear();
         let mut loaded = first.endpoints.clone();
-        let (table, _) = first.compile_with(&mut store, &mut rebuilder, &[]);
+        let (table, _) =
+            first.compile_with(&mut store, &mut rebuilder, &ingress_k8s::EndpointList::default());
         // Dropped, as the engine drops each translation once compiled: the cache then updates
         // what it shares with translations in place.
         drop(first);

@@ -78,7 +78,8 @@ fn main() {
         let mut translation = ingress_k8s::translate_changed(&stores, &config, &mut cache, &changed);
         changed.clear();
         let mut loaded = translation.endpoints.clone();
-        let (mut table, _) = translation.compile_with(&mut endpoints, &mut rebuilder, &[]);
+        let (mut table, _) =
+            translation.compile_with(&mut endpoints, &mut rebuilder, &ingress_k8s::EndpointList::default());
         drop(translation);
         let start = live(&region);
         for k in 0..changes {

@@ -7,12 +7,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingress_core::{BackendRef, EndpointSet, EndpointStore, RouteTable};
+use ingress_core::{BackendRef, EndpointStore, RouteTable};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::objects::{Change, Key, Object};
-use crate::translate::{self, IngressInfo, Problem};
+use crate::translate::{self, EndpointList, IngressInfo, Problem};
 use crate::{Config, Kind, Objects};
 
 /// One published configuration: what the proxy installs, and what status and events report.
@@ -72,10 +72,10 @@ pub(crate) struct Engine {
     store: EndpointStore,
     config: Config,
     waiting: HashSet<Kind>,
-    /// The endpoint sets of the last table (the translation cache's list, the same `Arc` while
-    /// no Service changed): a backend among them that the next table lacks is removed from the
+    /// The endpoint sets of the last table (the translation cache's list, sharing with the next
+    /// what did not change): a backend among them that the next table lacks is removed from the
     /// store.
-    endpoints: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
+    endpoints: EndpointList,
     /// The backends reached through each Service's cluster IP in the last table.
     cluster_ip: HashMap<Key, Vec<BackendRef>>,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
@@ -119,7 +119,7 @@ impl Engine {
             store: EndpointStore::new(),
             config,
             waiting: waiting.into_iter().collect(),
-            endpoints: Arc::default(),
+            endpoints: EndpointList::default(),
             cluster_ip: HashMap::new(),
             tx,
             generation: 0,
@@ -419,16 +419,16 @@ impl Engine {
     fn rebuild(&mut self, mut translation: translate::Translation, started: std::time::Instant) {
         let translated = started.elapsed();
         // Backends of deleted Services (or removed ports) answer 503 from now on.
-        let same = Arc::ptr_eq(&self.endpoints, &translation.endpoints);
+        let same = self.endpoints.same(&translation.endpoints);
         let gone = if same { Vec::new() } else { gone(&self.endpoints, &translation.endpoints) };
         let removed = !gone.is_empty();
         for backend in gone {
             self.store.remove(backend);
         }
-        let loaded = std::mem::replace(&mut self.endpoints, Arc::clone(&translation.endpoints));
-        if !same {
+        let loaded = std::mem::replace(&mut self.endpoints, translation.endpoints.clone());
+        if !Arc::ptr_eq(&loaded.cluster_ip, &self.endpoints.cluster_ip) {
             self.cluster_ip.clear();
-            for (backend, _) in self.endpoints.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
+            for (backend, _) in self.endpoints.cluster_ip.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
                 let service = (backend.namespace.clone(), backend.service.clone());
                 self.cluster_ip.entry(service).or_default().push(backend.clone());
             }
@@ -479,31 +479,15 @@ impl Engine {
 
 /// The backends of `old` that `new` lacks. The entries a translation cache kept are the same
 /// `Arc`s in both, in the same order, so only the others are compared by key.
-fn gone<'a>(
-    old: &'a [Arc<(BackendRef, EndpointSet)>],
-    new: &[Arc<(BackendRef, EndpointSet)>],
-) -> Vec<&'a BackendRef> {
-    if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| Arc::ptr_eq(a, b)) {
-        return Vec::new();
-    }
-    // Both lists are alive: their addresses identify their entries (hashed fast: they are
-    // tens of thousands).
-    type Addresses = HashSet<*const (BackendRef, EndpointSet), foldhash::fast::RandomState>;
-    let kept: Addresses = new.iter().map(Arc::as_ptr).collect();
-    let before: Addresses = old.iter().map(Arc::as_ptr).collect();
-    let made: HashSet<&BackendRef> =
-        new.iter().filter(|e| !before.contains(&Arc::as_ptr(e))).map(|e| &e.0).collect();
-    let mut gone: Vec<&BackendRef> = old
-        .iter()
-        .filter(|e| !kept.contains(&Arc::as_ptr(e)))
-        .map(|e| &e.0)
-        .filter(|b| !made.contains(b))
-        .collect();
+fn gone<'a>(old: &'a EndpointList, new: &EndpointList) -> Vec<&'a BackendRef> {
+    let (gone, made) = EndpointList::changes(old, new);
+    let made: HashSet<&BackendRef> = made.into_iter().map(|e| &e.0).collect();
+    let mut gone: Vec<&BackendRef> = gone.into_iter().map(|e| &e.0).filter(|b| !made.contains(b)).collect();
     // A backend could still be named by a kept entry (a Service listing one port twice): few
     // are left here, those of deleted Services or ports.
-    if !gone.is_empty() {
-        gone.retain(|b| !new.iter().any(|e| e.0 == **b));
-    }
+    gone.retain(|b| !new.contains(b));
+    gone.sort();
+    gone.dedup();
     gone
 }
 
@@ -890,18 +874,22 @@ mod tests {
     #[test]
     fn gone_backends_are_those_no_entry_names_any_more() {
         let entry = |service: &str, port: u16| {
-            Arc::new((BackendRef::new("default", service, port), EndpointSet::default()))
+            Arc::new((BackendRef::new("default", service, port), ingress_core::EndpointSet::default()))
+        };
+        let list = |entries: &[&translate::EndpointEntry]| {
+            entries.iter().map(|e| Arc::clone(e)).collect::<EndpointList>()
         };
         let (a, b, c) = (entry("a", 80), entry("b", 80), entry("c", 80));
-        let old = vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)];
+        let old = list(&[&a, &b, &c]);
         assert!(gone(&old, &old.clone()).is_empty(), "the same entries");
-        let remade = vec![Arc::clone(&a), entry("b", 80), Arc::clone(&c)];
+        let remade = list(&[&a, &entry("b", 80), &c]);
         assert!(gone(&old, &remade).is_empty(), "an entry made again");
-        let fewer = vec![Arc::clone(&a), entry("b", 81)];
+        let fewer = list(&[&a, &entry("b", 81)]);
         assert_eq!(gone(&old, &fewer), [&b.0, &c.0], "a port removed, a Service deleted");
         // A backend named twice, one of its entries kept: still there.
-        let twice = vec![Arc::clone(&a), entry("a", 80)];
-        assert!(gone(&twice, &[Arc::clone(&twice[1])]).is_empty());
+        let again = entry("a", 80);
+        let twice = list(&[&a, &again]);
+        assert!(gone(&twice, &list(&[&again])).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

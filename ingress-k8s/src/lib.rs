@@ -56,7 +56,8 @@ pub use stored::{
     StoredServiceBackend, StoredServicePort, StoredSlice,
 };
 pub use translate::{
-    CacheStats, CertificateCache, IngressInfo, IngressList, Problem, Severity, Translation, TranslationCache,
-    translate, translate_changed, translate_with,
+    CacheStats, CertificateCache, EndpointEntry, EndpointList, IngressInfo, IngressList, Keyed, Problem,
+    ServiceEndpoints, Severity, SortedList, Translation, TranslationCache, translate, translate_changed,
+    translate_with,
 };
 pub use watch::{SliceApi, discover_slice_api};

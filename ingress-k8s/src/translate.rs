@@ -6,6 +6,7 @@
 mod cache;
 mod certs;
 pub(crate) mod class;
+mod endpoint_list;
 mod endpoints;
 mod ingress;
 mod keys;
@@ -14,13 +15,14 @@ mod streams;
 
 pub use cache::{CacheStats, TranslationCache};
 pub use certs::CertificateCache;
-pub use list::IngressList;
+pub use endpoint_list::{EndpointEntry, EndpointList, ServiceEndpoints};
+pub use list::{IngressList, Keyed, SortedList};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use ingress_core::{BackendRef, CertificatePem, CertificateRef, EndpointSet, Field, TableBuilder};
+use ingress_core::{BackendRef, CertificatePem, CertificateRef, Field, TableBuilder};
 
 pub(crate) use endpoints::{
     SERVICE_NAME_LABEL, SliceIndex, cluster_ip_endpoints, service_endpoints, slice_service,
@@ -100,75 +102,7 @@ impl IngressInfo {
         last: &'l IngressList,
         now: &'n IngressList,
     ) -> (Vec<&'l IngressInfo>, Vec<&'n IngressInfo>) {
-        let (mut gone, mut fresh) = (Vec::new(), Vec::new());
-        let (mut l, mut n) = (Cursor::new(last.chunks()), Cursor::new(now.chunks()));
-        loop {
-            // Chunks both lists share, from the start of both.
-            while l.at_chunk_start() && n.at_chunk_start() && l.same_chunk(&n) {
-                l.skip_chunk();
-                n.skip_chunk();
-            }
-            let order = match (l.peek(), n.peek()) {
-                (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {
-                    l.next();
-                    n.next();
-                    continue;
-                }
-                (Some(a), Some(b)) => a.key.cmp(&b.key),
-            };
-            if order.is_le() {
-                gone.extend(l.next());
-            }
-            if order.is_ge() {
-                fresh.extend(n.next());
-            }
-        }
-        (gone, fresh)
-    }
-}
-
-/// A position in the chunks of an [`IngressList`].
-struct Cursor<'a> {
-    chunks: &'a [Arc<Vec<Arc<IngressInfo>>>],
-    chunk: usize,
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(chunks: &'a [Arc<Vec<Arc<IngressInfo>>>]) -> Self {
-        Self { chunks, chunk: 0, at: 0 }
-    }
-
-    fn at_chunk_start(&self) -> bool {
-        self.at == 0
-    }
-
-    fn same_chunk(&self, other: &Self) -> bool {
-        match (self.chunks.get(self.chunk), other.chunks.get(other.chunk)) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
-    fn skip_chunk(&mut self) {
-        self.chunk += 1;
-        self.at = 0;
-    }
-
-    fn peek(&self) -> Option<&'a Arc<IngressInfo>> {
-        self.chunks.get(self.chunk)?.get(self.at)
-    }
-
-    fn next(&mut self) -> Option<&'a IngressInfo> {
-        let item = self.peek()?;
-        self.at += 1;
-        if self.chunks.get(self.chunk).is_some_and(|c| self.at >= c.len()) {
-            self.skip_chunk();
-        }
-        Some(item)
+        IngressList::changes(last, now)
     }
 }
 
@@ -179,8 +113,8 @@ pub struct Translation {
     pub builder: TableBuilder,
     /// The ready endpoints of every Service port, keyed as the table keys backends (shared
     /// with the [`TranslationCache`], which makes them again only for the Services whose
-    /// object or EndpointSlices changed, and hands out the same list while none did).
-    pub endpoints: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
+    /// object or EndpointSlices changed, and shares the rest with the list it handed out last).
+    pub endpoints: EndpointList,
     /// Problems found while translating (the core builder adds its own rejections).
     pub problems: Vec<Problem>,
     /// Our Ingresses, sorted by key (shared with the [`TranslationCache`], which keeps the list
@@ -245,35 +179,25 @@ impl Translation {
         &mut self,
         store: &mut ingress_core::EndpointStore,
     ) -> (ingress_core::RouteTable, Vec<Problem>) {
-        self.compile_with(store, &mut ingress_core::Rebuilder::new(), &[])
+        self.compile_with(store, &mut ingress_core::Rebuilder::new(), &EndpointList::default())
     }
 
     /// [`Translation::compile`] through `rebuilder`, which keeps what the last build made: only
     /// the hosts of the Ingresses that changed since are built again (the translation cache
-    /// hands unchanged Ingresses over as the same `Arc`s). `loaded` are the endpoint entries
-    /// of the last translation compiled into `store`: the same entries (by identity) are not
-    /// loaded again.
+    /// hands unchanged Ingresses over as the same `Arc`s). `loaded` are the endpoints of the
+    /// last translation compiled into `store`: only the sets that differ from those (by
+    /// identity, [`EndpointList::changes`]) are loaded.
     pub fn compile_with(
         &mut self,
         store: &mut ingress_core::EndpointStore,
         rebuilder: &mut ingress_core::Rebuilder,
-        loaded: &[Arc<(BackendRef, EndpointSet)>],
+        loaded: &EndpointList,
     ) -> (ingress_core::RouteTable, Vec<Problem>) {
         let endpoints = std::mem::take(&mut self.endpoints);
-        // The same list (the cache's, while no Service changed): every set is loaded already.
-        let same = std::ptr::eq(loaded.as_ptr(), endpoints.as_ptr()) && loaded.len() == endpoints.len();
-        if !same {
-            let before: std::collections::HashSet<
-                *const (BackendRef, EndpointSet),
-                foldhash::fast::RandomState,
-            > = loaded.iter().map(Arc::as_ptr).collect();
-            for entry in endpoints.iter() {
-                // A set equal to the slot's (most, when little changed) is left in place.
-                if before.contains(&Arc::as_ptr(entry))
-                    || store.get(&entry.0).is_some_and(|now| *now == entry.1)
-                {
-                    continue;
-                }
+        let (_, fresh) = EndpointList::changes(loaded, &endpoints);
+        for entry in fresh {
+            // A set equal to the slot's (most, when little changed) is left in place.
+            if store.get(&entry.0).is_none_or(|now| *now != entry.1) {
                 store.set(&entry.0, entry.1.clone());
             }
         }

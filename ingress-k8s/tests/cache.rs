@@ -444,7 +444,7 @@ fn behaviour(table: &RouteTable) -> Vec<String> {
 struct Live {
     store: EndpointStore,
     rebuilder: ingress_core::Rebuilder,
-    loaded: std::sync::Arc<Vec<std::sync::Arc<(ingress_core::BackendRef, ingress_core::EndpointSet)>>>,
+    loaded: ingress_k8s::EndpointList,
     /// Builds that read only the changes to the Ingress list, not the whole list.
     read_changes_only: usize,
 }

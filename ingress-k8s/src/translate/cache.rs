@@ -15,8 +15,9 @@
 //!   are the same;
 //! - the translation's sets (used and referenced Services, Secrets, ConfigMaps) and field
 //!   index, updated by what changed and shared with the translation;
-//! - the list of every endpoint set and the map of every certificate, handed out as the same
-//!   `Arc` while nothing they hold changed;
+//! - the list of every endpoint set ([`EndpointList`], changed chunk by chunk as Services
+//!   change, so successive lists share the rest) and the map of every certificate (the same
+//!   `Arc` while nothing in it changed);
 //! - the parsed TLS Secrets ([`CertificateCache`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -41,7 +42,10 @@ use walk::{changed_keys, update};
 
 use super::endpoints::{insert_sorted, remove_sorted};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
-use super::{CertificateCache, Certs, IndexMap, IngressInfo, Translation, core_service, service_endpoints};
+use super::{
+    CertificateCache, Certs, EndpointList, IndexMap, IngressInfo, ServiceEndpoints, Translation,
+    core_service, service_endpoints,
+};
 use crate::objects::Key;
 use crate::{Changed, Config, Kind, Objects, StoredIngress, StoredService, StoredSlice};
 
@@ -118,12 +122,9 @@ pub struct TranslationCache {
     index: Arc<HashMap<Key, Arc<IndexMap>>>,
     /// Services whose EndpointSlices changed since their endpoints were made.
     dirty_endpoints: HashSet<Key>,
-    /// Every endpoint set, as the last translation listed them (see [`Self::endpoint_list`]),
-    /// the entries of the backends reached through a cluster IP last, and whether a Service
-    /// changed since.
-    list: Arc<Vec<Arc<(BackendRef, EndpointSet)>>>,
-    cluster_ip: Vec<Arc<(BackendRef, EndpointSet)>>,
-    list_stale: bool,
+    /// Every endpoint set (see [`Self::endpoint_list`]): each Service's, changed as its entry
+    /// changes, and those of the backends reached through a cluster IP.
+    list: EndpointList,
     /// The certificates of every Ingress, handed to each translation's builder as one map.
     certificate_map: CertificateMap,
     /// The Secrets that changed since the last translation (their parses may be forgotten).
@@ -146,7 +147,8 @@ struct IngressEntry {
 #[derive(Debug)]
 struct ServiceEntry {
     service: Arc<StoredService>,
-    endpoints: Vec<Arc<(BackendRef, EndpointSet)>>,
+    /// Its sets, as [`TranslationCache::list`] holds them (`None`: it has none).
+    endpoints: Option<Arc<ServiceEndpoints>>,
 }
 
 impl TranslationCache {
@@ -162,7 +164,11 @@ impl TranslationCache {
 
     /// The endpoint sets of a Service, as last made (none for a Service not stored).
     pub(super) fn service_endpoints(&self, key: &Key) -> impl Iterator<Item = &(BackendRef, EndpointSet)> {
-        self.services.get(key).into_iter().flat_map(|s| s.endpoints.iter().map(|e| &**e))
+        self.services
+            .get(key)
+            .and_then(|s| s.endpoints.as_deref())
+            .into_iter()
+            .flat_map(|s| s.sets().iter().map(|e| &**e))
     }
 
     /// Brings the cache up to date with `objects`: forgets every Ingress when the flags or the
@@ -230,22 +236,24 @@ impl TranslationCache {
     pub(super) fn add_services(&mut self, objects: &Objects, changed: &Changed, out: &mut Translation) {
         let changed =
             changed_keys(&self.services, &objects.services, |s| &s.service, changed.of(Kind::Service));
-        self.list_stale |= !changed.is_empty() || !self.dirty_endpoints.is_empty();
         for key in &changed {
             if self.services.remove(key).is_some() && !objects.services.contains_key(key) {
                 self.services_builder.forget_service(&key.0, &key.1);
+                self.list.services.remove(key);
             }
             self.dirty_endpoints.remove(key);
             self.mark_readers(&Read::Service(key.clone()));
             let Some(service) = objects.services.get(key) else { continue };
             let entry = self.service_entry(service, key, objects);
             self.services_builder.service(core_service(key, service));
+            self.list_endpoints(key, entry.endpoints.as_ref());
             self.services.insert(key.clone(), entry);
             self.stats.services_translated += 1;
         }
         for key in std::mem::take(&mut self.dirty_endpoints) {
             let Some(service) = self.services.get(&key).map(|s| Arc::clone(&s.service)) else { continue };
             let endpoints = self.endpoints_of(&service, &key, objects);
+            self.list_endpoints(&key, endpoints.as_ref());
             if let Some(entry) = self.services.get_mut(&key) {
                 entry.endpoints = endpoints;
             }
@@ -255,30 +263,25 @@ impl TranslationCache {
         out.builder = self.services_builder.clone();
     }
 
-    /// Every endpoint set: each Service's in store order, then `cluster_ip` (those of the
-    /// backends reached through a cluster IP). The same list as last time while no Service
-    /// changed and `cluster_ip` is the same, so whoever kept the last one tells by its address
-    /// that nothing changed.
-    pub(super) fn endpoint_list(
-        &mut self,
-        cluster_ip: Vec<(BackendRef, EndpointSet)>,
-    ) -> Arc<Vec<Arc<(BackendRef, EndpointSet)>>> {
-        let same = cluster_ip.len() == self.cluster_ip.len()
-            && cluster_ip.iter().zip(&self.cluster_ip).all(|(new, old)| *new == **old);
-        if same && !self.list_stale {
-            return Arc::clone(&self.list);
-        }
+    /// Every endpoint set: each Service's, then `cluster_ip` (those of the backends reached
+    /// through a cluster IP). Shares with the list handed out last what did not change, so
+    /// whoever kept that one reads only the changes ([`EndpointList::changes`]).
+    pub(super) fn endpoint_list(&mut self, cluster_ip: Vec<(BackendRef, EndpointSet)>) -> EndpointList {
+        let old = &self.list.cluster_ip;
+        let same = cluster_ip.len() == old.len()
+            && cluster_ip.iter().zip(old.iter()).all(|(new, old)| *new == **old);
         if !same {
-            self.cluster_ip = cluster_ip.into_iter().map(Arc::new).collect();
+            self.list.cluster_ip = Arc::new(cluster_ip.into_iter().map(Arc::new).collect());
         }
-        let mut list = Vec::with_capacity(self.list.len());
-        for entry in self.services.values() {
-            list.extend(entry.endpoints.iter().cloned());
+        self.list.clone()
+    }
+
+    /// Puts the sets of Service `key` in the list (or takes them out: `None`).
+    fn list_endpoints(&mut self, key: &Key, endpoints: Option<&Arc<ServiceEndpoints>>) {
+        match endpoints {
+            Some(sets) => self.list.services.put(Arc::clone(sets)),
+            None => self.list.services.remove(key),
         }
-        list.extend(self.cluster_ip.iter().cloned());
-        self.list = Arc::new(list);
-        self.list_stale = false;
-        Arc::clone(&self.list)
     }
 
     fn service_entry(&self, service: &Arc<StoredService>, key: &Key, objects: &Objects) -> ServiceEntry {
@@ -291,7 +294,7 @@ impl TranslationCache {
         service: &StoredService,
         key: &Key,
         objects: &Objects,
-    ) -> Vec<Arc<(BackendRef, EndpointSet)>> {
+    ) -> Option<Arc<ServiceEndpoints>> {
         let slices: Vec<&StoredSlice> = self
             .slices_of
             .get(key)
@@ -302,7 +305,7 @@ impl TranslationCache {
         let mut sets: Vec<_> = service_endpoints(key, service, &slices).into_iter().map(Arc::new).collect();
         // Collected in place, into the room of the larger entries: kept, it would be mostly empty.
         sets.shrink_to_fit();
-        sets
+        ServiceEndpoints::new(sets).map(Arc::new)
     }
 
     /// Adds every Ingress of ours to the translation, translating again those that are new,
