@@ -7,15 +7,15 @@ mod rebuild;
 mod services;
 mod tls_map;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use rebuild::Rebuilder;
 
 use crate::{
-    BackendRef, CertificatePem, CertificateRef, EndpointStore, Ingress, PortRef, Reason, Rejection,
-    RouteTable, Service, StreamProtocol, StreamService,
+    BackendRef, CertificateMaterial, CertificatePem, CertificateRef, EndpointStore, Ingress, PortRef, Reason,
+    Rejection, RouteTable, Service, StreamProtocol, StreamService,
 };
 
 use services::Services;
@@ -58,7 +58,7 @@ pub struct TableBuilder {
     services: Services,
     default_backend: Option<BackendRef>,
     default_certificate: Option<CertificateRef>,
-    certificates: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>,
+    certificates: CertificateMaterial,
     /// TCP and UDP services by protocol and port.
     streams: BTreeMap<(StreamProtocol, u16), StreamService>,
 }
@@ -174,7 +174,7 @@ impl TableBuilder {
         certificate: CertificateRef,
         pem: impl Into<Arc<CertificatePem>>,
     ) -> &mut Self {
-        Arc::make_mut(&mut self.certificates).insert(certificate, pem.into());
+        self.certificates.insert(certificate, pem.into());
         self
     }
 
@@ -182,7 +182,7 @@ impl TableBuilder {
     /// as one shared map ([`TableBuilder::certificate`] for each). A [`Rebuilder`] handed the
     /// same map (the same `Arc`) as its last build knows without reading it that no certificate
     /// changed.
-    pub fn certificates(&mut self, all: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>) -> &mut Self {
+    pub fn certificates(&mut self, all: CertificateMaterial) -> &mut Self {
         self.certificates = all;
         self
     }

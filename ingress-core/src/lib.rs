@@ -88,7 +88,7 @@ pub use rewrite::{InvalidRewrite, RewriteTarget};
 pub use small_set::{SmallSet, SmallSetIter};
 pub use stream::{ProxyProtocol, StreamProtocol, StreamRoute, StreamService};
 pub use table::{Backend, MatchedBy, Route, RouteId, RouteTable};
-pub use tls::{CertificatePem, TlsEntry, TlsMap};
+pub use tls::{CertificateMaterial, CertificatePem, TlsEntry, TlsMap};
 pub use upstream::{
     BackendProtocol, DEFAULT_UPSTREAM_NAME, InvalidProtocol, TlsVersion, UpstreamProtocol, UpstreamTls,
 };

@@ -56,9 +56,9 @@ impl TlsMemo {
             && made.default == builder.default_certificate
         {
             // The same claims: only the certificates' content may differ.
-            if !Arc::ptr_eq(&made.map.material, &builder.certificates) {
+            if !made.map.material.same(&builder.certificates) {
                 let hosts = Arc::clone(&made.map.hosts);
-                made.map = Arc::new(TlsMap { hosts, material: Arc::clone(&builder.certificates) });
+                made.map = Arc::new(TlsMap { hosts, material: builder.certificates.clone() });
             }
             rejected.extend(made.rejected.iter().cloned());
             return Arc::clone(&made.map);
@@ -72,7 +72,7 @@ impl TlsMemo {
             hosts.default =
                 Some(TlsEntry { host: HostPattern::Any, certificate: cert.clone(), origin: None });
         }
-        let map = Arc::new(TlsMap { hosts: Arc::new(hosts), material: Arc::clone(&builder.certificates) });
+        let map = Arc::new(TlsMap { hosts: Arc::new(hosts), material: builder.certificates.clone() });
         rejected.extend(own.iter().cloned());
         self.made = Some(Made {
             map: Arc::clone(&map),

@@ -4,21 +4,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ingress_core::{CertificatePem, CertificateRef};
+use ingress_core::{CertificateMaterial, CertificatePem, CertificateRef};
 
 /// Every certificate the translated Ingresses registered, with how many of them registered it:
-/// a change costs the certificates of the Ingresses it touches (and a copy of the map when the
-/// last table still holds it), not a pass over every Ingress.
+/// a change costs the certificates of the Ingresses it touches (and a copy of the shard it is
+/// in when the last table still holds the map), not a pass over every Ingress.
 #[derive(Debug, Default)]
 pub(crate) struct CertificateMap {
-    map: Arc<HashMap<CertificateRef, Arc<CertificatePem>>>,
+    map: CertificateMaterial,
     users: HashMap<CertificateRef, usize>,
 }
 
 impl CertificateMap {
-    /// The map, as one `Arc` (the same while nothing in it changed).
-    pub(crate) fn shared(&self) -> Arc<HashMap<CertificateRef, Arc<CertificatePem>>> {
-        Arc::clone(&self.map)
+    /// The map, shared (the same version while nothing in it changed).
+    pub(crate) fn shared(&self) -> CertificateMaterial {
+        self.map.clone()
     }
 
     /// Counts the certificates an Ingress registered; each one's material replaces what the
@@ -28,7 +28,7 @@ impl CertificateMap {
         for (certificate, pem) in certificates {
             *self.users.entry(certificate.clone()).or_default() += 1;
             if self.map.get(certificate).is_none_or(|had| !Arc::ptr_eq(had, pem)) {
-                Arc::make_mut(&mut self.map).insert(certificate.clone(), Arc::clone(pem));
+                self.map.insert(certificate.clone(), Arc::clone(pem));
             }
         }
     }
@@ -41,7 +41,7 @@ impl CertificateMap {
             *users -= 1;
             if *users == 0 {
                 self.users.remove(certificate);
-                Arc::make_mut(&mut self.map).remove(certificate);
+                self.map.remove(certificate);
             }
         }
     }
@@ -65,16 +65,16 @@ mod tests {
         map.add(&a);
         let before = map.shared();
         map.add(&[]);
-        assert!(Arc::ptr_eq(&before, &map.shared()), "nothing changed: the same map");
+        assert!(before.same(&map.shared()), "nothing changed: the same map");
         // The Secret changed: both Ingresses translated again, with the new material.
         let b = vec![(cert("tls"), Arc::clone(&v2))];
         map.remove(&a);
         map.add(&b);
-        assert!(Arc::ptr_eq(&map.shared()[&cert("tls")], &v2));
+        assert!(Arc::ptr_eq(map.shared().get(&cert("tls")).unwrap(), &v2));
         map.remove(&a);
         map.add(&b);
         map.remove(&b);
-        assert!(map.shared().contains_key(&cert("tls")), "one Ingress still registers it");
+        assert!(map.shared().get(&cert("tls")).is_some(), "one Ingress still registers it");
         map.remove(&b);
         assert!(map.shared().is_empty());
         assert!(map.users.is_empty());
