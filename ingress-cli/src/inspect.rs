@@ -447,7 +447,7 @@ mod tests {
         let config = ingress_k8s::Config { ingress_class: "nginx".into(), ..ingress_k8s::Config::default() };
         let (table, _) =
             ingress_k8s::translate(&objects, &config).compile(&mut ingress_core::EndpointStore::new());
-        let cert = table.tls().certificates().first().copied().expect("the demo's TLS Secret");
+        let cert = table.tls().certificates().first().expect("the demo's TLS Secret");
         let pem = table.tls().material(cert).unwrap();
         assert!(pem.prepared::<ingress_proxy::PreparedCertificate>().is_some());
     }

@@ -182,6 +182,8 @@ pub(crate) struct TlsHosts {
     pub(crate) default: Option<TlsEntry>,
     /// A hash of the entries (see [`TlsHosts::fingerprint`]), made at the first call.
     fingerprint: std::sync::OnceLock<u64>,
+    /// Every distinct certificate (see [`TlsMap::certificates`]), made at the first call.
+    certificates: std::sync::OnceLock<Vec<CertificateRef>>,
 }
 
 impl TlsHosts {
@@ -240,13 +242,18 @@ impl TlsMap {
         self.hosts.default.as_ref().map(|e| &e.certificate)
     }
 
-    /// Every distinct certificate the map can hand out, the default included.
-    pub fn certificates(&self) -> Vec<&CertificateRef> {
-        let mut all: Vec<&CertificateRef> =
-            self.hosts.entries.iter().chain(self.hosts.default.as_ref()).map(|e| &e.certificate).collect();
-        all.sort_unstable();
-        all.dedup();
-        all
+    /// Every distinct certificate the map can hand out, the default included, sorted. Made once
+    /// per map of hosts, which successive tables share while no claim changed (the proxy reads
+    /// it at every install).
+    pub fn certificates(&self) -> &[CertificateRef] {
+        let hosts = &*self.hosts;
+        hosts.certificates.get_or_init(|| {
+            let mut all: Vec<CertificateRef> =
+                hosts.entries.iter().chain(hosts.default.as_ref()).map(|e| e.certificate.clone()).collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        })
     }
 
     /// The PEM material registered for a certificate with
