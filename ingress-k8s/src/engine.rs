@@ -477,8 +477,9 @@ impl Engine {
     }
 }
 
-/// The backends of `old` that `new` lacks. The entries a translation cache kept are the same
-/// `Arc`s in both, in the same order, so only the others are compared by key.
+/// The backends of `old` that `new` lacks, sorted. The lists share what the translation cache
+/// kept (chunks and entries, the same `Arc`s), so only the entries that differ are compared by
+/// key ([`EndpointList::changes`]).
 fn gone<'a>(old: &'a EndpointList, new: &EndpointList) -> Vec<&'a BackendRef> {
     let (gone, made) = EndpointList::changes(old, new);
     let made: HashSet<&BackendRef> = made.into_iter().map(|e| &e.0).collect();
