@@ -4,8 +4,8 @@
 //! watcher task, so each pooled request pays a task spawn, a wake-up and two liveness probes.
 //! Here a released connection is a stack entry; whether the upstream closed it meanwhile is
 //! probed once, when it is taken again, and a sweeper closes those idle past the keep-alive
-//! timeout and those whose endpoint left its backend's set. The sweeper runs only while the
-//! pool holds connections, so an idle proxy does not wake up for it.
+//! timeout and those whose endpoint has been out of its backend's set for [`GONE_GRACE`]. The
+//! sweeper runs only while the pool holds connections, so an idle proxy does not wake up for it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,11 +36,20 @@ pub(crate) struct IdlePool {
     idle: Mutex<Idles>,
     /// Idle connections kept per endpoint; more are closed.
     per_endpoint: usize,
+    /// [`GONE_GRACE`], shorter in tests.
+    gone_grace: Duration,
     /// A clock read by the sweeper (and when it starts), so taking and parking a connection
     /// need not read the system clock: nanoseconds since `epoch`, behind by up to a sweep.
     coarse: AtomicU64,
     epoch: Instant,
 }
+
+/// How long an endpoint must stay out of its backend's set before its idle connections are
+/// closed. ingress-nginx keeps them until `upstream-keepalive-timeout` whatever the endpoint
+/// does; closing them sooner frees what a departed pod held, and waiting this long first means
+/// an endpoint whose readiness flaps (a probe failing once, every `periodSeconds`, 10 s by
+/// default) finds its connections still there when it returns, instead of a burst of new ones.
+const GONE_GRACE: Duration = Duration::from_secs(10);
 
 /// How far behind the coarse clock may be before [`IdlePool::take`] reads the real one (a
 /// sweep, and ample room for a late sweeper).
@@ -49,9 +58,18 @@ const COARSE_SLACK: Duration = Duration::from_secs(1);
 /// The pool's state, under its lock.
 #[derive(Debug, Default)]
 struct Idles {
-    by_endpoint: HashMap<PoolKey, Vec<Idle>>,
+    by_endpoint: HashMap<PoolKey, Stack>,
     /// Whether a sweeper task is running (it stops when nothing is left to sweep).
     sweeping: bool,
+}
+
+/// The idle connections to one endpoint, most recently used last.
+#[derive(Debug, Default)]
+struct Stack {
+    idle: Vec<Idle>,
+    /// Since when the sweeper has found the endpoint in none of its connections' sets (reset
+    /// when it finds it again, or when a connection to it is parked: it was just chosen).
+    gone_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -68,6 +86,7 @@ impl IdlePool {
         Arc::new(Self {
             idle: Mutex::new(Idles::default()),
             per_endpoint: per_endpoint.max(1),
+            gone_grace: GONE_GRACE,
             coarse: AtomicU64::new(0),
             epoch: Instant::now(),
         })
@@ -77,7 +96,7 @@ impl IdlePool {
     /// closed (or sent unsolicited bytes on) while idle are dropped on the way.
     pub(crate) fn take(&self, key: PoolKey) -> Option<Upstream> {
         loop {
-            let mut idle = self.lock().by_endpoint.get_mut(&key)?.pop()?;
+            let mut idle = self.lock().by_endpoint.get_mut(&key)?.idle.pop()?;
             if self.alive_at(idle.expires) && still_open(&mut idle.stream) {
                 return Some(idle.stream);
             }
@@ -85,8 +104,8 @@ impl IdlePool {
         }
     }
 
-    /// Parks a connection the exchange left reusable, for `keepalive` at most and while its
-    /// endpoint stays in `slot`'s endpoint set.
+    /// Parks a connection the exchange left reusable, for `keepalive` at most, and closed
+    /// sooner if its endpoint stays out of `slot`'s endpoint set for [`GONE_GRACE`].
     pub(crate) fn put(
         self: &Arc<Self>,
         key: PoolKey,
@@ -99,8 +118,9 @@ impl IdlePool {
             // Without a sweeper running the coarse clock may be old: read the real one.
             let now = if idle.sweeping { self.coarse_now() } else { self.tick() };
             let stack = idle.by_endpoint.entry(key).or_default();
-            let evicted = (stack.len() >= self.per_endpoint).then(|| stack.remove(0));
-            stack.push(Idle { stream, expires: now + keepalive, slot });
+            stack.gone_since = None;
+            let evicted = (stack.idle.len() >= self.per_endpoint).then(|| stack.idle.remove(0));
+            stack.idle.push(Idle { stream, expires: now + keepalive, slot });
             (evicted, !std::mem::replace(&mut idle.sweeping, true))
         };
         if start_sweeper {
@@ -110,18 +130,25 @@ impl IdlePool {
         drop(evicted);
     }
 
-    /// Closes connections idle past their keep-alive timeout, and those to endpoints no longer
-    /// in their backend's set. Returns whether any connection is left (else the sweeper stops).
+    /// Closes connections idle past their keep-alive timeout, and those to endpoints that have
+    /// been in none of their connections' backend sets for [`GONE_GRACE`]. Returns whether any
+    /// connection is left (else the sweeper stops).
     fn sweep(&self) -> bool {
         let now = self.tick();
         let (expired, left) = {
             let mut idle = self.lock();
             let mut out = Vec::new();
             idle.by_endpoint.retain(|(addr, _), stack| {
-                out.extend(stack.extract_if(.., |i| {
-                    i.expires <= now || !i.slot.load().as_slice().iter().any(|e| e.addr == *addr)
-                }));
-                !stack.is_empty()
+                let present =
+                    stack.idle.iter().any(|i| i.slot.load().as_slice().iter().any(|e| e.addr == *addr));
+                let gone_since = if present { None } else { Some(*stack.gone_since.get_or_insert(now)) };
+                stack.gone_since = gone_since;
+                if gone_since.is_some_and(|since| now.duration_since(since) >= self.gone_grace) {
+                    out.append(&mut stack.idle);
+                } else {
+                    out.extend(stack.idle.extract_if(.., |i| i.expires <= now));
+                }
+                !stack.idle.is_empty()
             });
             let left = !idle.by_endpoint.is_empty();
             // Decided under the lock, so a concurrent `put` either sees the sweeper running
@@ -245,7 +272,11 @@ mod tests {
             upstreams.push(listener.accept().await.unwrap().0);
             pool.put((addr, 0), Arc::clone(&slot), boxed(ours), Duration::from_millis(150));
         }
-        assert_eq!(pool.lock().by_endpoint[&(addr, 0)].len(), 2, "the oldest is closed beyond the bound");
+        assert_eq!(
+            pool.lock().by_endpoint[&(addr, 0)].idle.len(),
+            2,
+            "the oldest is closed beyond the bound"
+        );
         tokio::time::sleep(Duration::from_millis(150) + 3 * SWEEP_EVERY).await;
         assert!(!pool.lock().by_endpoint.contains_key(&(addr, 0)), "the sweeper closed expired connections");
         assert!(!pool.lock().sweeping, "nothing left: the sweeper stopped");
@@ -264,17 +295,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn closes_connections_to_endpoints_that_left_their_set() {
-        let pool = IdlePool::new(4);
+    async fn closes_connections_to_endpoints_out_of_their_set_past_the_grace() {
+        let mut pool = IdlePool::new(4);
+        Arc::get_mut(&mut pool).unwrap().gone_grace = 12 * SWEEP_EVERY;
         let (addr, stream, mut upstream) = pair().await;
         let slot = slot_with(addr);
         pool.put((addr, 0), Arc::clone(&slot), stream, Duration::from_secs(60));
         tokio::time::sleep(3 * SWEEP_EVERY).await;
         assert!(pool.lock().by_endpoint.contains_key(&(addr, 0)), "still in the set: kept");
+        // Out of the set and back within the grace, twice: kept (a flapping readiness probe).
+        for _ in 0..2 {
+            slot.store(ingress_core::EndpointSet::default());
+            tokio::time::sleep(3 * SWEEP_EVERY).await;
+            assert!(pool.lock().by_endpoint[&(addr, 0)].gone_since.is_some(), "seen gone");
+            slot.store(ingress_core::EndpointSet::new([addr]));
+            tokio::time::sleep(2 * SWEEP_EVERY).await;
+            assert!(pool.lock().by_endpoint[&(addr, 0)].gone_since.is_none(), "seen back");
+        }
+        // Gone for longer than the grace: closed.
         slot.store(ingress_core::EndpointSet::default());
-        tokio::time::sleep(3 * SWEEP_EVERY).await;
-        assert!(!pool.lock().by_endpoint.contains_key(&(addr, 0)), "left the set: closed");
+        tokio::time::sleep(16 * SWEEP_EVERY).await;
+        assert!(!pool.lock().by_endpoint.contains_key(&(addr, 0)), "out of the set past the grace: closed");
         let mut buf = [0u8; 1];
         assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
+
+        // Parking a connection says its endpoint was just chosen: the grace starts again.
+        let (addr, stream, _upstream) = pair().await;
+        let gone = Arc::new(EndpointSlot::default());
+        pool.put((addr, 0), Arc::clone(&gone), stream, Duration::from_secs(60));
+        tokio::time::sleep(3 * SWEEP_EVERY).await;
+        assert!(pool.lock().by_endpoint[&(addr, 0)].gone_since.is_some());
+        let (_, stream, _upstream2) = pair().await;
+        pool.put((addr, 0), gone, stream, Duration::from_secs(60));
+        assert!(pool.lock().by_endpoint[&(addr, 0)].gone_since.is_none(), "reset by the park");
     }
 }
