@@ -142,7 +142,7 @@ impl TableBuilder {
     /// Declares a Service, so backends naming it resolve named ports to numbers and refer to
     /// ports it has. Backends of undeclared Services are kept as written.
     pub fn service(&mut self, service: Service) -> &mut Self {
-        self.services.insert(service.namespace, service.name, service.ports);
+        self.services.insert(&service.namespace, service.name, service.ports);
         self
     }
 

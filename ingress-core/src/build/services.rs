@@ -1,101 +1,117 @@
-//! The Services a build resolves backends against: (namespace, name) → ports, in shards of a
-//! namespace (by a hash of the name) that successive builders share. Declaring one Service
-//! copies the map of shards (a pointer per shard) and its own shard, about 1/32 of a large
-//! namespace, and two builds compare only the shards that are not the same `Arc`: a Service
-//! change in a namespace of 10,000 costs hundreds of entries, not 10,000.
+//! The Services a build resolves backends against: (namespace, name) → ports, per namespace in
+//! shards (by a hash of the name) that successive builders share. Declaring one Service copies
+//! the map of namespaces (a pointer per namespace, no name), that namespace's shard array (32
+//! pointers) and its own shard, about 1/32 of a large namespace; two builds compare only the
+//! namespaces, then the shards, that are not the same `Arc`. A Service change in a cluster of
+//! 100,000 Services costs hundreds of entries, not 100,000, and no string comparison per shard.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use foldhash::fast::FixedState;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::HashMap;
 
 use crate::ServicePort;
 
 /// Shards per namespace (a namespace of few Services has few: only non-empty ones exist).
-const SHARDS: u8 = 32;
+const SHARDS: usize = 32;
 
 /// One shard: name → ports.
 type Shard = HashMap<String, Vec<ServicePort>, foldhash::fast::RandomState>;
 
+/// The shards of one namespace, by [`shard_of`] the name (`None`: empty).
+type Namespace = [Option<Arc<Shard>>; SHARDS];
+
 /// Declared Services, shared between builders; cloning one is cloning an `Arc`.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Services {
-    shards: Arc<HashMap<(String, u8), Arc<Shard>, foldhash::fast::RandomState>>,
+    namespaces: Arc<HashMap<Arc<str>, Arc<Namespace>, foldhash::fast::RandomState>>,
 }
 
-/// A shard key borrowed from a backend, hashed as the `(String, u8)` it stands for.
-#[derive(Hash)]
-struct ShardRef<'a>(&'a str, u8);
-
-impl Equivalent<(String, u8)> for ShardRef<'_> {
-    fn equivalent(&self, key: &(String, u8)) -> bool {
-        self.0 == key.0 && self.1 == key.1
-    }
-}
-
-fn shard_of(name: &str) -> u8 {
+fn shard_of(name: &str) -> usize {
     // A fixed seed: the shard of a name is the same in every builder.
-    (FixedState::default().hash_one(name) % u64::from(SHARDS)) as u8
+    (FixedState::default().hash_one(name) % SHARDS as u64) as usize
 }
 
 impl Services {
     /// Declares (or declares again) a Service.
-    pub(super) fn insert(&mut self, namespace: String, name: String, ports: Vec<ServicePort>) {
-        let key = (namespace, shard_of(&name));
-        let shard = Arc::make_mut(&mut self.shards).entry(key).or_default();
+    pub(super) fn insert(&mut self, namespace: &str, name: String, ports: Vec<ServicePort>) {
+        let namespaces = Arc::make_mut(&mut self.namespaces);
+        if !namespaces.contains_key(namespace) {
+            namespaces.insert(Arc::from(namespace), Arc::default());
+        }
+        let Some(shards) = namespaces.get_mut(namespace) else { return };
+        let shard = Arc::make_mut(shards)[shard_of(&name)].get_or_insert_default();
         Arc::make_mut(shard).insert(name, ports);
     }
 
     /// Takes a declared Service out (nothing if it was not declared).
     pub(super) fn remove(&mut self, namespace: &str, name: &str) {
-        let key = ShardRef(namespace, shard_of(name));
-        let Some(shard) = self.shards.get(&key) else { return };
-        if !shard.contains_key(name) {
+        let at = shard_of(name);
+        if self.get(namespace, name).is_none() {
             return;
         }
-        let shards = Arc::make_mut(&mut self.shards);
-        let emptied = shards.get_mut(&key).is_some_and(|shard| {
+        let namespaces = Arc::make_mut(&mut self.namespaces);
+        let Some(shards) = namespaces.get_mut(namespace) else { return };
+        let shards_now = Arc::make_mut(shards);
+        if let Some(shard) = &mut shards_now[at] {
             Arc::make_mut(shard).remove(name);
-            shard.is_empty()
-        });
-        if emptied {
-            shards.remove(&key);
+            if shard.is_empty() {
+                shards_now[at] = None;
+            }
+        }
+        if shards_now.iter().all(Option::is_none) {
+            namespaces.remove(namespace);
         }
     }
 
     /// The ports of a declared Service.
     pub(super) fn get(&self, namespace: &str, name: &str) -> Option<&[ServicePort]> {
-        let shard = self.shards.get(&ShardRef(namespace, shard_of(name)))?;
+        let shard = self.namespaces.get(namespace)?[shard_of(name)].as_ref()?;
         shard.get(name).map(Vec::as_slice)
     }
 
-    /// The Services declared in only one of `old` and `new`, or with other ports (shards both
-    /// share are not read).
+    /// The Services declared in only one of `old` and `new`, or with other ports (namespaces
+    /// and shards both share are not read).
     pub(super) fn changed(old: &Services, new: &Services) -> Vec<(String, String)> {
         let mut changed = Vec::new();
-        if Arc::ptr_eq(&old.shards, &new.shards) {
+        if Arc::ptr_eq(&old.namespaces, &new.namespaces) {
             return changed;
         }
-        for ((ns, shard), names) in new.shards.iter() {
-            let before = old.shards.get(&ShardRef(ns, *shard));
-            if before.is_some_and(|b| Arc::ptr_eq(b, names)) {
+        let none: Namespace = Default::default();
+        for (ns, after) in new.namespaces.iter() {
+            let before = old.namespaces.get(ns);
+            if before.is_some_and(|b| Arc::ptr_eq(b, after)) {
                 continue;
             }
-            for (name, ports) in names.iter() {
-                if before.and_then(|b| b.get(name)) != Some(ports) {
-                    changed.push((ns.clone(), name.clone()));
+            let before = before.map_or(&none, |b| &**b);
+            for (b, a) in before.iter().zip(after.iter()) {
+                let Some(a) = a else { continue };
+                if b.as_ref().is_some_and(|b| Arc::ptr_eq(b, a)) {
+                    continue;
+                }
+                for (name, ports) in a.iter() {
+                    if b.as_ref().and_then(|b| b.get(name)) != Some(ports) {
+                        changed.push((ns.to_string(), name.clone()));
+                    }
                 }
             }
         }
-        for ((ns, shard), names) in old.shards.iter() {
-            let after = new.shards.get(&ShardRef(ns, *shard));
-            if after.is_some_and(|a| Arc::ptr_eq(a, names)) {
+        for (ns, before) in old.namespaces.iter() {
+            let after = new.namespaces.get(ns);
+            if after.is_some_and(|a| Arc::ptr_eq(a, before)) {
                 continue;
             }
-            for name in names.keys() {
-                if after.is_none_or(|a| !a.contains_key(name)) {
-                    changed.push((ns.clone(), name.clone()));
+            let after = after.map_or(&none, |a| &**a);
+            for (b, a) in before.iter().zip(after.iter()) {
+                let Some(b) = b else { continue };
+                if a.as_ref().is_some_and(|a| Arc::ptr_eq(a, b)) {
+                    continue;
+                }
+                for name in b.keys() {
+                    if a.as_ref().is_none_or(|a| !a.contains_key(name)) {
+                        changed.push((ns.to_string(), name.clone()));
+                    }
                 }
             }
         }
@@ -116,23 +132,27 @@ mod tests {
     fn a_change_is_found_in_the_shards_it_touched_only() {
         let mut old = Services::default();
         for i in 0..1_000 {
-            old.insert("big".into(), format!("s{i}"), port(80));
+            old.insert("big", format!("s{i}"), port(80));
         }
-        old.insert("small".into(), "one".into(), port(80));
+        old.insert("small", "one".into(), port(80));
         let mut new = old.clone();
         assert!(Services::changed(&old, &new).is_empty());
-        new.insert("big".into(), "s7".into(), port(81));
-        new.insert("big".into(), "added".into(), port(80));
-        new.insert("small".into(), "one".into(), port(80));
+        new.insert("big", "s7".into(), port(81));
+        new.insert("big", "added".into(), port(80));
+        new.insert("small", "one".into(), port(80));
         let mut changed = Services::changed(&old, &new);
         changed.sort();
         assert_eq!(changed, [("big".to_owned(), "added".to_owned()), ("big".to_owned(), "s7".to_owned())]);
         assert_eq!(new.get("big", "s7").unwrap()[0].port, 81);
         assert_eq!(old.get("big", "s7").unwrap()[0].port, 80, "the old builder's shard is its own");
         assert!(new.get("big", "nope").is_none() && new.get("nope", "s7").is_none());
-        // Shards the change did not touch are the same `Arc`s.
-        let shared = new.shards.iter().filter(|(k, v)| old.shards.get(*k).is_some_and(|o| Arc::ptr_eq(o, v)));
-        assert!(shared.count() >= old.shards.len() - 3);
+        // Namespaces and shards the change did not touch are the same `Arc`s.
+        let (old_big, new_big) = (&old.namespaces["big"], &new.namespaces["big"]);
+        let shared = old_big.iter().zip(new_big.iter()).filter(|(o, n)| match (o, n) {
+            (Some(o), Some(n)) => Arc::ptr_eq(o, n),
+            _ => false,
+        });
+        assert!(shared.count() >= SHARDS - 2);
         let mut gone = Services::changed(&new, &old);
         gone.sort();
         assert_eq!(gone, changed, "and back");
@@ -141,9 +161,9 @@ mod tests {
     #[test]
     fn a_removed_service_is_a_change_and_its_emptied_shard_goes() {
         let mut old = Services::default();
-        old.insert("big".into(), "a".into(), port(80));
-        old.insert("big".into(), "b".into(), port(80));
-        old.insert("small".into(), "one".into(), port(80));
+        old.insert("big", "a".into(), port(80));
+        old.insert("big", "b".into(), port(80));
+        old.insert("small", "one".into(), port(80));
         let mut new = old.clone();
         new.remove("big", "a");
         new.remove("big", "nope");
@@ -152,9 +172,22 @@ mod tests {
         assert!(old.get("big", "a").is_some(), "the old builder's shard is its own");
         assert_eq!(Services::changed(&old, &new), [("big".to_owned(), "a".to_owned())]);
         new.remove("small", "one");
-        assert!(!new.shards.keys().any(|(ns, _)| ns == "small"), "no empty shard is kept");
+        assert!(!new.namespaces.contains_key("small"), "no empty namespace is kept");
         let mut changed = Services::changed(&old, &new);
         changed.sort();
         assert_eq!(changed, [("big".to_owned(), "a".to_owned()), ("small".to_owned(), "one".to_owned())]);
+        // A namespace untouched by a change is the same `Arc`; one emptied goes.
+        let kept = new.clone();
+        new.remove("big", "b");
+        assert!(!new.namespaces.contains_key("big"), "no empty namespace is kept");
+        assert_eq!(Services::changed(&kept, &new), [("big".to_owned(), "b".to_owned())]);
+        new.insert("other", "x".into(), port(80));
+        let mut twice = new.clone();
+        twice.insert("third", "y".into(), port(80));
+        assert!(
+            Arc::ptr_eq(&new.namespaces["other"], &twice.namespaces["other"]),
+            "another namespace's change shares it"
+        );
+        assert_eq!(Services::changed(&new, &twice), [("third".to_owned(), "y".to_owned())]);
     }
 }
