@@ -343,8 +343,8 @@ impl TranslationCache {
         // In key order, so the published lists made from nothing grow at their ends.
         for key in std::mem::take(&mut self.stale) {
             let Some(entry) = self.ingresses.get_mut(&key) else { continue };
-            // Take back what the last translation added.
-            self.published.remove(&key, &entry.translated, entry.reads.until);
+            // Take back what the last translation added (its published outputs are replaced
+            // below).
             self.sets.remove(&entry.translated.names);
             for read in &entry.reads.objects {
                 unread(&mut self.readers, read, &key);
@@ -370,7 +370,7 @@ impl TranslationCache {
             if let Some(index) = &translated.index {
                 Arc::make_mut(&mut self.index).insert(key.clone(), Arc::clone(index));
             }
-            self.published.add(&key, &translated, reads.until);
+            self.published.replace(&key, (&entry.translated, entry.reads.until), (&translated, reads.until));
             entry.translated = translated;
             entry.reads = reads;
             self.stats.ingresses_translated += 1;

@@ -36,12 +36,37 @@ pub(super) struct Published {
 }
 
 impl Published {
-    /// Adds what the translation of `key` made (valid until `until`).
-    pub(super) fn add(&mut self, key: &Key, translated: &Translated, until: i64) {
-        if let Some(core) = &translated.core {
-            let old = put(Arc::make_mut(&mut self.cores), key, Some(core));
-            self.changed(old, Some(core));
+    /// Takes back what [`Self::replace`] added for the same translation.
+    pub(super) fn remove(&mut self, key: &Key, translated: &Translated, until: i64) {
+        if translated.core.is_some() {
+            let old = put(Arc::make_mut(&mut self.cores), key, None);
+            self.changed(old, None);
         }
+        self.remove_rest(key, translated, until);
+    }
+
+    /// Takes back what the translation `old` of `key` added (a default [`Translated`] for a key
+    /// new to the cache) and adds what `new` made, each with the second until which it holds. A
+    /// core Ingress replaced by another is replaced in place (one search; taking it out and
+    /// putting it back would shift the whole list twice).
+    pub(super) fn replace(&mut self, key: &Key, old: (&Translated, i64), new: (&Translated, i64)) {
+        match (&old.0.core, &new.0.core) {
+            (_, Some(core)) => {
+                let was = put(Arc::make_mut(&mut self.cores), key, Some(core));
+                self.changed(was, Some(core));
+            }
+            (Some(_), None) => {
+                let was = put(Arc::make_mut(&mut self.cores), key, None);
+                self.changed(was, None);
+            }
+            (None, None) => {}
+        }
+        self.remove_rest(key, old.0, old.1);
+        self.add_rest(key, new.0, new.1);
+    }
+
+    /// What [`Self::replace`] adds besides the core Ingress.
+    fn add_rest(&mut self, key: &Key, translated: &Translated, until: i64) {
         if let Some(info) = &translated.info {
             self.infos.put(Arc::clone(info));
         }
@@ -56,12 +81,8 @@ impl Published {
         }
     }
 
-    /// Takes back what [`Self::add`] added for the same arguments.
-    pub(super) fn remove(&mut self, key: &Key, translated: &Translated, until: i64) {
-        if translated.core.is_some() {
-            let old = put(Arc::make_mut(&mut self.cores), key, None);
-            self.changed(old, None);
-        }
+    /// What [`Self::remove`] and [`Self::replace`] take back besides the core Ingress.
+    fn remove_rest(&mut self, key: &Key, translated: &Translated, until: i64) {
         if translated.info.is_some() {
             self.infos.remove(key);
         }
@@ -176,6 +197,11 @@ mod tests {
         ("ns".to_owned(), name.to_owned())
     }
 
+    /// What the cache does for a key it did not have.
+    fn add(published: &mut Published, key: &Key, translated: &Translated, until: i64) {
+        published.replace(key, (&Translated::default(), i64::MAX), (translated, until));
+    }
+
     #[test]
     fn the_list_stays_sorted_by_key_whatever_the_order_of_changes() {
         let mut list = Vec::new();
@@ -200,18 +226,17 @@ mod tests {
         let translated = |name: &str| Translated { core: Some(core(name)), ..Translated::default() };
         let mut published = Published::default();
         let (a, b) = (translated("a"), translated("b"));
-        published.add(&key("a"), &a, i64::MAX);
-        published.add(&key("b"), &b, i64::MAX);
+        add(&mut published, &key("a"), &a, i64::MAX);
+        add(&mut published, &key("b"), &b, i64::MAX);
         let mut builder = TableBuilder::new();
         published.hand_out(&mut builder);
         let first = builder.clone();
         drop(builder);
         let (a2, c, c2) = (translated("a"), translated("c"), translated("c"));
-        published.remove(&key("a"), &a, i64::MAX);
-        published.add(&key("a"), &a2, i64::MAX);
-        published.add(&key("c"), &c, i64::MAX);
+        published.replace(&key("a"), (&a, i64::MAX), (&a2, i64::MAX));
+        add(&mut published, &key("c"), &c, i64::MAX);
         published.remove(&key("c"), &c, i64::MAX);
-        published.add(&key("c"), &c2, i64::MAX);
+        add(&mut published, &key("c"), &c2, i64::MAX);
         published.remove(&key("b"), &b, i64::MAX);
         let mut builder = TableBuilder::new();
         published.hand_out(&mut builder);
@@ -225,13 +250,33 @@ mod tests {
         assert_eq!(names, ["a", "c"]);
     }
 
+    /// A replacement is a removal and an addition: to and from a translation with no core
+    /// Ingress (not ours), and with its expiry.
+    #[test]
+    fn a_replacement_takes_out_what_the_old_translation_added() {
+        let with_core = |name: &str| Translated { core: Some(core(name)), ..Translated::default() };
+        let mut published = Published::default();
+        let (a, none) = (with_core("a"), Translated::default());
+        add(&mut published, &key("b"), &with_core("b"), i64::MAX);
+        published.replace(&key("a"), (&none, i64::MAX), (&a, 100));
+        let names = |p: &Published| p.cores.iter().map(|i| i.origin.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&published), ["a", "b"]);
+        let a2 = with_core("a");
+        published.replace(&key("a"), (&a, 100), (&a2, 200));
+        assert!(Arc::ptr_eq(&published.cores[0], a2.core.as_ref().unwrap()), "replaced in place");
+        assert!(published.expired(150).is_empty(), "the old expiry went with it");
+        published.replace(&key("a"), (&a2, 200), (&none, i64::MAX));
+        assert_eq!(names(&published), ["b"]);
+        assert!(published.expired(i64::MAX - 1).is_empty());
+    }
+
     #[test]
     fn expired_translations_come_out_in_time_order() {
         let mut published = Published::default();
         let translated = Translated::default();
-        published.add(&key("late"), &translated, 200);
-        published.add(&key("soon"), &translated, 100);
-        published.add(&key("never"), &translated, i64::MAX);
+        add(&mut published, &key("late"), &translated, 200);
+        add(&mut published, &key("soon"), &translated, 100);
+        add(&mut published, &key("never"), &translated, i64::MAX);
         assert!(published.expired(99).is_empty());
         assert_eq!(published.expired(100), [key("soon")]);
         published.remove(&key("late"), &translated, 200);
