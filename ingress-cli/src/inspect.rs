@@ -26,7 +26,7 @@ pub(crate) struct Loaded {
     /// Our Ingresses, with the verdicts on their annotations.
     pub(crate) ingresses: Vec<Arc<IngressInfo>>,
     /// The verdicts on each of our Ingresses' annotations.
-    pub(crate) annotations: BTreeMap<(String, String), Vec<AnnotationReport>>,
+    pub(crate) annotations: BTreeMap<ingress_k8s::Key, Vec<AnnotationReport>>,
     /// The `--configmap` ConfigMap's data and that of the ConfigMaps it names.
     pub(crate) config: (BTreeMap<String, String>, BTreeMap<String, BTreeMap<String, String>>),
 }
@@ -134,7 +134,7 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     }
     let winner = match &e.decision {
         ingress_core::Decision::Path { origin, .. } | ingress_core::Decision::IngressDefault { origin } => {
-            Some((origin.namespace.clone(), origin.name.clone()))
+            Some((origin.namespace.as_str().into(), origin.name.as_str().into()))
         }
         _ => None,
     };
@@ -145,8 +145,7 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|p| {
             e.paths.iter().any(|c| {
-                (c.origin.namespace.as_str(), c.origin.name.as_str())
-                    == (p.object.0.as_str(), p.object.1.as_str())
+                (c.origin.namespace.as_str(), c.origin.name.as_str()) == (&*p.object.0, &*p.object.1)
             })
         })
         .map(ToString::to_string)
@@ -290,16 +289,17 @@ fn report(source: &SourceArgs, loaded: &Loaded, deployment: Option<(String, Vec<
         objects: report::count(&loaded.objects),
         ..Report::default()
     };
-    let ours: BTreeMap<&(String, String), &IngressInfo> =
+    let ours: BTreeMap<&ingress_k8s::Key, &IngressInfo> =
         loaded.ingresses.iter().map(|i| (&i.key, &**i)).collect();
     for (key, ingress) in &loaded.objects.ingresses {
         match ours.get(key) {
             Some(info) => {
-                let problems =
-                    by_object.remove(&(Kind::Ingress, key.0.clone(), key.1.clone())).unwrap_or_default();
+                let problems = by_object
+                    .remove(&(Kind::Ingress, key.0.to_string(), key.1.to_string()))
+                    .unwrap_or_default();
                 r.ingresses.push(report::ingress_report(ingress, info, problems));
             }
-            None => r.other_class.push(key.clone()),
+            None => r.other_class.push((key.0.to_string(), key.1.to_string())),
         }
     }
     r.other_problems = by_object.into_values().flatten().collect();

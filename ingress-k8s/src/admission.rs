@@ -48,7 +48,7 @@ pub(crate) fn validate_with(
 ) -> Admission {
     let key = key_of(&ingress.metadata);
     if !class::is_ours(&ingress, objects, config)
-        || config.watch_namespace.as_ref().is_some_and(|ns| *ns != key.0)
+        || config.watch_namespace.as_ref().is_some_and(|ns| ns.as_str() != &*key.0)
     {
         return Admission { allowed: true, ..Admission::default() };
     }

@@ -128,10 +128,10 @@ pub struct Annotations {
     /// The ConfigMaps the annotations name (`custom-headers`, `auth-proxy-set-headers`), by
     /// namespace and name: the
     /// controller watches these.
-    pub config_maps: Vec<(String, String)>,
+    pub config_maps: Vec<crate::objects::Key>,
     /// The Secrets the annotations name (`auth-secret`), by namespace and name: the controller
     /// watches these.
-    pub secrets: Vec<(String, String)>,
+    pub secrets: Vec<crate::objects::Key>,
     /// One report per annotation under the prefix, sorted by key.
     pub reports: Vec<AnnotationReport>,
 }
@@ -285,7 +285,7 @@ pub fn read_with<'a>(
     config_maps.extend(external.config_map);
     if let Some((&name, &value)) = ours.get_key_value("custom-headers") {
         if let Ok((ns, cm)) = headers::reference(value) {
-            config_maps.push((ns.to_owned(), cm.to_owned()));
+            config_maps.push((ns.into(), cm.into()));
         }
         let read = headers::read(value, lookup.config_map, lookup.allowed_response_headers, &mut policy);
         if read.is_err() {

@@ -265,8 +265,11 @@ impl Engine {
         let (key, named) = match change {
             Change::Apply(Object::ConfigMap(c)) => {
                 let key = crate::objects::key_of(&c.metadata);
-                let own =
-                    self.config.configmap.as_ref().is_some_and(|o| o.namespace == key.0 && o.name == key.1);
+                let own = self
+                    .config
+                    .configmap
+                    .as_ref()
+                    .is_some_and(|o| *o.namespace == *key.0 && *o.name == *key.1);
                 (key, own || self.named.0.contains(&crate::objects::key_of(&c.metadata)))
             }
             Change::Apply(Object::Secret(s)) => {
@@ -429,7 +432,7 @@ impl Engine {
         if !Arc::ptr_eq(&loaded.cluster_ip, &self.endpoints.cluster_ip) {
             self.cluster_ip.clear();
             for (backend, _) in self.endpoints.cluster_ip.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
-                let service = (backend.namespace.clone(), backend.service.clone());
+                let service = (backend.namespace.as_str().into(), backend.service.as_str().into());
                 self.cluster_ip.entry(service).or_default().push(backend.clone());
             }
         }

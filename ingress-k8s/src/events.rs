@@ -23,8 +23,8 @@ fn reference(key: &Key, uid: Option<String>) -> ObjectReference {
     ObjectReference {
         api_version: Some("networking.k8s.io/v1".into()),
         kind: Some("Ingress".into()),
-        namespace: Some(key.0.clone()),
-        name: Some(key.1.clone()),
+        namespace: Some(key.0.to_string()),
+        name: Some(key.1.to_string()),
         uid,
         ..ObjectReference::default()
     }

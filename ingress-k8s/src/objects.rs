@@ -15,8 +15,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::stored::{StoredIngress, StoredService, StoredSlice};
 
-/// `(namespace, name)`; cluster-scoped objects (IngressClass) have an empty namespace.
-pub type Key = (String, String);
+/// `(namespace, name)`; cluster-scoped objects (IngressClass) have an empty namespace. Shared
+/// strings: the translation cache keeps an object's key in several maps and lists, and a copy
+/// costs two reference counts, not two allocations.
+pub type Key = (Arc<str>, Arc<str>);
 
 /// The kinds of object the controller reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,7 +113,13 @@ impl Object {
 
 /// The store key of an object's metadata.
 pub fn key_of(meta: &ObjectMeta) -> Key {
-    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+    (meta.namespace.as_deref().unwrap_or_default().into(), meta.name.as_deref().unwrap_or_default().into())
+}
+
+/// `key` as `map` holds it, when it holds it: the copy a translation keeps shares the store's
+/// strings instead of holding its own.
+pub(crate) fn stored_key<V>(map: &BTreeMap<Key, V>, key: Key) -> Key {
+    map.get_key_value(&key).map_or(key, |(stored, _)| stored.clone())
 }
 
 /// The type of the Secrets the Secrets watcher lists (the others are watched by name).
@@ -428,7 +436,7 @@ mod tests {
         class.metadata.name = Some("ferry".into());
         objects.insert(Object::IngressClass(class));
         objects.apply(Change::relist(Kind::Service, [service("a", "three")]));
-        assert_eq!(objects.services.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["three"]);
+        assert_eq!(objects.services.keys().map(|k| &*k.1).collect::<Vec<_>>(), ["three"]);
         assert_eq!(objects.ingress_classes.len(), 1);
         objects.apply(Change::Delete(Kind::Service, ("a".into(), "three".into())));
         assert!(objects.services.is_empty());
@@ -448,7 +456,7 @@ mod tests {
         // A Service in the list is not of the kind listed: left out.
         let listed = [secret("new-tls", TLS_SECRET), service("a", "stray")];
         objects.apply(Change::relist(Kind::Secret, listed));
-        assert_eq!(objects.secrets.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["auth", "new-tls"]);
+        assert_eq!(objects.secrets.keys().map(|k| &*k.1).collect::<Vec<_>>(), ["auth", "new-tls"]);
         assert!(objects.services.is_empty());
     }
 
@@ -462,13 +470,13 @@ mod tests {
         };
         let mut objects = Objects::new();
         objects.extend([config_map("main"), config_map("headers")]);
-        let key = ("a".to_owned(), "headers".to_owned());
+        let key: Key = ("a".into(), "headers".into());
         objects.apply(Change::RelistOne(Kind::ConfigMap, key.clone(), None));
-        assert_eq!(objects.config_maps.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["main"]);
+        assert_eq!(objects.config_maps.keys().map(|k| &*k.1).collect::<Vec<_>>(), ["main"]);
         objects.apply(Change::RelistOne(Kind::ConfigMap, key.clone(), Some(config_map("headers"))));
         assert_eq!(objects.config_maps.len(), 2);
         // Another object than the one named is not taken.
         objects.apply(Change::RelistOne(Kind::ConfigMap, key, Some(config_map("other"))));
-        assert_eq!(objects.config_maps.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["main"]);
+        assert_eq!(objects.config_maps.keys().map(|k| &*k.1).collect::<Vec<_>>(), ["main"]);
     }
 }

@@ -133,7 +133,7 @@ mod tests {
     }
 
     fn names(list: Vec<&IngressInfo>) -> Vec<&str> {
-        list.into_iter().map(|i| i.key.1.as_str()).collect()
+        list.into_iter().map(|i| &*i.key.1).collect()
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub struct StoredSlice {
 impl StoredSlice {
     /// The key of the Service of the slice stored under `key`, if it is labelled with one.
     pub fn service_key(&self, key: &Key) -> Option<Key> {
-        self.service.as_ref().map(|name| (key.0.clone(), name.clone()))
+        self.service.as_deref().map(|name| (key.0.clone(), name.into()))
     }
 }
 

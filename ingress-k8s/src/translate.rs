@@ -210,7 +210,7 @@ impl Translation {
 
     /// Turns a core rejection into a [`Problem`] naming the field as written in the object.
     pub fn problem_from(&self, rejection: &ingress_core::Rejection) -> Problem {
-        let key = (rejection.origin.namespace.clone(), rejection.origin.name.clone());
+        let key: Key = (rejection.origin.namespace.as_str().into(), rejection.origin.name.as_str().into());
         let map = self.index.get(&key);
         let rule = |r: u32| map.and_then(|m| m.rules.get(r as usize));
         let field = match rejection.field {
@@ -278,7 +278,7 @@ pub fn translate_changed(
     // What the controller settings name, besides what the Ingresses name.
     let mut globals = ingress::Names::default();
     if let Some(name) = &config.configmap {
-        let key = (name.namespace.clone(), name.name.clone());
+        let key: Key = (name.namespace.as_str().into(), name.name.as_str().into());
         if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
             out.config = data;
         }
@@ -291,7 +291,7 @@ pub fn translate_changed(
         if ns.is_empty() || name.is_empty() || name.contains('/') {
             continue;
         }
-        let key = (ns.to_owned(), name.to_owned());
+        let key: Key = (ns.into(), name.into());
         if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
             out.config_references.insert(value.trim().to_owned(), data);
         }
@@ -303,19 +303,19 @@ pub fn translate_changed(
     let cluster_ip_backends = cache.add_ingresses(objects, config, changed, &mut out);
     let mut cluster_ip = Vec::new();
     for backend in cluster_ip_backends {
-        let key = (backend.namespace.clone(), backend.service.clone());
+        let key: Key = (backend.namespace.as_str().into(), backend.service.as_str().into());
         let Some(service) = objects.services.get(&key) else { continue };
         cluster_ip.extend(cluster_ip_endpoints(service, &backend, cache.service_endpoints(&key)));
     }
     out.endpoints = cache.endpoint_list(cluster_ip);
 
     if let Some(name) = &config.default_backend_service {
-        let key = (name.namespace.clone(), name.name.clone());
+        let key: Key = (name.namespace.as_str().into(), name.name.as_str().into());
         globals.used_services.push(key.clone());
         let port = objects.services.get(&key).and_then(|s| s.first_port());
         match port {
             Some(port) => {
-                out.builder.default_backend(BackendRef::new(&key.0, &key.1, port));
+                out.builder.default_backend(BackendRef::new(&*key.0, &*key.1, port));
             }
             None => out.problems.push(controller_problem(
                 "--default-backend-service",
@@ -324,7 +324,7 @@ pub fn translate_changed(
         }
     }
     if let Some(name) = &config.default_ssl_certificate {
-        let key = (name.namespace.clone(), name.name.clone());
+        let key: Key = (name.namespace.as_str().into(), name.name.as_str().into());
         let mut certs = Certs { seen: HashMap::new(), cache: cache.certificates() };
         match load_certificate(objects, &key, &mut certs).0 {
             Ok((certificate, pem)) => {
@@ -350,11 +350,11 @@ pub fn translate_changed(
             &mut globals.used_services,
         );
         out.problems.extend(found);
-        globals.referenced_config_maps.push((name.namespace.clone(), name.name.clone()));
+        globals.referenced_config_maps.push((name.namespace.as_str().into(), name.name.as_str().into()));
     }
     out.status_addresses = status_addresses(objects, config);
     if let Some(name) = &config.publish_service {
-        globals.used_services.push((name.namespace.clone(), name.name.clone()));
+        globals.used_services.push((name.namespace.as_str().into(), name.name.as_str().into()));
     }
     cache.finish(objects, globals, &mut out);
     out
@@ -372,8 +372,8 @@ fn controller_problem(field: &str, reason: String) -> Problem {
 
 fn core_service((namespace, name): &Key, service: &crate::StoredService) -> ingress_core::Service {
     ingress_core::Service {
-        namespace: namespace.clone(),
-        name: name.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
         ports: service
             .ports
             .iter()
@@ -398,7 +398,7 @@ fn load_certificate(
     key: &Key,
     certs: &mut Certs<'_>,
 ) -> (Result<(CertificateRef, Arc<CertificatePem>), String>, i64) {
-    let certificate = CertificateRef::new(&key.0, &key.1);
+    let certificate = CertificateRef::new(&*key.0, &*key.1);
     let (result, until) = match certs.seen.get(key) {
         Some(done) => done.clone(),
         None => {
@@ -423,7 +423,8 @@ fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
         return config.publish_status_address.clone();
     }
     let Some(name) = &config.publish_service else { return Vec::new() };
-    let Some(service) = objects.services.get(&(name.namespace.clone(), name.name.clone())) else {
+    let Some(service) = objects.services.get(&(name.namespace.as_str().into(), name.name.as_str().into()))
+    else {
         return Vec::new();
     };
     if !service.load_balancer.is_empty() {
@@ -443,7 +444,8 @@ mod tests {
         let info = |name: &str| {
             Arc::new(IngressInfo { key: ("default".into(), name.into()), ..IngressInfo::default() })
         };
-        let names = |list: Vec<&IngressInfo>| list.into_iter().map(|i| i.key.1.clone()).collect::<Vec<_>>();
+        let names =
+            |list: Vec<&IngressInfo>| list.into_iter().map(|i| i.key.1.to_string()).collect::<Vec<_>>();
         let list = |items: &[&Arc<IngressInfo>]| items.iter().map(|i| Arc::clone(i)).collect::<IngressList>();
         let [a, b, c, d] = ["a", "b", "c", "d"].map(info);
         let last = list(&[&a, &b, &c]);
@@ -477,7 +479,7 @@ mod tests {
         let (gone, fresh) = IngressInfo::changes(&before, &after);
         assert_eq!(names(gone), ["0100", "0500"]);
         assert_eq!(fresh.len(), 201);
-        assert_eq!(fresh[0].key.1, "0500");
+        assert_eq!(&*fresh[0].key.1, "0500");
     }
 
     #[test]

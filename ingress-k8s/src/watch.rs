@@ -139,7 +139,7 @@ pub(crate) fn spawn(
             Kind::ConfigMap,
             |o| Some(Object::ConfigMap(o)),
             tx.clone(),
-            Some((cm.namespace.clone(), cm.name.clone())),
+            Some((cm.namespace.as_str().into(), cm.name.as_str().into())),
         ));
     }
     match slices {
@@ -236,10 +236,10 @@ pub(crate) async fn referenced_objects(
 /// the controller's own TCP and UDP services ConfigMaps.
 pub(crate) fn watched_by_name(config: &Config, kind: Kind, key: &Key) -> bool {
     let is = |name: &Option<crate::ObjectName>| {
-        kind == Kind::ConfigMap && name.as_ref().is_some_and(|c| c.namespace == key.0 && c.name == key.1)
+        kind == Kind::ConfigMap && name.as_ref().is_some_and(|c| *c.namespace == *key.0 && *c.name == *key.1)
     };
     let streams = is(&config.tcp_services_configmap) || is(&config.udp_services_configmap);
-    !is(&config.configmap) && (streams || config.watch_namespace.as_ref().is_none_or(|ns| *ns == key.0))
+    !is(&config.configmap) && (streams || config.watch_namespace.as_ref().is_none_or(|ns| **ns == *key.0))
 }
 
 /// A v1beta1 EndpointSlice read into the v1 type: the fields the controller needs are the same

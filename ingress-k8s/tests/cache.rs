@@ -64,7 +64,7 @@ struct World {
     other_key: String,
     /// The Services and Ingresses as last sent (the stores keep only what translation reads of
     /// them, so sending one again takes the object sent).
-    sent: BTreeMap<(Kind, (String, String)), Object>,
+    sent: BTreeMap<(Kind, ingress_k8s::Key), Object>,
 }
 
 impl World {
@@ -291,7 +291,7 @@ impl World {
     fn change(&mut self, objects: &Objects) -> Change {
         let ns = self.ns();
         let delete = self.rng.chance(20);
-        let key = |name: &str| (ns.to_owned(), name.to_owned());
+        let key = |name: &str| -> ingress_k8s::Key { (ns.into(), name.into()) };
         match self.rng.below(12) {
             0..=2 => {
                 let name = format!("i{}", self.rng.below(INGRESSES));
@@ -340,7 +340,7 @@ impl World {
                 }
             }
             8 => {
-                let name = ("ingress".to_owned(), "ferry".to_owned());
+                let name: ingress_k8s::Key = ("ingress".into(), "ferry".into());
                 if delete {
                     Change::Delete(Kind::ConfigMap, name)
                 } else {
@@ -350,7 +350,7 @@ impl World {
             9 => {
                 let name = self.rng.pick(&["ferry", "other"]);
                 if delete {
-                    Change::Delete(Kind::IngressClass, (String::new(), name.to_owned()))
+                    Change::Delete(Kind::IngressClass, ("".into(), name.into()))
                 } else {
                     Change::Apply(self.class(name))
                 }
@@ -359,7 +359,7 @@ impl World {
                 if self.rng.chance(50) {
                     Change::Apply(self.tcp_services())
                 } else if delete {
-                    Change::Delete(Kind::Namespace, (String::new(), ns.to_owned()))
+                    Change::Delete(Kind::Namespace, ("".into(), ns.into()))
                 } else {
                     Change::Apply(self.namespace(ns))
                 }
@@ -671,7 +671,7 @@ fn a_change_remakes_what_it_touches_only() {
 
     // One Ingress edited: only it.
     let edited = cluster_ingress(7, Some(json!({format!("{PREFIX}/proxy-read-timeout"): "5"})));
-    assert_eq!(edited.key(), ("team-1".to_owned(), "ing-7".to_owned()));
+    assert_eq!(edited.key(), ("team-1".into(), "ing-7".into()));
     objects.apply(Change::Apply(edited));
     let stats = step(&objects, "one Ingress");
     assert_eq!((stats.ingresses_translated, stats.ingresses_reused), (1, 49));
@@ -688,17 +688,17 @@ fn a_change_remakes_what_it_touches_only() {
     assert_eq!((stats.ingresses_translated, stats.services_translated), (0, 1));
 
     // A TLS Secret: the Ingress that names it.
-    objects.apply(Change::Delete(Kind::Secret, ("team-1".to_owned(), "tls-10".to_owned())));
+    objects.apply(Change::Delete(Kind::Secret, ("team-1".into(), "tls-10".into())));
     let stats = step(&objects, "one TLS Secret");
     assert_eq!((stats.ingresses_translated, stats.services_translated), (1, 0));
 
     // A Service nothing names yet, then an Ingress deleted.
-    objects.apply(Change::Delete(Kind::Ingress, ("team-0".to_owned(), "ing-0".to_owned())));
+    objects.apply(Change::Delete(Kind::Ingress, ("team-0".into(), "ing-0".into())));
     let stats = step(&objects, "one Ingress deleted");
     assert_eq!((stats.ingresses_translated, stats.ingresses_reused), (0, 49));
 
     // Their IngressClass: every Ingress that names it.
-    let class = objects.ingress_classes[&(String::new(), "ferry".to_owned())].as_ref().clone();
+    let class = objects.ingress_classes[&("".into(), "ferry".into())].as_ref().clone();
     objects.apply(Change::Apply(Object::IngressClass(class)));
     assert_eq!(step(&objects, "the IngressClass").ingresses_translated, 49);
 }

@@ -95,7 +95,7 @@ fn a_scan_reads_only_changed_files_and_shares_the_objects_of_the_others() -> Res
     std::fs::write(dir.join("service.yaml"), service(8080))?;
     assert!(manifests.scan()?);
     let second = manifests.objects();
-    let key = |name: &str| ("default".to_owned(), name.to_owned());
+    let key = |name: &str| -> ingress_k8s::Key { ("default".into(), name.into()) };
     let secret = |o: &ingress_k8s::Objects| o.secrets.get(&key("webapp-tls-secret")).cloned();
     assert!(
         std::sync::Arc::ptr_eq(&secret(&first).expect("secret"), &secret(&second).expect("secret")),
@@ -115,8 +115,8 @@ fn update(
     use ingress_k8s::Change;
     assert!(manifests.scan()?, "the edit is seen");
     let Change::Update(set, gone) = manifests.take_update() else { anyhow::bail!("not an update") };
-    let put = set.services.keys().map(|k| k.1.clone()).collect();
-    let names = gone.iter().map(|(_, k)| k.1.clone()).collect();
+    let put = set.services.keys().map(|k| k.1.to_string()).collect();
+    let names = gone.iter().map(|(_, k)| k.1.to_string()).collect();
     store.apply(Change::Update(set, gone));
     Ok((put, names))
 }
@@ -143,7 +143,7 @@ fn updates_carry_what_changed_files_touched_and_keep_the_store_equal() -> Result
     assert!(manifests.scan()?);
     let mut store = Objects::new();
     store.apply(manifests.take_all());
-    let port = |o: &Objects, name: &str| o.services[&("default".to_owned(), name.to_owned())].ports[0].port;
+    let port = |o: &Objects, name: &str| o.services[&("default".into(), name.into())].ports[0].port;
     let same = |store: &Objects, merged: &Objects| {
         store.services.len() == merged.services.len()
             && store

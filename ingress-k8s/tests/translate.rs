@@ -45,7 +45,7 @@ fn seed_tutorial_extensions_v1beta1() {
     assert!(pem.chain.starts_with("-----BEGIN CERTIFICATE-----"));
     // The two webapp Ingresses claim the same rule: the older one wins, the other is told why.
     assert_eq!(built.problems.len(), 1, "{:#?}", built.problems);
-    assert_eq!(built.problems[0].object.1, "webapp-ingress-tls");
+    assert_eq!(&*built.problems[0].object.1, "webapp-ingress-tls");
     assert_eq!(built.problems[0].field, "spec.rules[0].http.paths[0]");
     assert!(built.problems[0].reason.contains("default/webapp-ingress"));
 
@@ -60,7 +60,7 @@ fn every_problem_is_named_and_the_rest_keeps_working() {
     let found: Vec<(String, String, Severity, String)> = built
         .problems
         .iter()
-        .map(|p| (p.object.1.clone(), p.field.clone(), p.severity, p.reason.clone()))
+        .map(|p| (p.object.1.to_string(), p.field.clone(), p.severity, p.reason.clone()))
         .collect();
     let has = |name: &str, field: &str, severity: Severity, reason: &str| {
         assert!(
@@ -154,7 +154,7 @@ fn unparsable_file_is_reported_and_keeps_its_last_good_content() {
     assert!(manifests.scan().unwrap());
     assert!(manifests.errors().is_empty());
     assert!(manifests.objects().ingresses.is_empty());
-    assert_eq!(manifests.objects().services.keys().next().unwrap(), &("default".to_owned(), "x".to_owned()));
+    assert_eq!(manifests.objects().services.keys().next().unwrap(), &("default".into(), "x".into()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -236,6 +236,6 @@ fn disable_catch_all_leaves_out_ingresses_with_a_default_backend() {
     let built = build("catch-all", &strict);
     assert!(built.table.lookup("anything.example.com", "/").is_none(), "left out");
     assert!(built.table.lookup("site.example.com", "/").is_some(), "the others stay");
-    let problem = built.problems.iter().find(|p| p.object.1 == "catch-all").expect("reported");
+    let problem = built.problems.iter().find(|p| &*p.object.1 == "catch-all").expect("reported");
     assert_eq!((problem.field.as_str(), problem.severity), ("spec.defaultBackend", Severity::Rejected));
 }

@@ -177,8 +177,8 @@ pub(crate) fn ingress_report(
         Outcome::Unchanged
     };
     IngressReport {
-        namespace: info.key.0.clone(),
-        name: info.key.1.clone(),
+        namespace: info.key.0.to_string(),
+        name: info.key.1.to_string(),
         outcome,
         routes,
         annotations,
@@ -258,7 +258,7 @@ pub(crate) fn count(objects: &Objects) -> usize {
 pub(crate) fn by_object(problems: &[Problem]) -> BTreeMap<(Kind, String, String), Vec<Problem>> {
     let mut grouped: BTreeMap<(Kind, String, String), Vec<Problem>> = BTreeMap::new();
     for p in problems {
-        grouped.entry((p.kind, p.object.0.clone(), p.object.1.clone())).or_default().push(p.clone());
+        grouped.entry((p.kind, p.object.0.to_string(), p.object.1.to_string())).or_default().push(p.clone());
     }
     grouped
 }

@@ -66,7 +66,7 @@ pub(super) fn named_secret(
         .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();
-    Ok(((ns.to_owned(), name.to_owned()), fields))
+    Ok(((ns.into(), name.into()), fields))
 }
 
 /// Reads the family into `policy`: the outcomes, and the Secret named (to watch), if any. A
@@ -76,7 +76,7 @@ pub(super) fn read<'a>(
     namespace: &str,
     secret: &SecretLookup<'_>,
     policy: &mut RoutePolicy,
-) -> (BTreeMap<&'a str, Read>, Option<(String, String)>) {
+) -> (BTreeMap<&'a str, Read>, Option<crate::objects::Key>) {
     let mut outcomes = BTreeMap::new();
     let Some((&type_key, &kind)) = ours.get_key_value("auth-type") else {
         for name in ["auth-secret", "auth-secret-type", "auth-realm"] {
@@ -157,7 +157,7 @@ fn basic(
 }
 
 /// `name` or `namespace/name`, in the Ingress's own namespace.
-fn reference(value: &str, namespace: &str) -> Result<(String, String), String> {
+fn reference(value: &str, namespace: &str) -> Result<crate::objects::Key, String> {
     let (ns, name) = value.trim().split_once('/').unwrap_or((namespace, value.trim()));
     if name.is_empty() || name.contains('/') || !only(name, b"-.") || !only(ns, b"-.") {
         return Err("expected a Secret as `name` or `namespace/name`".to_owned());
@@ -167,7 +167,7 @@ fn reference(value: &str, namespace: &str) -> Result<(String, String), String> {
             "a Secret of another namespace is refused (as ingress-nginx refuses it by default)".to_owned()
         );
     }
-    Ok((ns.to_owned(), name.to_owned()))
+    Ok((ns.into(), name.into()))
 }
 
 /// htpasswd lines as nginx reads them: `user:hash`, the hash up to the next `:`; empty lines
@@ -203,7 +203,7 @@ mod tests {
 
     fn run(
         pairs: &[(&'static str, &str)],
-    ) -> (RoutePolicy, BTreeMap<&'static str, Read>, Option<(String, String)>) {
+    ) -> (RoutePolicy, BTreeMap<&'static str, Read>, Option<crate::objects::Key>) {
         let ours: BTreeMap<&str, &str> = pairs.iter().copied().collect();
         let mut policy = RoutePolicy::default();
         let (out, named) = read(&ours, "app", &secrets, &mut policy);

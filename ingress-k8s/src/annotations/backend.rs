@@ -31,7 +31,7 @@ const NAMES: [&str; 7] = [
 /// is denied (its routes answer `503`, as ingress-nginx's denied location).
 pub(super) struct Backend<'a> {
     pub(super) outcomes: BTreeMap<&'a str, Read>,
-    pub(super) secret: Option<(String, String)>,
+    pub(super) secret: Option<crate::objects::Key>,
     pub(super) denied: Vec<&'a str>,
 }
 
@@ -214,7 +214,7 @@ fn load(
     reference: &str,
     namespace: &str,
     secret: &SecretLookup<'_>,
-) -> Result<((String, String), UpstreamTls), String> {
+) -> Result<(crate::objects::Key, UpstreamTls), String> {
     let ((ns, name), mut fields) = super::auth::named_secret(reference, namespace, secret)?;
     let ca = fields.remove("ca.crt").ok_or_else(|| format!("Secret {ns}/{name} has no `ca.crt`"))?;
     let (certificate, key) = match (fields.remove("tls.crt"), fields.remove("tls.key")) {

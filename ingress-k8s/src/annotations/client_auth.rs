@@ -26,7 +26,7 @@ const NAMES: [&str; 6] = [
 pub(super) struct ClientCerts<'a> {
     pub(super) outcomes: BTreeMap<&'a str, Read>,
     pub(super) auth: Option<ClientAuth>,
-    pub(super) secret: Option<(String, String)>,
+    pub(super) secret: Option<crate::objects::Key>,
     /// The annotations whose fault denies the Ingress.
     pub(super) denied: Vec<&'a str>,
 }
@@ -167,7 +167,7 @@ fn load(
     reference: &str,
     namespace: &str,
     secret: &SecretLookup<'_>,
-) -> Result<((String, String), String), String> {
+) -> Result<(crate::objects::Key, String), String> {
     let ((ns, name), mut fields) = super::auth::named_secret(reference, namespace, secret)?;
     let ca = fields.remove("ca.crt").ok_or_else(|| format!("Secret {ns}/{name} has no `ca.crt`"))?;
     // Fail closed: a revocation list that cannot be applied must not let revoked clients in.

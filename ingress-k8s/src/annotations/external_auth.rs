@@ -69,7 +69,7 @@ const MODIFIERS: [&str; 9] = [
 pub(super) struct Reading<'a> {
     pub(super) outcomes: BTreeMap<&'a str, Read>,
     pub(super) denied: Vec<&'a str>,
-    pub(super) config_map: Option<(String, String)>,
+    pub(super) config_map: Option<crate::objects::Key>,
 }
 
 /// Reads the family into `policy`.
@@ -239,7 +239,7 @@ fn external(
 
 /// `name` or `namespace/name`, in the Ingress's own namespace (ingress-nginx refuses others by
 /// default).
-fn reference(value: &str, namespace: &str) -> Result<(String, String), String> {
+fn reference(value: &str, namespace: &str) -> Result<crate::objects::Key, String> {
     let (ns, name) = value.trim().split_once('/').unwrap_or((namespace, value.trim()));
     let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
     if !ok(ns) || !ok(name) {
@@ -250,7 +250,7 @@ fn reference(value: &str, namespace: &str) -> Result<(String, String), String> {
             "a ConfigMap of another namespace is refused (as ingress-nginx refuses it by default)".to_owned()
         );
     }
-    Ok((ns.to_owned(), name.to_owned()))
+    Ok((ns.into(), name.into()))
 }
 
 #[cfg(test)]

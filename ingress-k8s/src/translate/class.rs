@@ -3,6 +3,7 @@
 use k8s_openapi::api::networking::v1::Ingress;
 
 use super::cache::Read;
+use crate::objects::stored_key;
 use crate::{Config, Objects, StoredIngress};
 
 /// The legacy class annotation (the seed tutorial's `kubernetes.io/ingress.class: "nginx"`).
@@ -65,13 +66,13 @@ pub(crate) fn is_ours_reading(
 ) -> bool {
     let namespace = ingress.namespace;
     if config.watch_namespace_selector.is_some() {
-        read(Read::Namespace((String::new(), namespace.to_owned())));
+        read(Read::Namespace(stored_key(&objects.namespaces, ("".into(), namespace.into()))));
     }
     if !namespace_selected(namespace, objects, config) {
         return false;
     }
     if let Some(name) = ingress.class_name {
-        let key = (String::new(), name.to_owned());
+        let key = stored_key(&objects.ingress_classes, ("".into(), name.into()));
         let ours = objects.ingress_classes.get(&key).is_some_and(|c| class_is_ours(c, config));
         read(Read::IngressClass(key));
         return ours;
@@ -91,7 +92,7 @@ pub(crate) fn is_ours_reading(
 /// so labelling a namespace takes its Ingresses in (or out) at once.
 pub(crate) fn namespace_selected(namespace: &str, objects: &Objects, config: &Config) -> bool {
     let Some(selector) = &config.watch_namespace_selector else { return true };
-    objects.namespaces.get(&(String::new(), namespace.to_owned())).is_some_and(|ns| {
+    objects.namespaces.get(&("".into(), namespace.into())).is_some_and(|ns| {
         selector.matches(ns.metadata.labels.as_ref().unwrap_or(&std::collections::BTreeMap::new()))
     })
 }

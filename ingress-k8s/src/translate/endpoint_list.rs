@@ -40,7 +40,7 @@ impl Keyed for ServiceEndpoints {
     type Key = Key;
 
     fn cmp_key(&self, key: &Key) -> Ordering {
-        self.service().cmp(&(key.0.as_str(), key.1.as_str()))
+        self.service().cmp(&(&*key.0, &*key.1))
     }
 
     fn cmp_item(&self, other: &Self) -> Ordering {
@@ -70,7 +70,7 @@ impl EndpointList {
 
     /// Whether `backend` has a set here.
     pub fn contains(&self, backend: &BackendRef) -> bool {
-        let service = (backend.namespace.clone(), backend.service.clone());
+        let service = (backend.namespace.as_str().into(), backend.service.as_str().into());
         self.of_service(&service).iter().chain(self.cluster_ip.iter()).any(|e| e.0 == *backend)
     }
 
@@ -112,7 +112,7 @@ impl FromIterator<EndpointEntry> for EndpointList {
     fn from_iter<I: IntoIterator<Item = EndpointEntry>>(entries: I) -> Self {
         let mut by_service: std::collections::BTreeMap<Key, Vec<EndpointEntry>> = Default::default();
         for entry in entries {
-            let key = (entry.0.namespace.clone(), entry.0.service.clone());
+            let key = (entry.0.namespace.as_str().into(), entry.0.service.as_str().into());
             by_service.entry(key).or_default().push(entry);
         }
         let services = by_service.into_values().filter_map(ServiceEndpoints::new).map(Arc::new).collect();
@@ -140,14 +140,14 @@ mod tests {
         let mut now = last.clone();
         let a81_again = entry("a", 81);
         now.services.put(Arc::new(ServiceEndpoints(vec![Arc::clone(&a80), Arc::clone(&a81_again)])));
-        now.services.remove(&("default".to_owned(), "b".to_owned()));
+        now.services.remove(&("default".into(), "b".into()));
         now.services.put(Arc::new(ServiceEndpoints(vec![entry("c", 80)])));
         let (gone, fresh) = EndpointList::changes(&last, &now);
         let names = |list: Vec<&EndpointEntry>| list.iter().map(|e| e.0.to_string()).collect::<Vec<_>>();
         assert_eq!(names(gone), [a81.0.to_string(), b80.0.to_string()]);
         assert_eq!(names(fresh), [a81_again.0.to_string(), BackendRef::new("default", "c", 80).to_string()]);
         assert!(now.contains(&a80.0) && !now.contains(&b80.0));
-        assert_eq!(now.of_service(&("default".to_owned(), "a".to_owned())).len(), 2);
+        assert_eq!(now.of_service(&("default".into(), "a".into())).len(), 2);
         assert_eq!(now.iter().count(), 3);
         // Cluster-IP sets: compared by address when the list of them changed.
         let mut with_ip = now.clone();

@@ -16,7 +16,7 @@ pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// one.
 pub(crate) fn slice_service(slice: &EndpointSlice) -> Option<Key> {
     let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some((slice.metadata.namespace.clone().unwrap_or_default(), name.clone()))
+    Some((slice.metadata.namespace.as_deref().unwrap_or_default().into(), name.as_str().into()))
 }
 
 /// Adds `key` to a sorted list of keys (a Service's EndpointSlices: one or a few, so a `Vec`
@@ -126,7 +126,7 @@ pub(crate) fn service_endpoints(
                 let Some(target) = find_port(&slice.ports, wanted, single_port) else { continue };
                 addrs.extend(slice.ready.iter().map(|ip| SocketAddr::new(*ip, target)));
             }
-            Some((BackendRef::new(namespace, name, PortRef::Number(number)), EndpointSet::new(addrs)))
+            Some((BackendRef::new(&**namespace, &**name, PortRef::Number(number)), EndpointSet::new(addrs)))
         })
         .collect()
 }
@@ -189,9 +189,16 @@ mod tests {
         let mut objects = Objects::new();
         let mut index = SliceIndex::default();
         let names = |objects: &Objects, index: &mut SliceIndex, service: &str| -> Vec<String> {
-            let key = ("a".to_owned(), service.to_owned());
+            let key: Key = ("a".into(), service.into());
             let stored = |slice: &StoredSlice| {
-                objects.endpoint_slices.iter().find(|(_, o)| std::ptr::eq(&***o, slice)).unwrap().0.1.clone()
+                objects
+                    .endpoint_slices
+                    .iter()
+                    .find(|(_, o)| std::ptr::eq(&***o, slice))
+                    .unwrap()
+                    .0
+                    .1
+                    .to_string()
             };
             index.slices(objects, &key).into_iter().map(stored).collect()
         };
@@ -207,7 +214,7 @@ mod tests {
         apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-2", "api"))));
         assert_eq!(names(&objects, &mut index, "web"), ["web-1"]);
         assert_eq!(names(&objects, &mut index, "api"), ["api-1", "web-2"]);
-        let key = ("a".to_owned(), "web-1".to_owned());
+        let key: Key = ("a".into(), "web-1".into());
         apply(&mut objects, &mut index, Change::Delete(crate::Kind::EndpointSlice, key));
         assert!(names(&objects, &mut index, "web").is_empty());
         let relisted = vec![Object::EndpointSlice(labelled("web-9", "web"))];
@@ -238,7 +245,7 @@ endpoints:
 "#,
         )
         .unwrap();
-        let key = ("default".to_owned(), "web".to_owned());
+        let key: Key = ("default".into(), "web".into());
         let sets = service_endpoints(&key, &service.into(), &[&slice.into()]);
         let addrs = |i: usize| sets[i].1.as_slice().iter().map(|e| e.addr.to_string()).collect::<Vec<_>>();
         assert_eq!(sets[0].0, BackendRef::new("default", "web", 8080));

@@ -16,7 +16,7 @@ use ingress_core::{
 use super::cache::{Read, SharedPolicies};
 use super::{Certs, IndexMap, IngressInfo, Problem, Severity, class, load_certificate};
 use crate::annotations::{self, Verdict};
-use crate::objects::Key;
+use crate::objects::{Key, stored_key};
 use crate::{Config, Kind, Objects, StoredBackend, StoredIngress, StoredPathType};
 
 /// Everything a translation takes from one Ingress. An Ingress that is not ours gives an empty
@@ -137,11 +137,13 @@ fn add_ingress(
     let asked_secrets = std::cell::RefCell::new(Vec::new());
     let asked_config_maps = std::cell::RefCell::new(Vec::new());
     let service_port = |name: &str| {
-        asked_services.borrow_mut().push((key.0.clone(), name.to_owned()));
-        objects.services.get(&(key.0.clone(), name.to_owned()))?.first_port()
+        let service = stored_key(&objects.services, (key.0.clone(), name.into()));
+        let port = objects.services.get(&service).and_then(|s| s.first_port());
+        asked_services.borrow_mut().push(service);
+        port
     };
     let config_map = |ns: &str, name: &str| {
-        let key = (ns.to_owned(), name.to_owned());
+        let key = stored_key(&objects.config_maps, (ns.into(), name.into()));
         let found = objects.config_maps.get(&key).map(|c| c.data.clone().unwrap_or_default());
         asked_config_maps.borrow_mut().push(key);
         found
@@ -152,8 +154,10 @@ fn add_ingress(
         .unwrap_or_default();
     // `stringData` too: the API server folds it into `data`, a manifest file keeps it.
     let secret = |ns: &str, name: &str| {
-        asked_secrets.borrow_mut().push((ns.to_owned(), name.to_owned()));
-        let s = objects.secrets.get(&(ns.to_owned(), name.to_owned()))?;
+        let secret = stored_key(&objects.secrets, (ns.into(), name.into()));
+        let s = objects.secrets.get(&secret);
+        asked_secrets.borrow_mut().push(secret);
+        let s = s?;
         let data = s.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
         let strings = s.string_data.iter().flatten().map(|(k, v)| (k.clone(), v.clone().into_bytes()));
         Some(data.chain(strings).collect())
@@ -189,12 +193,12 @@ fn add_ingress(
     let backend_names: std::collections::BTreeSet<&str> =
         spec_backends.filter_map(|b| Some(&*b.service.as_ref()?.name)).collect();
     for name in backend_names {
-        let service = (key.0.clone(), name.to_owned());
+        let service = stored_key(&objects.services, (key.0.clone(), name.into()));
         reads.objects.push(Read::Service(service.clone()));
         names.used_services.push(service);
     }
     let closed = read.policy.closed.clone();
-    let mut core = ingress_core::Ingress::new(Origin::new(&key.0, &key.1).created_at(created));
+    let mut core = ingress_core::Ingress::new(Origin::new(&*key.0, &*key.1).created_at(created));
     if read.policy != ingress_core::RoutePolicy::default() {
         core.policy = policies.share(annotations, read.policy);
     }
@@ -202,7 +206,7 @@ fn add_ingress(
         core = core.as_canary(rule);
     }
     if let Some((service, port)) = read.fallback {
-        core = core.fallback(BackendRef::new(&key.0, service, port));
+        core = core.fallback(BackendRef::new(&*key.0, service, port));
     }
     core = core.aliases(read.aliases);
     if read.www_redirect {
@@ -305,7 +309,7 @@ fn add_ingress(
     for (t, (hosts, secret)) in ingress.tls.iter().enumerate() {
         // No secret: the hosts get the default certificate, as in ingress-nginx.
         let Some(secret) = secret.clone().filter(|s| !s.is_empty()) else { continue };
-        let secret = (key.0.clone(), secret);
+        let secret = stored_key(&objects.secrets, (key.0.clone(), secret.into()));
         let (loaded, until) = load_certificate(objects, &secret, certs);
         reads.until = reads.until.min(until);
         reads.objects.push(Read::Secret(secret.clone()));
@@ -364,7 +368,7 @@ fn backend_ref(
         },
         None => return Err(format!("service {} backend names no port", service.name)),
     };
-    let warning = (!objects.services.contains_key(&(namespace.to_owned(), service.name.to_string())))
+    let warning = (!objects.services.contains_key(&(namespace.into(), (*service.name).into())))
         .then(|| format!("service {namespace}/{} not found; requests get 503", service.name));
     Ok((BackendRef::new(namespace, &*service.name, port), warning))
 }

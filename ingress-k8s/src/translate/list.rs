@@ -250,7 +250,7 @@ mod tests {
     }
 
     fn names(list: &IngressList) -> Vec<String> {
-        list.iter().map(|i| i.key.1.clone()).collect()
+        list.iter().map(|i| i.key.1.to_string()).collect()
     }
 
     #[test]
@@ -267,7 +267,7 @@ mod tests {
         assert!(list.chunks.iter().all(|c| !c.is_empty() && c.len() < 2 * CHUNK));
         // A clone changed in one place shares every other chunk.
         let before = list.clone();
-        let key: Key = ("ns".into(), names_in[250].clone());
+        let key: Key = ("ns".into(), names_in[250].as_str().into());
         let new = info(&names_in[250]);
         list.put(Arc::clone(&new));
         assert!(Arc::ptr_eq(list.get(&key).unwrap(), &new));
@@ -276,7 +276,7 @@ mod tests {
         assert!(!Arc::ptr_eq(before.get(&key).unwrap(), &new), "the clone is unchanged");
         // Removing everything, in another order, leaves nothing.
         for name in names_in.iter().rev().step_by(2).chain(names_in.iter().step_by(2)) {
-            list.remove(&("ns".into(), name.clone()));
+            list.remove(&("ns".into(), name.as_str().into()));
         }
         list.remove(&key);
         assert!(list.is_empty() && list.chunks.is_empty(), "{:?}", names(&list));

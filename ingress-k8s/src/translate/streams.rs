@@ -24,7 +24,7 @@ pub(crate) fn add(
     reserved: &[u16],
     used_services: &mut Vec<Key>,
 ) -> Vec<Problem> {
-    let key: Key = (configmap.namespace.clone(), configmap.name.clone());
+    let key: Key = (configmap.namespace.as_str().into(), configmap.name.as_str().into());
     let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.as_ref()) else {
         return Vec::new();
     };
@@ -39,7 +39,7 @@ pub(crate) fn add(
         };
         // The Service it names, whatever else is wrong with the entry.
         if let Some((ns, name)) = value.trim().split(':').next().and_then(|n| n.split_once('/')) {
-            used_services.push((ns.to_owned(), name.to_owned()));
+            used_services.push((ns.into(), name.into()));
         }
         match entry(port, value, protocol, reserved, objects) {
             Ok((service, warnings)) => {
@@ -93,7 +93,7 @@ fn entry(
             _ => warnings.push(format!("`{field}` ignored: only `PROXY` is understood in fields 3 and 4")),
         }
     }
-    let Some(svc) = objects.services.get(&(namespace.to_owned(), service.to_owned())) else {
+    let Some(svc) = objects.services.get(&(namespace.into(), service.into())) else {
         return Err(format!("service {namespace}/{service} not found"));
     };
     let number = service_port_number(svc, service_port, protocol)

@@ -167,7 +167,7 @@ fn key_of(core: &Ingress) -> (&str, &str) {
 /// Returns the entry it replaced or took out. Translations come in key order, so a list made
 /// from nothing grows at its end.
 fn put(list: &mut Vec<Arc<Ingress>>, key: &Key, value: Option<&Arc<Ingress>>) -> Option<Arc<Ingress>> {
-    let wanted = (key.0.as_str(), key.1.as_str());
+    let wanted = (&*key.0, &*key.1);
     let at = match list.last() {
         Some(last) if key_of(last) < wanted => Err(list.len()),
         None => Err(0),
@@ -194,7 +194,7 @@ mod tests {
     }
 
     fn key(name: &str) -> Key {
-        ("ns".to_owned(), name.to_owned())
+        ("ns".into(), name.into())
     }
 
     /// What the cache does for a key it did not have.

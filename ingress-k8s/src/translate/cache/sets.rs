@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn a_name_leaves_when_the_last_of_those_who_added_it_takes_it_back() {
-        let key = |n: &str| ("ns".to_owned(), n.to_owned());
+        let key = |n: &str| -> crate::objects::Key { ("ns".into(), n.into()) };
         let mut set = CountedSet::default();
         set.add(&[key("a"), key("b")]);
         set.add(&[key("a")]);
