@@ -47,8 +47,10 @@ pub(crate) struct IdlePool {
 /// How long an endpoint must stay out of its backend's set before its idle connections are
 /// closed. ingress-nginx keeps them until `upstream-keepalive-timeout` whatever the endpoint
 /// does; closing them sooner frees what a departed pod held, and waiting this long first means
-/// an endpoint whose readiness flaps (a probe failing once, every `periodSeconds`, 10 s by
-/// default) finds its connections still there when it returns, instead of a burst of new ones.
+/// an endpoint back within 10 s (an EndpointSlice rewritten in steps, a readiness flap shorter
+/// than this) finds its connections still there, instead of opening a burst of new ones. An
+/// endpoint out for longer (a failed readiness probe keeps it out for at least one
+/// `periodSeconds`, 10 s by default) reconnects as it would have without the grace.
 const GONE_GRACE: Duration = Duration::from_secs(10);
 
 /// How far behind the coarse clock may be before [`IdlePool::take`] reads the real one (a
