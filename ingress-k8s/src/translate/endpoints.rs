@@ -23,6 +23,11 @@ pub(crate) fn slice_service(slice: &EndpointSlice) -> Option<Key> {
 /// rather than a tree node per Service).
 pub(crate) fn insert_sorted(keys: &mut Vec<Key>, key: &Key) {
     if let Err(at) = keys.binary_search(key) {
+        // Room for exactly one at first: most Services have one EndpointSlice, and a first
+        // push would make room for four (96 bytes a Service left empty, 1.9 MiB at 20,000).
+        if keys.capacity() == 0 {
+            keys.reserve_exact(1);
+        }
         keys.insert(at, key.clone());
     }
 }

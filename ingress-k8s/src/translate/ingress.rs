@@ -53,7 +53,7 @@ pub(crate) struct Names {
 }
 
 impl Names {
-    /// Each name once, sorted.
+    /// Each name once, sorted, in no more room than that (the cache keeps them).
     pub(crate) fn dedup(&mut self) {
         for list in [
             &mut self.referenced_config_maps,
@@ -63,6 +63,7 @@ impl Names {
         ] {
             list.sort();
             list.dedup();
+            list.shrink_to_fit();
         }
     }
 }
@@ -115,6 +116,7 @@ pub(crate) fn translate_ingress(
     out.names.dedup();
     reads.objects.sort_unstable();
     reads.objects.dedup();
+    reads.objects.shrink_to_fit();
     (out, reads)
 }
 
