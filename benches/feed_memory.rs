@@ -16,7 +16,7 @@ use std::alloc::System;
 
 use ferry_benches::cluster::{self, ingress, service, slice};
 use ingress_core::{EndpointStore, Rebuilder};
-use ingress_k8s::{Change, Changed, Config, Object, TranslationCache};
+use ingress_k8s::{Change, Changed, Config, Kind, Object, TranslationCache};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -70,7 +70,13 @@ fn main() {
     for n in sizes {
         let region = Region::new(GLOBAL);
         let mut stores = ingress_k8s::Objects::default();
-        stores.extend(cluster::objects(n));
+        // As the watchers hand the initial lists over: one relist per kind.
+        let mut listed = cluster::objects(n);
+        for kind in Kind::ALL {
+            let (of_kind, rest) = listed.into_iter().partition::<Vec<_>, _>(|o| o.kind() == kind);
+            listed = rest;
+            stores.apply(Change::relist(kind, of_kind));
+        }
         let mut endpoints = EndpointStore::new();
         let mut cache = TranslationCache::default();
         let mut rebuilder = Rebuilder::new();

@@ -253,8 +253,10 @@ pub struct Ingress {
     /// Which object this is.
     pub origin: Origin,
     /// Where requests for this Ingress's hosts go when no path matches; for an Ingress without
-    /// rules, where every otherwise unmatched request goes.
-    pub default_backend: Option<BackendRef>,
+    /// rules, where every otherwise unmatched request goes. Boxed, like the other fields most
+    /// Ingresses leave unset: each `Ingress` is kept as long as it exists, and they would
+    /// otherwise make it hundreds of bytes larger.
+    pub default_backend: Option<Box<BackendRef>>,
     /// Host rules, in the order written.
     pub rules: Vec<HostRule>,
     /// TLS entries, in the order written.
@@ -268,10 +270,10 @@ pub struct Ingress {
     /// Set for a canary Ingress (`canary: "true"`): it adds no routes; each of its paths splits
     /// the traffic of the route with the same host, path and path type (another Ingress's) by
     /// this rule. See [`CanaryRule`](crate::CanaryRule).
-    pub canary: Option<crate::CanaryRule>,
+    pub canary: Option<Box<crate::CanaryRule>>,
     /// Where this Ingress's routes send requests while their own backend has no ready
     /// endpoint (`default-backend`), instead of answering `503`.
-    pub fallback: Option<BackendRef>,
+    pub fallback: Option<Box<BackendRef>>,
     /// More names for the hosts of this Ingress's rules (`server-alias`): each serves what its
     /// host serves, unless it is a host of its own. The oldest Ingress that names aliases for
     /// a host sets them, as in ingress-nginx.
@@ -320,7 +322,7 @@ impl Ingress {
     /// The same Ingress with a default backend.
     #[must_use]
     pub fn default_backend(mut self, backend: BackendRef) -> Self {
-        self.default_backend = Some(backend);
+        self.default_backend = Some(Box::new(backend));
         self
     }
 
@@ -334,14 +336,14 @@ impl Ingress {
     /// The same Ingress with a fallback backend for its routes ([`Ingress::fallback`]).
     #[must_use]
     pub fn fallback(mut self, backend: BackendRef) -> Self {
-        self.fallback = Some(backend);
+        self.fallback = Some(Box::new(backend));
         self
     }
 
     /// The same Ingress as a canary of the routes it names ([`Ingress::canary`]).
     #[must_use]
     pub fn as_canary(mut self, rule: crate::CanaryRule) -> Self {
-        self.canary = Some(rule);
+        self.canary = Some(Box::new(rule));
         self
     }
 

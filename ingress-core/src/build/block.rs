@@ -300,7 +300,7 @@ impl<'a> Block<'a, '_> {
                 self.canaries.push(CompiledCanary {
                     backend,
                     origin,
-                    rule: rule.clone(),
+                    rule: (**rule).clone(),
                     pattern: pattern.clone(),
                 });
                 self.routes[i].canary = Some(canary);

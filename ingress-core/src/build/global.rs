@@ -124,8 +124,8 @@ fn catch_all_block(
         backends.push(Backend { key, endpoints });
         Some(index(backends.len() - 1))
     };
-    let default = backend(ing.default_backend.as_ref()?)?;
-    let fallback = ing.fallback.as_ref().and_then(&mut backend);
+    let default = backend(ing.default_backend.as_deref()?)?;
+    let fallback = ing.fallback.as_deref().and_then(&mut backend);
     Some(HostBlock {
         kind: 2,
         default: Some(Target { backend: default, origin: 0 }),

@@ -34,7 +34,7 @@ impl Entry {
         let mut hosts = Vec::new();
         let mut names: Vec<(String, String)> = Vec::new();
         let backends = ing.rules.iter().flat_map(|r| &r.paths).map(|p| &*p.backend);
-        for b in backends.chain(&ing.default_backend).chain(&ing.fallback) {
+        for b in backends.chain(ing.default_backend.as_deref()).chain(ing.fallback.as_deref()) {
             if !names.iter().any(|(ns, s)| *ns == b.namespace && *s == b.service) {
                 names.push((b.namespace.clone(), b.service.clone()));
             }

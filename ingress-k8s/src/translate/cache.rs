@@ -38,7 +38,7 @@ use published::Published;
 
 pub(crate) use policies::SharedPolicies;
 use sets::Sets;
-use walk::{changed_keys, update};
+use walk::{Packed, changed_keys, update};
 
 use super::endpoints::{insert_sorted, remove_sorted};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
@@ -89,8 +89,9 @@ pub struct TranslationCache {
     /// The flags (as printed) and the controller ConfigMap's data the Ingresses were
     /// translated with.
     inputs: Option<(String, BTreeMap<String, String>)>,
-    /// Every Ingress of the stores as last translated, in store order.
-    ingresses: BTreeMap<Key, IngressEntry>,
+    /// Every Ingress of the stores as last translated, in store order. Boxed: a B-tree filled
+    /// in key order keeps its nodes about half full, which costs a large entry's size again.
+    ingresses: BTreeMap<Key, Box<IngressEntry>>,
     /// The Ingresses to translate again: new, changed, or an object they read changed.
     stale: BTreeSet<Key>,
     /// What the translated Ingresses hand to each translation.
@@ -129,6 +130,8 @@ pub struct TranslationCache {
     certificate_map: CertificateMap,
     /// The Secrets that changed since the last translation (their parses may be forgotten).
     secrets_changed: Vec<Key>,
+    /// When `ingresses`, `services` and `slices` were last rebuilt with full nodes.
+    packed: [Packed; 3],
     /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
     /// changed), so every stored Ingress is looked at, whatever the journal says.
     forgot: bool,
@@ -326,11 +329,11 @@ impl TranslationCache {
                 self.forget(&key, &old);
             }
             if let Some(ingress) = objects.ingresses.get(&key) {
-                let entry = IngressEntry {
+                let entry = Box::new(IngressEntry {
                     ingress: Arc::clone(ingress),
                     translated: Translated::default(),
                     reads: Reads::default(),
-                };
+                });
                 self.ingresses.insert(key.clone(), entry);
                 self.stale.insert(key);
             }
@@ -424,6 +427,10 @@ impl TranslationCache {
         out.used_secrets = Arc::clone(&self.sets.used_secrets.set);
         out.index = Arc::clone(&self.index);
         self.certificates.forget_changed(&std::mem::take(&mut self.secrets_changed), &objects.secrets);
+        let [ingresses, services, slices] = &mut self.packed;
+        ingresses.check(&mut self.ingresses);
+        services.check(&mut self.services);
+        slices.check(&mut self.slices);
     }
 
     /// Drops every Ingress translation (and what they added to the sets and index).
