@@ -253,10 +253,10 @@ pub struct Ingress {
     /// Which object this is.
     pub origin: Origin,
     /// Where requests for this Ingress's hosts go when no path matches; for an Ingress without
-    /// rules, where every otherwise unmatched request goes. Boxed, like the other fields most
-    /// Ingresses leave unset: each `Ingress` is kept as long as it exists, and they would
-    /// otherwise make it hundreds of bytes larger.
-    pub default_backend: Option<Box<BackendRef>>,
+    /// rules, where every otherwise unmatched request goes. Behind a pointer, like the other
+    /// fields most Ingresses leave unset: each `Ingress` is kept as long as it exists, and they
+    /// would otherwise make it hundreds of bytes larger.
+    pub default_backend: Option<Arc<BackendRef>>,
     /// Host rules, in the order written.
     pub rules: Vec<HostRule>,
     /// TLS entries, in the order written.
@@ -273,7 +273,7 @@ pub struct Ingress {
     pub canary: Option<Box<crate::CanaryRule>>,
     /// Where this Ingress's routes send requests while their own backend has no ready
     /// endpoint (`default-backend`), instead of answering `503`.
-    pub fallback: Option<Box<BackendRef>>,
+    pub fallback: Option<Arc<BackendRef>>,
     /// More names for the hosts of this Ingress's rules (`server-alias`): each serves what its
     /// host serves, unless it is a host of its own. The oldest Ingress that names aliases for
     /// a host sets them, as in ingress-nginx.
@@ -322,7 +322,7 @@ impl Ingress {
     /// The same Ingress with a default backend.
     #[must_use]
     pub fn default_backend(mut self, backend: BackendRef) -> Self {
-        self.default_backend = Some(Box::new(backend));
+        self.default_backend = Some(Arc::new(backend));
         self
     }
 
@@ -336,7 +336,7 @@ impl Ingress {
     /// The same Ingress with a fallback backend for its routes ([`Ingress::fallback`]).
     #[must_use]
     pub fn fallback(mut self, backend: BackendRef) -> Self {
-        self.fallback = Some(Box::new(backend));
+        self.fallback = Some(Arc::new(backend));
         self
     }
 

@@ -89,7 +89,7 @@ struct Block<'a, 'e> {
     www_redirect: bool,
     passthrough: Option<u32>,
     client_auth: Option<Arc<crate::ClientAuth>>,
-    declared: Option<(Origin, u32)>,
+    declared: Option<(u32, u32)>,
     rejected: Vec<Rejection>,
 }
 
@@ -184,7 +184,7 @@ impl<'a> Block<'a, '_> {
             }
             let ri = index(ri);
             if self.declared.is_none() {
-                self.declared = Some((ing.origin.clone(), ri));
+                self.declared = Some((origin, ri));
             }
             if self.default.is_none() {
                 self.default = default;
@@ -371,9 +371,8 @@ impl<'a> Block<'a, '_> {
             });
             None
         });
-        let aliases = self.aliases.map(|(origin, names)| Aliases {
-            origin: self.origins[origin as usize].clone(),
-            names: names.to_vec(),
+        let aliases = self.aliases.map(|(origin, names)| {
+            Box::new(Aliases { origin: self.origins[origin as usize].clone(), names: names.to_vec() })
         });
         let mut block = HostBlock {
             kind,

@@ -164,7 +164,7 @@ impl State<'_> {
             })
             .collect();
         // Two hosts are declared alike only by two Ingresses of the same name: then by name.
-        named.sort_by(|a, b| (&a.1.declared, a.0).cmp(&(&b.1.declared, b.0)));
+        named.sort_by(|a, b| (a.1.declared(), a.0).cmp(&(b.1.declared(), b.0)));
         let is_host = |p: &HostPattern| self.groups.get(p).is_some_and(|(b, _)| b.served);
         let mut taken: HashMap<HostPattern, u32> = HashMap::new();
         for &(pattern, block, id) in &named {

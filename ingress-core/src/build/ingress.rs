@@ -2,8 +2,40 @@
 //! it names, its TLS claims, and the rejections that concern it as a whole. Computed once per
 //! version of the Ingress (and again when a Service it names changes).
 
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
 use super::{Services, index, resolve};
-use crate::{Field, HostPattern, Ingress, Reason, Rejection};
+use crate::{BackendRef, Field, HostPattern, Ingress, Reason, Rejection};
+
+/// A Service an Ingress names, as one of its backends naming it (shared with the Ingress, not
+/// copied): equal, and hashed, by namespace and name only, as the [`ServiceRef`] that finds it.
+#[derive(Debug, Clone)]
+pub(super) struct ServiceName(Arc<BackendRef>);
+
+impl PartialEq for ServiceName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.namespace == other.0.namespace && self.0.service == other.0.service
+    }
+}
+
+impl Eq for ServiceName {}
+
+impl Hash for ServiceName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        ServiceRef(&self.0.namespace, &self.0.service).hash(state);
+    }
+}
+
+/// A Service (`namespace`, `name`) to look a [`ServiceName`] up with.
+#[derive(Hash)]
+pub(super) struct ServiceRef<'a>(pub(super) &'a str, pub(super) &'a str);
+
+impl hashbrown::Equivalent<ServiceName> for ServiceRef<'_> {
+    fn equivalent(&self, key: &ServiceName) -> bool {
+        self.0 == key.0.namespace && self.1 == key.0.service
+    }
+}
 
 /// A host named by a TLS entry of an Ingress, and where.
 pub(super) type TlsClaim = (Field, HostPattern);
@@ -14,8 +46,8 @@ pub(super) struct Entry {
     pub(super) ingress: std::sync::Arc<Ingress>,
     /// The hosts of its rules that parse, each once.
     pub(super) hosts: Vec<HostPattern>,
-    /// The Services it names (`namespace`, `name`), each once.
-    pub(super) services: Vec<(String, String)>,
+    /// The Services it names, each once.
+    pub(super) services: Vec<ServiceName>,
     /// The hosts its TLS entries claim, in order (none for a canary or an empty Ingress).
     pub(super) tls: Vec<TlsClaim>,
     /// A default backend that resolves and no rules: a candidate for the catch-all.
@@ -32,11 +64,11 @@ impl Entry {
         let mut reject =
             |field, reason| rejected.push(Rejection { origin: ing.origin.clone(), field, reason });
         let mut hosts = Vec::new();
-        let mut names: Vec<(String, String)> = Vec::new();
-        let backends = ing.rules.iter().flat_map(|r| &r.paths).map(|p| &*p.backend);
-        for b in backends.chain(ing.default_backend.as_deref()).chain(ing.fallback.as_deref()) {
-            if !names.iter().any(|(ns, s)| *ns == b.namespace && *s == b.service) {
-                names.push((b.namespace.clone(), b.service.clone()));
+        let mut names: Vec<ServiceName> = Vec::new();
+        let backends = ing.rules.iter().flat_map(|r| &r.paths).map(|p| &p.backend);
+        for b in backends.chain(&ing.default_backend).chain(&ing.fallback) {
+            if !names.iter().any(|n| n.0.namespace == b.namespace && n.0.service == b.service) {
+                names.push(ServiceName(Arc::clone(b)));
             }
         }
         let mut tls = Vec::new();

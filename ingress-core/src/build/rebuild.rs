@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use super::ingress::Entry;
+use super::ingress::{Entry, ServiceName, ServiceRef};
 use super::{Built, Services, TableBuilder, block, global, index};
 use crate::table::{HostBlock, IndexWriter, Slot};
 use crate::{EndpointStore, HostPattern, Ingress, SmallSet};
@@ -86,8 +86,8 @@ pub struct Rebuilder {
     list_version: Option<crate::ListVersion>,
     /// The Ingresses with a rule for each host.
     members: Map<HostPattern, Vec<Key>>,
-    /// The Ingresses naming each Service (`namespace`, `name`).
-    by_service: Map<(String, String), SmallSet<Key, RandomState>>,
+    /// The Ingresses naming each Service.
+    by_service: hashbrown::HashMap<ServiceName, SmallSet<Key, RandomState>, RandomState>,
     /// The Services of the last build.
     services: Services,
     /// Each host's block, and its id in the host indexes when it is served.
@@ -164,7 +164,9 @@ impl Rebuilder {
         // Ingresses naming a Service whose ports changed, appeared or disappeared.
         let mut touched: Vec<Key> = Vec::new();
         for service in &services {
-            touched.extend(self.by_service.get(service).into_iter().flatten().cloned());
+            touched.extend(
+                self.by_service.get(&ServiceRef(&service.0, &service.1)).into_iter().flatten().cloned(),
+            );
         }
         touched.sort_unstable();
         touched.dedup();

@@ -106,10 +106,11 @@ pub(crate) struct HostBlock {
     /// Whether an Ingress routes the host (a block of canaries only is never looked up: it
     /// holds their rejections).
     pub(crate) served: bool,
-    /// When the host was first declared: the oldest Ingress with a rule for it, and the index
-    /// of that rule. Hosts that compete for a name (aliases, `www.` twins) compete in this order.
-    pub(crate) declared: Option<(Origin, u32)>,
-    pub(crate) aliases: Option<Aliases>,
+    /// When the host was first declared: the oldest Ingress with a rule for it (by index in
+    /// `origins`), and the index of that rule. See [`HostBlock::declared`].
+    pub(crate) declared: Option<(u32, u32)>,
+    /// Boxed: most hosts have none.
+    pub(crate) aliases: Option<Box<Aliases>>,
     /// An Ingress with a rule for this host asks for `from-to-www-redirect`.
     pub(crate) www_redirect: bool,
     /// What the block's build left out, and why.
@@ -134,6 +135,12 @@ impl HostBlock {
     /// The host name (the wildcard's suffix; empty for "any").
     pub(crate) fn name(&self) -> &str {
         self.text(self.name)
+    }
+
+    /// When the host was first declared: the oldest Ingress with a rule for it, and the index
+    /// of that rule. Hosts that compete for a name (aliases, `www.` twins) compete in this order.
+    pub(crate) fn declared(&self) -> Option<(&Origin, u32)> {
+        self.declared.and_then(|(origin, rule)| Some((self.origins.get(origin as usize)?, rule)))
     }
 
     /// The route of the compiled path rule at `index`, in the block at `host` of its table.
