@@ -43,7 +43,7 @@ pub(super) type TlsClaim = (Field, HostPattern);
 /// One Ingress as the incremental build keeps it.
 #[derive(Debug)]
 pub(super) struct Entry {
-    pub(super) ingress: std::sync::Arc<Ingress>,
+    pub(super) ingress: Arc<Ingress>,
     /// The hosts of its rules that parse, each once.
     pub(super) hosts: Vec<HostPattern>,
     /// The Services it names, each once.
@@ -58,7 +58,7 @@ pub(super) struct Entry {
 
 impl Entry {
     /// The entry of `ingress`, against the declared `services`.
-    pub(super) fn new(ingress: std::sync::Arc<Ingress>, services: &Services) -> Self {
+    pub(super) fn new(ingress: Arc<Ingress>, services: &Services) -> Self {
         let ing = &*ingress;
         let mut rejected = Vec::new();
         let mut reject =
@@ -76,7 +76,7 @@ impl Entry {
         if let Some(rule) = &ing.canary {
             if let Err(why) = rule.header_pattern.as_deref().map(crate::canary::header_pattern).transpose() {
                 reject(Field::Object, Reason::Canary { why: format!("canary-by-header-pattern {why}") });
-                return Self { ingress, hosts, services: names, tls, catch_all, rejected };
+                return Self::kept(ingress, hosts, names, tls, catch_all, rejected);
             }
             if ing.default_backend.is_some() {
                 let why =
@@ -97,11 +97,11 @@ impl Entry {
                     }
                 }
             }
-            return Self { ingress, hosts, services: names, tls, catch_all, rejected };
+            return Self::kept(ingress, hosts, names, tls, catch_all, rejected);
         }
         if ing.rules.is_empty() && ing.default_backend.is_none() {
             reject(Field::Object, Reason::Empty);
-            return Self { ingress, hosts, services: names, tls, catch_all, rejected };
+            return Self::kept(ingress, hosts, names, tls, catch_all, rejected);
         }
         if let Some(Err(reason)) = ing.fallback.as_ref().map(|b| resolve(b, services)) {
             reject(Field::Object, reason);
@@ -143,7 +143,24 @@ impl Entry {
                 }
             }
         }
-        Self { ingress, hosts, services: names, tls, catch_all, rejected }
+        Self::kept(ingress, hosts, names, tls, catch_all, rejected)
+    }
+
+    /// An entry of these parts, in no more room than they take: the rebuilder keeps it as long
+    /// as the Ingress is unchanged (a first push makes room for four).
+    fn kept(
+        ingress: Arc<Ingress>,
+        mut hosts: Vec<HostPattern>,
+        mut services: Vec<ServiceName>,
+        mut tls: Vec<TlsClaim>,
+        catch_all: bool,
+        mut rejected: Vec<Rejection>,
+    ) -> Self {
+        hosts.shrink_to_fit();
+        services.shrink_to_fit();
+        tls.shrink_to_fit();
+        rejected.shrink_to_fit();
+        Self { ingress, hosts, services, tls, catch_all, rejected }
     }
 
     /// The certificate of TLS claim `field` (a `Field::Tls`).

@@ -332,6 +332,10 @@ fn add_ingress(
         }
     }
     out.problems.extend(problems);
+    core.tls.shrink_to_fit();
+    out.certificates.shrink_to_fit();
+    let mut reports = read.reports;
+    reports.shrink_to_fit();
     // Most Ingresses keep every rule, path and TLS entry: their map would say nothing.
     out.index = (!index.is_identity()).then(|| Arc::new(index));
     out.core = Some(Arc::new(core));
@@ -340,7 +344,7 @@ fn add_ingress(
         uid: ingress.uid.clone(),
         generation: ingress.generation,
         status: ingress.status.clone(),
-        annotations: read.reports,
+        annotations: reports,
         closed,
     }));
 }
