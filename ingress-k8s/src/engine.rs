@@ -103,8 +103,6 @@ pub(crate) struct Engine {
     changed: crate::Changed,
     /// What the last table build made, so the next rebuilds only the hosts that changed.
     rebuilder: ingress_core::Rebuilder,
-    /// The EndpointSlices of each Service, for endpoint-only changes.
-    slices: translate::SliceIndex,
     /// The Ingresses stored in a new version that differs only in status since the last
     /// snapshot: taken into the next one without a table build.
     statuses: BTreeSet<Key>,
@@ -134,7 +132,6 @@ impl Engine {
             cache: translate::TranslationCache::default(),
             changed: crate::Changed::default(),
             rebuilder: ingress_core::Rebuilder::new(),
-            slices: translate::SliceIndex::default(),
             statuses: BTreeSet::new(),
         };
         (engine, rx)
@@ -158,7 +155,6 @@ impl Engine {
             return;
         }
         let Some(change) = self.status_only(change) else { return };
-        self.slices.note(&change, &self.objects);
         self.changed.note(&change);
         if self.generation > 0 && self.unused(&change) {
             tracing::trace!("a change to an object nothing served uses: no new table");
@@ -401,9 +397,10 @@ impl Engine {
     }
 
     fn update_endpoints(&mut self, services: &BTreeSet<Key>) {
+        self.cache.sync_slices(&self.objects, &self.changed);
         for key in services {
             let Some(service) = self.objects.services.get(key) else { continue };
-            let slices = self.slices.slices(&self.objects, key);
+            let slices = self.cache.slices_of(&self.objects, key);
             let sets = translate::service_endpoints(key, service, &slices);
             // Backends through the cluster IP of a headless Service follow its endpoints.
             for backend in self.cluster_ip.get(key).into_iter().flatten() {

@@ -24,9 +24,7 @@ use std::sync::Arc;
 
 use ingress_core::{BackendRef, CertificatePem, CertificateRef, Field, TableBuilder};
 
-pub(crate) use endpoints::{
-    SERVICE_NAME_LABEL, SliceIndex, cluster_ip_endpoints, service_endpoints, slice_service,
-};
+pub(crate) use endpoints::{SERVICE_NAME_LABEL, cluster_ip_endpoints, service_endpoints, slice_service};
 
 use crate::annotations::AnnotationReport;
 use crate::objects::Key;

@@ -212,6 +212,14 @@ impl TranslationCache {
         for read in &reads {
             self.mark_readers(read);
         }
+        self.sync_slices(objects, changed);
+    }
+
+    /// Brings the EndpointSlices of each Service up to date with `objects` (`changed`: the keys
+    /// that can have changed since the last translation), marking the endpoints of their
+    /// Services to be made again by the next translation. The engine calls it for an
+    /// endpoint-only change too, before reading [`Self::slices_of`].
+    pub(crate) fn sync_slices(&mut self, objects: &Objects, changed: &Changed) {
         let slices = changed.of(Kind::EndpointSlice);
         for key in changed_keys(&self.slices, &objects.endpoint_slices, |slice| slice, slices) {
             if let Some(service) = self.slices.remove(&key).and_then(|old| old.service_key(&key)) {
@@ -233,9 +241,13 @@ impl TranslationCache {
         }
     }
 
-    /// Adds every Service to the translation's builder and endpoints, making again those whose
-    /// object or EndpointSlices changed; the Ingresses that read a changed Service are marked
-    /// stale.
+    /// The EndpointSlices of Service `key`, in store order, as of the last
+    /// [`sync`](Self::sync_slices).
+    pub(crate) fn slices_of<'o>(&self, objects: &'o Objects, key: &Key) -> Vec<&'o StoredSlice> {
+        let keys = self.slices_of.get(key).into_iter().flatten();
+        keys.filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s)).collect()
+    }
+
     pub(super) fn add_services(&mut self, objects: &Objects, changed: &Changed, out: &mut Translation) {
         let changed =
             changed_keys(&self.services, &objects.services, |s| &s.service, changed.of(Kind::Service));
@@ -298,13 +310,7 @@ impl TranslationCache {
         key: &Key,
         objects: &Objects,
     ) -> Option<Arc<ServiceEndpoints>> {
-        let slices: Vec<&StoredSlice> = self
-            .slices_of
-            .get(key)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s))
-            .collect();
+        let slices = self.slices_of(objects, key);
         let mut sets: Vec<_> = service_endpoints(key, service, &slices).into_iter().map(Arc::new).collect();
         // Collected in place, into the room of the larger entries: kept, it would be mostly empty.
         sets.shrink_to_fit();

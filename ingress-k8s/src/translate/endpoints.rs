@@ -1,13 +1,12 @@
 //! EndpointSlices → the ready endpoints of each Service port.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use ingress_core::{BackendRef, EndpointSet, PortRef};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::objects::Key;
-use crate::{Objects, StoredService, StoredSlice};
+use crate::{StoredService, StoredSlice};
 
 /// The label linking an EndpointSlice to its Service.
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -36,73 +35,6 @@ pub(crate) fn insert_sorted(keys: &mut Vec<Key>, key: &Key) {
 pub(crate) fn remove_sorted(keys: &mut Vec<Key>, key: &Key) {
     if let Ok(at) = keys.binary_search(key) {
         keys.remove(at);
-    }
-}
-
-/// The EndpointSlices of each Service, kept up to date change by change, so an endpoint
-/// change reads the slices of its Service only (not every slice of the cluster).
-#[derive(Debug, Default)]
-pub(crate) struct SliceIndex {
-    /// Sorted. A slice's own Service is read from the stores, which hold it until the change
-    /// is applied.
-    of: HashMap<Key, Vec<Key>>,
-    /// Whether it follows the stores (else it is made from them at the next query: at first,
-    /// and after a re-list or a replacement).
-    built: bool,
-}
-
-impl SliceIndex {
-    /// Notes a change before it is applied to `objects`, the stores.
-    pub(crate) fn note(&mut self, change: &crate::objects::Change, objects: &Objects) {
-        use crate::objects::{Change, Object};
-        if !self.built {
-            return;
-        }
-        match change {
-            Change::Apply(Object::EndpointSlice(slice)) => {
-                let key = crate::objects::key_of(&slice.metadata);
-                self.forget(&key, objects);
-                if let Some(service) = slice_service(slice) {
-                    insert_sorted(self.of.entry(service).or_default(), &key);
-                }
-            }
-            Change::Delete(crate::Kind::EndpointSlice, key) => self.forget(key, objects),
-            Change::Relist(crate::Kind::EndpointSlice, _) | Change::Replace(_) => self.built = false,
-            Change::Update(set, gone) => {
-                let slice = |kind: &crate::Kind| *kind == crate::Kind::EndpointSlice;
-                if !set.endpoint_slices.is_empty() || gone.iter().any(|(kind, _)| slice(kind)) {
-                    self.built = false;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Takes a slice out of its Service's list, the Service as the stores have it.
-    fn forget(&mut self, slice: &Key, objects: &Objects) {
-        let Some(service) = objects.endpoint_slices.get(slice).and_then(|s| s.service_key(slice)) else {
-            return;
-        };
-        if let Some(slices) = self.of.get_mut(&service) {
-            remove_sorted(slices, slice);
-            if slices.is_empty() {
-                self.of.remove(&service);
-            }
-        }
-    }
-
-    /// The EndpointSlices of `service`, in store order.
-    pub(crate) fn slices<'o>(&mut self, objects: &'o Objects, service: &Key) -> Vec<&'o StoredSlice> {
-        if !self.built {
-            *self = Self { built: true, ..Self::default() };
-            for (key, slice) in &objects.endpoint_slices {
-                if let Some(owner) = slice.service_key(key) {
-                    insert_sorted(self.of.entry(owner).or_default(), key);
-                }
-            }
-        }
-        let keys = self.of.get(service).into_iter().flatten();
-        keys.filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s)).collect()
     }
 }
 
@@ -178,6 +110,7 @@ fn find_port(ports: &[(String, Option<i32>)], wanted: &str, single_port: bool) -
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::Objects;
     use crate::objects::{Change, Object};
 
     fn labelled(name: &str, service: &str) -> EndpointSlice {
@@ -187,45 +120,51 @@ mod tests {
         .unwrap()
     }
 
-    /// The index follows every change as a scan of the stores would see it: a slice added,
-    /// moved to another Service, deleted, and a re-list.
+    /// The translation cache's index of each Service's slices, which endpoint-only changes
+    /// read too, follows every change as a scan of the stores would see it: a slice added,
+    /// moved to another Service, deleted, and a re-list; between translations, as the engine
+    /// reads it (the journal of changes is cleared only by a translation).
     #[test]
-    fn slice_index_follows_changes() {
+    fn the_slices_of_each_service_follow_changes() {
         let mut objects = Objects::new();
-        let mut index = SliceIndex::default();
-        let names = |objects: &Objects, index: &mut SliceIndex, service: &str| -> Vec<String> {
-            let key: Key = ("a".into(), service.into());
-            let stored = |slice: &StoredSlice| {
-                objects
-                    .endpoint_slices
-                    .iter()
-                    .find(|(_, o)| std::ptr::eq(&***o, slice))
-                    .unwrap()
-                    .0
-                    .1
-                    .to_string()
+        let mut cache = super::super::TranslationCache::default();
+        let mut changed = crate::Changed::default();
+        let names =
+            |objects: &Objects, cache: &super::super::TranslationCache, service: &str| -> Vec<String> {
+                let key: Key = ("a".into(), service.into());
+                let stored = |slice: &StoredSlice| {
+                    objects
+                        .endpoint_slices
+                        .iter()
+                        .find(|(_, o)| std::ptr::eq(&***o, slice))
+                        .unwrap()
+                        .0
+                        .1
+                        .to_string()
+                };
+                cache.slices_of(objects, &key).into_iter().map(stored).collect()
             };
-            index.slices(objects, &key).into_iter().map(stored).collect()
-        };
-        let apply = |objects: &mut Objects, index: &mut SliceIndex, change: Change| {
-            index.note(&change, objects);
-            objects.apply(change);
-        };
-        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-1", "web"))));
-        assert_eq!(names(&objects, &mut index, "web"), ["web-1"], "made from the stores at first");
-        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-2", "web"))));
-        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("api-1", "api"))));
-        assert_eq!(names(&objects, &mut index, "web"), ["web-1", "web-2"]);
-        apply(&mut objects, &mut index, Change::Apply(Object::EndpointSlice(labelled("web-2", "api"))));
-        assert_eq!(names(&objects, &mut index, "web"), ["web-1"]);
-        assert_eq!(names(&objects, &mut index, "api"), ["api-1", "web-2"]);
+        let mut apply =
+            |objects: &mut Objects, cache: &mut super::super::TranslationCache, change: Change| {
+                changed.note(&change);
+                objects.apply(change);
+                cache.sync_slices(objects, &changed);
+            };
+        apply(&mut objects, &mut cache, Change::Apply(Object::EndpointSlice(labelled("web-1", "web"))));
+        assert_eq!(names(&objects, &cache, "web"), ["web-1"]);
+        apply(&mut objects, &mut cache, Change::Apply(Object::EndpointSlice(labelled("web-2", "web"))));
+        apply(&mut objects, &mut cache, Change::Apply(Object::EndpointSlice(labelled("api-1", "api"))));
+        assert_eq!(names(&objects, &cache, "web"), ["web-1", "web-2"]);
+        apply(&mut objects, &mut cache, Change::Apply(Object::EndpointSlice(labelled("web-2", "api"))));
+        assert_eq!(names(&objects, &cache, "web"), ["web-1"]);
+        assert_eq!(names(&objects, &cache, "api"), ["api-1", "web-2"]);
         let key: Key = ("a".into(), "web-1".into());
-        apply(&mut objects, &mut index, Change::Delete(crate::Kind::EndpointSlice, key));
-        assert!(names(&objects, &mut index, "web").is_empty());
+        apply(&mut objects, &mut cache, Change::Delete(crate::Kind::EndpointSlice, key));
+        assert!(names(&objects, &cache, "web").is_empty());
         let relisted = vec![Object::EndpointSlice(labelled("web-9", "web"))];
-        apply(&mut objects, &mut index, Change::relist(crate::Kind::EndpointSlice, relisted));
-        assert_eq!(names(&objects, &mut index, "web"), ["web-9"]);
-        assert!(names(&objects, &mut index, "api").is_empty());
+        apply(&mut objects, &mut cache, Change::relist(crate::Kind::EndpointSlice, relisted));
+        assert_eq!(names(&objects, &cache, "web"), ["web-9"]);
+        assert!(names(&objects, &cache, "api").is_empty());
     }
 
     #[test]
