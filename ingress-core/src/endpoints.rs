@@ -93,7 +93,13 @@ impl EndpointSlot {
 
     /// Replaces the endpoint set; requests already holding the old set finish with it.
     pub fn store(&self, set: EndpointSet) {
-        self.set.store(Arc::new(set));
+        self.store_shared(Arc::new(set));
+    }
+
+    /// Replaces the endpoint set with one shared with its maker (who keeps it to compare with
+    /// the next), so the set is held once.
+    pub fn store_shared(&self, set: Arc<EndpointSet>) {
+        self.set.store(set);
     }
 
     /// A counter that survives route-table rebuilds, for round-robin style selectors: each call
@@ -132,10 +138,19 @@ impl EndpointStore {
     pub fn set(&mut self, backend: &BackendRef, set: EndpointSet) {
         match self.slots.get(backend) {
             Some(slot) => slot.store(set),
+            None => self.set_shared(&Arc::new(backend.clone()), Arc::new(set)),
+        }
+    }
+
+    /// [`set`](Self::set) with a backend and a set shared with the caller, who keeps them
+    /// (the Kubernetes feed keeps every set to tell what changed): neither is copied.
+    pub fn set_shared(&mut self, backend: &Arc<BackendRef>, set: Arc<EndpointSet>) {
+        match self.slots.get(&**backend) {
+            Some(slot) => slot.store_shared(set),
             None => {
                 let slot = EndpointSlot::default();
-                slot.store(set);
-                self.slots.insert(Arc::new(backend.clone()), Arc::new(slot));
+                slot.store_shared(set);
+                self.slots.insert(Arc::clone(backend), Arc::new(slot));
             }
         }
     }

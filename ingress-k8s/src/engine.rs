@@ -404,7 +404,9 @@ impl Engine {
             let sets = translate::service_endpoints(key, service, &slices);
             // Backends through the cluster IP of a headless Service follow its endpoints.
             for backend in self.cluster_ip.get(key).into_iter().flatten() {
-                if let Some((_, set)) = translate::cluster_ip_endpoints(service, backend, &sets) {
+                if let Some((_, set)) =
+                    translate::cluster_ip_endpoints(service, backend, sets.iter().map(|(b, s)| (b, s)))
+                {
                     self.store.set(backend, set);
                 }
             }
@@ -430,7 +432,7 @@ impl Engine {
             self.cluster_ip.clear();
             for (backend, _) in self.endpoints.cluster_ip.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
                 let service = (backend.namespace.as_str().into(), backend.service.as_str().into());
-                self.cluster_ip.entry(service).or_default().push(backend.clone());
+                self.cluster_ip.entry(service).or_default().push((**backend).clone());
             }
         }
         self.used = (Arc::clone(&translation.used_services), Arc::clone(&translation.used_secrets));
@@ -482,8 +484,8 @@ impl Engine {
 /// key ([`EndpointList::changes`]).
 fn gone<'a>(old: &'a EndpointList, new: &EndpointList) -> Vec<&'a BackendRef> {
     let (gone, made) = EndpointList::changes(old, new);
-    let made: HashSet<&BackendRef> = made.into_iter().map(|e| &e.0).collect();
-    let mut gone: Vec<&BackendRef> = gone.into_iter().map(|e| &e.0).filter(|b| !made.contains(b)).collect();
+    let made: HashSet<&BackendRef> = made.into_iter().map(|e| &*e.0).collect();
+    let mut gone: Vec<&BackendRef> = gone.into_iter().map(|e| &*e.0).filter(|b| !made.contains(b)).collect();
     // A backend could still be named by a kept entry (a Service listing one port twice): few
     // are left here, those of deleted Services or ports.
     gone.retain(|b| !new.contains(b));
@@ -875,7 +877,7 @@ mod tests {
     #[test]
     fn gone_backends_are_those_no_entry_names_any_more() {
         let entry = |service: &str, port: u16| {
-            Arc::new((BackendRef::new("default", service, port), ingress_core::EndpointSet::default()))
+            Arc::new((Arc::new(BackendRef::new("default", service, port)), Arc::default()))
         };
         let list = |entries: &[&translate::EndpointEntry]| {
             entries.iter().map(|e| Arc::clone(e)).collect::<EndpointList>()
@@ -886,7 +888,7 @@ mod tests {
         let remade = list(&[&a, &entry("b", 80), &c]);
         assert!(gone(&old, &remade).is_empty(), "an entry made again");
         let fewer = list(&[&a, &entry("b", 81)]);
-        assert_eq!(gone(&old, &fewer), [&b.0, &c.0], "a port removed, a Service deleted");
+        assert_eq!(gone(&old, &fewer), [&*b.0, &*c.0], "a port removed, a Service deleted");
         // A backend named twice, one of its entries kept: still there.
         let again = entry("a", 80);
         let twice = list(&[&a, &again]);

@@ -195,8 +195,8 @@ impl Translation {
         let (_, fresh) = EndpointList::changes(loaded, &endpoints);
         for entry in fresh {
             // A set equal to the slot's (most, when little changed) is left in place.
-            if store.get(&entry.0).is_none_or(|now| *now != entry.1) {
-                store.set(&entry.0, entry.1.clone());
+            if store.get(&entry.0).is_none_or(|now| *now != *entry.1) {
+                store.set_shared(&entry.0, Arc::clone(&entry.1));
             }
         }
         let built = rebuilder.build(&std::mem::take(&mut self.builder), store);

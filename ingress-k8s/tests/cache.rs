@@ -467,8 +467,8 @@ fn assert_same(mut cached: Translation, mut fresh: Translation, live: &mut Live,
     assert_eq!(cached.used_secrets, fresh.used_secrets, "{context}: used Secrets");
     assert_eq!(cached.status_addresses, fresh.status_addresses, "{context}: status addresses");
     // As the engine does: the backends the new translation lacks answer 503 from now on.
-    let backends: Vec<&ingress_core::BackendRef> = cached.endpoints.iter().map(|e| &e.0).collect();
-    for gone in live.loaded.iter().map(|e| &e.0).filter(|b| !backends.contains(b)) {
+    let backends: Vec<&ingress_core::BackendRef> = cached.endpoints.iter().map(|e| &*e.0).collect();
+    for gone in live.loaded.iter().map(|e| &*e.0).filter(|b| !backends.contains(b)) {
         live.store.remove(gone);
     }
     let loaded = std::mem::replace(&mut live.loaded, cached.endpoints.clone());

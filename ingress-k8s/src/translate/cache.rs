@@ -166,12 +166,12 @@ impl TranslationCache {
     }
 
     /// The endpoint sets of a Service, as last made (none for a Service not stored).
-    pub(super) fn service_endpoints(&self, key: &Key) -> impl Iterator<Item = &(BackendRef, EndpointSet)> {
+    pub(super) fn service_endpoints(&self, key: &Key) -> impl Iterator<Item = (&BackendRef, &EndpointSet)> {
         self.services
             .get(key)
             .and_then(|s| s.endpoints.as_deref())
             .into_iter()
-            .flat_map(|s| s.sets().iter().map(|e| &**e))
+            .flat_map(|s| s.sets().iter().map(|e| (&*e.0, &*e.1)))
     }
 
     /// Brings the cache up to date with `objects`: forgets every Ingress when the flags or the
@@ -284,9 +284,9 @@ impl TranslationCache {
     pub(super) fn endpoint_list(&mut self, cluster_ip: Vec<(BackendRef, EndpointSet)>) -> EndpointList {
         let old = &self.list.cluster_ip;
         let same = cluster_ip.len() == old.len()
-            && cluster_ip.iter().zip(old.iter()).all(|(new, old)| *new == **old);
+            && cluster_ip.iter().zip(old.iter()).all(|(new, old)| new.0 == *old.0 && new.1 == *old.1);
         if !same {
-            self.list.cluster_ip = Arc::new(cluster_ip.into_iter().map(Arc::new).collect());
+            self.list.cluster_ip = Arc::new(cluster_ip.into_iter().map(entry).collect());
         }
         self.list.clone()
     }
@@ -311,7 +311,7 @@ impl TranslationCache {
         objects: &Objects,
     ) -> Option<Arc<ServiceEndpoints>> {
         let slices = self.slices_of(objects, key);
-        let mut sets: Vec<_> = service_endpoints(key, service, &slices).into_iter().map(Arc::new).collect();
+        let mut sets: Vec<_> = service_endpoints(key, service, &slices).into_iter().map(entry).collect();
         // Collected in place, into the room of the larger entries: kept, it would be mostly empty.
         sets.shrink_to_fit();
         ServiceEndpoints::new(sets).map(Arc::new)
@@ -483,4 +483,10 @@ fn unread(readers: &mut HashMap<Read, SmallSet<Key>>, read: &Read, key: &Key) {
             readers.remove(read);
         }
     }
+}
+
+/// One endpoint set as the list holds it: its backend and set are shared with the endpoint
+/// store's slot, which takes them as they are.
+fn entry((backend, set): (BackendRef, EndpointSet)) -> super::EndpointEntry {
+    Arc::new((Arc::new(backend), Arc::new(set)))
 }

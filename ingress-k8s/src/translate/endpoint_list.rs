@@ -12,7 +12,7 @@ use super::list::{Keyed, SortedList};
 use crate::objects::Key;
 
 /// One backend's endpoint set, keyed as the table keys backends.
-pub type EndpointEntry = Arc<(BackendRef, EndpointSet)>;
+pub type EndpointEntry = Arc<(Arc<BackendRef>, Arc<EndpointSet>)>;
 
 /// The endpoint sets of one Service (one per port), as its EndpointSlices give them; never
 /// empty.
@@ -71,7 +71,7 @@ impl EndpointList {
     /// Whether `backend` has a set here.
     pub fn contains(&self, backend: &BackendRef) -> bool {
         let service = (backend.namespace.as_str().into(), backend.service.as_str().into());
-        self.of_service(&service).iter().chain(self.cluster_ip.iter()).any(|e| e.0 == *backend)
+        self.of_service(&service).iter().chain(self.cluster_ip.iter()).any(|e| *e.0 == *backend)
     }
 
     /// Whether two lists are the same version (nothing changed between them).
@@ -96,9 +96,9 @@ impl EndpointList {
         if !gone.is_empty() && !fresh.is_empty() {
             // A set both lists hold (a Service remade with some sets kept, a cluster-IP set
             // kept) is neither.
-            let before: HashSet<*const (BackendRef, EndpointSet)> =
+            let before: HashSet<*const (Arc<BackendRef>, Arc<EndpointSet>)> =
                 gone.iter().map(|e| Arc::as_ptr(e)).collect();
-            let after: HashSet<*const (BackendRef, EndpointSet)> =
+            let after: HashSet<*const (Arc<BackendRef>, Arc<EndpointSet>)> =
                 fresh.iter().map(|e| Arc::as_ptr(e)).collect();
             gone.retain(|e| !after.contains(&Arc::as_ptr(e)));
             fresh.retain(|e| !before.contains(&Arc::as_ptr(e)));
@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     fn entry(service: &str, port: u16) -> EndpointEntry {
-        Arc::new((BackendRef::new("default", service, port), EndpointSet::default()))
+        Arc::new((Arc::new(BackendRef::new("default", service, port)), Arc::default()))
     }
 
     #[test]

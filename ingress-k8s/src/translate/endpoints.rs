@@ -75,7 +75,7 @@ pub(crate) fn service_endpoints(
 pub(crate) fn cluster_ip_endpoints<'a>(
     service: &StoredService,
     backend: &BackendRef,
-    pods: impl IntoIterator<Item = &'a (BackendRef, EndpointSet)>,
+    pods: impl IntoIterator<Item = (&'a BackendRef, &'a EndpointSet)>,
 ) -> Option<(BackendRef, EndpointSet)> {
     let ports = &service.ports;
     let number = match &backend.port {
@@ -89,7 +89,7 @@ pub(crate) fn cluster_ip_endpoints<'a>(
         Some(ip) => EndpointSet::new([SocketAddr::new(ip, number)]),
         None => {
             let plain = BackendRef { cluster_ip: false, ..key.clone() };
-            pods.into_iter().find(|(b, _)| *b == plain).map(|(_, set)| set.clone()).unwrap_or_default()
+            pods.into_iter().find(|(b, _)| **b == plain).map(|(_, set)| set.clone()).unwrap_or_default()
         }
     };
     Some((key, set))
