@@ -276,6 +276,9 @@ pub struct Objects {
     pub config_maps: BTreeMap<Key, Arc<ConfigMap>>,
     /// Namespaces, keyed by `("", name)`: only with `--watch-namespace-selector`.
     pub namespaces: BTreeMap<Key, Arc<Namespace>>,
+    /// The namespace names of the keys [`Objects::insert`] made, each once: the keys of a
+    /// namespace's objects share one (a cluster has few namespaces and many objects).
+    names: std::collections::BTreeSet<Arc<str>>,
 }
 
 impl Objects {
@@ -286,7 +289,17 @@ impl Objects {
 
     /// Adds or replaces one object.
     pub fn insert(&mut self, object: Object) {
-        let key = object.key();
+        let meta = object.meta();
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        let namespace = match self.names.get(namespace) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let name: Arc<str> = namespace.into();
+                self.names.insert(Arc::clone(&name));
+                name
+            }
+        };
+        let key = (namespace, meta.name.as_deref().unwrap_or_default().into());
         match object {
             Object::Ingress(o) => drop(self.ingresses.insert(key, Arc::new(o.into()))),
             Object::IngressClass(o) => drop(self.ingress_classes.insert(key, Arc::new(o))),
