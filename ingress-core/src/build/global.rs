@@ -50,7 +50,7 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
     let (redirects, aliases) = state.aliases_and_redirects(&mut rejected);
     // Oldest first, read only when the TLS map is made again.
     let entries = state.entries;
-    let with_tls = state.with_tls.iter().filter_map(|(_, key)| entries.get(key));
+    let with_tls = state.with_tls.iter().filter_map(|(_, key)| entries.get(key).map(|e| &**e));
     let tls = state.tls.map(with_tls, aliases, builder, &mut rejected);
     let mut slot = |key: &crate::BackendRef| {
         let (key, endpoints) = endpoints.slot(key);
@@ -86,7 +86,7 @@ pub(super) fn finish(mut state: State<'_>, builder: &TableBuilder, endpoints: &m
 
 /// The Ingresses of `keys`, oldest first (the order they are kept in).
 fn by_age<'s>(state: &'s State<'_>, keys: &'s ByAge) -> Vec<(&'s Key, &'s Entry)> {
-    keys.iter().filter_map(|(_, k)| Some((k, state.entries.get(k)?))).collect()
+    keys.iter().filter_map(|(_, k)| Some((k, &**state.entries.get(k)?))).collect()
 }
 
 /// The catch-all: the oldest Ingress without rules whose default backend resolves takes every

@@ -35,8 +35,9 @@ const REGEXES_KEPT: usize = 10_000;
 pub(super) type Map<K, V> = HashMap<K, V, RandomState>;
 pub(super) type Set<K> = HashSet<K, RandomState>;
 
-/// Ingress entries by key.
-pub(super) type Entries = hashbrown::HashMap<Key, Entry, RandomState>;
+/// Ingress entries by key. Boxed: a hash table keeps room for more entries than it holds, and
+/// an entry is about a hundred bytes.
+pub(super) type Entries = hashbrown::HashMap<Key, Box<Entry>, RandomState>;
 
 /// Ingresses oldest first (by origin, then key), as the cross-host parts of a build read them:
 /// kept in order change by change rather than sorted at every build.
@@ -287,7 +288,7 @@ impl Rebuilder {
         let aged = (old.ingress.origin.clone(), key.clone());
         self.catch_alls.remove(&aged);
         if self.with_tls.remove(&aged) {
-            self.tls_gone.push((aged, old));
+            self.tls_gone.push((aged, *old));
         }
         self.rejected.remove(key);
     }
@@ -295,9 +296,14 @@ impl Rebuilder {
     /// Puts an Ingress's (new) entry in, noting its hosts.
     fn learn(&mut self, key: Key, ingress: Arc<Ingress>, services: &Services, hosts: &mut Set<HostPattern>) {
         self.by_ptr.insert(Arc::as_ptr(&ingress) as usize, (key.clone(), self.builds));
-        let entry = Entry::new(ingress, services);
+        let entry = Box::new(Entry::new(ingress, services));
         for h in &entry.hosts {
-            self.members.entry(h.clone()).or_default().push(key.clone());
+            let members = self.members.entry(h.clone()).or_default();
+            // Room for one at first: most hosts have one Ingress (a first push makes room for 4).
+            if members.capacity() == 0 {
+                members.reserve_exact(1);
+            }
+            members.push(key.clone());
             hosts.insert(h.clone());
         }
         for s in &entry.services {
