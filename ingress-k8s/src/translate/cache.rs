@@ -248,6 +248,9 @@ impl TranslationCache {
         keys.filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s)).collect()
     }
 
+    /// Adds every Service to the translation's builder and endpoints, making again those whose
+    /// object or EndpointSlices changed; the Ingresses that read a changed Service are marked
+    /// stale.
     pub(super) fn add_services(&mut self, objects: &Objects, changed: &Changed, out: &mut Translation) {
         let changed =
             changed_keys(&self.services, &objects.services, |s| &s.service, changed.of(Kind::Service));
