@@ -40,13 +40,12 @@ pub(crate) use policies::SharedPolicies;
 use sets::Sets;
 use walk::{Packed, changed_keys, update};
 
-use super::endpoints::{insert_sorted, remove_sorted};
 use super::ingress::{Names, Reads, Translated, translate_ingress};
 use super::{
     CertificateCache, Certs, EndpointList, IndexMap, IngressInfo, ServiceEndpoints, Translation,
     core_service, service_endpoints,
 };
-use crate::objects::Key;
+use crate::objects::{Key, compact, stored_key};
 use crate::{Changed, Config, Kind, Objects, StoredIngress, StoredService, StoredSlice};
 
 /// An object a translation looked at, found or not: when it changes (appears, disappears, or
@@ -106,8 +105,9 @@ pub struct TranslationCache {
     services_builder: TableBuilder,
     /// Every EndpointSlice of the stores, as last seen.
     slices: BTreeMap<Key, Arc<StoredSlice>>,
-    /// The EndpointSlices of each Service, in store order.
-    slices_of: HashMap<Key, Vec<Key>>,
+    /// The EndpointSlices of each Service: (Service, slice), so a Service's slices are in store
+    /// order. A map of lists took twice the room (a hash table's slack and a list each).
+    slices_of: BTreeSet<(Key, Key)>,
     /// The versions of the other kinds the Ingresses may read, as last seen.
     secrets: BTreeMap<Key, Arc<Secret>>,
     config_maps: BTreeMap<Key, Arc<ConfigMap>>,
@@ -130,8 +130,8 @@ pub struct TranslationCache {
     certificate_map: CertificateMap,
     /// The Secrets that changed since the last translation (their parses may be forgotten).
     secrets_changed: Vec<Key>,
-    /// When `ingresses`, `services` and `slices` were last rebuilt with full nodes.
-    packed: [Packed; 3],
+    /// When `ingresses`, `services`, `slices` and `slices_of` were last rebuilt with full nodes.
+    packed: [Packed; 4],
     /// Whether this translation forgot every Ingress (the flags or controller ConfigMap
     /// changed), so every stored Ingress is looked at, whatever the journal says.
     forgot: bool,
@@ -223,17 +223,13 @@ impl TranslationCache {
         let slices = changed.of(Kind::EndpointSlice);
         for key in changed_keys(&self.slices, &objects.endpoint_slices, |slice| slice, slices) {
             if let Some(service) = self.slices.remove(&key).and_then(|old| old.service_key(&key)) {
-                if let Some(own) = self.slices_of.get_mut(&service) {
-                    remove_sorted(own, &key);
-                    if own.is_empty() {
-                        self.slices_of.remove(&service);
-                    }
-                }
+                self.slices_of.remove(&(service.clone(), key.clone()));
                 self.dirty_endpoints.insert(service);
             }
             if let Some(slice) = objects.endpoint_slices.get(&key) {
                 if let Some(service) = slice.service_key(&key) {
-                    insert_sorted(self.slices_of.entry(service.clone()).or_default(), &key);
+                    let service = stored_key(&objects.services, service);
+                    self.slices_of.insert((service.clone(), key.clone()));
                     self.dirty_endpoints.insert(service);
                 }
                 self.slices.insert(key, Arc::clone(slice));
@@ -244,8 +240,9 @@ impl TranslationCache {
     /// The EndpointSlices of Service `key`, in store order, as of the last
     /// [`sync`](Self::sync_slices).
     pub(crate) fn slices_of<'o>(&self, objects: &'o Objects, key: &Key) -> Vec<&'o StoredSlice> {
-        let keys = self.slices_of.get(key).into_iter().flatten();
-        keys.filter_map(|k| objects.endpoint_slices.get(k).map(|s| &**s)).collect()
+        let first: Key = (Arc::default(), Arc::default());
+        let own = self.slices_of.range((key.clone(), first)..).take_while(|(service, _)| service == key);
+        own.filter_map(|(_, k)| objects.endpoint_slices.get(k).map(|s| &**s)).collect()
     }
 
     /// Adds every Service to the translation's builder and endpoints, making again those whose
@@ -436,10 +433,19 @@ impl TranslationCache {
         out.used_secrets = Arc::clone(&self.sets.used_secrets.set);
         out.index = Arc::clone(&self.index);
         self.certificates.forget_changed(&std::mem::take(&mut self.secrets_changed), &objects.secrets);
-        let [ingresses, services, slices] = &mut self.packed;
-        ingresses.check(&mut self.ingresses);
-        services.check(&mut self.services);
-        slices.check(&mut self.slices);
+        let [ingresses, services, slices, slices_of] = &mut self.packed;
+        if ingresses.due(self.ingresses.len()) {
+            compact(&mut self.ingresses);
+        }
+        if services.due(self.services.len()) {
+            compact(&mut self.services);
+        }
+        if slices.due(self.slices.len()) {
+            compact(&mut self.slices);
+        }
+        if slices_of.due(self.slices_of.len()) {
+            compact(&mut self.slices_of);
+        }
     }
 
     /// Drops every Ingress translation (and what they added to the sets and index).

@@ -18,26 +18,6 @@ pub(crate) fn slice_service(slice: &EndpointSlice) -> Option<Key> {
     Some((slice.metadata.namespace.as_deref().unwrap_or_default().into(), name.as_str().into()))
 }
 
-/// Adds `key` to a sorted list of keys (a Service's EndpointSlices: one or a few, so a `Vec`
-/// rather than a tree node per Service).
-pub(crate) fn insert_sorted(keys: &mut Vec<Key>, key: &Key) {
-    if let Err(at) = keys.binary_search(key) {
-        // Room for exactly one at first: most Services have one EndpointSlice, and a first
-        // push would make room for four (96 bytes a Service left empty, 1.9 MiB at 20,000).
-        if keys.capacity() == 0 {
-            keys.reserve_exact(1);
-        }
-        keys.insert(at, key.clone());
-    }
-}
-
-/// Removes `key` from a sorted list of keys.
-pub(crate) fn remove_sorted(keys: &mut Vec<Key>, key: &Key) {
-    if let Ok(at) = keys.binary_search(key) {
-        keys.remove(at);
-    }
-}
-
 /// The endpoint set of every port of one Service, keyed as the route table keys backends (the
 /// Service port number).
 ///

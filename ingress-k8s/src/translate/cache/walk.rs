@@ -81,7 +81,7 @@ pub(super) fn changed_keys<T, V>(
     changed
 }
 
-/// When to rebuild a map the cache fills in key order with full nodes
+/// When to rebuild a B-tree the cache fills in key order with full nodes
 /// ([`compact`](crate::objects::compact)): each time it has doubled (by 1,024 entries at
 /// least) since the last time, so after a first translation and after a big list, at O(1)
 /// per entry.
@@ -89,13 +89,16 @@ pub(super) fn changed_keys<T, V>(
 pub(super) struct Packed(usize);
 
 impl Packed {
-    /// Rebuilds `map` if it has doubled since this was last done.
-    pub(super) fn check<K: Ord, V>(&mut self, map: &mut BTreeMap<K, V>) {
-        if map.len() >= 2 * self.0 + 1024 {
-            crate::objects::compact(map);
-            self.0 = map.len();
-        } else if map.len() < self.0 / 2 {
-            self.0 = map.len();
+    /// Whether a B-tree of `len` entries is due to be rebuilt (it is taken to be, once this
+    /// says so).
+    pub(super) fn due(&mut self, len: usize) -> bool {
+        if len >= 2 * self.0 + 1024 {
+            self.0 = len;
+            return true;
         }
+        if len < self.0 / 2 {
+            self.0 = len;
+        }
+        false
     }
 }
