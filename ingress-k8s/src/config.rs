@@ -21,6 +21,11 @@ impl ObjectName {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self { namespace: namespace.into(), name: name.into() }
     }
+
+    /// The object's store key.
+    pub fn key(&self) -> crate::Key {
+        (self.namespace.as_str().into(), self.name.as_str().into())
+    }
 }
 
 impl fmt::Display for ObjectName {

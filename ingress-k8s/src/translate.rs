@@ -276,7 +276,7 @@ pub fn translate_changed(
     // What the controller settings name, besides what the Ingresses name.
     let mut globals = ingress::Names::default();
     if let Some(name) = &config.configmap {
-        let key: Key = (name.namespace.as_str().into(), name.name.as_str().into());
+        let key = name.key();
         if let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.clone()) {
             out.config = data;
         }
@@ -308,7 +308,7 @@ pub fn translate_changed(
     out.endpoints = cache.endpoint_list(cluster_ip);
 
     if let Some(name) = &config.default_backend_service {
-        let key: Key = (name.namespace.as_str().into(), name.name.as_str().into());
+        let key = name.key();
         globals.used_services.push(key.clone());
         let port = objects.services.get(&key).and_then(|s| s.first_port());
         match port {
@@ -322,7 +322,7 @@ pub fn translate_changed(
         }
     }
     if let Some(name) = &config.default_ssl_certificate {
-        let key: Key = (name.namespace.as_str().into(), name.name.as_str().into());
+        let key = name.key();
         let mut certs = Certs { seen: HashMap::new(), cache: cache.certificates() };
         match load_certificate(objects, &key, &mut certs).0 {
             Ok((certificate, pem)) => {
@@ -348,11 +348,11 @@ pub fn translate_changed(
             &mut globals.used_services,
         );
         out.problems.extend(found);
-        globals.referenced_config_maps.push((name.namespace.as_str().into(), name.name.as_str().into()));
+        globals.referenced_config_maps.push(name.key());
     }
     out.status_addresses = status_addresses(objects, config);
     if let Some(name) = &config.publish_service {
-        globals.used_services.push((name.namespace.as_str().into(), name.name.as_str().into()));
+        globals.used_services.push(name.key());
     }
     cache.finish(objects, globals, &mut out);
     out
@@ -421,8 +421,7 @@ fn status_addresses(objects: &Objects, config: &Config) -> Vec<String> {
         return config.publish_status_address.clone();
     }
     let Some(name) = &config.publish_service else { return Vec::new() };
-    let Some(service) = objects.services.get(&(name.namespace.as_str().into(), name.name.as_str().into()))
-    else {
+    let Some(service) = objects.services.get(&name.key()) else {
         return Vec::new();
     };
     if !service.load_balancer.is_empty() {

@@ -139,7 +139,7 @@ pub(crate) fn spawn(
             Kind::ConfigMap,
             |o| Some(Object::ConfigMap(o)),
             tx.clone(),
-            Some((cm.namespace.as_str().into(), cm.name.as_str().into())),
+            Some(cm.key()),
         ));
     }
     match slices {

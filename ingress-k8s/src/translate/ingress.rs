@@ -139,14 +139,20 @@ fn add_ingress(
     let asked_secrets = std::cell::RefCell::new(Vec::new());
     let asked_config_maps = std::cell::RefCell::new(Vec::new());
     let service_port = |name: &str| {
-        let service = stored_key(&objects.services, (key.0.clone(), name.into()));
-        let port = objects.services.get(&service).and_then(|s| s.first_port());
+        let asked: Key = (key.0.clone(), name.into());
+        let (service, port) = match objects.services.get_key_value(&asked) {
+            Some((stored, service)) => (stored.clone(), service.first_port()),
+            None => (asked, None),
+        };
         asked_services.borrow_mut().push(service);
         port
     };
     let config_map = |ns: &str, name: &str| {
-        let key = stored_key(&objects.config_maps, (ns.into(), name.into()));
-        let found = objects.config_maps.get(&key).map(|c| c.data.clone().unwrap_or_default());
+        let asked: Key = (ns.into(), name.into());
+        let (key, found) = match objects.config_maps.get_key_value(&asked) {
+            Some((stored, c)) => (stored.clone(), Some(c.data.clone().unwrap_or_default())),
+            None => (asked, None),
+        };
         asked_config_maps.borrow_mut().push(key);
         found
     };

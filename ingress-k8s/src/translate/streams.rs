@@ -24,7 +24,7 @@ pub(crate) fn add(
     reserved: &[u16],
     used_services: &mut Vec<Key>,
 ) -> Vec<Problem> {
-    let key: Key = (configmap.namespace.as_str().into(), configmap.name.as_str().into());
+    let key = configmap.key();
     let Some(data) = objects.config_maps.get(&key).and_then(|c| c.data.as_ref()) else {
         return Vec::new();
     };
