@@ -30,8 +30,9 @@ impl From<SocketAddr> for Endpoint {
 #[derive(Debug, Clone, Default)]
 pub struct EndpointSet {
     endpoints: Vec<Endpoint>,
-    /// The consistent-hash ring over them, built on first use.
-    ring: std::sync::OnceLock<crate::HashRing>,
+    /// The consistent-hash ring over them, built on first use. Boxed: most sets never need
+    /// one, and every set is kept (16 bytes less a set).
+    ring: std::sync::OnceLock<Box<crate::HashRing>>,
 }
 
 impl PartialEq for EndpointSet {
@@ -56,7 +57,7 @@ impl EndpointSet {
     pub fn ring(&self) -> &crate::HashRing {
         self.ring.get_or_init(|| {
             let addrs: Vec<SocketAddr> = self.endpoints.iter().map(|e| e.addr).collect();
-            crate::HashRing::of_endpoints(&addrs)
+            Box::new(crate::HashRing::of_endpoints(&addrs))
         })
     }
 

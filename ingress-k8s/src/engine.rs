@@ -234,7 +234,8 @@ impl Engine {
         let ours = |claim: translate::class::Claim<'_>| {
             translate::class::is_ours(claim, &self.objects, &self.config)
         };
-        let was_ours = |key: &Key| self.objects.ingresses.get(key).is_some_and(|old| ours((&**old).into()));
+        let was_ours =
+            |key: &Key| self.objects.ingresses.get(key).is_some_and(|old| ours((&*key.0, &**old).into()));
         match change {
             Change::Apply(Object::Ingress(new)) => {
                 !ours(new.into()) && !was_ours(&crate::objects::key_of(&new.metadata))

@@ -115,10 +115,6 @@ impl From<EndpointSlice> for StoredSlice {
 /// (`spec.rules[r].http.paths[p]`) name the same entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredIngress {
-    /// `metadata.namespace` (empty when absent).
-    pub namespace: String,
-    /// `metadata.name` (empty when absent).
-    pub name: String,
     /// `metadata.uid`.
     pub uid: Option<String>,
     /// `metadata.generation`.
@@ -129,8 +125,9 @@ pub struct StoredIngress {
     pub annotations: StoredAnnotations,
     /// `spec.ingressClassName`.
     pub class_name: Option<String>,
-    /// `spec.defaultBackend`.
-    pub default_backend: Option<StoredBackend>,
+    /// `spec.defaultBackend` (behind a pointer, as the paths' backends: most Ingresses have
+    /// none).
+    pub default_backend: Option<Arc<StoredBackend>>,
     /// `spec.rules`.
     pub rules: Vec<StoredRule>,
     /// `spec.tls`: each section's hosts and Secret name.
@@ -282,14 +279,12 @@ impl From<Ingress> for StoredIngress {
         });
         let status = ingress.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress);
         Self {
-            namespace: meta.namespace.unwrap_or_default(),
-            name: meta.name.unwrap_or_default(),
             uid: meta.uid,
             generation: meta.generation,
             created: meta.creation_timestamp.map_or(0, |t| t.0.as_second()),
             annotations: meta.annotations.unwrap_or_default().into(),
             class_name: spec.ingress_class_name,
-            default_backend: spec.default_backend.map(StoredBackend::from),
+            default_backend: spec.default_backend.map(|b| Arc::new(b.into())),
             rules: compact(rules),
             tls: spec
                 .tls
@@ -308,8 +303,6 @@ impl StoredIngress {
     pub fn same_but_status(&self, other: &Self) -> bool {
         // Taken apart, so a field added later is compared (or left out) on purpose.
         let Self {
-            namespace,
-            name,
             uid,
             generation,
             created,
@@ -320,9 +313,7 @@ impl StoredIngress {
             tls,
             status: _,
         } = self;
-        *namespace == other.namespace
-            && *name == other.name
-            && *uid == other.uid
+        *uid == other.uid
             && *generation == other.generation
             && *created == other.created
             && *annotations == other.annotations

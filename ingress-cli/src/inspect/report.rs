@@ -163,7 +163,7 @@ pub(crate) fn ingress_report(
             })
         })
         .collect();
-    let routes = routes_of(ingress, &problems, info.closed.as_deref());
+    let routes = routes_of(&info.key.0, ingress, &problems, info.closed.as_deref());
     let refused = info.closed.is_some()
         || annotations.iter().any(|a| a.verdict == AnnotationVerdict::Rejected || a.closes)
         || problems.iter().any(|p| p.severity == Severity::Rejected);
@@ -188,7 +188,12 @@ pub(crate) fn ingress_report(
 }
 
 /// Each path of `ingress` as written, with why it is not served when it is not.
-fn routes_of(ingress: &StoredIngress, problems: &[Problem], closed: Option<&str>) -> Vec<RouteLine> {
+fn routes_of(
+    namespace: &str,
+    ingress: &StoredIngress,
+    problems: &[Problem],
+    closed: Option<&str>,
+) -> Vec<RouteLine> {
     let tls_of = |host: &str| {
         ingress.tls.iter().find_map(|(hosts, secret)| {
             hosts.iter().any(|h| h == host).then(|| secret.clone().unwrap_or_default())
@@ -210,7 +215,7 @@ fn routes_of(ingress: &StoredIngress, problems: &[Problem], closed: Option<&str>
                 (None, Some(n)) => n.to_string(),
                 (None, None) => String::new(),
             });
-            format!("{}/{}:{port}", ingress.namespace, s.name)
+            format!("{namespace}/{}:{port}", s.name)
         }
         None => "(resource backend)".to_owned(),
     };

@@ -31,10 +31,11 @@ pub(crate) struct Claim<'a> {
     class_annotation: Option<&'a str>,
 }
 
-impl<'a> From<&'a StoredIngress> for Claim<'a> {
-    fn from(ingress: &'a StoredIngress) -> Self {
+/// A stored Ingress and its namespace (its key's: the stored Ingress does not repeat it).
+impl<'a> From<(&'a str, &'a StoredIngress)> for Claim<'a> {
+    fn from((namespace, ingress): (&'a str, &'a StoredIngress)) -> Self {
         Self {
-            namespace: &ingress.namespace,
+            namespace,
             class_name: ingress.class_name.as_deref(),
             class_annotation: ingress.annotations.get(CLASS_ANNOTATION).map(String::as_str),
         }

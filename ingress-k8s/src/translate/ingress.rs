@@ -97,7 +97,7 @@ pub(crate) fn translate_ingress(
 ) -> (Translated, Reads) {
     let mut out = Translated::default();
     let mut reads = Reads::default();
-    if !class::is_ours_reading(ingress.into(), objects, config, &mut |r| reads.objects.push(r)) {
+    if !class::is_ours_reading((&*key.0, ingress).into(), objects, config, &mut |r| reads.objects.push(r)) {
         return (out, reads);
     }
     // --disable-catch-all: an Ingress with a default backend is left out whole, as
@@ -195,7 +195,7 @@ fn add_ingress(
     names.used_services.extend(asked_services);
     names.used_secrets.extend(asked_secrets);
     let paths = ingress.rules.iter().filter_map(|r| r.paths.as_ref()).flatten();
-    let spec_backends = ingress.default_backend.iter().chain(paths.map(|p| &*p.backend));
+    let spec_backends = ingress.default_backend.as_deref().into_iter().chain(paths.map(|p| &*p.backend));
     // Each name once (an Ingress names few Services over many paths), copied once; each is
     // looked for (`backend_ref`).
     let backend_names: std::collections::BTreeSet<&str> =
