@@ -101,6 +101,10 @@ pub(crate) struct Engine {
     cache: translate::TranslationCache,
     /// The keys changed since the last translation, so it looks at those objects only.
     changed: crate::Changed,
+    /// The keys changed since the cache's slice index was last brought up to date (by an
+    /// endpoint-only change or a translation), so an endpoint change looks at its own slices
+    /// only, however many endpoint changes came since the last translation.
+    unsynced: crate::Changed,
     /// What the last table build made, so the next rebuilds only the hosts that changed.
     rebuilder: ingress_core::Rebuilder,
     /// The Ingresses stored in a new version that differs only in status since the last
@@ -131,6 +135,7 @@ impl Engine {
             used: Default::default(),
             cache: translate::TranslationCache::default(),
             changed: crate::Changed::default(),
+            unsynced: crate::Changed::default(),
             rebuilder: ingress_core::Rebuilder::new(),
             statuses: BTreeSet::new(),
         };
@@ -156,6 +161,7 @@ impl Engine {
         }
         let Some(change) = self.status_only(change) else { return };
         self.changed.note(&change);
+        self.unsynced.note(&change);
         if self.generation > 0 && self.unused(&change) {
             tracing::trace!("a change to an object nothing served uses: no new table");
             self.objects.apply(change);
@@ -304,6 +310,7 @@ impl Engine {
             let translation =
                 translate::translate_changed(&self.objects, &self.config, &mut self.cache, &self.changed);
             self.changed.clear();
+            self.unsynced.clear();
             if first && self.hold(&translation) {
                 return;
             }
@@ -398,7 +405,8 @@ impl Engine {
     }
 
     fn update_endpoints(&mut self, services: &BTreeSet<Key>) {
-        self.cache.sync_slices(&self.objects, &self.changed);
+        self.cache.sync_slices(&self.objects, &self.unsynced);
+        self.unsynced.clear();
         for key in services {
             let Some(service) = self.objects.services.get(key) else { continue };
             let slices = self.cache.slices_of(&self.objects, key);
@@ -740,6 +748,10 @@ mod tests {
         assert_eq!(addrs(&first), ["10.0.0.2:8080"]);
         step(&mut engine, Change::Delete(Kind::EndpointSlice, ("default".into(), "app-1".into())));
         assert!(addrs(&first).is_empty());
+        // A third in a row, each reading only the slices changed since the one before.
+        step(&mut engine, Change::Apply(slice("10.0.0.3")));
+        assert_eq!(addrs(&first), ["10.0.0.3:8080"]);
+        assert_eq!(rx.borrow().as_ref().unwrap().generation, first.generation);
 
         // Anything else: a new table.
         step(&mut engine, Change::Delete(Kind::Ingress, ("default".into(), "app".into())));

@@ -111,6 +111,7 @@ impl From<EndpointSlice> for StoredSlice {
 }
 
 /// An Ingress: its identity, annotations, class, rules, TLS sections and load-balancer status.
+/// Its namespace and name are its store key's ([`Key`](crate::Key)), not repeated here.
 /// Each list keeps the order and length of the object's, so field paths
 /// (`spec.rules[r].http.paths[p]`) name the same entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

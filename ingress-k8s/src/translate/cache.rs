@@ -216,9 +216,10 @@ impl TranslationCache {
     }
 
     /// Brings the EndpointSlices of each Service up to date with `objects` (`changed`: the keys
-    /// that can have changed since the last translation), marking the endpoints of their
+    /// that can have changed since it was last called), marking the endpoints of their
     /// Services to be made again by the next translation. The engine calls it for an
-    /// endpoint-only change too, before reading [`Self::slices_of`].
+    /// endpoint-only change too (with the keys changed since), before reading
+    /// [`Self::slices_of`].
     pub(crate) fn sync_slices(&mut self, objects: &Objects, changed: &Changed) {
         let slices = changed.of(Kind::EndpointSlice);
         for key in changed_keys(&self.slices, &objects.endpoint_slices, |slice| slice, slices) {
