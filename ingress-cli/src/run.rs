@@ -1,7 +1,7 @@
 //! The running controller: the Kubernetes feed (cluster or manifest files) → snapshot handle →
 //! Pingora proxy. The only place that starts runtimes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,6 +225,11 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
             // The metric first: once a request is routed by the new table, the metric already
             // describes it.
             let (gone, fresh) = ingress_k8s::IngressInfo::changes(&listed, &snapshot.ingresses);
+            // Ingresses that left (an updated one is in both lists): their request series go
+            // once the table without them is installed.
+            let kept: HashSet<&ingress_k8s::Key> = fresh.iter().map(|i| &i.key).collect();
+            let removed: Vec<ingress_k8s::Key> =
+                gone.iter().filter(|i| !kept.contains(&i.key)).map(|i| i.key.clone()).collect();
             per_verdict.update(
                 gone.into_iter().map(|i| i.annotations.as_slice()),
                 fresh.into_iter().map(|i| i.annotations.as_slice()),
@@ -244,6 +249,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                 );
                 installed = Some(Arc::clone(&snapshot.table));
             }
+            handle.forget_ingresses(removed.iter().map(|(namespace, name)| (&**namespace, &**name)));
             // Log each problem once while it lasts (in a cluster, Events carry them too).
             let now: BTreeSet<String> = snapshot.problems.iter().map(ToString::to_string).collect();
             for p in now.difference(&reported) {

@@ -69,9 +69,26 @@ fn file_changes_apply_live_and_a_broken_file_keeps_its_last_good_content() -> Re
     assert_eq!(get(c.http, "b.example.com", "/")?.status, 200, "b's last good content stays");
     assert_eq!(get(c.http, "a.example.com", "/")?.status, 200, "other files keep working");
 
-    // Deleting a file removes its routes.
+    // Deleting a file removes its routes, and the request series of its Ingress, Ferry's and
+    // ingress-nginx's (as ingress-nginx drops them after a reload); the others' stay.
+    let metrics = || -> Result<String> { Ok(get(c.admin, "localhost", "/metrics")?.body) };
+    let text = metrics()?;
+    for series in ["nginx_ingress_controller_requests{", "ferry_requests_total{"] {
+        for ingress in [r#"ingress="a""#, r#"ingress="b""#] {
+            let has = text.lines().any(|l| l.starts_with(series) && l.contains(ingress));
+            assert!(has, "{series} {ingress}: {text}");
+        }
+    }
     std::fs::remove_file(dir.join("b.yaml"))?;
     eventually(Duration::from_secs(10), || Ok(get(c.http, "b.example.com", "/")?.status == 404))?;
+    eventually(Duration::from_secs(10), || Ok(!metrics()?.contains(r#"ingress="b""#)))?;
+    let text = metrics()?;
+    assert!(text.contains(r#"nginx_ingress_controller_request_duration_seconds_count{"#), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("nginx_ingress_controller_requests{") && l.contains(r#"ingress="a""#)),
+        "{text}"
+    );
     Ok(())
 }
 

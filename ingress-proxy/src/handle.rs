@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ingress_core::{CertificateRef, RouteTable};
 
 use crate::Error;
 use crate::config::RuntimeSettings;
+use crate::metrics::{Ingresses, Metrics};
 use crate::tls::{CertCache, ParsedCert};
 
 /// One installed snapshot: the table (routes, endpoints slots, TLS map with PEM) plus the
@@ -53,6 +54,9 @@ pub(crate) struct Shared {
     /// `config_hash`, reload timestamp and reload count (a table built again from unrelated
     /// changes is not a reload).
     installed: Mutex<(u64, u64, u64)>,
+    /// The metrics of the proxies serving from this handle, for
+    /// [`ProxyHandle::forget_ingresses`].
+    pub(crate) metrics: Mutex<Vec<Weak<Metrics>>>,
 }
 
 /// What [`ProxyHandle::install`] did.
@@ -119,6 +123,7 @@ impl ProxyHandle {
                 state: crate::pipeline::State::default(),
                 installs: tokio::sync::watch::Sender::new(0),
                 installed: Mutex::new((0, 0, 0)),
+                metrics: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -150,6 +155,21 @@ impl ProxyHandle {
         self.shared.installs.send_replace(generation);
         tracing::debug!(generation, "snapshot installed");
         Installed { generation, certificate_errors }
+    }
+
+    /// Drops the request series (Ferry's and ingress-nginx's) of Ingresses, by namespace and
+    /// name, that are gone from the configuration, as ingress-nginx does after each reload.
+    /// Call it after installing the table without them.
+    pub fn forget_ingresses<'a>(&self, gone: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let gone: Ingresses<'a> = gone.into_iter().collect();
+        if gone.is_empty() {
+            return;
+        }
+        let mut proxies = self.shared.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+        proxies.retain(|m| m.strong_count() > 0);
+        for metrics in proxies.iter().filter_map(Weak::upgrade) {
+            metrics.forget_ingresses(&gone);
+        }
     }
 
     /// The table currently serving, if any was installed.

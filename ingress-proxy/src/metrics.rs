@@ -17,8 +17,10 @@ use crate::ProxyHandle;
 use crate::Result;
 use crate::access_log::AccessLog;
 
+mod forget;
 mod nginx;
 
+pub(crate) use forget::Ingresses;
 pub use nginx::ControllerLabels;
 pub(crate) use nginx::{NginxMetrics, Sample};
 
@@ -50,8 +52,12 @@ impl Series {
 }
 
 thread_local! {
-    static SERIES: RefCell<HashMap<u64, Series, BuildHasherDefault<NoHash>>> = RefCell::default();
+    /// The series this thread looked up, and the [`forget::epoch`] they were looked up in.
+    static SERIES: RefCell<(u64, SeriesCache)> = RefCell::default();
 }
+
+/// A thread's series, by the hash of their key.
+type SeriesCache = HashMap<u64, Series, BuildHasherDefault<NoHash>>;
 
 /// The cache's keys are hashes already.
 #[derive(Default)]
@@ -238,10 +244,12 @@ impl Metrics {
     ) {
         let key = (self.id, route.namespace, route.ingress, route.service, status_class, method);
         let hash = foldhash::fast::FixedState::default().hash_one(key);
-        SERIES.with_borrow_mut(|series| {
-            if series.len() > MAX_CACHED_SERIES {
-                // Routes come and go: forget them all now and then rather than keep them forever.
+        SERIES.with_borrow_mut(|(epoch, series)| {
+            // Routes come and go: forget them all now and then rather than keep them forever,
+            // and after series were removed.
+            if series.len() > MAX_CACHED_SERIES || *epoch != forget::epoch() {
                 series.clear();
+                *epoch = forget::epoch();
             }
             let found = series.get(&hash).filter(|s| s.is(key));
             let found = match found {
@@ -263,6 +271,16 @@ impl Metrics {
             found.requests.inc();
             found.duration.observe(took.as_secs_f64());
         });
+    }
+
+    /// Drops the request series of the Ingresses in `gone`, Ferry's and ingress-nginx's (see
+    /// [`forget`]).
+    pub(crate) fn forget_ingresses(&self, gone: &Ingresses<'_>) {
+        let removed = forget::remove(&self.requests, &[&self.requests, &self.duration], gone)
+            + self.nginx.as_ref().map_or(0, |n| n.forget_ingresses(gone));
+        if removed > 0 {
+            tracing::debug!(removed, ingresses = gone.len(), "series of removed Ingresses dropped");
+        }
     }
 
     /// Records how long a new upstream connection took.
@@ -345,6 +363,12 @@ mod tests {
             r#"ferry_requests_total{ingress="ing",method="GET",namespace="ns",service="svc",status_class="2xx"} 1"#
         ));
         assert!(text.contains("ferry_snapshot_generation 0"));
+        m.forget_ingresses(&[("ns", "ing")].into_iter().collect());
+        let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();
+        assert!(!text.contains(r#"ingress="ing""#), "{text}");
+        m.observe_request(labels, "2xx", "GET", Duration::from_millis(3));
+        let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();
+        assert!(text.contains(r#"ferry_requests_total{ingress="ing",method="GET",namespace="ns",service="svc",status_class="2xx"} 1"#), "{text}");
         assert_eq!(method_label("BREW"), "OTHER");
         assert_eq!(method_label("PATCH"), "PATCH");
     }

@@ -198,6 +198,12 @@ impl ProxyServer {
             None => AccessLog::stdout().map_err(Error::Thread)?,
         };
         let metrics = Arc::new(Metrics::new(self.config.controller_labels.as_ref(), access_log)?);
+        self.handle
+            .shared
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::downgrade(&metrics));
 
         if self.config.http_addr.is_some() || self.config.https_addr.is_some() {
             let connectors = Arc::new(crate::upstream_tls::Connectors::default());

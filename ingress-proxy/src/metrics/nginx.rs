@@ -20,6 +20,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
+use super::forget::{self, Ingresses, SeriesVec};
+
 /// Who the controller is, as ingress-nginx labels every series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerLabels {
@@ -82,7 +84,8 @@ struct Series {
 }
 
 thread_local! {
-    static SERIES: RefCell<HashMap<u64, Series>> = RefCell::default();
+    /// The series this thread looked up, and the [`epoch`] they were looked up in.
+    static SERIES: RefCell<(u64, HashMap<u64, Series>)> = RefCell::default();
 }
 
 /// Series kept per thread before the cache starts over.
@@ -259,9 +262,10 @@ impl NginxMetrics {
         let path = if s.path.is_empty() { "/" } else { s.path };
         let key = (self.id, s.status, s.method, path, s.namespace, s.ingress, s.service, s.canary, host);
         let hash = foldhash::fast::FixedState::default().hash_one(key);
-        SERIES.with_borrow_mut(|cache| {
-            if cache.len() > MAX_CACHED {
+        SERIES.with_borrow_mut(|(epoch, cache)| {
+            if cache.len() > MAX_CACHED || *epoch != forget::epoch() {
                 cache.clear();
+                *epoch = forget::epoch();
             }
             let hit = cache.get(&hash).is_some_and(|c| {
                 let k = &c.key;
@@ -312,6 +316,13 @@ impl NginxMetrics {
             series.request_size.observe(s.request_size as f64);
             series.response_size.observe(s.response_size as f64);
         });
+    }
+
+    /// Drops the request series of the Ingresses in `gone`; how many went.
+    pub(crate) fn forget_ingresses(&self, gone: &Ingresses<'_>) -> usize {
+        let vecs: [&dyn SeriesVec; 5] =
+            [&self.requests, &self.duration, &self.upstream, &self.request_size, &self.response_size];
+        forget::remove(&self.requests, &vecs, gone)
     }
 
     /// `count` routing tables went into service, the last with `hash` at `at` (Unix seconds):
@@ -438,6 +449,29 @@ mod tests {
             "no upstream: {text}"
         );
         assert!(text.contains("nginx_ingress_controller_nginx_process_requests_total{controller_class=\"k8s.io/ingress-nginx\",controller_namespace=\"ingress-nginx\",controller_pod=\"c-0\"} 2"), "{text}");
+    }
+
+    #[test]
+    fn a_gone_ingress_loses_its_series_and_counts_afresh_when_made_again() {
+        let registry = Registry::new();
+        let m = NginxMetrics::new(&registry, &labels(true)).unwrap();
+        let upstream = Sample { upstream: Some(Duration::from_millis(2)), ..sample(Some("app.example.com")) };
+        m.observe(&upstream);
+        m.observe(&upstream);
+        let other = Sample { ingress: "other", ..sample(Some("other.example.com")) };
+        m.observe(&other);
+        let gone: Ingresses<'_> = [("default", "app")].into_iter().collect();
+        assert_eq!(m.forget_ingresses(&gone), 5, "requests and the four histograms");
+        let text = render(&registry);
+        assert!(!text.contains(r#"ingress="app""#), "{text}");
+        assert!(text.contains(r#"ingress="other""#), "{text}");
+        // This thread's cached handles went with them: the series is registered again.
+        m.observe(&sample(Some("app.example.com")));
+        let text = render(&registry);
+        assert!(
+            text.contains(r#"host="app.example.com",ingress="app",method="GET",namespace="default",path="/",service="web",status="503"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]
