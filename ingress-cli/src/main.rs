@@ -5,6 +5,7 @@
 //! non-zero exit code, never a backtrace.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod alloc;
 mod args;
 mod certgen;
 mod inspect;
@@ -18,11 +19,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{Cli, Command, LogFormat};
-
-/// mimalloc: the proxy and the table builder allocate many small, short-lived objects, where it
-/// is faster than glibc's malloc (`benches/` measure with it too).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // ingress-nginx's arguments, as its manifests and Helm chart give them, start Ferry too.

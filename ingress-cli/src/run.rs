@@ -56,6 +56,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("ferry-k8s")
+        .on_thread_park(crate::alloc::release)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -108,6 +109,9 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     runtime.spawn(feed(controller.snapshots(), handle, base));
     runtime.spawn(report_manifest_errors(controller.manifest_errors()));
 
+    // What start-up freed on this thread (in standalone mode, every manifest read) goes back
+    // now: it only waits from here on.
+    crate::alloc::collect();
     running.wait();
     tracing::info!("proxy stopped; stopping the Kubernetes feed");
     runtime.block_on(async {
@@ -248,6 +252,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                     "configuration installed"
                 );
                 installed = Some(Arc::clone(&snapshot.table));
+                crate::alloc::installed();
             }
             handle.forget_ingresses(removed.iter().map(|(namespace, name)| (&**namespace, &**name)));
             // Log each problem once while it lasts (in a cluster, Events carry them too).
