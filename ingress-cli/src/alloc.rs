@@ -26,10 +26,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Configurations installed so far.
 static INSTALLED: AtomicU64 = AtomicU64::new(0);
 
-/// The least time between two collections on one thread: the memory a collection gives back,
-/// the next change takes again (page faults), so under a stream of changes a thread collects
-/// once a second, not after each.
-const QUIET: Duration = Duration::from_secs(1);
+/// The least time between two collections on one thread: under a stream of changes (the churn
+/// benchmark's 100 a second) a thread collects ten times a second, not after each. Collecting
+/// after every install of `propagation.sh`'s 380 changes cost no latency there (all p99 4.03 ms)
+/// and left 104.2 MiB after them, against 106.0 when a thread collected once a second.
+const QUIET: Duration = Duration::from_millis(100);
 
 thread_local! {
     /// The [`INSTALLED`] count this thread last collected at, and when.
