@@ -134,7 +134,7 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     }
     let winner = match &e.decision {
         ingress_core::Decision::Path { origin, .. } | ingress_core::Decision::IngressDefault { origin } => {
-            Some((origin.namespace.as_str().into(), origin.name.as_str().into()))
+            Some((origin.namespace.clone(), origin.name.clone()))
         }
         _ => None,
     };
@@ -144,9 +144,7 @@ pub(crate) async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         .problems
         .iter()
         .filter(|p| {
-            e.paths.iter().any(|c| {
-                (c.origin.namespace.as_str(), c.origin.name.as_str()) == (&*p.object.0, &*p.object.1)
-            })
+            e.paths.iter().any(|c| (&*c.origin.namespace, &*c.origin.name) == (&*p.object.0, &*p.object.1))
         })
         .map(ToString::to_string)
         .collect();

@@ -222,13 +222,13 @@ fn resolve(backend: &BackendRef, services: &Services) -> Result<Option<BackendRe
             Ok(Some(BackendRef { port: PortRef::Number(p.port), ..backend.clone() }))
         }
         (None, PortRef::Number(n)) => Err(Reason::UnknownPortNumber {
-            namespace: backend.namespace.clone(),
-            service: backend.service.clone(),
+            namespace: backend.namespace.to_string(),
+            service: backend.service.to_string(),
             port: *n,
         }),
         (None, PortRef::Name(name)) => Err(Reason::UnknownPortName {
-            namespace: backend.namespace.clone(),
-            service: backend.service.clone(),
+            namespace: backend.namespace.to_string(),
+            service: backend.service.to_string(),
             port: name.clone(),
         }),
     }

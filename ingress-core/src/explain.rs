@@ -107,7 +107,7 @@ impl RouteTable {
     /// let table = b.build(&mut EndpointStore::new()).table;
     ///
     /// let e = table.explain("example.com", "/login");
-    /// assert_eq!(e.backend.unwrap().service, "auth");
+    /// assert_eq!(&*e.backend.unwrap().service, "auth");
     /// assert_eq!(e.paths[0].verdict, Verdict::Won);
     /// assert!(matches!(e.paths[1].verdict, Verdict::Lost(_)));
     /// assert!(matches!(e.decision, Decision::Path { .. }));

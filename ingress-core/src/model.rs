@@ -14,19 +14,22 @@ use crate::RoutePolicy;
 ///
 /// Origins order conflicts: the oldest object (smallest `created`) wins, then namespace/name
 /// order, so the outcome never depends on the order in which objects were added.
+///
+/// The names are shared (`Arc<str>`): a translation hands over the ones its object store keys
+/// hold, and a table keeps an origin in every host block the object routes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// Namespace of the object.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name of the object.
-    pub name: String,
+    pub name: Arc<str>,
     /// Creation time, seconds since the Unix epoch (Kubernetes `metadata.creationTimestamp`).
     pub created: i64,
 }
 
 impl Origin {
     /// An origin with creation time 0; set [`Origin::created`] when age matters.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         Self { namespace: namespace.into(), name: name.into(), created: 0 }
     }
 
@@ -89,13 +92,14 @@ impl From<&str> for PortRef {
 /// A reference to a Service port: what a rule sends traffic to.
 ///
 /// It is also the key of the backend's endpoint set in an
-/// [`EndpointStore`](crate::EndpointStore).
+/// [`EndpointStore`](crate::EndpointStore). The names are shared (`Arc<str>`), as
+/// [`Origin`]'s are.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BackendRef {
     /// Namespace of the Service.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name of the Service.
-    pub service: String,
+    pub service: Arc<str>,
     /// Which port of the Service.
     pub port: PortRef,
     /// Requests go to the Service's cluster IP instead of its endpoints (ingress-nginx's
@@ -105,7 +109,11 @@ pub struct BackendRef {
 
 impl BackendRef {
     /// A reference to `namespace/service:port`.
-    pub fn new(namespace: impl Into<String>, service: impl Into<String>, port: impl Into<PortRef>) -> Self {
+    pub fn new(
+        namespace: impl Into<Arc<str>>,
+        service: impl Into<Arc<str>>,
+        port: impl Into<PortRef>,
+    ) -> Self {
         Self { namespace: namespace.into(), service: service.into(), port: port.into(), cluster_ip: false }
     }
 

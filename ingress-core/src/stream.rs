@@ -144,6 +144,6 @@ mod tests {
             .stream(StreamService::new(StreamProtocol::Tcp, 9000, BackendRef::new("a", "two", 2)));
         let table = builder.build(&mut EndpointStore::new()).table;
         assert_eq!(table.streams().len(), 1);
-        assert_eq!(table.streams()[0].backend().key().service, "two");
+        assert_eq!(&*table.streams()[0].backend().key().service, "two");
     }
 }

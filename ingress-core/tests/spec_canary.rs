@@ -32,19 +32,19 @@ fn a_canary_splits_the_matching_route_and_adds_none() {
     let t = &built.table;
 
     let route = t.lookup("app.test", "/x").unwrap();
-    assert_eq!(route.backend.key().service, "web", "the main route");
+    assert_eq!(route.backend.key().service.as_ref(), "web", "the main route");
     let canary = route.canary.expect("split by the canary");
-    assert_eq!(canary.backend.key().service, "web-v2");
+    assert_eq!(canary.backend.key().service.as_ref(), "web-v2");
     assert!(canary.chooses(Some("always"), None, |_| 100));
     assert!(!canary.chooses(None, None, |_| 1), "weight 0: never by weight");
 
     // No route of its own, and the paths with nothing to split are reported.
     assert!(t.lookup("other.test", "/").is_none());
-    assert_eq!(t.lookup("app.test", "/only-canary").unwrap().backend.key().service, "web");
+    assert_eq!(t.lookup("app.test", "/only-canary").unwrap().backend.key().service.as_ref(), "web");
     let canary_problems: Vec<_> =
         built.rejected.iter().filter(|r| matches!(r.reason, Reason::Canary { .. })).collect();
     assert_eq!(canary_problems.len(), 2, "{:?}", built.rejected);
-    assert!(canary_problems.iter().all(|r| r.origin.name == "web-canary"));
+    assert!(canary_problems.iter().all(|r| &*r.origin.name == "web-canary"));
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn the_older_canary_wins_and_a_bad_pattern_is_refused() {
         );
     let built = b.build(&mut EndpointStore::new());
     let route = built.table.lookup("app.test", "/").unwrap();
-    assert_eq!(route.canary.unwrap().backend.key().service, "v2");
-    let names: Vec<&str> = built.rejected.iter().map(|r| r.origin.name.as_str()).collect();
+    assert_eq!(route.canary.unwrap().backend.key().service.as_ref(), "v2");
+    let names: Vec<&str> = built.rejected.iter().map(|r| &*r.origin.name).collect();
     assert_eq!(names, ["c2", "c3"], "{:?}", built.rejected);
 }

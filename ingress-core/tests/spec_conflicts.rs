@@ -18,7 +18,7 @@ fn winner(ingresses: Vec<Ingress>) -> (String, Vec<ingress_core::Rejection>) {
     }
     let built = b.build(&mut EndpointStore::new());
     let svc =
-        built.table.lookup("app.com", "/x").map(|r| r.backend.key().service.clone()).unwrap_or_default();
+        built.table.lookup("app.com", "/x").map(|r| r.backend.key().service.to_string()).unwrap_or_default();
     (svc, built.rejected)
 }
 
@@ -30,11 +30,11 @@ fn oldest_ingress_wins_regardless_of_insertion_order() {
         let (svc, rejected) = winner(order);
         assert_eq!(svc, "old-svc");
         assert_eq!(rejected.len(), 1);
-        assert_eq!(rejected[0].origin.name, "new");
+        assert_eq!(&*rejected[0].origin.name, "new");
         assert_eq!(rejected[0].field, Field::Path { rule: 0, path: 0 });
         match &rejected[0].reason {
             Reason::Duplicate { winner, winner_field } => {
-                assert_eq!(winner.name, "old");
+                assert_eq!(&*winner.name, "old");
                 assert_eq!(*winner_field, Field::Path { rule: 0, path: 0 });
             }
             other => panic!("unexpected reason {other:?}"),
@@ -98,7 +98,7 @@ fn losing_rule_is_shown_by_explain() {
     assert!(
         e.paths
             .iter()
-            .any(|p| p.origin.name == "new" && matches!(p.verdict, ingress_core::Verdict::Shadowed(_)))
+            .any(|p| &*p.origin.name == "new" && matches!(p.verdict, ingress_core::Verdict::Shadowed(_)))
     );
     assert!(e.to_string().contains("rejected at build"));
 }

@@ -37,17 +37,21 @@ fn an_alias_serves_every_path_of_its_host_unless_it_is_a_host_itself() {
     let t = &built.table;
 
     for host in ["store.test", "STORE.test:8443", "eu.shop.test"] {
-        assert_eq!(t.lookup(host, "/").unwrap().backend.key().service, "web", "{host}");
-        assert_eq!(t.lookup(host, "/api/x").unwrap().backend.key().service, "api", "{host}");
+        assert_eq!(t.lookup(host, "/").unwrap().backend.key().service.as_ref(), "web", "{host}");
+        assert_eq!(t.lookup(host, "/api/x").unwrap().backend.key().service.as_ref(), "api", "{host}");
         assert!(t.serves_tls(host), "{host}: the alias is served as its host is");
     }
-    assert_eq!(t.lookup("taken.test", "/").unwrap().backend.key().service, "other", "the real host wins");
+    assert_eq!(
+        t.lookup("taken.test", "/").unwrap().backend.key().service.as_ref(),
+        "other",
+        "the real host wins"
+    );
     assert!(t.lookup("a.b.shop.test", "/").is_none(), "a wildcard alias is one label, as a host is");
     assert_eq!(t.host_count(), 2, "aliases are names, not hosts");
 
     assert_eq!(built.rejected.len(), 1, "{:?}", built.rejected);
     let r = &built.rejected[0];
-    assert_eq!((r.origin.name.as_str(), r.field), ("shop", Field::Annotation("server-alias")));
+    assert_eq!((&*r.origin.name, r.field), ("shop", Field::Annotation("server-alias")));
     assert!(
         matches!(&r.reason, Reason::Alias { alias, why } if alias == "Taken.test" && why.contains("host of its own"))
     );
@@ -80,8 +84,8 @@ fn the_oldest_ingress_sets_a_hosts_aliases_and_an_alias_belongs_to_one_host() {
         .ingress(ingress("b", 3).rule(rule("b.test", "/", "b")).aliases(["old-alias.test", "bad..name"]));
     let built = b.build(&mut EndpointStore::new());
     let t = &built.table;
-    assert_eq!(t.lookup("old-alias.test", "/old").unwrap().backend.key().service, "old");
-    assert_eq!(t.lookup("old-alias.test", "/").unwrap().backend.key().service, "new");
+    assert_eq!(t.lookup("old-alias.test", "/old").unwrap().backend.key().service.as_ref(), "old");
+    assert_eq!(t.lookup("old-alias.test", "/").unwrap().backend.key().service.as_ref(), "new");
     assert!(t.lookup("new-alias.test", "/").is_none(), "the younger Ingress's aliases are not served");
     let mut whys: Vec<String> =
         built.rejected.iter().map(|r| format!("{} {}", r.origin.name, r.reason)).collect();
@@ -111,7 +115,7 @@ fn the_www_twin_redirects_to_its_host_unless_it_is_a_host_itself() {
     assert_eq!(t.host_redirect("example.test"), None, "the host itself is served");
     assert_eq!(t.host_redirect("www.both.test"), None, "a host of its own is not redirected");
     assert_eq!(t.host_redirect("www.plain.test"), None, "no annotation, no redirect");
-    assert_eq!(t.lookup("www.both.test", "/").unwrap().backend.key().service, "www");
+    assert_eq!(t.lookup("www.both.test", "/").unwrap().backend.key().service.as_ref(), "www");
     // The twin is an exact name: it wins over the wildcard that would otherwise take it.
-    assert_eq!(t.lookup("www.example.test", "/").unwrap().backend.key().service, "wild");
+    assert_eq!(t.lookup("www.example.test", "/").unwrap().backend.key().service.as_ref(), "wild");
 }

@@ -23,7 +23,7 @@ fn table(rules: Vec<HostRule>) -> RouteTable {
 }
 
 fn service(t: &RouteTable, host: &str, path: &str) -> Option<String> {
-    t.lookup(host, path).map(|r| r.backend.key().service.clone())
+    t.lookup(host, path).map(|r| r.backend.key().service.to_string())
 }
 
 #[test]

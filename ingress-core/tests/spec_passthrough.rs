@@ -34,7 +34,7 @@ fn the_hosts_root_backend_gets_the_connections() {
     assert!(built.rejected.is_empty(), "{:?}", built.rejected);
     let t = built.table;
     assert!(t.has_passthrough());
-    let to = |sni: &str| t.passthrough(sni).map(|b| b.key().service.clone());
+    let to = |sni: &str| t.passthrough(sni).map(|b| b.key().service.to_string());
     assert_eq!(to("argocd.example.com").as_deref(), Some("argocd-server"));
     assert_eq!(
         to("ArgoCD.Example.com").as_deref(),
@@ -47,7 +47,7 @@ fn the_hosts_root_backend_gets_the_connections() {
     assert_eq!(to("unknown.example.com"), None);
     assert_eq!(to(""), None);
     // HTTP routing is untouched.
-    assert_eq!(t.lookup("argocd.example.com", "/api/x").unwrap().backend.key().service, "api");
+    assert_eq!(t.lookup("argocd.example.com", "/api/x").unwrap().backend.key().service.as_ref(), "api");
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn a_host_without_a_root_path_or_without_a_name_is_reported_and_terminated() {
     let built = b.build(&mut EndpointStore::new());
     let t = &built.table;
     assert!(!t.has_passthrough());
-    assert_eq!(t.passthrough("deep.example.com").map(|b| b.key().service.clone()), None);
+    assert_eq!(t.passthrough("deep.example.com").map(|b| b.key().service.to_string()), None);
     assert_eq!(built.rejected.len(), 2, "{:?}", built.rejected);
     for r in &built.rejected {
         assert_eq!(r.field, Field::Annotation("ssl-passthrough"));

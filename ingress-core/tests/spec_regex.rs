@@ -21,7 +21,7 @@ fn regex_policy(rewrite: Option<&str>) -> RoutePolicy {
 }
 
 fn service_of(t: &RouteTable, host: &str, path: &str) -> Option<String> {
-    t.lookup(host, path).map(|r| r.backend.key().service.clone())
+    t.lookup(host, path).map(|r| r.backend.key().service.to_string())
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn the_documented_warning_first_match_not_longest_exact() {
     );
     let t = b.build(&mut EndpointStore::new()).table;
     let r = t.lookup("test.com", "/foo/bar/bar").unwrap();
-    assert_eq!(r.backend.key().service, "code", "the longer regex is first and matches");
+    assert_eq!(r.backend.key().service.as_ref(), "code", "the longer regex is first and matches");
     let MatchedBy::Path { path, .. } = r.matched_by else { panic!("{:?}", r.matched_by) };
     assert_eq!(path, "/foo/bar/[A-Z0-9]{3}");
 }

@@ -69,7 +69,7 @@ fn conflicting_tls_hosts_oldest_wins_and_material_travels() {
     // The rule-less default backend of the younger one also loses; and its TLS host.
     let tls_losers: Vec<_> = built.rejected.iter().filter(|r| matches!(r.field, Field::Tls { .. })).collect();
     assert_eq!(tls_losers.len(), 1);
-    assert!(matches!(&tls_losers[0].reason, Reason::Duplicate { winner, .. } if winner.name == "old"));
+    assert!(matches!(&tls_losers[0].reason, Reason::Duplicate { winner, .. } if &*winner.name == "old"));
     assert!(!format!("{:?}", built.table.tls().material(&entry.certificate)).contains("KEY"));
 }
 

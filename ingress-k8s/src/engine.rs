@@ -440,7 +440,7 @@ impl Engine {
         if !Arc::ptr_eq(&loaded.cluster_ip, &self.endpoints.cluster_ip) {
             self.cluster_ip.clear();
             for (backend, _) in self.endpoints.cluster_ip.iter().map(|e| &**e).filter(|(b, _)| b.cluster_ip) {
-                let service = (backend.namespace.as_str().into(), backend.service.as_str().into());
+                let service = (backend.namespace.clone(), backend.service.clone());
                 self.cluster_ip.entry(service).or_default().push((**backend).clone());
             }
         }

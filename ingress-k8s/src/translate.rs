@@ -208,7 +208,7 @@ impl Translation {
 
     /// Turns a core rejection into a [`Problem`] naming the field as written in the object.
     pub fn problem_from(&self, rejection: &ingress_core::Rejection) -> Problem {
-        let key: Key = (rejection.origin.namespace.as_str().into(), rejection.origin.name.as_str().into());
+        let key: Key = (rejection.origin.namespace.clone(), rejection.origin.name.clone());
         let map = self.index.get(&key);
         let rule = |r: u32| map.and_then(|m| m.rules.get(r as usize));
         let field = match rejection.field {
@@ -301,7 +301,7 @@ pub fn translate_changed(
     let cluster_ip_backends = cache.add_ingresses(objects, config, changed, &mut out);
     let mut cluster_ip = Vec::new();
     for backend in cluster_ip_backends {
-        let key: Key = (backend.namespace.as_str().into(), backend.service.as_str().into());
+        let key: Key = (backend.namespace.clone(), backend.service.clone());
         let Some(service) = objects.services.get(&key) else { continue };
         cluster_ip.extend(cluster_ip_endpoints(service, &backend, cache.service_endpoints(&key)));
     }
@@ -313,7 +313,8 @@ pub fn translate_changed(
         let port = objects.services.get(&key).and_then(|s| s.first_port());
         match port {
             Some(port) => {
-                out.builder.default_backend(BackendRef::new(&*key.0, &*key.1, port));
+                let (namespace, name) = key;
+                out.builder.default_backend(BackendRef::new(namespace, name, port));
             }
             None => out.problems.push(controller_problem(
                 "--default-backend-service",

@@ -33,7 +33,7 @@ pub(super) struct ServiceRef<'a>(pub(super) &'a str, pub(super) &'a str);
 
 impl hashbrown::Equivalent<ServiceName> for ServiceRef<'_> {
     fn equivalent(&self, key: &ServiceName) -> bool {
-        self.0 == key.0.namespace && self.1 == key.0.service
+        self.0 == &*key.0.namespace && self.1 == &*key.0.service
     }
 }
 

@@ -259,7 +259,7 @@ impl Rebuilder {
     /// The key for a new Ingress: its name, and the first index no kept Ingress of that name
     /// holds.
     fn free_key(&self, ingress: &Ingress) -> Key {
-        let (ns, name) = (ingress.origin.namespace.as_str(), ingress.origin.name.as_str());
+        let (ns, name) = (&*ingress.origin.namespace, &*ingress.origin.name);
         let mut n = 0;
         while self.entries.contains_key(&KeyRef(ns, name, n)) {
             n += 1;

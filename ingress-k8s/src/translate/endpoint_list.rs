@@ -32,7 +32,7 @@ impl ServiceEndpoints {
 
     /// The Service's namespace and name (those of its backends).
     fn service(&self) -> (&str, &str) {
-        self.0.first().map_or(("", ""), |e| (e.0.namespace.as_str(), e.0.service.as_str()))
+        self.0.first().map_or(("", ""), |e| (&*e.0.namespace, &*e.0.service))
     }
 }
 
@@ -70,7 +70,7 @@ impl EndpointList {
 
     /// Whether `backend` has a set here.
     pub fn contains(&self, backend: &BackendRef) -> bool {
-        let service = (backend.namespace.as_str().into(), backend.service.as_str().into());
+        let service = (backend.namespace.clone(), backend.service.clone());
         self.of_service(&service).iter().chain(self.cluster_ip.iter()).any(|e| *e.0 == *backend)
     }
 
@@ -112,7 +112,7 @@ impl FromIterator<EndpointEntry> for EndpointList {
     fn from_iter<I: IntoIterator<Item = EndpointEntry>>(entries: I) -> Self {
         let mut by_service: std::collections::BTreeMap<Key, Vec<EndpointEntry>> = Default::default();
         for entry in entries {
-            let key = (entry.0.namespace.as_str().into(), entry.0.service.as_str().into());
+            let key = (entry.0.namespace.clone(), entry.0.service.clone());
             by_service.entry(key).or_default().push(entry);
         }
         let services = by_service.into_values().filter_map(ServiceEndpoints::new).map(Arc::new).collect();

@@ -43,7 +43,10 @@ pub(crate) fn service_endpoints(
                 let Some(target) = find_port(&slice.ports, wanted, single_port) else { continue };
                 addrs.extend(slice.ready.iter().map(|ip| SocketAddr::new(*ip, target)));
             }
-            Some((BackendRef::new(&**namespace, &**name, PortRef::Number(number)), EndpointSet::new(addrs)))
+            Some((
+                BackendRef::new(namespace.clone(), name.clone(), PortRef::Number(number)),
+                EndpointSet::new(addrs),
+            ))
         })
         .collect()
 }

@@ -206,7 +206,7 @@ fn add_ingress(
         names.used_services.push(service);
     }
     let closed = read.policy.closed.clone();
-    let mut core = ingress_core::Ingress::new(Origin::new(&*key.0, &*key.1).created_at(created));
+    let mut core = ingress_core::Ingress::new(Origin::new(key.0.clone(), key.1.clone()).created_at(created));
     if read.policy != ingress_core::RoutePolicy::default() {
         core.policy = policies.share(annotations, read.policy);
     }
@@ -214,7 +214,7 @@ fn add_ingress(
         core = core.as_canary(rule);
     }
     if let Some((service, port)) = read.fallback {
-        core = core.fallback(BackendRef::new(&*key.0, service, port));
+        core = core.fallback(BackendRef::new(key.0.clone(), service, port));
     }
     core = core.aliases(read.aliases);
     if read.www_redirect {
@@ -248,7 +248,7 @@ fn add_ingress(
             .is_some_and(|v| matches!(v.trim(), "1" | "t" | "T" | "TRUE" | "true" | "True"))
     });
     let mut through_cluster_ip = Vec::new();
-    let mut backend_ref = |ns: &str, backend: &StoredBackend, objects: &Objects| {
+    let mut backend_ref = |ns: &Arc<str>, backend: &StoredBackend, objects: &Objects| {
         backend_ref(ns, backend, objects).map(|(b, warning)| {
             if via_cluster_ip {
                 through_cluster_ip.push(b.clone().via_cluster_ip());
@@ -360,9 +360,10 @@ fn index_u32(i: usize) -> u32 {
 }
 
 /// A Kubernetes backend → a core backend, plus a warning when its Service is missing (the
-/// rule is kept and answers 503, like ingress-nginx).
+/// rule is kept and answers 503, like ingress-nginx). Its names are the Service's store key's,
+/// shared.
 fn backend_ref(
-    namespace: &str,
+    namespace: &Arc<str>,
     backend: &StoredBackend,
     objects: &Objects,
 ) -> Result<(BackendRef, Option<String>), String> {
@@ -380,7 +381,13 @@ fn backend_ref(
         },
         None => return Err(format!("service {} backend names no port", service.name)),
     };
-    let warning = (!objects.services.contains_key(&(namespace.into(), (*service.name).into())))
-        .then(|| format!("service {namespace}/{} not found; requests get 503", service.name));
-    Ok((BackendRef::new(namespace, &*service.name, port), warning))
+    let wanted = (Arc::clone(namespace), Arc::from(&*service.name));
+    let ((namespace, name), warning) = match objects.services.get_key_value(&wanted) {
+        Some((stored, _)) => (stored.clone(), None),
+        None => {
+            let warning = format!("service {namespace}/{} not found; requests get 503", service.name);
+            (wanted, Some(warning))
+        }
+    };
+    Ok((BackendRef::new(namespace, name, port), warning))
 }

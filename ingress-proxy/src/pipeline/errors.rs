@@ -101,7 +101,7 @@ pub(crate) async fn fetch(
 fn request_head(route: &Route<'_>, r: &PageRequest<'_>) -> Vec<u8> {
     let (namespace, ingress) = match route.matched_by {
         MatchedBy::Path { origin, .. } | MatchedBy::IngressDefault { origin } => {
-            (origin.namespace.as_str(), origin.name.as_str())
+            (&*origin.namespace, &*origin.name)
         }
         MatchedBy::ControllerDefault => ("", ""),
     };

@@ -145,9 +145,9 @@ pub(crate) fn route_labels<'t>(route: Option<&Route<'t>>) -> RouteLabels<'t> {
     let key = route.backend.key();
     let (namespace, ingress) = match route.matched_by {
         MatchedBy::Path { origin, .. } | MatchedBy::IngressDefault { origin } => {
-            (origin.namespace.as_str(), origin.name.as_str())
+            (&*origin.namespace, &*origin.name)
         }
-        MatchedBy::ControllerDefault => (key.namespace.as_str(), ""),
+        MatchedBy::ControllerDefault => (&*key.namespace, ""),
     };
     RouteLabels { namespace, ingress, service: &key.service }
 }

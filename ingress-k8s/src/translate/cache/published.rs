@@ -208,7 +208,8 @@ mod tests {
         for name in ["b", "d", "a", "c", "e"] {
             assert!(put(&mut list, &key(name), Some(&core(name))).is_none());
         }
-        let names = |list: &[Arc<Ingress>]| list.iter().map(|i| i.origin.name.clone()).collect::<Vec<_>>();
+        let names =
+            |list: &[Arc<Ingress>]| list.iter().map(|i| i.origin.name.to_string()).collect::<Vec<_>>();
         assert_eq!(names(&list), ["a", "b", "c", "d", "e"]);
         let (old_c, new_c) = (Arc::clone(&list[2]), core("c"));
         let replaced = put(&mut list, &key("c"), Some(&new_c)).unwrap();
@@ -246,7 +247,7 @@ mod tests {
         assert_eq!(rebuilder.last_read(), 2, "the first hand-out has nothing to start from");
         drop(rebuilder.build(&builder, &mut store));
         assert_eq!(rebuilder.last_read(), 4, "a out and in, b out, c in");
-        let names: Vec<String> = published.cores.iter().map(|i| i.origin.name.clone()).collect();
+        let names: Vec<String> = published.cores.iter().map(|i| i.origin.name.to_string()).collect();
         assert_eq!(names, ["a", "c"]);
     }
 
@@ -259,7 +260,7 @@ mod tests {
         let (a, none) = (with_core("a"), Translated::default());
         add(&mut published, &key("b"), &with_core("b"), i64::MAX);
         published.replace(&key("a"), (&none, i64::MAX), (&a, 100));
-        let names = |p: &Published| p.cores.iter().map(|i| i.origin.name.clone()).collect::<Vec<_>>();
+        let names = |p: &Published| p.cores.iter().map(|i| i.origin.name.to_string()).collect::<Vec<_>>();
         assert_eq!(names(&published), ["a", "b"]);
         let a2 = with_core("a");
         published.replace(&key("a"), (&a, 100), (&a2, 200));
