@@ -157,8 +157,9 @@ impl fmt::Display for PathType {
 /// One path of a host rule (Kubernetes `HTTPIngressPath`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathRule {
-    /// The path, starting with `/`.
-    pub path: String,
+    /// The path, starting with `/` (boxed: a table keeps every path it routes, and a `String`'s
+    /// spare-room field took 8 of a path's 40 bytes).
+    pub path: Box<str>,
     /// How `path` is compared with the request path.
     pub path_type: PathType,
     /// Where matching requests go. Shared: the paths of an Ingress mostly name a few
@@ -169,17 +170,17 @@ pub struct PathRule {
 
 impl PathRule {
     /// A path rule of any type (`backend` a [`BackendRef`], or one shared with other paths).
-    pub fn new(path: impl Into<String>, path_type: PathType, backend: impl Into<Arc<BackendRef>>) -> Self {
+    pub fn new(path: impl Into<Box<str>>, path_type: PathType, backend: impl Into<Arc<BackendRef>>) -> Self {
         Self { path: path.into(), path_type, backend: backend.into() }
     }
 
     /// A `Prefix` path rule.
-    pub fn prefix(path: impl Into<String>, backend: impl Into<Arc<BackendRef>>) -> Self {
+    pub fn prefix(path: impl Into<Box<str>>, backend: impl Into<Arc<BackendRef>>) -> Self {
         Self::new(path, PathType::Prefix, backend)
     }
 
     /// An `Exact` path rule.
-    pub fn exact(path: impl Into<String>, backend: impl Into<Arc<BackendRef>>) -> Self {
+    pub fn exact(path: impl Into<Box<str>>, backend: impl Into<Arc<BackendRef>>) -> Self {
         Self::new(path, PathType::Exact, backend)
     }
 }

@@ -3,6 +3,7 @@
 //! again only after it went away and came back.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -19,13 +20,13 @@ use crate::{Kind, Snapshots};
 /// The `reportingController` of our Events.
 pub const REPORTER: &str = "ferry-ingress-controller";
 
-fn reference(key: &Key, uid: Option<String>) -> ObjectReference {
+fn reference(key: &Key, uid: Option<&str>) -> ObjectReference {
     ObjectReference {
         api_version: Some("networking.k8s.io/v1".into()),
         kind: Some("Ingress".into()),
         namespace: Some(key.0.to_string()),
         name: Some(key.1.to_string()),
-        uid,
+        uid: uid.map(str::to_owned),
         ..ObjectReference::default()
     }
 }
@@ -114,7 +115,7 @@ pub(crate) async fn run(
         if let (true, Some(snapshot)) = (leading, snapshot) {
             for ingress in synced.update(&snapshot.ingresses) {
                 let note = format!("Scheduled for sync (generation {})", ingress.generation.unwrap_or(0));
-                let regarding = reference(&ingress.key, ingress.uid.clone());
+                let regarding = reference(&ingress.key, ingress.uid.as_deref());
                 queue.push(Pending { warning: false, reason: "Sync", note, regarding });
             }
             let current: HashSet<&Problem> =
@@ -122,7 +123,7 @@ pub(crate) async fn run(
             reported.retain(|p| current.contains(p));
             let new: Vec<&Problem> = current.into_iter().filter(|p| !reported.contains(*p)).collect();
             if !new.is_empty() {
-                let uids: HashMap<&Key, &Option<String>> =
+                let uids: HashMap<&Key, &Option<Arc<str>>> =
                     snapshot.ingresses.iter().map(|i| (&i.key, &i.uid)).collect();
                 for problem in new {
                     let Some(uid) = uids.get(&problem.object) else { continue };
@@ -131,7 +132,7 @@ pub(crate) async fn run(
                         Severity::Warning => "Degraded",
                     };
                     let note = format!("{}: {}", problem.field, problem.reason);
-                    let regarding = reference(&problem.object, (*uid).clone());
+                    let regarding = reference(&problem.object, uid.as_deref());
                     queue.push(Pending { warning: true, reason, note, regarding });
                     reported.insert(problem.clone());
                 }
@@ -213,7 +214,7 @@ impl Synced {
         let fresh = if fresh.is_empty() {
             fresh
         } else {
-            let gone: HashMap<&Key, (&Option<String>, Option<i64>)> =
+            let gone: HashMap<&Key, (&Option<Arc<str>>, Option<i64>)> =
                 gone.into_iter().map(|i| (&i.key, (&i.uid, i.generation))).collect();
             fresh.into_iter().filter(|i| gone.get(&i.key) != Some(&(&i.uid, i.generation))).collect()
         };
@@ -244,7 +245,7 @@ mod tests {
     fn info(name: &str, generation: i64) -> Arc<IngressInfo> {
         Arc::new(IngressInfo {
             key: ("default".into(), name.into()),
-            uid: Some(format!("uid-{name}")),
+            uid: Some(format!("uid-{name}").into()),
             generation: Some(generation),
             ..IngressInfo::default()
         })

@@ -116,8 +116,8 @@ impl From<EndpointSlice> for StoredSlice {
 /// (`spec.rules[r].http.paths[p]`) name the same entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredIngress {
-    /// `metadata.uid`.
-    pub uid: Option<String>,
+    /// `metadata.uid` (shared with the translation's [`IngressInfo`](crate::IngressInfo)).
+    pub uid: Option<Arc<str>>,
     /// `metadata.generation`.
     pub generation: Option<i64>,
     /// `metadata.creationTimestamp`, seconds since the Unix epoch (0 when absent).
@@ -280,7 +280,7 @@ impl From<Ingress> for StoredIngress {
         });
         let status = ingress.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress);
         Self {
-            uid: meta.uid,
+            uid: meta.uid.map(Arc::from),
             generation: meta.generation,
             created: meta.creation_timestamp.map_or(0, |t| t.0.as_second()),
             annotations: meta.annotations.unwrap_or_default().into(),

@@ -76,8 +76,8 @@ impl fmt::Display for Problem {
 pub struct IngressInfo {
     /// `(namespace, name)`.
     pub key: Key,
-    /// `metadata.uid`, for Event references.
-    pub uid: Option<String>,
+    /// `metadata.uid`, for Event references (the stored Ingress's, shared).
+    pub uid: Option<Arc<str>>,
     /// `metadata.generation`: a new one is a new spec, worth a `Sync` Event.
     pub generation: Option<i64>,
     /// The addresses currently in `status.loadBalancer.ingress` (IPs or hostnames).

@@ -194,11 +194,15 @@ impl<'a> Block<'a, '_> {
                 // A path that asks for regex mode (`use-regex`, or a rewrite to something else)
                 // may hold regex syntax (`?`): it is checked as a regex when its host is built.
                 let regex = ing.policy.use_regex
-                    || ing.policy.rewrite_target.as_ref().is_some_and(|t| t.as_str() != p.path);
+                    || ing.policy.rewrite_target.as_ref().is_some_and(|t| t.as_str() != &*p.path);
                 let compiled = match path::compile(&p.path, p.path_type, regex) {
                     Ok(c) => c,
                     Err(why) => {
-                        self.reject(&ing.origin, field, Reason::InvalidPath { path: p.path.clone(), why });
+                        self.reject(
+                            &ing.origin,
+                            field,
+                            Reason::InvalidPath { path: p.path.to_string(), why },
+                        );
                         continue;
                     }
                 };
@@ -272,7 +276,7 @@ impl<'a> Block<'a, '_> {
             let ri = index(ri);
             for (pi, p) in r.paths.iter().enumerate() {
                 let field = Field::Path { rule: ri, path: index(pi) };
-                let written = if p.path.is_empty() { "/" } else { p.path.as_str() };
+                let written = if p.path.is_empty() { "/" } else { &p.path };
                 let found =
                     self.routes.iter().position(|m| m.written == written && m.path_type == p.path_type);
                 let Some(i) = found else {

@@ -88,7 +88,7 @@ impl Entry {
                     Ok(p) => push_once(&mut hosts, p),
                     Err(_) => {
                         for (pi, p) in r.paths.iter().enumerate() {
-                            let written = if p.path.is_empty() { "/" } else { p.path.as_str() };
+                            let written = if p.path.is_empty() { "/" } else { &p.path };
                             reject(
                                 Field::Path { rule: index(ri), path: index(pi) },
                                 super::block::no_route_to_split(r.host.as_deref(), written, p.path_type),
