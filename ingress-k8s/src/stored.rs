@@ -191,12 +191,13 @@ pub struct StoredPath {
     /// `pathType`.
     pub path_type: StoredPathType,
     /// `backend`, shared with the Ingress's other paths naming the same one (most paths of an
-    /// Ingress name one of a few backends): a path takes 48 bytes this way.
+    /// Ingress name one of a few backends): a path takes 40 bytes this way.
     pub backend: Arc<StoredBackend>,
 }
 
 /// A `pathType`: one of the three the API knows, or the text of another (which a manifest file
-/// may hold; the API server refuses it).
+/// may hold; the API server refuses it). 16 bytes: the rare other text is behind a thin
+/// pointer (with a `Box<str>`, 24).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredPathType {
     /// `Exact`.
@@ -206,7 +207,7 @@ pub enum StoredPathType {
     /// `ImplementationSpecific`.
     ImplementationSpecific,
     /// Anything else, as written.
-    Other(Box<str>),
+    Other(Box<String>),
 }
 
 impl StoredPathType {
@@ -227,7 +228,7 @@ impl From<String> for StoredPathType {
             "Exact" => Self::Exact,
             "Prefix" => Self::Prefix,
             "ImplementationSpecific" => Self::ImplementationSpecific,
-            _ => Self::Other(text.into_boxed_str()),
+            _ => Self::Other(Box::new(text)),
         }
     }
 }
@@ -387,6 +388,22 @@ mod tests {
         assert!(!Arc::ptr_eq(&paths[0].backend, &paths[1].backend));
         assert!(!Arc::ptr_eq(&paths[0].backend, &paths[3].backend), "another port: another backend");
         assert_eq!(paths[3].backend.service.as_ref().unwrap().port, Some((Some("http".into()), None)));
+    }
+
+    #[test]
+    fn a_path_takes_forty_bytes_and_keeps_an_unknown_type_as_written() {
+        // 100,000 paths at 10,000 Ingresses: each 8 bytes is 0.8 MiB of the feed's heap.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(std::mem::size_of::<StoredPath>(), 40);
+        let other = StoredPathType::from("Regex".to_owned());
+        assert_eq!(other, StoredPathType::Other(Box::new("Regex".to_owned())));
+        assert_eq!(other.as_str(), "Regex");
+        assert_eq!(StoredPathType::from("Exact".to_owned()), StoredPathType::Exact);
+        assert_eq!(
+            StoredPathType::from("exact".to_owned()).as_str(),
+            "exact",
+            "the API's names are case-sensitive"
+        );
     }
 
     #[test]

@@ -14,8 +14,9 @@ use crate::{EndpointStore, HostPattern, Ingress, SmallSet};
 
 /// An Ingress's identity across builds: namespace, name, and which of the Ingresses of that
 /// name (normally the only one; Kubernetes never has two). Shared: the rebuilder's maps hold it
-/// five or six times per Ingress, a pointer each instead of two names.
-pub(super) type Key = Arc<(String, String, u32)>;
+/// five or six times per Ingress, a pointer each instead of two names; the names are the
+/// Ingress's [`Origin`](crate::Origin)'s.
+pub(super) type Key = Arc<(Arc<str>, Arc<str>, u32)>;
 
 /// A [`Key`] borrowed from an Ingress, to look its entry up without copying its name. Hashes
 /// as the `Key` it stands for.
@@ -24,7 +25,7 @@ struct KeyRef<'a>(&'a str, &'a str, u32);
 
 impl hashbrown::Equivalent<Key> for KeyRef<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
+        self.0 == &*key.0 && self.1 == &*key.1 && self.2 == key.2
     }
 }
 
@@ -259,12 +260,12 @@ impl Rebuilder {
     /// The key for a new Ingress: its name, and the first index no kept Ingress of that name
     /// holds.
     fn free_key(&self, ingress: &Ingress) -> Key {
-        let (ns, name) = (&*ingress.origin.namespace, &*ingress.origin.name);
+        let (ns, name) = (&ingress.origin.namespace, &ingress.origin.name);
         let mut n = 0;
         while self.entries.contains_key(&KeyRef(ns, name, n)) {
             n += 1;
         }
-        Arc::new((ns.to_owned(), name.to_owned(), n))
+        Arc::new((Arc::clone(ns), Arc::clone(name), n))
     }
 
     /// Takes an Ingress's entry out, noting its hosts.
