@@ -44,11 +44,14 @@ impl PartialEq for EndpointSet {
 impl Eq for EndpointSet {}
 
 impl EndpointSet {
-    /// A set from any endpoints; sorted and deduplicated so equal sets compare equal.
+    /// A set from any endpoints; sorted and deduplicated so equal sets compare equal, and kept
+    /// in no more room than they take (a list grown from empty has room for four: a Service of
+    /// two Pods kept 128 bytes for 64, 1.3 MiB over 20,000 Services).
     pub fn new(endpoints: impl IntoIterator<Item = impl Into<Endpoint>>) -> Self {
         let mut endpoints: Vec<Endpoint> = endpoints.into_iter().map(Into::into).collect();
         endpoints.sort_unstable();
         endpoints.dedup();
+        endpoints.shrink_to_fit();
         Self { endpoints, ring: std::sync::OnceLock::new() }
     }
 
@@ -193,5 +196,23 @@ impl EndpointStore {
     /// Whether the store tracks no backend.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_is_sorted_deduplicated_and_kept_in_no_more_room_than_it_takes() {
+        let a: SocketAddr = "10.0.0.2:8080".parse().unwrap_or_else(|e| panic!("{e}"));
+        let b: SocketAddr = "10.0.0.1:8080".parse().unwrap_or_else(|e| panic!("{e}"));
+        // Extended from empty, as the feed gathers a Service's addresses: room for four.
+        let mut gathered = Vec::new();
+        gathered.extend([a, b, a]);
+        let set = EndpointSet::new(gathered);
+        assert_eq!(set.as_slice(), [Endpoint::from(b), Endpoint::from(a)]);
+        assert_eq!(set.endpoints.capacity(), 2);
+        assert_eq!(set, EndpointSet::new([b, a]), "equal sets compare equal");
     }
 }

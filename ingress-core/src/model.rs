@@ -423,10 +423,11 @@ pub struct ServicePort {
 /// A Service known to the builder: lets it resolve named ports and reject unknown ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    /// Namespace of the Service.
-    pub namespace: String,
-    /// Name of the Service.
-    pub name: String,
+    /// Namespace of the Service (the builder keeps this name, shared: pass the one the
+    /// Service is stored under).
+    pub namespace: Arc<str>,
+    /// Name of the Service (kept, shared, as the namespace).
+    pub name: Arc<str>,
     /// The Service's ports.
     pub ports: Vec<ServicePort>,
 }

@@ -371,8 +371,8 @@ fn controller_problem(field: &str, reason: String) -> Problem {
 
 fn core_service((namespace, name): &Key, service: &crate::StoredService) -> ingress_core::Service {
     ingress_core::Service {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
+        namespace: Arc::clone(namespace),
+        name: Arc::clone(name),
         ports: service
             .ports
             .iter()

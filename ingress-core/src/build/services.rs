@@ -16,8 +16,8 @@ use crate::ServicePort;
 /// Shards per namespace (a namespace of few Services has few: only non-empty ones exist).
 const SHARDS: usize = 32;
 
-/// One shard: name → ports.
-type Shard = HashMap<String, Vec<ServicePort>, foldhash::fast::RandomState>;
+/// One shard: name (shared with the declared [`Service`](crate::Service)'s) → ports.
+type Shard = HashMap<Arc<str>, Vec<ServicePort>, foldhash::fast::RandomState>;
 
 /// The shards of one namespace, by [`shard_of`] the name (`None`: empty).
 type Namespace = [Option<Arc<Shard>>; SHARDS];
@@ -34,11 +34,13 @@ fn shard_of(name: &str) -> usize {
 }
 
 impl Services {
-    /// Declares (or declares again) a Service.
-    pub(super) fn insert(&mut self, namespace: &str, name: String, ports: Vec<ServicePort>) {
+    /// Declares (or declares again) a Service. Its ports are kept in no more room than they
+    /// take (a list collected from a filter has room for four).
+    pub(super) fn insert(&mut self, namespace: &Arc<str>, name: Arc<str>, mut ports: Vec<ServicePort>) {
+        ports.shrink_to_fit();
         let namespaces = Arc::make_mut(&mut self.namespaces);
         if !namespaces.contains_key(namespace) {
-            namespaces.insert(Arc::from(namespace), Arc::default());
+            namespaces.insert(Arc::clone(namespace), Arc::default());
         }
         let Some(shards) = namespaces.get_mut(namespace) else { return };
         let shard = Arc::make_mut(shards)[shard_of(&name)].get_or_insert_default();
@@ -92,7 +94,7 @@ impl Services {
                 }
                 for (name, ports) in a.iter() {
                     if b.as_ref().and_then(|b| b.get(name)) != Some(ports) {
-                        changed.push((ns.to_string(), name.clone()));
+                        changed.push((ns.to_string(), name.to_string()));
                     }
                 }
             }
@@ -110,7 +112,7 @@ impl Services {
                 }
                 for name in b.keys() {
                     if a.as_ref().is_none_or(|a| !a.contains_key(name)) {
-                        changed.push((ns.to_string(), name.clone()));
+                        changed.push((ns.to_string(), name.to_string()));
                     }
                 }
             }
@@ -129,17 +131,32 @@ mod tests {
     }
 
     #[test]
+    fn a_service_keeps_its_names_shared_and_its_ports_in_no_more_room_than_they_take() {
+        let (ns, name): (Arc<str>, Arc<str>) = ("team".into(), "web".into());
+        let mut ports = Vec::with_capacity(4);
+        ports.push(ServicePort { name: None, port: 80 });
+        let mut services = Services::default();
+        services.insert(&ns, Arc::clone(&name), ports);
+        assert_eq!(services.get("team", "web"), Some(&port(80)[..]));
+        let shard = services.namespaces.get("team").and_then(|n| n[shard_of("web")].as_ref()).unwrap();
+        let (kept, ports) = shard.get_key_value("web").unwrap();
+        assert!(Arc::ptr_eq(kept, &name), "the name is the caller's, not a copy");
+        assert_eq!(ports.capacity(), 1);
+        assert!(services.namespaces.keys().any(|k| Arc::ptr_eq(k, &ns)));
+    }
+
+    #[test]
     fn a_change_is_found_in_the_shards_it_touched_only() {
         let mut old = Services::default();
         for i in 0..1_000 {
-            old.insert("big", format!("s{i}"), port(80));
+            old.insert(&"big".into(), format!("s{i}").into(), port(80));
         }
-        old.insert("small", "one".into(), port(80));
+        old.insert(&"small".into(), "one".into(), port(80));
         let mut new = old.clone();
         assert!(Services::changed(&old, &new).is_empty());
-        new.insert("big", "s7".into(), port(81));
-        new.insert("big", "added".into(), port(80));
-        new.insert("small", "one".into(), port(80));
+        new.insert(&"big".into(), "s7".into(), port(81));
+        new.insert(&"big".into(), "added".into(), port(80));
+        new.insert(&"small".into(), "one".into(), port(80));
         let mut changed = Services::changed(&old, &new);
         changed.sort();
         assert_eq!(changed, [("big".to_owned(), "added".to_owned()), ("big".to_owned(), "s7".to_owned())]);
@@ -161,9 +178,9 @@ mod tests {
     #[test]
     fn a_removed_service_is_a_change_and_its_emptied_shard_goes() {
         let mut old = Services::default();
-        old.insert("big", "a".into(), port(80));
-        old.insert("big", "b".into(), port(80));
-        old.insert("small", "one".into(), port(80));
+        old.insert(&"big".into(), "a".into(), port(80));
+        old.insert(&"big".into(), "b".into(), port(80));
+        old.insert(&"small".into(), "one".into(), port(80));
         let mut new = old.clone();
         new.remove("big", "a");
         new.remove("big", "nope");
@@ -181,9 +198,9 @@ mod tests {
         new.remove("big", "b");
         assert!(!new.namespaces.contains_key("big"), "no empty namespace is kept");
         assert_eq!(Services::changed(&kept, &new), [("big".to_owned(), "b".to_owned())]);
-        new.insert("other", "x".into(), port(80));
+        new.insert(&"other".into(), "x".into(), port(80));
         let mut twice = new.clone();
-        twice.insert("third", "y".into(), port(80));
+        twice.insert(&"third".into(), "y".into(), port(80));
         assert!(
             Arc::ptr_eq(&new.namespaces["other"], &twice.namespaces["other"]),
             "another namespace's change shares it"
