@@ -102,3 +102,25 @@ impl Packed {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Packed;
+
+    #[test]
+    fn a_tree_is_due_once_it_has_doubled_and_again_after_shrinking_and_refilling() {
+        let mut packed = Packed::default();
+        assert!(!packed.due(1_023), "small trees are left as they are");
+        assert!(packed.due(21_000), "a first fill");
+        assert!(!packed.due(21_000) && !packed.due(40_000), "not yet doubled");
+        assert!(packed.due(43_024));
+        // Emptied (one change at a time, or cleared) and filled again: due once it has doubled
+        // from its smallest size.
+        assert!(!packed.due(10_000));
+        assert!(!packed.due(20_000));
+        assert!(packed.due(21_024));
+        // Reset, as the cache resets it when it clears a tree to fill it again at once.
+        packed = Packed::default();
+        assert!(packed.due(21_024));
+    }
+}
