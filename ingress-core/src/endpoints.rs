@@ -46,7 +46,7 @@ impl Eq for EndpointSet {}
 impl EndpointSet {
     /// A set from any endpoints; sorted and deduplicated so equal sets compare equal, and kept
     /// in no more room than they take (a list grown from empty has room for four: a Service of
-    /// two Pods kept 128 bytes for 64, 1.3 MiB over 20,000 Services).
+    /// two Pods kept 128 bytes of addresses for 64).
     pub fn new(endpoints: impl IntoIterator<Item = impl Into<Endpoint>>) -> Self {
         let mut endpoints: Vec<Endpoint> = endpoints.into_iter().map(Into::into).collect();
         endpoints.sort_unstable();

@@ -97,7 +97,7 @@ pub struct TranslationCache {
     published: Published,
     /// Which Ingresses read each object. A B-tree rebuilt with full nodes as it grows and
     /// after it is refilled (see `packed`): a hash table of its 88-byte entries kept about a
-    /// third of its room empty, 1 MiB more at 10,000 Ingresses (`feed_memory`).
+    /// third of its room empty, 0.9 MiB more at 10,000 Ingresses (`feed_memory`).
     readers: BTreeMap<Read, SmallSet<Key>>,
     /// Every Service of the stores, as last made.
     services: BTreeMap<Key, ServiceEntry>,
