@@ -1,7 +1,7 @@
 //! The running controller: the Kubernetes feed (cluster or manifest files) → snapshot handle →
 //! Pingora proxy. The only place that starts runtimes.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,9 +231,21 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
             let (gone, fresh) = ingress_k8s::IngressInfo::changes(&listed, &snapshot.ingresses);
             // Ingresses that left (an updated one is in both lists): their request series go
             // once the table without them is installed.
-            let kept: HashSet<&ingress_k8s::Key> = fresh.iter().map(|i| &i.key).collect();
+            let kept: HashMap<&ingress_k8s::Key, &ingress_k8s::IngressInfo> =
+                fresh.iter().map(|i| (&i.key, *i)).collect();
             let removed: Vec<ingress_k8s::Key> =
-                gone.iter().filter(|i| !kept.contains(&i.key)).map(|i| i.key.clone()).collect();
+                gone.iter().filter(|i| !kept.contains_key(&i.key)).map(|i| i.key.clone()).collect();
+            // Ingresses that changed what they route: the series of the paths and Services
+            // they dropped go too (a difference from ingress-nginx, see `forget_routes`).
+            let rerouted: Vec<_> = gone
+                .iter()
+                .filter_map(|old| match (&old.core, &kept.get(&old.key)?.core) {
+                    (Some(before), Some(after)) if !Arc::ptr_eq(before, after) => {
+                        Some((Arc::clone(before), Arc::clone(after)))
+                    }
+                    _ => None,
+                })
+                .collect();
             per_verdict.update(
                 gone.into_iter().map(|i| i.annotations.as_slice()),
                 fresh.into_iter().map(|i| i.annotations.as_slice()),
@@ -255,6 +267,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                 crate::alloc::installed();
             }
             handle.forget_ingresses(removed.iter().map(|(namespace, name)| (&**namespace, &**name)));
+            handle.forget_routes(rerouted.iter().map(|(before, after)| (&**before, &**after)));
             // Log each problem once while it lasts (in a cluster, Events carry them too).
             let now: BTreeSet<String> = snapshot.problems.iter().map(ToString::to_string).collect();
             for p in now.difference(&reported) {

@@ -60,8 +60,27 @@ fn file_changes_apply_live_and_a_broken_file_keeps_its_last_good_content() -> Re
     // A new file, and an edit, reach the proxy without a restart.
     std::fs::write(dir.join("b.yaml"), ingress("b", "b.example.com", "two"))?;
     eventually(Duration::from_secs(10), || Ok(get(c.http, "b.example.com", "/")?.status == 200))?;
+    let metrics = || -> Result<String> { Ok(get(c.admin, "localhost", "/metrics")?.body) };
+    let series_of = |text: &str, series: &str, labels: &[&str]| {
+        text.lines().any(|l| l.starts_with(series) && labels.iter().all(|label| l.contains(label)))
+    };
+    let counted = ["nginx_ingress_controller_requests{", "ferry_requests_total{"];
+    // A request is counted once its response is sent: the series may come a moment later.
+    eventually(Duration::from_secs(10), || {
+        let text = metrics()?;
+        Ok(counted.iter().all(|series| series_of(&text, series, &[r#"ingress="a""#, r#"service="one""#])))
+    })?;
     std::fs::write(dir.join("a.yaml"), ingress("a", "a.example.com", "two"))?;
     eventually(Duration::from_secs(10), || Ok(get(c.http, "a.example.com", "/")?.body.contains("two")))?;
+    // The edit took `a`'s only route from Service `one`: the series of that route go (where
+    // ingress-nginx keeps them while the Ingress exists); those of its new route are made.
+    eventually(Duration::from_secs(10), || {
+        let text = metrics()?;
+        Ok(counted.iter().all(|series| {
+            !series_of(&text, series, &[r#"ingress="a""#, r#"service="one""#])
+                && series_of(&text, series, &[r#"ingress="a""#, r#"service="two""#])
+        }))
+    })?;
 
     // A file that does not parse is reported and its previous content stays in force.
     std::fs::write(dir.join("b.yaml"), "apiVersion: networking.k8s.io/v1\nkind: Ingress\nspec: [unclosed\n")?;
@@ -71,9 +90,8 @@ fn file_changes_apply_live_and_a_broken_file_keeps_its_last_good_content() -> Re
 
     // Deleting a file removes its routes, and the request series of its Ingress, Ferry's and
     // ingress-nginx's (as ingress-nginx drops them after a reload); the others' stay.
-    let metrics = || -> Result<String> { Ok(get(c.admin, "localhost", "/metrics")?.body) };
     let text = metrics()?;
-    for series in ["nginx_ingress_controller_requests{", "ferry_requests_total{"] {
+    for series in counted {
         for ingress in [r#"ingress="a""#, r#"ingress="b""#] {
             let has = text.lines().any(|l| l.starts_with(series) && l.contains(ingress));
             assert!(has, "{series} {ingress}: {text}");

@@ -86,6 +86,10 @@ pub struct IngressInfo {
     pub annotations: Vec<AnnotationReport>,
     /// Why its paths answer `503`, when an access restriction it asks for is not applied.
     pub closed: Option<String>,
+    /// The core Ingress it was translated to (the table's routes come from it), shared with
+    /// the builder: what a consumer compares to see which routes a changed Ingress dropped
+    /// (the request series of those go, see `ProxyHandle::forget_routes`).
+    pub core: Option<Arc<ingress_core::Ingress>>,
 }
 
 impl IngressInfo {

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use ingress_core::{CertificateRef, RouteTable};
+use ingress_core::{CertificateRef, Ingress, RouteTable};
 
 use crate::Error;
 use crate::config::RuntimeSettings;
-use crate::metrics::{Ingresses, Metrics};
+use crate::metrics::{Gone, Metrics};
 use crate::tls::{CertCache, ParsedCert};
 
 /// One installed snapshot: the table (routes, endpoints slots, TLS map with PEM) plus the
@@ -161,14 +161,31 @@ impl ProxyHandle {
     /// name, that are gone from the configuration, as ingress-nginx does after each reload.
     /// Call it after installing the table without them.
     pub fn forget_ingresses<'a>(&self, gone: impl IntoIterator<Item = (&'a str, &'a str)>) {
-        let gone: Ingresses<'a> = gone.into_iter().collect();
+        self.forget(&Gone::ingresses(gone));
+    }
+
+    /// Drops the request series of the paths and Services that Ingresses changed from
+    /// `(before, after)` no longer route (`after` of the same namespace and name), so that
+    /// editing an Ingress in place does not keep the series of its old routes for as long as
+    /// it lives. ingress-nginx keeps them (its `RemoveMetrics` goes by Ingress): a deliberate
+    /// difference. Call it after installing the table with the changed Ingresses; it costs
+    /// nothing unless a path or Service went.
+    pub fn forget_routes<'a>(&self, changed: impl IntoIterator<Item = (&'a Ingress, &'a Ingress)>) {
+        let mut gone = Gone::default();
+        for (before, after) in changed {
+            gone.changed(before, after);
+        }
+        self.forget(&gone);
+    }
+
+    fn forget(&self, gone: &Gone<'_>) {
         if gone.is_empty() {
             return;
         }
         let mut proxies = self.shared.metrics.lock().unwrap_or_else(PoisonError::into_inner);
         proxies.retain(|m| m.strong_count() > 0);
         for metrics in proxies.iter().filter_map(Weak::upgrade) {
-            metrics.forget_ingresses(&gone);
+            metrics.forget(gone);
         }
     }
 

@@ -20,7 +20,7 @@ use crate::access_log::AccessLog;
 mod forget;
 mod nginx;
 
-pub(crate) use forget::Ingresses;
+pub(crate) use forget::Gone;
 pub use nginx::ControllerLabels;
 pub(crate) use nginx::{NginxMetrics, Sample};
 
@@ -273,13 +273,14 @@ impl Metrics {
         });
     }
 
-    /// Drops the request series of the Ingresses in `gone`, Ferry's and ingress-nginx's (see
-    /// [`forget`]).
-    pub(crate) fn forget_ingresses(&self, gone: &Ingresses<'_>) {
+    /// Drops the request series of what is in `gone` (Ingresses, or routes of Ingresses that
+    /// changed), Ferry's and ingress-nginx's (see [`forget`]).
+    pub(crate) fn forget(&self, gone: &Gone<'_>) {
         let removed = forget::remove(&self.requests, &[&self.requests, &self.duration], gone)
-            + self.nginx.as_ref().map_or(0, |n| n.forget_ingresses(gone));
+            + self.nginx.as_ref().map_or(0, |n| n.forget(gone));
         if removed > 0 {
-            tracing::debug!(removed, ingresses = gone.len(), "series of removed Ingresses dropped");
+            let (ingresses, routes) = gone.len();
+            tracing::debug!(removed, ingresses, routes, "series of removed Ingresses and routes dropped");
         }
     }
 
@@ -363,7 +364,7 @@ mod tests {
             r#"ferry_requests_total{ingress="ing",method="GET",namespace="ns",service="svc",status_class="2xx"} 1"#
         ));
         assert!(text.contains("ferry_snapshot_generation 0"));
-        m.forget_ingresses(&[("ns", "ing")].into_iter().collect());
+        m.forget(&Gone::ingresses([("ns", "ing")]));
         let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();
         assert!(!text.contains(r#"ingress="ing""#), "{text}");
         m.observe_request(labels, "2xx", "GET", Duration::from_millis(3));

@@ -344,7 +344,8 @@ fn add_ingress(
     reports.shrink_to_fit();
     // Most Ingresses keep every rule, path and TLS entry: their map would say nothing.
     out.index = (!index.is_identity()).then(|| Arc::new(index));
-    out.core = Some(Arc::new(core));
+    let core = Arc::new(core);
+    out.core = Some(Arc::clone(&core));
     out.info = Some(Arc::new(IngressInfo {
         key: key.clone(),
         uid: ingress.uid.clone(),
@@ -352,6 +353,7 @@ fn add_ingress(
         status: ingress.status.clone(),
         annotations: reports,
         closed,
+        core: Some(core),
     }));
 }
 

@@ -20,7 +20,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
-use super::forget::{self, Ingresses, SeriesVec};
+use super::forget::{self, Gone, SeriesVec};
 
 /// Who the controller is, as ingress-nginx labels every series.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,8 +318,8 @@ impl NginxMetrics {
         });
     }
 
-    /// Drops the request series of the Ingresses in `gone`; how many went.
-    pub(crate) fn forget_ingresses(&self, gone: &Ingresses<'_>) -> usize {
+    /// Drops the request series of what is in `gone`; how many went.
+    pub(crate) fn forget(&self, gone: &Gone<'_>) -> usize {
         let vecs: [&dyn SeriesVec; 5] =
             [&self.requests, &self.duration, &self.upstream, &self.request_size, &self.response_size];
         forget::remove(&self.requests, &vecs, gone)
@@ -460,8 +460,8 @@ mod tests {
         m.observe(&upstream);
         let other = Sample { ingress: "other", ..sample(Some("other.example.com")) };
         m.observe(&other);
-        let gone: Ingresses<'_> = [("default", "app")].into_iter().collect();
-        assert_eq!(m.forget_ingresses(&gone), 5, "requests and the four histograms");
+        let gone = Gone::ingresses([("default", "app")]);
+        assert_eq!(m.forget(&gone), 5, "requests and the four histograms");
         let text = render(&registry);
         assert!(!text.contains(r#"ingress="app""#), "{text}");
         assert!(text.contains(r#"ingress="other""#), "{text}");
