@@ -2,7 +2,10 @@
 //! every host, timed in batches of 64 right after the CPU caches were flushed (a 64 MiB
 //! buffer written between batches; the requests' own bytes then read again, as a proxy has
 //! them hot), and the same requests in a warm sweep. Prints ns per
-//! lookup (p50 and p99 of the cold batches) and the 100k/100 ratio.
+//! lookup (p50 and p99 of the cold batches) and the 100k/100 ratio; then, for scale, what one
+//! load costs when it depends on the one before and lands at a random place in 256 MiB (a
+//! cache miss to memory, as each step of a cold lookup is: the hash table, the host's block,
+//! its paths, the route), and the cold lookup at 100k routes in such loads.
 //!
 //! `LOOKUP_ONLY=<hosts>:<lookups>` does only that many warm-sweep lookups on that table (and
 //! prints nothing), for a cache-miss count against a run of 0 lookups (`perf stat`, or
@@ -25,6 +28,28 @@ const FLUSH_BYTES: usize = 64 << 20;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+/// Nanoseconds per load of a chain of `loads` dependent loads through a random single cycle
+/// over `bytes` of memory (Sattolo's shuffle): each load's address comes from the one before,
+/// so none can start early, and almost every one misses every cache level and the TLB.
+fn dependent_load_ns(bytes: usize, loads: usize) -> f64 {
+    let n = bytes / std::mem::size_of::<u32>();
+    let mut next: Vec<u32> = (0..n as u32).collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        next.swap(i, (x % i as u64) as usize);
+    }
+    let mut at = 0u32;
+    let started = Instant::now();
+    for _ in 0..loads {
+        at = next[at as usize];
+    }
+    black_box(at);
+    started.elapsed().as_nanos() as f64 / loads as f64
 }
 
 fn sweep(hosts: usize, lookups: usize) {
@@ -93,5 +118,13 @@ fn main() {
         sizes[1] * PATHS_PER_HOST,
         sizes[0] * PATHS_PER_HOST,
         cold_p50[1] / cold_p50[0]
+    );
+    let (bytes, loads) = if smoke { (4 << 20, 10_000) } else { (256 << 20, 2_000_000) };
+    let load = dependent_load_ns(bytes, loads);
+    println!(
+        "one dependent load at a random place in {} MiB: {load:.1} ns; the cold lookup at {} routes costs {:.1} of them",
+        bytes >> 20,
+        sizes[1] * PATHS_PER_HOST,
+        cold_p50[1] / load
     );
 }

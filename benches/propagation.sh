@@ -17,4 +17,4 @@ fi
 export FERRY_PROPAGATION_ROUNDS="${ROUNDS:-1}" FERRY_PROPAGATION_STATUS="${STATUS:-0}"
 FERRY_CONTROLLER_BIN="$PWD/target/release/ingress-controller" \
   cargo test -q -p ingress-cli --test propagation -- --exact propagation_latency_through_the_proxy --nocapture 2>&1 \
-  | grep -E "propagation|setup|status:|n="
+  | grep -E "propagation|setup|metrics once|status:|n="

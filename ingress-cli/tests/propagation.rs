@@ -270,6 +270,39 @@ async fn propagation_latency_through_the_proxy() -> Result<()> {
     kinds.push(("EndpointSlice after Ingress", after));
     let rss_end = rss_mib(&c);
     let measured = started.elapsed();
+    // The changes above leave the cluster with more than it started with (probes, `after-`
+    // and `late-` Ingresses, each with the request series its polls made). Deleting them again
+    // gives RSS with the cluster as it was at start: what growth across changes is left.
+    let mut made = vec![
+        ingress(&class, "tls-probe", "tls-probe.example.com", "app", 1, None),
+        tls_secret("probe-tls", &one),
+    ];
+    let mut hosts = vec!["tls-probe.example.com".to_owned()];
+    for (prefix, range) in
+        [("probe", 40 * rounds..50 * rounds), ("after", 0..20 * rounds), ("late", 0..10 * rounds)]
+    {
+        for i in range {
+            let host = format!("{prefix}-{i}.example.com");
+            made.push(ingress(&class, &format!("{prefix}-{i}"), &host, "app", 1, None));
+            if prefix == "late" {
+                made.push(service(&format!("late-{i}")));
+                made.push(slice(&format!("late-{i}-1"), &format!("late-{i}"), a));
+            }
+            hosts.push(host);
+        }
+    }
+    for chunk in made.chunks(50) {
+        for r in futures_util::future::join_all(chunk.iter().map(|yaml| delete(&client, &ns, yaml))).await {
+            r?;
+        }
+    }
+    for host in &hosts {
+        eventually(Duration::from_secs(30), || Ok(get(c.http, host, "/")?.status == 404))?;
+    }
+    // The feed's threads give memory back once idle (`ingress-cli/src/alloc.rs`).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_clean = rss_mib(&c);
+    let exposition = get(c.admin, "localhost", "/metrics")?.body;
     let statuses = if status {
         let api: kube::Api<k8s_openapi::api::networking::v1::Ingress> =
             kube::Api::namespaced(client.clone(), &ns);
@@ -303,8 +336,14 @@ async fn propagation_latency_through_the_proxy() -> Result<()> {
         }
     );
     println!(
-        "  setup: objects written in {written:.1?}; controller ready in {ready:.2?}; RSS {rss_start:.1} MiB after start, {rss_end:.1} MiB after the {} changes",
-        all.len()
+        "  setup: objects written in {written:.1?}; controller ready in {ready:.2?}; RSS {rss_start:.1} MiB after start, {rss_end:.1} MiB after the {} changes, {rss_clean:.1} MiB once the {} objects they made were deleted again (the cluster as at start)",
+        all.len(),
+        made.len()
+    );
+    println!(
+        "  metrics once they were deleted: {} series, {} bytes of /metrics",
+        exposition.lines().filter(|l| !l.starts_with('#')).count(),
+        exposition.len()
     );
     println!("  status: {statuses}");
     kinds.push(("all", std::mem::take(&mut all)));
