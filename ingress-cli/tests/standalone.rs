@@ -48,7 +48,7 @@ fn file_changes_apply_live_and_a_broken_file_keeps_its_last_good_content() -> Re
     std::fs::write(dir.join("services.yaml"), services(&[("one", 80, one), ("two", 80, two)]))?;
     let ingress = |name: &str, host: &str, svc: &str| {
         format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ingressClassName: nginx\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n"
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ingressClassName: nginx\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n      - {{path: /api/, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n"
         )
     };
     let class = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: ferry.dev/ingress-controller}\n";
@@ -56,6 +56,7 @@ fn file_changes_apply_live_and_a_broken_file_keeps_its_last_good_content() -> Re
     std::fs::write(dir.join("a.yaml"), ingress("a", "a.example.com", "one"))?;
     let c = start(&dir, &[])?;
     assert_eq!(get(c.http, "a.example.com", "/")?.body, "backend=one path=/");
+    assert_eq!(get(c.http, "a.example.com", "/api")?.body, "backend=one path=/api");
 
     // A new file, and an edit, reach the proxy without a restart.
     std::fs::write(dir.join("b.yaml"), ingress("b", "b.example.com", "two"))?;
@@ -68,7 +69,10 @@ fn file_changes_apply_live_and_a_broken_file_keeps_its_last_good_content() -> Re
     // A request is counted once its response is sent: the series may come a moment later.
     eventually(Duration::from_secs(10), || {
         let text = metrics()?;
-        Ok(counted.iter().all(|series| series_of(&text, series, &[r#"ingress="a""#, r#"service="one""#])))
+        Ok(counted.iter().all(|series| series_of(&text, series, &[r#"ingress="a""#, r#"service="one""#]))
+            // The `path` label is the rule's path as written (`/api/`), as ingress-nginx's,
+            // though a `Prefix` path matches without its trailing slash.
+            && series_of(&text, counted[0], &[r#"ingress="a""#, r#"path="/api/""#]))
     })?;
     std::fs::write(dir.join("a.yaml"), ingress("a", "a.example.com", "two"))?;
     eventually(Duration::from_secs(10), || Ok(get(c.http, "a.example.com", "/")?.body.contains("two")))?;

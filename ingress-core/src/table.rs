@@ -61,6 +61,9 @@ pub enum MatchedBy<'t> {
         field: Field,
         /// The rule's path, as matched (a `Prefix` path without its trailing slash).
         path: &'t str,
+        /// The rule's path as written in the Ingress (`/` for an empty one), which is what
+        /// ingress-nginx's request series label the request with.
+        written: &'t str,
         /// The rule's path type.
         path_type: PathType,
     },

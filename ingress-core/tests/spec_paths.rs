@@ -88,6 +88,32 @@ fn row_prefix_trailing_slash_in_rule_is_ignored() {
     check(&[(Prefix, "/aaa/bbb/")], "/aaa/bbb", Some((Prefix, "/aaa/bbb/")));
 }
 
+/// A route names its path as matched (trailing slashes of a `Prefix` path trimmed) and as
+/// written, which metrics label requests with, as ingress-nginx does.
+#[test]
+fn a_route_gives_its_path_as_matched_and_as_written() {
+    use ingress_core::MatchedBy;
+    let t = table(&[
+        (Prefix, "/aaa/bbb/"),
+        (Prefix, "/ccc"),
+        (Exact, "/ddd/"),
+        (PathType::ImplementationSpecific, "/eee//"),
+    ]);
+    for (request, matched, written) in [
+        ("/aaa/bbb/x", "/aaa/bbb", "/aaa/bbb/"),
+        ("/aaa/bbb", "/aaa/bbb", "/aaa/bbb/"),
+        ("/ccc/", "/ccc", "/ccc"),
+        ("/ddd/", "/ddd/", "/ddd/"),
+        ("/eee/x", "/eee", "/eee//"),
+    ] {
+        let r = t.lookup("example.com", request).unwrap();
+        let MatchedBy::Path { path, written: as_written, .. } = r.matched_by else {
+            panic!("{:?}", r.matched_by)
+        };
+        assert_eq!((path, as_written), (matched, written), "{request}");
+    }
+}
+
 #[test]
 fn row_prefix_matches_trailing_slash_in_request() {
     check(&[(Prefix, "/aaa/bbb")], "/aaa/bbb/", Some((Prefix, "/aaa/bbb")));

@@ -337,7 +337,14 @@ impl<'a> Block<'a, '_> {
         let mut shadowed = Vec::new();
         let mut winner: Option<(usize, u32)> = None;
         for (i, r) in routes_in.iter().enumerate() {
-            let text = if regex_host { r.written } else { r.path };
+            // Outside regex mode the arena holds the path as written, of which the matched
+            // form is a prefix (a `Prefix` path's trailing slashes trimmed), so both are kept.
+            let (text, trailing) = match r.written.strip_prefix(r.path).map(|rest| u8::try_from(rest.len())) {
+                _ if regex_host => (r.written, 0),
+                Some(Ok(trailing)) => (r.written, trailing),
+                _ => (r.path, 0),
+            };
+            let span = |span: Span| Span { start: span.start, len: span.len - u32::from(trailing) };
             match winner {
                 Some((w, w_at)) if same_claim(&routes_in[w], r, regex_host) => {
                     let w = &routes_in[w];
@@ -349,11 +356,12 @@ impl<'a> Block<'a, '_> {
                             winner_field: w.field(),
                         },
                     });
-                    shadowed.push(Shadowed { route: compiled(r, push(text)), winner: w_at });
+                    let route = CompiledRoute { trailing, ..compiled(r, span(push(text))) };
+                    shadowed.push(Shadowed { route, winner: w_at });
                 }
                 _ => {
                     winner = Some((i, index(routes.len())));
-                    routes.push(compiled(r, push(text)));
+                    routes.push(CompiledRoute { trailing, ..compiled(r, span(push(text))) });
                 }
             }
         }
@@ -490,6 +498,7 @@ pub(super) fn host_name(pattern: &HostPattern) -> &str {
 fn compiled(r: &PendingRoute<'_>, path: Span) -> CompiledRoute {
     CompiledRoute {
         path,
+        trailing: 0,
         backend: r.backend,
         origin: r.origin,
         rule: r.rule,

@@ -26,7 +26,12 @@ pub(crate) struct Span {
 /// One compiled path rule.
 #[derive(Debug)]
 pub(crate) struct CompiledRoute {
+    /// The path as matched (see `PendingRoute::path`).
     pub(crate) path: Span,
+    /// How many bytes longer the path as written is (the trailing slashes a `Prefix` path is
+    /// matched without), which follow `path` in the arena: the written path is what
+    /// ingress-nginx's metrics label a request with.
+    pub(crate) trailing: u8,
     pub(crate) backend: u32,
     pub(crate) origin: u32,
     pub(crate) rule: u32,
@@ -153,6 +158,7 @@ impl HostBlock {
                 origin: self.origins.get(r.origin as usize)?,
                 field: r.field(),
                 path: self.text(r.path),
+                written: self.text(Span { start: r.path.start, len: r.path.len + u32::from(r.trailing) }),
                 path_type: r.path_type,
             },
             policy: self.policy_of(r.origin),
@@ -206,5 +212,15 @@ impl HostBlock {
             Some(p) => p,
             None => NONE.get_or_init(RoutePolicy::default),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_compiled_route_keeps_its_written_path_in_its_padding() {
+        // `trailing` takes a byte the alignment left over (44 bytes before it too): a table
+        // keeps a compiled route for every path it routes.
+        assert_eq!(std::mem::size_of::<super::CompiledRoute>(), 44);
     }
 }

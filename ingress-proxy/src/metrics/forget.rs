@@ -48,9 +48,7 @@ impl<'a> Gone<'a> {
 
     /// Adds what `before` routed and `after` (the same Ingress, changed) no longer does: the
     /// `(path, Service)` pairs of its paths and its default backend that the request series
-    /// are labelled with. A path is taken as written and without its trailing slashes, the
-    /// form a `Prefix` path is matched (and labelled) in, so a series goes only when neither
-    /// form is routed any more.
+    /// are labelled with.
     pub(crate) fn changed(&mut self, before: &'a Ingress, after: &'a Ingress) {
         let (namespace, name) = (&*before.origin.namespace, &*before.origin.name);
         let now = labelled(after);
@@ -91,15 +89,13 @@ impl<'a> Gone<'a> {
     }
 }
 
-/// The `(path, Service)` pairs an Ingress's requests can be counted under: each path (`/` for
-/// an empty one, as the series label it), as written and without trailing slashes, with its
-/// Service, and `/` with the default backend's Service.
+/// The `(path, Service)` pairs an Ingress's requests can be counted under: each path as
+/// written (`/` for an empty one), as the series label it, with its Service, and `/` with the
+/// default backend's Service.
 fn labelled(ingress: &Ingress) -> HashSet<(&str, &str)> {
-    let paths = ingress.rules.iter().flat_map(|r| &r.paths).flat_map(|p| {
+    let paths = ingress.rules.iter().flat_map(|r| &r.paths).map(|p| {
         let written = if p.path.is_empty() { "/" } else { &*p.path };
-        let trimmed = written.trim_end_matches('/');
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
-        [(written, &*p.backend.service), (trimmed, &*p.backend.service)]
+        (written, &*p.backend.service)
     });
     let default = ingress.default_backend.iter().map(|b| ("/", &*b.service));
     paths.chain(default).collect()
@@ -204,9 +200,9 @@ mod tests {
         };
         let before =
             ingress(&[("/old", "one"), ("/kept/", "one"), ("/api", "two"), ("/moved", "two")], Some("three"));
-        // `/old` went; `/kept/` is now written `/kept` (the form its series were labelled in);
-        // `/moved` goes to `one` now; `two` is routed by no path any more; the default backend
-        // went.
+        // `/old` went; `/kept/` is now written `/kept` (a series label of its own, though both
+        // match alike); `/moved` goes to `one` now; `two` is routed by no path any more; the
+        // default backend went.
         let after = ingress(&[("/kept", "one"), ("/moved", "one"), ("/api", "one")], None);
         let mut gone = Gone::default();
         gone.changed(&before, &after);
@@ -218,6 +214,7 @@ mod tests {
             IntCounterVec::new(Opts::new("ferry", "help"), &["namespace", "ingress", "service"]).unwrap();
         for (ns, ing, path, service) in [
             ("a", "web", "/old", "one"),
+            ("a", "web", "/kept/", "one"),
             ("a", "web", "/kept", "one"),
             ("a", "web", "/api", "two"),
             ("a", "web", "/moved", "two"),
@@ -229,7 +226,7 @@ mod tests {
             nginx.with_label_values(&[ns, ing, path, service]).inc();
             ferry.with_label_values(&[ns, ing, service]).inc();
         }
-        assert_eq!(remove(&nginx, &[&nginx], &gone), 4);
+        assert_eq!(remove(&nginx, &[&nginx], &gone), 5);
         let left = |vec: &IntCounterVec| {
             let mut left: Vec<String> = vec.collect()[0]
                 .get_metric()

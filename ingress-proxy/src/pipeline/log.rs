@@ -94,7 +94,8 @@ impl RequestHeaders<'_> {
 /// What ingress-nginx's request series label and measure, beyond the access log's facts.
 #[derive(Debug, Default)]
 pub(crate) struct NginxFacts<'a> {
-    /// The matched rule's path.
+    /// The matched rule's path as written (ingress-nginx's `$location_path`: `/api/` for a
+    /// `Prefix` path written so, though it is matched as `/api`).
     pub(crate) rule_path: &'a str,
     /// The request's host, when it is an Ingress's exact host ([`RouteTable::exact_host`]).
     ///
@@ -124,7 +125,7 @@ impl<'a> NginxFacts<'a> {
             return Self::default();
         }
         let rule_path = match route.map(|r| r.matched_by) {
-            Some(MatchedBy::Path { path, .. }) => path,
+            Some(MatchedBy::Path { written, .. }) => written,
             _ => "",
         };
         Self { rule_path, exact_host: table.and_then(|t| t.exact_host(host)), ..Self::default() }
