@@ -152,6 +152,17 @@ mod tests {
 
     use super::*;
 
+    /// The label values of each series of `vec` (its labels in name order), sorted.
+    fn left(vec: &IntCounterVec) -> Vec<String> {
+        let mut left: Vec<String> = vec.collect()[0]
+            .get_metric()
+            .iter()
+            .map(|m| m.get_label().iter().map(|l| l.get_value()).collect::<Vec<_>>().join(" "))
+            .collect();
+        left.sort();
+        left
+    }
+
     #[test]
     fn removes_the_series_of_gone_ingresses_only() {
         let opts = Opts::new("requests", "help").const_label("controller_pod", "c-0");
@@ -171,13 +182,7 @@ mod tests {
         let gone = Gone::ingresses([("a", "web"), ("c", "never-seen")]);
         assert_eq!(remove(&requests, &[&requests, &duration], &gone), 4);
         assert!(epoch() > before, "the per-thread caches start over");
-        let mut left: Vec<String> = requests.collect()[0]
-            .get_metric()
-            .iter()
-            .map(|m| m.get_label().iter().map(|l| l.get_value()).collect::<Vec<_>>().join("/"))
-            .collect();
-        left.sort();
-        assert_eq!(left, ["c-0/api/a/200", "c-0/web/b/200"]);
+        assert_eq!(left(&requests), ["c-0 api a 200", "c-0 web b 200"]);
         assert!(duration.collect()[0].get_metric().is_empty());
 
         let unchanged = epoch();
@@ -227,15 +232,6 @@ mod tests {
             ferry.with_label_values(&[ns, ing, service]).inc();
         }
         assert_eq!(remove(&nginx, &[&nginx], &gone), 5);
-        let left = |vec: &IntCounterVec| {
-            let mut left: Vec<String> = vec.collect()[0]
-                .get_metric()
-                .iter()
-                .map(|m| m.get_label().iter().map(|l| l.get_value()).collect::<Vec<_>>().join(" "))
-                .collect();
-            left.sort();
-            left
-        };
         assert_eq!(left(&nginx), ["web a /kept one", "web a /moved one", "web b /old one"]);
         // Ferry's series have no path: those of a Service the Ingress still routes stay.
         assert_eq!(remove(&ferry, &[&ferry], &gone), 2);
