@@ -1,16 +1,13 @@
 //! Prometheus metrics, in a registry of the proxy's own (so several proxies in one process,
 //! as in tests or an embedding gateway, never mix their numbers).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::ProxyHandle;
@@ -19,66 +16,23 @@ use crate::access_log::AccessLog;
 
 mod forget;
 mod nginx;
+mod series;
 
 pub(crate) use forget::Gone;
 pub use nginx::ControllerLabels;
 pub(crate) use nginx::{NginxMetrics, Sample};
-
-/// A request series, looked up once per thread: `with_label_values` hashes the labels and
-/// takes a lock on every call, a cost that showed in the proxy's profile.
-struct Series {
-    metrics: u64,
-    route: [Box<str>; 3],
-    status_class: &'static str,
-    method: &'static str,
-    requests: IntCounter,
-    duration: Histogram,
-}
-
-/// Series kept per thread before the cache starts over.
-const MAX_CACHED_SERIES: usize = 4096;
-
-type SeriesKey<'a> = (u64, &'a str, &'a str, &'a str, &'static str, &'static str);
-
-impl Series {
-    fn is(&self, (metrics, namespace, ingress, service, status_class, method): SeriesKey<'_>) -> bool {
-        self.metrics == metrics
-            && *self.route[0] == *namespace
-            && *self.route[1] == *ingress
-            && *self.route[2] == *service
-            && self.status_class == status_class
-            && self.method == method
-    }
-}
-
-thread_local! {
-    /// The series this thread looked up, and the [`forget::epoch`] they were looked up in.
-    static SERIES: RefCell<(u64, SeriesCache)> = RefCell::default();
-}
-
-/// A thread's series, by the hash of their key.
-type SeriesCache = HashMap<u64, Series, BuildHasherDefault<NoHash>>;
-
-/// The cache's keys are hashes already.
-#[derive(Default)]
-struct NoHash(u64);
-
-impl Hasher for NoHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+use series::{Kind, Registered, SeriesSet};
 
 /// Labels of the per-request series, in order.
 const REQUEST_LABELS: [&str; 5] = ["namespace", "ingress", "service", "status_class", "method"];
+
+/// Ferry's request families in its [`SeriesSet`]: the counter and the duration histogram.
+const REQUESTS: usize = 0;
+const DURATION: usize = 1;
+
+/// Buckets of `ferry_request_duration_seconds`.
+const DURATION_BUCKETS: [f64; 13] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Who a request was for, as metric labels.
 #[derive(Debug, Clone, Copy, Default)]
@@ -92,11 +46,9 @@ pub(crate) struct RouteLabels<'a> {
 /// finished request.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    /// Tells this registry's series apart from another's in the per-thread cache.
-    id: u64,
     registry: Registry,
-    requests: IntCounterVec,
-    duration: HistogramVec,
+    /// `ferry_requests_total` and `ferry_request_duration_seconds`.
+    requests: Arc<SeriesSet>,
     connect: Histogram,
     pub(crate) active_requests: IntGauge,
     pub(crate) active_connections: IntGauge,
@@ -120,18 +72,22 @@ impl Metrics {
     /// Ferry's series, and ingress-nginx's too when `controller` is given.
     pub(crate) fn new(controller: Option<&ControllerLabels>, access_log: AccessLog) -> Result<Self> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("ferry_requests_total", "Requests answered, by route, status class and method."),
+        let requests = Arc::new(SeriesSet::new(
             &REQUEST_LABELS,
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "ferry_request_duration_seconds",
-                "Time from request start to the end of the response.",
-            )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &REQUEST_LABELS,
-        )?;
+            &HashMap::new(),
+            &[
+                (
+                    "ferry_requests_total",
+                    "Requests answered, by route, status class and method.",
+                    Kind::Counter,
+                ),
+                (
+                    "ferry_request_duration_seconds",
+                    "Time from request start to the end of the response.",
+                    Kind::Histogram(&DURATION_BUCKETS),
+                ),
+            ],
+        )?);
         let connect = Histogram::with_opts(
             HistogramOpts::new(
                 "ferry_upstream_connect_duration_seconds",
@@ -160,8 +116,7 @@ impl Metrics {
             "ferry_snapshot_swaps_total",
             "Swaps of routing snapshots and runtime settings.",
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(Registered(Arc::clone(&requests))))?;
         registry.register(Box::new(connect.clone()))?;
         registry.register(Box::new(active_requests.clone()))?;
         registry.register(Box::new(active_connections.clone()))?;
@@ -174,12 +129,9 @@ impl Metrics {
         registry.register(Box::new(swaps.clone()))?;
         registry.register(Box::new(access_log_dropped.clone()))?;
         let nginx = controller.map(|labels| NginxMetrics::new(&registry, labels)).transpose()?;
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             requests,
-            duration,
             connect,
             active_requests,
             active_connections,
@@ -214,10 +166,7 @@ impl Metrics {
         let active = self.active_connections.get().max(0);
         let writing = self.active_requests.get().max(0);
         let accepted = self.accepted.load(Ordering::Relaxed);
-        let families = prometheus::core::Collector::collect(&self.requests);
-        // Counters hold whole numbers.
-        let requests: u64 =
-            families.iter().flat_map(|f| f.get_metric()).map(|m| m.get_counter().get_value() as u64).sum();
+        let requests = self.requests.total(REQUESTS);
         format!(
             "Active connections: {active} \nserver accepts handled requests\n {accepted} {accepted} {requests} \nReading: 0 Writing: {writing} Waiting: {} \n",
             (active - writing).max(0)
@@ -242,42 +191,17 @@ impl Metrics {
         method: &'static str,
         took: Duration,
     ) {
-        let key = (self.id, route.namespace, route.ingress, route.service, status_class, method);
-        let hash = foldhash::fast::FixedState::default().hash_one(key);
-        SERIES.with_borrow_mut(|(epoch, series)| {
-            // Routes come and go: forget them all now and then rather than keep them forever,
-            // and after series were removed.
-            if series.len() > MAX_CACHED_SERIES || *epoch != forget::epoch() {
-                series.clear();
-                *epoch = forget::epoch();
-            }
-            let found = series.get(&hash).filter(|s| s.is(key));
-            let found = match found {
-                Some(found) => found,
-                None => {
-                    let labels = [route.namespace, route.ingress, route.service, status_class, method];
-                    let fresh = Series {
-                        metrics: self.id,
-                        route: [route.namespace.into(), route.ingress.into(), route.service.into()],
-                        status_class,
-                        method,
-                        requests: self.requests.with_label_values(&labels),
-                        duration: self.duration.with_label_values(&labels),
-                    };
-                    series.insert(hash, fresh);
-                    &series[&hash]
-                }
-            };
-            found.requests.inc();
-            found.duration.observe(took.as_secs_f64());
+        let labels = [route.namespace, route.ingress, route.service, status_class, method];
+        self.requests.with(&labels, |series| {
+            series.inc(REQUESTS);
+            series.observe(DURATION, took.as_secs_f64());
         });
     }
 
     /// Drops the request series of what is in `gone` (Ingresses, or routes of Ingresses that
     /// changed), Ferry's and ingress-nginx's (see [`forget`]).
     pub(crate) fn forget(&self, gone: &Gone<'_>) {
-        let removed = forget::remove(&self.requests, &[&self.requests, &self.duration], gone)
-            + self.nginx.as_ref().map_or(0, |n| n.forget(gone));
+        let removed = gone.remove_from(&self.requests) + self.nginx.as_ref().map_or(0, |n| n.forget(gone));
         if removed > 0 {
             let (ingresses, routes) = gone.len();
             tracing::debug!(removed, ingresses, routes, "series of removed Ingresses and routes dropped");

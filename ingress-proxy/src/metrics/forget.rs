@@ -2,32 +2,19 @@
 //! reload (its socket collector's `RemoveMetrics`): a cluster whose Ingresses come and go keeps
 //! the series of those that exist, not of every one that ever took a request. Each route,
 //! status and method a request had holds ingress-nginx's counter and four histograms and
-//! Ferry's counter and histogram: about 10 KiB with their labels (measured with the prometheus
-//! crate and a counting allocator), kept for good before this.
+//! Ferry's counter and histogram (about 1.1 KiB, [`super::series`]).
 //!
 //! Ferry goes one step further than ingress-nginx, whose `RemoveMetrics` goes by Ingress only:
 //! when an Ingress changes, the series of the paths and Services it no longer routes go too
 //! ([`Gone::changed`]). Without that, a controller whose Ingresses are edited in place (a path
-//! renamed, a Service swapped, as deployment tools do) grows by those 10 KiB per edit for as
+//! renamed, a Service swapped, as deployment tools do) grows by a label set per edit for as
 //! long as the Ingress lives.
-//!
-//! The request path looks its series up in per-thread caches of handles; a removal starts them
-//! over ([`epoch`]), so an Ingress made again under the same name counts into series the
-//! registry has, not into handles it dropped.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
 
 use ingress_core::Ingress;
-use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 
-/// Removals so far: the per-thread caches of series handles start over when it changed.
-static REMOVALS: AtomicU64 = AtomicU64::new(0);
-
-/// The removal count the per-thread caches compare with the one they were filled under.
-pub(crate) fn epoch() -> u64 {
-    REMOVALS.load(Ordering::Relaxed)
-}
+use super::series::{Labels, SeriesSet};
 
 /// What left the configuration: whole Ingresses, and routes of Ingresses that stay.
 #[derive(Debug, Default)]
@@ -73,17 +60,26 @@ impl<'a> Gone<'a> {
         (self.ingresses.len(), self.routes.len() + self.services.len())
     }
 
-    /// Whether a series with these (variable) labels belongs to something that went.
-    fn holds(&self, labels: &HashMap<&str, &str>) -> bool {
-        let (Some(&namespace), Some(&ingress)) = (labels.get("namespace"), labels.get("ingress")) else {
+    /// Removes from `set` the series whose labels name something that went (an Ingress, or a
+    /// route or Service of one); how many label sets went.
+    pub(crate) fn remove_from(&self, set: &SeriesSet) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        set.remove(|labels| self.holds(labels))
+    }
+
+    /// Whether a series with these labels belongs to something that went.
+    fn holds(&self, labels: &Labels<'_>) -> bool {
+        let (Some(namespace), Some(ingress)) = (labels.get("namespace"), labels.get("ingress")) else {
             return false;
         };
         if self.ingresses.contains(&(namespace, ingress)) {
             return true;
         }
-        let Some(&service) = labels.get("service") else { return false };
+        let Some(service) = labels.get("service") else { return false };
         match labels.get("path") {
-            Some(&path) => self.routes.contains(&(namespace, ingress, path, service)),
+            Some(path) => self.routes.contains(&(namespace, ingress, path, service)),
             None => self.services.contains(&(namespace, ingress, service)),
         }
     }
@@ -101,94 +97,69 @@ fn labelled(ingress: &Ingress) -> HashSet<(&str, &str)> {
     paths.chain(default).collect()
 }
 
-/// A family of series with variable labels (a `*Vec` of the prometheus crate).
-pub(crate) trait SeriesVec: Collector {
-    /// Removes the series of exactly these variable labels; whether there was one.
-    fn remove_series(&self, labels: &HashMap<&str, &str>) -> bool;
-}
-
-impl<T: MetricVecBuilder> SeriesVec for MetricVec<T> {
-    fn remove_series(&self, labels: &HashMap<&str, &str>) -> bool {
-        self.remove(labels).is_ok()
-    }
-}
-
-/// Removes, from each of `vecs`, the series whose labels name something in `gone` (an Ingress,
-/// or a route or Service of one), as `listed` (a counter, cheap to list: histograms carry their
-/// buckets) has them: the request path makes the series of all of `vecs` with the same labels,
-/// `listed`'s among them. Returns how many series went.
-pub(crate) fn remove(listed: &dyn SeriesVec, vecs: &[&dyn SeriesVec], gone: &Gone<'_>) -> usize {
-    if gone.is_empty() {
-        return 0;
-    }
-    // The constant labels (the controller's) come with each series but are no part of the key
-    // `remove` takes.
-    let variable: HashSet<&str> =
-        listed.desc().iter().flat_map(|d| d.variable_labels.iter().map(String::as_str)).collect();
-    let families = listed.collect();
-    let mut removed = 0;
-    for series in families.iter().flat_map(|f| f.get_metric()) {
-        let labels: HashMap<&str, &str> = series
-            .get_label()
-            .iter()
-            .filter(|l| variable.contains(l.get_name()))
-            .map(|l| (l.get_name(), l.get_value()))
-            .collect();
-        if gone.holds(&labels) {
-            removed += vecs.iter().filter(|v| v.remove_series(&labels)).count();
-        }
-    }
-    if removed > 0 {
-        REMOVALS.fetch_add(1, Ordering::Relaxed);
-    }
-    removed
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use ingress_core::{BackendRef, HostRule, Origin, PathRule};
-    use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+    use std::collections::HashMap;
 
+    use ingress_core::{BackendRef, HostRule, Origin, PathRule};
+    use prometheus::core::Collector;
+
+    use super::super::series::{Kind, Registered, epoch};
     use super::*;
 
-    /// The label values of each series of `vec` (its labels in name order), sorted.
-    fn left(vec: &IntCounterVec) -> Vec<String> {
-        let mut left: Vec<String> = vec.collect()[0]
+    /// A set of a counter and a histogram with `labels`, and the controller's constant label.
+    fn set(labels: &[&'static str]) -> std::sync::Arc<SeriesSet> {
+        let constant = HashMap::from([("controller_pod".to_owned(), "c-0".to_owned())]);
+        let families =
+            [("requests", "help", Kind::Counter), ("duration", "help", Kind::Histogram(&[0.1, 1.0]))];
+        std::sync::Arc::new(SeriesSet::new(labels, &constant, &families).unwrap())
+    }
+
+    /// Counts a request with these label values (a count and an observation).
+    fn count(set: &SeriesSet, values: &[&str]) {
+        set.with(values, |series| {
+            series.inc(0);
+            series.observe(1, 0.05);
+        });
+    }
+
+    /// The label values of each series of the set's counter (its labels in name order),
+    /// sorted, and how many series its histogram has.
+    fn left(set: &std::sync::Arc<SeriesSet>) -> (Vec<String>, usize) {
+        let families = Registered(std::sync::Arc::clone(set)).collect();
+        let mut left: Vec<String> = families[0]
             .get_metric()
             .iter()
             .map(|m| m.get_label().iter().map(|l| l.get_value()).collect::<Vec<_>>().join(" "))
             .collect();
         left.sort();
-        left
+        (left, families[1].get_metric().len())
     }
 
     #[test]
     fn removes_the_series_of_gone_ingresses_only() {
-        let opts = Opts::new("requests", "help").const_label("controller_pod", "c-0");
-        let requests = IntCounterVec::new(opts, &["namespace", "ingress", "status"]).unwrap();
-        let duration =
-            HistogramVec::new(HistogramOpts::new("duration", "help"), &["namespace", "ingress", "status"])
-                .unwrap();
-        for (ns, ing, status) in
-            [("a", "web", "200"), ("a", "web", "503"), ("a", "api", "200"), ("b", "web", "200")]
-        {
-            requests.with_label_values(&[ns, ing, status]).inc();
+        let requests = set(&["namespace", "ingress", "status"]);
+        for values in [["a", "web", "200"], ["a", "web", "503"], ["a", "api", "200"], ["b", "web", "200"]] {
+            count(&requests, &values);
         }
-        duration.with_label_values(&["a", "web", "200"]).observe(0.1);
-        duration.with_label_values(&["a", "web", "503"]).observe(0.1);
         let before = epoch();
 
         let gone = Gone::ingresses([("a", "web"), ("c", "never-seen")]);
-        assert_eq!(remove(&requests, &[&requests, &duration], &gone), 4);
+        assert_eq!(gone.remove_from(&requests), 2);
         assert!(epoch() > before, "the per-thread caches start over");
-        assert_eq!(left(&requests), ["c-0 api a 200", "c-0 web b 200"]);
-        assert!(duration.collect()[0].get_metric().is_empty());
+        assert_eq!(left(&requests), (vec!["c-0 api a 200".to_owned(), "c-0 web b 200".to_owned()], 2));
 
         let unchanged = epoch();
-        assert_eq!(remove(&requests, &[&requests, &duration], &gone), 0);
-        assert_eq!(remove(&requests, &[&requests], &Gone::default()), 0);
+        assert_eq!(gone.remove_from(&requests), 0);
+        assert_eq!(Gone::default().remove_from(&requests), 0);
         assert_eq!(epoch(), unchanged, "nothing removed, the caches stay");
+
+        // Counted again after the removal: a fresh series, not the dropped one.
+        count(&requests, &["a", "web", "200"]);
+        let families = Registered(std::sync::Arc::clone(&requests)).collect();
+        let web = families[0].get_metric().iter().find(|m| m.get_label()[1].get_value() == "web").unwrap();
+        assert_eq!(web.get_counter().get_value(), 1.0);
     }
 
     #[test]
@@ -212,11 +183,8 @@ mod tests {
         let mut gone = Gone::default();
         gone.changed(&before, &after);
 
-        let nginx =
-            IntCounterVec::new(Opts::new("nginx", "help"), &["namespace", "ingress", "path", "service"])
-                .unwrap();
-        let ferry =
-            IntCounterVec::new(Opts::new("ferry", "help"), &["namespace", "ingress", "service"]).unwrap();
+        let nginx = set(&["namespace", "ingress", "path", "service"]);
+        let ferry = set(&["namespace", "ingress", "service"]);
         for (ns, ing, path, service) in [
             ("a", "web", "/old", "one"),
             ("a", "web", "/kept/", "one"),
@@ -228,14 +196,15 @@ mod tests {
             // Another Ingress's series with the same path and Service.
             ("b", "web", "/old", "one"),
         ] {
-            nginx.with_label_values(&[ns, ing, path, service]).inc();
-            ferry.with_label_values(&[ns, ing, service]).inc();
+            count(&nginx, &[ns, ing, path, service]);
+            count(&ferry, &[ns, ing, service]);
         }
-        assert_eq!(remove(&nginx, &[&nginx], &gone), 5);
-        assert_eq!(left(&nginx), ["web a /kept one", "web a /moved one", "web b /old one"]);
+        assert_eq!(gone.remove_from(&nginx), 5);
+        let kept = ["c-0 web a /kept one", "c-0 web a /moved one", "c-0 web b /old one"];
+        assert_eq!(left(&nginx), (kept.map(str::to_owned).to_vec(), 3));
         // Ferry's series have no path: those of a Service the Ingress still routes stay.
-        assert_eq!(remove(&ferry, &[&ferry], &gone), 2);
-        assert_eq!(left(&ferry), ["web a one", "web b one"]);
+        assert_eq!(gone.remove_from(&ferry), 2);
+        assert_eq!(left(&ferry), (vec!["c-0 web a one".to_owned(), "c-0 web b one".to_owned()], 2));
 
         let mut unchanged = Gone::default();
         unchanged.changed(&after, &after);

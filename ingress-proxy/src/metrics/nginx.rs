@@ -9,18 +9,14 @@
 //! timestamp, and `config_hash` of the table); the `nginx_process_*` series describe Ferry's
 //! own process; `ssl_expire_time_seconds` each certificate of the table by host.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use super::forget::{self, Gone, SeriesVec};
+use super::forget::Gone;
+use super::series::{Kind, Registered, SeriesSet};
 
 /// Who the controller is, as ingress-nginx labels every series.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,39 +64,20 @@ pub(crate) struct Sample<'a> {
     pub(crate) response_size: u64,
 }
 
-/// A series' labels, owned: the registry's id, status, method, then path, namespace, ingress,
-/// service, canary, host.
-type SeriesKey = (u64, u16, &'static str, Box<str>, Box<str>, Box<str>, Box<str>, Box<str>, Box<str>);
-
-/// The request series of one label set, looked up once per thread.
-struct Series {
-    key: SeriesKey,
-    requests: IntCounter,
-    duration: Histogram,
-    /// Made on the first request that reached an endpoint (a series of none stays absent).
-    upstream: Option<Histogram>,
-    request_size: Histogram,
-    response_size: Histogram,
-}
-
-thread_local! {
-    /// The series this thread looked up, and the [`epoch`] they were looked up in.
-    static SERIES: RefCell<(u64, HashMap<u64, Series>)> = RefCell::default();
-}
-
-/// Series kept per thread before the cache starts over.
-const MAX_CACHED: usize = 4096;
+/// The request families in [`NginxMetrics::requests`], in order.
+const REQUESTS: usize = 0;
+const DURATION: usize = 1;
+/// Absent for a label set until a request of it reached an endpoint.
+const UPSTREAM: usize = 2;
+const REQUEST_SIZE: usize = 3;
+const RESPONSE_SIZE: usize = 4;
 
 /// The series, registered in the proxy's registry.
 #[derive(Debug)]
 pub(crate) struct NginxMetrics {
-    id: u64,
     per_host: bool,
-    requests: IntCounterVec,
-    duration: HistogramVec,
-    upstream: HistogramVec,
-    request_size: HistogramVec,
-    response_size: HistogramVec,
+    /// The request counter and the four histograms, by request labels.
+    requests: Arc<SeriesSet>,
     config_hash: Gauge,
     reload_ok: IntGauge,
     reload_time: IntGauge,
@@ -130,31 +107,37 @@ impl NginxMetrics {
         let opts = |name: &str, help: &str| {
             Opts::new(format!("nginx_ingress_controller_{name}"), help).const_labels(constant.clone())
         };
-        let histogram = |name: &str, help: &str, buckets: &[f64]| {
-            HistogramVec::new(HistogramOpts::from(opts(name, help)).buckets(buckets.to_vec()), request_labels)
-        };
-        let requests =
-            IntCounterVec::new(opts("requests", "The total number of client requests"), request_labels)?;
-        let duration = histogram(
-            "request_duration_seconds",
-            "The request processing time in milliseconds",
-            &TIME_BUCKETS,
-        )?;
-        let upstream = histogram(
-            "response_duration_seconds",
-            "The time spent on receiving the response from the upstream server",
-            &TIME_BUCKETS,
-        )?;
-        let request_size = histogram(
-            "request_size",
-            "The request length (including request line, header, and request body)",
-            &LENGTH_BUCKETS,
-        )?;
-        let response_size = histogram(
-            "response_size",
-            "The response length (including request line, header, and request body)",
-            &LENGTH_BUCKETS,
-        )?;
+        let name = |name: &str| format!("nginx_ingress_controller_{name}");
+        let (requests, duration, upstream, request_size, response_size) = (
+            name("requests"),
+            name("request_duration_seconds"),
+            name("response_duration_seconds"),
+            name("request_size"),
+            name("response_size"),
+        );
+        let requests = Arc::new(SeriesSet::new(
+            request_labels,
+            &constant,
+            &[
+                (&requests, "The total number of client requests", Kind::Counter),
+                (&duration, "The request processing time in milliseconds", Kind::Histogram(&TIME_BUCKETS)),
+                (
+                    &upstream,
+                    "The time spent on receiving the response from the upstream server",
+                    Kind::Histogram(&TIME_BUCKETS),
+                ),
+                (
+                    &request_size,
+                    "The request length (including request line, header, and request body)",
+                    Kind::Histogram(&LENGTH_BUCKETS),
+                ),
+                (
+                    &response_size,
+                    "The response length (including request line, header, and request body)",
+                    Kind::Histogram(&LENGTH_BUCKETS),
+                ),
+            ],
+        )?);
         let config_hash =
             Gauge::with_opts(opts("config_hash", "Running configuration hash actually running"))?;
         let reload_ok = IntGauge::with_opts(opts(
@@ -206,11 +189,7 @@ impl NginxMetrics {
             "nginx_process_oldest_start_time_seconds",
             "start time in seconds since 1970/01/01",
         ))?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(upstream.clone()))?;
-        registry.register(Box::new(request_size.clone()))?;
-        registry.register(Box::new(response_size.clone()))?;
+        registry.register(Box::new(Registered(Arc::clone(&requests))))?;
         registry.register(Box::new(config_hash.clone()))?;
         registry.register(Box::new(reload_ok.clone()))?;
         registry.register(Box::new(reload_time.clone()))?;
@@ -224,15 +203,9 @@ impl NginxMetrics {
         registry.register(Box::new(cpu.clone()))?;
         registry.register(Box::new(num_procs.clone()))?;
         registry.register(Box::new(start_time.clone()))?;
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             per_host: labels.per_host,
             requests,
-            duration,
-            upstream,
-            request_size,
-            response_size,
             config_hash,
             reload_ok,
             reload_time,
@@ -260,69 +233,24 @@ impl NginxMetrics {
             (false, _) => "",
         };
         let path = if s.path.is_empty() { "/" } else { s.path };
-        let key = (self.id, s.status, s.method, path, s.namespace, s.ingress, s.service, s.canary, host);
-        let hash = foldhash::fast::FixedState::default().hash_one(key);
-        SERIES.with_borrow_mut(|(epoch, cache)| {
-            if cache.len() > MAX_CACHED || *epoch != forget::epoch() {
-                cache.clear();
-                *epoch = forget::epoch();
-            }
-            let hit = cache.get(&hash).is_some_and(|c| {
-                let k = &c.key;
-                (k.0, k.1, k.2) == (key.0, key.1, key.2)
-                    && (&*k.3, &*k.4, &*k.5, &*k.6, &*k.7, &*k.8)
-                        == (key.3, key.4, key.5, key.6, key.7, key.8)
-            });
-            let mut digits = itoa::Buffer::new();
-            let status = digits.format(s.status);
-            let all = [status, s.method, path, s.namespace, s.ingress, s.service, s.canary, host];
-            let values = if self.per_host { &all[..] } else { &all[..7] };
-            let series = match cache.get_mut(&hash).filter(|_| hit) {
-                Some(series) => series,
-                None => {
-                    let fresh = Series {
-                        key: (
-                            self.id,
-                            s.status,
-                            s.method,
-                            path.into(),
-                            s.namespace.into(),
-                            s.ingress.into(),
-                            s.service.into(),
-                            s.canary.into(),
-                            host.into(),
-                        ),
-                        requests: self.requests.with_label_values(values),
-                        duration: self.duration.with_label_values(values),
-                        upstream: None,
-                        request_size: self.request_size.with_label_values(values),
-                        response_size: self.response_size.with_label_values(values),
-                    };
-                    cache.insert(hash, fresh);
-                    match cache.get_mut(&hash) {
-                        Some(series) => series,
-                        None => return,
-                    }
-                }
-            };
-            series.requests.inc();
-            series.duration.observe(s.took.as_secs_f64());
+        let mut digits = itoa::Buffer::new();
+        let status = digits.format(s.status);
+        // Without `per_host`, the set has no `host` label and takes the first seven.
+        let values = [status, s.method, path, s.namespace, s.ingress, s.service, s.canary, host];
+        self.requests.with(&values, |series| {
+            series.inc(REQUESTS);
+            series.observe(DURATION, s.took.as_secs_f64());
             if let Some(upstream) = s.upstream {
-                series
-                    .upstream
-                    .get_or_insert_with(|| self.upstream.with_label_values(values))
-                    .observe(upstream.as_secs_f64());
+                series.observe(UPSTREAM, upstream.as_secs_f64());
             }
-            series.request_size.observe(s.request_size as f64);
-            series.response_size.observe(s.response_size as f64);
+            series.observe(REQUEST_SIZE, s.request_size as f64);
+            series.observe(RESPONSE_SIZE, s.response_size as f64);
         });
     }
 
-    /// Drops the request series of what is in `gone`; how many went.
+    /// Drops the request series of what is in `gone`; how many label sets went.
     pub(crate) fn forget(&self, gone: &Gone<'_>) -> usize {
-        let vecs: [&dyn SeriesVec; 5] =
-            [&self.requests, &self.duration, &self.upstream, &self.request_size, &self.response_size];
-        forget::remove(&self.requests, &vecs, gone)
+        gone.remove_from(&self.requests)
     }
 
     /// `count` routing tables went into service, the last with `hash` at `at` (Unix seconds):
@@ -461,7 +389,7 @@ mod tests {
         let other = Sample { ingress: "other", ..sample(Some("other.example.com")) };
         m.observe(&other);
         let gone = Gone::ingresses([("default", "app")]);
-        assert_eq!(m.forget(&gone), 5, "requests and the four histograms");
+        assert_eq!(m.forget(&gone), 1, "the label set of the requests and the four histograms");
         let text = render(&registry);
         assert!(!text.contains(r#"ingress="app""#), "{text}");
         assert!(text.contains(r#"ingress="other""#), "{text}");
