@@ -151,14 +151,20 @@ impl HostBlock {
     /// The route of the compiled path rule at `index`, in the block at `host` of its table.
     pub(crate) fn route_match(&self, host: u32, index: u32) -> Option<Route<'_>> {
         let r = self.routes.get(index as usize)?;
+        let path = self.text(r.path);
+        // Most paths are written as matched: no second slice of the arena.
+        let written = match r.trailing {
+            0 => path,
+            trailing => self.text(Span { start: r.path.start, len: r.path.len + u32::from(trailing) }),
+        };
         Some(Route {
             id: RouteId(Id::Path { host, route: index }),
             backend: self.backends.get(r.backend as usize)?,
             matched_by: MatchedBy::Path {
                 origin: self.origins.get(r.origin as usize)?,
                 field: r.field(),
-                path: self.text(r.path),
-                written: self.text(Span { start: r.path.start, len: r.path.len + u32::from(r.trailing) }),
+                path,
+                written,
                 path_type: r.path_type,
             },
             policy: self.policy_of(r.origin),
