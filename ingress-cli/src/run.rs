@@ -235,15 +235,20 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                 fresh.iter().map(|i| (&i.key, *i)).collect();
             let removed: Vec<ingress_k8s::Key> =
                 gone.iter().filter(|i| !kept.contains_key(&i.key)).map(|i| i.key.clone()).collect();
-            // Ingresses that changed what they route: the series of the paths and Services
-            // they dropped go too (a difference from ingress-nginx, see `forget_routes`).
-            let rerouted: Vec<_> = gone
+            // Ingresses that changed what they route: the series of the paths, Services and
+            // hosts they dropped go too, and those of a canary's old backends (a difference
+            // from ingress-nginx, see `forget_routes`); a deleted canary's with it.
+            let rerouted: Vec<(Arc<ingress_core::Ingress>, Option<Arc<ingress_core::Ingress>>)> = gone
                 .iter()
-                .filter_map(|old| match (&old.core, &kept.get(&old.key)?.core) {
-                    (Some(before), Some(after)) if !Arc::ptr_eq(before, after) => {
-                        Some((Arc::clone(before), Arc::clone(after)))
+                .filter_map(|old| {
+                    let before = old.core.as_ref()?;
+                    match kept.get(&old.key).map(|now| &now.core) {
+                        None => Some((Arc::clone(before), None)),
+                        Some(Some(after)) if !Arc::ptr_eq(before, after) => {
+                            Some((Arc::clone(before), Some(Arc::clone(after))))
+                        }
+                        Some(_) => None,
                     }
-                    _ => None,
                 })
                 .collect();
             per_verdict.update(
@@ -267,7 +272,7 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
                 crate::alloc::installed();
             }
             handle.forget_ingresses(removed.iter().map(|(namespace, name)| (&**namespace, &**name)));
-            handle.forget_routes(rerouted.iter().map(|(before, after)| (&**before, &**after)));
+            handle.forget_routes(rerouted.iter().map(|(before, after)| (&**before, after.as_deref())));
             // Log each problem once while it lasts (in a cluster, Events carry them too).
             let now: BTreeSet<String> = snapshot.problems.iter().map(ToString::to_string).collect();
             for p in now.difference(&reported) {

@@ -111,6 +111,17 @@ fn file_changes_apply_live_and_a_broken_file_keeps_its_last_good_content() -> Re
             .any(|l| l.starts_with("nginx_ingress_controller_requests{") && l.contains(r#"ingress="a""#)),
         "{text}"
     );
+
+    // Renaming `a`'s host (the same paths and Service): ingress-nginx's series of the old host
+    // go too, those of the new one are made.
+    assert!(text.contains(r#"host="a.example.com""#), "{text}");
+    std::fs::write(dir.join("a.yaml"), ingress("a", "a2.example.com", "two"))?;
+    eventually(Duration::from_secs(10), || Ok(get(c.http, "a2.example.com", "/")?.status == 200))?;
+    eventually(Duration::from_secs(10), || {
+        let text = metrics()?;
+        Ok(!text.contains(r#"host="a.example.com""#)
+            && series_of(&text, counted[0], &[r#"ingress="a""#, r#"host="a2.example.com""#]))
+    })?;
     Ok(())
 }
 

@@ -164,13 +164,14 @@ impl ProxyHandle {
         self.forget(&Gone::ingresses(gone));
     }
 
-    /// Drops the request series of the paths and Services that Ingresses changed from
-    /// `(before, after)` no longer route (`after` of the same namespace and name), so that
-    /// editing an Ingress in place does not keep the series of its old routes for as long as
-    /// it lives. ingress-nginx keeps them (its `RemoveMetrics` goes by Ingress): a deliberate
-    /// difference. Call it after installing the table with the changed Ingresses; it costs
-    /// nothing unless a path or Service went.
-    pub fn forget_routes<'a>(&self, changed: impl IntoIterator<Item = (&'a Ingress, &'a Ingress)>) {
+    /// Drops the request series of the paths, Services and hosts that Ingresses changed from
+    /// `(before, after)` no longer route (`after` of the same namespace and name; `None` for
+    /// one deleted, whose series all go), and those counted under the backends a canary
+    /// Ingress no longer has, so that editing an Ingress in place does not keep the series of
+    /// its old routes for as long as it lives. ingress-nginx keeps them (its `RemoveMetrics`
+    /// goes by Ingress): a deliberate difference. Call it after installing the table with the
+    /// changed Ingresses; it costs nothing unless something went.
+    pub fn forget_routes<'a>(&self, changed: impl IntoIterator<Item = (&'a Ingress, Option<&'a Ingress>)>) {
         let mut gone = Gone::default();
         for (before, after) in changed {
             gone.changed(before, after);

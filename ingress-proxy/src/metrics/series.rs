@@ -116,6 +116,9 @@ pub(crate) struct SeriesSet {
     order: Vec<Result<proto::LabelPair, usize>>,
     /// The entries, by the hash of their label values.
     entries: Mutex<HashMap<u64, Vec<Arc<Entry>>>>,
+    /// Each family's counts of the entries removed so far, so that [`SeriesSet::total`] never
+    /// goes back.
+    retired: Box<[AtomicU64]>,
 }
 
 /// A family to make: its name, its help text and what it counts.
@@ -157,16 +160,18 @@ impl SeriesSet {
             words: offset,
             order: order.into_iter().map(|(_, source)| source).collect(),
             entries: Mutex::default(),
+            retired: families.iter().map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
-    /// Hands `record` the series of the label `values` (as many as the set's labels), made on
-    /// first use.
+    /// Hands `record` the series of the label `values`, made on first use: one per label, in
+    /// the set's order (values past the set's labels are left out, as ingress-nginx's `host`
+    /// without `--metrics-per-host`; a missing one is empty).
     pub(crate) fn with(&self, values: &[&str], record: impl FnOnce(Series<'_>)) {
         let values = &values[..values.len().min(self.labels.len())];
         let hash = foldhash::fast::FixedState::default().hash_one((self.id, values));
         CACHE.with_borrow_mut(|(seen, cache)| {
-            if cache.len() > MAX_CACHED || *seen != epoch() {
+            if cache.len() >= MAX_CACHED || *seen != epoch() {
                 cache.clear();
                 *seen = epoch();
             }
@@ -194,14 +199,20 @@ impl SeriesSet {
         entry
     }
 
-    /// Removes the entries whose labels `doomed` picks; how many went.
+    /// Removes the entries whose labels `doomed` picks; how many went. Their counts stay in
+    /// [`SeriesSet::total`].
     pub(crate) fn remove(&self, doomed: impl Fn(&Labels<'_>) -> bool) -> usize {
         let mut removed = 0;
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.retain(|_, bucket| {
             bucket.retain(|entry| {
                 let gone = doomed(&Labels { names: &self.labels, entry });
-                removed += usize::from(gone);
+                if gone {
+                    removed += 1;
+                    for (retired, f) in self.retired.iter().zip(&self.families) {
+                        retired.fetch_add(entry.words[f.offset].load(Ordering::Relaxed), Ordering::Relaxed);
+                    }
+                }
                 !gone
             });
             !bucket.is_empty()
@@ -213,10 +224,19 @@ impl SeriesSet {
         removed
     }
 
-    /// The sum of family `family`'s counts over every label set.
+    /// Family `family`'s count over every label set there ever was, removed ones included: a
+    /// counter that never goes back (the request count of nginx's `stub_status` page, which
+    /// scrapers read as a counter).
     pub(crate) fn total(&self, family: usize) -> u64 {
-        let Some(f) = self.families.get(family) else { return 0 };
-        self.snapshot().iter().map(|e| e.words[f.offset].load(Ordering::Relaxed)).sum()
+        let (Some(f), Some(retired)) = (self.families.get(family), self.retired.get(family)) else {
+            return 0;
+        };
+        // Under the lock that removals hold: no entry counted both live and retired, or neither.
+        let (retired, entries) = {
+            let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            (retired.load(Ordering::Relaxed), entries.values().flatten().cloned().collect::<Vec<_>>())
+        };
+        retired + entries.iter().map(|e| e.words[f.offset].load(Ordering::Relaxed)).sum::<u64>()
     }
 
     /// The entries as they are now (the lock is held only to copy the list).
@@ -491,6 +511,14 @@ mod tests {
         );
         assert_eq!(set.total(0), 5);
         assert_eq!(set.total(7), 0, "no such family");
+
+        // A removed label set's requests stay in the total (nginx's request count never goes
+        // back), not in the exposition.
+        assert_eq!(set.remove(|labels| labels.get("ingress") == Some("bc")), 1);
+        assert_eq!(set.total(0), 5);
+        assert!(!render(&ours).contains(r#"ingress="bc""#));
+        count(&["200", "/a", "bc"], 0.02, None);
+        assert_eq!(set.total(0), 6);
     }
 
     #[test]

@@ -134,10 +134,15 @@ impl<'a> NginxFacts<'a> {
     /// Records that the canary of `route` served the request.
     pub(crate) fn served_by_canary(&mut self, route: Option<&Route<'_>>) {
         if let Some(canary) = route.and_then(|r| r.canary) {
-            let key = canary.backend.key();
-            self.canary = Some(format!("{}-{}-{}", key.namespace, key.service, key.port));
+            self.canary = Some(canary_upstream_name(canary.backend.key()));
         }
     }
+}
+
+/// A canary backend's upstream name as ingress-nginx writes it (`namespace-service-port`): the
+/// `canary` label and the access log's `$proxy_alternative_upstream_name`.
+pub(crate) fn canary_upstream_name(key: &ingress_core::BackendRef) -> String {
+    format!("{}-{}-{}", key.namespace, key.service, key.port)
 }
 
 /// The metric labels of a route: the Ingress that defined it and the Service it goes to.
