@@ -233,8 +233,12 @@ async fn feed(mut snapshots: Snapshots, handle: ProxyHandle, base: RuntimeSettin
             // once the table without them is installed.
             let kept: HashMap<&ingress_k8s::Key, &ingress_k8s::IngressInfo> =
                 fresh.iter().map(|i| (&i.key, *i)).collect();
-            let removed: Vec<ingress_k8s::Key> =
-                gone.iter().filter(|i| !kept.contains_key(&i.key)).map(|i| i.key.clone()).collect();
+            // (Those with a core Ingress go with `rerouted`, below, with their canary backends.)
+            let removed: Vec<ingress_k8s::Key> = gone
+                .iter()
+                .filter(|i| i.core.is_none() && !kept.contains_key(&i.key))
+                .map(|i| i.key.clone())
+                .collect();
             // Ingresses that changed what they route: the series of the paths, Services and
             // hosts they dropped go too, and those of a canary's old backends (a difference
             // from ingress-nginx, see `forget_routes`); a deleted canary's with it.

@@ -161,7 +161,7 @@ impl ProxyHandle {
     /// name, that are gone from the configuration, as ingress-nginx does after each reload.
     /// Call it after installing the table without them.
     pub fn forget_ingresses<'a>(&self, gone: impl IntoIterator<Item = (&'a str, &'a str)>) {
-        self.forget(&Gone::ingresses(gone));
+        self.forget(Gone::ingresses(gone));
     }
 
     /// Drops the request series of the paths, Services and hosts that Ingresses changed from
@@ -176,17 +176,18 @@ impl ProxyHandle {
         for (before, after) in changed {
             gone.changed(before, after);
         }
-        self.forget(&gone);
+        self.forget(gone);
     }
 
-    fn forget(&self, gone: &Gone<'_>) {
+    fn forget(&self, gone: Gone) {
         if gone.is_empty() {
             return;
         }
+        let gone = Arc::new(gone);
         let mut proxies = self.shared.metrics.lock().unwrap_or_else(PoisonError::into_inner);
         proxies.retain(|m| m.strong_count() > 0);
         for metrics in proxies.iter().filter_map(Weak::upgrade) {
-            metrics.forget(gone);
+            metrics.forget(&gone);
         }
     }
 

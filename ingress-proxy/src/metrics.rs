@@ -192,7 +192,7 @@ impl Metrics {
         took: Duration,
     ) {
         let labels = [route.namespace, route.ingress, route.service, status_class, method];
-        self.requests.with(&labels, |series| {
+        self.requests.with(&labels, took, |series| {
             series.inc(REQUESTS);
             series.observe(DURATION, took.as_secs_f64());
         });
@@ -200,7 +200,7 @@ impl Metrics {
 
     /// Drops the request series of what is in `gone` (Ingresses, or routes of Ingresses that
     /// changed), Ferry's and ingress-nginx's (see [`forget`]).
-    pub(crate) fn forget(&self, gone: &Gone<'_>) {
+    pub(crate) fn forget(&self, gone: &Arc<Gone>) {
         let removed = gone.remove_from(&self.requests) + self.nginx.as_ref().map_or(0, |n| n.forget(gone));
         if removed > 0 {
             let (ingresses, routes) = gone.len();
@@ -288,10 +288,15 @@ mod tests {
             r#"ferry_requests_total{ingress="ing",method="GET",namespace="ns",service="svc",status_class="2xx"} 1"#
         ));
         assert!(text.contains("ferry_snapshot_generation 0"));
-        m.forget(&Gone::ingresses([("ns", "ing")]));
+        m.forget(&Arc::new(Gone::ingresses([("ns", "ing")])));
         let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();
         assert!(!text.contains(r#"ingress="ing""#), "{text}");
-        m.observe_request(labels, "2xx", "GET", Duration::from_millis(3));
+        // A request that began before the removal (a minute ago) does not bring the series back;
+        // one that began after it (an Ingress of that name made again) makes it afresh.
+        m.observe_request(labels, "2xx", "GET", Duration::from_secs(60));
+        let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();
+        assert!(!text.contains(r#"ingress="ing""#), "{text}");
+        m.observe_request(labels, "2xx", "GET", Duration::ZERO);
         let text = String::from_utf8(m.render(&ProxyHandle::new())).unwrap();
         assert!(text.contains(r#"ferry_requests_total{ingress="ing",method="GET",namespace="ns",service="svc",status_class="2xx"} 1"#), "{text}");
         assert_eq!(method_label("BREW"), "OTHER");

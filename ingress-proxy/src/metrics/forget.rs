@@ -12,142 +12,184 @@
 //! Service swapped, a canary moved on, as deployment tools do) grows by a label set per edit for
 //! as long as the Ingress lives.
 //!
-//! What is not removed: a request routed by a table from before the removal and finished after
-//! it (a long download, a WebSocket) counts its series afresh, and nothing removes them again
-//! until the Ingress goes (ingress-nginx does the same: its series are made from the requests'
-//! log lines whenever they arrive). And a host that was an Ingress's rule host and becomes
-//! another Ingress's `server-alias` of one of its hosts loses its series once (a counter reset,
-//! which `rate()` absorbs).
+//! A request routed by a table from before the removal and finished after it (a long
+//! download, a WebSocket) does not make the series again (ingress-nginx's do: its series are
+//! made from the requests' log lines whenever they arrive), as long as the set remembers the
+//! removal: ten minutes, the last 256 removals ([`super::series`]); one that outlasts that
+//! makes its series again, and they stay until the Ingress goes. A host that was an Ingress's
+//! rule host and becomes another Ingress's `server-alias` of one of its hosts loses its series
+//! once (a counter reset, which `rate()` absorbs).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use ingress_core::Ingress;
 
-use super::series::{Labels, SeriesSet};
+use super::series::{Doomed, Labels, SeriesSet};
 
-/// What left the configuration: whole Ingresses, and routes of Ingresses that stay.
+/// What left the configuration: whole Ingresses, routes of Ingresses that stay, and canary
+/// backends. It owns its names: a removal keeps it for a while ([`super::series`]).
 #[derive(Debug, Default)]
-pub(crate) struct Gone<'a> {
-    /// Ingresses, by namespace and name.
-    ingresses: HashSet<(&'a str, &'a str)>,
-    /// Namespace, Ingress, path and Service of ingress-nginx's series no route makes any more.
-    routes: HashSet<(&'a str, &'a str, &'a str, &'a str)>,
-    /// Namespace, Ingress and Service of Ferry's series (no path label) no route makes any more.
-    services: HashSet<(&'a str, &'a str, &'a str)>,
-    /// Namespace and Ingress, and the hosts (lower-case, as the `host` label has them) whose
-    /// requests it no longer takes under any path.
-    hosts: HashMap<(&'a str, &'a str), HashSet<String>>,
-    /// Namespace, Ingress, path and Service that the Ingress still routes, and the hosts under
-    /// which it no longer does.
-    hosted: HashMap<(&'a str, &'a str, &'a str, &'a str), HashSet<String>>,
+pub(crate) struct Gone {
+    /// By namespace, then Ingress name: what of that Ingress went.
+    by_ingress: HashMap<Box<str>, HashMap<Box<str>, Went>>,
     /// Canary upstream names (`namespace-service-port`, the `canary` label) that a canary
     /// Ingress that went or changed no longer sends requests to.
-    canaries: HashSet<String>,
+    canaries: HashSet<Box<str>>,
 }
 
-impl<'a> Gone<'a> {
+/// What of one Ingress went.
+#[derive(Debug, Default)]
+struct Went {
+    /// All of it.
+    whole: bool,
+    /// By path: the Services of ingress-nginx's series no route of it makes any more.
+    routes: HashMap<Box<str>, HashSet<Box<str>>>,
+    /// The Services of Ferry's series (no path label) no route of it makes any more.
+    services: HashSet<Box<str>>,
+    /// The hosts (lower-case, as the `host` label has them) it no longer names.
+    hosts: HashSet<Box<str>>,
+    /// By path, then Service: the hosts under which it no longer routes the pair (another of
+    /// its hosts still does).
+    hosted: HashMap<Box<str>, HashMap<Box<str>, Names>>,
+}
+
+/// A set of names (Services, hosts).
+type Names = HashSet<Box<str>>;
+
+impl Went {
+    fn is_empty(&self) -> bool {
+        !self.whole
+            && self.routes.is_empty()
+            && self.services.is_empty()
+            && self.hosts.is_empty()
+            && self.hosted.is_empty()
+    }
+}
+
+impl Gone {
     /// The Ingresses in `gone` (namespace, name), whole.
-    pub(crate) fn ingresses(gone: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self { ingresses: gone.into_iter().collect(), ..Self::default() }
+    pub(crate) fn ingresses<'a>(gone: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut this = Self::default();
+        for (namespace, name) in gone {
+            this.went(namespace, name).whole = true;
+        }
+        this
+    }
+
+    /// The entry of an Ingress, made empty if there is none.
+    fn went(&mut self, namespace: &str, name: &str) -> &mut Went {
+        self.by_ingress.entry(namespace.into()).or_default().entry(name.into()).or_default()
     }
 
     /// Adds what `before` routed and `after` (the same Ingress, changed; `None`: deleted) no
     /// longer does: the `(path, Service)` pairs of its paths and its default backend that the
     /// request series are labelled with, the hosts they are labelled with, and, for a canary
     /// Ingress, the canary upstream names.
-    pub(crate) fn changed(&mut self, before: &'a Ingress, after: Option<&'a Ingress>) {
-        let (namespace, name) = (&*before.origin.namespace, &*before.origin.name);
+    pub(crate) fn changed(&mut self, before: &Ingress, after: Option<&Ingress>) {
         let now_canaries = after.filter(|a| a.canary.is_some()).map(canary_names).unwrap_or_default();
         if before.canary.is_some() {
-            self.canaries.extend(canary_names(before).into_iter().filter(|c| !now_canaries.contains(c)));
+            let gone = canary_names(before).into_iter().filter(|c| !now_canaries.contains(c));
+            self.canaries.extend(gone.map(String::into_boxed_str));
         }
-        let Some(after) = after else {
-            self.ingresses.insert((namespace, name));
+        let mut went = Went { whole: after.is_none(), ..Went::default() };
+        if let Some(after) = after {
+            let now = labelled(after);
+            let services: HashSet<&str> = now.iter().map(|&(_, service)| service).collect();
+            for (path, service) in labelled(before) {
+                if !now.contains(&(path, service)) {
+                    went.routes.entry(path.into()).or_default().insert(service.into());
+                }
+                if !services.contains(service) {
+                    went.services.insert(service.into());
+                }
+            }
+            // Hosts: one the Ingress no longer names takes none of its series; one it still
+            // names as a rule host takes those of the routes it still has under it (an alias
+            // serves every path of the hosts it stands for).
+            let named = names(after);
+            went.hosts
+                .extend(names(before).into_iter().filter(|h| !named.contains(h)).map(String::into_boxed_str));
+            let aliases: HashSet<String> = after.aliases.iter().map(|a| a.to_ascii_lowercase()).collect();
+            let now = hosted(after);
+            for (host, path, service) in hosted(before) {
+                let still = named.contains(&host) && !aliases.contains(&host);
+                if still && !now.contains(&(host.clone(), path, service)) {
+                    let services = went.hosted.entry(path.into()).or_default();
+                    services.entry(service.into()).or_default().insert(host.into_boxed_str());
+                }
+            }
+        }
+        if went.is_empty() {
             return;
-        };
-        let now = labelled(after);
-        let services: HashSet<&str> = now.iter().map(|&(_, service)| service).collect();
-        for (path, service) in labelled(before) {
-            if !now.contains(&(path, service)) {
-                self.routes.insert((namespace, name, path, service));
-            }
-            if !services.contains(service) {
-                self.services.insert((namespace, name, service));
-            }
         }
-        // Hosts: one the Ingress no longer names takes none of its series; one it still names
-        // as a rule host takes those of the routes it still has under it (an alias serves
-        // every path of the hosts it stands for).
-        let named = names(after);
-        let gone_hosts: HashSet<String> = names(before).into_iter().filter(|h| !named.contains(h)).collect();
-        if !gone_hosts.is_empty() {
-            self.hosts.entry((namespace, name)).or_default().extend(gone_hosts);
+        let entry = self.went(&before.origin.namespace, &before.origin.name);
+        entry.whole |= went.whole;
+        for (path, services) in went.routes {
+            entry.routes.entry(path).or_default().extend(services);
         }
-        let aliases: HashSet<String> = after.aliases.iter().map(|a| a.to_ascii_lowercase()).collect();
-        let now = hosted(after);
-        for (host, path, service) in hosted(before) {
-            let still = named.contains(&host) && !aliases.contains(&host);
-            if still && !now.contains(&(host.clone(), path, service)) {
-                self.hosted.entry((namespace, name, path, service)).or_default().insert(host);
+        entry.services.extend(went.services);
+        entry.hosts.extend(went.hosts);
+        for (path, services) in went.hosted {
+            let into = entry.hosted.entry(path).or_default();
+            for (service, hosts) in services {
+                into.entry(service).or_default().extend(hosts);
             }
         }
     }
 
     /// Whether nothing went.
     pub(crate) fn is_empty(&self) -> bool {
-        self.ingresses.is_empty()
-            && self.routes.is_empty()
-            && self.services.is_empty()
-            && self.hosts.is_empty()
-            && self.hosted.is_empty()
-            && self.canaries.is_empty()
+        self.by_ingress.is_empty() && self.canaries.is_empty()
     }
 
-    /// How many Ingresses went whole, and how many Ingresses' routes, Services, hosts and
-    /// canary backends.
+    /// How many Ingresses went whole, and how many Ingresses lost routes, Services or hosts
+    /// (and canary backends that went).
     pub(crate) fn len(&self) -> (usize, usize) {
-        let parts = [
-            self.routes.len(),
-            self.services.len(),
-            self.hosts.len(),
-            self.hosted.len(),
-            self.canaries.len(),
-        ];
-        (self.ingresses.len(), parts.iter().sum())
+        let all = self.by_ingress.values().flat_map(HashMap::values);
+        let whole = all.clone().filter(|w| w.whole).count();
+        (whole, all.filter(|w| !w.whole).count() + self.canaries.len())
     }
 
-    /// Removes from `set` the series whose labels name something that went (an Ingress, or a
-    /// route or Service of one); how many label sets went.
-    pub(crate) fn remove_from(&self, set: &SeriesSet) -> usize {
+    /// Removes from `set` the series whose labels name something that went (an Ingress, a
+    /// route, Service or host of one, a canary backend); how many label sets went. The set
+    /// keeps `gone` for a while, so that requests that began before do not make them again.
+    pub(crate) fn remove_from(self: &Arc<Self>, set: &SeriesSet) -> usize {
         if self.is_empty() {
             return 0;
         }
-        set.remove(|labels| self.holds(labels))
+        set.remove(&(Arc::clone(self) as Arc<dyn Doomed>))
     }
+}
 
+impl Doomed for Gone {
     /// Whether a series with these labels belongs to something that went.
     fn holds(&self, labels: &Labels<'_>) -> bool {
+        if labels.get("canary").is_some_and(|c| self.canaries.contains(c)) {
+            return true;
+        }
         let (Some(namespace), Some(ingress)) = (labels.get("namespace"), labels.get("ingress")) else {
             return false;
         };
-        if self.ingresses.contains(&(namespace, ingress)) {
-            return true;
-        }
-        if labels.get("canary").is_some_and(|c| self.canaries.contains(c)) {
+        let Some(went) = self.by_ingress.get(namespace).and_then(|names| names.get(ingress)) else {
+            return false;
+        };
+        if went.whole {
             return true;
         }
         let Some(service) = labels.get("service") else { return false };
         let Some(path) = labels.get("path") else {
-            return self.services.contains(&(namespace, ingress, service));
+            return went.services.contains(service);
         };
-        if self.routes.contains(&(namespace, ingress, path, service)) {
+        if went.routes.get(path).is_some_and(|services| services.contains(service)) {
             return true;
         }
         labels.get("host").filter(|h| !h.is_empty()).is_some_and(|host| {
-            self.hosts.get(&(namespace, ingress)).is_some_and(|hosts| hosts.contains(host))
-                || self
+            went.hosts.contains(host)
+                || went
                     .hosted
-                    .get(&(namespace, ingress, path, service))
+                    .get(path)
+                    .and_then(|s| s.get(service))
                     .is_some_and(|hosts| hosts.contains(host))
         })
     }
@@ -206,6 +248,8 @@ mod tests {
     use ingress_core::{BackendRef, HostRule, Origin, PathRule};
     use prometheus::core::Collector;
 
+    use std::time::Duration;
+
     use super::super::series::{Kind, Registered, epoch};
     use super::*;
 
@@ -219,7 +263,7 @@ mod tests {
 
     /// Counts a request with these label values (a count and an observation).
     fn count(set: &SeriesSet, values: &[&str]) {
-        set.with(values, |series| {
+        set.with(values, Duration::ZERO, |series| {
             series.inc(0);
             series.observe(1, 0.05);
         });
@@ -246,14 +290,14 @@ mod tests {
         }
         let before = epoch();
 
-        let gone = Gone::ingresses([("a", "web"), ("c", "never-seen")]);
+        let gone = Arc::new(Gone::ingresses([("a", "web"), ("c", "never-seen")]));
         assert_eq!(gone.remove_from(&requests), 2);
         assert!(epoch() > before, "the per-thread caches start over");
         assert_eq!(left(&requests), (vec!["c-0 api a 200".to_owned(), "c-0 web b 200".to_owned()], 2));
 
         let unchanged = epoch();
         assert_eq!(gone.remove_from(&requests), 0);
-        assert_eq!(Gone::default().remove_from(&requests), 0);
+        assert_eq!(Arc::new(Gone::default()).remove_from(&requests), 0);
         assert_eq!(epoch(), unchanged, "nothing removed, the caches stay");
 
         // Counted again after the removal: a fresh series, not the dropped one.
@@ -283,6 +327,7 @@ mod tests {
         let after = ingress(&[("/kept", "one"), ("/moved", "one"), ("/api", "one")], None);
         let mut gone = Gone::default();
         gone.changed(&before, Some(&after));
+        let gone = Arc::new(gone);
 
         let nginx = set(&["namespace", "ingress", "path", "service"]);
         let ferry = set(&["namespace", "ingress", "service"]);
@@ -343,6 +388,7 @@ mod tests {
         );
         let mut gone = Gone::default();
         gone.changed(&before, Some(&after));
+        let gone = Arc::new(gone);
 
         let nginx = set(&["namespace", "ingress", "path", "service", "host"]);
         for (ingress, path, host) in [
@@ -392,6 +438,7 @@ mod tests {
 
         let mut moved = Gone::default();
         moved.changed(&v1, Some(&v2));
+        let moved = Arc::new(moved);
         assert_eq!(moved.remove_from(&nginx), 1);
         let mut still = Gone::default();
         still.changed(&v2, Some(&v2));
@@ -399,6 +446,7 @@ mod tests {
 
         let mut deleted = Gone::default();
         deleted.changed(&v2, None);
+        let deleted = Arc::new(deleted);
         assert_eq!(deleted.remove_from(&nginx), 1);
         assert_eq!(left(&nginx), (vec![" c-0 web a / web".to_owned()], 1));
     }

@@ -14,13 +14,17 @@
 //!
 //! The request path looks its entry up in a per-thread cache first (a lookup in the set takes
 //! its lock); a removal starts those caches over ([`epoch`]), so a label set made again counts
-//! into the set's entry, not into one it dropped.
+//! into the set's entry, not into one it dropped. A removal also keeps what it removed from
+//! being made again by requests that began before it (routed by a table that still had the
+//! route, finished after the route went): for [`TOMBSTONE_AGE`], the last [`MAX_TOMBSTONES`]
+//! removals.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
@@ -30,6 +34,24 @@ pub(crate) const MAX_LABELS: usize = 8;
 
 /// Removals so far: the per-thread caches of entries start over when it changed.
 static REMOVALS: AtomicU64 = AtomicU64::new(0);
+
+/// How long a removal keeps requests that began before it from making its label sets again.
+const TOMBSTONE_AGE: Duration = Duration::from_secs(600);
+
+/// Removals a set remembers at most for that (the oldest forgotten first).
+const MAX_TOMBSTONES: usize = 256;
+
+/// Which label sets a removal takes ([`SeriesSet::remove`]).
+pub(crate) trait Doomed: Send + Sync {
+    /// Whether the label set `labels` goes.
+    fn holds(&self, labels: &Labels<'_>) -> bool;
+}
+
+impl<F: Fn(&Labels<'_>) -> bool + Send + Sync> Doomed for F {
+    fn holds(&self, labels: &Labels<'_>) -> bool {
+        self(labels)
+    }
+}
 
 /// The removal count the per-thread caches compare with the one they were filled under.
 pub(crate) fn epoch() -> u64 {
@@ -114,11 +136,28 @@ pub(crate) struct SeriesSet {
     /// The labels of a series as exposed, sorted by name: a constant label's pair, or the
     /// index of a variable label.
     order: Vec<Result<proto::LabelPair, usize>>,
-    /// The entries, by the hash of their label values.
-    entries: Mutex<HashMap<u64, Vec<Arc<Entry>>>>,
+    /// The entries, and the removals that keep theirs from being made again.
+    entries: Mutex<Entries>,
     /// Each family's counts of the entries removed so far, so that [`SeriesSet::total`] never
     /// goes back.
     retired: Box<[AtomicU64]>,
+}
+
+/// The entries of a set, by the hash of their label values, and its recent removals.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<u64, Vec<Arc<Entry>>>,
+    /// The recent removals, oldest first.
+    tombstones: VecDeque<Tombstone>,
+}
+
+/// When a removal was made, and what it took.
+type Tombstone = (Instant, Arc<dyn Doomed>);
+
+impl std::fmt::Debug for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entries").field("map", &self.map).field("tombstones", &self.tombstones.len()).finish()
+    }
 }
 
 /// A family to make: its name, its help text and what it counts.
@@ -164,10 +203,11 @@ impl SeriesSet {
         })
     }
 
-    /// Hands `record` the series of the label `values`, made on first use: one per label, in
-    /// the set's order (values past the set's labels are left out, as ingress-nginx's `host`
-    /// without `--metrics-per-host`; a missing one is empty).
-    pub(crate) fn with(&self, values: &[&str], record: impl FnOnce(Series<'_>)) {
+    /// Hands `record` the series of the label `values` of a request that took `took`, made
+    /// on first use unless a removal since the request began took them (then `record` is not
+    /// called): one value per label, in the set's order (values past the set's labels are left
+    /// out, as ingress-nginx's `host` without `--metrics-per-host`; a missing one is empty).
+    pub(crate) fn with(&self, values: &[&str], took: Duration, record: impl FnOnce(Series<'_>)) {
         let values = &values[..values.len().min(self.labels.len())];
         let hash = foldhash::fast::FixedState::default().hash_one((self.id, values));
         CACHE.with_borrow_mut(|(seen, cache)| {
@@ -178,7 +218,7 @@ impl SeriesSet {
             let entry = match cache.get(&hash).filter(|e| e.is(self.id, values)) {
                 Some(entry) => entry,
                 None => {
-                    let entry = self.entry(hash, values);
+                    let Some(entry) = self.entry(hash, values, took) else { return };
                     cache.insert(hash, entry);
                     &cache[&hash]
                 }
@@ -187,26 +227,44 @@ impl SeriesSet {
         });
     }
 
-    /// The set's entry of `values`, made if there is none.
-    fn entry(&self, hash: u64, values: &[&str]) -> Arc<Entry> {
+    /// The set's entry of `values`, made if there is none and no removal made since a request
+    /// that took `took` began took them.
+    fn entry(&self, hash: u64, values: &[&str], took: Duration) -> Option<Arc<Entry>> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let bucket = entries.entry(hash).or_default();
-        if let Some(found) = bucket.iter().find(|e| e.is(self.id, values)) {
-            return Arc::clone(found);
+        let found = entries.map.get(&hash).and_then(|bucket| bucket.iter().find(|e| e.is(self.id, values)));
+        if let Some(found) = found {
+            return Some(Arc::clone(found));
         }
         let entry = Arc::new(Entry::new(self.id, values, self.words));
-        bucket.push(Arc::clone(&entry));
-        entry
+        if !entries.tombstones.is_empty() {
+            // `None`: began before the clock's start, so before every removal.
+            let began = Instant::now().checked_sub(took);
+            let labels = Labels { names: &self.labels, entry: &entry };
+            let since = |at: &Instant| began.is_none_or(|began| began < *at);
+            if entries.tombstones.iter().any(|(at, doomed)| since(at) && doomed.holds(&labels)) {
+                return None;
+            }
+        }
+        entries.map.entry(hash).or_default().push(Arc::clone(&entry));
+        Some(entry)
     }
 
     /// Removes the entries whose labels `doomed` picks; how many went. Their counts stay in
-    /// [`SeriesSet::total`].
-    pub(crate) fn remove(&self, doomed: impl Fn(&Labels<'_>) -> bool) -> usize {
+    /// [`SeriesSet::total`]; requests that began before the removal do not make them again
+    /// (see the module documentation).
+    pub(crate) fn remove(&self, doomed: &Arc<dyn Doomed>) -> usize {
         let mut removed = 0;
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.retain(|_, bucket| {
+        let now = Instant::now();
+        let mut guard = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = &mut *guard;
+        entries.tombstones.retain(|(at, _)| now.duration_since(*at) < TOMBSTONE_AGE);
+        if entries.tombstones.len() >= MAX_TOMBSTONES {
+            entries.tombstones.pop_front();
+        }
+        entries.tombstones.push_back((now, Arc::clone(doomed)));
+        entries.map.retain(|_, bucket| {
             bucket.retain(|entry| {
-                let gone = doomed(&Labels { names: &self.labels, entry });
+                let gone = doomed.holds(&Labels { names: &self.labels, entry });
                 if gone {
                     removed += 1;
                     for (retired, f) in self.retired.iter().zip(&self.families) {
@@ -217,7 +275,7 @@ impl SeriesSet {
             });
             !bucket.is_empty()
         });
-        drop(entries);
+        drop(guard);
         if removed > 0 {
             REMOVALS.fetch_add(1, Ordering::Relaxed);
         }
@@ -234,7 +292,7 @@ impl SeriesSet {
         // Under the lock that removals hold: no entry counted both live and retired, or neither.
         let (retired, entries) = {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            (retired.load(Ordering::Relaxed), entries.values().flatten().cloned().collect::<Vec<_>>())
+            (retired.load(Ordering::Relaxed), entries.map.values().flatten().cloned().collect::<Vec<_>>())
         };
         retired + entries.iter().map(|e| e.words[f.offset].load(Ordering::Relaxed)).sum::<u64>()
     }
@@ -242,7 +300,7 @@ impl SeriesSet {
     /// The entries as they are now (the lock is held only to copy the list).
     fn snapshot(&self) -> Vec<Arc<Entry>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.values().flatten().cloned().collect()
+        entries.map.values().flatten().cloned().collect()
     }
 
     /// The label pairs of `entry`'s series, sorted by name.
@@ -472,7 +530,7 @@ mod tests {
             (["200", "/a", "bc"], 0.5, Some(0.5)),
         ];
         let count = |values: &[&str], took: f64, up: Option<f64>| {
-            set.with(values, |series| {
+            set.with(values, Duration::ZERO, |series| {
                 series.inc(0);
                 series.observe(1, took);
                 if let Some(up) = up {
@@ -514,7 +572,8 @@ mod tests {
 
         // A removed label set's requests stay in the total (nginx's request count never goes
         // back), not in the exposition.
-        assert_eq!(set.remove(|labels| labels.get("ingress") == Some("bc")), 1);
+        let bc: Arc<dyn Doomed> = Arc::new(|labels: &Labels<'_>| labels.get("ingress") == Some("bc"));
+        assert_eq!(set.remove(&bc), 1);
         assert_eq!(set.total(0), 5);
         assert!(!render(&ours).contains(r#"ingress="bc""#));
         count(&["200", "/a", "bc"], 0.02, None);
@@ -537,7 +596,7 @@ mod tests {
                 scope.spawn(move || {
                     for i in 0..2_000 {
                         let route = if i % 2 == 0 { "even" } else { "odd" };
-                        set.with(&[route], |series| {
+                        set.with(&[route], Duration::ZERO, |series| {
                             series.inc(0);
                             series.observe(1, f64::from(t) * 0.05);
                         });
@@ -556,6 +615,29 @@ mod tests {
             assert_eq!(buckets, [1_000, 3_000, 4_000]);
             assert!((h.get_sample_sum() - 1_000.0 * (0.05 + 0.1 + 0.15)).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn requests_that_began_before_a_removal_do_not_make_its_label_sets_again() {
+        let set = SeriesSet::new(&["ingress"], &constant(), &[("requests", "help", Kind::Counter)]).unwrap();
+        let count = |ingress: &str, took: Duration| set.with(&[ingress], took, |series| series.inc(0));
+        let live = |ingress: &str| set.snapshot().iter().any(|e| e.value(0) == ingress);
+        count("gone", Duration::ZERO);
+        count("kept", Duration::ZERO);
+        // `never` had no series yet: its first request finishes after the removal.
+        let gone = |labels: &Labels<'_>| matches!(labels.get("ingress"), Some("gone" | "never"));
+        assert_eq!(set.remove(&(Arc::new(gone) as Arc<dyn Doomed>)), 1);
+        let long = Duration::from_secs(30);
+        for ingress in ["gone", "never", "kept"] {
+            count(ingress, long);
+        }
+        assert!(!live("gone") && !live("never"), "a long request routed before the removal");
+        assert!(live("kept"));
+        assert_eq!(set.total(0), 3, "the two requests the removal refused are not counted");
+        // A request that began after it (an Ingress of that name made again) counts.
+        count("gone", Duration::ZERO);
+        assert!(live("gone"));
+        assert_eq!(set.total(0), 4);
     }
 
     #[test]
