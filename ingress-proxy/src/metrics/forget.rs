@@ -35,7 +35,7 @@ pub(crate) struct Gone {
     by_ingress: HashMap<Box<str>, HashMap<Box<str>, Went>>,
     /// Canary upstream names (`namespace-service-port`, the `canary` label) that a canary
     /// Ingress that went or changed no longer sends requests to.
-    canaries: HashSet<Box<str>>,
+    canaries: Names,
 }
 
 /// What of one Ingress went.
@@ -44,17 +44,17 @@ struct Went {
     /// All of it.
     whole: bool,
     /// By path: the Services of ingress-nginx's series no route of it makes any more.
-    routes: HashMap<Box<str>, HashSet<Box<str>>>,
+    routes: HashMap<Box<str>, Names>,
     /// The Services of Ferry's series (no path label) no route of it makes any more.
-    services: HashSet<Box<str>>,
+    services: Names,
     /// The hosts (lower-case, as the `host` label has them) it no longer names.
-    hosts: HashSet<Box<str>>,
+    hosts: Names,
     /// By path, then Service: the hosts under which it no longer routes the pair (another of
     /// its hosts still does).
     hosted: HashMap<Box<str>, HashMap<Box<str>, Names>>,
 }
 
-/// A set of names (Services, hosts).
+/// A set of names (Services, hosts, canary upstreams).
 type Names = HashSet<Box<str>>;
 
 impl Went {

@@ -275,6 +275,10 @@ impl SeriesSet {
             });
             !bucket.is_empty()
         });
+        // After a mass removal (a namespace deleted), the room its entries took goes too.
+        if entries.map.capacity() > 4 * entries.map.len() + 64 {
+            entries.map.shrink_to_fit();
+        }
         drop(guard);
         if removed > 0 {
             REMOVALS.fetch_add(1, Ordering::Relaxed);
@@ -638,6 +642,21 @@ mod tests {
         count("gone", Duration::ZERO);
         assert!(live("gone"));
         assert_eq!(set.total(0), 4);
+    }
+
+    #[test]
+    fn a_mass_removal_gives_the_room_back() {
+        let set = SeriesSet::new(&["ingress"], &constant(), &[("requests", "help", Kind::Counter)]).unwrap();
+        let names: Vec<String> = (0..2_000).map(|i| format!("ing-{i}")).collect();
+        for name in &names {
+            set.with(&[name], Duration::ZERO, |series| series.inc(0));
+        }
+        let room = || set.entries.lock().unwrap().map.capacity();
+        assert!(room() >= 2_000);
+        let all: Arc<dyn Doomed> = Arc::new(|labels: &Labels<'_>| labels.get("ingress") != Some("ing-0"));
+        assert_eq!(set.remove(&all), 1_999);
+        assert!(room() < 100, "{} slots kept for one entry", room());
+        assert_eq!(set.total(0), 2_000);
     }
 
     #[test]
