@@ -6,8 +6,8 @@
 //!
 //! Two request sets per size: `routes` is the criterion bench's (1,000 requests, as
 //! `lookup/hit/<routes>`), `sweep` spreads 70,000 requests over every host and path shape of the
-//! table (at 100k routes the table no longer fits the caches; at 100 it does: the less
-//! flattering figure).
+//! table (at 100k routes, 16 MB, the table no longer fits a core's first two cache levels; at
+//! 100 it fits the first: the less flattering figure).
 //!
 //! Prints each round's ratio range and the run's flatness per set. `FLATNESS_ONLY=<hosts>:<set>:<passes>`
 //! makes only that many passes on that table (and prints nothing), for an instruction and
