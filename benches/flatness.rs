@@ -1,5 +1,6 @@
-//! Route lookup flatness, 100k against 100 routes, measured so that a shared machine's noise
-//! hits both sizes alike: the two tables are timed in turn, one pass over their requests each
+//! Route lookup flatness, 100k against 100 routes, measured so that a shared machine's load
+//! hits both sizes alike (not a neighbour's traffic through the shared caches, though: that
+//! evicts the larger table's working set, not the smaller's): the two tables are timed in turn, one pass over their requests each
 //! (the order swapped every round), for `ROUNDS` rounds; a size's figure is the median of its
 //! passes, flatness the ratio of the two medians. The criterion bench (`routes`) times one size
 //! after the other, seconds apart, so a busy neighbour in between moves its ratio.
@@ -9,7 +10,7 @@
 //! table (at 100k routes, 16 MB, the table no longer fits a core's first two cache levels; at
 //! 100 it fits the first: the less flattering figure).
 //!
-//! Prints each round's ratio range and the run's flatness per set. `FLATNESS_ONLY=<hosts>:<set>:<passes>`
+//! Prints, per set, each size's median, the run's flatness and the rounds' ratios (p10..p90). `FLATNESS_ONLY=<hosts>:<set>:<passes>`
 //! makes only that many passes on that table (and prints nothing), for an instruction and
 //! cache-miss count against a run of 0 passes: `benches/flatness.sh` does both, several runs.
 #![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
