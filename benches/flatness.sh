@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Route lookup flatness, 100k against 100 routes (benches/flatness.rs), `RUNS` runs (default
-# 5) of the two tables timed in turn, so that the machine's noise hits both sizes alike; then
+# 5) of the two tables timed in turn, so that the machine's load hits both sizes alike (not all
+# of its noise: see flatness.rs); then
 # what each lookup costs in instructions and data-cache misses at both sizes, counted by the
 # CPU (`perf stat`) or, where the machine has no hardware counters (a VM), simulated by
 # valgrind's cachegrind: a run of N passes minus a run of none (building the tables costs the
