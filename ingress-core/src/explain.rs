@@ -150,7 +150,7 @@ impl RouteTable {
                 let why = format!(
                     "same host, path and path type as {} in {}, which takes precedence",
                     w.field(),
-                    block.origins[w.origin as usize]
+                    block.members[w.origin as usize].origin
                 );
                 paths.push(candidate(block, &s.route, Verdict::Shadowed(why)));
             }
@@ -159,7 +159,7 @@ impl RouteTable {
         let route = self.lookup(host, &path);
         let (decision, reason) = match (winner, route.map(|r| r.matched_by)) {
             (Some((block, w)), _) => (
-                Decision::Path { origin: block.origins[w.origin as usize].clone(), field: w.field() },
+                Decision::Path { origin: block.members[w.origin as usize].origin.clone(), field: w.field() },
                 if w.kind.is_regex_host() {
                     format!(
                         "regex `^{}` (case-insensitive) is the first to match `{path}` on this regex host \
@@ -210,7 +210,7 @@ fn candidate(block: &HostBlock, r: &CompiledRoute, verdict: Verdict) -> PathCand
     PathCandidate {
         path: block.text(r.path).to_owned(),
         path_type: r.path_type,
-        origin: block.origins[r.origin as usize].clone(),
+        origin: block.members[r.origin as usize].origin.clone(),
         field: r.field(),
         backend: block.backends[r.backend as usize].key().clone(),
         verdict,
@@ -226,7 +226,7 @@ fn lost_because(block: &HostBlock, winner: &CompiledRoute, loser: &CompiledRoute
     } else if winner.kind != loser.kind {
         format!("{} loses to {} at equal length", loser.path_type, winner.path_type)
     } else {
-        format!("ingress {} is older", block.origins[winner.origin as usize])
+        format!("ingress {} is older", block.members[winner.origin as usize].origin)
     }
 }
 

@@ -8,9 +8,11 @@ use hashbrown::HashTable;
 
 mod host;
 mod index;
+mod keys;
 
-pub(crate) use host::{Aliases, CompiledCanary, CompiledRoute, HostBlock, Shadowed, Span, Target};
+pub(crate) use host::{Aliases, CompiledCanary, CompiledRoute, HostBlock, Member, Shadowed, Span, Target};
 pub(crate) use index::{HostIndex, IndexWriter};
+pub(crate) use keys::{MAX_TRAILING, push as push_key};
 
 use crate::host::{HostBuf, eq_bytes, lowercase_into, trim_host, wildcard_suffix};
 use crate::path;
@@ -242,11 +244,7 @@ impl RouteTable {
     pub fn lookup(&self, host: &str, path: &str) -> Option<Route<'_>> {
         let path = path::strip_query(path);
         if let Some((id, block)) = self.find_host(host) {
-            if let Some(i) = block
-                .routes
-                .iter()
-                .position(|r| path::matches(r.kind, block.bytes(r.path), path.as_bytes(), &block.regexes))
-            {
+            if let Some(i) = keys::first_match(block, path.as_bytes()) {
                 return block.route_match(id, index_u32(i));
             }
             if block.default.is_some() {

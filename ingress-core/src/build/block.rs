@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use super::{Services, index, resolve};
 use crate::path::{self, MatchKind};
-use crate::table::{Aliases, CompiledCanary, CompiledRoute, HostBlock, Shadowed, Span, Target};
+use crate::table::{
+    Aliases, CompiledCanary, CompiledRoute, HostBlock, MAX_TRAILING, Member, Shadowed, Span, Target, push_key,
+};
 use crate::{
     Backend, BackendRef, EndpointStore, Field, HostPattern, Ingress, Origin, PathType, Reason, Rejection,
-    RoutePolicy,
 };
 
 /// The regexes compiled so far, by pattern: a pattern many hosts use is compiled once, and
@@ -32,7 +33,7 @@ struct PendingRoute<'a> {
     kind: MatchKind,
     path_type: PathType,
     backend: u32,
-    /// Index in the block's origins, which are in age order: comparing indices compares ages.
+    /// Index in the block's members, which are in age order: comparing indices compares ages.
     origin: u32,
     rule: u32,
     index: u32,
@@ -78,9 +79,7 @@ struct Block<'a, 'e> {
     services: &'a Services,
     endpoints: &'e mut EndpointStore,
     backends: Vec<Backend>,
-    origins: Vec<Origin>,
-    policies: Vec<Arc<RoutePolicy>>,
-    fallbacks: Vec<Option<u32>>,
+    members: Vec<Member>,
     routes: Vec<PendingRoute<'a>>,
     canaries: Vec<CompiledCanary>,
     default: Option<Target>,
@@ -110,9 +109,7 @@ pub(super) fn build(
         services,
         endpoints,
         backends: Vec::new(),
-        origins: Vec::with_capacity(mains.len() + canaries.len()),
-        policies: Vec::with_capacity(mains.len() + canaries.len()),
-        fallbacks: Vec::with_capacity(mains.len() + canaries.len()),
+        members: Vec::with_capacity(mains.len() + canaries.len()),
         routes: Vec::new(),
         canaries: Vec::new(),
         default: None,
@@ -161,10 +158,8 @@ impl<'a> Block<'a, '_> {
     }
 
     fn add_origin(&mut self, ing: &Ingress, fallback: Option<u32>) -> u32 {
-        self.origins.push(ing.origin.clone());
-        self.policies.push(Arc::clone(&ing.policy));
-        self.fallbacks.push(fallback);
-        index(self.origins.len() - 1)
+        self.members.push(Member { origin: ing.origin.clone(), policy: Arc::clone(&ing.policy), fallback });
+        index(self.members.len() - 1)
     }
 
     fn add_main(&mut self, ing: &'a Ingress) {
@@ -246,7 +241,7 @@ impl<'a> Block<'a, '_> {
             Some((first, _)) => {
                 let why = format!(
                     "host `{}` already has the aliases of {}, which takes precedence (older, or first)",
-                    self.pattern, self.origins[first as usize]
+                    self.pattern, self.members[first as usize].origin
                 );
                 for alias in &ing.aliases {
                     self.reject(
@@ -288,7 +283,7 @@ impl<'a> Block<'a, '_> {
                     continue;
                 };
                 if let Some(other) = self.routes[i].canary {
-                    let winner = self.origins[self.canaries[other as usize].origin as usize].clone();
+                    let winner = self.members[self.canaries[other as usize].origin as usize].origin.clone();
                     let why = format!("{winner} already splits this route (the older canary wins)");
                     self.reject(&ing.origin, field, Reason::Canary { why });
                     continue;
@@ -325,45 +320,59 @@ impl<'a> Block<'a, '_> {
         } else {
             routes_in.sort_unstable_by(precedence);
         }
-        let mut arena =
-            String::with_capacity(name.len() + routes_in.iter().map(|r| r.written.len()).sum::<usize>());
-        let mut push = |text: &str| {
-            let span = Span { start: index(arena.len()), len: index(text.len()) };
-            arena.push_str(text);
-            span
-        };
-        let name_span = push(name);
-        let mut routes = Vec::with_capacity(routes_in.len());
-        let mut shadowed = Vec::new();
-        let mut winner: Option<(usize, u32)> = None;
+        // Settle the conflicts first: the arena holds the keys of the routes that won, in
+        // order, right after the name (see `table::keys`), then the paths of the losers.
+        let mut winners: Vec<usize> = Vec::with_capacity(routes_in.len());
+        let mut losers = Vec::new();
         for (i, r) in routes_in.iter().enumerate() {
-            // Outside regex mode the arena holds the path as written, of which the matched
-            // form is a prefix (a `Prefix` path's trailing slashes trimmed), so both are kept.
-            let (text, trailing) = match r.written.strip_prefix(r.path).map(|rest| u8::try_from(rest.len())) {
-                _ if regex_host => (r.written, 0),
-                Some(Ok(trailing)) => (r.written, trailing),
-                _ => (r.path, 0),
-            };
-            let span = |span: Span| Span { start: span.start, len: span.len - u32::from(trailing) };
-            match winner {
-                Some((w, w_at)) if same_claim(&routes_in[w], r, regex_host) => {
+            match winners.last() {
+                Some(&w) if same_claim(&routes_in[w], r, regex_host) => {
                     let w = &routes_in[w];
                     self.rejected.push(Rejection {
-                        origin: self.origins[r.origin as usize].clone(),
+                        origin: self.members[r.origin as usize].origin.clone(),
                         field: r.field(),
                         reason: Reason::Duplicate {
-                            winner: self.origins[w.origin as usize].clone(),
+                            winner: self.members[w.origin as usize].origin.clone(),
                             winner_field: w.field(),
                         },
                     });
-                    let route = CompiledRoute { trailing, ..compiled(r, span(push(text))) };
-                    shadowed.push(Shadowed { route, winner: w_at });
+                    losers.push((i, index(winners.len() - 1)));
                 }
-                _ => {
-                    winner = Some((i, index(routes.len())));
-                    routes.push(CompiledRoute { trailing, ..compiled(r, span(push(text))) });
-                }
+                _ => winners.push(i),
             }
+        }
+        // Outside regex mode a route keeps the path as written, of which the matched form is
+        // a prefix (a `Prefix` path's trailing slashes trimmed): both in one span of the arena.
+        // A regex host's routes match as written.
+        let texts = |r: &PendingRoute<'a>| -> (&'a str, &'a str) {
+            match r.written.strip_prefix(r.path) {
+                _ if regex_host => (r.written, ""),
+                Some(rest) if rest.len() <= MAX_TRAILING => (r.path, rest),
+                _ => (r.path, ""),
+            }
+        };
+        let mut arena =
+            String::with_capacity(name.len() + routes_in.iter().map(|r| r.written.len() + 4).sum::<usize>());
+        arena.push_str(name);
+        let name_span = Span { start: 0, len: index(name.len()) };
+        let mut routes = Vec::with_capacity(winners.len());
+        for &i in &winners {
+            let r = &routes_in[i];
+            let (path, rest) = texts(r);
+            let span = push_key(&mut arena, r.kind, path, rest);
+            routes
+                .push(CompiledRoute { trailing: u8::try_from(rest.len()).unwrap_or(0), ..compiled(r, span) });
+        }
+        let mut shadowed = Vec::with_capacity(losers.len());
+        for (i, winner) in losers {
+            let r = &routes_in[i];
+            let (path, rest) = texts(r);
+            let span = Span { start: index(arena.len()), len: index(path.len()) };
+            arena.push_str(path);
+            arena.push_str(rest);
+            let route =
+                CompiledRoute { trailing: u8::try_from(rest.len()).unwrap_or(0), ..compiled(r, span) };
+            shadowed.push(Shadowed { route, winner });
         }
         let kind = self.pattern.specificity();
         let passthrough = self.passthrough.and_then(|origin| {
@@ -377,14 +386,14 @@ impl<'a> Block<'a, '_> {
                 (_, Some(backend)) => return Some(backend),
             };
             self.rejected.push(Rejection {
-                origin: self.origins[origin as usize].clone(),
+                origin: self.members[origin as usize].origin.clone(),
                 field: Field::Annotation("ssl-passthrough"),
                 reason: Reason::Passthrough { host: self.pattern.to_string(), why: why.to_owned() },
             });
             None
         });
         let aliases = self.aliases.map(|(origin, names)| {
-            Box::new(Aliases { origin: self.origins[origin as usize].clone(), names: names.to_vec() })
+            Box::new(Aliases { origin: self.members[origin as usize].origin.clone(), names: names.to_vec() })
         });
         let mut block = HostBlock {
             kind,
@@ -394,14 +403,7 @@ impl<'a> Block<'a, '_> {
             default: self.default,
             tls: self.tls && kind != 2,
             backends: self.backends.into_boxed_slice(),
-            origins: self.origins.into_boxed_slice(),
-            policies: self.policies.into_boxed_slice(),
-            // None at all (the usual case) is an empty list: a lookup then reads nothing for it.
-            fallbacks: if self.fallbacks.iter().all(Option::is_none) {
-                Box::default()
-            } else {
-                self.fallbacks.into_boxed_slice()
-            },
+            members: self.members.into_boxed_slice(),
             canaries: self.canaries.into_boxed_slice(),
             regexes: compiled_regexes.into_boxed_slice(),
             shadowed: shadowed.into_boxed_slice(),
@@ -428,7 +430,7 @@ impl<'a> Block<'a, '_> {
         compiled: &mut Vec<regex::bytes::Regex>,
     ) {
         let mut seen: HashMap<&str, u32> = HashMap::new();
-        let origins = &self.origins;
+        let members = &self.members;
         let rejected = &mut self.rejected;
         routes.retain_mut(|r| {
             if !path::has_regex_syntax(r.written) {
@@ -455,7 +457,7 @@ impl<'a> Block<'a, '_> {
                 }
                 Err(why) => {
                     rejected.push(Rejection {
-                        origin: origins[r.origin as usize].clone(),
+                        origin: members[r.origin as usize].origin.clone(),
                         field: r.field(),
                         reason: Reason::InvalidPath { path: r.written.to_owned(), why },
                     });

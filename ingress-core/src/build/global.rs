@@ -11,7 +11,7 @@ use hashbrown::HashTable;
 use super::ingress::Entry;
 use super::rebuild::{ByAge, Key, Map, Set};
 use super::{Built, TableBuilder, block, index, resolve};
-use crate::table::{HostBlock, HostRedirect, IndexWriter, Slot, Target};
+use crate::table::{HostBlock, HostRedirect, IndexWriter, Member, Slot, Target};
 use crate::{
     Backend, EndpointStore, Field, HostPattern, Ingress, Reason, Rejection, RoutePolicy, RouteTable,
     StreamRoute,
@@ -130,9 +130,7 @@ fn catch_all_block(
         kind: 2,
         default: Some(Target { backend: default, origin: 0 }),
         backends: backends.into_boxed_slice(),
-        origins: Box::new([ing.origin.clone()]),
-        policies: Box::new([Arc::clone(&ing.policy)]),
-        fallbacks: Box::new([fallback]),
+        members: Box::new([Member { origin: ing.origin.clone(), policy: Arc::clone(&ing.policy), fallback }]),
         ..HostBlock::default()
     })
 }
