@@ -87,12 +87,13 @@ pub(crate) struct Member {
 /// block by name, then never leave it. Built from the Ingresses that have a rule for the host
 /// (see `build::block`); the conflicts between them are settled inside it.
 ///
-/// Laid out for the lookup (`repr(C)`, aligned to a cache line): the first line holds what
-/// every lookup reads (the arena, where the name and the path keys are, and the routes), the
-/// second what a lookup reads once a route matched; the rest is for `explain`, the build and
-/// the TLS side. At 100k routes a lookup misses the cache on nearly every line it touches.
+/// Laid out for the lookup (`repr(C)`): first what every lookup reads (the arena, where the name
+/// and the path keys are, and the routes), then what a lookup reads once a route matched, then
+/// what `explain`, the build and the TLS side read. At 100k routes a lookup misses the cache on
+/// nearly every line it touches. (Aligned to a cache line, the block saved no miss in
+/// cachegrind's count and took 0.9 MB more at 100k routes.)
 #[derive(Debug, Default)]
-#[repr(C, align(64))]
+#[repr(C)]
 pub(crate) struct HostBlock {
     /// The host name (the wildcard's suffix; empty for "any"), then the path keys of the
     /// routes (see `table::keys`), then the paths of the shadowed rules.
