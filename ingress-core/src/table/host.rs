@@ -73,8 +73,8 @@ pub(crate) struct Aliases {
     pub(crate) names: Vec<String>,
 }
 
-/// An Ingress of a block (with a rule for its host), with what the routes it declared apply:
-/// a block's routes point at it by index, its origin index.
+/// An Ingress with a rule for a block's host, with what its routes apply. Routes, canaries and
+/// the default backend name it by its index in `HostBlock::members` (their `origin`).
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) origin: Origin,

@@ -8,9 +8,10 @@
 //! A key is a head of four ASCII bytes, then the path as matched, then the trailing slashes its
 //! written form has beyond that (see `CompiledRoute::trailing`). The head: the match kind (`0`
 //! exact, `1` prefix, `2` folded, `3` regex), the count of trailing bytes (below 128), then
-//! the path's length in two bytes of seven bits, low first. A path of [`LONG`] bytes or more
-//! (no Kubernetes limit forbids one) has the kind `L` and lengths of 0: the lookup reads that
-//! route's compiled form instead. ASCII keeps the arena a `str`, its paths whole `str`s between
+//! the path's length in two bytes of seven bits, low first. A regex key is matched by its
+//! compiled route (which names the regex). A path of [`LONG`] bytes or more (no Kubernetes limit
+//! forbids one) has the kind `L` and lengths of 0: the lookup reads that route's compiled form
+//! instead. ASCII keeps the arena a `str`, its paths whole `str`s between
 //! heads that are whole characters; a fixed head keeps the scan to a few instructions a key.
 
 use super::{HostBlock, Span};
