@@ -1,8 +1,8 @@
 //! Route lookup flatness, 100k against 100 routes, measured so that a shared machine's load
 //! hits both sizes alike (not a neighbour's traffic through the shared caches, though: that
-//! evicts the larger table's working set, not the smaller's): the two tables are timed in turn, one pass over their requests each
-//! (the order swapped every round), for `ROUNDS` rounds; a size's figure is the median of its
-//! passes, flatness the ratio of the two medians. The criterion bench (`routes`) times one size
+//! evicts the larger table's working set, not the smaller's): the two tables are timed in turn,
+//! one pass over their requests each (the order swapped every round), for `ROUNDS` rounds; a
+//! size's figure is the median of its passes, flatness the ratio of the two medians. The criterion bench (`routes`) times one size
 //! after the other, seconds apart, so a busy neighbour in between moves its ratio.
 //!
 //! Two request sets per size: `routes` is the criterion bench's (1,000 requests, as
@@ -10,9 +10,10 @@
 //! table (at 100k routes, 16 MB, the table no longer fits a core's first two cache levels; at
 //! 100 it fits the first: the less flattering figure).
 //!
-//! Prints, per set, each size's median, the run's flatness and the rounds' ratios (p10..p90). `FLATNESS_ONLY=<hosts>:<set>:<passes>`
-//! makes only that many passes on that table (and prints nothing), for an instruction and
-//! cache-miss count against a run of 0 passes: `benches/flatness.sh` does both, several runs.
+//! Prints, per set, each size's median, the run's flatness and the rounds' ratios (p10..p90).
+//! `FLATNESS_ONLY=<hosts>:<set>:<passes>` makes only that many passes on that table (and prints
+//! nothing), for an instruction and cache-miss count against a run of 0 passes:
+//! `benches/flatness.sh` does both, several runs.
 #![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
 
 use std::hint::black_box;

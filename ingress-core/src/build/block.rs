@@ -360,8 +360,7 @@ impl<'a> Block<'a, '_> {
             let r = &routes_in[i];
             let (path, rest) = texts(r);
             let span = push_key(&mut arena, r.kind, path, rest);
-            routes
-                .push(CompiledRoute { trailing: u8::try_from(rest.len()).unwrap_or(0), ..compiled(r, span) });
+            routes.push(compiled(r, span, rest));
         }
         let mut shadowed = Vec::with_capacity(losers.len());
         for (i, winner) in losers {
@@ -370,9 +369,7 @@ impl<'a> Block<'a, '_> {
             let span = Span { start: index(arena.len()), len: index(path.len()) };
             arena.push_str(path);
             arena.push_str(rest);
-            let route =
-                CompiledRoute { trailing: u8::try_from(rest.len()).unwrap_or(0), ..compiled(r, span) };
-            shadowed.push(Shadowed { route, winner });
+            shadowed.push(Shadowed { route: compiled(r, span, rest), winner });
         }
         let kind = self.pattern.specificity();
         let passthrough = self.passthrough.and_then(|origin| {
@@ -497,10 +494,12 @@ pub(super) fn host_name(pattern: &HostPattern) -> &str {
     }
 }
 
-fn compiled(r: &PendingRoute<'_>, path: Span) -> CompiledRoute {
+/// The compiled form of `r`, matched by the arena's `path`, written with `trailing` after it
+/// (at most `MAX_TRAILING` bytes).
+fn compiled(r: &PendingRoute<'_>, path: Span, trailing: &str) -> CompiledRoute {
     CompiledRoute {
         path,
-        trailing: 0,
+        trailing: u8::try_from(trailing.len()).unwrap_or(0),
         backend: r.backend,
         origin: r.origin,
         rule: r.rule,
