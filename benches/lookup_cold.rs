@@ -5,7 +5,10 @@
 //! lookup (p50 and p99 of the cold batches) and the 100k/100 ratio; then, for scale, what one
 //! load costs when it depends on the one before and lands at a random place in 256 MiB (a
 //! cache miss to memory, as each step of a cold lookup is: the hash table, the host's block,
-//! its paths, the route), and the cold lookup at 100k routes in such loads.
+//! its paths, the route), and the cold lookup at 100k routes in such loads. Last, the same
+//! dependent load over working sets from 1 to 256 MiB, in 4 KiB and in 2 MiB pages: where this
+//! machine's cache levels end, and what one load that leaves them costs at best (no design of
+//! the table can make a lookup that reads one such line cost less).
 //!
 //! `LOOKUP_ONLY=<hosts>:<lookups>` does only that many warm-sweep lookups on that table (and
 //! prints nothing), for a cache-miss count against a run of 0 lookups (`perf stat`, or
@@ -30,12 +33,75 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
+/// Memory for [`dependent_load_ns`], mapped fresh from the OS (no page of it used before, so
+/// its page size is the one asked for), 2 MiB aligned, unmapped on drop.
+struct Mapped {
+    base: *mut libc::c_void,
+    len: usize,
+    words: *mut u32,
+    n: usize,
+}
+
+impl Mapped {
+    const HUGE: usize = 2 << 20;
+
+    /// `n` words in 2 MiB pages (transparent huge pages, asked for with `madvise`) or in 4 KiB
+    /// pages; `None` if the OS refused the mapping.
+    #[allow(unsafe_code)]
+    fn new(n: usize, huge: bool) -> Option<Self> {
+        let len = n * std::mem::size_of::<u32>() + Self::HUGE;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        let offset = (Self::HUGE - base as usize % Self::HUGE) % Self::HUGE;
+        let advice = if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+        // SAFETY: the range lies inside the mapping made above. A refused advice (no THP in
+        // this kernel) leaves 4 KiB pages: the figure then says so by not dropping.
+        unsafe { libc::madvise(base, len, advice) };
+        // SAFETY: `offset + 4n` bytes fit in `len`; the pointer is 4-byte aligned (the mapping
+        // is page aligned, the offset a multiple of 2 MiB).
+        let words = unsafe { base.cast::<u8>().add(offset).cast::<u32>() };
+        Some(Self { base, len, words, n })
+    }
+
+    #[allow(unsafe_code)]
+    fn slice(&mut self) -> &mut [u32] {
+        // SAFETY: `n` words from `words` lie in the mapping, which lives as long as `self`;
+        // anonymous memory starts zeroed, so every word is initialised.
+        unsafe { std::slice::from_raw_parts_mut(self.words, self.n) }
+    }
+}
+
+impl Drop for Mapped {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
 /// Nanoseconds per load of a chain of `loads` dependent loads through a random single cycle
-/// over `bytes` of memory (Sattolo's shuffle): each load's address comes from the one before,
-/// so none can start early, and almost every one misses every cache level and the TLB.
-fn dependent_load_ns(bytes: usize, loads: usize) -> f64 {
+/// over `bytes` of memory (Sattolo's shuffle), in 2 MiB pages if `huge`: each load's address
+/// comes from the one before, so none can start early. Over more memory than the caches hold,
+/// almost every load misses every cache level (and, in 4 KiB pages, the TLB).
+fn dependent_load_ns(bytes: usize, loads: usize, huge: bool) -> f64 {
     let n = bytes / std::mem::size_of::<u32>();
-    let mut next: Vec<u32> = (0..n as u32).collect();
+    let Some(mut memory) = Mapped::new(n, huge) else { return f64::NAN };
+    let next = memory.slice();
+    for (i, word) in next.iter_mut().enumerate() {
+        *word = i as u32;
+    }
     let mut x = 0x9E37_79B9_7F4A_7C15_u64;
     for i in (1..n).rev() {
         x ^= x << 13;
@@ -120,11 +186,19 @@ fn main() {
         cold_p50[1] / cold_p50[0]
     );
     let (bytes, loads) = if smoke { (4 << 20, 10_000) } else { (256 << 20, 2_000_000) };
-    let load = dependent_load_ns(bytes, loads);
+    let load = dependent_load_ns(bytes, loads, false);
     println!(
         "one dependent load at a random place in {} MiB: {load:.1} ns; the cold lookup at {} routes costs {:.1} of them",
         bytes >> 20,
         sizes[1] * PATHS_PER_HOST,
         cold_p50[1] / load
     );
+    let ladder: &[usize] = if smoke { &[1, 4] } else { &[1, 4, 8, 16, 32, 256] };
+    println!("one dependent load at a random place in a working set, ns:");
+    println!("{:>16} {:>16} {:>16}", "working set MiB", "4 KiB pages", "2 MiB pages");
+    for &mib in ladder {
+        let small = dependent_load_ns(mib << 20, loads, false);
+        let huge = dependent_load_ns(mib << 20, loads, true);
+        println!("{mib:>16} {small:>16.1} {huge:>16.1}");
+    }
 }
