@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Route lookup with cold caches (benches/lookup_cold.rs), then cache misses per lookup for 100
-# and 100k routes: a run of N warm-sweep lookups minus a run of none (building the table costs
-# the same in both), counted by the CPU (`perf stat`) or, where the machine has no hardware
-# counters (a VM), simulated by valgrind's cachegrind (its D1 and last-level models).
+# Route lookup with cold caches (benches/lookup_cold.rs, which also prints what one dependent
+# load costs over working sets of 1 to 256 MiB, in 4 KiB and in 2 MiB pages), then cache misses
+# per lookup for 100 and 100k routes: a run of N warm-sweep lookups minus a run of none
+# (building the table costs the same in both), counted by the CPU (`perf stat`) or, where the
+# machine has no hardware counters (a VM), simulated by valgrind's cachegrind (its D1 and
+# last-level models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench -p ferry-benches --bench lookup_cold
